@@ -1,0 +1,93 @@
+#include "core/numerics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace attnbench {
+
+double rel_rms_cap(Dtype dtype) {
+  switch (dtype) {
+    case Dtype::f32: return 1e-5;
+    case Dtype::f16: return 5e-3;
+    case Dtype::bf16: return 2e-2;
+  }
+  return 0;
+}
+
+double TensorVerdict::margin() const {
+  const double bound = k * err_base + floor;
+  if (bound > 0) return err / bound;
+  return err > 0 ? INFINITY : 0.0;
+}
+
+TensorVerdict check_tensor(const std::string& name, const Tensor& x, const Tensor& ref, const Tensor& base,
+                           Dtype run_dtype, Dtype store_dtype, double k) {
+  TensorVerdict v;
+  v.tensor = name;
+  v.k = k;
+  v.cap = rel_rms_cap(run_dtype);
+  if (x.numel() != ref.numel() || base.numel() != ref.numel()) {
+    v.why = fmt::format("{}: size mismatch (x {}, ref {}, base {})", name, x.numel(), ref.numel(), base.numel());
+    return v;
+  }
+  double sq_diff = 0, sq_ref = 0;
+  for (int64_t i = 0; i < ref.numel(); ++i) {
+    const double r = ref.data[i], a = x.data[i], b = base.data[i];
+    if (std::isnan(r)) continue;  // not computed by the oracle
+    ++v.compared;
+    if (std::isinf(r)) {          // e.g. lse of a fully masked row: must match exactly
+      if (a != r) ++v.nonfinite;
+      if (b != r) ++v.base_nonfinite;
+      continue;
+    }
+    if (!std::isfinite(a)) {
+      ++v.nonfinite;
+    } else {
+      const double d = std::fabs(a - r);
+      v.err = std::max(v.err, d);
+      sq_diff += d * d;
+    }
+    if (!std::isfinite(b)) ++v.base_nonfinite;
+    else v.err_base = std::max(v.err_base, std::fabs(b - r));
+    v.floor = std::max(v.floor, std::fabs(round_to(store_dtype, r) - r));
+    sq_ref += r * r;
+  }
+  v.floor *= 2.0;
+  v.rel_rms = sq_ref > 0 ? std::sqrt(sq_diff / sq_ref) : (sq_diff > 0 ? INFINITY : 0.0);
+
+  const double bound = k * v.err_base + v.floor;
+  if (v.compared == 0) {
+    v.why = fmt::format("{}: nothing compared (the oracle computed no element)", name);
+  } else if (v.nonfinite > 0) {
+    v.why = fmt::format("{}: {} NaN/Inf where ref is finite (or mismatched Inf)", name, v.nonfinite);
+  } else if (v.base_nonfinite > 0) {
+    v.why = fmt::format("{}: base has {} NaN/Inf where ref is finite; cannot judge", name, v.base_nonfinite);
+  } else if (!(v.err <= bound)) {
+    v.why = fmt::format("{}: err {:.3g} > {}*err_base {:.3g} + floor {:.3g}", name, v.err, k, v.err_base, v.floor);
+  } else if (!(v.rel_rms <= v.cap)) {
+    v.why = fmt::format("{}: rel_rms {:.3g} > cap {:.3g}", name, v.rel_rms, v.cap);
+  } else {
+    v.pass = true;
+  }
+  return v;
+}
+
+const TensorVerdict& Verdict::worst() const {
+  if (tensors.empty()) throw std::logic_error("Verdict::worst on an empty verdict");
+  for (const auto& t : tensors) {
+    if (!t.pass) return t;
+  }
+  return *std::max_element(tensors.begin(), tensors.end(),
+                           [](const TensorVerdict& a, const TensorVerdict& b) { return a.margin() < b.margin(); });
+}
+
+std::string Verdict::summary() const {
+  if (tensors.empty()) return "fail: no tensors checked";
+  if (pass) return "pass";
+  return "fail: " + worst().why;
+}
+
+}  // namespace attnbench
