@@ -1,0 +1,7 @@
+#include "bidir.h"
+
+namespace attnbench::ref {
+
+void register_bidir(Registry&) {}  // placeholder until the bidir reference lands
+
+}  // namespace attnbench::ref

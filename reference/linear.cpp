@@ -1,0 +1,7 @@
+#include "linear.h"
+
+namespace attnbench::ref {
+
+void register_linear(Registry&) {}  // placeholder until the linear reference lands
+
+}  // namespace attnbench::ref

@@ -1,0 +1,7 @@
+#include "piecewise.h"
+
+namespace attnbench::ref {
+
+void register_piecewise(Registry&) {}  // placeholder until the piecewise reference lands
+
+}  // namespace attnbench::ref
