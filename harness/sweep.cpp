@@ -11,6 +11,7 @@
 
 #include "core/algos.h"
 #include "core/gpu.h"
+#include "check.h"
 #include "core/numerics.h"
 #include "errors.h"
 #include "host_info.h"
@@ -27,85 +28,6 @@ uint64_t point_seed(uint64_t seed, const Problem& p, Dtype dt) {
   const std::string key = fmt::format("{}/{}/{}/{}/{}/{}", p.algo, p.variant, p.shape_string(), p.params_string(),
                                       dtype_name(dt), seed);
   return std::hash<std::string>{}(key);
-}
-
-// The oracle (`ref` of the rule) and the same-precision `base` of one point, computed lazily and
-// once per pass. The oracle is the fp64 CPU reference; base is the CPU emulation, or for a CUDA
-// implementation under test the naive CUDA kernel in same-precision mode where it exists.
-class CheckSources {
- public:
-  CheckSources(const Problem& p, Dtype dt, const Tensors& in) : p_(p), dt_(dt), in_(in) {}
-
-  const Tensors* oracle(Pass pass, std::string* why) {
-    Slot& s = oracle_[pass == Pass::fwd ? 0 : 1];
-    if (!s.done) fill(s, registry().find(p_.algo, "ref"), pass, PrepareOptions{}, "no fp64 reference");
-    *why = s.why;
-    return s.value ? &*s.value : nullptr;
-  }
-
-  const Tensors* base(Pass pass, Device device, std::string* why) {
-    const int i = (pass == Pass::fwd ? 0 : 1);
-    if (device == Device::cuda) {
-      Slot& s = gpu_base_[i];
-      if (!s.done) fill(s, registry().find(p_.algo, "naive"), pass, PrepareOptions{true}, "no naive CUDA kernel");
-      if (s.value) {
-        *why = "";
-        return &*s.value;
-      }
-    }
-    Slot& s = cpu_base_[i];
-    if (!s.done) fill(s, registry().find(p_.algo, "emul"), pass, PrepareOptions{}, "no CPU emulation");
-    *why = s.why;
-    return s.value ? &*s.value : nullptr;
-  }
-
- private:
-  struct Slot {
-    bool done = false;
-    std::optional<Tensors> value;
-    std::string why;
-  };
-
-  void fill(Slot& s, const Impl* impl, Pass pass, const PrepareOptions& o, const char* missing) {
-    s.done = true;
-    if (!impl) {
-      s.why = missing;
-      return;
-    }
-    const Support sup = impl->supports(p_, pass, dt_);
-    if (!sup.ok) {
-      s.why = fmt::format("{}: {}", impl->name, sup.reason);
-      return;
-    }
-    auto prep = impl->prepare(p_, pass, dt_, in_, o);
-    prep->poison_outputs();
-    prep->run();
-    s.value = prep->outputs();
-  }
-
-  const Problem& p_;
-  Dtype dt_;
-  const Tensors& in_;
-  Slot oracle_[2], cpu_base_[2], gpu_base_[2];
-};
-
-Verdict check_outputs(const Problem& p, Pass pass, Dtype dt, double k, const Tensors& x, const Tensors& ref,
-                      const Tensors& base) {
-  Verdict v;
-  v.pass = true;
-  for (const auto& spec : pass_outputs(p, pass)) {
-    const Dtype store = spec.storage_dtype ? dt : Dtype::f32;
-    TensorVerdict tv;
-    if (!x.count(spec.name) || !ref.count(spec.name) || !base.count(spec.name)) {
-      tv.tensor = spec.name;
-      tv.why = fmt::format("{}: missing from {}", spec.name, !x.count(spec.name) ? "the output" : "the oracle");
-    } else {
-      tv = check_tensor(spec.name, x.at(spec.name), ref.at(spec.name), base.at(spec.name), dt, store, k);
-    }
-    v.pass = v.pass && tv.pass;
-    v.tensors.push_back(std::move(tv));
-  }
-  return v;
 }
 
 std::vector<std::string> variants_for(const AlgoSpec& a, const std::vector<std::string>& asked) {
@@ -257,8 +179,8 @@ SweepStats run_sweep(const SweepOptions& opt, CsvWriter& csv, std::FILE* progres
             auto prep = impl->prepare(p, pass, pt.dtype, inputs, PrepareOptions{});
             bool timed_ok = true;
             if (opt.check) {
-              std::string why_ref, why_base;
-              const Tensors* ref = sources.oracle(pass, &why_ref);
+              std::string why_ref, why_base, oracle_name;
+              const Tensors* ref = sources.oracle(pass, &why_ref, &oracle_name);
               const Tensors* base = ref ? sources.base(pass, impl->device, &why_base) : nullptr;
               if (!ref || !base) {
                 status = "skipped:no oracle (" + (ref ? why_base : why_ref) + ")";
@@ -273,7 +195,7 @@ SweepStats run_sweep(const SweepOptions& opt, CsvWriter& csv, std::FILE* progres
                 row["floor"] = num(w.floor);
                 row["rel_rms"] = num(w.rel_rms);
                 row["k"] = num(opt.k);
-                row["oracle"] = "ref";
+                row["oracle"] = oracle_name;
                 row["worst"] = w.tensor;
                 status = v.pass ? "pass" : "fail";
                 detail = v.pass ? fmt::format("err {:.2e} (base {:.2e}, floor {:.2e}) in {}", w.err, w.err_base, w.floor, w.tensor)

@@ -18,6 +18,8 @@ struct BadInput {
   const char* names;  // the parameter the one-line error must name
 };
 
+void PrintTo(const BadInput& b, std::ostream* os) { *os << b.args; }
+
 class CliBadInput : public ::testing::TestWithParam<BadInput> {};
 
 std::string bad_input_name(const ::testing::TestParamInfo<BadInput>& info) {

@@ -20,6 +20,11 @@ struct Shape {
   bool causal;
 };
 
+void PrintTo(const Shape& s, std::ostream* os) {
+  *os << "B" << s.B << " H" << s.H << " Hkv" << s.Hkv << " Tq" << s.Tq << " Tk" << s.Tk << " D" << s.D << " Dv" << s.Dv
+      << (s.causal ? " causal" : "");
+}
+
 class SoftmaxShapes : public ::testing::TestWithParam<Shape> {};
 
 // Awkward shapes: T = 1, 63, 1013; Dk = 60; Dk != Dv; Tk > Tq; GQA and MQA.
