@@ -25,8 +25,8 @@ ctest --test-dir build/gpu -j 8 --output-on-failure ${ATTNBENCH_TEST_FILTER:+-R 
   >"$out/ctest.log" 2>&1
 test_rc=$?
 test_s=$((SECONDS - t0))
-total=$(grep -oE "tests passed, [0-9]+ tests failed out of [0-9]+" "$out/ctest.log" | grep -oE "[0-9]+$")
-failed=$(grep -oE "[0-9]+ tests failed" "$out/ctest.log" | grep -oE "^[0-9]+")
+total=$(grep -oE "tests passed.* out of [0-9]+" "$out/ctest.log" | grep -oE "[0-9]+$")
+failed=$(grep -oE "[0-9]+ tests failed" "$out/ctest.log" | grep -oE "^[0-9]+"); failed=${failed:-0}
 skipped=$(grep -c "(Skipped)" "$out/ctest.log")
 gpu_skipped=$(grep "(Skipped)" "$out/ctest.log" | grep -c "Gpu")
 grep -E "Failed|\(Skipped\)" "$out/ctest.log" | head -40 >&2
