@@ -59,6 +59,7 @@ inline void softmax_rows(const Problem& p, int64_t i0, Mat& S, Vec& m, Vec& l) {
     row.tail(p.Tk - vis).setConstant(kNegInf);
     m(r) = row.head(vis).maxCoeff();
     row = (row.array() - m(r)).exp().matrix();
+    row.tail(p.Tk - vis).setZero();  // masked P exactly 0: Eigen's vectorized exp(-inf) is a subnormal
     l(r) = row.sum();
     row /= l(r);
   }

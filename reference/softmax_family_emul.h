@@ -8,11 +8,16 @@
 //     in fp32; dS = P (dP - D) rounded to the dtype before dS K and dS^T Q; every gradient
 //     accumulated in fp32 and rounded to the dtype once at the end.
 // lse and total attention stay fp32. For fp32 runs the roundings are no-ops.
+// A policy whose backward multiplies dS by an elementwise chain-rule factor before its GEMMs
+// (hyperbolic: dZ = dS * ds/dz) declares `static constexpr bool kRoundsDS = true;`: the engine
+// then hands it dS unrounded (fp32) and the policy rounds its own GEMM operand once, as a kernel
+// does in registers. Other policies (softmax, piecewise) get dS rounded here.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/algos.h"
@@ -60,6 +65,39 @@ inline Eigen::Map<VecF> row_slice(FTensor& t, int64_t b, int64_t h) {
   return Eigen::Map<VecF>(t.data.data() + (b * H + h) * T, T);
 }
 
+// Round an emulation's fp32 results to what the pass returns: storage-dtype outputs to dt, the
+// rest (lse, total) kept fp32.
+inline Tensors emulated_outputs(const FTensors& f, Dtype dt, const std::vector<OutputSpec>& specs) {
+  Tensors out;
+  for (const auto& s : specs) out.emplace(s.name, f.at(s.name).rounded(s.storage_dtype ? dt : Dtype::f32));
+  return out;
+}
+
+// The working types of one precision, for a score policy written once for the fp64 reference
+// (Scalar = double) and the fp32 emulation (Scalar = float).
+template <class Scalar>
+struct Working;
+template <>
+struct Working<double> {
+  using Tensor = attnbench::Tensor;
+  using Tensors = attnbench::Tensors;
+  using Mat = ref::Mat;
+  using Vec = ref::Vec;
+};
+template <>
+struct Working<float> {
+  using Tensor = FTensor;
+  using Tensors = FTensors;
+  using Mat = MatF;
+  using Vec = VecF;
+};
+
+// True when Score declares kRoundsDS = true (see the header comment).
+template <class Score, class = void>
+struct rounds_ds_itself : std::false_type {};
+template <class Score>
+struct rounds_ds_itself<Score, std::void_t<decltype(Score::kRoundsDS)>> : std::bool_constant<Score::kRoundsDS> {};
+
 // Forward emulation. Score policy: scores(b, h, hk, i0, n, MatF& S) in fp32.
 template <class Score>
 FTensors softmax_family_emulate_forward(const Problem& p, Dtype dt, const FTensors& in, const Score& score) {
@@ -93,6 +131,7 @@ FTensors softmax_family_emulate_forward(const Problem& p, Dtype dt, const FTenso
           row.tail(p.Tk - vis).setConstant(kNegInf);
           m(r) = row.head(vis).maxCoeff();
           row = (row.array() - m(r)).exp().matrix();  // unnormalized p~ = exp(s - m), fp32
+          row.tail(p.Tk - vis).setZero();               // masked exactly 0 (Eigen's exp(-inf) > 0)
           l(r) = row.sum();
         }
         Pr = S;
@@ -157,7 +196,9 @@ FTensors softmax_family_emulate_backward(const Problem& p, Dtype dt, const FTens
         dS.noalias() = dO * V.transpose();              // dP, fp32
         const VecF D = (dO.array() * O.middleRows(i0, n).array()).rowwise().sum();
         dS = (S.array() * (dS.colwise() - D).array()).matrix();
-        round_inplace(dt, dS);                          // dS rounded before dS K, dS^T Q
+        if constexpr (!rounds_ds_itself<Score>::value) {
+          round_inplace(dt, dS);                        // dS rounded before dS K, dS^T Q
+        }
         score.backward(b, h, hk, i0, n, dS, grads);
       }
     }
