@@ -1,0 +1,165 @@
+// based reference: the quadratic form (the `ref`) against linear attention on the 2nd-order
+// Taylor features phi(x) = [1, y, vec(y y^T)/sqrt(2)] in the chunked state form (chunk 1 is the
+// token recurrence), every gradient of both against central finite differences, closed forms,
+// and the same-precision emulation against the reference.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <tuple>
+
+#include "based.h"
+#include "common/finite_diff.h"
+#include "core/algos.h"
+
+namespace attnbench {
+namespace {
+
+using testing::make_problem;
+using testing::max_abs_diff;
+
+struct Shape {
+  int64_t B, H, T, Dk, Dv;
+};
+
+Problem based_problem(const Shape& s, bool normalize) {
+  Problem p = make_problem("based", s.B, s.H, s.T, s.T, s.Dk, s.Dv, true);
+  p.params.normalize = normalize ? 1 : 0;
+  return p;
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double x : t.data) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+class BasedShapes : public ::testing::TestWithParam<std::tuple<Shape, bool>> {};
+
+// Awkward shapes: T = 1, 63, 1013; Dk = 60; Dk != Dv both ways (Dk = 16, Dv = 128 is Based's
+// usual feature dim with a wide value). The Taylor form has 1 + Dk + Dk^2 features, so large Dk
+// stays at short T.
+std::string shape_name(const ::testing::TestParamInfo<std::tuple<Shape, bool>>& i) {
+  const Shape& s = std::get<0>(i.param);
+  return "B" + std::to_string(s.B) + "H" + std::to_string(s.H) + "T" + std::to_string(s.T) + "Dk" +
+         std::to_string(s.Dk) + "Dv" + std::to_string(s.Dv) + (std::get<1>(i.param) ? "norm" : "plain");
+}
+
+INSTANTIATE_TEST_SUITE_P(Awkward, BasedShapes,
+                         ::testing::Combine(::testing::Values(Shape{1, 1, 1, 16, 16}, Shape{2, 2, 63, 60, 60},
+                                                              Shape{1, 2, 1013, 16, 64}, Shape{2, 1, 150, 16, 128},
+                                                              Shape{1, 1, 40, 64, 24}),
+                                            ::testing::Bool()),
+                         shape_name);
+
+TEST_P(BasedShapes, QuadraticMatchesTaylorLinearAttention) {
+  const auto [s, normalize] = GetParam();
+  const Problem p = based_problem(s, normalize);
+  const Tensors in = make_inputs(p, Pass::bwd, Dtype::f32, 7);
+  const Tensors quad_f = ref::based_forward(p, in), quad_b = ref::based_backward(p, in);
+  // Unnormalized outputs grow with T: compare relative to the largest value.
+  double worst = 0;
+  for (int64_t chunk : {1, 16, 64}) {
+    const Tensors f = ref::based_forward_taylor(p, in, chunk), b = ref::based_backward_taylor(p, in, chunk);
+    for (const auto& [mine, theirs, name] : {std::tuple{&f, &quad_f, "o"}, std::tuple{&b, &quad_b, "dq"},
+                                             std::tuple{&b, &quad_b, "dk"}, std::tuple{&b, &quad_b, "dv"}}) {
+      const double d = max_abs_diff(mine->at(name), theirs->at(name)) / std::max(1.0, max_abs(theirs->at(name)));
+      EXPECT_LT(d, 1e-12) << name << " chunk " << chunk;
+      worst = std::max(worst, d);
+    }
+  }
+  std::printf("[ based ] taylor vs quadratic max |diff| / max(1, |x|) = %.3g\n", worst);
+}
+
+TEST(BasedReference, GradientsMatchFiniteDifferences) {
+  using Fn = testing::ForwardFn;
+  const auto taylor2_f = [](const Problem& p, const Tensors& x) { return ref::based_forward_taylor(p, x, 2); };
+  const auto taylor2_b = [](const Problem& p, const Tensors& x) { return ref::based_backward_taylor(p, x, 2); };
+  const std::tuple<const char*, Fn, Fn> forms[] = {{"ref (quadratic)", ref::based_forward, ref::based_backward},
+                                                   {"taylor chunk 2", taylor2_f, taylor2_b}};
+  for (bool normalize : {false, true}) {
+    double worst = 0;
+    for (const auto& [name, fwd, bwd] : forms) {
+      for (const Shape s : {Shape{1, 2, 5, 4, 3}, Shape{2, 1, 7, 3, 5}, Shape{1, 1, 1, 3, 2}}) {
+        Problem p = based_problem(s, normalize);
+        p.params.scale = 0.8;  // larger than the default 1/sqrt(Dk): the s^2 term matters
+        const auto r = testing::finite_difference_check(p, make_inputs(p, Pass::bwd, Dtype::f32, 11), fwd, bwd);
+        EXPECT_LT(r.max_abs_err, 1e-8 * std::max(1.0, r.max_grad)) << name << " " << p.shape_string() << " " << r.worst;
+        EXPECT_GT(r.checked, 0);
+        worst = std::max(worst, r.max_abs_err);
+      }
+    }
+    std::printf("[ based ] normalize=%d finite-difference max |analytic - numeric| = %.3g\n", normalize, worst);
+  }
+}
+
+TEST(BasedReference, ClosedFormAtOneToken) {
+  // T = 1: a = 1 + s + s^2/2 with s = scale q.k; o = a v / (a + 1e-6), or a v.
+  for (bool normalize : {false, true}) {
+    const Problem p = based_problem(Shape{1, 1, 1, 4, 3}, normalize);
+    const Tensors in = make_inputs(p, Pass::fwd, Dtype::f32, 4);
+    double qk = 0;
+    for (int64_t d = 0; d < 4; ++d) qk += in.at("q").data[d] * in.at("k").data[d];
+    const double s = qk / 2.0, a = 1 + s + s * s / 2;  // default scale 1/sqrt(4)
+    const double w = normalize ? a / (a + ref::kBasedEps) : a;
+    const Tensor o = ref::based_forward(p, in).at("o");
+    for (int64_t d = 0; d < 3; ++d) EXPECT_NEAR(o.data[d], w * in.at("v").data[d], 1e-14);
+  }
+}
+
+TEST(BasedReference, ZeroScaleGivesPrefixSumsAndMeans) {
+  // scale = 0: every weight is 1, so o_i = sum_{j<=i} v_j, or that over (i + 1 + 1e-6).
+  for (bool normalize : {false, true}) {
+    Problem p = based_problem(Shape{1, 1, 70, 8, 5}, normalize);
+    p.params.scale = 0;
+    const Tensors in = make_inputs(p, Pass::fwd, Dtype::f32, 8);
+    const Tensor o = ref::based_forward(p, in).at("o");
+    const Tensor& v = in.at("v");
+    double err = 0;
+    for (int64_t d = 0; d < 5; ++d) {
+      double sum = 0;
+      for (int64_t i = 0; i < 70; ++i) {
+        sum += v.data[i * 5 + d];
+        const double want = normalize ? sum / (static_cast<double>(i + 1) + ref::kBasedEps) : sum;
+        err = std::max(err, std::fabs(o.data[i * 5 + d] - want));
+      }
+    }
+    EXPECT_LT(err, 1e-12) << "normalize " << normalize;
+  }
+}
+
+TEST(BasedEmulation, ErrorIsOfTheDtypesOrder) {
+  // The emulation is the `base` of the rule: close to the reference, but not exact (it really
+  // rounds) for the low-precision dtypes. T = 200 spans four emulation row blocks.
+  for (bool normalize : {false, true}) {
+    const Problem p = based_problem(Shape{1, 2, 200, 16, 64}, normalize);
+    for (Dtype dt : {Dtype::f32, Dtype::f16, Dtype::bf16}) {
+      const Tensors in = make_inputs(p, Pass::bwd, dt, 9);
+      const Tensors ref_f = ref::based_forward(p, in), em_f = ref::based_emulate_forward(p, dt, in);
+      const Tensors ref_b = ref::based_backward(p, in), em_b = ref::based_emulate_backward(p, dt, in);
+      const double u = unit_roundoff(dt);
+      // fp32 has no storage rounding to speak of: its error is accumulation order, a few u more.
+      const double bound = (dt == Dtype::f32 ? 32 : 8) * u;
+      std::string line;
+      for (const auto& [ref_t, em_t, name] : {std::tuple{&ref_f, &em_f, "o"}, std::tuple{&ref_b, &em_b, "dq"},
+                                              std::tuple{&ref_b, &em_b, "dk"}, std::tuple{&ref_b, &em_b, "dv"}}) {
+        const double e = testing::rel_rms(em_t->at(name), ref_t->at(name));
+        line += " " + std::string(name) + " " + std::to_string(e / u).substr(0, 4);
+        EXPECT_LT(e, bound) << dtype_name(dt) << " " << name << " normalize " << normalize;
+        if (dt != Dtype::f32) {
+          EXPECT_GT(e, 0.05 * u) << dtype_name(dt) << " " << name << " suspiciously exact";
+          // More than the rounding of the exact answer: the intermediate roundings show.
+          Tensor rounded_ref = ref_t->at(name);
+          round_tensor(dt, rounded_ref);
+          EXPECT_GT(max_abs_diff(em_t->at(name), rounded_ref), 0.0) << dtype_name(dt) << " " << name;
+        }
+      }
+      std::printf("[ based ] emul %s normalize=%d rel_rms / u:%s\n", std::string(dtype_name(dt)).c_str(), normalize,
+                  line.c_str());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace attnbench

@@ -1,0 +1,158 @@
+// linear reference: the chunked state form (the `ref`; chunk 1 is the token recurrence) against the
+// quadratic form from the definition, every gradient of both against central finite differences,
+// closed forms and invariants, and the same-precision emulation against the reference.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <tuple>
+
+#include "common/finite_diff.h"
+#include "core/algos.h"
+#include "linear.h"
+
+namespace attnbench {
+namespace {
+
+using testing::make_problem;
+using testing::max_abs_diff;
+
+struct Shape {
+  int64_t B, H, T, Dk, Dv;
+};
+
+Problem linear_problem(const Shape& s, bool normalize) {
+  Problem p = make_problem("linear", s.B, s.H, s.T, s.T, s.Dk, s.Dv, true);
+  p.params.normalize = normalize ? 1 : 0;
+  return p;
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double x : t.data) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+class LinearShapes : public ::testing::TestWithParam<std::tuple<Shape, bool>> {};
+
+// Awkward shapes: T = 1, 63, 1013; Dk = 60; Dk != Dv both ways (Dk = 256, Dv = 64 as for
+// feature-mapped queries); several chunks and row blocks.
+std::string shape_name(const ::testing::TestParamInfo<std::tuple<Shape, bool>>& i) {
+  const Shape& s = std::get<0>(i.param);
+  return "B" + std::to_string(s.B) + "H" + std::to_string(s.H) + "T" + std::to_string(s.T) + "Dk" +
+         std::to_string(s.Dk) + "Dv" + std::to_string(s.Dv) + (std::get<1>(i.param) ? "norm" : "plain");
+}
+
+INSTANTIATE_TEST_SUITE_P(Awkward, LinearShapes,
+                         ::testing::Combine(::testing::Values(Shape{1, 1, 1, 64, 64}, Shape{2, 2, 63, 60, 60},
+                                                              Shape{1, 2, 1013, 32, 48}, Shape{1, 1, 37, 256, 64},
+                                                              Shape{2, 1, 130, 16, 128}),
+                                            ::testing::Bool()),
+                         shape_name);
+
+TEST_P(LinearShapes, ChunkedMatchesQuadratic) {
+  const auto [s, normalize] = GetParam();
+  const Problem p = linear_problem(s, normalize);
+  const Tensors in = make_inputs(p, Pass::bwd, Dtype::f32, 7);
+  const Tensors quad_f = ref::linear_forward_quadratic(p, in), quad_b = ref::linear_backward_quadratic(p, in);
+  // Unnormalized outputs grow with T and Dk: compare relative to the largest value.
+  double worst = 0;
+  for (int64_t chunk : {1, 16, 64}) {
+    const Tensors f = ref::linear_forward_chunked(p, in, chunk), b = ref::linear_backward_chunked(p, in, chunk);
+    for (const auto& [mine, theirs, name] : {std::tuple{&f, &quad_f, "o"}, std::tuple{&b, &quad_b, "dq"},
+                                             std::tuple{&b, &quad_b, "dk"}, std::tuple{&b, &quad_b, "dv"}}) {
+      const double d = max_abs_diff(mine->at(name), theirs->at(name)) / std::max(1.0, max_abs(theirs->at(name)));
+      EXPECT_LT(d, 1e-12) << name << " chunk " << chunk;
+      worst = std::max(worst, d);
+    }
+  }
+  std::printf("[ linear ] chunked vs quadratic max |diff| / max(1, |x|) = %.3g\n", worst);
+  EXPECT_EQ(max_abs_diff(ref::linear_forward(p, in).at("o"), ref::linear_forward_chunked(p, in, 64).at("o")), 0.0);
+}
+
+TEST(LinearReference, GradientsMatchFiniteDifferences) {
+  using Fn = testing::ForwardFn;
+  const auto chunk2_f = [](const Problem& p, const Tensors& x) { return ref::linear_forward_chunked(p, x, 2); };
+  const auto chunk2_b = [](const Problem& p, const Tensors& x) { return ref::linear_backward_chunked(p, x, 2); };
+  const std::tuple<const char*, Fn, Fn> forms[] = {
+      {"ref (chunk 64)", ref::linear_forward, ref::linear_backward},
+      {"chunk 2", chunk2_f, chunk2_b},
+      {"quadratic", ref::linear_forward_quadratic, ref::linear_backward_quadratic}};
+  for (bool normalize : {false, true}) {
+    double worst = 0;
+    for (const auto& [name, fwd, bwd] : forms) {
+      for (const Shape s : {Shape{1, 2, 5, 4, 3}, Shape{2, 1, 7, 3, 5}, Shape{1, 1, 1, 3, 2}}) {
+        Problem p = linear_problem(s, normalize);
+        p.params.scale = 0.7;  // a scale != 1 exercises every place the scale enters
+        const auto r = testing::finite_difference_check(p, make_inputs(p, Pass::bwd, Dtype::f32, 11), fwd, bwd);
+        EXPECT_LT(r.max_abs_err, 1e-8 * std::max(1.0, r.max_grad)) << name << " " << p.shape_string() << " " << r.worst;
+        EXPECT_GT(r.checked, 0);
+        worst = std::max(worst, r.max_abs_err);
+      }
+    }
+    std::printf("[ linear ] normalize=%d finite-difference max |analytic - numeric| = %.3g\n", normalize, worst);
+  }
+}
+
+TEST(LinearReference, ClosedFormAtOneToken) {
+  // T = 1: o = scale (q.k) v, or with the normalizer scale (q.k) v / (scale q.k + eps).
+  for (bool normalize : {false, true}) {
+    Problem p = linear_problem(Shape{1, 1, 1, 5, 3}, normalize);
+    p.params.scale = 0.5;
+    const Tensors in = make_inputs(p, Pass::fwd, Dtype::f32, 4);
+    const Tensor& q = in.at("q");
+    const Tensor& k = in.at("k");
+    const Tensor& v = in.at("v");
+    double qk = 0;
+    for (int64_t d = 0; d < 5; ++d) qk += q.data[d] * k.data[d];
+    const double w = normalize ? 0.5 * qk / (0.5 * qk + p.eps()) : 0.5 * qk;
+    const Tensor o = ref::linear_forward(p, in).at("o");
+    for (int64_t d = 0; d < 3; ++d) EXPECT_NEAR(o.data[d], w * v.data[d], 1e-14) << "normalize " << normalize;
+  }
+}
+
+TEST(LinearReference, NormalizedWithoutEpsIgnoresTheScaleOfK) {
+  // With eps = 0, o_i = sum (q_i.k_j) v_j / q_i.sum k_j is invariant under k -> alpha k.
+  Problem p = linear_problem(Shape{1, 2, 90, 12, 7}, true);
+  p.params.eps = 0;
+  Tensors in = make_inputs(p, Pass::fwd, Dtype::f32, 6);
+  const Tensor o = ref::linear_forward(p, in).at("o");
+  for (double& x : in.at("k").data) x *= 3.5;
+  EXPECT_LT(max_abs_diff(o, ref::linear_forward(p, in).at("o")), 1e-12);
+}
+
+TEST(LinearEmulation, ErrorIsOfTheDtypesOrder) {
+  // The emulation is the `base` of the rule: close to the reference, but not exact (it really
+  // rounds) for the low-precision dtypes. T = 200 spans four emulation chunks.
+  for (bool normalize : {false, true}) {
+    const Problem p = linear_problem(Shape{1, 2, 200, 64, 48}, normalize);
+    for (Dtype dt : {Dtype::f32, Dtype::f16, Dtype::bf16}) {
+      const Tensors in = make_inputs(p, Pass::bwd, dt, 9);
+      const Tensors ref_f = ref::linear_forward(p, in), em_f = ref::linear_emulate_forward(p, dt, in);
+      const Tensors ref_b = ref::linear_backward(p, in), em_b = ref::linear_emulate_backward(p, dt, in);
+      const double u = unit_roundoff(dt);
+      // fp32 has no storage rounding to speak of: its error is accumulation order, a few u more.
+      const double bound = (dt == Dtype::f32 ? 32 : 8) * u;
+      std::string line;
+      for (const auto& [ref_t, em_t, name] : {std::tuple{&ref_f, &em_f, "o"}, std::tuple{&ref_b, &em_b, "dq"},
+                                              std::tuple{&ref_b, &em_b, "dk"}, std::tuple{&ref_b, &em_b, "dv"}}) {
+        const double e = testing::rel_rms(em_t->at(name), ref_t->at(name));
+        line += " " + std::string(name) + " " + std::to_string(e / u).substr(0, 4);
+        EXPECT_LT(e, bound) << dtype_name(dt) << " " << name << " normalize " << normalize;
+        if (dt != Dtype::f32) {
+          EXPECT_GT(e, 0.05 * u) << dtype_name(dt) << " " << name << " suspiciously exact";
+          // More than the rounding of the exact answer: the intermediate roundings show.
+          Tensor rounded_ref = ref_t->at(name);
+          round_tensor(dt, rounded_ref);
+          EXPECT_GT(max_abs_diff(em_t->at(name), rounded_ref), 0.0) << dtype_name(dt) << " " << name;
+        }
+      }
+      std::printf("[ linear ] emul %s normalize=%d rel_rms / u:%s\n", std::string(dtype_name(dt)).c_str(), normalize,
+                  line.c_str());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace attnbench
