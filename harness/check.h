@@ -15,30 +15,42 @@ namespace attnbench {
 Verdict check_outputs(const Problem& p, Pass pass, Dtype dt, double k, const Tensors& x, const Tensors& ref,
                       const Tensors& base);
 
-// The oracle (`ref` of the rule) and the same-precision `base` of one point, computed lazily and
-// once per pass:
-//   oracle: the fp64 CPU reference;
-//   base:   for a CUDA implementation under test, the naive CUDA kernel in same-precision mode
-//           where one exists; otherwise the CPU emulation.
+// Which oracle stands in for `ref` (the CSV `oracle` column names the one used):
+//   ref          the fp64 CPU reference on the whole problem;
+//   ref-sampled  the fp64 CPU reference on one (batch, head-group) slice: the last batch and the
+//                last kv head with its query heads; everything else is not compared (tensors with
+//                no batch axis, like rwkv6's du, only when B = 1);
+//   naive-fp32   the naive CUDA kernel run in fp32 on the same (dtype-rounded) inputs: for
+//                fp16/bf16 runs of CUDA implementations at sizes the CPU cannot reach.
+// auto picks ref when the CPU can do it within its cost limit, else naive-fp32 where it applies,
+// else ref-sampled.
+enum class OracleMode { automatic, ref, sampled, naive };
+std::optional<OracleMode> parse_oracle_mode(const std::string& s);
+
 class CheckSources {
  public:
-  CheckSources(const Problem& p, Dtype dt, const Tensors& inputs) : p_(p), dt_(dt), in_(inputs) {}
-  // nullptr (and *why says why) when no oracle can run at this size.
-  const Tensors* oracle(Pass pass, std::string* why, std::string* oracle_name);
+  CheckSources(const Problem& p, Dtype dt, const Tensors& inputs, OracleMode mode = OracleMode::automatic)
+      : p_(p), dt_(dt), in_(inputs), mode_(mode) {}
+  // The oracle for an implementation on `device`; nullptr (and *why) when none can run.
+  const Tensors* oracle(Pass pass, Device device, std::string* why, std::string* oracle_name);
+  // The same-precision base: the naive CUDA kernel in same-precision mode for a CUDA
+  // implementation under test (where one exists), otherwise the CPU emulation.
   const Tensors* base(Pass pass, Device device, std::string* why);
 
  private:
   struct Slot {
     bool done = false;
     std::optional<Tensors> value;
-    std::string why;
+    std::string why, name;
   };
   void fill(Slot& s, const Impl* impl, Pass pass, Dtype dt, const PrepareOptions& o, const char* missing);
+  void fill_sampled(Slot& s, Pass pass);
 
   Problem p_;
   Dtype dt_;
   const Tensors& in_;
-  Slot oracle_[2], cpu_base_[2], gpu_base_[2];
+  OracleMode mode_;
+  Slot ref_[2], sampled_[2], naive_fp32_[2], cpu_base_[2], gpu_base_[2];
 };
 
 }  // namespace attnbench

@@ -142,7 +142,7 @@ SweepStats run_sweep(const SweepOptions& opt, CsvWriter& csv, std::FILE* progres
     if (impls.empty()) continue;
     const Pass draw_pass = std::find(opt.passes.begin(), opt.passes.end(), Pass::bwd) != opt.passes.end() ? Pass::bwd : Pass::fwd;
     const Tensors inputs = make_inputs(p, draw_pass, pt.dtype, point_seed(opt.seed, p, pt.dtype));
-    CheckSources sources(p, pt.dtype, inputs);
+    CheckSources sources(p, pt.dtype, inputs, opt.oracle);
 
     for (Pass pass : opt.passes) {
       for (const Impl* impl : impls) {
@@ -180,7 +180,7 @@ SweepStats run_sweep(const SweepOptions& opt, CsvWriter& csv, std::FILE* progres
             bool timed_ok = true;
             if (opt.check) {
               std::string why_ref, why_base, oracle_name;
-              const Tensors* ref = sources.oracle(pass, &why_ref, &oracle_name);
+              const Tensors* ref = sources.oracle(pass, impl->device, &why_ref, &oracle_name);
               const Tensors* base = ref ? sources.base(pass, impl->device, &why_base) : nullptr;
               if (!ref || !base) {
                 status = "skipped:no oracle (" + (ref ? why_base : why_ref) + ")";

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "axes.h"
+#include "check.h"
 #include "core/dtype.h"
 #include "core/impl.h"
 #include "core/problem.h"
@@ -29,6 +30,7 @@ struct SweepOptions {
   AxisSet axes;
   Params params;
   bool check = true;
+  OracleMode oracle = OracleMode::automatic;
   double k = 2.0;
   bool time = true;
   TimingOptions timing;

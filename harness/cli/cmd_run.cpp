@@ -21,7 +21,7 @@ struct RunArgs {
   std::string algo = "all", variant, impl, dtype = "bf16", pass = "fwd,bwd", causal = "both";
   std::string B = "1", H = "2", Hkv, T = "128:1024:x2", Tq, Tk, D = "64", Dk, Dv;
   std::string normalize = "default", feature_map = "identity";
-  std::string scale, window, curvature, beta, eps;
+  std::string scale, window, curvature, beta, eps, oracle = "auto";
   bool check = true, hot = false, lse = true, total = false;
   double k = 2.0, budget_ms = 200;
   int warmup = 2, min_samples = 5, max_samples = 100;
@@ -73,6 +73,9 @@ SweepOptions to_sweep(const RunArgs& a) {
   o.params.lse = a.lse;
   o.params.total_attention = a.total;
   o.check = a.check;
+  const auto oracle = parse_oracle_mode(a.oracle);
+  if (!oracle) throw UsageError(fmt::format("--oracle: unknown '{}' (allowed: auto, ref, sampled, naive)", a.oracle));
+  o.oracle = *oracle;
   o.k = a.k;
   o.seed = a.seed;
   if (!(a.budget_ms > 0)) throw UsageError(fmt::format("--budget-ms: must be > 0 (got {})", a.budget_ms));
@@ -120,6 +123,9 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--lse,!--no-lse", a.lse, "softmax family: also return the log-normalizer (default on)");
   cmd->add_flag("--total-attention", a.total, "softmax family: also return total attention A_j = sum_i P_ij");
   cmd->add_flag("--check,!--no-check", a.check, "Check numerics against the oracle before timing (default on)");
+  cmd->add_option("--oracle", a.oracle,
+                  "What stands in for ref: auto, ref (fp64 CPU), sampled (fp64 CPU on one batch/head slice), naive (CUDA fp32)")
+      ->capture_default_str();
   cmd->add_option("--k", a.k, "The rule's k: pass iff err <= k*err_base + floor")->capture_default_str();
   cmd->add_option("--budget-ms", a.budget_ms, "Timing budget per row, ms")->capture_default_str();
   cmd->add_option("--warmup", a.warmup, "Untimed runs before timing")->capture_default_str();

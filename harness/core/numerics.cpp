@@ -23,8 +23,16 @@ double TensorVerdict::margin() const {
   return err > 0 ? INFINITY : 0.0;
 }
 
+double max_abs_finite(const Tensor& t) {
+  double m = 0;
+  for (double v : t.data) {
+    if (std::isfinite(v)) m = std::max(m, std::fabs(v));
+  }
+  return m;
+}
+
 TensorVerdict check_tensor(const std::string& name, const Tensor& x, const Tensor& ref, const Tensor& base,
-                           Dtype run_dtype, Dtype store_dtype, double k) {
+                           Dtype run_dtype, Dtype store_dtype, double k, double pass_scale) {
   TensorVerdict v;
   v.tensor = name;
   v.k = k;
@@ -33,7 +41,7 @@ TensorVerdict check_tensor(const std::string& name, const Tensor& x, const Tenso
     v.why = fmt::format("{}: size mismatch (x {}, ref {}, base {})", name, x.numel(), ref.numel(), base.numel());
     return v;
   }
-  double sq_diff = 0, sq_ref = 0;
+  double sq_diff = 0, sq_ref = 0, sq_base = 0;
   for (int64_t i = 0; i < ref.numel(); ++i) {
     const double r = ref.data[i], a = x.data[i], b = base.data[i];
     if (std::isnan(r)) continue;  // not computed by the oracle
@@ -50,13 +58,24 @@ TensorVerdict check_tensor(const std::string& name, const Tensor& x, const Tenso
       v.err = std::max(v.err, d);
       sq_diff += d * d;
     }
-    if (!std::isfinite(b)) ++v.base_nonfinite;
-    else v.err_base = std::max(v.err_base, std::fabs(b - r));
+    if (!std::isfinite(b)) {
+      ++v.base_nonfinite;
+    } else {
+      v.err_base = std::max(v.err_base, std::fabs(b - r));
+      sq_base += (b - r) * (b - r);
+    }
     v.floor = std::max(v.floor, std::fabs(round_to(store_dtype, r) - r));
     sq_ref += r * r;
   }
   v.floor *= 2.0;
-  v.rel_rms = sq_ref > 0 ? std::sqrt(sq_diff / sq_ref) : (sq_diff > 0 ? INFINITY : 0.0);
+  auto relative = [sq_ref](double sq) { return sq_ref > 0 ? std::sqrt(sq / sq_ref) : (sq > 0 ? INFINITY : 0.0); };
+  v.rel_rms = relative(sq_diff);
+  v.rel_rms_base = relative(sq_base);
+  const double scale = std::max(pass_scale, max_abs_finite(ref));
+  if (v.rel_rms_base > v.cap && v.err_base <= kIllConditionedUlps * unit_roundoff(run_dtype) * scale) {
+    v.ill_conditioned = true;
+    v.cap = k * v.rel_rms_base;
+  }
 
   const double bound = k * v.err_base + v.floor;
   if (v.compared == 0) {
@@ -68,7 +87,8 @@ TensorVerdict check_tensor(const std::string& name, const Tensor& x, const Tenso
   } else if (!(v.err <= bound)) {
     v.why = fmt::format("{}: err {:.3g} > {}*err_base {:.3g} + floor {:.3g}", name, v.err, k, v.err_base, v.floor);
   } else if (!(v.rel_rms <= v.cap)) {
-    v.why = fmt::format("{}: rel_rms {:.3g} > cap {:.3g}", name, v.rel_rms, v.cap);
+    v.why = fmt::format("{}: rel_rms {:.3g} > cap {:.3g}{}", name, v.rel_rms, v.cap,
+                        v.ill_conditioned ? " (ill-conditioned: k * rel_rms_base)" : "");
   } else {
     v.pass = true;
   }

@@ -54,6 +54,7 @@ double Problem::eps() const { return params.eps >= 0 ? params.eps : 1e-5; }
 std::string Problem::shape_string() const {
   std::string s = fmt::format("B={} H={}", B, H);
   if (softmax_family(algo)) s += fmt::format(" Hkv={} Tq={} Tk={}", Hkv, Tq, Tk);
+  else if (Tq != Tk) s += fmt::format(" Tq={} Tk={}", Tq, Tk);
   else s += fmt::format(" T={}", Tq);
   s += fmt::format(" Dk={} Dv={}", Dk, Dv);
   if (causal) s += " causal";

@@ -101,6 +101,36 @@ TEST(NumericsRule, FailsOnRelativeRmsAloneWhenBaseIsPoor) {
   EXPECT_NE(v.why.find("rel_rms"), std::string::npos) << v.why;
 }
 
+TEST(NumericsRule, IllConditionedOutputsUseTheBasesRelativeRms) {
+  // Exact values (1e-8) far below the pass's rounding noise (u * 1 for a pass whose largest
+  // output is ~1): even the careful base misses the cap.
+  Tensor ref({64}), base({64}), x({64}), noise({64});
+  fill_normal(ref, 11, 1e-8);
+  fill_normal(noise, 12, 1e-5);
+  noise.data[0] = 1e-3;  // the base's worst element
+  for (int64_t i = 0; i < 64; ++i) {
+    base.data[i] = ref.data[i] + noise.data[i];
+    x.data[i] = ref.data[i] - noise.data[i];  // as far off as the base: passes
+  }
+  const double pass_scale = 1.0;
+  TensorVerdict v = check_tensor("dq", x, ref, base, Dtype::bf16, Dtype::bf16, 2.0, pass_scale);
+  EXPECT_TRUE(v.ill_conditioned);
+  EXPECT_TRUE(v.pass) << v.why;
+  EXPECT_NEAR(v.cap, 2 * v.rel_rms_base, 1e-12 * v.cap);
+  // Every element 1.9e-3 off: within 2x of the base's max error, but 2x its RMS error is exceeded.
+  for (int64_t i = 0; i < 64; ++i) x.data[i] = ref.data[i] + 1.9e-3;
+  v = check_tensor("dq", x, ref, base, Dtype::bf16, Dtype::bf16, 2.0, pass_scale);
+  EXPECT_FALSE(v.pass);
+  EXPECT_NE(v.why.find("ill-conditioned"), std::string::npos) << v.why;
+  // Without the pass's scale the tensor's own tiny values set the rounding level: a base 1e-3 off
+  // is then not "at the rounding level", the cap stands, and the same x fails.
+  EXPECT_FALSE(check_tensor("dq", base, ref, base, Dtype::bf16, Dtype::bf16, 2.0, 0.0).ill_conditioned);
+  // A well-conditioned tensor keeps the cap as written.
+  Fixture f;
+  EXPECT_FALSE(f.check().ill_conditioned);
+  EXPECT_EQ(f.check().cap, rel_rms_cap(Dtype::bf16));
+}
+
 TEST(NumericsRule, KIsConfigurable) {
   Fixture f;
   const TensorVerdict ok = f.check();

@@ -65,7 +65,7 @@ TEST_P(GpuImpl, PassesTheNumericsRuleAgainstTheReference) {
   const Tensors in = make_inputs(c.p, Pass::bwd, c.dt, 1234);
   CheckSources sources(c.p, c.dt, in);
   std::string why, oracle;
-  const Tensors* ref = sources.oracle(c.pass, &why, &oracle);
+  const Tensors* ref = sources.oracle(c.pass, Device::cuda, &why, &oracle);
   ASSERT_NE(ref, nullptr) << why;
   const Tensors* base = sources.base(c.pass, Device::cuda, &why);
   ASSERT_NE(base, nullptr) << why;
@@ -99,7 +99,7 @@ TEST(GpuNaive, SamePrecisionModeRounds) {
     const Tensors in = make_inputs(p, Pass::bwd, Dtype::bf16, 99);
     CheckSources sources(p, Dtype::bf16, in);
     std::string why, oracle;
-    const Tensors* ref = sources.oracle(Pass::fwd, &why, &oracle);
+    const Tensors* ref = sources.oracle(Pass::fwd, Device::cuda, &why, &oracle);
     ASSERT_NE(ref, nullptr) << why;
     auto exact = impl.prepare(p, Pass::fwd, Dtype::bf16, in, PrepareOptions{false});
     auto sp = impl.prepare(p, Pass::fwd, Dtype::bf16, in, PrepareOptions{true});

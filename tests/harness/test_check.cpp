@@ -1,0 +1,75 @@
+// The oracles of the numerics check: the sampled reference equals the full reference on its slice
+// and leaves everything else uncompared; a failing implementation fails against it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "check.h"
+#include "common/finite_diff.h"
+#include "core/algos.h"
+
+namespace attnbench {
+namespace {
+
+TEST(CheckSources, SampledReferenceMatchesTheFullReferenceOnItsSlice) {
+  Problem p = testing::make_problem("softmax", 2, 4, 33, 40, 16, 8, true, 2);
+  const Tensors in = make_inputs(p, Pass::bwd, Dtype::bf16, 5);
+  for (Pass pass : {Pass::fwd, Pass::bwd}) {
+    CheckSources full(p, Dtype::bf16, in, OracleMode::ref), sampled(p, Dtype::bf16, in, OracleMode::sampled);
+    std::string why, name_full, name_sampled;
+    const Tensors* a = full.oracle(pass, Device::cpu, &why, &name_full);
+    ASSERT_NE(a, nullptr) << why;
+    const Tensors* b = sampled.oracle(pass, Device::cpu, &why, &name_sampled);
+    ASSERT_NE(b, nullptr) << why;
+    EXPECT_EQ(name_full, "ref");
+    EXPECT_EQ(name_sampled, "ref-sampled(b=1,h=2..3)");
+    for (const auto& [name, t] : *a) {
+      const Tensor& s = b->at(name);
+      int64_t compared = 0;
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        if (std::isnan(s.data[i])) continue;
+        ++compared;
+        ASSERT_NEAR(s.data[i], t.data[i], 1e-12) << name << "[" << i << "]";
+      }
+      EXPECT_EQ(compared, t.numel() / 4) << name;  // one batch of two, one kv group of two
+    }
+  }
+}
+
+TEST(CheckSources, SampledReferenceSlicesLinearFamiliesAndGates) {
+  const AlgoSpec* gated = find_algo("gated");
+  if (!gated) GTEST_SKIP() << "gated not registered";
+  Problem p = testing::make_problem("gated", 2, 3, 20, 20, 8, 8, true, -1, "vector");
+  const Impl* ref = registry().find("gated", "ref");
+  if (!ref) GTEST_SKIP() << "gated/ref not registered yet";
+  const Tensors in = make_inputs(p, Pass::fwd, Dtype::bf16, 6);
+  CheckSources full(p, Dtype::bf16, in, OracleMode::ref), sampled(p, Dtype::bf16, in, OracleMode::sampled);
+  std::string why, name;
+  const Tensor& a = full.oracle(Pass::fwd, Device::cpu, &why, &name)->at("o");
+  const Tensors* b = sampled.oracle(Pass::fwd, Device::cpu, &why, &name);
+  ASSERT_NE(b, nullptr) << why;
+  int64_t compared = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    if (std::isnan(b->at("o").data[i])) continue;
+    ++compared;
+    ASSERT_NEAR(b->at("o").data[i], a.data[i], 1e-12);
+  }
+  EXPECT_EQ(compared, a.numel() / 6);
+}
+
+TEST(CheckSources, AWrongOutputFailsAgainstTheSampledOracle) {
+  Problem p = testing::make_problem("softmax", 2, 2, 16, 16, 8, 8, false);
+  const Tensors in = make_inputs(p, Pass::fwd, Dtype::bf16, 8);
+  CheckSources sampled(p, Dtype::bf16, in, OracleMode::sampled);
+  std::string why, name;
+  const Tensors* ref = sampled.oracle(Pass::fwd, Device::cpu, &why, &name);
+  const Tensors* base = sampled.base(Pass::fwd, Device::cpu, &why);
+  ASSERT_TRUE(ref && base) << why;
+  Tensors x = *base;
+  EXPECT_TRUE(check_outputs(p, Pass::fwd, Dtype::bf16, 2.0, x, *ref, *base).pass);
+  x.at("o").data.back() += 0.5;  // the last batch and head are in the sampled slice
+  EXPECT_FALSE(check_outputs(p, Pass::fwd, Dtype::bf16, 2.0, x, *ref, *base).pass);
+}
+
+}  // namespace
+}  // namespace attnbench
