@@ -53,4 +53,11 @@ std::string source_dir();
 // `published` resolved against the source tree (empty when the suite has none).
 std::string published_path(const Suite& s);
 
+// Implementation names a suite may name: DESIGN.md's (ref, emul, naive, tiled, flash1, flash2,
+// unfused) and any registered in this build. A sweep may name one this build lacks (a CUDA kernel
+// in a CPU-only build, a kernel not written yet): `attnbench suite` records its rows as skipped.
+std::vector<std::string> suite_impl_names();
+// The peers scripts/peers.py measures into the same CSV; `provider:` lines may name them too.
+const std::vector<std::string>& peer_impl_names();
+
 }  // namespace attnbench

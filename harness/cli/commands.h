@@ -8,5 +8,7 @@ namespace attnbench::cli {
 
 void add_list_command(CLI::App& app, int* exit_code);
 void add_run_command(CLI::App& app, int* exit_code);
+void add_suite_command(CLI::App& app, int* exit_code);    // cmd_suite.cpp
+void add_compare_command(CLI::App& app, int* exit_code);  // cmd_compare.cpp
 
 }  // namespace attnbench::cli

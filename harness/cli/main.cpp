@@ -1,6 +1,8 @@
 // attnbench: benchmark and verify attention kernels.
 //   attnbench list                      algorithms, variants, implementations and their support
 //   attnbench run [axes] [--check] ...  a checked, timed sweep written to CSV
+//   attnbench suite NAME                a named sweep, measured vs published
+//   attnbench compare BASE NEW          the regression gate (exit 1 on a regression)
 // Bad input prints one line naming the parameter and exits 2.
 #include <cstdio>
 #include <exception>
@@ -16,6 +18,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   attnbench::cli::add_list_command(app, &exit_code);
   attnbench::cli::add_run_command(app, &exit_code);
+  attnbench::cli::add_suite_command(app, &exit_code);
+  attnbench::cli::add_compare_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
