@@ -153,6 +153,19 @@ Tensor read_npy(const std::string& path) {
   return t;
 }
 
+void prepare_dump_dir(const std::string& dir) {
+  if (dir.empty()) throw UsageError("--dump: empty folder name");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir, ec)) {
+    throw UsageError(fmt::format("--dump: cannot create folder '{}'{}", dir, ec ? ": " + ec.message() : ""));
+  }
+  const fs::path probe = fs::path(dir) / ".attnbench_write_test";
+  std::ofstream(probe.string()) << "";
+  if (!fs::exists(probe, ec)) throw UsageError(fmt::format("--dump: cannot write in '{}'", dir));
+  fs::remove(probe, ec);
+}
+
 void dump_point(const std::string& dir, const std::string& tag, const Tensors& inputs, const Tensors& outputs,
                 const Tensors* oracle, const Tensors* base) {
   const fs::path folder = fs::path(dir) / tag;

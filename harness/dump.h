@@ -24,6 +24,10 @@ namespace attnbench {
 // A file-system-safe tag naming a row: "softmax_tiled_fwd_bf16_B2_H16_Hkv16_Tq1024_Tk1024_Dk64_Dv64_causal".
 std::string dump_tag(const Problem& p, const std::string& impl, Pass pass, Dtype dtype);
 
+// Creates DIR (and parents) or throws UsageError naming --dump: call before the sweep starts, so
+// an unwritable DIR is bad input (exit 2), not an error row per point.
+void prepare_dump_dir(const std::string& dir);
+
 // Writes DIR/<tag>/... (creating folders). `oracle` and `base` may be null (unchecked rows).
 // Throws UsageError naming --dump when the folder or a file cannot be written.
 void dump_point(const std::string& dir, const std::string& tag, const Tensors& inputs, const Tensors& outputs,

@@ -308,7 +308,8 @@ SuiteReport side_by_side(const Suite& s, const std::vector<PublishedRow>& pub, c
       }
       if (!any) {
         ++rep.points, ++rep.missing;
-        emit({impl, "", "not measured", "", ""});
+        const bool peer = std::find(peer_impl_names().begin(), peer_impl_names().end(), impl) != peer_impl_names().end();
+        emit({impl, "", peer ? "not measured (a peer: scripts/peers.py rows)" : "not measured", "", ""});
       }
     }
   }
@@ -317,8 +318,9 @@ SuiteReport side_by_side(const Suite& s, const std::vector<PublishedRow>& pub, c
   md += fmt::format("- published: `{}` ({})\n", s.published, fmt::join(sources, "; "));
   for (const auto& h : hardware) {
     const HardwarePeak* hp = find_hardware(h);
-    md += hp ? fmt::format("- published hardware: {} (peaks: {} TB/s, {} TFLOP/s tensor, {} TFLOP/s fp32; {})\n", h,
-                           hp->bandwidth_tbs, hp->tensor_tflops, hp->fp32_tflops, hp->source)
+    auto peak = [](double v) { return std::isfinite(v) ? fmt::format("{:g}", v) : std::string("n/a"); };
+    md += hp ? fmt::format("- published hardware: {}, taken as {} (peaks: {} TB/s, {} TFLOP/s tensor, {} TFLOP/s fp32; {})\n", h,
+                           hp->name, peak(hp->bandwidth_tbs), peak(hp->tensor_tflops), peak(hp->fp32_tflops), hp->source)
              : fmt::format("- published hardware: {} (peak unknown: no normalization)\n", h);
   }
   md += gpus.empty() ? "- measured: no timed rows at these points on this machine\n"

@@ -22,6 +22,7 @@ import csv
 import math
 import os
 import sys
+import textwrap
 from collections import defaultdict
 
 import matplotlib
@@ -136,7 +137,7 @@ def draw_published(suite, pub, rows, out):
         keys = sorted(panels, key=lambda k: (k[0], k[1], k[2], {"fwd": 0, "bwd": 1}.get(k[3], 2)))
         ncols = min(len(keys), 4)
         nrows = (len(keys) + ncols - 1) // ncols
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4.8 * ncols, 3.8 * nrows), squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.8 * ncols, 7.0), 3.8 * nrows + 0.4), squeeze=False)
         for ax, key in zip(axes.flat, keys):
             dk, dv, causal, pas, metric = key
             ms_metric = metric != "tflops"
@@ -151,8 +152,7 @@ def draw_published(suite, pub, rows, out):
                     if v is not None:
                         ours[impl].append((t, v))
                     elif status is not None:
-                        not_timed[impl].add(status.split(":", 1)[0] + (":" + status.split(":", 1)[1][:40]
-                                                                      if ":" in status else ""))
+                        not_timed[impl].add(status)
             for prov, pts in sorted(published.items()):
                 pts = sorted(set(pts))
                 ax.plot([a for a, _ in pts], [b for _, b in pts], ls="--", marker="x", ms=4,
@@ -160,10 +160,11 @@ def draw_published(suite, pub, rows, out):
             for impl, pts in sorted(ours.items()):
                 pts = sorted(set(pts))
                 ax.plot([a for a, _ in pts], [b for _, b in pts], ls="-", marker="o", ms=3, lw=1.8, label=f"{impl} (here)")
-            notes = [f"{impl}: {', '.join(sorted(s))}" for impl, s in sorted(not_timed.items()) if impl not in ours]
-            if notes:
-                ax.text(0.02, 0.02, "not timed here:\n" + "\n".join(notes), transform=ax.transAxes, fontsize=6,
-                        va="bottom", color="dimgray")
+            notes = [textwrap.shorten(f"{impl}: {'; '.join(sorted(s))}", 70) for impl, s in sorted(not_timed.items())
+                     if impl not in ours]
+            if notes:  # skipped or failed here: said in words, never drawn as zero
+                ax.text(0.98, 0.02, "\n".join(["not timed here:"] + [textwrap.fill(n, 38) for n in notes]),
+                        transform=ax.transAxes, fontsize=6, va="bottom", ha="right", color="dimgray")
             ax.set_xscale("log", base=2)
             if ms_metric:
                 ax.set_yscale("log")
@@ -171,13 +172,13 @@ def draw_published(suite, pub, rows, out):
             ax.set_ylabel("ms" if ms_metric else "TFLOP/s")
             ax.set_title(f"D={dk}" + (f"/{dv}" if dv != dk else "") + f" causal={causal} {pas}", fontsize=9)
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=6, loc="upper left")
         for ax in list(axes.flat)[len(keys):]:
             ax.set_visible(False)
         hw = sorted({p["hardware"] for p in prows})
         gpus = sorted({r["gpu"] for r in rows if r.get("gpu") and r["status"] in ("pass", "unchecked")})
-        fig.suptitle(f"{suite['name']}: {name} (published: {', '.join(hw)}; here: {', '.join(gpus) or 'nothing timed'})",
-                     fontsize=10)
+        fig.suptitle(f"{suite['name']}: {name}\npublished on {', '.join(hw)}; measured here on "
+                     f"{', '.join(gpus) or 'nothing (no timed rows)'}", fontsize=9)
         fig.tight_layout()
         path = os.path.join(out, f"{suite['name']}_{name}.png")
         fig.savefig(path, dpi=110)

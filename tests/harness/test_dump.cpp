@@ -18,6 +18,7 @@
 #include "core/algos.h"
 #include "core/impl.h"
 #include "dump.h"
+#include "errors.h"
 
 namespace attnbench {
 namespace {
@@ -87,6 +88,19 @@ TEST(Dump, TagIsOneSafePathComponent) {
   const std::string tag = dump_tag(p, "emul", Pass::bwd, Dtype::bf16);
   EXPECT_EQ(tag.rfind("gated-rwkv6_emul_bwd_bf16_B2_H4_Hkv4_Tq63_Tk63_Dk16_Dv24_causal", 0), 0u) << tag;
   for (char c : tag) EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.') << tag;
+}
+
+TEST(Dump, AnUnwritableFolderIsBadInputNamingDump) {
+  EXPECT_NO_THROW(prepare_dump_dir(testing::scratch_dir("dump_ok") + "/a/b"));
+  EXPECT_TRUE(std::filesystem::is_directory(testing::scratch_dir("dump_ok") + "/a/b"));
+  for (const std::string bad : {"/proc/attnbench_dump", ""}) {
+    try {
+      prepare_dump_dir(bad);
+      ADD_FAILURE() << "'" << bad << "' accepted";
+    } catch (const UsageError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("--dump: ", 0), 0u) << e.what();
+    }
+  }
 }
 
 // Run `impl` on the inputs and return its outputs.

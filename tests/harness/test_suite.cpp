@@ -309,6 +309,26 @@ TEST(SuiteCli, SmallSuiteRunsPrintsTheTableAndPlots) {
   EXPECT_NE(std::system((python + " " + script + " " + suite + " " + dir + "/bad.csv 2>/dev/null").c_str()), 0);
 }
 
+// The CI suite: every row passes its check, and a second run gates clean against the first on
+// numerics (what .ci can run on a machine without a GPU: suite ci, then compare --no-time).
+TEST(SuiteCli, CiSuitePassesAndASecondRunComparesClean) {
+  if (gpu_info().available) GTEST_SKIP() << "ci is the CPU-only suite";
+  const std::string dir = testing::scratch_dir("suite_ci");
+  std::filesystem::remove_all(dir + "/a");
+  std::filesystem::remove_all(dir + "/b");
+  for (const char* run : {"/a", "/b"}) {
+    const auto r = run_cli(std::string("suite ci --out ") + dir + run + "/results.csv");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("| softmax | emul | bwd | fp16 |"), std::string::npos) << r.out;
+  }
+  const CsvTable t = read_csv(dir + "/a/results.csv");
+  EXPECT_GE(t.rows.size(), 500u);
+  for (const auto& row : t.rows) EXPECT_EQ(row.at("status"), "pass") << row.at("algo") << " " << row.at("impl");
+  const auto c = run_cli("compare " + dir + "/a/results.csv " + dir + "/b/results.csv --no-time");
+  EXPECT_EQ(c.exit_code, 0) << c.err << c.out;
+  EXPECT_NE(c.err.find("OK: " + std::to_string(t.rows.size()) + " matched rows"), std::string::npos) << c.err;
+}
+
 // On a machine without a GPU a published suite runs nothing, writes a skipped row per point and
 // prints the published numbers with our points marked skipped; its plots draw the published lines.
 TEST(SuiteCli, PublishedSuiteWithoutAGpuShowsSkippedPoints) {
@@ -323,7 +343,7 @@ TEST(SuiteCli, PublishedSuiteWithoutAGpuShowsSkippedPoints) {
   for (const auto& row : t.rows) EXPECT_EQ(row.at("status").rfind("skipped:", 0), 0u) << row.at("status");
   EXPECT_NE(r.out.find("A100 PCIe 40GB"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| flash_attn_func (FlashAttention-2) | 639 ms | tiled |  | skipped ("), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("| flash_attn_func (FlashAttention-2) | 639 ms | sdpa_flash |  | not measured |"), std::string::npos)
+  EXPECT_NE(r.out.find("| flash_attn_func (FlashAttention-2) | 639 ms | sdpa_flash |  | not measured (a peer: scripts/peers.py rows) |"), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("scripts/peers.py --B 8 --H 32"), std::string::npos) << "the peers hint: " << r.out;
 
