@@ -7,4 +7,7 @@ namespace attnbench::kernels {
 
 void register_bidir_family(Registry& r);
 
+void register_bidir_naive(Registry& r);  // bidir_naive.cu: bidir/naive
+void register_bidir_tiled(Registry& r);  // bidir_tiled.cu (+ bidir_tiled_bwd.cu): bidir/tiled
+
 }  // namespace attnbench::kernels

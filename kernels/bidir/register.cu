@@ -2,6 +2,9 @@
 
 namespace attnbench::kernels {
 
-void register_bidir_family(Registry&) {}  // placeholder until the bidir kernels land
+void register_bidir_family(Registry& r) {
+  register_bidir_naive(r);
+  register_bidir_tiled(r);
+}
 
 }  // namespace attnbench::kernels

@@ -1,0 +1,62 @@
+// bidir on the device: the feature maps element by element, shared by the naive and tiled kernels.
+//
+//   identity: phi(x) = x                                   phi'(x) = 1
+//   elu1:     phi(x) = x > 0 ? x + 1 : exp(x)              phi'(x) = x > 0 ? 1 : exp(x)
+//   relu:     phi(x) = max(x, 0)                           phi'(x) = [x > 0]
+//   focused:  y = relu(x) + 1e-6, u = y^3, phi(x) = u * (||y|| / ||u||)   (a whole-row map: the
+//             kernels reduce ||y||^2, ||u||^2 and g.u over the row their own way, then call the
+//             per-element pieces below)
+//     backward, with g = dL/dphi, r = ||y|| / ||u||:
+//       du = r (g - (g.u / ||u||^2) u),  dy = 3 y^2 du + (r g.u / ||y||^2) y,  dx = [x > 0] dy
+//   norm's denominator: z_i = phi(q_i) . mean_j phi(k_j) + 1e-6.
+// Evaluated in fp32, as the CPU emulation (reference/bidir.cpp) does.
+#pragma once
+
+#include "core/problem.h"
+
+namespace attnbench::kernels::bidir {
+
+constexpr float kFocusedShift = 1e-6f;  // relu(x) + 1e-6 keeps every entry positive
+constexpr float kFocusedPower = 3.0f;   // FLatten's p (u = y*y*y below)
+constexpr float kNormEps = 1e-6f;       // norm's denominator epsilon
+
+// The feature map as a kernel argument.
+enum FeatureMapId : int { kIdentity = 0, kElu1 = 1, kRelu = 2, kFocused = 3 };
+
+inline FeatureMapId feature_map_id(FeatureMap f) {
+  switch (f) {
+    case FeatureMap::identity: return kIdentity;
+    case FeatureMap::elu1: return kElu1;
+    case FeatureMap::relu: return kRelu;
+    case FeatureMap::focused: return kFocused;
+  }
+  return kIdentity;
+}
+
+// phi for the element-wise maps (identity, elu1, relu).
+__device__ __forceinline__ float phi_elem(int fm, float x) {
+  if (fm == kElu1) return x > 0.0f ? x + 1.0f : expf(x);
+  if (fm == kRelu) return fmaxf(x, 0.0f);
+  return x;
+}
+
+// g * phi'(x) for the element-wise maps.
+__device__ __forceinline__ float dphi_elem(int fm, float x, float g) {
+  if (fm == kElu1) return x > 0.0f ? g : g * expf(x);
+  if (fm == kRelu) return x > 0.0f ? g : 0.0f;
+  return g;
+}
+
+// focused: y of one element (0 outside the row's D columns, so padding adds nothing to the norms).
+__device__ __forceinline__ float focused_y(float x, bool in_row) { return in_row ? fmaxf(x, 0.0f) + kFocusedShift : 0.0f; }
+
+// focused backward of one element, given the row's r = ||y||/||u||, ||y||^2, ||u||^2 and g.u.
+__device__ __forceinline__ float focused_dx(float x, float g, float r, float ny2, float nu2, float gu) {
+  const float y = fmaxf(x, 0.0f) + kFocusedShift;
+  const float u = y * y * y;
+  const float du = r * (g - (gu / nu2) * u);
+  const float dy = kFocusedPower * (y * y) * du + (r * gu / ny2) * y;
+  return x > 0.0f ? dy : 0.0f;
+}
+
+}  // namespace attnbench::kernels::bidir

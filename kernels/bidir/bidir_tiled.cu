@@ -1,0 +1,151 @@
+// bidir, tiled CUDA: the Prepared object, the launch plan and the registration. The kernels and
+// their equations are in bidir_tiled_fwd.cu and bidir_tiled_bwd.cu.
+//
+// forward  = state kernel (KVr = round(Kf^T V), kmean; Tk split over blocks, then reduced)
+//          + output kernel (o from Qf, KVr, kmean)
+// backward = query kernel (dq; dKVr = round(Qf^T G), dkmean = Qf^T dz; Tq split, then reduced)
+//          + key kernel (dk, dv)
+// The backward reads the state its forward saved (KVr, kmean: Dk x Dv + Dk values per head, as
+// FlashAttention saves its log-normalizers); prepare() runs that forward, untimed. Each pass is
+// two launches, the second a programmatic dependent of the first; every pass reads each input
+// once and writes each output once (plus the small per-head state and partial sums).
+#include <algorithm>
+#include <string>
+
+#include "bidir_kernels.h"
+#include "bidir_tiled.h"
+#include "bidir_common.cuh"
+#include "core/gpu.h"
+#include "cuda_check.h"
+#include "device_tensor.h"
+
+namespace attnbench::kernels {
+namespace {
+
+using namespace bidir;
+
+int sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
+}
+
+int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
+
+// Reduction kernels: as many blocks per head as fill the GPU once (all resident, equal work), so no
+// block waits for a second wave and the partial sums stay few.
+void plan_splits(TiledParams& p, int64_t rows, int blocks_per_sm) {
+  const int ntiles = ceil_div(rows, kTiledRows);
+  const int per_head = static_cast<int>(std::max<int64_t>(1, int64_t{sm_count()} * std::max(blocks_per_sm, 1) / p.BH));
+  p.split_tiles = ceil_div(ntiles, std::min(per_head, ntiles));
+  p.splits = ceil_div(ntiles, p.split_tiles);
+}
+
+// Row kernels: up to 4 tiles per block (the state load is amortized, the tiles pipelined) while
+// keeping at least about 4 waves of blocks (the last wave short).
+void plan_chunks(TiledParams& p, int64_t rows, int blocks_per_sm) {
+  const int64_t tiles = int64_t{ceil_div(rows, kTiledRows)} * p.BH;
+  const int64_t capacity = int64_t{sm_count()} * std::max(blocks_per_sm, 1);
+  p.chunk_tiles = static_cast<int>(std::clamp<int64_t>(tiles / (4 * capacity), 1, 4));
+}
+
+class TiledBidir : public CudaPrepared {
+ public:
+  TiledBidir(const Problem& p, Pass pass, Dtype dt, const Tensors& inputs) : CudaPrepared(p, pass, dt, inputs) {
+    const int DKP = tiled_padded_dim(p.Dk), DVP = tiled_padded_dim(p.Dv);
+    TiledParams b{};
+    b.BH = static_cast<int>(p.B * p.H);
+    b.Tq = static_cast<int>(p.Tq), b.Tk = static_cast<int>(p.Tk), b.Dk = static_cast<int>(p.Dk), b.Dv = static_cast<int>(p.Dv);
+    b.fm = feature_map_id(p.params.feature_map);
+    b.norm = p.variant == "norm" ? 1 : 0;
+    b.scale = static_cast<float>(p.scale());
+    b.tk = static_cast<float>(p.Tk);
+    b.inv_tk = 1.0f / b.tk;
+    int dev = 0, major = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    b.pdl = major >= 9;
+    b.q = in("q").buf.get(), b.k = in("k").buf.get(), b.v = in("v").buf.get();
+    b.kv = scratch("kv", {b.BH, DKP, DVP}, dt).buf.get();
+    b.kmean = scratch("kmean", {b.BH, DKP}, Dtype::f32).as<float>();
+
+    state_ = b;
+    plan_splits(state_, p.Tk, tiled_fwd_blocks_per_sm(TiledKernel::state, dt, b.Dk, b.Dv));
+    int max_splits = state_.splits;
+    if (pass == Pass::fwd) {
+      second_ = b;
+      second_.o = out("o").buf.get();
+      plan_chunks(second_, p.Tq, tiled_fwd_blocks_per_sm(TiledKernel::output, dt, b.Dk, b.Dv));
+    } else {
+      b.dout = in("do").buf.get();
+      b.dq = out("dq").buf.get(), b.dk = out("dk").buf.get(), b.dv = out("dv").buf.get();
+      b.dkv = scratch("dkv", {b.BH, DKP, DVP}, dt).buf.get();
+      b.dkmean = scratch("dkmean", {b.BH, DKP}, Dtype::f32).as<float>();
+      first_ = b;
+      plan_splits(first_, p.Tq, tiled_bwd_blocks_per_sm(TiledKernel::query, dt, b.Dk, b.Dv));
+      second_ = b;
+      plan_chunks(second_, p.Tk, tiled_bwd_blocks_per_sm(TiledKernel::key, dt, b.Dk, b.Dv));
+      max_splits = std::max(max_splits, first_.splits);
+    }
+    float* partial = scratch("partial", {b.BH, max_splits, DKP, DVP + 8}, Dtype::f32).as<float>();
+    DeviceTensor& counter = scratch("counter", {b.BH}, Dtype::f32);  // unsigned counters, 4 bytes each
+    CUDA_CHECK(cudaMemsetAsync(counter.buf.get(), 0, counter.buf.bytes(), stream_));
+    for (TiledParams* t : {&state_, &first_, &second_}) {
+      t->partial = partial;
+      t->counter = counter.as<unsigned>();
+    }
+    if (pass == Pass::bwd) {  // the forward's state, once, untimed
+      launch_tiled_state(state_, dt_, stream_);
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+  }
+
+  void run() override {
+    if (pass_ == Pass::fwd) {
+      launch_tiled_state(state_, dt_, stream_);
+      launch_tiled_output(second_, dt_, stream_);
+    } else {
+      launch_tiled_query(first_, dt_, stream_);
+      launch_tiled_key(second_, dt_, stream_);
+    }
+  }
+
+ private:
+  TiledParams state_{}, first_{}, second_{};
+};
+
+Support tiled_supports(const Problem& p, Pass, Dtype dt) {
+  if (dt != Dtype::bf16 && dt != Dtype::f16) {
+    return Support::no("tiled: bf16 and fp16 only (tensor-core operands); fp32 runs use naive");
+  }
+  if (p.Dk % 8 != 0 || p.Dv % 8 != 0 || p.Dk > kTiledDimLarge || p.Dv > kTiledDimLarge) {
+    return Support::no("tiled: Dk and Dv must be multiples of 8 up to 128 (got Dk=" + std::to_string(p.Dk) +
+                       ", Dv=" + std::to_string(p.Dv) + ")");
+  }
+  if (p.B * p.H > 65535) return Support::no("tiled: B*H must be <= 65535 (one grid row per head)");
+  if (p.Tq > (1 << 30) || p.Tk > (1 << 30)) return Support::no("tiled: Tq and Tk must be <= 2^30");
+  if (gpu_info().available && gpu_info().cc_major < 8) return Support::no("tiled: needs compute capability 8.0+ (mma.sync bf16, cp.async)");
+  return Support::yes();
+}
+
+}  // namespace
+
+void register_bidir_tiled(Registry& r) {
+  Impl impl;
+  impl.algo = "bidir";
+  impl.name = "tiled";
+  impl.device = Device::cuda;
+  impl.summary = "two phases per pass (state reduced over T with split blocks, then per row), mma.sync, fp32 accumulate, "
+                 "feature maps fused; bf16/fp16; Dk, Dv multiples of 8 up to 128; any Tq, Tk";
+  impl.supports = tiled_supports;
+  impl.prepare = [](const Problem& p, Pass pass, Dtype dt, const Tensors& in, const PrepareOptions&) -> std::unique_ptr<Prepared> {
+    return std::make_unique<TiledBidir>(p, pass, dt, in);
+  };
+  r.add(impl);
+}
+
+}  // namespace attnbench::kernels

@@ -1,0 +1,55 @@
+// bidir tiled kernels: the one host-to-kernel interface (a plain params struct) and the launchers.
+// The kernels are in bidir_tiled_fwd.cu (state, output) and bidir_tiled_bwd.cu (query, key);
+// bidir_tiled.cu holds the Prepared object and the registration.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "core/dtype.h"
+
+namespace attnbench::kernels::bidir {
+
+// Supported head dims are padded to one of these (zero columns), Dk and Dv separately.
+constexpr int kTiledDimSmall = 64, kTiledDimLarge = 128;
+constexpr int kTiledRows = 64;  // rows of q/k/v per tile
+
+inline int tiled_padded_dim(int64_t d) { return d <= kTiledDimSmall ? kTiledDimSmall : kTiledDimLarge; }
+
+struct TiledParams {
+  // [B,H,T,D] row-major in the storage dtype; (b,h) slice bh = b*H + h.
+  const void *q, *k, *v, *dout;
+  void *o, *dq, *dk, *dv;
+  // Saved by the forward: KVr = round(Kf^T V) [BH][DKP][DVP] (storage dtype, padded dims) and
+  // kmean = mean_j Kf_j [BH][DKP] (fp32).
+  void* kv;
+  float* kmean;
+  // Backward: dKVr = round(dKV) [BH][DKP][DVP] (storage dtype) and dkmean = Qf^T dz [BH][DKP] (fp32).
+  void* dkv;
+  float* dkmean;
+  // Split-T reduction workspace: partial sums [BH][splits][DKP][DVP + 8] (fp32) and one arrival
+  // counter per head (zero between launches: the last block of a head resets it).
+  float* partial;
+  unsigned* counter;
+  int BH, Tq, Tk, Dk, Dv;
+  int fm;          // FeatureMapId
+  int norm;        // variant: 1 norm, 0 simple
+  float scale;     // simple's scale
+  float tk, inv_tk;
+  int splits, split_tiles;  // reduction kernels: blocks per head, tiles per block
+  int chunk_tiles;          // row kernels: tiles per block
+  bool pdl;                 // launch the second kernel of a pass with programmatic dependent launch
+};
+
+enum class TiledKernel { state, output, query, key };
+
+// Blocks of one kernel resident per SM (occupancy API), for the launch plan (Dk, Dv unpadded).
+int tiled_fwd_blocks_per_sm(TiledKernel k, Dtype dt, int Dk, int Dv);  // state, output
+int tiled_bwd_blocks_per_sm(TiledKernel k, Dtype dt, int Dk, int Dv);  // query, key
+
+// Launch one kernel on `s` (the grid is (splits or chunks, BH)); every launch is checked.
+void launch_tiled_state(const TiledParams& p, Dtype dt, cudaStream_t s);   // KVr, kmean
+void launch_tiled_output(const TiledParams& p, Dtype dt, cudaStream_t s);  // o
+void launch_tiled_query(const TiledParams& p, Dtype dt, cudaStream_t s);   // dq, dKVr, dkmean
+void launch_tiled_key(const TiledParams& p, Dtype dt, cudaStream_t s);     // dk, dv
+
+}  // namespace attnbench::kernels::bidir

@@ -1,0 +1,392 @@
+// bidir tiled kernels: the building blocks they share.
+//
+// Tiles. A pass streams its rows (of Q, dO or K, V) in tiles of BM = 64 rows through shared
+// memory with cp.async (16-byte chunks, STAGES deep); rows past T and columns past D are zero-
+// filled. Head dims are padded to DKP, DVP in {64, 128}; shared rows carry 8 extra elements
+// (16 bytes), which keeps ldmatrix free of bank conflicts.
+//
+// Fragments (mma.sync m16n8k16, fp32 accumulate). With g = lane/4, q = lane%4:
+//   A (16x16, row-major): a[0] = (row g, cols 2q..2q+1), a[1] = (row g+8, same cols),
+//                         a[2] = (row g, cols 8+2q..), a[3] = (row g+8, cols 8+2q..)
+//   B (16x8, "col"):      b[0] = (rows 2q..2q+1, col g), b[1] = (rows 8+2q.., col g)
+//   C (16x8, fp32):       c[0], c[1] = (row g, cols 2q, 2q+1), c[2], c[3] = (row g+8, same cols)
+// So the C tiles 2kt and 2kt+1 of a 16-row slab hold the same elements as the A fragment of
+// k-step kt: A register i of k-step kt <-> C tile 2kt + i/2, elements 2(i%2), 2(i%2)+1.
+// Row-wise work on a warp's 16-row slab (feature maps, row scales, the norms of `focused`) runs
+// on these fragments: each thread holds rows g and g+8; a row's reduction is a sum over the 4
+// threads of a quad (two shuffles).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "bidir_common.cuh"
+#include "bidir_tiled.h"
+#include "cuda_check.h"
+#include "storage.cuh"
+
+namespace attnbench::kernels::bidir {
+
+// ---- tile geometry ------------------------------------------------------------------------------
+
+template <int DKP_, int DVP_>
+struct Traits {
+  static constexpr int DKP = DKP_, DVP = DVP_;
+  static constexpr int BM = kTiledRows;
+  static constexpr int KST = DKP + 8, VST = DVP + 8;      // shared row strides (elements)
+  static constexpr int KT = DKP / 16, VT = DVP / 16;      // 16-wide k-steps over Dk, Dv
+  static constexpr int NK = DKP / 8, NV = DVP / 8;        // 8-wide n-tiles over Dk, Dv
+  static constexpr int NCOL = DVP + 8;                    // reduction output: Dv columns + 8 extra (key sums, dz)
+  static constexpr int SLAB_WARPS = BM / 16;              // row work: one 16-row slab per warp
+  static constexpr int RED_WARPS = DKP / 16;              // reduction MMA: one 16-row m-tile of the state per warp
+  static constexpr int RED_THREADS = 32 * (RED_WARPS > SLAB_WARPS ? RED_WARPS : SLAB_WARPS);
+  static constexpr int ROW_THREADS = 32 * SLAB_WARPS;
+  static constexpr int STAGES = DKP + DVP <= 128 ? 3 : 2;    // tiles in flight + 1 (two streams per tile)
+  static constexpr int Q_STAGES = DKP + DVP <= 128 ? 4 : 2;  // the output kernel streams Q alone
+};
+
+// The one dispatch of the tiled kernels: storage dtype x padded Dk x padded Dv.
+//   return BIDIR_TILED_DISPATCH(dt, Dk, Dv, fn, args...);   calls fn<T, DKP, DVP>(args...)
+#define BIDIR_TILED_DISPATCH(dt, Dk, Dv, FN, ...)                                                        \
+  switch ((dt == ::attnbench::Dtype::bf16 ? 0 : 4) + (tiled_padded_dim(Dk) == kTiledDimLarge ? 2 : 0) + \
+          (tiled_padded_dim(Dv) == kTiledDimLarge ? 1 : 0)) {                                          \
+    case 0: return FN<__nv_bfloat16, 64, 64>(__VA_ARGS__);                                             \
+    case 1: return FN<__nv_bfloat16, 64, 128>(__VA_ARGS__);                                            \
+    case 2: return FN<__nv_bfloat16, 128, 64>(__VA_ARGS__);                                            \
+    case 3: return FN<__nv_bfloat16, 128, 128>(__VA_ARGS__);                                           \
+    case 4: return FN<__half, 64, 64>(__VA_ARGS__);                                                    \
+    case 5: return FN<__half, 64, 128>(__VA_ARGS__);                                                   \
+    case 6: return FN<__half, 128, 64>(__VA_ARGS__);                                                   \
+    default: return FN<__half, 128, 128>(__VA_ARGS__);                                                 \
+  }
+
+// Launch with programmatic stream serialization (the kernel may start before the previous one in
+// the stream ends; it calls pdl_wait() before reading what that one wrote).
+template <class Kernel>
+void launch_pdl(Kernel kernel, dim3 grid, dim3 block, int smem_bytes, cudaStream_t s, bool pdl, const TiledParams& p) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = static_cast<size_t>(smem_bytes);
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
+}
+
+// Dynamic shared memory above 48 KB must be allowed per kernel, once.
+template <class Kernel>
+void allow_smem(Kernel kernel, int bytes) {
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+template <class Kernel>
+int resident_blocks(Kernel kernel, int threads, int bytes) {
+  allow_smem(kernel, bytes);
+  int n = 0;
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, bytes));
+  return n;
+}
+
+// ---- PTX wrappers (sm_80+; griddepcontrol sm_90+) -----------------------------------------------
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+
+// 16 bytes global -> shared, asynchronously; zero-filled when !valid (src is then not read).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+template <class T>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+template <>
+__device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Programmatic dependent launch: let the next kernel of the stream start its prologue now; wait
+// until the previous kernel of the stream has finished and its writes are visible.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// ---- packing ------------------------------------------------------------------------------------
+
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+template <>
+__device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
+  __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+template <class T>
+__device__ __forceinline__ float2 unpack2(uint32_t v);
+template <>
+__device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t v) {
+  return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
+}
+template <>
+__device__ __forceinline__ float2 unpack2<__half>(uint32_t v) {
+  return __half22float2(*reinterpret_cast<__half2*>(&v));
+}
+
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  v += __shfl_xor_sync(0xffffffffu, v, 2);
+  return v;
+}
+
+// ---- tiles: global <-> shared ---------------------------------------------------------------------
+
+// Rows [row0, row0 + R) of a [T, D] slice into shared rows of stride ST, DP/8 chunks per row, by
+// NTHR threads (thread `tid`); rows >= T and columns >= D are zero-filled.
+template <int R, int DP, int ST, int NTHR, class T>
+__device__ __forceinline__ void load_rows_async(T* s, const T* g, int row0, int rows, int D, int tid) {
+  constexpr int CH = DP / 8;
+#pragma unroll
+  for (int idx = tid; idx < R * CH; idx += NTHR) {
+    const int r = idx / CH, c = idx % CH;
+    const bool valid = row0 + r < rows && c * 8 < D;
+    cp_async16(s + r * ST + c * 8, valid ? g + static_cast<int64_t>(row0 + r) * D + c * 8 : g, valid);
+  }
+}
+
+// A warp's 16 shared rows of stride ST (DP/8 chunks) to rows [row0, row0+16) of a [T, D] slice,
+// 16 bytes per store; rows >= T and columns >= D are skipped.
+template <int DP, int ST, class T>
+__device__ __forceinline__ void store_slab_rows(T* g, const T* s, int row0, int rows, int D, int lane) {
+  constexpr int CH = DP / 8;
+#pragma unroll
+  for (int idx = lane; idx < 16 * CH; idx += 32) {
+    const int r = idx / CH, c = idx % CH;
+    if (row0 + r < rows && c * 8 < D) {
+      *reinterpret_cast<uint4*>(g + static_cast<int64_t>(row0 + r) * D + c * 8) = *reinterpret_cast<const uint4*>(s + r * ST + c * 8);
+    }
+  }
+}
+
+// The A fragments of a 16-row slab (shared rows of stride ST), all KT k-steps.
+template <int KT, int ST, class T>
+__device__ __forceinline__ void load_a_frags(uint32_t (&a)[KT][4], const T* slab, int lane) {
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) ldsm_x4(a[kt], slab + (lane % 16) * ST + kt * 16 + (lane / 16) * 8);
+}
+
+// Store fp32 C-layout values of a 16-row slab (N/8 tiles) into shared rows as T.
+template <int NT, int ST, class T>
+__device__ __forceinline__ void store_c_tiles(T* slab, const float (&c)[NT][4], int col0, int lane) {
+  const int g = lane / 4, q = lane % 4;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int col = col0 + nt * 8 + 2 * q;
+    *reinterpret_cast<uint32_t*>(slab + g * ST + col) = pack2<T>(c[nt][0], c[nt][1]);
+    *reinterpret_cast<uint32_t*>(slab + (g + 8) * ST + col) = pack2<T>(c[nt][2], c[nt][3]);
+  }
+}
+
+// Store packed A fragments back into shared rows (the positions ldsm_x4 read them from).
+template <int KT, int ST, class T>
+__device__ __forceinline__ void store_a_frags(T* slab, const uint32_t (&a)[KT][4], int lane) {
+  const int g = lane / 4, q = lane % 4;
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      *reinterpret_cast<uint32_t*>(slab + (g + 8 * (i % 2)) * ST + kt * 16 + 8 * (i / 2) + 2 * q) = a[kt][i];
+    }
+  }
+}
+
+// ---- feature maps on fragments --------------------------------------------------------------------
+
+// x <- round(phi(x)) on the A fragments of a 16-row slab; rows with !row_ok[i] (i = 0: row g,
+// 1: row g+8) and columns >= D become 0. focused: the row norms are quad sums.
+template <class T, int KT>
+__device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], int fm, const bool (&row_ok)[2], int D, int lane) {
+  const int q = lane % 4;
+  float r[2] = {0.0f, 0.0f};
+  if (fm == kFocused) {
+    float ny2[2] = {0.0f, 0.0f}, nu2[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const bool in_row = kt * 16 + 8 * (i / 2) + 2 * q < D;
+        const float2 v = unpack2<T>(x[kt][i]);
+        const float y0 = focused_y(v.x, in_row), y1 = focused_y(v.y, in_row);
+        const float u0 = y0 * y0 * y0, u1 = y1 * y1 * y1;
+        ny2[i % 2] += y0 * y0 + y1 * y1;
+        nu2[i % 2] += u0 * u0 + u1 * u1;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 2; ++j) r[j] = sqrtf(quad_sum(ny2[j])) / sqrtf(quad_sum(nu2[j]));
+  }
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const bool ok = row_ok[i % 2] && kt * 16 + 8 * (i / 2) + 2 * q < D;
+      const float2 v = unpack2<T>(x[kt][i]);
+      float f0, f1;
+      if (fm == kFocused) {
+        const float y0 = focused_y(v.x, true), y1 = focused_y(v.y, true);
+        f0 = y0 * y0 * y0 * r[i % 2], f1 = y1 * y1 * y1 * r[i % 2];
+      } else {
+        f0 = phi_elem(fm, v.x), f1 = phi_elem(fm, v.y);
+      }
+      x[kt][i] = pack2<T>(ok ? f0 : 0.0f, ok ? f1 : 0.0f);
+    }
+  }
+}
+
+// Row dot products of a slab: out[i] = sum over row (g + 8i) of A-fragment values times vec[col]
+// (vec in shared memory, DKP entries), summed over the quad.
+template <class T, int KT>
+__device__ __forceinline__ void row_dot_vec(float (&out)[2], const uint32_t (&a)[KT][4], const float* vec, int lane) {
+  const int q = lane % 4;
+  float s[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int col = kt * 16 + 8 * (i / 2) + 2 * q;
+      const float2 v = unpack2<T>(a[kt][i]);
+      s[i % 2] += v.x * vec[col] + v.y * vec[col + 1];
+    }
+  }
+  out[0] = quad_sum(s[0]);
+  out[1] = quad_sum(s[1]);
+}
+
+// g <- phi'(x)^T g for a slab: x the raw A fragments (KT k-steps), g fp32 in C layout (2 KT
+// tiles). Columns >= D are left as they are (their g is 0 and they are never stored).
+template <class T, int KT>
+__device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g)[2 * KT][4], int fm, int D, int lane) {
+  const int q = lane % 4;
+  if (fm != kFocused) {
+    if (fm == kIdentity) return;
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float2 v = unpack2<T>(x[kt][i]);
+        float* gg = &g[2 * kt + i / 2][2 * (i % 2)];
+        gg[0] = dphi_elem(fm, v.x, gg[0]);
+        gg[1] = dphi_elem(fm, v.y, gg[1]);
+      }
+    }
+    return;
+  }
+  float ny2[2] = {0.0f, 0.0f}, nu2[2] = {0.0f, 0.0f}, gu[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const bool in_row = kt * 16 + 8 * (i / 2) + 2 * q < D;
+      const float2 v = unpack2<T>(x[kt][i]);
+      const float y0 = focused_y(v.x, in_row), y1 = focused_y(v.y, in_row);
+      const float u0 = y0 * y0 * y0, u1 = y1 * y1 * y1;
+      const float* gg = &g[2 * kt + i / 2][2 * (i % 2)];
+      ny2[i % 2] += y0 * y0 + y1 * y1;
+      nu2[i % 2] += u0 * u0 + u1 * u1;
+      gu[i % 2] += gg[0] * u0 + gg[1] * u1;
+    }
+  }
+  float r[2];
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    ny2[j] = quad_sum(ny2[j]), nu2[j] = quad_sum(nu2[j]), gu[j] = quad_sum(gu[j]);
+    r[j] = sqrtf(ny2[j]) / sqrtf(nu2[j]);
+  }
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 v = unpack2<T>(x[kt][i]);
+      const int j = i % 2;
+      float* gg = &g[2 * kt + i / 2][2 * j];
+      gg[0] = focused_dx(v.x, gg[0], r[j], ny2[j], nu2[j], gu[j]);
+      gg[1] = focused_dx(v.y, gg[1], r[j], ny2[j], nu2[j], gu[j]);
+    }
+  }
+}
+
+// ---- the split-T reduction ------------------------------------------------------------------------
+
+// The reduction kernels accumulate, per head, S = X^T Y [DKP][NCOL] over their split of the rows,
+// warp w owning rows 16w..16w+15 of S in C layout (acc[NV + 1][4]). Each block stores its partial
+// sum; the last block of the head to arrive (counter) adds the partials in split order, so the
+// result does not depend on timing, and hands each S[d][e] to `finish`. Returns in every block.
+template <int DKP, int NCOL, int NT, int NTHR, class Finish>
+__device__ __forceinline__ void split_reduce(const TiledParams& p, const float (&acc)[NT][4], int bh, int split, int ncols,
+                                             Finish&& finish) {
+  __shared__ int s_last;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
+  float* base = p.partial + static_cast<int64_t>(bh) * p.splits * DKP * NCOL;
+  if (warp < DKP / 16) {
+    float* part = base + static_cast<int64_t>(split) * DKP * NCOL;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const int row = warp * 16 + g, col = nt * 8 + 2 * q;
+      *reinterpret_cast<float2*>(part + row * NCOL + col) = make_float2(acc[nt][0], acc[nt][1]);
+      *reinterpret_cast<float2*>(part + (row + 8) * NCOL + col) = make_float2(acc[nt][2], acc[nt][3]);
+    }
+  }
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) s_last = atomicAdd(&p.counter[bh], 1u) == static_cast<unsigned>(p.splits - 1);
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  for (int idx = tid; idx < DKP * ncols; idx += NTHR) {
+    const int d = idx / ncols, e = idx % ncols;
+    float s = 0.0f;
+    for (int sp = 0; sp < p.splits; ++sp) s += __ldcg(base + static_cast<int64_t>(sp) * DKP * NCOL + d * NCOL + e);
+    finish(d, e, s);
+  }
+  if (tid == 0) p.counter[bh] = 0u;
+}
+
+}  // namespace attnbench::kernels::bidir
