@@ -1,0 +1,405 @@
+// Tiled softmax-family backward on Hopper, part 1: the row statistics and the dK/dV kernel.
+//
+// The backward runs without atomics as three kernels (FlashAttention-2's split, wgmma inside):
+//   tiled_bwd_prep:  D_i = dO_i . o_i;  L2_i = L_i log2 e         (fp32, rows padded to TqP)
+//   tiled_dkdv:      per key block, over the query blocks that see it (and the query heads of its
+//                    GQA group):  dV += P^T dO,  dK_slot += G^T Q_slot
+//   tiled_dq:        per query block, over its visible key blocks:   dQ_slot += G K_slot
+//                    (softmax_tiled_dq.cuh)
+// with, for every visible pair (log2 domain t = s log2 e, recomputed from the score GEMM):
+//   P = exp2(t - L2_i),  dP = dO_i . v_j,  dS = P (dP - D_i),  G = policy(dS) (dS, or dZ for the
+//   Lorentz score), P and G rounded to the storage dtype before their GEMMs; the gradients are
+//   scaled (and, for the Lorentz score, corrected by the rank-one terms) once at the end. Both
+//   kernels recompute S and dP, so the backward does 7 GEMMs of the block size where an atomic
+//   dQ would do 5; in exchange every output row is written by one warpgroup, deterministically.
+//
+// dK/dV kernel: a CTA owns BNK = 64*NC keys of one (b, hk); each consumer warpgroup owns 64 of
+// them and computes the tiles transposed (keys as the M dimension), so that P^T and G^T sit in
+// registers as the A operand of dV = P^T dO and dK = G^T Q:
+//   S^T = K_slot Q_slot^T,  dP^T = V dO^T           (shared x shared, K-major, N = BMQ queries)
+//   dV += P^T dO,  dK += G^T Q_slot                 (registers x shared, MN-major, N = D)
+// K and V stay in shared memory; Q, dO and the row statistics stream through STAGES slots.
+#pragma once
+
+#include "softmax_tiled_tile.cuh"
+
+namespace attnbench::kernels::tiled {
+
+// D_i = dO_i . o_i (0 when o is null) and L2_i = L_i log2 e for rows i < Tq of every (b, h); zeros
+// for the padding rows Tq <= i < TqP. One warp per row.
+template <class T, int D>
+__global__ void __launch_bounds__(256) tiled_bwd_prep(const T* o, const T* dout, const float* lse, float* lse2,
+                                                      float* dvec, int Tq, int TqP, int64_t rows) {
+  const int64_t row = int64_t(blockIdx.x) * 8 + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const int64_t bh = row / TqP;
+  const int i = static_cast<int>(row % TqP);
+  float d = 0.0f, l2 = 0.0f;
+  if (i < Tq) {
+    if (o != nullptr) {  // null for the total-attention pass, which needs L2 only
+      const int64_t src = (bh * Tq + i) * D;
+#pragma unroll
+      for (int k = 0; k < D / 64; ++k) {
+        const int col = 64 * k + 2 * lane;
+        d += static_cast<float>(o[src + col]) * static_cast<float>(dout[src + col]) +
+             static_cast<float>(o[src + col + 1]) * static_cast<float>(dout[src + col + 1]);
+      }
+#pragma unroll
+      for (int m = 16; m > 0; m >>= 1) d += __shfl_xor_sync(0xffffffffu, d, m);
+    }
+    l2 = lse[bh * Tq + i] * kLog2e;
+  }
+  if (lane == 0) {
+    dvec[row] = d;
+    lse2[row] = l2;
+  }
+}
+
+// Lorentz time coordinates x0 = sqrt(1/c + |x|^2) (fp32, from the storage values) of every row
+// t < Tn of a [BH, Tn, D] tensor, zeros for the padding rows Tn <= t < TP. One warp per row.
+template <class T, int D>
+__global__ void __launch_bounds__(256) tiled_time_coords(const T* x, float* x0, int Tn, int TP, int64_t rows,
+                                                         float inv_c) {
+  const int64_t row = int64_t(blockIdx.x) * 8 + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const int64_t bh = row / TP;
+  const int t = static_cast<int>(row % TP);
+  float ss = 0.0f;
+  if (t < Tn) {
+    const int64_t src = (bh * Tn + t) * D;
+#pragma unroll
+    for (int k = 0; k < D / 64; ++k) {
+      const float a = static_cast<float>(x[src + 64 * k + 2 * lane]);
+      const float b = static_cast<float>(x[src + 64 * k + 2 * lane + 1]);
+      ss += a * a + b * b;
+    }
+#pragma unroll
+    for (int m = 16; m > 0; m >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, m);
+  }
+  if (lane == 0) x0[row] = t < Tn ? sqrtf(inv_c + ss) : 0.0f;
+}
+
+template <class T_, int D_, int NC_, int STAGES_>
+struct DkvConfig {
+  using T = T_;
+  static constexpr int D = D_, NC = NC_, BNK = 64 * NC_, BMQ = 64, STAGES = STAGES_;
+  static constexpr int kThreads = 128 * (NC + 1);
+  static constexpr uint32_t kKBytes = BNK * D * 2, kQBytes = BMQ * D * 2;
+};
+
+// Shared memory: K[slot] and V (BNK x D), then per stage Q, dO (BMQ x D) and the row vectors
+// L2, D (and q0 for the Lorentz score) of BMQ fp32 each, then the barriers.
+template <class Cfg, class Score>
+struct DkvLayout {
+  static constexpr int kVecs = Score::kLorentz ? 3 : 2;
+  static constexpr uint32_t kK = 0;
+  static constexpr uint32_t kV = kK + Score::kSlots * Cfg::kKBytes;
+  static constexpr uint32_t kQ = kV + Cfg::kKBytes;
+  static constexpr uint32_t kDO = kQ + Cfg::STAGES * Cfg::kQBytes;
+  static constexpr uint32_t kVec = kDO + Cfg::STAGES * Cfg::kQBytes;
+  static constexpr uint32_t kVecBytes = kVecs * Cfg::BMQ * 4;
+  static constexpr uint32_t kBar = kVec + Cfg::STAGES * kVecBytes;
+  static constexpr uint32_t kBytes = kBar + (1 + 2 * Cfg::STAGES) * 8 + kSmemSlack;
+};
+
+template <class Score>
+struct DkvArgs {
+  CUtensorMap q[2], k[2], v, dout;  // box rows: BMQ (q, dout), BNK (k, v)
+  Score score;
+  const float* lse2;  // [B*H][TqP]
+  const float* dvec;  // [B*H][TqP]
+  void* dk[2];        // [B, Hkv, Tk, D] per slot
+  void* dv;           // [B, Hkv, Tk, D]
+  float* total;       // [B, H, Tk]: total attention (the kTotal variant)
+  Geometry geo;
+  int H, Hkv, TqP, TkP;
+};
+
+template <class Cfg, class Score, bool kTotal>
+__device__ __forceinline__ void dkv_producer(const DkvArgs<Score>& a, uint8_t* smem, uint64_t* bars, int n0, int bhk,
+                                             const Phases& ph) {
+  using L = DkvLayout<Cfg, Score>;
+  constexpr int S = Cfg::STAGES, BMQ = Cfg::BMQ;
+  uint64_t *kv_full = bars, *full = bars + 1, *empty = bars + 1 + S;
+  hopper::mbar_arrive_expect_tx(kv_full, (Score::kSlots + 1) * Cfg::kKBytes);
+#pragma unroll
+  for (int s = 0; s < Score::kSlots; ++s) {
+    hopper::tma_load_4d(smem + L::kK + s * Cfg::kKBytes, &a.k[s], 0, n0, 0, bhk, kv_full);
+  }
+  hopper::tma_load_4d(smem + L::kV, &a.v, 0, n0, 0, bhk, kv_full);
+  const int group = a.H / a.Hkv, b = bhk / a.Hkv, hk = bhk % a.Hkv;
+  int it = 0;
+  for (int p = 0; p < ph.n; ++p) {
+    const Phase cur = ph.at(p);
+    const int slot = cur.slot;
+    for (int hi = 0; hi < group; ++hi) {
+      const int bh = b * a.H + hk * group + hi;
+      for (int mb = cur.begin; mb < cur.end; ++mb, ++it) {
+        const int st = it % S;
+        const uint32_t par = (it / S) & 1;
+        hopper::mbar_wait(&empty[st], par ^ 1);
+        hopper::mbar_arrive_expect_tx(&full[st], (kTotal ? 1 : 2) * Cfg::kQBytes + L::kVecBytes);
+        hopper::tma_load_4d(smem + L::kQ + st * Cfg::kQBytes, &a.q[slot], 0, mb * BMQ, 0, bh, &full[st]);
+        if (!kTotal) hopper::tma_load_4d(smem + L::kDO + st * Cfg::kQBytes, &a.dout, 0, mb * BMQ, 0, bh, &full[st]);
+        uint8_t* vec = smem + L::kVec + st * L::kVecBytes;
+        const int64_t row = int64_t(bh) * a.TqP + mb * BMQ;
+        hopper::bulk_load(vec, a.lse2 + row, BMQ * 4, &full[st]);
+        hopper::bulk_load(vec + BMQ * 4, a.dvec + row, BMQ * 4, &full[st]);
+        if constexpr (Score::kLorentz) hopper::bulk_load(vec + 2 * BMQ * 4, a.score.q0 + row, BMQ * 4, &full[st]);
+      }
+    }
+  }
+}
+
+template <class Cfg, class Score>
+__device__ __forceinline__ void dkv_consumer(const DkvArgs<Score>& a, uint8_t* smem, uint64_t* bars, int wg, int n0,
+                                             int bhk, const Phases& ph) {
+  using T = typename Cfg::T;
+  using L = DkvLayout<Cfg, Score>;
+  constexpr int S = Cfg::STAGES, BNK = Cfg::BNK, BMQ = Cfg::BMQ, D = Cfg::D;
+  uint64_t *kv_full = bars, *full = bars + 1, *empty = bars + 1 + S;
+  const Geometry& g = a.geo;
+  const Frag f = Frag::make();
+  const int tile_row0 = wg * 64;
+  const int j0 = n0 + tile_row0 + f.row;  // key rows j0 (e/2 = 0), j0 + 8 (e/2 = 1)
+  const int j_lo = n0 + tile_row0, j_hi = j_lo + 63;
+  const int group = a.H / a.Hkv;
+  const uint32_t sbase = hopper::smem_u32(smem);
+
+  float ka[2] = {0.0f, 0.0f};  // Lorentz k0 of the two key rows
+  if constexpr (Score::kLorentz) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) ka[r] = j0 + 8 * r < g.Tk ? a.score.k0[int64_t(bhk) * a.TkP + j0 + 8 * r] : 0.0f;
+  }
+  float dv_acc[D / 2], dk_acc[D / 2];
+  zero(dv_acc);
+  zero(dk_acc);
+  float rsum[2] = {0.0f, 0.0f};  // Lorentz: sum_i G_ij q0_i
+  hopper::mbar_wait(kv_full, 0);
+  const uint32_t v_tile = sbase + L::kV;
+
+  int it = 0;
+  for (int p = 0; p < ph.n; ++p) {
+    const Phase cur = ph.at(p);
+    const int slot = cur.slot;
+    const uint32_t k_tile = sbase + L::kK + slot * Cfg::kKBytes;
+    for (int hi = 0; hi < group; ++hi) {
+      for (int mb = cur.begin; mb < cur.end; ++mb, ++it) {
+        const int st = it % S;
+        const uint32_t par = (it / S) & 1;
+        const uint32_t q_tile = sbase + L::kQ + st * Cfg::kQBytes;
+        const uint32_t do_tile = sbase + L::kDO + st * Cfg::kQBytes;
+        hopper::mbar_wait(&full[st], par);
+
+        // S^T = K Q^T, dP^T = V dO^T
+        float s[BMQ / 2], dp[BMQ / 2];
+        hopper::wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          hopper::wgmma_ss<T, BMQ>(s, hopper::desc_k_major(k_tile, BNK, tile_row0, kk),
+                                   hopper::desc_k_major(q_tile, BMQ, 0, kk), kk > 0);
+        }
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          hopper::wgmma_ss<T, BMQ>(dp, hopper::desc_k_major(v_tile, BNK, tile_row0, kk),
+                                   hopper::desc_k_major(do_tile, BMQ, 0, kk), kk > 0);
+        }
+        hopper::wgmma_commit();
+        hopper::wgmma_wait<0>();
+        hopper::fence_operands(s);
+        hopper::fence_operands(dp);
+
+        // P^T and G^T, column i = query mb*BMQ + 8c + f.col + e%2
+        const float* vec = reinterpret_cast<const float*>(smem + L::kVec + st * L::kVecBytes);
+        const int i_lo = mb * BMQ;
+        Range vis[2] = {{0, BMQ}, {0, BMQ}};  // visible tile columns 8c + e%2, relative to this thread's first
+        if (!tile_full(g, a.score, slot, i_lo, i_lo + BMQ - 1, j_lo, j_hi)) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            vis[r] = queries_seeing(g, a.score, slot, j0 + 8 * r);
+            vis[r].lo -= i_lo + f.col, vis[r].hi -= i_lo + f.col;
+          }
+        }
+#pragma unroll
+        for (int c = 0; c < BMQ / 8; ++c) {
+          const int col = 8 * c + f.col;
+          const float2 l2 = *reinterpret_cast<const float2*>(vec + col);
+          const float2 dd = *reinterpret_cast<const float2*>(vec + BMQ + col);
+          float2 q0 = make_float2(0.0f, 0.0f);
+          if constexpr (Score::kLorentz) q0 = *reinterpret_cast<const float2*>(vec + 2 * BMQ + col);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int x = 4 * c + e, r = e >> 1, cc = e & 1;
+            const float qa = cc ? q0.y : q0.x;
+            const float acc = s[x];
+            const float t = a.score.log2_score(acc, qa, ka[r]);
+            const bool vis_x = 8 * c + cc >= vis[r].lo && 8 * c + cc <= vis[r].hi;
+            const float P = vis_x ? hopper::ex2(t - (cc ? l2.y : l2.x)) : 0.0f;
+            const float ds = P * (dp[x] - (cc ? dd.y : dd.x));
+            const float gr = a.score.grad_operand(ds, acc, qa, ka[r]);
+            s[x] = P;
+            dp[x] = gr;
+            if constexpr (Score::kLorentz) rsum[r] += round_as<T>(gr) * qa;
+          }
+        }
+        uint32_t pa[BMQ / 16][4], ga[BMQ / 16][4];
+        to_a_operand<T>(s, pa);
+        to_a_operand<T>(dp, ga);
+
+        // dV += P^T dO, dK += G^T Q
+        hopper::fence_operands(dv_acc);
+        hopper::fence_operands(dk_acc);
+        hopper::wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BMQ / 16; ++kk) {
+          hopper::wgmma_rs<T, D>(dv_acc, pa[kk], hopper::desc_mn_major(do_tile, BMQ, kk), 1);
+        }
+#pragma unroll
+        for (int kk = 0; kk < BMQ / 16; ++kk) {
+          hopper::wgmma_rs<T, D>(dk_acc, ga[kk], hopper::desc_mn_major(q_tile, BMQ, kk), 1);
+        }
+        hopper::wgmma_commit();
+        hopper::wgmma_wait<0>();
+        hopper::fence_operands(dv_acc);
+        hopper::fence_operands(dk_acc);
+        if (f.lane == 0) hopper::mbar_arrive(&empty[st]);
+      }
+    }
+
+    // dk_slot = factor (dK - diag(k/k0) sum_i G_ij q0_i) (the correction for the Lorentz score)
+    if constexpr (Score::kLorentz) {
+      const uint8_t* kt = smem + L::kK + slot * Cfg::kKBytes;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float corr = quad_sum(rsum[r]) / ka[r];
+#pragma unroll
+        for (int c = 0; c < D / 8; ++c)
+#pragma unroll
+          for (int cc = 0; cc < 2; ++cc) {
+            dk_acc[4 * c + 2 * r + cc] -= tile_elem<T>(kt, BNK, tile_row0 + f.row + 8 * r, 8 * c + f.col + cc) * corr;
+          }
+        rsum[r] = 0.0f;
+      }
+    }
+    const float factor[2] = {a.score.grad_factor(), a.score.grad_factor()};
+    store_tile<T, D>(static_cast<T*>(a.dk[slot]) + int64_t(bhk) * g.Tk * D, j_lo, g.Tk, f, dk_acc, factor);
+    zero(dk_acc);
+  }
+  const float one[2] = {1.0f, 1.0f};
+  store_tile<T, D>(static_cast<T*>(a.dv) + int64_t(bhk) * g.Tk * D, j_lo, g.Tk, f, dv_acc, one);
+}
+
+// Total attention A_j = sum_i P_ij = sum_i exp2(t_ij - L2_i) per query head (a forward output),
+// on the dK/dV kernel's schedule: S^T = K Q^T only, row sums of P^T in fp32.
+template <class Cfg, class Score>
+__device__ __forceinline__ void total_consumer(const DkvArgs<Score>& a, uint8_t* smem, uint64_t* bars, int wg, int n0,
+                                               int bhk, const Phases& ph) {
+  using T = typename Cfg::T;
+  using L = DkvLayout<Cfg, Score>;
+  constexpr int S = Cfg::STAGES, BNK = Cfg::BNK, BMQ = Cfg::BMQ, D = Cfg::D;
+  uint64_t *kv_full = bars, *full = bars + 1, *empty = bars + 1 + S;
+  const Geometry& g = a.geo;
+  const Frag f = Frag::make();
+  const int tile_row0 = wg * 64;
+  const int j0 = n0 + tile_row0 + f.row;
+  const int j_lo = n0 + tile_row0, j_hi = j_lo + 63;
+  const int group = a.H / a.Hkv, b = bhk / a.Hkv, hk = bhk % a.Hkv;
+  const uint32_t sbase = hopper::smem_u32(smem);
+  float ka[2] = {0.0f, 0.0f};
+  if constexpr (Score::kLorentz) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) ka[r] = j0 + 8 * r < g.Tk ? a.score.k0[int64_t(bhk) * a.TkP + j0 + 8 * r] : 0.0f;
+  }
+  hopper::mbar_wait(kv_full, 0);
+
+  int it = 0;
+  for (int p = 0; p < ph.n; ++p) {
+    const Phase cur = ph.at(p);
+    const int slot = cur.slot;
+    const uint32_t k_tile = sbase + L::kK + slot * Cfg::kKBytes;
+    for (int hi = 0; hi < group; ++hi) {
+      float asum[2] = {0.0f, 0.0f};
+      for (int mb = cur.begin; mb < cur.end; ++mb, ++it) {
+        const int st = it % S;
+        const uint32_t par = (it / S) & 1;
+        const uint32_t q_tile = sbase + L::kQ + st * Cfg::kQBytes;
+        hopper::mbar_wait(&full[st], par);
+        float s[BMQ / 2];
+        hopper::wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          hopper::wgmma_ss<T, BMQ>(s, hopper::desc_k_major(k_tile, BNK, tile_row0, kk),
+                                   hopper::desc_k_major(q_tile, BMQ, 0, kk), kk > 0);
+        }
+        hopper::wgmma_commit();
+        hopper::wgmma_wait<0>();
+        hopper::fence_operands(s);
+        const float* vec = reinterpret_cast<const float*>(smem + L::kVec + st * L::kVecBytes);
+        const int i_lo = mb * BMQ;
+        Range vis[2] = {{0, BMQ}, {0, BMQ}};
+        if (!tile_full(g, a.score, slot, i_lo, i_lo + BMQ - 1, j_lo, j_hi)) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            vis[r] = queries_seeing(g, a.score, slot, j0 + 8 * r);
+            vis[r].lo -= i_lo + f.col, vis[r].hi -= i_lo + f.col;
+          }
+        }
+#pragma unroll
+        for (int c = 0; c < BMQ / 8; ++c)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int r = e >> 1, cc = e & 1, col = 8 * c + f.col + cc;
+            const float qa = Score::kLorentz ? vec[2 * BMQ + col] : 0.0f;
+            const float t = a.score.log2_score(s[4 * c + e], qa, ka[r]);
+            if (8 * c + cc >= vis[r].lo && 8 * c + cc <= vis[r].hi) asum[r] += hopper::ex2(t - vec[col]);
+          }
+        if (f.lane == 0) hopper::mbar_arrive(&empty[st]);
+      }
+      // this slot's part of A_j for head h (a second slot adds to the first)
+      float* total = a.total + (int64_t(b) * a.H + hk * group + hi) * g.Tk;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float sum = quad_sum(asum[r]);
+        const int j = j0 + 8 * r;
+        if ((f.lane & 3) == 0 && j < g.Tk) total[j] = (p == 0 ? 0.0f : total[j]) + sum;
+      }
+    }
+  }
+}
+
+// kTotal: the total-attention pass of the forward instead of the gradients.
+template <class Cfg, class Score, bool kTotal>
+__global__ void __launch_bounds__(Cfg::kThreads, 1) tiled_dkdv(const __grid_constant__ DkvArgs<Score> a) {
+  using L = DkvLayout<Cfg, Score>;
+  constexpr int S = Cfg::STAGES, NC = Cfg::NC;
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = align_smem(smem_raw);
+  uint64_t* bars = reinterpret_cast<uint64_t*>(smem + L::kBar);  // kv_full, full[S], empty[S]
+  if (threadIdx.x == 0) {
+    hopper::mbar_init(bars, 1);
+    for (int s = 0; s < S; ++s) {
+      hopper::mbar_init(bars + 1 + s, 1);
+      hopper::mbar_init(bars + 1 + S + s, 4 * NC);
+    }
+    hopper::fence_barrier_init();
+  }
+  __syncthreads();
+
+  // Under a causal mask the first key blocks are seen by the most query rows: they go first.
+  const int n0 = blockIdx.x * Cfg::BNK;
+  const int bhk = blockIdx.y;
+  const Phases ph = a.score.key_phases(a.geo, n0, min(n0 + Cfg::BNK, a.geo.Tk) - 1, Cfg::BMQ);
+  const int wg = threadIdx.x / 128;
+  if (wg == 0) {
+    hopper::setmaxnreg_dec<RegSplit<NC>::kProducer>();
+    if (threadIdx.x == 0) dkv_producer<Cfg, Score, kTotal>(a, smem, bars, n0, bhk, ph);
+  } else {
+    hopper::setmaxnreg_inc<RegSplit<NC>::kConsumer>();
+    if constexpr (kTotal) total_consumer<Cfg, Score>(a, smem, bars, wg - 1, n0, bhk, ph);
+    else dkv_consumer<Cfg, Score>(a, smem, bars, wg - 1, n0, bhk, ph);
+  }
+}
+
+}  // namespace attnbench::kernels::tiled

@@ -1,0 +1,253 @@
+// Tiled softmax-family forward on Hopper (FlashAttention-2 loop order, FlashAttention-3 machinery).
+//
+// One CTA owns BM = 64*NC query rows of one (b, h) and streams the visible key blocks of BN keys
+// of kv head hk = h / (H/Hkv). Per key block (one "item"; a policy with two slots visits the
+// blocks of each slot in turn, see softmax_tiled_scores.cuh), each consumer warpgroup computes,
+// for its 64 rows (log2 domain, t = s log2 e):
+//   S = Q_slot K_slot^T                   wgmma, both operands in shared memory (K-major)
+//   t = policy(S), -inf where masked       (causal j <= i + off, j < Tk, the slot's pairs)
+//   m_new = max(m, rowmax t);  P~ = exp2(t - m_new);  alpha = exp2(m - m_new)
+//   l = alpha l + rowsum P~;   O = alpha O + P~ V      wgmma, P~ from registers (rounded to the
+//                                                      storage dtype), V in shared memory (MN-major)
+// and at the end o = O / l, L = (m + log2 l) ln 2 (natural log; -inf and o = 0 for a row that sees
+// no key). The producer warp streams K and V through a ring of STAGES slots with TMA (separate
+// full/empty mbarriers for K and V, so S can start before V lands); Q is loaded once.
+#pragma once
+
+#include "softmax_tiled_tile.cuh"
+
+namespace attnbench::kernels::tiled {
+
+template <class T_, int D_, int NC_, int BN_, int STAGES_>
+struct FwdConfig {
+  using T = T_;
+  static constexpr int D = D_, NC = NC_, BM = 64 * NC_, BN = BN_, STAGES = STAGES_;
+  static constexpr int kThreads = 128 * (NC + 1);
+  static constexpr uint32_t kQBytes = BM * D * 2, kKVBytes = BN * D * 2;
+};
+
+// Shared memory: Q[slot] (BM x D), then per stage K (BN x D), V (BN x D), k0 (BN fp32, Lorentz),
+// then the barriers.
+template <class Cfg, class Score>
+struct FwdLayout {
+  static constexpr uint32_t kQ = 0;
+  static constexpr uint32_t kK = kQ + Score::kSlots * Cfg::kQBytes;
+  static constexpr uint32_t kV = kK + Cfg::STAGES * Cfg::kKVBytes;
+  static constexpr uint32_t kAux = kV + Cfg::STAGES * Cfg::kKVBytes;
+  static constexpr uint32_t kAuxBytes = Score::kLorentz ? Cfg::BN * 4 : 0;
+  static constexpr uint32_t kBar = kAux + Cfg::STAGES * kAuxBytes;
+  static constexpr uint32_t kBytes = kBar + (1 + 4 * Cfg::STAGES) * 8 + kSmemSlack;
+};
+
+template <class Score>
+struct FwdArgs {
+  CUtensorMap q[2], k[2], v;  // per slot; box rows BM (q) and BN (k, v)
+  Score score;
+  void* o;     // [B, H, Tq, D]
+  float* lse;  // [B, H, Tq]
+  Geometry geo;
+  int H, Hkv, TqP, TkP;
+};
+
+template <class Cfg, class Score>
+__device__ __forceinline__ void fwd_producer(const FwdArgs<Score>& a, uint8_t* smem, uint64_t* bars, int m0, int bh,
+                                             int bhk, const Phases& ph) {
+  using L = FwdLayout<Cfg, Score>;
+  constexpr int S = Cfg::STAGES, BN = Cfg::BN;
+  uint64_t *q_full = bars, *k_full = bars + 1, *k_empty = k_full + S, *v_full = k_empty + S, *v_empty = v_full + S;
+  hopper::mbar_arrive_expect_tx(q_full, Score::kSlots * Cfg::kQBytes);
+#pragma unroll
+  for (int s = 0; s < Score::kSlots; ++s) {
+    hopper::tma_load_4d(smem + L::kQ + s * Cfg::kQBytes, &a.q[s], 0, m0, 0, bh, q_full);
+  }
+  int it = 0;
+  for (int p = 0; p < ph.n; ++p) {
+    const Phase cur = ph.at(p);
+    const int slot = cur.slot;
+    for (int nb = cur.begin; nb < cur.end; ++nb, ++it) {
+      const int st = it % S;
+      const uint32_t par = (it / S) & 1;
+      hopper::mbar_wait(&k_empty[st], par ^ 1);
+      hopper::mbar_arrive_expect_tx(&k_full[st], Cfg::kKVBytes + L::kAuxBytes);
+      hopper::tma_load_4d(smem + L::kK + st * Cfg::kKVBytes, &a.k[slot], 0, nb * BN, 0, bhk, &k_full[st]);
+      if constexpr (Score::kLorentz) {
+        hopper::bulk_load(smem + L::kAux + st * L::kAuxBytes, a.score.k0 + int64_t(bhk) * a.TkP + nb * BN,
+                          L::kAuxBytes, &k_full[st]);
+      }
+      hopper::mbar_wait(&v_empty[st], par ^ 1);
+      hopper::mbar_arrive_expect_tx(&v_full[st], Cfg::kKVBytes);
+      hopper::tma_load_4d(smem + L::kV + st * Cfg::kKVBytes, &a.v, 0, nb * BN, 0, bhk, &v_full[st]);
+    }
+  }
+}
+
+template <class Cfg, class Score>
+__device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* smem, uint64_t* bars, int wg, int m0,
+                                             int bh, const Phases& ph) {
+  using T = typename Cfg::T;
+  using L = FwdLayout<Cfg, Score>;
+  constexpr int S = Cfg::STAGES, BM = Cfg::BM, BN = Cfg::BN, D = Cfg::D;
+  uint64_t *q_full = bars, *k_full = bars + 1, *k_empty = k_full + S, *v_full = k_empty + S, *v_empty = v_full + S;
+  const Geometry& g = a.geo;
+  const Frag f = Frag::make();
+  const int tile_row0 = wg * 64;                // this warpgroup's first row in the block
+  const int i0 = m0 + tile_row0 + f.row;        // global rows i0 (e/2 = 0) and i0 + 8 (e/2 = 1)
+  const int i_lo = m0 + tile_row0, i_hi = i_lo + 63;
+  const uint32_t sbase = hopper::smem_u32(smem);
+
+  float o_acc[D / 2];
+  zero(o_acc);
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  float qa[2] = {0.0f, 0.0f};  // Lorentz q0 of the two rows
+  if constexpr (Score::kLorentz) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) qa[r] = i0 + 8 * r < g.Tq ? a.score.q0[int64_t(bh) * a.TqP + i0 + 8 * r] : 0.0f;
+  }
+  hopper::mbar_wait(q_full, 0);
+
+  int it = 0;
+  for (int p = 0; p < ph.n; ++p) {
+    const Phase cur = ph.at(p);
+    const int slot = cur.slot;
+    const uint32_t q_tile = sbase + L::kQ + slot * Cfg::kQBytes;
+    for (int nb = cur.begin; nb < cur.end; ++nb, ++it) {
+      const int st = it % S;
+      const uint32_t par = (it / S) & 1;
+      const int n0 = nb * BN;
+
+      // S = Q K^T
+      float s[BN / 2];
+      hopper::mbar_wait(&k_full[st], par);
+      const uint32_t k_tile = sbase + L::kK + st * Cfg::kKVBytes;
+      hopper::wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        hopper::wgmma_ss<T, BN>(s, hopper::desc_k_major(q_tile, BM, tile_row0, kk),
+                                hopper::desc_k_major(k_tile, BN, 0, kk), kk > 0);
+      }
+      hopper::wgmma_commit();
+      hopper::wgmma_wait<0>();
+      hopper::fence_operands(s);
+
+      // t = policy(S) (log2 domain), masked
+      const float* k0s = reinterpret_cast<const float*>(smem + L::kAux + st * L::kAuxBytes);
+#pragma unroll
+      for (int c = 0; c < BN / 8; ++c)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float ka = 0.0f;
+          if constexpr (Score::kLorentz) ka = k0s[8 * c + f.col + (e & 1)];
+          s[4 * c + e] = a.score.log2_score(s[4 * c + e], qa[e >> 1], ka);
+        }
+      if (f.lane == 0) hopper::mbar_arrive(&k_empty[st]);  // K (and k0) no longer read
+      if (!tile_full(g, a.score, slot, i_lo, i_hi, n0, n0 + BN - 1)) {
+        Range vis[2];  // visible tile columns 8c + e%2 of each row, relative to this thread's first
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          vis[r] = keys_seen_by(g, a.score, slot, i0 + 8 * r);
+          vis[r].lo -= n0 + f.col, vis[r].hi -= n0 + f.col;
+        }
+#pragma unroll
+        for (int c = 0; c < BN / 8; ++c)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int x = 8 * c + (e & 1);
+            if (x < vis[e >> 1].lo || x > vis[e >> 1].hi) s[4 * c + e] = -INFINITY;
+          }
+      }
+
+      // online softmax
+      float mx[2] = {m_run[0], m_run[1]};
+#pragma unroll
+      for (int c = 0; c < BN / 8; ++c) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[4 * c], s[4 * c + 1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[4 * c + 2], s[4 * c + 3]));
+      }
+      float base[2], alpha[2], rs[2] = {0.0f, 0.0f};
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = quad_max(mx[r]);
+        base[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // a row with nothing visible yet keeps P~ = 0
+        alpha[r] = hopper::ex2(m_run[r] - base[r]);
+        m_run[r] = mx[r];
+      }
+#pragma unroll
+      for (int i = 0; i < BN / 2; ++i) {
+        s[i] = hopper::ex2(s[i] - base[(i >> 1) & 1]);
+        rs[(i >> 1) & 1] += s[i];
+      }
+      uint32_t pa[BN / 16][4];
+      to_a_operand<T>(s, pa);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) l_run[r] = l_run[r] * alpha[r] + rs[r];
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o_acc[i] *= alpha[(i >> 1) & 1];
+
+      // O += P~ V
+      hopper::mbar_wait(&v_full[st], par);
+      const uint32_t v_tile = sbase + L::kV + st * Cfg::kKVBytes;
+      hopper::fence_operands(o_acc);
+      hopper::wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        hopper::wgmma_rs<T, D>(o_acc, pa[kk], hopper::desc_mn_major(v_tile, BN, kk), 1);
+      }
+      hopper::wgmma_commit();
+      hopper::wgmma_wait<0>();
+      hopper::fence_operands(o_acc);
+      if (f.lane == 0) hopper::mbar_arrive(&v_empty[st]);
+    }
+  }
+
+  // o = O / l, L = (m + log2 l) ln 2
+  float inv[2], lse[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float l = quad_sum(l_run[r]);
+    inv[r] = l > 0.0f ? 1.0f / l : 0.0f;
+    lse[r] = l > 0.0f ? (m_run[r] + __log2f(l)) * kLn2 : -INFINITY;
+  }
+  T* o = static_cast<T*>(a.o) + int64_t(bh) * g.Tq * D;
+  store_tile<T, D>(o, m0 + tile_row0, g.Tq, f, o_acc, inv);
+  if ((f.lane & 3) == 0) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      if (i0 + 8 * r < g.Tq) a.lse[int64_t(bh) * g.Tq + i0 + 8 * r] = lse[r];
+    }
+  }
+}
+
+template <class Cfg, class Score>
+__global__ void __launch_bounds__(Cfg::kThreads, 1) tiled_forward(const __grid_constant__ FwdArgs<Score> a) {
+  using L = FwdLayout<Cfg, Score>;
+  constexpr int S = Cfg::STAGES, NC = Cfg::NC;
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = align_smem(smem_raw);
+  uint64_t* bars = reinterpret_cast<uint64_t*>(smem + L::kBar);  // q_full, k_full[S], k_empty[S], v_full[S], v_empty[S]
+  if (threadIdx.x == 0) {
+    hopper::mbar_init(bars, 1);
+    for (int s = 0; s < S; ++s) {
+      hopper::mbar_init(bars + 1 + s, 1);
+      hopper::mbar_init(bars + 1 + S + s, 4 * NC);
+      hopper::mbar_init(bars + 1 + 2 * S + s, 1);
+      hopper::mbar_init(bars + 1 + 3 * S + s, 4 * NC);
+    }
+    hopper::fence_barrier_init();
+  }
+  __syncthreads();
+
+  // Longest rows first: under a causal mask the last query blocks see the most keys.
+  const int m0 = (gridDim.x - 1 - blockIdx.x) * Cfg::BM;
+  const int bh = blockIdx.y, b = bh / a.H, h = bh % a.H, bhk = b * a.Hkv + h / (a.H / a.Hkv);
+  const Phases ph = a.score.query_phases(a.geo, m0, min(m0 + Cfg::BM, a.geo.Tq) - 1, Cfg::BN);
+  const int wg = threadIdx.x / 128;
+  if (wg == 0) {
+    hopper::setmaxnreg_dec<RegSplit<NC>::kProducer>();
+    if (threadIdx.x == 0) fwd_producer<Cfg, Score>(a, smem, bars, m0, bh, bhk, ph);
+  } else {
+    hopper::setmaxnreg_inc<RegSplit<NC>::kConsumer>();
+    fwd_consumer<Cfg, Score>(a, smem, bars, wg - 1, m0, bh, ph);
+  }
+}
+
+}  // namespace attnbench::kernels::tiled

@@ -1,0 +1,301 @@
+// Host side of the tiled softmax-family kernels: what they support, their tile configurations,
+// and a Prepared that builds the TMA tensor maps once and launches
+//   forward:  [time coordinates q0, k0 (hyperbolic)] -> tiled_forward
+//             [-> tiled_bwd_prep (L2_i) -> tiled_dkdv<kTotal> (total attention, when asked)]
+//   backward: its own forward once, untimed, in the constructor; then per run
+//             [q0, k0] -> tiled_bwd_prep (D_i, L2_i) -> tiled_dkdv -> tiled_dq
+// A family member supplies its score policy through a TiledPolicy<Score> specialization.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/gpu.h"
+#include "device_tensor.h"
+#include "softmax_tiled_bwd.cuh"
+#include "softmax_tiled_dq.cuh"
+#include "softmax_tiled_fwd.cuh"
+
+namespace attnbench::kernels::tiled {
+
+// Tile configurations (head dim D; NC consumer warpgroups of 64 rows each):
+//   forward  BM = 192 query rows, BN = 128 keys, 4 stages (D = 64) or 2 (D = 128)
+//   dK/dV    BNK = 128 keys, BMQ = 64 queries per step, 3 stages
+//   dQ       BM = 128 query rows, BN = 64 keys per step, 3 stages
+template <class T, int D>
+struct TiledConfigs {
+  using Fwd = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2>;
+  using Dkv = DkvConfig<T, D, 2, 3>;
+  using Dq = DqConfig<T, D, 2, 64, 3>;
+};
+
+struct SlotNames {
+  const char *q, *k, *dq, *dk;
+};
+
+// Per policy: its slots' tensor names and the device policy object.
+template <class Score>
+struct TiledPolicy;
+
+template <>
+struct TiledPolicy<DotScore> {
+  static std::vector<SlotNames> slots() { return {{"q", "k", "dq", "dk"}}; }
+  static DotScore make(const Problem& p, const float*, const float*) {
+    DotScore s;
+    s.score_log2 = static_cast<float>(p.scale() * 1.4426950408889634);
+    s.grad_scale = static_cast<float>(p.scale());
+    return s;
+  }
+};
+
+template <>
+struct TiledPolicy<PiecewiseScore> {
+  static std::vector<SlotNames> slots() { return {{"q1", "k1", "dq1", "dk1"}, {"q2", "k2", "dq2", "dk2"}}; }
+  static PiecewiseScore make(const Problem& p, const float*, const float*) {
+    PiecewiseScore s;
+    s.score_log2 = static_cast<float>(p.scale() * 1.4426950408889634);
+    s.grad_scale = static_cast<float>(p.scale());
+    s.w = static_cast<int>(p.window());
+    return s;
+  }
+};
+
+template <>
+struct TiledPolicy<LorentzScore> {
+  static std::vector<SlotNames> slots() { return {{"q", "k", "dq", "dk"}}; }
+  static LorentzScore make(const Problem& p, const float* q0, const float* k0) {
+    LorentzScore s;
+    s.c = static_cast<float>(p.params.curvature);
+    s.neg_coef = static_cast<float>(-p.params.beta / std::sqrt(p.params.curvature));
+    s.zmin = static_cast<float>(1.0 + 1e-6);
+    s.q0 = q0;
+    s.k0 = k0;
+    return s;
+  }
+};
+
+// What every tiled kernel supports, and why not the rest.
+inline Support tiled_supports(const Problem& p, Dtype dt) {
+  if (dt == Dtype::f32) return Support::no("tiled: fp16/bf16 only (wgmma operands)");
+  if (p.Dk != p.Dv) return Support::no("tiled: needs Dk == Dv");
+  if (p.Dk != 64 && p.Dk != 128) return Support::no("tiled: head dim 64 or 128 only");
+  if (p.causal && p.Tk < p.Tq) return Support::no("tiled: causal needs Tk >= Tq");
+  if (p.B * p.H > 65535) return Support::no("tiled: B*H <= 65535");
+  if (p.Tq >= (int64_t{1} << 30) || p.Tk >= (int64_t{1} << 30)) return Support::no("tiled: T < 2^30");
+  const GpuInfo& gi = gpu_info();
+  if (gi.available && gi.cc_major != 9) return Support::no("tiled: needs a Hopper GPU (sm_90a)");
+  return Support::yes();
+}
+
+template <class Kernel>
+void allow_smem(Kernel kernel, uint32_t bytes) {
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+constexpr uint32_t kMaxSmem = 227 * 1024;  // dynamic shared memory per block on sm_90
+
+template <class Score>
+class TiledPrepared final : public CudaPrepared {
+ public:
+  TiledPrepared(const Problem& p, Pass pass, Dtype dt, const Tensors& inputs) : CudaPrepared(p, pass, dt, inputs) {
+    TqP_ = round_up(p.Tq, 128), TkP_ = round_up(p.Tk, 128);
+    scratch("lse2", {p.B * p.H * TqP_}, Dtype::f32);
+    scratch("dvec", {p.B * p.H * TqP_}, Dtype::f32);
+    if (Score::kLorentz) {
+      scratch("q0", {p.B * p.H * TqP_}, Dtype::f32);
+      scratch("k0", {p.B * p.Hkv * TkP_}, Dtype::f32);
+    }
+    if (pass == Pass::bwd || !has_out("lse")) scratch("lse", {p.B, p.H, p.Tq}, Dtype::f32);
+    if (pass == Pass::bwd) scratch("o", {p.B, p.H, p.Tq, p.Dv}, dt);
+    dispatch([&](auto cfgs) { prepare_args(cfgs); });  // tensor maps and kernel attributes, once
+    if (pass == Pass::bwd) {
+      forward();  // the backward's o and lse, untimed
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+  }
+
+  void run() override {
+    if (pass_ == Pass::fwd) forward();
+    else backward();
+  }
+
+ private:
+  template <class F>
+  void dispatch(F&& f) {
+    if (dt_ == Dtype::bf16) {
+      if (p_.Dk == 64) f(TiledConfigs<__nv_bfloat16, 64>{});
+      else f(TiledConfigs<__nv_bfloat16, 128>{});
+    } else {
+      if (p_.Dk == 64) f(TiledConfigs<__half, 64>{});
+      else f(TiledConfigs<__half, 128>{});
+    }
+  }
+
+  CUtensorMap map(const std::string& name, int64_t T, int64_t BH, int box_rows) const {
+    return hopper::make_tile_map(in(name).buf.get(), dt_ == Dtype::bf16, p_.Dk, T, BH, box_rows);
+  }
+
+  template <class Args>
+  void fill_common(Args& a) const {
+    a.geo = {static_cast<int>(p_.Tq), static_cast<int>(p_.Tk), static_cast<int>(p_.Tk - p_.Tq), p_.causal};
+    a.H = static_cast<int>(p_.H), a.Hkv = static_cast<int>(p_.Hkv);
+    a.TqP = static_cast<int>(TqP_), a.TkP = static_cast<int>(TkP_);
+  }
+
+  template <class Cfgs>
+  void prepare_args(Cfgs) {
+    using Fw = typename Cfgs::Fwd;
+    using Kv = typename Cfgs::Dkv;
+    using Qc = typename Cfgs::Dq;
+    const auto slots = TiledPolicy<Score>::slots();
+    const float* q0 = Score::kLorentz ? scratch("q0").template as<float>() : nullptr;
+    const float* k0 = Score::kLorentz ? scratch("k0").template as<float>() : nullptr;
+    const Score score = TiledPolicy<Score>::make(p_, q0, k0);
+    const int64_t BH = p_.B * p_.H, BHkv = p_.B * p_.Hkv;
+
+    FwdArgs<Score>& a = fwd_;
+    for (std::size_t s = 0; s < slots.size(); ++s) {
+      a.q[s] = map(slots[s].q, p_.Tq, BH, Fw::BM);
+      a.k[s] = map(slots[s].k, p_.Tk, BHkv, Fw::BN);
+    }
+    a.v = map("v", p_.Tk, BHkv, Fw::BN);
+    a.score = score;
+    a.o = (pass_ == Pass::fwd ? out("o") : scratch("o")).buf.get();
+    a.lse = ((pass_ == Pass::fwd && has_out("lse")) ? out("lse") : scratch("lse")).template as<float>();
+    fill_common(a);
+    allow_smem(tiled_forward<Fw, Score>, FwdLayout<Fw, Score>::kBytes);
+    static_assert(FwdLayout<Fw, Score>::kBytes <= kMaxSmem && DkvLayout<Kv, Score>::kBytes <= kMaxSmem &&
+                      DqLayout<Qc, Score>::kBytes <= kMaxSmem,
+                  "tile configuration exceeds shared memory");
+
+    // The dK/dV kernel serves the backward, and the total-attention pass of a forward.
+    DkvArgs<Score>& kv = dkv_;
+    if (pass_ == Pass::fwd && !has_out("total")) return;
+    for (std::size_t s = 0; s < slots.size(); ++s) {
+      kv.q[s] = map(slots[s].q, p_.Tq, BH, Kv::BMQ);
+      kv.k[s] = map(slots[s].k, p_.Tk, BHkv, Kv::BNK);
+    }
+    kv.v = map("v", p_.Tk, BHkv, Kv::BNK);
+    kv.score = score;
+    kv.lse2 = scratch("lse2").template as<float>();
+    kv.dvec = scratch("dvec").template as<float>();
+    fill_common(kv);
+    if (pass_ == Pass::fwd) {
+      kv.total = out("total").template as<float>();
+      allow_smem(tiled_dkdv<Kv, Score, true>, DkvLayout<Kv, Score>::kBytes);
+      return;
+    }
+    kv.dout = map("do", p_.Tq, BH, Kv::BMQ);
+    kv.dv = out("dv").buf.get();
+    for (std::size_t s = 0; s < slots.size(); ++s) kv.dk[s] = out(slots[s].dk).buf.get();
+    allow_smem(tiled_dkdv<Kv, Score, false>, DkvLayout<Kv, Score>::kBytes);
+
+    DqArgs<Score>& dq = dq_;
+    for (std::size_t s = 0; s < slots.size(); ++s) {
+      dq.q[s] = map(slots[s].q, p_.Tq, BH, Qc::BM);
+      dq.k[s] = map(slots[s].k, p_.Tk, BHkv, Qc::BN);
+      dq.dq[s] = out(slots[s].dq).buf.get();
+    }
+    dq.v = map("v", p_.Tk, BHkv, Qc::BN);
+    dq.dout = map("do", p_.Tq, BH, Qc::BM);
+    dq.score = score;
+    dq.lse2 = kv.lse2;
+    dq.dvec = kv.dvec;
+    fill_common(dq);
+    allow_smem(tiled_dq<Qc, Score>, DqLayout<Qc, Score>::kBytes);
+  }
+
+  // q0 = sqrt(1/c + |q|^2), k0 likewise (hyperbolic only).
+  template <class T, int D>
+  void time_coordinates() {
+    if constexpr (Score::kLorentz) {
+      const float inv_c = static_cast<float>(1.0 / p_.params.curvature);
+      const int64_t qrows = p_.B * p_.H * TqP_, krows = p_.B * p_.Hkv * TkP_;
+      tiled_time_coords<T, D><<<static_cast<unsigned>((qrows + 7) / 8), 256, 0, stream_>>>(
+          in("q").template as<T>(), scratch("q0").template as<float>(), static_cast<int>(p_.Tq),
+          static_cast<int>(TqP_), qrows, inv_c);
+      CUDA_CHECK_LAUNCH("tiled_time_coords(q)");
+      tiled_time_coords<T, D><<<static_cast<unsigned>((krows + 7) / 8), 256, 0, stream_>>>(
+          in("k").template as<T>(), scratch("k0").template as<float>(), static_cast<int>(p_.Tk),
+          static_cast<int>(TkP_), krows, inv_c);
+      CUDA_CHECK_LAUNCH("tiled_time_coords(k)");
+    }
+  }
+
+  void forward() {
+    dispatch([&](auto cfgs) {
+      using Fw = typename decltype(cfgs)::Fwd;
+      time_coordinates<typename Fw::T, Fw::D>();
+      const dim3 grid(static_cast<unsigned>((p_.Tq + Fw::BM - 1) / Fw::BM), static_cast<unsigned>(p_.B * p_.H));
+      tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
+      CUDA_CHECK_LAUNCH("tiled_forward");
+      if (pass_ == Pass::fwd && has_out("total")) {  // A_j = sum_i exp(s_ij - L_i), once L is known
+        using Kv = typename decltype(cfgs)::Dkv;
+        row_statistics<typename Kv::T, Kv::D>(false);
+        const dim3 kv_grid(static_cast<unsigned>((p_.Tk + Kv::BNK - 1) / Kv::BNK),
+                           static_cast<unsigned>(p_.B * p_.Hkv));
+        tiled_dkdv<Kv, Score, true><<<kv_grid, Kv::kThreads, DkvLayout<Kv, Score>::kBytes, stream_>>>(dkv_);
+        CUDA_CHECK_LAUNCH("tiled_dkdv(total)");
+      }
+    });
+  }
+
+  // L2_i = L_i log2 e and (with_delta) D_i = dO_i . o_i, padded to TqP rows.
+  template <class T, int D>
+  void row_statistics(bool with_delta) {
+    const int64_t rows = p_.B * p_.H * TqP_;
+    const float* lse = ((pass_ == Pass::fwd && has_out("lse")) ? out("lse") : scratch("lse")).template as<float>();
+    tiled_bwd_prep<T, D><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, stream_>>>(
+        with_delta ? scratch("o").template as<T>() : nullptr, with_delta ? in("do").template as<T>() : nullptr, lse,
+        scratch("lse2").template as<float>(), scratch("dvec").template as<float>(), static_cast<int>(p_.Tq),
+        static_cast<int>(TqP_), rows);
+    CUDA_CHECK_LAUNCH("tiled_bwd_prep");
+  }
+
+  void backward() {
+    dispatch([&](auto cfgs) {
+      using Kv = typename decltype(cfgs)::Dkv;
+      using Qc = typename decltype(cfgs)::Dq;
+      using T = typename Kv::T;
+      time_coordinates<T, Kv::D>();
+      row_statistics<T, Kv::D>(true);
+      const dim3 kv_grid(static_cast<unsigned>((p_.Tk + Kv::BNK - 1) / Kv::BNK), static_cast<unsigned>(p_.B * p_.Hkv));
+      tiled_dkdv<Kv, Score, false><<<kv_grid, Kv::kThreads, DkvLayout<Kv, Score>::kBytes, stream_>>>(dkv_);
+      CUDA_CHECK_LAUNCH("tiled_dkdv");
+      const dim3 dq_grid(static_cast<unsigned>((p_.Tq + Qc::BM - 1) / Qc::BM), static_cast<unsigned>(p_.B * p_.H));
+      tiled_dq<Qc, Score><<<dq_grid, Qc::kThreads, DqLayout<Qc, Score>::kBytes, stream_>>>(dq_);
+      CUDA_CHECK_LAUNCH("tiled_dq");
+    });
+  }
+
+  int64_t TqP_ = 0, TkP_ = 0;
+  FwdArgs<Score> fwd_{};
+  DkvArgs<Score> dkv_{};
+  DqArgs<Score> dq_{};
+};
+
+// One Impl per family member, all sharing the design above.
+template <class Score>
+Impl make_tiled_impl(const std::string& algo, const std::string& summary) {
+  Impl impl;
+  impl.algo = algo;
+  impl.name = "tiled";
+  impl.device = Device::cuda;
+  impl.summary = summary;
+  impl.supports = [](const Problem& p, Pass, Dtype dt) { return tiled_supports(p, dt); };
+  impl.prepare = [](const Problem& p, Pass pass, Dtype dt, const Tensors& in,
+                    const PrepareOptions&) -> std::unique_ptr<Prepared> {
+    return std::make_unique<TiledPrepared<Score>>(p, pass, dt, in);
+  };
+  return impl;
+}
+
+// The piecewise and hyperbolic impls, each instantiated in its own file (softmax_tiled_piecewise.cu,
+// softmax_tiled_hyperbolic.cu); softmax_tiled.cu registers all three.
+Impl tiled_piecewise_impl();
+Impl tiled_hyperbolic_impl();
+
+}  // namespace attnbench::kernels::tiled
