@@ -21,19 +21,36 @@
 //               store_query_grads(b,h,i,lane)
 //   key side:   load_key(b,hk,j,lane); key_score(b,h,i,j,lane); add_key_grad(ds,b,h,i,j,lane);
 //               store_key_grads(b,hk,j,lane)
-// Every call is warp-cooperative and returns the same value on all lanes.
+// Every call is warp-cooperative and returns the same value on all lanes. add_*_grad(ds, ...)
+// always follows the score call of the same (i, j), so a policy may keep per-pair values from it.
+// A policy whose backward multiplies dS by a chain-rule factor before its sums (hyperbolic:
+// dZ = dS ds/dz) declares `static constexpr bool kRoundsDS = true;`: the kernels then hand it dS
+// unrounded and, in same-precision mode, the policy rounds its own operand (as the CPU emulation).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "warp.cuh"
 
 namespace attnbench::kernels::naive {
 
 constexpr int kWarpsPerBlock = 4;
+
+// True when Score declares kRoundsDS = true (see above).
+template <class Score, class = void>
+struct policy_rounds_ds : std::false_type {};
+template <class Score>
+struct policy_rounds_ds<Score, std::void_t<decltype(Score::kRoundsDS)>> : std::bool_constant<Score::kRoundsDS> {};
+
+// dS as the policy receives it: rounded to T in same-precision mode unless the policy rounds.
+template <class T, bool kSP, class Score>
+__device__ __forceinline__ float ds_for_policy(float ds) {
+  return (kSP && !policy_rounds_ds<Score>::value) ? round_as<T>(ds) : ds;
+}
 
 // Shapes and the pointers every family member shares (the score's own inputs live in the policy).
 template <class T>
@@ -116,9 +133,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * kWarpSize)
   const int vis = visible_keys(i, p.off, p.Tk, p.causal);
   for (int j = 0; j < vis; ++j) {
     const float P = __expf(score.score(b, hk, i, j, lane) - L);
-    float ds = P * (dot_row<S>(dO, v + int64_t(j) * p.Dv, p.Dv, lane) - D);
-    if (kSP) ds = round_as<T>(ds);
-    score.add_query_grad(ds, b, hk, i, j, lane);
+    const float ds = P * (dot_row<S>(dO, v + int64_t(j) * p.Dv, p.Dv, lane) - D);
+    score.add_query_grad(ds_for_policy<T, kSP, Score>(ds), b, hk, i, j, lane);
   }
   score.store_query_grads(b, h, i, lane);
 }
@@ -140,10 +156,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * kWarpSize)
       const int64_t row = (int64_t(b) * p.H + h) * p.Tq + i;
       const T* dO = p.dout + row * p.Dv;
       const float P = __expf(score.key_score(b, h, i, j, lane) - p.lse[row]);
-      float ds = P * (dot_row<S>(v_reg, dO, p.Dv, lane) - p.delta[row]);
-      if (kSP) ds = round_as<T>(ds);
+      const float ds = P * (dot_row<S>(v_reg, dO, p.Dv, lane) - p.delta[row]);
       axpy_row<S>(dv, kSP ? round_as<T>(P) : P, dO, p.Dv, lane);
-      score.add_key_grad(ds, b, h, i, j, lane);
+      score.add_key_grad(ds_for_policy<T, kSP, Score>(ds), b, h, i, j, lane);
     }
   }
   store_row<S>(p.dv + krow * p.Dv, p.Dv, lane, dv, 1.0f);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 
 #include "device_tensor.h"
@@ -12,12 +13,17 @@
 namespace attnbench::kernels::naive {
 
 // What a MakeScore functor sees: `template <class T, int S> Score operator()(FamilyAccess&) const`
-// builds the policy from the device inputs (and, in a backward, the gradient outputs).
+// builds the policy from the device inputs (and, in a backward, the gradient outputs). A policy
+// that needs per-row values before the kernels (hyperbolic: the time coordinates x0) takes a
+// workspace (allocated on first use, kept by the Prepared) and enqueues its pre-pass on `stream`.
 struct FamilyAccess {
   std::function<const DeviceTensor&(const std::string&)> in;
   std::function<DeviceTensor&(const std::string&)> out;
   const Problem* p;
   Pass pass;
+  bool same_precision;
+  cudaStream_t stream;
+  std::function<DeviceTensor&(const std::string&, const std::vector<int64_t>&, Dtype)> workspace;
 };
 
 template <class MakeScore>
@@ -42,7 +48,16 @@ class FamilyNaive final : public CudaPrepared {
  private:
   FamilyAccess access() {
     return {[this](const std::string& n) -> const DeviceTensor& { return in(n); },
-            [this](const std::string& n) -> DeviceTensor& { return has_out(n) ? out(n) : scratch(n); }, &p_, pass_};
+            [this](const std::string& n) -> DeviceTensor& { return has_out(n) ? out(n) : scratch(n); },
+            &p_,
+            pass_,
+            sp_,
+            stream_,
+            [this](const std::string& n, const std::vector<int64_t>& shape, Dtype d) -> DeviceTensor& {
+              auto it = workspace_.find(n);
+              if (it == workspace_.end()) it = workspace_.emplace(n, alloc_tensor(shape, d)).first;
+              return it->second;
+            }};
   }
 
   template <class T>
@@ -108,6 +123,7 @@ class FamilyNaive final : public CudaPrepared {
 
   bool sp_;
   MakeScore make_;
+  std::map<std::string, DeviceTensor> workspace_;  // the policy's own buffers (see FamilyAccess)
 };
 
 // What every naive softmax-family kernel supports.
