@@ -36,21 +36,23 @@ int sm_count() {
 
 int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
-// Reduction kernels: as many blocks per head as fill the GPU once (all resident, equal work), so no
-// block waits for a second wave and the partial sums stay few.
-void plan_splits(TiledParams& p, int64_t rows, int blocks_per_sm) {
+// Every kernel: as many blocks per head as fill the GPU once (all resident, equal work, each
+// streaming its tiles through a cp.async pipeline), so no block waits for a second wave, the
+// per-block prologue (the state in shared memory) is paid once, and the reduction kernels' partial
+// sums stay few. Returns the tiles per block.
+int tiles_per_block(int64_t rows, int BH, int blocks_per_sm) {
   const int ntiles = ceil_div(rows, kTiledRows);
-  const int per_head = static_cast<int>(std::max<int64_t>(1, int64_t{sm_count()} * std::max(blocks_per_sm, 1) / p.BH));
-  p.split_tiles = ceil_div(ntiles, std::min(per_head, ntiles));
-  p.splits = ceil_div(ntiles, p.split_tiles);
+  const int per_head = static_cast<int>(std::max<int64_t>(1, int64_t{sm_count()} * std::max(blocks_per_sm, 1) / BH));
+  return ceil_div(ntiles, std::min(per_head, ntiles));
 }
 
-// Row kernels: up to 4 tiles per block (the state load is amortized, the tiles pipelined) while
-// keeping at least about 4 waves of blocks (the last wave short).
+void plan_splits(TiledParams& p, int64_t rows, int blocks_per_sm) {
+  p.split_tiles = tiles_per_block(rows, p.BH, blocks_per_sm);
+  p.splits = ceil_div(ceil_div(rows, kTiledRows), p.split_tiles);
+}
+
 void plan_chunks(TiledParams& p, int64_t rows, int blocks_per_sm) {
-  const int64_t tiles = int64_t{ceil_div(rows, kTiledRows)} * p.BH;
-  const int64_t capacity = int64_t{sm_count()} * std::max(blocks_per_sm, 1);
-  p.chunk_tiles = static_cast<int>(std::clamp<int64_t>(tiles / (4 * capacity), 1, 4));
+  p.chunk_tiles = tiles_per_block(rows, p.BH, blocks_per_sm);
 }
 
 class TiledBidir : public CudaPrepared {

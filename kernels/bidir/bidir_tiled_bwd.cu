@@ -40,8 +40,9 @@ struct QuerySmem {
   static constexpr int bytes = dz_off + Tr::BM * 4;
 };
 
+// 64/64: at most 170 registers, so that 3 blocks (the shared-memory limit) fit on an SM.
 template <class T, int DKP, int DVP>
-__global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS) query_kernel(const TiledParams p) {
+__global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS, DKP + DVP <= 128 ? 3 : 1) query_kernel(const TiledParams p) {
   using Tr = Traits<DKP, DVP>;
   using Sm = QuerySmem<DKP, DVP>;
   constexpr int NTHR = Tr::RED_THREADS, BM = Tr::BM;
@@ -80,6 +81,9 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS) query_kernel(co
     }
     for (int d = tid; d < DKP; d += NTHR) skm[d] = p.norm ? p.kmean[static_cast<int64_t>(bh) * DKP + d] : 0.0f;
   }
+  __syncthreads();
+  float km[Tr::KT][2][2];  // kmean at this thread's fragment columns
+  load_frag_cols<Tr::KT>(km, skm, lane);
 
   float acc[Tr::NV + 1][4] = {};  // rows 16*warp.. of [dKV | dz_hi dz_lo] (reduction warps)
   const int mi = lane / 8, r8 = lane % 8;
@@ -99,7 +103,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS) query_kernel(co
 
       uint32_t f[Tr::KT][4];  // Qf (A fragments), also into shared memory for the reduction
       load_a_frags<Tr::KT, Tr::KST>(f, qslab, lane);
-      if (p.fm != kIdentity) phi_frags<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane);  // identity: zero fill masks
+      if (p.fm != kIdentity) phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane);  // identity: zero fill masks
       store_a_frags<Tr::KT, Tr::KST>(sQf + warp * 16 * Tr::KST, f, lane);
 
       float pa[Tr::NK][4] = {};  // P = dO KVr^T: A = dO, B[e][d] = KVr[d][e] (ldmatrix, no trans)
@@ -119,7 +123,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS) query_kernel(co
       float w[2] = {p.scale, p.scale}, dz[2] = {0.0f, 0.0f};
       if (p.norm) {
         float z[2], s[2] = {0.0f, 0.0f};
-        row_dot_vec<T, Tr::KT>(z, f, skm, lane);
+        row_dot_vec<T, Tr::KT>(z, f, km);
 #pragma unroll
         for (int kt = 0; kt < Tr::KT; ++kt) {  // s_i = Qf_i . P_i
 #pragma unroll
@@ -137,14 +141,13 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS) query_kernel(co
         }
       }
 #pragma unroll
-      for (int nt = 0; nt < Tr::NK; ++nt) {  // dQf = w P (+ dz kmean)
-        const float km0 = skm[nt * 8 + 2 * q], km1 = skm[nt * 8 + 2 * q + 1];
+      for (int nt = 0; nt < Tr::NK; ++nt) {  // dQf = w P (+ dz kmean); C tile nt <-> columns km[nt/2][nt%2]
 #pragma unroll
-        for (int i = 0; i < 4; ++i) pa[nt][i] = w[i / 2] * pa[nt][i] + dz[i / 2] * (i % 2 ? km1 : km0);
+        for (int i = 0; i < 4; ++i) pa[nt][i] = w[i / 2] * pa[nt][i] + dz[i / 2] * km[nt / 2][nt % 2][i % 2];
       }
       uint32_t x[Tr::KT][4];  // raw q again, for phi'
       load_a_frags<Tr::KT, Tr::KST>(x, qslab, lane);
-      dphi_frags<T, Tr::KT>(x, pa, p.fm, p.Dk, lane);
+      dphi_frags_any<T, Tr::KT>(x, pa, p.fm, p.Dk, lane);
       __syncwarp();
       store_c_tiles<Tr::NK, Tr::KST>(qslab, pa, 0, lane);  // dq over the raw q slab (read above)
       if (p.norm) {  // G = round(w dO) in place; dz for the reduction
@@ -232,7 +235,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) key_kernel(cons
   T* sKV = reinterpret_cast<T*>(smem + Sm::kv_off);
   float* skm = reinterpret_cast<float*>(smem + Sm::km_off);
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
   const int bh = blockIdx.y;
   const int ntiles = (p.Tk + BM - 1) / BM;
   const int t0 = blockIdx.x * p.chunk_tiles, t1 = min(t0 + p.chunk_tiles, ntiles);
@@ -263,6 +266,8 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) key_kernel(cons
     for (int d = tid; d < DKP; d += NTHR) skm[d] = p.norm ? p.dkmean[static_cast<int64_t>(bh) * DKP + d] / p.tk : 0.0f;
   }
   __syncthreads();
+  float km[Tr::KT][2][2];  // dkmean / Tk at this thread's fragment columns
+  load_frag_cols<Tr::KT>(km, skm, lane);
 
   const int mi = lane / 8, r8 = lane % 8;
   for (int t = t0; t < t1; ++t) {
@@ -277,7 +282,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) key_kernel(cons
 
     uint32_t f[Tr::KT][4];  // Kf, A fragments
     load_a_frags<Tr::KT, Tr::KST>(f, kslab, lane);
-    if (p.fm != kIdentity) phi_frags<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane);  // identity: zero fill masks
+    if (p.fm != kIdentity) phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane);  // identity: zero fill masks
 
     {  // dKf = V dKVr^T + dkmean / Tk: A = V, B[e][d] = dKVr[d][e] (ldmatrix, no trans); then dk
       float dkf[Tr::NK][4] = {};
@@ -296,11 +301,11 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) key_kernel(cons
 #pragma unroll
       for (int nt = 0; nt < Tr::NK; ++nt) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) dkf[nt][i] += skm[nt * 8 + 2 * q + i % 2];
+        for (int i = 0; i < 4; ++i) dkf[nt][i] += km[nt / 2][nt % 2][i % 2];
       }
       uint32_t x[Tr::KT][4];  // raw k, for phi'
       load_a_frags<Tr::KT, Tr::KST>(x, kslab, lane);
-      dphi_frags<T, Tr::KT>(x, dkf, p.fm, p.Dk, lane);
+      dphi_frags_any<T, Tr::KT>(x, dkf, p.fm, p.Dk, lane);
       __syncwarp();
       store_c_tiles<Tr::NK, Tr::KST>(kslab, dkf, 0, lane);  // dk over the raw k slab
     }

@@ -39,6 +39,7 @@ struct Traits {
   static constexpr int KT = DKP / 16, VT = DVP / 16;      // 16-wide k-steps over Dk, Dv
   static constexpr int NK = DKP / 8, NV = DVP / 8;        // 8-wide n-tiles over Dk, Dv
   static constexpr int NCOL = DVP + 8;                    // reduction output: Dv columns + 8 extra (key sums, dz)
+  static_assert(NCOL % 4 == 0, "split_reduce reads the partial sums as float4");
   static constexpr int SLAB_WARPS = BM / 16;              // row work: one 16-row slab per warp
   static constexpr int RED_WARPS = DKP / 16;              // reduction MMA: one 16-row m-tile of the state per warp
   static constexpr int RED_THREADS = 32 * (RED_WARPS > SLAB_WARPS ? RED_WARPS : SLAB_WARPS);
@@ -239,14 +240,30 @@ __device__ __forceinline__ void store_a_frags(T* slab, const uint32_t (&a)[KT][4
 }
 
 // ---- feature maps on fragments --------------------------------------------------------------------
+// The map is a template argument here (no per-element branch on it) and exp is the hardware
+// approximation (__expf, relative error ~2^-21, far below the bf16/fp16 rounding that follows);
+// the *_frags_any() wrappers switch on the run-time map once per call.
+
+template <int FM>
+__device__ __forceinline__ float phi_fast(float x) {
+  if (FM == kElu1) return x > 0.0f ? x + 1.0f : __expf(x);
+  if (FM == kRelu) return fmaxf(x, 0.0f);
+  return x;
+}
+template <int FM>
+__device__ __forceinline__ float dphi_fast(float x, float g) {
+  if (FM == kElu1) return x > 0.0f ? g : g * __expf(x);
+  if (FM == kRelu) return x > 0.0f ? g : 0.0f;
+  return g;
+}
 
 // x <- round(phi(x)) on the A fragments of a 16-row slab; rows with !row_ok[i] (i = 0: row g,
 // 1: row g+8) and columns >= D become 0. focused: the row norms are quad sums.
-template <class T, int KT>
-__device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], int fm, const bool (&row_ok)[2], int D, int lane) {
+template <class T, int KT, int FM>
+__device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row_ok)[2], int D, int lane) {
   const int q = lane % 4;
   float r[2] = {0.0f, 0.0f};
-  if (fm == kFocused) {
+  if (FM == kFocused) {
     float ny2[2] = {0.0f, 0.0f}, nu2[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int kt = 0; kt < KT; ++kt) {
@@ -270,30 +287,53 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], int fm, const bo
       const bool ok = row_ok[i % 2] && kt * 16 + 8 * (i / 2) + 2 * q < D;
       const float2 v = unpack2<T>(x[kt][i]);
       float f0, f1;
-      if (fm == kFocused) {
+      if (FM == kFocused) {
         const float y0 = focused_y(v.x, true), y1 = focused_y(v.y, true);
         f0 = y0 * y0 * y0 * r[i % 2], f1 = y1 * y1 * y1 * r[i % 2];
       } else {
-        f0 = phi_elem(fm, v.x), f1 = phi_elem(fm, v.y);
+        f0 = phi_fast<FM>(v.x), f1 = phi_fast<FM>(v.y);
       }
       x[kt][i] = pack2<T>(ok ? f0 : 0.0f, ok ? f1 : 0.0f);
     }
   }
 }
 
-// Row dot products of a slab: out[i] = sum over row (g + 8i) of A-fragment values times vec[col]
-// (vec in shared memory, DKP entries), summed over the quad.
 template <class T, int KT>
-__device__ __forceinline__ void row_dot_vec(float (&out)[2], const uint32_t (&a)[KT][4], const float* vec, int lane) {
+__device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, const bool (&row_ok)[2], int D, int lane) {
+  switch (fm) {
+    case kElu1: return phi_frags<T, KT, kElu1>(x, row_ok, D, lane);
+    case kRelu: return phi_frags<T, KT, kRelu>(x, row_ok, D, lane);
+    case kFocused: return phi_frags<T, KT, kFocused>(x, row_ok, D, lane);
+    default: return phi_frags<T, KT, kIdentity>(x, row_ok, D, lane);
+  }
+}
+
+// This thread's entries of a [DKP] vector in shared memory, in the A-fragment column order:
+// v[kt][i/2][c] = vec[kt*16 + 8*(i/2) + 2q + c].
+template <int KT>
+__device__ __forceinline__ void load_frag_cols(float (&v)[KT][2][2], const float* vec, int lane) {
   const int q = lane % 4;
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      v[kt][h][0] = vec[kt * 16 + 8 * h + 2 * q];
+      v[kt][h][1] = vec[kt * 16 + 8 * h + 2 * q + 1];
+    }
+  }
+}
+
+// Row dot products of a slab: out[i] = sum over row (g + 8i) of A-fragment values times the
+// vector (this thread's columns, load_frag_cols), summed over the quad.
+template <class T, int KT>
+__device__ __forceinline__ void row_dot_vec(float (&out)[2], const uint32_t (&a)[KT][4], const float (&v)[KT][2][2]) {
   float s[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int col = kt * 16 + 8 * (i / 2) + 2 * q;
-      const float2 v = unpack2<T>(a[kt][i]);
-      s[i % 2] += v.x * vec[col] + v.y * vec[col + 1];
+      const float2 x = unpack2<T>(a[kt][i]);
+      s[i % 2] += x.x * v[kt][i / 2][0] + x.y * v[kt][i / 2][1];
     }
   }
   out[0] = quad_sum(s[0]);
@@ -302,19 +342,19 @@ __device__ __forceinline__ void row_dot_vec(float (&out)[2], const uint32_t (&a)
 
 // g <- phi'(x)^T g for a slab: x the raw A fragments (KT k-steps), g fp32 in C layout (2 KT
 // tiles). Columns >= D are left as they are (their g is 0 and they are never stored).
-template <class T, int KT>
-__device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g)[2 * KT][4], int fm, int D, int lane) {
+template <class T, int KT, int FM>
+__device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g)[2 * KT][4], int D, int lane) {
   const int q = lane % 4;
-  if (fm != kFocused) {
-    if (fm == kIdentity) return;
+  if (FM != kFocused) {
+    if (FM == kIdentity) return;
 #pragma unroll
     for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const float2 v = unpack2<T>(x[kt][i]);
         float* gg = &g[2 * kt + i / 2][2 * (i % 2)];
-        gg[0] = dphi_elem(fm, v.x, gg[0]);
-        gg[1] = dphi_elem(fm, v.y, gg[1]);
+        gg[0] = dphi_fast<FM>(v.x, gg[0]);
+        gg[1] = dphi_fast<FM>(v.y, gg[1]);
       }
     }
     return;
@@ -353,12 +393,22 @@ __device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g
   }
 }
 
+template <class T, int KT>
+__device__ __forceinline__ void dphi_frags_any(const uint32_t (&x)[KT][4], float (&g)[2 * KT][4], int fm, int D, int lane) {
+  switch (fm) {
+    case kElu1: return dphi_frags<T, KT, kElu1>(x, g, D, lane);
+    case kRelu: return dphi_frags<T, KT, kRelu>(x, g, D, lane);
+    case kFocused: return dphi_frags<T, KT, kFocused>(x, g, D, lane);
+    default: return;  // identity
+  }
+}
+
 // ---- the split-T reduction ------------------------------------------------------------------------
 
 // The reduction kernels accumulate, per head, S = X^T Y [DKP][NCOL] over their split of the rows,
 // warp w owning rows 16w..16w+15 of S in C layout (acc[NV + 1][4]). Each block stores its partial
 // sum; the last block of the head to arrive (counter) adds the partials in split order, so the
-// result does not depend on timing, and hands each S[d][e] to `finish`. Returns in every block.
+// result does not depend on timing, and hands each S[d][e] (e < ncols) to `finish`.
 template <int DKP, int NCOL, int NT, int NTHR, class Finish>
 __device__ __forceinline__ void split_reduce(const TiledParams& p, const float (&acc)[NT][4], int bh, int split, int ncols,
                                              Finish&& finish) {
@@ -380,11 +430,31 @@ __device__ __forceinline__ void split_reduce(const TiledParams& p, const float (
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  for (int idx = tid; idx < DKP * ncols; idx += NTHR) {
-    const int d = idx / ncols, e = idx % ncols;
-    float s = 0.0f;
-    for (int sp = 0; sp < p.splits; ++sp) s += __ldcg(base + static_cast<int64_t>(sp) * DKP * NCOL + d * NCOL + e);
-    finish(d, e, s);
+  // Each thread sums its float4s of S over the splits: PER independent loads per split in flight.
+  constexpr int V4 = DKP * NCOL / 4, PER = (V4 + NTHR - 1) / NTHR;
+  float4 sum[PER];
+#pragma unroll
+  for (int j = 0; j < PER; ++j) sum[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  for (int sp = 0; sp < p.splits; ++sp) {
+    const float4* src = reinterpret_cast<const float4*>(base + static_cast<int64_t>(sp) * DKP * NCOL);
+#pragma unroll
+    for (int j = 0; j < PER; ++j) {
+      if (tid + j * NTHR < V4) {
+        const float4 v = __ldcg(src + tid + j * NTHR);
+        sum[j].x += v.x, sum[j].y += v.y, sum[j].z += v.z, sum[j].w += v.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < PER; ++j) {
+    const int idx = tid + j * NTHR;
+    if (idx >= V4) continue;
+    const int d = idx * 4 / NCOL, e = idx * 4 % NCOL;  // NCOL % 4 == 0: a float4 never crosses a row
+    const float v[4] = {sum[j].x, sum[j].y, sum[j].z, sum[j].w};
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      if (e + c < ncols) finish(d, e + c, v[c]);
+    }
   }
   if (tid == 0) p.counter[bh] = 0u;
 }

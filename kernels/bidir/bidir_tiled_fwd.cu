@@ -5,8 +5,9 @@
 //   phase 1, state:  KV = Kf^T V [Dk,Dv] and ksum = Kf^T 1 [Dk], reduced over Tk.
 //                    KVr = round(KV) (an MMA operand of phase 2), kmean = ksum / Tk (fp32).
 //   phase 2, output: simple: o_i = round(scale Qf_i KVr)
-//                    norm:   z_i = Qf_i . kmean + 1e-6,  o_i = round((Qf_i KVr / Tk) / z_i)
-// (the same roundings as the CPU emulation, reference/bidir.cpp).
+//                    norm:   z_i = Qf_i . kmean + 1e-6,  o_i = round(Qf_i KVr * ((1 / Tk) / z_i))
+// (the same roundings as the CPU emulation, reference/bidir.cpp; the row scale is one division per
+// row, not one per element).
 //
 // Phase 1 splits Tk over `splits` blocks per head; each block streams its tiles of K and V,
 // applies phi to the K tile in shared memory (each warp on a 16-row slab, on fragments), and
@@ -77,7 +78,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS) state_kernel(co
         load_a_frags<Tr::KT, Tr::KST>(x, slab, lane);
         const int row = t * BM + warp * 16 + lane / 4;
         const bool row_ok[2] = {row < p.Tk, row + 8 < p.Tk};
-        phi_frags<T, Tr::KT>(x, p.fm, row_ok, p.Dk, lane);
+        phi_frags_any<T, Tr::KT>(x, p.fm, row_ok, p.Dk, lane);
         __syncwarp();
         store_a_frags<Tr::KT, Tr::KST>(slab, x, lane);
       }
@@ -162,6 +163,8 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) output_kernel(c
     for (int d = tid; d < DKP; d += NTHR) skm[d] = p.norm ? p.kmean[static_cast<int64_t>(bh) * DKP + d] : 0.0f;
   }
   __syncthreads();
+  float km[Tr::KT][2][2];  // kmean at this thread's fragment columns
+  load_frag_cols<Tr::KT>(km, skm, lane);
 
   const int mi = lane / 8, r8 = lane % 8;
   T* oslab = sO + warp * 16 * Tr::VST;
@@ -177,14 +180,14 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) output_kernel(c
     load_a_frags<Tr::KT, Tr::KST>(f, slab, lane);
     if (p.fm != kIdentity) {
       const bool row_ok[2] = {row < p.Tq, row + 8 < p.Tq};
-      phi_frags<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane);
+      phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane);
     }
-    float scale[2] = {p.scale, p.scale};  // o = scale * acc (simple) or (acc / Tk) / z (norm)
+    float rs[2] = {p.scale, p.scale};  // the row scale: o = rs * acc, rs = scale (simple) or 1 / (Tk z) (norm)
     if (p.norm) {
       float z[2];
-      row_dot_vec<T, Tr::KT>(z, f, skm, lane);
+      row_dot_vec<T, Tr::KT>(z, f, km);
 #pragma unroll
-      for (int j = 0; j < 2; ++j) scale[j] = z[j] + kNormEps;  // holds z here
+      for (int j = 0; j < 2; ++j) rs[j] = p.inv_tk / (z[j] + kNormEps);
     }
 #pragma unroll
     for (int nc = 0; nc < DVP / 64; ++nc) {  // 64 output columns at a time
@@ -202,9 +205,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) output_kernel(c
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          acc[nt][i] = p.norm ? (acc[nt][i] * p.inv_tk) / scale[i / 2] : acc[nt][i] * scale[i / 2];
-        }
+        for (int i = 0; i < 4; ++i) acc[nt][i] *= rs[i / 2];
       }
       store_c_tiles<8, Tr::VST>(oslab, acc, nc * 64, lane);
     }
