@@ -2,6 +2,13 @@
 
 namespace attnbench::kernels {
 
-void register_linear_family(Registry&) {}  // placeholder until the linear kernels land
+void register_linear_family(Registry& r) {
+  register_linear_naive(r);
+  register_based_naive(r);
+  register_gated_naive(r);
+  register_linear_tiled(r);
+  register_based_tiled(r);
+  register_gated_tiled(r);
+}
 
 }  // namespace attnbench::kernels

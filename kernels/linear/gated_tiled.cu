@@ -1,0 +1,37 @@
+// gated, tiled: the chunkwise kernels with the gate as policy: scalar gates (retention, lightning,
+// scalar) and vector gates (vector, rwkv6 with its bonus), q/k widths 64 and 128, value tiles of
+// 64 columns. Math in linear_family_tiled_fwd.cuh.
+#include "linear_family_tiled_fwd.cuh"
+#include "linear_family_tiled_launch.h"
+
+namespace attnbench::kernels::lin_tiled {
+namespace {
+
+template <class T, int W>
+void gated_fwd_w(const EngineParams& e, int BH, cudaStream_t s) {
+  if (e.gate != kGateVector) {
+    using C = Cfg<T, Feat::gate_scalar, W, 64>;
+    launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<gate_scalar>");
+  } else if (!e.bonus) {
+    using C = Cfg<T, Feat::gate_vector, W, 64>;
+    launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<gate_vector>");
+  } else {
+    using C = Cfg<T, Feat::gate_vector, W, 64>;
+    launch_cfg<C, true>(chunk_fwd<C, true>, e, BH, s, "chunk_fwd<gate_vector, bonus>");
+  }
+}
+
+template <class T>
+void gated_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
+  if (gated_width(e.Dqk) == 64) gated_fwd_w<T, 64>(e, BH, s);
+  else gated_fwd_w<T, 128>(e, BH, s);
+}
+
+}  // namespace
+
+void launch_gated_fwd(Dtype dt, const EngineParams& e, int BH, cudaStream_t s) {
+  if (dt == Dtype::bf16) gated_fwd_t<__nv_bfloat16>(e, BH, s);
+  else gated_fwd_t<__half>(e, BH, s);
+}
+
+}  // namespace attnbench::kernels::lin_tiled

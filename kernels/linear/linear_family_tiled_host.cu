@@ -1,0 +1,253 @@
+// The tiled linear-family Prepared: what it supports and how each pass is launched (see
+// linear_family_tiled_launch.h), and the registration of linear/tiled, based/tiled, gated/tiled.
+#include <fmt/format.h>
+
+#include "linear_family_host.h"
+#include "linear_family_tiled_launch.h"
+#include "linear_family_tiled_gbwd.cuh"
+#include "linear_family_tiled_quad.cuh"
+#include "linear_kernels.h"
+
+namespace attnbench::kernels {
+namespace lin_tiled {
+
+namespace {
+
+bool data_gate(const Problem& p) { return p.algo == "gated" && p.variant != "retention" && p.variant != "lightning"; }
+
+}  // namespace
+
+Support tiled_supports(const Problem& p, Pass pass, Dtype dt) {
+  if (dt == Dtype::f32) return Support::no("tiled runs on tensor cores: bf16 or fp16 storage (fp32: use naive)");
+  if (p.Dk % 8 != 0 || p.Dv % 8 != 0) {
+    return Support::no(fmt::format("tiled needs Dk and Dv multiples of 8 (16-byte rows); got Dk={} Dv={}", p.Dk, p.Dv));
+  }
+  if (p.B * p.H > 65535) return Support::no("tiled supports B*H <= 65535 (grid y)");
+  if (p.Tq > (int64_t{1} << 30)) return Support::no("tiled supports T < 2^30");
+  if (p.algo == "linear") {
+    if (p.Dk > 256 || p.Dv > 256) return Support::no("tiled linear supports Dk, Dv <= 256");
+    return Support::yes();
+  }
+  if (p.algo == "based") {
+    if (p.Dk > 128 || p.Dv > 128) return Support::no("tiled based supports Dk, Dv <= 128");
+    return Support::yes();
+  }
+  if (p.algo == "gated") {
+    if (p.Dk > 128 || p.Dv > 128) return Support::no("tiled gated supports Dk, Dv <= 128");
+    return Support::yes();
+  }
+  return Support::no("not a linear-family algorithm");
+}
+
+ChunkTiled::ChunkTiled(const Problem& p, Pass pass, Dtype dt, const Tensors& in) : CudaPrepared(p, pass, dt, in) {
+  if (p.algo == "linear" && p.normalize() && pass == Pass::bwd) {  // the backward's o and den, untimed
+    lin_host::workspace(ws_, "o", {p.B, p.H, p.Tq, p.Dv}, dt);
+    lin_host::workspace(ws_, "den", {p.B, p.H, p.Tq}, Dtype::f32);
+    lin_host::workspace(ws_, "delta", {p.B, p.H, p.Tq}, Dtype::f32);
+    lin_host::workspace(ws_, "w", {p.B, p.H, p.Tq, p.Dv}, dt);
+    den_out_ = ws_.at("den").as<float>();
+    la_pass(this->in("q").buf.get(), this->in("k").buf.get(), this->in("v").buf.get(), ws_.at("o").buf.get(), p.Dk, p.Dv,
+            false);
+    den_out_ = nullptr;
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  if (p.algo == "based" && pass == Pass::bwd) {  // the backward's o and den, untimed
+    lin_host::workspace(ws_, "o", {p.B, p.H, p.Tq, p.Dv}, dt);
+    lin_host::workspace(ws_, "den", {p.B, p.H, p.Tq}, Dtype::f32);
+    lin_host::workspace(ws_, "delta", {p.B, p.H, p.Tq}, Dtype::f32);
+    if (p.normalize()) lin_host::workspace(ws_, "w", {p.B, p.H, p.Tq, p.Dv}, dt);
+    QuadParams qp = quad_params();
+    qp.out = ws_.at("o").buf.get();
+    qp.den = ws_.at("den").as<float>();
+    launch_based_quad_fwd(dt_, qp, static_cast<int>(p.B * p.H), stream_);
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+}
+
+QuadParams ChunkTiled::quad_params() const {
+  QuadParams qp{};
+  qp.q = in("q").buf.get();
+  qp.k = in("k").buf.get();
+  qp.v = in("v").buf.get();
+  qp.T = static_cast<int>(p_.Tq), qp.Dk = static_cast<int>(p_.Dk), qp.Dv = static_cast<int>(p_.Dv);
+  qp.scale = static_cast<float>(p_.scale());
+  qp.normalize = p_.normalize();
+  return qp;
+}
+
+// gated backward with data-dependent gates: forward state scan (rd(S_c)), reverse state scan
+// (rd(D_c), boundary partials), the chunk-parallel gradients, and du (rwkv6).
+void ChunkTiled::gated_backward() {
+  const int BH = static_cast<int>(p_.B * p_.H), NC = static_cast<int>((p_.Tq + kC - 1) / kC);
+  const int W = gated_width(p_.Dk), NV = static_cast<int>((p_.Dv + 63) / 64);
+  const bool bonus = p_.variant == "rwkv6";
+  DeviceTensor& S = lin_host::workspace(ws_, "s_states", {BH, NC, W, p_.Dv}, dt_);
+  DeviceTensor& D = lin_host::workspace(ws_, "d_states", {BH, NC, W, p_.Dv}, dt_);
+  DeviceTensor& bnd = lin_host::workspace(ws_, "bnd", {BH, NV, NC, p_.Dk}, Dtype::f32);
+  EngineParams e = base_params();
+  e.Dqk = static_cast<int>(p_.Dk), e.Dvv = static_cast<int>(p_.Dv), e.NV = NV;
+  e.k = in("k").buf.get(), e.v = in("v").buf.get(), e.states = S.buf.get();
+  launch_gated_scan(dt_, e, BH, stream_, false);
+  e.k = in("q").buf.get(), e.v = in("do").buf.get(), e.states = D.buf.get(), e.s_states = S.buf.get();
+  e.bnd = bnd.as<float>();
+  launch_gated_scan(dt_, e, BH, stream_, true);
+  GateBwdParams gp{};
+  gp.q = in("q").buf.get(), gp.k = in("k").buf.get(), gp.v = in("v").buf.get(), gp.dout = in("do").buf.get();
+  gp.g = in("g").as<float>();
+  gp.u = bonus ? in("u").as<float>() : nullptr;
+  gp.s_states = S.buf.get(), gp.d_states = D.buf.get(), gp.bnd = bnd.as<float>();
+  gp.dq = out("dq").buf.get(), gp.dk = out("dk").buf.get(), gp.dv = out("dv").buf.get();
+  gp.dg = out("dg").as<float>();
+  gp.H = static_cast<int>(p_.H), gp.T = static_cast<int>(p_.Tq), gp.Dk = static_cast<int>(p_.Dk);
+  gp.Dv = static_cast<int>(p_.Dv), gp.NV = NV, gp.scale = static_cast<float>(p_.scale());
+  gp.vector_gate = p_.variant != "scalar";
+  if (bonus) gp.du_part = lin_host::workspace(ws_, "du_part", {BH, NC, p_.Dk}, Dtype::f32).as<float>();
+  launch_gated_bwd_chunk(dt_, gp, bonus, NC, BH, stream_);
+  if (bonus) {
+    launch_gated_du(gp.du_part, out("du").as<float>(), static_cast<int>(p_.B), static_cast<int>(p_.H), NC,
+                    static_cast<int>(p_.Dk), stream_);
+  }
+}
+
+// based's backward in the quadratic form: the row pre-pass (W, delta), then dq, dk, dv.
+void ChunkTiled::based_backward() {
+  const int BH = static_cast<int>(p_.B * p_.H);
+  QuadParams qp = quad_params();
+  qp.dout = in("do").buf.get();
+  qp.o = ws_.at("o").buf.get();
+  qp.den = ws_.at("den").as<float>();
+  qp.delta = ws_.at("delta").as<float>();
+  qp.w_out = p_.normalize() ? ws_.at("w").buf.get() : nullptr;
+  launch_quad_prep(dt_, qp, BH, stream_);
+  qp.w = p_.normalize() ? ws_.at("w").buf.get() : in("do").buf.get();
+  qp.den = nullptr;
+  qp.out = out("dq").buf.get();
+  launch_based_quad_bwd(dt_, Quad::dq, qp, BH, stream_);
+  qp.out = out("dk").buf.get();
+  launch_based_quad_bwd(dt_, Quad::dk, qp, BH, stream_);
+  qp.out = out("dv").buf.get();
+  launch_based_quad_bwd(dt_, Quad::dv, qp, BH, stream_);
+}
+
+EngineParams ChunkTiled::base_params() const {
+  EngineParams e{};
+  e.H = static_cast<int>(p_.H);
+  e.T = static_cast<int>(p_.Tq);
+  e.scale = static_cast<float>(p_.scale());
+  e.eps = static_cast<float>(p_.eps());
+  e.normalize = (p_.algo == "linear" || p_.algo == "based") && p_.normalize();
+  if (p_.algo == "gated") {
+    const std::string& v = p_.variant;
+    e.gate = v == "scalar" ? kGateScalar : (v == "vector" || v == "rwkv6") ? kGateVector : kGateFixed;
+    e.lightning = v == "lightning";
+    e.bonus = v == "rwkv6";
+    if (e.gate != kGateFixed) e.g = in("g").as<float>();
+    if (e.bonus) e.u = in("u").as<float>();
+  }
+  return e;
+}
+
+void ChunkTiled::forward(EngineParams e) {
+  const int BH = static_cast<int>(p_.B * p_.H);
+  if (p_.algo == "linear") launch_linear_fwd(dt_, e, BH, stream_);
+  else if (p_.algo == "based") launch_based_fwd(dt_, e, BH, stream_);
+  else launch_gated_fwd(dt_, e, BH, stream_);
+}
+
+void ChunkTiled::la_pass(const void* q, const void* k, const void* v, void* o, int64_t dqk, int64_t dvv, bool reverse,
+                         const float* corr, int corr_form) {
+  EngineParams e = base_params();
+  e.q = q, e.k = k, e.v = v, e.o = o;
+  e.den = den_out_;
+  if (pass_ == Pass::bwd && den_out_ == nullptr) e.normalize = false;  // the backward passes have no normalizer
+  e.corr = corr, e.corr_form = corr_form;
+  e.Dqk = static_cast<int>(dqk), e.Dvv = static_cast<int>(dvv);
+  const int width = p_.algo == "linear" ? linear_width(dqk) : gated_width(dqk);
+  const int bv = p_.algo == "based" ? kBasedBV : value_tile(width);
+  e.NV = static_cast<int>((dvv + bv - 1) / bv);
+  e.reverse = reverse;
+  forward(e);
+}
+
+void ChunkTiled::run() {
+  const void *q = in("q").buf.get(), *k = in("k").buf.get(), *v = in("v").buf.get();
+  if (p_.algo == "based" && (pass_ == Pass::bwd || p_.Dk > kBasedDk)) {
+    if (pass_ == Pass::bwd) {
+      based_backward();
+    } else {
+      QuadParams qp = quad_params();
+      qp.out = out("o").buf.get();
+      launch_based_quad_fwd(dt_, qp, static_cast<int>(p_.B * p_.H), stream_);
+    }
+    return;
+  }
+  if (pass_ == Pass::fwd) {
+    la_pass(q, k, v, out("o").buf.get(), p_.Dk, p_.Dv, false);
+    return;
+  }
+  if (data_gate(p_)) {
+    gated_backward();
+    return;
+  }
+  const void* dO = in("do").buf.get();
+  if (p_.algo == "linear" && p_.normalize()) {
+    // W = rd(dO / den), delta = W.o (the row pre-pass), then the three passes with the rank-one
+    // corrections of the normalizer: dM = rd(W V^T - delta), dq -= delta z, dk -= sum_{later} delta q.
+    QuadParams qp{};
+    qp.dout = dO;
+    qp.o = ws_.at("o").buf.get();
+    qp.w_out = ws_.at("w").buf.get();
+    qp.den = ws_.at("den").as<float>();
+    qp.delta = ws_.at("delta").as<float>();
+    qp.T = static_cast<int>(p_.Tq), qp.Dk = static_cast<int>(p_.Dk), qp.Dv = static_cast<int>(p_.Dv);
+    qp.normalize = true;
+    launch_quad_prep(dt_, qp, static_cast<int>(p_.B * p_.H), stream_);
+    const void* w = ws_.at("w").buf.get();
+    const float* delta = ws_.at("delta").as<float>();
+    la_pass(w, v, k, out("dq").buf.get(), p_.Dv, p_.Dk, false, delta, 1);
+    la_pass(v, w, q, out("dk").buf.get(), p_.Dv, p_.Dk, true, delta, 2);
+    la_pass(k, q, w, out("dv").buf.get(), p_.Dk, p_.Dv, true);
+    return;
+  }
+  la_pass(dO, v, k, out("dq").buf.get(), p_.Dv, p_.Dk, false);
+  la_pass(v, dO, q, out("dk").buf.get(), p_.Dv, p_.Dk, true);
+  la_pass(k, q, dO, out("dv").buf.get(), p_.Dk, p_.Dv, true);
+}
+
+}  // namespace lin_tiled
+
+namespace {
+
+void add_tiled(Registry& r, const std::string& algo, const std::string& summary) {
+  Impl impl;
+  impl.algo = algo;
+  impl.name = "tiled";
+  impl.device = Device::cuda;
+  impl.summary = summary;
+  impl.supports = [](const Problem& p, Pass pass, Dtype dt) { return lin_tiled::tiled_supports(p, pass, dt); };
+  impl.prepare = [](const Problem& p, Pass pass, Dtype dt, const Tensors& in,
+                    const PrepareOptions&) -> std::unique_ptr<Prepared> {
+    return std::make_unique<lin_tiled::ChunkTiled>(p, pass, dt, in);
+  };
+  r.add(impl);
+}
+
+}  // namespace
+
+void register_linear_tiled(Registry& r) {
+  add_tiled(r, "linear",
+            "chunkwise (C=64) on tensor cores (mma.sync), fp32 state; bf16/fp16; Dk, Dv <= 256, multiples of 8");
+}
+void register_based_tiled(Registry& r) {
+  add_tiled(r, "based",
+            "forward: chunkwise on Taylor features (F=160) for Dk <= 16, else quadratic tiled; backward: quadratic "
+            "tiled; tensor cores; bf16/fp16; Dk, Dv <= 128");
+}
+void register_gated_tiled(Registry& r) {
+  add_tiled(r, "gated",
+            "chunkwise (C=64) on tensor cores, gate as policy (scalar / vector with 16-row sub-blocks); backward: "
+            "three passes (fixed gates) or state scans + chunk-parallel gradients (fp32 gate terms); bf16/fp16; "
+            "Dk, Dv <= 128");
+}
+
+}  // namespace attnbench::kernels

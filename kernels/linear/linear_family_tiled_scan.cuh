@@ -1,0 +1,108 @@
+// The two state scans of the gated backward with data-dependent gates (scalar, vector, rwkv6),
+// mirroring gated_emul.h: they store per chunk what the chunk-parallel gradient kernel
+// (linear_family_tiled_gbwd.cuh) reads. Notation in linear_family_tiled.cuh; X is the k role.
+//   forward scan (X = k, Y = v), chunks in order:
+//     store rd(S_c)  (the state before chunk c),   S <- diag(exp(last)) S + rd(k * exp(last - b))^T V
+//   reverse scan (X = q, Y = dO), chunks from the last:
+//     store rd(D_c)  (dL/dS at the end of chunk c; D = 0 after the last chunk),
+//     bnd_c[d] = sum_e rd(S_{c+1})[d,e] D_c[d,e]  (this value tile's part of the dg boundary term),
+//     D <- diag(exp(last)) D + scale rd(q * exp(bq))^T dO
+// The states are [B*H][NC][Dk][Dv] in the storage type; bnd is [B*H][NV][NC][Dk] fp32.
+#pragma once
+
+#include "linear_family_tiled.cuh"
+
+namespace attnbench::kernels::lin_tiled {
+
+// grid (value tiles, B*H); 128 threads; shared memory C::kSmemBytes.
+template <class C, bool kBonus, bool kRev>
+__global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
+  using T = typename C::T;
+  LIN_DYN_SMEM(unsigned char, smem);
+  const Tile<C> t(smem);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
+  const int vt = blockIdx.x, bh = blockIdx.y, h = bh % p.H, v0 = vt * C::kBV;
+  const int NC = (p.T + kC - 1) / kC;
+  const Rows rows{p.T, NC, NC * kC, false, kRev};
+  const float fixed = (C::kFeat == Feat::gate_scalar && p.gate == kGateFixed) ? fixed_log_gate(p.lightning, h, p.H) : 0.0f;
+  const float out_scale = kRev ? p.scale : 1.0f;
+  T* states = static_cast<T*>(p.states) + int64_t(bh) * NC * C::kF * p.Dvv;
+  const T* s_states = kRev ? static_cast<const T*>(p.s_states) + int64_t(bh) * NC * C::kF * p.Dvv : nullptr;
+  State<C> st;
+  st.zero();
+  load_chunk<C, false>(p, t, rows, bh, v0, 0, 0);
+  cp_async_commit();
+  for (int c = 0; c < NC; ++c) {
+    const int s = C::kStages == 2 ? (c & 1) : 0, cc = rows.chunk(c);
+    if (C::kStages == 2 && c + 1 < NC) {
+      load_chunk<C, false>(p, t, rows, bh, v0, c + 1, s ^ 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    T* X = t.Ks(s);
+    const T* Y = t.Vs(s);
+    float* B = t.Gs(s);
+    if constexpr (C::kVector) {
+      vector_gate_cumsum<C>(B);
+    } else {
+      scalar_gate_cumsum(p, t.brow, rows, bh, c, fixed);
+    }
+    __syncthreads();
+    // phi of the X rows in place: k * exp(last - b) (forward), q * exp(bq) (reverse)
+    for (int idx = threadIdx.x; idx < kC * C::kDk; idx += kThreads) {
+      const int r = idx / C::kDk, d = idx % C::kDk;
+      float e;
+      if constexpr (C::kVector) {
+        e = kRev ? bq_at<kBonus>(B, C::kDk, r, d) : B[(kC - 1) * C::kDk + d] - B[r * C::kDk + d];
+      } else {
+        e = kRev ? t.brow[r] : t.brow[kC - 1] - t.brow[r];
+      }
+      X[r * C::kLdQ + d] = from_f32<T>(to_f32(X[r * C::kLdQ + d]) * __expf(e));
+    }
+    // store rd(state) before this chunk's update; the reverse scan also forms the boundary term
+#pragma unroll
+    for (int i = 0; i < C::kMTW; ++i) {
+      const int mt = warp + 4 * i;
+      if (mt >= C::kMT) continue;
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int f = 16 * mt + g + 8 * hr;
+        float bsum = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < C::kNT; ++nt) {
+          const int col = v0 + 8 * nt + 2 * q4;
+          const float x0 = out_scale * st.s[i][nt][2 * hr], x1 = out_scale * st.s[i][nt][2 * hr + 1];
+          if (col < p.Dvv) {
+            const int64_t off = (int64_t(cc) * C::kF + f) * p.Dvv + col;
+            *reinterpret_cast<uint32_t*>(states + off) = pack2<T>(x0, x1);
+            if (kRev && cc + 1 < NC) {
+              const int64_t nxt = off + int64_t(C::kF) * p.Dvv;
+              bsum += to_f32(s_states[nxt]) * x0 + to_f32(s_states[nxt + 1]) * x1;
+            }
+          }
+        }
+        if (kRev) {
+          bsum = quad_sum(bsum);
+          if (q4 == 0 && f < p.Dqk) p.bnd[((int64_t(bh) * p.NV + vt) * NC + cc) * p.Dqk + f] = bsum;
+        }
+      }
+    }
+    __syncthreads();
+    if constexpr (C::kVector) {
+      st.update(X, C::kLdQ, Y, warp, lane, [B](int f) { return __expf(B[(kC - 1) * C::kDk + f]); });
+    } else {
+      const float dk = __expf(t.brow[kC - 1]);
+      st.update(X, C::kLdQ, Y, warp, lane, [dk](int) { return dk; });
+    }
+    __syncthreads();
+    if (C::kStages == 1 && c + 1 < NC) {
+      load_chunk<C, false>(p, t, rows, bh, v0, c + 1, 0);
+      cp_async_commit();
+    }
+  }
+}
+
+}  // namespace attnbench::kernels::lin_tiled

@@ -1,0 +1,301 @@
+// The tiled linear-family kernels run on the host simulator (lin_sim.h) against the CPU references
+// (fp64 `ref` and the same-precision emulation as `base`), by the numerics rule. A development
+// check of fragment layouts and indexing without a GPU; build as sim_naive.cpp says.
+#include <cstdio>
+
+#include "core/numerics.h"
+#include "linear_family_tiled_fwd.cuh"
+#include "linear_family_tiled_quad.cuh"
+#include "linear_family_tiled_scan.cuh"
+#include "linear_family_tiled_gbwd.cuh"
+#include "sim_util.h"
+
+using namespace attnbench;
+using namespace attnbench::kernels::lin_tiled;
+using simutil::DevBuf;
+
+bool g_reverse = false;
+const float* g_corr = nullptr;  // the rank-one correction of a pass (linear with the normalizer)
+int g_corr_form = 0;
+float* g_den = nullptr;         // a forward writes den here when set
+
+template <class C, bool kBonus>
+Tensors run_fwd(const Problem& p, const Tensors& in) {
+  using T = typename C::T;
+  const int BH = int(p.B * p.H), T_ = int(p.Tq);
+  DevBuf<T> q(in.at("q")), k(in.at("k")), v(in.at("v")), o(size_t(BH) * T_ * p.Dv);
+  DevBuf<float> g(in.count("g") ? in.at("g") : Tensor({1})), u(in.count("u") ? in.at("u") : Tensor({1}));
+  EngineParams e{};
+  e.q = q.p(), e.k = k.p(), e.v = v.p(), e.o = o.p();
+  e.H = int(p.H), e.T = T_, e.Dqk = int(p.Dk), e.Dvv = int(p.Dv);
+  e.NV = (e.Dvv + C::kBV - 1) / C::kBV;
+  e.scale = float(p.scale()), e.eps = float(p.eps());
+  e.reverse = g_reverse;
+  e.corr = g_corr, e.corr_form = g_corr_form, e.den = g_den;
+  e.normalize = (p.algo == "linear" || p.algo == "based") && p.normalize();
+  if (p.algo == "gated") {
+    const std::string& var = p.variant;
+    e.gate = var == "scalar" ? kGateScalar : (var == "vector" || var == "rwkv6") ? kGateVector : kGateFixed;
+    e.lightning = var == "lightning";
+    e.bonus = var == "rwkv6";
+    if (e.gate != kGateFixed) e.g = g.p();
+    if (e.bonus) e.u = u.p();
+  }
+  sim::launch({unsigned(e.NV), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { chunk_fwd<C, kBonus>(e); });
+  Tensors out;
+  out.emplace("o", o.tensor({p.B, p.H, p.Tq, p.Dv}));
+  return out;
+}
+
+template <class T>
+Tensors dispatch_fwd(const Problem& p, const Tensors& in);
+
+// based, quadratic form: forward (with den) and the four backward launches.
+template <class C>
+Tensors run_quad(const Problem& p, Pass pass, const Tensors& in) {
+  using T = typename C::T;
+  const int BH = int(p.B * p.H), T_ = int(p.Tq), nb = (T_ + kC - 1) / kC;
+  DevBuf<T> q(in.at("q")), k(in.at("k")), v(in.at("v")), o(size_t(BH) * T_ * p.Dv);
+  DevBuf<float> den(size_t(BH) * T_), delta(size_t(BH) * T_);
+  QuadParams qp{};
+  qp.q = q.p(), qp.k = k.p(), qp.v = v.p(), qp.out = o.p(), qp.den = den.p();
+  qp.T = T_, qp.Dk = int(p.Dk), qp.Dv = int(p.Dv), qp.scale = float(p.scale()), qp.normalize = p.normalize();
+  sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::fwd>(qp); });
+  Tensors out;
+  if (pass == Pass::fwd) {
+    out.emplace("o", o.tensor({p.B, p.H, p.Tq, p.Dv}));
+    return out;
+  }
+  DevBuf<T> dO(in.at("do")), w(size_t(BH) * T_ * p.Dv), dq(size_t(BH) * T_ * p.Dk), dk(size_t(BH) * T_ * p.Dk),
+      dv(size_t(BH) * T_ * p.Dv);
+  qp.dout = dO.p(), qp.o = o.p(), qp.w_out = w.p(), qp.delta = delta.p();
+  sim::launch({unsigned((T_ + 3) / 4), unsigned(BH)}, {kThreads}, 0, [&] { quad_prep<T>(qp); });
+  qp.w = p.normalize() ? static_cast<const void*>(w.p()) : static_cast<const void*>(dO.p());
+  qp.den = nullptr;
+  qp.out = dq.p();
+  sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dq>(qp); });
+  qp.out = dk.p();
+  sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dk>(qp); });
+  qp.out = dv.p();
+  sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dv>(qp); });
+  out.emplace("dq", dq.tensor({p.B, p.H, p.Tq, p.Dk}));
+  out.emplace("dk", dk.tensor({p.B, p.H, p.Tq, p.Dk}));
+  out.emplace("dv", dv.tensor({p.B, p.H, p.Tq, p.Dv}));
+  return out;
+}
+
+// One engine pass with other tensors in the q, k, v roles (the three-pass backward).
+template <class T>
+Tensor la_pass(const Problem& p, const Tensors& in, const char* qn, const char* kn, const char* vn, bool reverse) {
+  Problem sub = p;
+  sub.Dk = in.at(qn).shape[3], sub.Dv = in.at(vn).shape[3];
+  sub.params.scale = p.scale();  // the roles change Dk; the scale stays the problem's
+  Tensors roles;
+  roles.emplace("q", in.at(qn));
+  roles.emplace("k", in.at(kn));
+  roles.emplace("v", in.at(vn));
+  if (in.count("g")) roles.emplace("g", in.at("g"));
+  g_reverse = reverse;
+  Tensor o = dispatch_fwd<T>(sub, roles).at("o");
+  g_reverse = false;
+  return o;
+}
+
+// linear with the normalizer: forward (o, den), the row pre-pass (W, delta), three corrected passes.
+template <class T>
+Tensors run_bwd_linear_norm(const Problem& p, const Tensors& in) {
+  const int BH = int(p.B * p.H), T_ = int(p.Tq);
+  std::vector<float> den(size_t(BH) * T_), delta(size_t(BH) * T_);
+  g_den = den.data();
+  Tensor o = dispatch_fwd<T>(p, in).at("o");
+  g_den = nullptr;
+  DevBuf<T> dO(in.at("do")), ob(o), w(size_t(BH) * T_ * p.Dv);
+  QuadParams qp{};
+  qp.dout = dO.p(), qp.o = ob.p(), qp.w_out = w.p(), qp.den = den.data(), qp.delta = delta.data();
+  qp.T = T_, qp.Dk = int(p.Dk), qp.Dv = int(p.Dv), qp.normalize = true;
+  sim::launch({unsigned((T_ + 3) / 4), unsigned(BH)}, {kThreads}, 0, [&] { quad_prep<T>(qp); });
+  Tensors roles = in;
+  roles.erase("do");
+  roles.emplace("do", w.tensor({p.B, p.H, p.Tq, p.Dv}));  // W in the role of dO
+  Problem plain = p;
+  plain.params.normalize = 0;
+  Tensors g;
+  g_corr = delta.data(), g_corr_form = 1;
+  g.emplace("dq", la_pass<T>(plain, roles, "do", "v", "k", false));
+  g_corr_form = 2;
+  g.emplace("dk", la_pass<T>(plain, roles, "v", "do", "q", true));
+  g_corr = nullptr, g_corr_form = 0;
+  g.emplace("dv", la_pass<T>(plain, roles, "k", "q", "do", true));
+  return g;
+}
+
+// gated with data-dependent gates: the two state scans, the chunk-parallel gradients, du.
+template <class T, int W, bool kBonus>
+Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
+  const bool vec = p.variant != "scalar";
+  using CV = Cfg<T, Feat::gate_vector, W, 64>;
+  using CS = Cfg<T, Feat::gate_scalar, W, 64>;
+  const int BH = int(p.B * p.H), T_ = int(p.Tq), NC = (T_ + kC - 1) / kC, NV = (int(p.Dv) + 63) / 64;
+  DevBuf<T> q(in.at("q")), k(in.at("k")), v(in.at("v")), dO(in.at("do"));
+  DevBuf<float> g(in.at("g")), u(in.count("u") ? in.at("u") : Tensor({1}));
+  DevBuf<T> Sst(size_t(BH) * NC * W * p.Dv), Dst(size_t(BH) * NC * W * p.Dv);
+  DevBuf<float> bnd(size_t(BH) * NV * NC * p.Dk), du_part(size_t(BH) * NC * p.Dk), du(size_t(p.H) * p.Dk);
+  DevBuf<T> dq(size_t(BH) * T_ * p.Dk), dk(size_t(BH) * T_ * p.Dk), dv(size_t(BH) * T_ * p.Dv);
+  DevBuf<float> dg(vec ? size_t(BH) * T_ * p.Dk : size_t(BH) * T_);
+  EngineParams e{};
+  e.H = int(p.H), e.T = T_, e.Dqk = int(p.Dk), e.Dvv = int(p.Dv), e.NV = NV, e.scale = float(p.scale());
+  e.gate = vec ? kGateVector : kGateScalar, e.bonus = kBonus, e.g = g.p(), e.u = u.p();
+  e.k = k.p(), e.v = v.p(), e.states = Sst.p();
+  auto scan = [&](auto rev) {
+    constexpr bool kRev = decltype(rev)::value;
+    if (vec) sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV::kSmemBytes, [&] { chunk_scan<CV, kBonus, kRev>(e); });
+    else sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CS::kSmemBytes, [&] { chunk_scan<CS, false, kRev>(e); });
+  };
+  scan(std::false_type{});
+  e.k = q.p(), e.v = dO.p(), e.states = Dst.p(), e.s_states = Sst.p(), e.bnd = bnd.p();
+  scan(std::true_type{});
+  GateBwdParams gp{};
+  gp.q = q.p(), gp.k = k.p(), gp.v = v.p(), gp.dout = dO.p(), gp.g = g.p(), gp.u = u.p();
+  gp.s_states = Sst.p(), gp.d_states = Dst.p(), gp.bnd = bnd.p();
+  gp.dq = dq.p(), gp.dk = dk.p(), gp.dv = dv.p(), gp.dg = dg.p(), gp.du_part = du_part.p();
+  gp.H = int(p.H), gp.T = T_, gp.Dk = int(p.Dk), gp.Dv = int(p.Dv), gp.NV = NV, gp.scale = float(p.scale());
+  gp.vector_gate = vec;
+  auto bc = [&](auto cfg) {
+    using G = decltype(cfg);
+    sim::launch({unsigned(NC), unsigned(BH)}, {kGThreads}, G::kSmemBytes, [&] { gated_bwd_chunk<G, kBonus>(gp); });
+  };
+  if (p.Dv <= 64) bc(GbwdCfg<T, W, 64>{});
+  else bc(GbwdCfg<T, W, 128>{});
+  Tensors out;
+  out.emplace("dq", dq.tensor({p.B, p.H, p.Tq, p.Dk}));
+  out.emplace("dk", dk.tensor({p.B, p.H, p.Tq, p.Dk}));
+  out.emplace("dv", dv.tensor({p.B, p.H, p.Tq, p.Dv}));
+  out.emplace("dg", vec ? dg.tensor({p.B, p.H, p.Tq, p.Dk}) : dg.tensor({p.B, p.H, p.Tq}));
+  if (kBonus) {
+    sim::launch({unsigned((p.H * p.Dk + 255) / 256)}, {256}, 0,
+                [&] { gated_bwd_du(du_part.p(), du.p(), int(p.B), int(p.H), NC, int(p.Dk)); });
+    out.emplace("du", du.tensor({p.H, p.Dk}));
+  }
+  return out;
+}
+
+template <class T>
+Tensors run_bwd_gated(const Problem& p, const Tensors& in) {
+  const bool bonus = p.variant == "rwkv6";
+  if (p.Dk <= 64) return bonus ? run_bwd_gated_w<T, 64, true>(p, in) : run_bwd_gated_w<T, 64, false>(p, in);
+  return bonus ? run_bwd_gated_w<T, 128, true>(p, in) : run_bwd_gated_w<T, 128, false>(p, in);
+}
+
+template <class T>
+Tensors run_bwd_la(const Problem& p, const Tensors& in) {
+  if (p.algo == "gated" && p.variant != "retention" && p.variant != "lightning") return run_bwd_gated<T>(p, in);
+  if (p.algo == "linear" && p.normalize()) return run_bwd_linear_norm<T>(p, in);
+  Tensors g;
+  g.emplace("dq", la_pass<T>(p, in, "do", "v", "k", false));
+  g.emplace("dk", la_pass<T>(p, in, "v", "do", "q", true));
+  g.emplace("dv", la_pass<T>(p, in, "k", "q", "do", true));
+  return g;
+}
+
+template <class T>
+Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
+  // the widths the host picks (linear_family_tiled_launch.h)
+  if (p.algo == "linear") {
+    if (p.Dk <= 64) return run_fwd<Cfg<T, Feat::linear, 64, 64>, false>(p, in);
+    if (p.Dk <= 128) return run_fwd<Cfg<T, Feat::linear, 128, 64>, false>(p, in);
+    return run_fwd<Cfg<T, Feat::linear, 256, 32>, false>(p, in);
+  }
+  if (p.algo == "based") return run_fwd<Cfg<T, Feat::based, 16, 32>, false>(p, in);
+  if (p.Dk <= 64) {
+    if (p.variant == "vector") return run_fwd<Cfg<T, Feat::gate_vector, 64, 64>, false>(p, in);
+    if (p.variant == "rwkv6") return run_fwd<Cfg<T, Feat::gate_vector, 64, 64>, true>(p, in);
+    return run_fwd<Cfg<T, Feat::gate_scalar, 64, 64>, false>(p, in);
+  }
+  if (p.variant == "vector") return run_fwd<Cfg<T, Feat::gate_vector, 128, 64>, false>(p, in);
+  if (p.variant == "rwkv6") return run_fwd<Cfg<T, Feat::gate_vector, 128, 64>, true>(p, in);
+  return run_fwd<Cfg<T, Feat::gate_scalar, 128, 64>, false>(p, in);
+}
+
+int main(int argc, char** argv) {
+  const std::string only = argc > 1 ? argv[1] : "";
+  struct Case {
+    std::string algo, variant;
+    int64_t T, Dk, Dv;
+    int normalize;
+  };
+  std::vector<Case> cases = {{"linear", "", 1, 64, 64, 0},    {"linear", "", 130, 64, 72, 0},
+                             {"linear", "", 130, 48, 32, 1},  {"linear", "", 70, 256, 40, 0}, {"linear", "", 200, 128, 64, 1},
+                             {"based", "", 63, 16, 32, -1},  {"based", "", 130, 16, 72, 0},
+                             {"based", "", 1, 16, 16, -1},   {"based", "", 200, 16, 64, 1},
+                             {"based", "", 150, 48, 72, -1}, {"based", "", 70, 64, 64, 0}};
+  for (const char* v : {"retention", "lightning", "scalar", "vector", "rwkv6"}) {
+    cases.push_back({"gated", v, 130, 64, 72, -1});
+    cases.push_back({"gated", v, 1, 48, 16, -1});
+    cases.push_back({"gated", v, 100, 128, 64, -1});
+  }
+  int fails = 0;
+  for (const Case& c : cases) {
+    if (!only.empty() && c.algo != only && c.variant != only) continue;
+    Problem p;
+    p.algo = c.algo, p.variant = c.variant, p.B = 1, p.H = 2, p.Hkv = 2, p.Tq = p.Tk = c.T, p.Dk = c.Dk, p.Dv = c.Dv;
+    p.causal = true;
+    p.params.normalize = c.normalize;
+    for (Dtype dt : {Dtype::bf16, Dtype::f16}) {
+      const Tensors in = make_inputs(p, Pass::bwd, dt, 11);
+      const Tensors ref = simutil::reference(p, Pass::fwd, in), emul = simutil::emulation(p, Pass::fwd, dt, in);
+      const bool taylor = !(p.algo == "based" && p.Dk > 16);
+      const Tensors x = !taylor ? ref : dt == Dtype::bf16 ? dispatch_fwd<__nv_bfloat16>(p, in) : dispatch_fwd<__half>(p, in);
+      std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld norm=%d fwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
+                  long(c.Dk), long(c.Dv), p.normalize() ? 1 : 0, std::string(dtype_name(dt)).c_str());
+      for (const auto& spec : forward_outputs(p)) {
+        const auto v = check_tensor(spec.name, x.at(spec.name), ref.at(spec.name), emul.at(spec.name), dt, dt);
+        std::printf(" %s %s m=%.2f (err %.2e base %.2e floor %.2e rms %.1e)", spec.name.c_str(), v.pass ? "ok" : "FAIL",
+                    v.margin(), v.err, v.err_base, v.floor, v.rel_rms);
+        fails += !v.pass;
+      }
+      std::printf("\n");
+      if (p.algo == "based") {  // the quadratic form, forward and backward
+        for (Pass pass : {Pass::fwd, Pass::bwd}) {
+          const Tensors r = simutil::reference(p, pass, in), b = simutil::emulation(p, pass, dt, in);
+          Tensors x2;
+          if (dt == Dtype::bf16) {
+            x2 = p.Dk <= 16 ? (p.Dv <= 64 ? run_quad<QuadCfg<__nv_bfloat16, 16, 64>>(p, pass, in)
+                                          : run_quad<QuadCfg<__nv_bfloat16, 16, 128>>(p, pass, in))
+                            : run_quad<QuadCfg<__nv_bfloat16, 64, 128>>(p, pass, in);
+          } else {
+            x2 = p.Dk <= 16 ? (p.Dv <= 64 ? run_quad<QuadCfg<__half, 16, 64>>(p, pass, in)
+                                          : run_quad<QuadCfg<__half, 16, 128>>(p, pass, in))
+                            : run_quad<QuadCfg<__half, 64, 128>>(p, pass, in);
+          }
+          std::printf("%-7s quadratic T=%-4ld Dk=%-3ld Dv=%-3ld norm=%d %s %s:", c.algo.c_str(), long(c.T), long(c.Dk),
+                      long(c.Dv), p.normalize() ? 1 : 0, std::string(pass_name(pass)).c_str(),
+                      std::string(dtype_name(dt)).c_str());
+          double ps = 0;
+          for (const auto& spec : pass_outputs(p, pass)) ps = std::max(ps, max_abs_finite(r.at(spec.name)));
+          for (const auto& spec : pass_outputs(p, pass)) {
+            const auto v = check_tensor(spec.name, x2.at(spec.name), r.at(spec.name), b.at(spec.name), dt, dt, 2.0, ps);
+            std::printf(" %s %s m=%.2f", spec.name.c_str(), v.pass ? "ok" : "FAIL", v.margin());
+            fails += !v.pass;
+          }
+          std::printf("\n");
+        }
+      }
+      const bool la = p.algo != "based";
+      if (!la) continue;
+      const Tensors gref = simutil::reference(p, Pass::bwd, in), gemul = simutil::emulation(p, Pass::bwd, dt, in);
+      const Tensors gx = dt == Dtype::bf16 ? run_bwd_la<__nv_bfloat16>(p, in) : run_bwd_la<__half>(p, in);
+      std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld         bwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
+                  long(c.Dk), long(c.Dv), std::string(dtype_name(dt)).c_str());
+      double ps = 0;
+      for (const auto& spec : backward_outputs(p)) ps = std::max(ps, max_abs_finite(gref.at(spec.name)));
+      for (const auto& spec : backward_outputs(p)) {
+        const auto v = check_tensor(spec.name, gx.at(spec.name), gref.at(spec.name), gemul.at(spec.name), dt, dt, 2.0, ps);
+        std::printf(" %s %s m=%.2f", spec.name.c_str(), v.pass ? "ok" : "FAIL", v.margin());
+        fails += !v.pass;
+      }
+      std::printf("\n");
+    }
+  }
+  std::printf("%s: %d failures\n", fails ? "FAIL" : "PASS", fails);
+  return fails ? 1 : 0;
+}
