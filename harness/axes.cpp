@@ -67,11 +67,13 @@ void parse_range(const std::string& axis, const std::string& item, std::vector<A
   const int64_t s = parse_int(axis, step, item);
   if (geometric && s < 2) throw UsageError(fmt::format("--{}: range '{}' needs a factor >= 2", axis, item));
   int64_t count = 0;
-  for (int64_t v = start; v <= stop; v = geometric ? v * s : v + s) {
+  for (int64_t v = start; v <= stop;) {
     if (++count > kMaxAxisValues) {
       throw UsageError(fmt::format("--{}: range '{}' has more than {} values", axis, item, kMaxAxisValues));
     }
     out.push_back({AxisItem::Kind::literal, v, "", std::to_string(v)});
+    if (geometric && v > stop / s) break;  // the next value is past stop (and v * s might overflow)
+    v = geometric ? v * s : v + s;          // v + s <= 2 * kMaxSize: no overflow
   }
 }
 
@@ -150,8 +152,22 @@ AxisSet::AxisSet() {
 
 void AxisSet::set(const std::string& axis, const std::string& text) { items_[axis] = parse_axis(axis, text); }
 
+std::string AxisSet::text(const std::string& axis) const {
+  std::string out;
+  for (const auto& it : items_.at(axis)) out += (out.empty() ? "" : ",") + it.text;
+  return out;
+}
+
 std::vector<AxisPoint> AxisSet::expand() const {
   const auto& names = axis_names();
+  // Every combination is visited (duplicates are dropped after evaluation): bound the work first.
+  constexpr double kMaxCombinations = 4e6;
+  double combinations = 1;
+  for (const auto& n : names) combinations *= static_cast<double>(items_.at(n).size());
+  if (combinations > kMaxCombinations) {
+    throw UsageError(fmt::format("sweep: {:.3g} combinations of axis values (max {:.0e}); narrow the axes", combinations,
+                                 kMaxCombinations));
+  }
   std::vector<AxisPoint> points;
   std::set<std::vector<int64_t>> seen;
   std::vector<std::size_t> idx(names.size(), 0);
@@ -170,7 +186,14 @@ std::vector<AxisPoint> AxisSet::expand() const {
         case AxisItem::Kind::ref: v = eval(it.ref); break;
         case AxisItem::Kind::n_div_ref: v = it.n / eval(it.ref); break;
         case AxisItem::Kind::ref_div_n: v = eval(it.ref) / it.n; break;
-        case AxisItem::Kind::ref_mul_n: v = eval(it.ref) * it.n; break;
+        case AxisItem::Kind::ref_mul_n: {
+          const int64_t r = eval(it.ref);
+          if (r > kMaxSize / it.n) {
+            throw UsageError(fmt::format("--{}: '{}' gives more than {} at {}={}", a, it.text, kMaxSize, it.ref, r));
+          }
+          v = r * it.n;
+          break;
+        }
       }
       if (v < 1) {
         throw UsageError(fmt::format("--{}: '{}' gives {} at {}={}; must be >= 1", a, it.text, v, it.ref, eval(it.ref)));

@@ -39,6 +39,8 @@ class AxisSet {
  public:
   AxisSet();  // the defaults: B=1 H=1 T=128 D=64 and Tq=T, Tk=T, Dk=D, Dv=D, Hkv=H
   void set(const std::string& axis, const std::string& text);  // parse and replace
+  // The axis as text that set() parses back to the same items (ranges written out as values).
+  std::string text(const std::string& axis) const;
   // Every combination of items, evaluated; duplicates removed; order: the last axis of
   // axis_names() varies fastest. Throws UsageError on cycles and derived values below 1.
   std::vector<AxisPoint> expand() const;

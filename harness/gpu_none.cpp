@@ -19,5 +19,6 @@ const GpuInfo& gpu_info() {
 double gpu_sm_clock_mhz() { return NAN; }
 double gpu_copy_bandwidth_gbps() { return NAN; }
 Timing time_gpu(Prepared&, const TimingOptions&) { throw std::runtime_error(gpu_info().why_not); }
+std::string gpu_sticky_error() { return ""; }
 
 }  // namespace attnbench

@@ -2,7 +2,9 @@
 // kernels when built with a toolkit.
 #include "core/impl.h"
 #include "register.h"
+#include "test_impls.h"
 #ifdef ATTNBENCH_HAVE_CUDA
+#include "common/fault_test.h"
 #include "register_cuda.h"
 #endif
 
@@ -13,6 +15,12 @@ void register_all(Registry& r) {
 #ifdef ATTNBENCH_HAVE_CUDA
   kernels::register_cuda(r);
 #endif
+  if (test_impls_enabled()) {  // ATTNBENCH_TEST_IMPLS=1: implementations that fail on purpose
+    register_test_impls(r);
+#ifdef ATTNBENCH_HAVE_CUDA
+    kernels::register_fault_test(r);
+#endif
+  }
 }
 
 const Registry& registry() {

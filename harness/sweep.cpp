@@ -3,32 +3,24 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <functional>
+#include <filesystem>
+#include <fstream>
 #include <memory>
-#include <optional>
+#include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/algos.h"
 #include "core/gpu.h"
-#include "check.h"
-#include "core/numerics.h"
 #include "errors.h"
 #include "host_info.h"
+#include "interrupt.h"
+#include "row_runner.h"
+#include "worker.h"
 
 namespace attnbench {
 namespace {
-
-std::string num(double v, const char* spec = "{:.6g}") {
-  if (std::isnan(v)) return "";
-  return fmt::format(fmt::runtime(spec), v);
-}
-
-uint64_t point_seed(uint64_t seed, const Problem& p, Dtype dt) {
-  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}", p.algo, p.variant, p.shape_string(), p.params_string(),
-                                      dtype_name(dt), seed);
-  return std::hash<std::string>{}(key);
-}
 
 std::vector<std::string> variants_for(const AlgoSpec& a, const std::vector<std::string>& asked) {
   if (a.variants.empty()) return {""};
@@ -81,6 +73,28 @@ std::vector<SweepPoint> expand_points(const SweepOptions& opt) {
   if (opt.dtypes.empty()) throw UsageError("--dtype: no dtype given");
   if (opt.passes.empty()) throw UsageError("--pass: no pass given");
   if (!(opt.k > 0) || !std::isfinite(opt.k)) throw UsageError(fmt::format("--k: must be a positive number (got {})", opt.k));
+  if (!(opt.row_timeout_s >= 0) || !std::isfinite(opt.row_timeout_s)) {
+    throw UsageError(fmt::format("--row-timeout: must be a number of seconds >= 0 (got {})", opt.row_timeout_s));
+  }
+  for (const auto& spec : opt.inject_nonfinite) {
+    const auto colon = spec.find(':');
+    const std::string name = spec.substr(0, colon), kind = colon == std::string::npos ? "nan" : spec.substr(colon + 1);
+    if (kind != "nan" && kind != "inf" && kind != "-inf") {
+      throw UsageError(fmt::format("--inject-nonfinite: '{}': the value must be nan, inf or -inf", spec));
+    }
+    std::set<std::string> names;
+    for (const auto& a : opt.algos) {
+      Problem p;
+      p.algo = a;
+      p.variant = find_algo(a)->variants.empty() ? "" : find_algo(a)->variants.back();  // rwkv6 has every gate input
+      for (const auto& in : forward_inputs(p)) names.insert(in.name);
+    }
+    names.insert("do");
+    if (!names.count(name)) {
+      throw UsageError(fmt::format("--inject-nonfinite: '{}' is not an input of {} (inputs: {})", name,
+                                   fmt::join(opt.algos, ", "), fmt::join(names, ", ")));
+    }
+  }
 
   const std::vector<AxisPoint> shapes = opt.axes.expand();
   std::vector<SweepPoint> points;
@@ -125,146 +139,151 @@ std::vector<SweepPoint> expand_points(const SweepOptions& opt) {
   return points;
 }
 
+
+std::vector<SweepRow> plan_rows(const SweepOptions& opt, const std::vector<SweepPoint>& points) {
+  std::vector<SweepRow> rows;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const std::vector<const Impl*> impls = select_impls(points[i].problem.algo, opt.impls);
+    for (Pass pass : opt.passes) {
+      for (const Impl* impl : impls) rows.push_back({i, pass, impl});
+    }
+  }
+  return rows;
+}
+
+CsvRow row_identity(const SweepPoint& pt, const Impl& impl, Pass pass) {
+  const Problem& p = pt.problem;
+  const bool on_gpu = impl.device == Device::cuda;
+  const GpuInfo& gpu = gpu_info();
+  static const std::string cpu_name = "cpu: " + cpu_model();
+  return {{"algo", p.algo},
+          {"variant", p.variant},
+          {"impl", impl.name},
+          {"pass", std::string(pass_name(pass))},
+          {"dtype", std::string(dtype_name(pt.dtype))},
+          {"B", std::to_string(p.B)},
+          {"H", std::to_string(p.H)},
+          {"Hkv", std::to_string(p.Hkv)},
+          {"Tq", std::to_string(p.Tq)},
+          {"Tk", std::to_string(p.Tk)},
+          {"Dk", std::to_string(p.Dk)},
+          {"Dv", std::to_string(p.Dv)},
+          {"causal", p.causal ? "yes" : "no"},
+          {"params", p.params_string()},
+          {"flop_model", std::string(model_name(p))},
+          {"gpu", on_gpu ? gpu.name : cpu_name},
+          {"driver", on_gpu ? gpu.driver : ""},
+          {"cuda", on_gpu ? gpu.runtime : ""},
+          {"commit", git_commit()}};
+}
+
+std::string row_key(const CsvRow& row) {
+  std::string key;
+  for (const char* c : {"algo", "variant", "impl", "pass", "dtype", "B", "H", "Hkv", "Tq", "Tk", "Dk", "Dv", "causal",
+                        "params"}) {
+    const auto it = row.find(c);
+    key += (it == row.end() ? std::string() : it->second) + '\x1f';
+  }
+  return key;
+}
+
+std::vector<std::string> existing_row_keys(const std::string& path) {
+  std::vector<std::string> keys;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw UsageError(fmt::format("--out: '{}' is a directory; give a file path", path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return keys;  // nothing yet: nothing to skip
+  in.seekg(0, std::ios::end);
+  if (in.tellg() <= 0) return keys;
+  in.seekg(-1, std::ios::end);
+  if (in.get() != '\n') {
+    throw UsageError(fmt::format("--resume: '{}' ends in a partial row (no newline at the end); remove that line first", path));
+  }
+  const CsvTable t = read_csv(path, "--resume");
+  for (const char* c : {"algo", "impl", "pass", "params", "status"}) {
+    if (std::find(t.header.begin(), t.header.end(), c) == t.header.end()) {
+      throw UsageError(fmt::format("--resume: '{}' is not an attnbench CSV (no column '{}')", path, c));
+    }
+  }
+  for (const auto& r : t.rows) keys.push_back(row_key(r));
+  return keys;
+}
+
+namespace {
+
+void print_progress(std::FILE* progress, std::size_t row_no, std::size_t total, double elapsed, const SweepPoint& pt,
+                    const SweepRow& r, const RowResult& res) {
+  const Problem& p = pt.problem;
+  auto col = [&res](const char* c) {
+    const auto it = res.row.find(c);
+    return it == res.row.end() ? std::string() : it->second;
+  };
+  std::string timing_text;
+  if (!col("ms_median").empty()) {
+    timing_text = fmt::format("  {:.4g} ms", std::stod(col("ms_median")));
+    if (!col("tflops").empty()) timing_text += " " + col("tflops") + " TFLOP/s";
+    if (!col("gbps").empty()) timing_text += " " + col("gbps") + " GB/s";
+  }
+  const std::string label = p.variant.empty() ? p.algo : p.algo + "/" + p.variant;
+  const std::string status = col("status");
+  std::fprintf(progress, "[%*zu/%zu %5.1fs] %-18s %-8s %s %s %s  %s%s%s\n", static_cast<int>(std::to_string(total).size()),
+               row_no, total, elapsed, label.c_str(), r.impl->name.c_str(), std::string(pass_name(r.pass)).c_str(),
+               std::string(dtype_name(pt.dtype)).c_str(), p.shape_string().c_str(), status.c_str(),
+               res.detail.empty() ? "" : (": " + res.detail).c_str(), timing_text.c_str());
+  std::fflush(progress);
+}
+
+}  // namespace
+
 SweepStats run_sweep(const SweepOptions& opt, CsvWriter& csv, std::FILE* progress) {
   const std::vector<SweepPoint> points = expand_points(opt);
-  std::size_t total_rows = 0;
-  for (const auto& pt : points) total_rows += select_impls(pt.problem.algo, opt.impls).size() * opt.passes.size();
-
-  const GpuInfo& gpu = gpu_info();
-  const std::string cpu_name = "cpu: " + cpu_model();
-  const auto t_start = std::chrono::steady_clock::now();
+  const std::vector<SweepRow> rows = plan_rows(opt, points);
   SweepStats st;
-  std::size_t row_no = 0;
-
-  for (const auto& pt : points) {
-    const Problem& p = pt.problem;
-    const std::vector<const Impl*> impls = select_impls(p.algo, opt.impls);
-    if (impls.empty()) continue;
-    const Pass draw_pass = std::find(opt.passes.begin(), opt.passes.end(), Pass::bwd) != opt.passes.end() ? Pass::bwd : Pass::fwd;
-    const Tensors inputs = make_inputs(p, draw_pass, pt.dtype, point_seed(opt.seed, p, pt.dtype));
-    CheckSources sources(p, pt.dtype, inputs, opt.oracle);
-
-    for (Pass pass : opt.passes) {
-      for (const Impl* impl : impls) {
-        ++row_no;
-        const bool on_gpu = impl->device == Device::cuda;
-        CsvRow row = {{"algo", p.algo},
-                      {"variant", p.variant},
-                      {"impl", impl->name},
-                      {"pass", std::string(pass_name(pass))},
-                      {"dtype", std::string(dtype_name(pt.dtype))},
-                      {"B", std::to_string(p.B)},
-                      {"H", std::to_string(p.H)},
-                      {"Hkv", std::to_string(p.Hkv)},
-                      {"Tq", std::to_string(p.Tq)},
-                      {"Tk", std::to_string(p.Tk)},
-                      {"Dk", std::to_string(p.Dk)},
-                      {"Dv", std::to_string(p.Dv)},
-                      {"causal", p.causal ? "yes" : "no"},
-                      {"params", p.params_string()},
-                      {"flop_model", std::string(model_name(p))},
-                      {"gpu", on_gpu ? gpu.name : cpu_name},
-                      {"driver", on_gpu ? gpu.driver : ""},
-                      {"cuda", on_gpu ? gpu.runtime : ""},
-                      {"commit", git_commit()}};
-        std::string status, detail;
-        std::optional<Timing> timing;
-        try {
-          const Support sup = impl->supports(p, pass, pt.dtype);
-          if (on_gpu && !gpu.available) {
-            status = "skipped:" + gpu.why_not;
-          } else if (!sup.ok) {
-            status = "skipped:" + sup.reason;
-          } else {
-            auto prep = impl->prepare(p, pass, pt.dtype, inputs, PrepareOptions{});
-            bool timed_ok = true;
-            if (opt.check) {
-              std::string why_ref, why_base, oracle_name;
-              const Tensors* ref = sources.oracle(pass, impl->device, &why_ref, &oracle_name);
-              const Tensors* base = ref ? sources.base(pass, impl->device, &why_base) : nullptr;
-              if (!ref || !base) {
-                status = "skipped:no oracle (" + (ref ? why_base : why_ref) + ")";
-                timed_ok = false;
-              } else {
-                prep->poison_outputs();
-                prep->run();
-                const Verdict v = check_outputs(p, pass, pt.dtype, opt.k, prep->outputs(), *ref, *base);
-                const TensorVerdict& w = v.worst();
-                row["err"] = num(w.err);
-                row["err_base"] = num(w.err_base);
-                row["floor"] = num(w.floor);
-                row["rel_rms"] = num(w.rel_rms);
-                row["k"] = num(opt.k);
-                row["oracle"] = oracle_name;
-                row["worst"] = w.tensor;
-                status = v.pass ? "pass" : "fail";
-                detail = v.pass ? fmt::format("err {:.2e} (base {:.2e}, floor {:.2e}) in {}", w.err, w.err_base, w.floor, w.tensor)
-                                : w.why;
-                timed_ok = v.pass;
-              }
-            } else {
-              status = "unchecked";  // not asked to be checked: timed, never called a pass
-            }
-            if (timed_ok && opt.time) {
-              TimingOptions to = opt.timing;
-              if (!on_gpu) {  // CPU references are slow: fewer warm-ups and samples
-                to.warmup = std::min(to.warmup, 1);
-                to.min_samples = std::min(to.min_samples, 3);
-              }
-              timing = on_gpu ? time_gpu(*prep, to) : time_cpu(*prep, to);
-            }
-          }
-        } catch (const OutOfDeviceMemory&) {
-          status = "skipped:out of device memory";
-        } catch (const std::exception& e) {
-          status = std::string("error:") + e.what();
-        }
-        row["status"] = status;
-        if (timing) {
-          const double ms = timing->median;
-          row["ms_median"] = num(ms);
-          row["ms_p20"] = num(timing->p20);
-          row["ms_p80"] = num(timing->p80);
-          row["ms_min"] = num(timing->min);
-          row["noise"] = num(timing->noise, "{:.4f}");
-          row["samples"] = std::to_string(timing->samples);
-          const double flops = model_flops(p, pass);
-          if (flops > 0) row["tflops"] = num(flops / (ms * 1e-3) / 1e12, "{:.4g}");
-          if (is_memory_bound_family(p.algo)) {
-            const double bytes = model_bytes(p, pass, pt.dtype);
-            const double bw = on_gpu ? gpu_copy_bandwidth_gbps() : host_copy_bandwidth_gbps();
-            row["gbps"] = num(bytes / (ms * 1e-3) / 1e9, "{:.4g}");
-            row["floor_ms"] = num(bytes / (bw * 1e9) * 1e3);
-          }
-        }
-        if (on_gpu) row["sm_clock_mhz"] = num(gpu_sm_clock_mhz(), "{:.0f}");
-        row["timestamp"] = utc_timestamp();
-        csv.write(row);
-
-        ++st.rows;
-        if (status == "pass") ++st.pass;
-        else if (status == "unchecked") ++st.unchecked;
-        else if (status == "fail") ++st.fail;
-        else if (status.rfind("skipped:", 0) == 0) ++st.skipped;
-        else ++st.error;
-
-        if (progress) {
-          const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-          std::string timing_text;
-          if (timing) {
-            timing_text = fmt::format("  {:.4g} ms", timing->median);
-            if (!row["tflops"].empty()) timing_text += fmt::format(" {} TFLOP/s", row["tflops"]);
-            if (!row["gbps"].empty()) timing_text += fmt::format(" {} GB/s", row["gbps"]);
-          }
-          const std::string label = p.variant.empty() ? p.algo : p.algo + "/" + p.variant;
-          std::fprintf(progress, "[%*zu/%zu %5.1fs] %-18s %-8s %s %s %s  %s%s%s\n",
-                       static_cast<int>(std::to_string(total_rows).size()), row_no, total_rows, elapsed, label.c_str(),
-                       impl->name.c_str(), std::string(pass_name(pass)).c_str(),
-                       std::string(dtype_name(pt.dtype)).c_str(), p.shape_string().c_str(), status.c_str(),
-                       detail.empty() ? "" : (": " + detail).c_str(), timing_text.c_str());
-          std::fflush(progress);
-        }
+  std::vector<std::size_t> todo;
+  if (opt.resume) {
+    const std::vector<std::string> have = existing_row_keys(csv.path());
+    const std::set<std::string> done(have.begin(), have.end());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (done.count(row_key(row_identity(points[rows[i].point], *rows[i].impl, rows[i].pass)))) {
+        ++st.resumed;
+      } else {
+        todo.push_back(i);
       }
+    }
+    if (progress) {
+      std::fprintf(progress, "resume: %d of %zu rows are already in %s; running the other %zu\n", st.resumed,
+                   rows.size(), csv.path().c_str(), todo.size());
+    }
+  } else {
+    for (std::size_t i = 0; i < rows.size(); ++i) todo.push_back(i);
+  }
+
+  InterruptGuard guard(csv.path());
+  std::unique_ptr<Worker> worker;
+  std::unique_ptr<RowRunner> runner;
+  if (opt.isolate) {
+    worker = std::make_unique<Worker>(opt, points, rows);
+  } else {
+    runner = std::make_unique<RowRunner>(opt, points);
+  }
+  const auto t_start = std::chrono::steady_clock::now();
+  std::size_t row_no = 0;
+  for (const std::size_t id : todo) {
+    const SweepRow& r = rows[id];
+    const RowResult res = worker ? worker->run(id) : runner->run(r);
+    RowWriteSection writing;  // a signal now waits until the row and its progress line are out
+    csv.write(res.row);
+    ++row_no;
+    ++st.rows;
+    const std::string& status = res.row.at("status");
+    if (status == "pass") ++st.pass;
+    else if (status == "unchecked") ++st.unchecked;
+    else if (status == "fail") ++st.fail;
+    else if (status.rfind("skipped:", 0) == 0) ++st.skipped;
+    else ++st.error;
+    if (progress) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      print_progress(progress, row_no, todo.size(), elapsed, points[r.point], r, res);
     }
   }
   return st;

@@ -35,7 +35,12 @@ SweepOptions to_sweep(const RunArgs& a) {
                                                              {"T", &a.T},   {"Tq", &a.Tq}, {"Tk", &a.Tk},
                                                              {"D", &a.D},   {"Dk", &a.Dk}, {"Dv", &a.Dv}};
   for (const auto& [name, text] : axes) {
-    if (!text->empty()) o.axes.set(name, *text);
+    const std::string axis = name;
+    if (!text->empty()) {
+      o.axes.set(axis, *text);
+    } else if (axis == "B" || axis == "H" || axis == "T" || axis == "D") {  // empty only when given so
+      throw UsageError(fmt::format("--{}: empty value", axis));
+    }
   }
   if (!a.scale.empty()) {
     o.params.scale = parse_double("--scale", a.scale);
@@ -112,7 +117,15 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--min-samples", a.min_samples, "Fewest timed runs")->capture_default_str();
   cmd->add_option("--max-samples", a.max_samples, "Most timed runs")->capture_default_str();
   cmd->add_flag("--hot", a.hot, "GPU: do not flush L2 before each timed run");
-  cmd->add_option("--seed", a.seed, "Seed of the random inputs")->capture_default_str();
+  cmd->add_option("--seed", a.seed, "Seed of the random inputs")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& s) {  // digits only: strtoull would wrap "-1" and saturate 2^64 silently
+            const bool digits = !s.empty() && s.size() <= 20 && s.find_first_not_of("0123456789") == std::string::npos;
+            return digits && (s.size() < 20 || s <= "18446744073709551615") ? std::string()
+                                                                          : "must be an integer 0 .. 2^64-1";
+          },
+          "UINT64"));
   cmd->add_option("--out", a.out, "CSV to append to (default results/<run>/results.csv)");
 }
 

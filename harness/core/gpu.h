@@ -26,5 +26,9 @@ double gpu_sm_clock_mhz();          // current SM clock (NVML); NaN when unknown
 double gpu_copy_bandwidth_gbps();   // device-to-device copy, bytes read + written; measured once
 // CUDA events around each run(); warm-up, optional L2 flush before each timed run, budget.
 Timing time_gpu(Prepared& p, const TimingOptions& opt);
+// Empty while this process's CUDA context is usable; otherwise the error that broke it (an
+// illegal address or a trap in a kernel is sticky: every later CUDA call fails the same way, and
+// only a new process can use the GPU again). Synchronizes the device.
+std::string gpu_sticky_error();
 
 }  // namespace attnbench

@@ -126,6 +126,15 @@ double gpu_copy_bandwidth_gbps() {
   return bw;
 }
 
+std::string gpu_sticky_error() {
+  if (!gpu_info().available) return "";
+  if (cudaDeviceSynchronize() == cudaSuccess) return "";
+  cudaGetLastError();  // clears an error that is not sticky; a sticky one is returned again below
+  const cudaError_t e = cudaDeviceSynchronize();
+  if (e == cudaSuccess) return "";
+  return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+}
+
 Timing time_gpu(Prepared& p, const TimingOptions& opt) {
   static std::mutex flush_mutex;
   static void* flush_buf = nullptr;
