@@ -1,5 +1,7 @@
 #include "row_runner.h"
 
+#include "dump.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,12 +23,6 @@ namespace {
 std::string num(double v, const char* spec = "{:.6g}") {
   if (std::isnan(v)) return "";
   return fmt::format(fmt::runtime(spec), v);
-}
-
-uint64_t point_seed(uint64_t seed, const Problem& p, Dtype dt) {
-  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}", p.algo, p.variant, p.shape_string(), p.params_string(),
-                                      dtype_name(dt), seed);
-  return std::hash<std::string>{}(key);
 }
 
 // A rough count of the fp64 host bytes one point needs: its inputs twice (the drawn ones and an
@@ -168,7 +164,11 @@ RowResult RowRunner::run(const SweepRow& r) {
         } else {
           prep->poison_outputs();
           prep->run();
-          const Verdict v = check_outputs(p, pass, pt.dtype, opt_.k, prep->outputs(), *ref, *base);
+          const Tensors out = prep->outputs();
+          const Verdict v = check_outputs(p, pass, pt.dtype, opt_.k, out, *ref, *base);
+          if (!opt_.dump_dir.empty()) {
+            dump_point(opt_.dump_dir, dump_tag(p, impl->name, pass, pt.dtype), *cur_->inputs, out, ref, base);
+          }
           const TensorVerdict& w = v.worst();
           row["err"] = num(w.err);
           row["err_base"] = num(w.err_base);
@@ -184,6 +184,10 @@ RowResult RowRunner::run(const SweepRow& r) {
         }
       } else {
         status = "unchecked";  // not asked to be checked: timed, never called a pass
+        if (!opt_.dump_dir.empty()) {
+          prep->run();
+          dump_point(opt_.dump_dir, dump_tag(p, impl->name, pass, pt.dtype), *cur_->inputs, prep->outputs(), nullptr);
+        }
       }
       if (timed_ok && opt_.time) {
         TimingOptions to = opt_.timing;

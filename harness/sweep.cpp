@@ -1,6 +1,7 @@
 #include "sweep.h"
 
 #include <algorithm>
+#include <functional>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -46,6 +47,12 @@ std::vector<const Impl*> select_impls(const std::string& algo, const std::vector
     if (const Impl* i = registry().find(algo, n)) out.push_back(i);
   }
   return out;
+}
+
+uint64_t point_seed(uint64_t seed, const Problem& p, Dtype dt) {
+  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}", p.algo, p.variant, p.shape_string(), p.params_string(),
+                                      dtype_name(dt), seed);
+  return std::hash<std::string>{}(key);
 }
 
 std::vector<SweepPoint> expand_points(const SweepOptions& opt) {

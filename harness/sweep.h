@@ -54,12 +54,19 @@ struct SweepOptions {
   bool resume = false;          // skip rows whose key (row_key) is already in the CSV
   // Testing the non-finite input report: "q" (one NaN in q), "k:inf", "v:-inf", ...
   std::vector<std::string> inject_nonfinite;
+  // `--dump DIR`: every row's inputs and outputs (and, when checked, the oracle's and the base's)
+  // as .npy files under DIR/<row tag>/ (harness/dump.h).
+  std::string dump_dir;
 };
 
 struct SweepPoint {
   Problem problem;
   Dtype dtype;
 };
+
+// The seed of a point's random inputs: the same (sweep seed, problem, dtype) always draws the same
+// inputs, in `attnbench run`, its worker and `attnbench-gbench`.
+uint64_t point_seed(uint64_t seed, const Problem& p, Dtype dt);
 
 // Expand and validate every point before anything runs; throws UsageError on the first bad one.
 std::vector<SweepPoint> expand_points(const SweepOptions& opt);

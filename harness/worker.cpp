@@ -120,6 +120,7 @@ std::vector<std::string> worker_args(const SweepOptions& o) {
   if (!o.timing.flush_l2) a.push_back("--hot");
   opt("--seed", std::to_string(o.seed));
   if (!o.inject_nonfinite.empty()) opt("--inject-nonfinite", join(o.inject_nonfinite, same));
+  if (!o.dump_dir.empty()) opt("--dump", o.dump_dir);
   return a;
 }
 

@@ -86,6 +86,7 @@ std::vector<Plan> plan_suite(const Suite& s, const std::string& impl_override) {
     Plan pl{line, {}, {}, {}, true};
     try {
       pl.opt = to_sweep(a);
+      pl.opt.isolate = true;  // as `attnbench run`: a crash or CUDA fault costs one row, not the suite
       // No --impl: what `attnbench run` picks (every registered one usable here), nothing skipped.
       pl.run = true;
       if (!pl.opt.impls.empty()) {

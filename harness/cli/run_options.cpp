@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/algos.h"
+#include "dump.h"
 #include "core/impl.h"
 #include "errors.h"
 #include "options.h"
@@ -78,6 +79,10 @@ SweepOptions to_sweep(const RunArgs& a) {
   o.timing.min_samples = a.min_samples;
   o.timing.max_samples = a.max_samples;
   o.timing.flush_l2 = !a.hot;
+  if (!a.dump.empty()) {
+    prepare_dump_dir(a.dump);  // an unwritable folder is bad input, not an error row per point
+    o.dump_dir = a.dump;
+  }
   return o;
 }
 
@@ -126,6 +131,7 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
                                                                           : "must be an integer 0 .. 2^64-1";
           },
           "UINT64"));
+  cmd->add_option("--dump", a.dump, "Write each row's inputs and outputs (and oracle, base) as .npy under DIR/<row>/");
   cmd->add_option("--out", a.out, "CSV to append to (default results/<run>/results.csv)");
 }
 

@@ -19,7 +19,7 @@ struct RunArgs {
   double k = 2.0, budget_ms = 200;
   int warmup = 2, min_samples = 5, max_samples = 100;
   uint64_t seed = 0;
-  std::string out;
+  std::string out, dump;
 };
 
 // Adds every sweep option to `cmd`, bound to `a`.

@@ -240,12 +240,6 @@ void run_point(benchmark::State& st, Registered& r) {
 
 }  // namespace
 
-uint64_t point_seed(uint64_t seed, const Problem& p, Dtype dt) {
-  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}", p.algo, p.variant, p.shape_string(), p.params_string(),
-                                      dtype_name(dt), seed);
-  return std::hash<std::string>{}(key);
-}
-
 std::vector<Point> collect_points(const std::vector<Sweep>& sweeps, int* duplicates) {
   std::vector<Point> all;
   for (const Sweep& sw : sweeps) {

@@ -58,10 +58,6 @@ struct Sweep {
 // lines) is kept once; *duplicates counts the others. Throws UsageError like expand_points().
 std::vector<Point> collect_points(const std::vector<Sweep>& sweeps, int* duplicates);
 
-// The seed of a point's inputs, as `attnbench run` derives it (sweep.cpp), so both see the same
-// inputs.
-uint64_t point_seed(uint64_t seed, const Problem& p, Dtype dt);
-
 // Registers each point with Google Benchmark (UseManualTime for CUDA, UseRealTime for CPU).
 void register_points(const std::vector<Point>& points);
 
