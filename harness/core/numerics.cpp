@@ -1,8 +1,11 @@
 #include "core/numerics.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -41,31 +44,67 @@ TensorVerdict check_tensor(const std::string& name, const Tensor& x, const Tenso
     v.why = fmt::format("{}: size mismatch (x {}, ref {}, base {})", name, x.numel(), ref.numel(), base.numel());
     return v;
   }
+  // One pass over the elements, in fixed chunks reduced in chunk order (deterministic whatever
+  // the number of threads), spread over the cores: published sizes hold 1e8+ elements.
+  struct Partial {
+    int64_t compared = 0, nonfinite = 0, base_nonfinite = 0;
+    double err = 0, err_base = 0, floor = 0, sq_diff = 0, sq_ref = 0, sq_base = 0;
+  };
+  constexpr int64_t kChunk = int64_t{1} << 18;
+  const int64_t n = ref.numel(), chunks = (n + kChunk - 1) / kChunk;
+  std::vector<Partial> parts(static_cast<std::size_t>(chunks));
+  auto scan = [&](int64_t c) {
+    Partial& q = parts[static_cast<std::size_t>(c)];
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
+      const double r = ref.data[i], a = x.data[i], b = base.data[i];
+      if (std::isnan(r)) continue;  // not computed by the oracle
+      ++q.compared;
+      if (std::isinf(r)) {          // e.g. lse of a fully masked row: must match exactly
+        if (a != r) ++q.nonfinite;
+        if (b != r) ++q.base_nonfinite;
+        continue;
+      }
+      if (!std::isfinite(a)) {
+        ++q.nonfinite;
+      } else {
+        const double d = std::fabs(a - r);
+        q.err = std::max(q.err, d);
+        q.sq_diff += d * d;
+      }
+      if (!std::isfinite(b)) {
+        ++q.base_nonfinite;
+      } else {
+        q.err_base = std::max(q.err_base, std::fabs(b - r));
+        q.sq_base += (b - r) * (b - r);
+      }
+      q.floor = std::max(q.floor, std::fabs(round_to(store_dtype, r) - r));
+      q.sq_ref += r * r;
+    }
+  };
+  const int64_t workers = std::min<int64_t>(chunks, std::max(1u, std::thread::hardware_concurrency()));
+  if (workers <= 1) {
+    for (int64_t c = 0; c < chunks; ++c) scan(c);
+  } else {
+    std::atomic<int64_t> next{0};
+    std::vector<std::thread> pool;
+    for (int64_t w = 0; w < workers; ++w) {
+      pool.emplace_back([&] {
+        for (int64_t c = next++; c < chunks; c = next++) scan(c);
+      });
+    }
+    for (auto& t : pool) t.join();
+  }
   double sq_diff = 0, sq_ref = 0, sq_base = 0;
-  for (int64_t i = 0; i < ref.numel(); ++i) {
-    const double r = ref.data[i], a = x.data[i], b = base.data[i];
-    if (std::isnan(r)) continue;  // not computed by the oracle
-    ++v.compared;
-    if (std::isinf(r)) {          // e.g. lse of a fully masked row: must match exactly
-      if (a != r) ++v.nonfinite;
-      if (b != r) ++v.base_nonfinite;
-      continue;
-    }
-    if (!std::isfinite(a)) {
-      ++v.nonfinite;
-    } else {
-      const double d = std::fabs(a - r);
-      v.err = std::max(v.err, d);
-      sq_diff += d * d;
-    }
-    if (!std::isfinite(b)) {
-      ++v.base_nonfinite;
-    } else {
-      v.err_base = std::max(v.err_base, std::fabs(b - r));
-      sq_base += (b - r) * (b - r);
-    }
-    v.floor = std::max(v.floor, std::fabs(round_to(store_dtype, r) - r));
-    sq_ref += r * r;
+  for (const Partial& q : parts) {
+    v.compared += q.compared;
+    v.nonfinite += q.nonfinite;
+    v.base_nonfinite += q.base_nonfinite;
+    v.err = std::max(v.err, q.err);
+    v.err_base = std::max(v.err_base, q.err_base);
+    v.floor = std::max(v.floor, q.floor);
+    sq_diff += q.sq_diff;
+    sq_ref += q.sq_ref;
+    sq_base += q.sq_base;
   }
   v.floor *= 2.0;
   auto relative = [sq_ref](double sq) { return sq_ref > 0 ? std::sqrt(sq / sq_ref) : (sq > 0 ? INFINITY : 0.0); };
