@@ -130,6 +130,7 @@ class FamilyNaive final : public CudaPrepared {
 inline Support family_naive_supports(const Problem& p) {
   if (p.Dk > 256 || p.Dv > 256) return Support::no("naive supports Dk, Dv <= 256");
   if (p.Tq > (int64_t{1} << 30) || p.Tk > (int64_t{1} << 30)) return Support::no("naive supports T < 2^30");
+  if (p.B * p.H > 65535) return Support::no("naive supports B*H <= 65535 (grid.y)");  // heads index grid.y
   return Support::yes();
 }
 
