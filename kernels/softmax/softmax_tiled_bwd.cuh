@@ -1,13 +1,15 @@
 // Tiled softmax-family backward on Hopper, part 1: the row statistics and the dK/dV kernel.
 //
-// The backward runs without atomics as three kernels (FlashAttention-2's split, wgmma inside):
-//   tiled_bwd_prep:  D_i = dO_i . o_i;  L2_i = L_i log2 e         (fp32, rows padded to TqP)
+// The backward runs without atomics as four kernels (FlashAttention-2's split, wgmma inside):
+//   tiled_lse_pad:   L_i padded to TqP rows (fp32)
+//   tiled_delta:     D_i = dO_i . o_i = diag(dO O^T) by wgmma, so that D is summed exactly as
+//                    dP = dO V^T is (a row that sees one key, o = v, gets dP - D = 0 bitwise)
 //   tiled_dkdv:      per key block, over the query blocks that see it (and the query heads of its
 //                    GQA group):  dV += P^T dO,  dK_slot += G^T Q_slot
 //   tiled_dq:        per query block, over its visible key blocks:   dQ_slot += G K_slot
 //                    (softmax_tiled_dq.cuh)
-// with, for every visible pair (log2 domain t = s log2 e, recomputed from the score GEMM):
-//   P = exp2(t - L2_i),  dP = dO_i . v_j,  dS = P (dP - D_i),  G = policy(dS) (dS, or dZ for the
+// with, for every visible pair (recomputed from the score GEMM; s and ds/du from the policy):
+//   P = exp(s - L_i),  dP = dO_i . v_j,  dS = P (dP - D_i),  G = dS ds/du (dS, or dZ for the
 //   Lorentz score), P and G rounded to the storage dtype before their GEMMs; the gradients are
 //   scaled (and, for the Lorentz score, corrected by the rank-one terms) once at the end. Both
 //   kernels recompute S and dP, so the backward does 7 GEMMs of the block size where an atomic
@@ -18,41 +20,71 @@
 // registers as the A operand of dV = P^T dO and dK = G^T Q:
 //   S^T = K_slot Q_slot^T,  dP^T = V dO^T           (shared x shared, K-major, N = BMQ queries)
 //   dV += P^T dO,  dK += G^T Q_slot                 (registers x shared, MN-major, N = D)
-// K and V stay in shared memory; Q, dO and the row statistics stream through STAGES slots.
+// issued so that P^T is formed while dP^T runs and G^T while dV runs. K and V stay in shared
+// memory; Q, dO and the row statistics stream through STAGES slots.
 #pragma once
 
 #include "softmax_tiled_tile.cuh"
 
 namespace attnbench::kernels::tiled {
 
-// D_i = dO_i . o_i (0 when o is null) and L2_i = L_i log2 e for rows i < Tq of every (b, h); zeros
-// for the padding rows Tq <= i < TqP. One warp per row.
-template <class T, int D>
-__global__ void __launch_bounds__(256) tiled_bwd_prep(const T* o, const T* dout, const float* lse, float* lse2,
-                                                      float* dvec, int Tq, int TqP, int64_t rows) {
-  const int64_t row = int64_t(blockIdx.x) * 8 + threadIdx.x / 32;
-  const int lane = threadIdx.x & 31;
+// L_i for rows i < Tq of every (b, h), zeros for the padding rows Tq <= i < TqP.
+static __global__ void __launch_bounds__(256) tiled_lse_pad(const float* lse, float* lse_pad, int Tq, int TqP, int64_t rows) {
+  const int64_t row = int64_t(blockIdx.x) * 256 + threadIdx.x;
   if (row >= rows) return;
   const int64_t bh = row / TqP;
   const int i = static_cast<int>(row % TqP);
-  float d = 0.0f, l2 = 0.0f;
-  if (i < Tq) {
-    if (o != nullptr) {  // null for the total-attention pass, which needs L2 only
-      const int64_t src = (bh * Tq + i) * D;
-#pragma unroll
-      for (int k = 0; k < D / 64; ++k) {
-        const int col = 64 * k + 2 * lane;
-        d += static_cast<float>(o[src + col]) * static_cast<float>(dout[src + col]) +
-             static_cast<float>(o[src + col + 1]) * static_cast<float>(dout[src + col + 1]);
-      }
-#pragma unroll
-      for (int m = 16; m > 0; m >>= 1) d += __shfl_xor_sync(0xffffffffu, d, m);
-    }
-    l2 = lse[bh * Tq + i] * kLog2e;
+  lse_pad[row] = i < Tq ? lse[bh * Tq + i] : 0.0f;
+}
+
+// D_i = dO_i . o_i for the 64 rows [m0, m0 + 64) of one (b, h) (rows past Tq read as zeros): the
+// diagonal of dO O^T by one warpgroup's wgmma. Thread (warp w, g = lane/4, t = lane%4) holds
+// row R = 16w + g + 8rr in columns 8c + 2t + e, so the diagonal element of row R sits in the
+// thread with t = g/2, at c = 2w + rr, e = g%2.
+template <class T, int D>
+__global__ void __launch_bounds__(128) tiled_delta(const __grid_constant__ CUtensorMap dout,
+                                                   const __grid_constant__ CUtensorMap o, float* dvec, int TqP) {
+  constexpr uint32_t kTile = 64 * D * 2;
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = align_smem(smem_raw);
+  uint64_t* bar = reinterpret_cast<uint64_t*>(smem + 2 * kTile);
+  const int m0 = blockIdx.x * 64, bh = blockIdx.y;
+  if (threadIdx.x == 0) {
+    hopper::mbar_init(bar, 1);
+    hopper::fence_barrier_init();
   }
-  if (lane == 0) {
-    dvec[row] = d;
-    lse2[row] = l2;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    hopper::mbar_arrive_expect_tx(bar, 2 * kTile);
+    hopper::tma_load_4d(smem, &dout, 0, m0, 0, bh, bar);
+    hopper::tma_load_4d(smem + kTile, &o, 0, m0, 0, bh, bar);
+  }
+  hopper::mbar_wait(bar, 0);
+  const uint32_t base = hopper::smem_u32(smem);
+  float acc[32];
+  hopper::wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    hopper::wgmma_ss<T, 64>(acc, hopper::desc_k_major(base, 64, 0, kk), hopper::desc_k_major(base + kTile, 64, 0, kk),
+                            kk > 0);
+  }
+  hopper::wgmma_commit();
+  hopper::wgmma_wait<0>();
+  hopper::fence_operands(acc);
+  const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, gq = lane >> 2;
+  float d[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    if (warp == w) {
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        d[rr] = (gq & 1) ? acc[4 * (2 * w + rr) + 2 * rr + 1] : acc[4 * (2 * w + rr) + 2 * rr];
+      }
+    }
+  }
+  if ((lane & 3) == gq / 2) {
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) dvec[int64_t(bh) * TqP + m0 + 16 * warp + gq + 8 * rr] = d[rr];
   }
 }
 
@@ -90,7 +122,7 @@ struct DkvConfig {
 };
 
 // Shared memory: K[slot] and V (BNK x D), then per stage Q, dO (BMQ x D) and the row vectors
-// L2, D (and q0 for the Lorentz score) of BMQ fp32 each, then the barriers.
+// L, D (and q0 for the Lorentz score) of BMQ fp32 each, then the barriers.
 template <class Cfg, class Score>
 struct DkvLayout {
   static constexpr int kVecs = Score::kLorentz ? 3 : 2;
@@ -108,7 +140,7 @@ template <class Score>
 struct DkvArgs {
   CUtensorMap q[2], k[2], v, dout;  // box rows: BMQ (q, dout), BNK (k, v)
   Score score;
-  const float* lse2;  // [B*H][TqP]
+  const float* lse;   // [B*H][TqP], L_i
   const float* dvec;  // [B*H][TqP]
   void* dk[2];        // [B, Hkv, Tk, D] per slot
   void* dv;           // [B, Hkv, Tk, D]
@@ -145,7 +177,7 @@ __device__ __forceinline__ void dkv_producer(const DkvArgs<Score>& a, uint8_t* s
         if (!kTotal) hopper::tma_load_4d(smem + L::kDO + st * Cfg::kQBytes, &a.dout, 0, mb * BMQ, 0, bh, &full[st]);
         uint8_t* vec = smem + L::kVec + st * L::kVecBytes;
         const int64_t row = int64_t(bh) * a.TqP + mb * BMQ;
-        hopper::bulk_load(vec, a.lse2 + row, BMQ * 4, &full[st]);
+        hopper::bulk_load(vec, a.lse + row, BMQ * 4, &full[st]);
         hopper::bulk_load(vec + BMQ * 4, a.dvec + row, BMQ * 4, &full[st]);
         if constexpr (Score::kLorentz) hopper::bulk_load(vec + 2 * BMQ * 4, a.score.q0 + row, BMQ * 4, &full[st]);
       }
@@ -193,7 +225,7 @@ __device__ __forceinline__ void dkv_consumer(const DkvArgs<Score>& a, uint8_t* s
         const uint32_t do_tile = sbase + L::kDO + st * Cfg::kQBytes;
         hopper::mbar_wait(&full[st], par);
 
-        // S^T = K Q^T, dP^T = V dO^T
+        // S^T = K Q^T and dP^T = V dO^T, as two groups: P^T is formed while dP^T is in flight
         float s[BMQ / 2], dp[BMQ / 2];
         hopper::wgmma_fence();
 #pragma unroll
@@ -201,17 +233,17 @@ __device__ __forceinline__ void dkv_consumer(const DkvArgs<Score>& a, uint8_t* s
           hopper::wgmma_ss<T, BMQ>(s, hopper::desc_k_major(k_tile, BNK, tile_row0, kk),
                                    hopper::desc_k_major(q_tile, BMQ, 0, kk), kk > 0);
         }
+        hopper::wgmma_commit();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
           hopper::wgmma_ss<T, BMQ>(dp, hopper::desc_k_major(v_tile, BNK, tile_row0, kk),
                                    hopper::desc_k_major(do_tile, BMQ, 0, kk), kk > 0);
         }
         hopper::wgmma_commit();
-        hopper::wgmma_wait<0>();
+        hopper::wgmma_wait<1>();
         hopper::fence_operands(s);
-        hopper::fence_operands(dp);
 
-        // P^T and G^T, column i = query mb*BMQ + 8c + f.col + e%2
+        // P^T (column i = query mb*BMQ + 8c + f.col + e%2), packed for dV; s keeps P ds/du
         const float* vec = reinterpret_cast<const float*>(smem + L::kVec + st * L::kVecBytes);
         const int i_lo = mb * BMQ;
         Range vis[2] = {{0, BMQ}, {0, BMQ}};  // visible tile columns 8c + e%2, relative to this thread's first
@@ -222,40 +254,56 @@ __device__ __forceinline__ void dkv_consumer(const DkvArgs<Score>& a, uint8_t* s
             vis[r].lo -= i_lo + f.col, vis[r].hi -= i_lo + f.col;
           }
         }
+        uint32_t pa[BMQ / 16][4], ga[BMQ / 16][4];
 #pragma unroll
         for (int c = 0; c < BMQ / 8; ++c) {
           const int col = 8 * c + f.col;
-          const float2 l2 = *reinterpret_cast<const float2*>(vec + col);
-          const float2 dd = *reinterpret_cast<const float2*>(vec + BMQ + col);
+          const float2 lse = *reinterpret_cast<const float2*>(vec + col);
           float2 q0 = make_float2(0.0f, 0.0f);
           if constexpr (Score::kLorentz) q0 = *reinterpret_cast<const float2*>(vec + 2 * BMQ + col);
+          float P[4];
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int x = 4 * c + e, r = e >> 1, cc = e & 1;
-            const float qa = cc ? q0.y : q0.x;
-            const float acc = s[x];
-            const float t = a.score.log2_score(acc, qa, ka[r]);
+            const ScoreEval ev = a.score.eval(s[x], cc ? q0.y : q0.x, ka[r]);
             const bool vis_x = 8 * c + cc >= vis[r].lo && 8 * c + cc <= vis[r].hi;
-            const float P = vis_x ? hopper::ex2(t - (cc ? l2.y : l2.x)) : 0.0f;
-            const float ds = P * (dp[x] - (cc ? dd.y : dd.x));
-            const float gr = a.score.grad_operand(ds, acc, qa, ka[r]);
-            s[x] = P;
-            dp[x] = gr;
-            if constexpr (Score::kLorentz) rsum[r] += round_as<T>(gr) * qa;
+            P[e] = vis_x ? hopper::ex2(__fmul_rn(__fsub_rn(ev.s, cc ? lse.y : lse.x), kLog2e)) : 0.0f;
+            s[x] = P[e] * ev.dsdu;
           }
+          pa[c >> 1][2 * (c & 1)] = hopper::pack2<T>(P[0], P[1]);
+          pa[c >> 1][2 * (c & 1) + 1] = hopper::pack2<T>(P[2], P[3]);
         }
-        uint32_t pa[BMQ / 16][4], ga[BMQ / 16][4];
-        to_a_operand<T>(s, pa);
-        to_a_operand<T>(dp, ga);
 
-        // dV += P^T dO, dK += G^T Q
+        // dV += P^T dO, in flight while G is formed
         hopper::fence_operands(dv_acc);
-        hopper::fence_operands(dk_acc);
         hopper::wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BMQ / 16; ++kk) {
           hopper::wgmma_rs<T, D>(dv_acc, pa[kk], hopper::desc_mn_major(do_tile, BMQ, kk), 1);
         }
+        hopper::wgmma_commit();
+        hopper::wgmma_wait<1>();  // dP^T
+        hopper::fence_operands(dp);
+
+        // G^T = P (dP - D) ds/du
+#pragma unroll
+        for (int c = 0; c < BMQ / 8; ++c) {
+          const int col = 8 * c + f.col;
+          const float2 dd = *reinterpret_cast<const float2*>(vec + BMQ + col);
+          float2 q0 = make_float2(0.0f, 0.0f);
+          if constexpr (Score::kLorentz) q0 = *reinterpret_cast<const float2*>(vec + 2 * BMQ + col);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int x = 4 * c + e, cc = e & 1;
+            dp[x] = s[x] * (dp[x] - (cc ? dd.y : dd.x));
+            if constexpr (Score::kLorentz) rsum[e >> 1] += round_as<T>(dp[x]) * (cc ? q0.y : q0.x);
+          }
+        }
+        to_a_operand<T>(dp, ga);
+
+        // dK += G^T Q
+        hopper::fence_operands(dk_acc);
+        hopper::wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BMQ / 16; ++kk) {
           hopper::wgmma_rs<T, D>(dk_acc, ga[kk], hopper::desc_mn_major(q_tile, BMQ, kk), 1);
@@ -291,7 +339,7 @@ __device__ __forceinline__ void dkv_consumer(const DkvArgs<Score>& a, uint8_t* s
   store_tile<T, D>(static_cast<T*>(a.dv) + int64_t(bhk) * g.Tk * D, j_lo, g.Tk, f, dv_acc, one);
 }
 
-// Total attention A_j = sum_i P_ij = sum_i exp2(t_ij - L2_i) per query head (a forward output),
+// Total attention A_j = sum_i P_ij = sum_i exp(s_ij - L_i) per query head (a forward output),
 // on the dK/dV kernel's schedule: S^T = K Q^T only, row sums of P^T in fp32.
 template <class Cfg, class Score>
 __device__ __forceinline__ void total_consumer(const DkvArgs<Score>& a, uint8_t* smem, uint64_t* bars, int wg, int n0,
@@ -352,8 +400,10 @@ __device__ __forceinline__ void total_consumer(const DkvArgs<Score>& a, uint8_t*
           for (int e = 0; e < 4; ++e) {
             const int r = e >> 1, cc = e & 1, col = 8 * c + f.col + cc;
             const float qa = Score::kLorentz ? vec[2 * BMQ + col] : 0.0f;
-            const float t = a.score.log2_score(s[4 * c + e], qa, ka[r]);
-            if (8 * c + cc >= vis[r].lo && 8 * c + cc <= vis[r].hi) asum[r] += hopper::ex2(t - vec[col]);
+            const float sc = a.score.eval(s[4 * c + e], qa, ka[r]).s;
+            if (8 * c + cc >= vis[r].lo && 8 * c + cc <= vis[r].hi) {
+              asum[r] += hopper::ex2(__fmul_rn(__fsub_rn(sc, vec[col]), kLog2e));
+            }
           }
         if (f.lane == 0) hopper::mbar_arrive(&empty[st]);
       }

@@ -5,7 +5,8 @@
 // K, V (and k0 for the Lorentz score) of key blocks of BN keys stream through STAGES slots. Per key
 // block each consumer warpgroup computes for its 64 rows:
 //   S = Q_slot K_slot^T,  dP = dO V^T               (shared x shared, K-major, N = BN)
-//   P = exp2(t - L2_i),  dS = P (dP - D_i),  G = policy(dS), rounded to the storage dtype
+//   P = exp(s - L_i),  dS = P (dP - D_i),  G = dS ds/du, rounded to the storage dtype
+// (P is formed while dP = dO V^T is in flight)
 //   dQ += G K_slot                                  (registers x shared, MN-major, N = D)
 // and when the slot's phase ends, dq_slot = factor (dQ - diag(q/q0) G k0) (the correction for the
 // Lorentz score only).
@@ -41,7 +42,7 @@ template <class Score>
 struct DqArgs {
   CUtensorMap q[2], k[2], v, dout;  // box rows: BM (q, dout), BN (k, v)
   Score score;
-  const float* lse2;  // [B*H][TqP]
+  const float* lse;   // [B*H][TqP], L_i
   const float* dvec;  // [B*H][TqP]
   void* dq[2];        // [B, H, Tq, D] per slot
   Geometry geo;
@@ -93,12 +94,12 @@ __device__ __forceinline__ void dq_consumer(const DqArgs<Score>& a, uint8_t* sme
   const int i_lo = m0 + tile_row0, i_hi = i_lo + 63;
   const uint32_t sbase = hopper::smem_u32(smem);
 
-  float l2[2], dd[2], qa[2] = {0.0f, 0.0f};
+  float lse[2], dd[2], qa[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int i = i0 + 8 * r;
     const int64_t row = int64_t(bh) * a.TqP + i;
-    l2[r] = i < g.Tq ? a.lse2[row] : 0.0f;
+    lse[r] = i < g.Tq ? a.lse[row] : 0.0f;
     dd[r] = i < g.Tq ? a.dvec[row] : 0.0f;
     if constexpr (Score::kLorentz) qa[r] = i < g.Tq ? a.score.q0[row] : 0.0f;
   }
@@ -121,7 +122,7 @@ __device__ __forceinline__ void dq_consumer(const DqArgs<Score>& a, uint8_t* sme
       const uint32_t v_tile = sbase + L::kV + st * Cfg::kKVBytes;
       hopper::mbar_wait(&full[st], par);
 
-      // S = Q K^T, dP = dO V^T
+      // S = Q K^T and dP = dO V^T as two groups: P is formed while dP is in flight
       float s[BN / 2], dp[BN / 2];
       hopper::wgmma_fence();
 #pragma unroll
@@ -129,17 +130,17 @@ __device__ __forceinline__ void dq_consumer(const DqArgs<Score>& a, uint8_t* sme
         hopper::wgmma_ss<T, BN>(s, hopper::desc_k_major(q_tile, BM, tile_row0, kk),
                                 hopper::desc_k_major(k_tile, BN, 0, kk), kk > 0);
       }
+      hopper::wgmma_commit();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         hopper::wgmma_ss<T, BN>(dp, hopper::desc_k_major(do_tile, BM, tile_row0, kk),
                                 hopper::desc_k_major(v_tile, BN, 0, kk), kk > 0);
       }
       hopper::wgmma_commit();
-      hopper::wgmma_wait<0>();
+      hopper::wgmma_wait<1>();
       hopper::fence_operands(s);
-      hopper::fence_operands(dp);
 
-      // G, column j = n0 + 8c + f.col + e%2
+      // P ds/du (column j = n0 + 8c + f.col + e%2), then G = P (dP - D) ds/du
       const float* k0s = reinterpret_cast<const float*>(smem + L::kAux + st * L::kAuxBytes);
       Range vis[2] = {{0, BN}, {0, BN}};  // visible tile columns 8c + e%2, relative to this thread's first
       if (!tile_full(g, a.score, slot, i_lo, i_hi, n0, n0 + BN - 1)) {
@@ -156,14 +157,17 @@ __device__ __forceinline__ void dq_consumer(const DqArgs<Score>& a, uint8_t* sme
           const int x = 4 * c + e, r = e >> 1, col = 8 * c + f.col + (e & 1);
           float ka = 0.0f;
           if constexpr (Score::kLorentz) ka = k0s[col];
-          const float acc = s[x];
-          const float t = a.score.log2_score(acc, qa[r], ka);
+          const ScoreEval ev = a.score.eval(s[x], qa[r], ka);
           const bool vis_x = 8 * c + (e & 1) >= vis[r].lo && 8 * c + (e & 1) <= vis[r].hi;
-          const float P = vis_x ? hopper::ex2(t - l2[r]) : 0.0f;
-          const float gr = a.score.grad_operand(P * (dp[x] - dd[r]), acc, qa[r], ka);
-          s[x] = gr;
-          if constexpr (Score::kLorentz) rsum[r] += round_as<T>(gr) * ka;
+          s[x] = vis_x ? hopper::ex2(__fmul_rn(__fsub_rn(ev.s, lse[r]), kLog2e)) * ev.dsdu : 0.0f;
         }
+      hopper::wgmma_wait<0>();
+      hopper::fence_operands(dp);
+#pragma unroll
+      for (int x = 0; x < BN / 2; ++x) {
+        s[x] *= dp[x] - dd[(x >> 1) & 1];
+        if constexpr (Score::kLorentz) rsum[(x >> 1) & 1] += round_as<T>(s[x]) * k0s[8 * (x >> 2) + f.col + (x & 1)];
+      }
       uint32_t ga[BN / 16][4];
       to_a_operand<T>(s, ga);
 

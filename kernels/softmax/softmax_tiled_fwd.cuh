@@ -3,15 +3,17 @@
 // One CTA owns BM = 64*NC query rows of one (b, h) and streams the visible key blocks of BN keys
 // of kv head hk = h / (H/Hkv). Per key block (one "item"; a policy with two slots visits the
 // blocks of each slot in turn, see softmax_tiled_scores.cuh), each consumer warpgroup computes,
-// for its 64 rows (log2 domain, t = s log2 e):
+// for its 64 rows:
 //   S = Q_slot K_slot^T                   wgmma, both operands in shared memory (K-major)
-//   t = policy(S), -inf where masked       (causal j <= i + off, j < Tk, the slot's pairs)
-//   m_new = max(m, rowmax t);  P~ = exp2(t - m_new);  alpha = exp2(m - m_new)
-//   l = alpha l + rowsum P~;   O = alpha O + P~ V      wgmma, P~ from registers (rounded to the
-//                                                      storage dtype), V in shared memory (MN-major)
-// and at the end o = O / l, L = (m + log2 l) ln 2 (natural log; -inf and o = 0 for a row that sees
-// no key). The producer warp streams K and V through a ring of STAGES slots with TMA (separate
-// full/empty mbarriers for K and V, so S can start before V lands); Q is loaded once.
+//   k = key(S), -inf where masked          (causal j <= i + off, j < Tk, the slot's pairs)
+//   m = max(m, rowmax k) when it outgrows the reference by 2^8 (else the reference stays):
+//       alpha = exp(s(m_old) - s(m)),  O *= alpha,  l *= alpha
+//   P~ = exp(s(k) - s(m)) (prob());  l += rowsum P~
+//   O += P~ V                              wgmma, P~ from registers (rounded to the storage dtype),
+//                                          V in shared memory (MN-major)
+// and at the end o = O / l, L = s(m) + ln l (-inf and o = 0 for a row that sees no key). The
+// producer warp streams K and V through a ring of STAGES slots with TMA (separate full/empty
+// mbarriers for K and V, so S can start before V lands); Q is loaded once.
 #pragma once
 
 #include "softmax_tiled_tile.cuh"
@@ -24,6 +26,9 @@ struct FwdConfig {
   static constexpr int D = D_, NC = NC_, BM = 64 * NC_, BN = BN_, STAGES = STAGES_;
   static constexpr int kThreads = 128 * (NC + 1);
   static constexpr uint32_t kQBytes = BM * D * 2, kKVBytes = BN * D * 2;
+  // Leave P~ V in flight until the next block's S = Q K^T has been issued behind it (one wait per
+  // block instead of two); needs P~ to stay in registers meanwhile, which fits for D = 64.
+  static constexpr bool kDeferPV = D == 64;
 };
 
 // Shared memory: Q[slot] (BM x D), then per stage K (BN x D), V (BN x D), k0 (BN fp32, Lorentz),
@@ -97,7 +102,7 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
 
   float o_acc[D / 2];
   zero(o_acc);
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  float m_ref[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // reference key, sum of P~
   float qa[2] = {0.0f, 0.0f};  // Lorentz q0 of the two rows
   if constexpr (Score::kLorentz) {
 #pragma unroll
@@ -126,10 +131,14 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
                                 hopper::desc_k_major(k_tile, BN, 0, kk), kk > 0);
       }
       hopper::wgmma_commit();
-      hopper::wgmma_wait<0>();
+      hopper::wgmma_wait<0>();  // with kDeferPV, the previous block's P~ V completes here too
       hopper::fence_operands(s);
+      if constexpr (Cfg::kDeferPV) {
+        hopper::fence_operands(o_acc);
+        if (it > 0 && f.lane == 0) hopper::mbar_arrive(&v_empty[(it - 1) % S]);
+      }
 
-      // t = policy(S) (log2 domain), masked
+      // keys of the policy (monotone in s), -inf where masked
       const float* k0s = reinterpret_cast<const float*>(smem + L::kAux + st * L::kAuxBytes);
 #pragma unroll
       for (int c = 0; c < BN / 8; ++c)
@@ -137,7 +146,7 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
         for (int e = 0; e < 4; ++e) {
           float ka = 0.0f;
           if constexpr (Score::kLorentz) ka = k0s[8 * c + f.col + (e & 1)];
-          s[4 * c + e] = a.score.log2_score(s[4 * c + e], qa[e >> 1], ka);
+          s[4 * c + e] = a.score.key(s[4 * c + e], qa[e >> 1], ka);
         }
       if (f.lane == 0) hopper::mbar_arrive(&k_empty[st]);  // K (and k0) no longer read
       if (!tile_full(g, a.score, slot, i_lo, i_hi, n0, n0 + BN - 1)) {
@@ -156,32 +165,40 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
           }
       }
 
-      // online softmax
-      float mx[2] = {m_run[0], m_run[1]};
+      // online softmax against the running reference m_ref (moved only when the row maximum
+      // outgrows it by 2^8, see rebase()); P~ = exp(s - s(m_ref)), rounded to T for P~ V
+      float mx[2] = {m_ref[0], m_ref[1]};
 #pragma unroll
       for (int c = 0; c < BN / 8; ++c) {
         mx[0] = fmaxf(mx[0], fmaxf(s[4 * c], s[4 * c + 1]));
         mx[1] = fmaxf(mx[1], fmaxf(s[4 * c + 2], s[4 * c + 3]));
       }
-      float base[2], alpha[2], rs[2] = {0.0f, 0.0f};
+      float alpha[2] = {1.0f, 1.0f}, base[2], rs[2] = {0.0f, 0.0f};
+      bool rescale = false;
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         mx[r] = quad_max(mx[r]);
-        base[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // a row with nothing visible yet keeps P~ = 0
-        alpha[r] = hopper::ex2(m_run[r] - base[r]);
-        m_run[r] = mx[r];
+        if (a.score.rebase(mx[r], m_ref[r])) {
+          alpha[r] = m_ref[r] == -INFINITY ? 0.0f : a.score.prob(m_ref[r], mx[r]);
+          m_ref[r] = mx[r];
+          rescale = true;
+        }
+        base[r] = m_ref[r] == -INFINITY ? 0.0f : m_ref[r];  // nothing visible yet: P~ = 0
       }
 #pragma unroll
       for (int i = 0; i < BN / 2; ++i) {
-        s[i] = hopper::ex2(s[i] - base[(i >> 1) & 1]);
-        rs[(i >> 1) & 1] += s[i];
+        const float pk = a.score.prob(s[i], base[(i >> 1) & 1]);
+        rs[(i >> 1) & 1] += a.score.sum_term(pk, s[i], base[(i >> 1) & 1]);
+        s[i] = pk;
       }
       uint32_t pa[BN / 16][4];
       to_a_operand<T>(s, pa);
 #pragma unroll
       for (int r = 0; r < 2; ++r) l_run[r] = l_run[r] * alpha[r] + rs[r];
+      if (rescale) {
 #pragma unroll
-      for (int i = 0; i < D / 2; ++i) o_acc[i] *= alpha[(i >> 1) & 1];
+        for (int i = 0; i < D / 2; ++i) o_acc[i] *= alpha[(i >> 1) & 1];
+      }
 
       // O += P~ V
       hopper::mbar_wait(&v_full[st], par);
@@ -193,19 +210,26 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
         hopper::wgmma_rs<T, D>(o_acc, pa[kk], hopper::desc_mn_major(v_tile, BN, kk), 1);
       }
       hopper::wgmma_commit();
-      hopper::wgmma_wait<0>();
-      hopper::fence_operands(o_acc);
-      if (f.lane == 0) hopper::mbar_arrive(&v_empty[st]);
+      if constexpr (!Cfg::kDeferPV) {
+        hopper::wgmma_wait<0>();
+        hopper::fence_operands(o_acc);
+        if (f.lane == 0) hopper::mbar_arrive(&v_empty[st]);
+      }
     }
   }
+  if constexpr (Cfg::kDeferPV) {
+    hopper::wgmma_wait<0>();
+    hopper::fence_operands(o_acc);
+    if (it > 0 && f.lane == 0) hopper::mbar_arrive(&v_empty[(it - 1) % S]);
+  }
 
-  // o = O / l, L = (m + log2 l) ln 2
+  // o = O / l, L = s(m_ref) + ln l
   float inv[2], lse[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const float l = quad_sum(l_run[r]);
     inv[r] = l > 0.0f ? 1.0f / l : 0.0f;
-    lse[r] = l > 0.0f ? (m_run[r] + __log2f(l)) * kLn2 : -INFINITY;
+    lse[r] = l > 0.0f ? a.score.natural(m_ref[r]) + __log2f(l) * kLn2 : -INFINITY;
   }
   T* o = static_cast<T*>(a.o) + int64_t(bh) * g.Tq * D;
   store_tile<T, D>(o, m0 + tile_row0, g.Tq, f, o_acc, inv);

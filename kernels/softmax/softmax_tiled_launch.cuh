@@ -1,9 +1,9 @@
 // Host side of the tiled softmax-family kernels: what they support, their tile configurations,
 // and a Prepared that builds the TMA tensor maps once and launches
 //   forward:  [time coordinates q0, k0 (hyperbolic)] -> tiled_forward
-//             [-> tiled_bwd_prep (L2_i) -> tiled_dkdv<kTotal> (total attention, when asked)]
+//             [-> tiled_lse_pad -> tiled_dkdv<kTotal> (total attention, when asked)]
 //   backward: its own forward once, untimed, in the constructor; then per run
-//             [q0, k0] -> tiled_bwd_prep (D_i, L2_i) -> tiled_dkdv -> tiled_dq
+//             [q0, k0] -> tiled_lse_pad -> tiled_delta (D_i) -> tiled_dkdv -> tiled_dq
 // A family member supplies its score policy through a TiledPolicy<Score> specialization.
 #pragma once
 
@@ -22,12 +22,12 @@ namespace attnbench::kernels::tiled {
 // Tile configurations (head dim D; NC consumer warpgroups of 64 rows each):
 //   forward  BM = 192 query rows, BN = 128 keys, 4 stages (D = 64) or 2 (D = 128)
 //   dK/dV    BNK = 128 keys, BMQ = 64 queries per step, 3 stages
-//   dQ       BM = 128 query rows, BN = 64 keys per step, 3 stages
+//   dQ       BM = 128 query rows, BN = 128 keys per step, 3 stages (D = 64) or 2 (D = 128)
 template <class T, int D>
 struct TiledConfigs {
   using Fwd = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2>;
   using Dkv = DkvConfig<T, D, 2, 3>;
-  using Dq = DqConfig<T, D, 2, 64, 3>;
+  using Dq = DqConfig<T, D, 2, 128, D == 64 ? 3 : 2>;
 };
 
 struct SlotNames {
@@ -43,8 +43,8 @@ struct TiledPolicy<DotScore> {
   static std::vector<SlotNames> slots() { return {{"q", "k", "dq", "dk"}}; }
   static DotScore make(const Problem& p, const float*, const float*) {
     DotScore s;
+    s.scale = static_cast<float>(p.scale());
     s.score_log2 = static_cast<float>(p.scale() * 1.4426950408889634);
-    s.grad_scale = static_cast<float>(p.scale());
     return s;
   }
 };
@@ -54,18 +54,21 @@ struct TiledPolicy<PiecewiseScore> {
   static std::vector<SlotNames> slots() { return {{"q1", "k1", "dq1", "dk1"}, {"q2", "k2", "dq2", "dk2"}}; }
   static PiecewiseScore make(const Problem& p, const float*, const float*) {
     PiecewiseScore s;
+    s.scale = static_cast<float>(p.scale());
     s.score_log2 = static_cast<float>(p.scale() * 1.4426950408889634);
-    s.grad_scale = static_cast<float>(p.scale());
     s.w = static_cast<int>(p.window());
     return s;
   }
 };
 
-template <>
-struct TiledPolicy<LorentzScore> {
+// beta / sqrt(c) == 1 exactly selects the ratio-domain forward (LorentzScore<true>).
+inline bool lorentz_unit(const Problem& p) { return p.params.beta / std::sqrt(p.params.curvature) == 1.0; }
+
+template <bool kUnit>
+struct TiledPolicy<LorentzScore<kUnit>> {
   static std::vector<SlotNames> slots() { return {{"q", "k", "dq", "dk"}}; }
-  static LorentzScore make(const Problem& p, const float* q0, const float* k0) {
-    LorentzScore s;
+  static LorentzScore<kUnit> make(const Problem& p, const float* q0, const float* k0) {
+    LorentzScore<kUnit> s;
     s.c = static_cast<float>(p.params.curvature);
     s.neg_coef = static_cast<float>(-p.params.beta / std::sqrt(p.params.curvature));
     s.zmin = static_cast<float>(1.0 + 1e-6);
@@ -81,6 +84,7 @@ inline Support tiled_supports(const Problem& p, Dtype dt) {
   if (p.Dk != p.Dv) return Support::no("tiled: needs Dk == Dv");
   if (p.Dk != 64 && p.Dk != 128) return Support::no("tiled: head dim 64 or 128 only");
   if (p.causal && p.Tk < p.Tq) return Support::no("tiled: causal needs Tk >= Tq");
+  if (!(p.scale() > 0)) return Support::no("tiled: needs scale > 0");
   if (p.B * p.H > 65535) return Support::no("tiled: B*H <= 65535");
   if (p.Tq >= (int64_t{1} << 30) || p.Tk >= (int64_t{1} << 30)) return Support::no("tiled: T < 2^30");
   const GpuInfo& gi = gpu_info();
@@ -96,13 +100,15 @@ void allow_smem(Kernel kernel, uint32_t bytes) {
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 constexpr uint32_t kMaxSmem = 227 * 1024;  // dynamic shared memory per block on sm_90
+template <int D>
+constexpr uint32_t kDeltaSmem = 2 * 64 * D * 2 + 8 + kSmemSlack;  // tiled_delta: dO and o tiles, a barrier
 
 template <class Score>
 class TiledPrepared final : public CudaPrepared {
  public:
   TiledPrepared(const Problem& p, Pass pass, Dtype dt, const Tensors& inputs) : CudaPrepared(p, pass, dt, inputs) {
     TqP_ = round_up(p.Tq, 128), TkP_ = round_up(p.Tk, 128);
-    scratch("lse2", {p.B * p.H * TqP_}, Dtype::f32);
+    scratch("lse_pad", {p.B * p.H * TqP_}, Dtype::f32);
     scratch("dvec", {p.B * p.H * TqP_}, Dtype::f32);
     if (Score::kLorentz) {
       scratch("q0", {p.B * p.H * TqP_}, Dtype::f32);
@@ -180,7 +186,7 @@ class TiledPrepared final : public CudaPrepared {
     }
     kv.v = map("v", p_.Tk, BHkv, Kv::BNK);
     kv.score = score;
-    kv.lse2 = scratch("lse2").template as<float>();
+    kv.lse = scratch("lse_pad").template as<float>();
     kv.dvec = scratch("dvec").template as<float>();
     fill_common(kv);
     if (pass_ == Pass::fwd) {
@@ -189,6 +195,8 @@ class TiledPrepared final : public CudaPrepared {
       return;
     }
     kv.dout = map("do", p_.Tq, BH, Kv::BMQ);
+    delta_o_ = hopper::make_tile_map(scratch("o").buf.get(), dt_ == Dtype::bf16, p_.Dk, p_.Tq, BH, 64);
+    allow_smem(tiled_delta<typename Kv::T, Kv::D>, kDeltaSmem<Kv::D>);
     kv.dv = out("dv").buf.get();
     for (std::size_t s = 0; s < slots.size(); ++s) kv.dk[s] = out(slots[s].dk).buf.get();
     allow_smem(tiled_dkdv<Kv, Score, false>, DkvLayout<Kv, Score>::kBytes);
@@ -202,7 +210,7 @@ class TiledPrepared final : public CudaPrepared {
     dq.v = map("v", p_.Tk, BHkv, Qc::BN);
     dq.dout = map("do", p_.Tq, BH, Qc::BM);
     dq.score = score;
-    dq.lse2 = kv.lse2;
+    dq.lse = kv.lse;
     dq.dvec = kv.dvec;
     fill_common(dq);
     allow_smem(tiled_dq<Qc, Score>, DqLayout<Qc, Score>::kBytes);
@@ -243,16 +251,21 @@ class TiledPrepared final : public CudaPrepared {
     });
   }
 
-  // L2_i = L_i log2 e and (with_delta) D_i = dO_i . o_i, padded to TqP rows.
+  // L_i padded to TqP rows and (with_delta) D_i = dO_i . o_i.
   template <class T, int D>
   void row_statistics(bool with_delta) {
     const int64_t rows = p_.B * p_.H * TqP_;
     const float* lse = ((pass_ == Pass::fwd && has_out("lse")) ? out("lse") : scratch("lse")).template as<float>();
-    tiled_bwd_prep<T, D><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, stream_>>>(
-        with_delta ? scratch("o").template as<T>() : nullptr, with_delta ? in("do").template as<T>() : nullptr, lse,
-        scratch("lse2").template as<float>(), scratch("dvec").template as<float>(), static_cast<int>(p_.Tq),
-        static_cast<int>(TqP_), rows);
-    CUDA_CHECK_LAUNCH("tiled_bwd_prep");
+    tiled_lse_pad<<<static_cast<unsigned>((rows + 255) / 256), 256, 0, stream_>>>(
+        lse, scratch("lse_pad").template as<float>(), static_cast<int>(p_.Tq), static_cast<int>(TqP_), rows);
+    CUDA_CHECK_LAUNCH("tiled_lse_pad");
+    if (with_delta) {
+      const dim3 grid(static_cast<unsigned>(TqP_ / 64), static_cast<unsigned>(p_.B * p_.H));
+      tiled_delta<T, D><<<grid, 128, kDeltaSmem<D>, stream_>>>(dkv_.dout, delta_o_,
+                                                               scratch("dvec").template as<float>(),
+                                                               static_cast<int>(TqP_));
+      CUDA_CHECK_LAUNCH("tiled_delta");
+    }
   }
 
   void backward() {
@@ -272,6 +285,7 @@ class TiledPrepared final : public CudaPrepared {
   }
 
   int64_t TqP_ = 0, TkP_ = 0;
+  CUtensorMap delta_o_{};  // o (the forward's output), box 64 rows, for tiled_delta
   FwdArgs<Score> fwd_{};
   DkvArgs<Score> dkv_{};
   DqArgs<Score> dq_{};

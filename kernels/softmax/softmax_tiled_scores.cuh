@@ -4,16 +4,28 @@
 //
 // Notation as DESIGN.md: query row i, key row j, off = Tk - Tq, dist = i + off - j; causal: j
 // visible iff j <= i + off (bottom-right aligned). A policy turns the fp32 accumulator of a score
-// GEMM, acc = x_i . y_j, into the log2-domain score t = s * log2(e), so that
-// exp(s - L) = exp2(t - L log2 e), and turns dS = dL/ds into the operand of the gradient GEMMs:
-//   softmax:    acc = q.k,   s = scale acc;                       dS -> dS,  dq = scale dS K
+// GEMM, acc = x_i . y_j (plus the per-row aux values qa_i, ka_j), into the score s, and dS = dL/ds
+// into G, the operand of the gradient GEMMs:
+//   softmax:    acc = q.k,   s = scale acc;                        G = dS,  dq = scale G K
 //   piecewise:  two slots, slot 0 = (q1, k1) on near pairs (dist < w), slot 1 = (q2, k2) on far
-//               pairs (dist >= w); s = scale acc of the pair's slot; dq_slot = scale dS_slot K_slot
+//               pairs (dist >= w); s = scale acc of the pair's slot; dq_slot = scale G_slot K_slot
 //   hyperbolic: acc = q.k, z = -c (acc - q0 k0) (the Lorentz product as a GEMM plus a rank-one
-//               term), s = -(beta/sqrt c) acosh(max(z, 1 + 1e-6));
-//               dS -> dZ = dS ds/dz, ds/dz = -(beta/sqrt c) / sqrt(z^2 - 1) (0 where clamped),
+//               term), s = -(beta/sqrt c) acosh(max(z, 1 + 1e-6)) with qa = q0_i, ka = k0_j;
+//               G = dZ = dS ds/dz, ds/dz = -(beta/sqrt c) / sqrt(z^2 - 1) (0 where clamped),
 //               dq = -c (dZ K - diag(q/q0) dZ k0),  dk = -c (dZ^T Q - diag(k/k0) dZ^T q0)
 // with q0 = sqrt(1/c + |q|^2), k0 likewise (fp32, precomputed per row, see softmax_tiled_bwd.cuh).
+//
+// Policy interface.
+//   forward (online softmax over "keys", values monotone in s; masked pairs are -inf):
+//     key(acc, qa, ka);  prob(key, ref) = exp(s(key) - s(ref));  natural(key) = s(key);
+//     sum_term(p, key, ref): the key's term of the row sum l (p, made exact at key == ref);
+//     rebase(mx, ref): the running reference must move to the new row maximum mx (the first one,
+//     or exp(s(mx) - s(ref)) > 2^kRebaseLog2: below that the stale reference is kept, the sums
+//     stay in range, and O is not rescaled; FlashAttention-4's conditional rescaling).
+//   backward and total attention: eval(acc, qa, ka) = {s, ds/du}, G = dS ds/du.
+//   The row-sum term of the reference is exactly 1 and natural() is computed exactly as eval().s,
+//   so a row that sees one key gets L = s, P = 1 and (with D_i from the same tensor-core sums as
+//   dP) dS = 0 bitwise, as the exact answer and the same-precision reference have it.
 //
 // Slots: a policy has 1 or 2 (Q, K) operand pairs. A kernel visits the blocks of one slot after
 // the other (a "phase" per slot), masking the pairs of the other slot inside a block that holds
@@ -24,6 +36,8 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+
+#include "hopper.cuh"
 
 namespace attnbench::kernels::tiled {
 
@@ -102,25 +116,39 @@ struct OneSlot {
   }
 };
 
-// softmax: s = scale q.k.
-struct DotScore : OneSlot {
-  static constexpr bool kLorentz = false;
-  float score_log2;  // scale * log2(e)
-  float grad_scale;  // scale
-  __device__ float log2_score(float acc, float, float) const { return acc * score_log2; }
-  __device__ float grad_operand(float ds, float, float, float) const { return ds; }
-  __device__ float grad_factor() const { return grad_scale; }
+// The exponent gap below which the forward keeps its stale reference (p~ <= 2^8).
+constexpr float kRebaseLog2 = 8.0f;
+
+struct ScoreEval {
+  float s;     // the score
+  float dsdu;  // ds/du, u the operand of the gradient GEMMs (1 for a linear score)
 };
 
-// piecewise: slot 0 = (q1, k1) where dist < w, slot 1 = (q2, k2) where dist >= w.
-struct PiecewiseScore {
-  static constexpr int kSlots = 2;
+// A linear score s = scale acc (scale > 0): the key is acc itself.
+struct LinearScore {
   static constexpr bool kLorentz = false;
-  float score_log2, grad_scale;
+  float scale;       // s = scale acc
+  float score_log2;  // scale * log2(e)
+  __device__ float key(float acc, float, float) const { return acc; }
+  __device__ float prob(float k, float ref) const {
+    return hopper::ex2(__fsub_rn(__fmul_rn(k, score_log2), __fmul_rn(ref, score_log2)));
+  }
+  __device__ float sum_term(float p, float, float) const { return p; }  // prob(k, k) is exactly 1
+  __device__ float natural(float k) const { return __fmul_rn(k, scale); }
+  __device__ bool rebase(float mx, float ref) const {
+    return __fmul_rn(mx, score_log2) - __fmul_rn(ref, score_log2) > kRebaseLog2;  // NaN (both -inf): no
+  }
+  __device__ ScoreEval eval(float acc, float, float) const { return {__fmul_rn(acc, scale), 1.0f}; }
+  __device__ float grad_factor() const { return scale; }
+};
+
+// softmax: s = scale q.k.
+struct DotScore : OneSlot, LinearScore {};
+
+// piecewise: slot 0 = (q1, k1) where dist < w, slot 1 = (q2, k2) where dist >= w.
+struct PiecewiseScore : LinearScore {
+  static constexpr int kSlots = 2;
   int w;
-  __device__ float log2_score(float acc, float, float) const { return acc * score_log2; }
-  __device__ float grad_operand(float ds, float, float, float) const { return ds; }
-  __device__ float grad_factor() const { return grad_scale; }
   __device__ bool slot_full(int slot, int dist_min, int dist_max) const { return slot ? dist_min >= w : dist_max < w; }
   // dist = i + off - j = d0 - j with d0 = i + off: far j <= d0 - w, near j >= d0 - w + 1.
   __device__ void clip_keys(int slot, int d0, Range& r) const {
@@ -157,8 +185,12 @@ struct PiecewiseScore {
   }
 };
 
-// hyperbolic: s = -(beta/sqrt c) acosh(max(z, zmin)), z = -c (q.k - q0 k0). The per-row time
-// coordinates arrive as the aux values qa = q0_i, ka = k0_j.
+// hyperbolic: s = -(beta/sqrt c) acosh(max(z, zmin)), z = -c (q.k - q0 k0); qa = q0_i, ka = k0_j.
+// acosh(z) = ln y, y = z + sqrt(z^2 - 1), with sqrt(x) = x rsqrt(x) and x = z^2 - 1 by one fma.
+// kUnit (beta / sqrt c == 1, the default): exp(s) = 1/y, so the forward runs its softmax on ratios,
+//   key = -y, prob(k, ref) = ref / k: two multi-function ops per score (rsqrt, rcp) instead of
+//   three (rsqrt, lg2, ex2). Otherwise the key is t = s log2(e) and prob = exp2(k - ref).
+template <bool kUnit>
 struct LorentzScore : OneSlot {
   static constexpr bool kLorentz = true;
   float c;         // curvature
@@ -167,22 +199,55 @@ struct LorentzScore : OneSlot {
   const float* q0;  // [B*H][TqP], rows past Tq zero
   const float* k0;  // [B*Hkv][TkP], rows past Tk zero
 
-  __device__ float z(float acc, float qa, float ka) const { return -c * (acc - qa * ka); }
-  // t = s log2(e) = -(beta/sqrt c) log2(z + sqrt(z^2 - 1)), z clamped; sqrt(z^2-1) = sqrt((z-1)(z+1)).
-  __device__ float log2_score(float acc, float qa, float ka) const {
-    const float zc = fmaxf(z(acc, qa, ka), zmin);
-    float r, l;
-    asm("sqrt.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"((zc - 1.0f) * (zc + 1.0f)));
-    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(l) : "f"(zc + r));
-    return neg_coef * l;
+  __device__ float z(float acc, float qa, float ka) const { return __fmul_rn(-c, __fmaf_rn(-qa, ka, acc)); }
+  // y = z + sqrt(z^2 - 1) of the clamped z, and 1/sqrt(z^2 - 1).
+  __device__ float y(float zc, float* rs_out = nullptr) const {
+    const float x = __fmaf_rn(zc, zc, -1.0f);
+    float rs;
+    asm("rsqrt.approx.ftz.f32 %0, %1;" : "=f"(rs) : "f"(x));
+    if (rs_out) *rs_out = rs;
+    return __fadd_rn(zc, __fmul_rn(x, rs));
   }
-  // dZ = dS ds/dz where z > zmin (unclamped), else 0.
-  __device__ float grad_operand(float ds, float acc, float qa, float ka) const {
-    const float zz = z(acc, qa, ka);
-    if (!(zz > zmin)) return 0.0f;
+  __device__ static float lg2(float v) {
     float r;
-    asm("rsqrt.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"((zz - 1.0f) * (zz + 1.0f)));
-    return ds * neg_coef * r;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+    return r;
+  }
+  __device__ static float rcp(float v) {
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+    return r;
+  }
+
+  __device__ float key(float acc, float qa, float ka) const {
+    const float yy = y(fmaxf(z(acc, qa, ka), zmin));
+    if constexpr (kUnit) return -yy;
+    else return __fmul_rn(neg_coef, lg2(yy));
+  }
+  __device__ float prob(float k, float ref) const {
+    if constexpr (kUnit) return ref * rcp(k);  // -inf -> ref * (-0) = +0; prob(k, k) = 1 +- 1 ulp
+
+    else return hopper::ex2(__fsub_rn(k, ref));
+  }
+  // The row-sum term of a key: exactly 1 at the reference (rcp is not exact there).
+  __device__ float sum_term(float p, float k, float ref) const {
+    if constexpr (kUnit) return k == ref ? 1.0f : p;
+    else return p;
+  }
+  __device__ float natural(float k) const {
+    if constexpr (kUnit) return __fmul_rn(__fmul_rn(neg_coef, lg2(-k)), kLn2);
+    else return __fmul_rn(k, kLn2);
+  }
+  __device__ bool rebase(float mx, float ref) const {
+    if constexpr (kUnit) return ref == -INFINITY ? mx > -INFINITY : ref < 256.0f * mx;  // ref/mx > 2^8
+    else return mx - ref > kRebaseLog2;
+  }
+  // s and ds/dz (0 where z is clamped).
+  __device__ ScoreEval eval(float acc, float qa, float ka) const {
+    const float zz = z(acc, qa, ka);
+    float rs;
+    const float yy = y(fmaxf(zz, zmin), &rs);
+    return {__fmul_rn(__fmul_rn(neg_coef, lg2(yy)), kLn2), zz > zmin ? neg_coef * rs : 0.0f};
   }
   __device__ float grad_factor() const { return -c; }
 };
