@@ -5,9 +5,21 @@
 # the shapes of the published flash-linear-attention table, and print the x-floor table and the
 # comparison with the published A100 times last.
 #   scripts/linear-check.sh [OUT_DIR]      (default: $OUT on the device tool, else results/linear-check)
+#   scripts/linear-check.sh --pack BUILD   pack BUILD's attnbench and kernels_tests into
+#                                          build/lin-carry (used only while the sources match)
 # Environment: ATTNBENCH_CUDA_ARCH (default 90a), LINEAR_CHECK_BUDGET_S (whole script, default 500).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# A fingerprint of every source the binaries are built from.
+src_hash() {
+  find CMakeLists.txt cmake harness kernels reference tests -type f \( -name '*.cu' -o -name '*.cuh' -o -name '*.h' \
+    -o -name '*.cpp' -o -name 'CMakeLists.txt' -o -name '*.cmake' \) | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16
+}
+if [[ ${1:-} == --pack ]]; then
+  tmp=$(mktemp -d) && cp "$2/harness/attnbench" "$2/tests/kernels/kernels_tests" "$tmp"/ && strip --strip-debug "$tmp"/*
+  mkdir -p build/lin-carry && tar cJf build/lin-carry/bins.tar.xz -C "$tmp" attnbench kernels_tests && rm -rf "$tmp"
+  src_hash >build/lin-carry/SOURCE && echo "packed build/lin-carry ($(cat build/lin-carry/SOURCE))" && exit 0
+fi
 out=${1:-${OUT:-results/linear-check}}
 mkdir -p "$out"
 budget=${LINEAR_CHECK_BUDGET_S:-500}
@@ -20,7 +32,7 @@ tests_bin=./build/gpu-lin/tests/kernels/kernels_tests
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee "$out/nvidia-smi.txt"
 # Binaries built elsewhere from this same tree may travel as build/lin-carry/bins.tar.xz (the device
 # tool's carry); they are used when they run here, else everything is built.
-if [[ -f build/lin-carry/bins.tar.xz ]]; then
+if [[ -f build/lin-carry/bins.tar.xz && "$(cat build/lin-carry/SOURCE 2>/dev/null)" == "$(src_hash)" ]]; then
   mkdir -p build/lin-carry/bin && tar xJf build/lin-carry/bins.tar.xz -C build/lin-carry/bin
   if build/lin-carry/bin/attnbench list >/dev/null 2>&1; then
     bin=./build/lin-carry/bin/attnbench
@@ -38,7 +50,7 @@ if [[ $bin == ./build/gpu-lin/* ]]; then
 fi
 
 log "GPU tests (*linear*, *based*, *gated*, GpuNaive.*)"
-timeout $(( $(left) / 3 )) "$tests_bin" \
+timeout $(( $(left) / 3 < 150 ? $(left) / 3 : 150 )) "$tests_bin" \
   --gtest_filter='*linear*:*based*:*gated*:GpuNaive.*' >"$out/tests.log" 2>&1
 test_rc=$?
 grep -E "^\[  FAILED  \]|Failure|Expected|rel_rms" "$out/tests.log" | head -40 >&2
@@ -54,19 +66,25 @@ sweep() {  # sweep NAME SECONDS ARGS...: one attnbench run, bounded in time
   shift 2
   ((secs < 20)) && { log "skip $name (no time left)"; return; }
   log "sweep $name (limit ${secs}s)"
-  timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "$csv" >>"$out/sweep.log" 2>&1
+  timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "${SWEEP_CSV:-$csv}" \
+    >>"$out/sweep.log" 2>&1
   log "sweep $name rc $?"
 }
-# Checked at T = 1024 (naive-fp32 oracle, naive same-precision base); larger T timed only.
-sweep checked $(( $(left) / 4 )) --algo linear,gated --impl tiled,naive --B 8 --H 32 --T 1024 --D 128 --pass fwd,bwd
-sweep based-checked $(( $(left) / 6 )) --algo based --impl tiled,naive --B 8 --H 32 --T 1024 --Dk 16 --Dv 128 \
-  --pass fwd,bwd
-sweep main $(( $(left) * 2 / 3 )) --no-check --algo linear,gated,based --impl tiled --B 8 --H 32 --T 4096,16384 \
+# Timed at the target shapes first (T = 4096 every variant, based also at Dk=16 Dv=128), the A/B of
+# the three-blocks-an-SM forward (ATTNBENCH_LIN_OCC=3, its own CSV), T = 16384, then checked at
+# T = 1024 (naive-fp32 oracle, naive same-precision base) with what time is left.
+sweep main-4k $(( $(left) * 30 / 100 )) --no-check --algo linear,gated,based --impl tiled --B 8 --H 32 --T 4096 \
   --D 128 --pass fwd,bwd
-sweep based $(( $(left) / 2 )) --no-check --algo based --impl tiled --B 8 --H 32 --T 4096,16384 --Dk 16 --Dv 128 \
+sweep based-4k $(( $(left) * 10 / 100 )) --no-check --algo based --impl tiled --B 8 --H 32 --T 4096 --Dk 16 --Dv 128 \
   --pass fwd,bwd
-sweep published $(( $(left) - 25 )) --no-check --algo gated,based --variant retention --impl tiled --B 8 --H 32 \
-  --T 128,256,512,2048,8192 --D 128 --pass fwd,bwd
+ATTNBENCH_LIN_OCC=3 SWEEP_CSV="$out/occ3.csv" sweep occ3-4k $(( $(left) * 10 / 100 )) --no-check --algo linear,gated \
+  --variant retention --impl tiled --B 8 --H 32 --T 4096 --D 128 --pass fwd,bwd
+sweep main-16k $(( $(left) * 55 / 100 )) --no-check --algo linear,gated,based --variant retention,vector,rwkv6 \
+  --impl tiled --B 8 --H 32 --T 16384 --D 128 --pass fwd,bwd
+sweep based-16k $(( $(left) * 40 / 100 )) --no-check --algo based --impl tiled --B 8 --H 32 --T 16384 --Dk 16 \
+  --Dv 128 --pass fwd,bwd
+sweep checked $(( $(left) - 20 )) --algo gated --variant scalar,vector,rwkv6 --impl tiled --B 8 --H 32 --T 1024 \
+  --D 128 --pass fwd,bwd
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 
 python3 - "$csv" results/published/fla_a100_2024.csv <<'EOF' | tee "$out/table.md"
@@ -108,3 +126,5 @@ echo
 echo "## linear-check summary"
 echo "tests: ${tests_line:-?}; passed ${passed:-0}, failed $failed, skipped ${skipped:-0}"
 python3 scripts/summarize.py "$csv" 2>/dev/null | grep -vE "\| (ref|emul) \|" | head -120
+echo "## ATTNBENCH_LIN_OCC=3 (one stage, three blocks an SM)"
+python3 scripts/summarize.py "$out/occ3.csv" 2>/dev/null | head -12
