@@ -17,7 +17,7 @@ bool data_gate(const Problem& p) { return p.algo == "gated" && p.variant != "ret
 
 }  // namespace
 
-Support tiled_supports(const Problem& p, Pass pass, Dtype dt) {
+Support tiled_supports(const Problem& p, Pass, Dtype dt) {
   if (dt == Dtype::f32) return Support::no("tiled runs on tensor cores: bf16 or fp16 storage (fp32: use naive)");
   if (p.Dk % 8 != 0 || p.Dv % 8 != 0) {
     return Support::no(fmt::format("tiled needs Dk and Dv multiples of 8 (16-byte rows); got Dk={} Dv={}", p.Dk, p.Dv));
