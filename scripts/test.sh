@@ -6,4 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake --preset ci
 cmake --build --preset ci -j "$(nproc)"
-ctest --preset ci -j "$(nproc)"
+status=0
+ctest --preset ci -j "$(nproc)" || status=$?
+# GPU tests skip without a usable GPU; say why once, in the log.
+echo "test.sh: $(./build/ci/harness/attnbench list | tail -1)"
+exit $status
