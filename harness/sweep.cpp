@@ -159,13 +159,17 @@ std::vector<SweepRow> plan_rows(const SweepOptions& opt, const std::vector<Sweep
 }
 
 CsvRow row_identity(const SweepPoint& pt, const Impl& impl, Pass pass) {
+  return row_identity(pt, impl.name, impl.device, pass);
+}
+
+CsvRow row_identity(const SweepPoint& pt, const std::string& impl, Device device, Pass pass) {
   const Problem& p = pt.problem;
-  const bool on_gpu = impl.device == Device::cuda;
+  const bool on_gpu = device == Device::cuda;
   const GpuInfo& gpu = gpu_info();
   static const std::string cpu_name = "cpu: " + cpu_model();
   return {{"algo", p.algo},
           {"variant", p.variant},
-          {"impl", impl.name},
+          {"impl", impl},
           {"pass", std::string(pass_name(pass))},
           {"dtype", std::string(dtype_name(pt.dtype))},
           {"B", std::to_string(p.B)},

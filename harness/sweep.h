@@ -86,6 +86,8 @@ std::vector<SweepRow> plan_rows(const SweepOptions& opt, const std::vector<Sweep
 
 // The columns known before a row runs: its key, flop model, device, driver, commit.
 CsvRow row_identity(const SweepPoint& pt, const Impl& impl, Pass pass);
+// The same for an implementation known only by name and device (one this build lacks).
+CsvRow row_identity(const SweepPoint& pt, const std::string& impl, Device device, Pass pass);
 // What identifies a row for --resume: algo, variant, impl, pass, dtype, B, H, Hkv, Tq, Tk, Dk, Dv,
 // causal, params.
 std::string row_key(const CsvRow& row);

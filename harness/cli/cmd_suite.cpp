@@ -46,26 +46,11 @@ std::string why_not_here(const std::string& algo, const std::string& impl) {
 
 // The skipped rows of one sweep point for an implementation that cannot run here.
 void write_skipped(CsvWriter& csv, const SweepPoint& pt, const std::string& impl, Pass pass, const std::string& why) {
-  const Problem& p = pt.problem;
-  csv.write({{"algo", p.algo},
-             {"variant", p.variant},
-             {"impl", impl},
-             {"pass", std::string(pass_name(pass))},
-             {"dtype", std::string(dtype_name(pt.dtype))},
-             {"B", std::to_string(p.B)},
-             {"H", std::to_string(p.H)},
-             {"Hkv", std::to_string(p.Hkv)},
-             {"Tq", std::to_string(p.Tq)},
-             {"Tk", std::to_string(p.Tk)},
-             {"Dk", std::to_string(p.Dk)},
-             {"Dv", std::to_string(p.Dv)},
-             {"causal", p.causal ? "yes" : "no"},
-             {"params", p.params_string()},
-             {"status", "skipped:" + why},
-             {"flop_model", std::string(model_name(p))},
-             {"gpu", gpu_info().available ? gpu_info().name : ""},
-             {"commit", git_commit()},
-             {"timestamp", utc_timestamp()}});
+  // Skipped here because this build or machine lacks it: a CUDA kernel, or one not written yet.
+  CsvRow row = row_identity(pt, impl, Device::cuda, pass);
+  row["status"] = "skipped:" + why;
+  row["timestamp"] = utc_timestamp();
+  csv.write(row);
 }
 
 struct Plan {
