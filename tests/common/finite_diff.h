@@ -71,6 +71,12 @@ inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   return m;
 }
 
+inline double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double x : t.data) m = std::max(m, std::fabs(x));
+  return m;
+}
+
 inline double rel_rms(const Tensor& x, const Tensor& ref) {
   double d = 0, r = 0;
   for (int64_t i = 0; i < x.numel(); ++i) {

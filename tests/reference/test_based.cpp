@@ -17,6 +17,7 @@ namespace attnbench {
 namespace {
 
 using testing::make_problem;
+using testing::max_abs;
 using testing::max_abs_diff;
 
 struct Shape {
@@ -27,12 +28,6 @@ Problem based_problem(const Shape& s, bool normalize) {
   Problem p = make_problem("based", s.B, s.H, s.T, s.T, s.Dk, s.Dv, true);
   p.params.normalize = normalize ? 1 : 0;
   return p;
-}
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double x : t.data) m = std::max(m, std::fabs(x));
-  return m;
 }
 
 class BasedShapes : public ::testing::TestWithParam<std::tuple<Shape, bool>> {};

@@ -19,6 +19,7 @@ namespace attnbench {
 namespace {
 
 using testing::make_problem;
+using testing::max_abs;
 using testing::max_abs_diff;
 using ref::Mat;
 using ref::Vec;
@@ -38,12 +39,6 @@ Problem bidir_problem(const Case& c, const Shape& s) {
   Problem p = make_problem("bidir", s.B, s.H, s.Tq, s.Tk, s.Dk, s.Dv, false, -1, c.variant);
   p.params.feature_map = c.fmap;
   return p;
-}
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double v : t.data) m = std::max(m, std::fabs(v));
-  return m;
 }
 
 class BidirCases : public ::testing::TestWithParam<Case> {};

@@ -16,6 +16,7 @@
 namespace attnbench {
 namespace {
 
+using testing::max_abs;
 using testing::max_abs_diff;
 
 struct Shape {
@@ -24,12 +25,6 @@ struct Shape {
 
 Problem gated_problem(const std::string& variant, const Shape& s) {
   return testing::make_problem("gated", s.B, s.H, s.T, s.T, s.Dk, s.Dv, true, -1, variant);
-}
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double x : t.data) m = std::max(m, std::fabs(x));
-  return m;
 }
 
 bool all_finite(const Tensors& ts) {

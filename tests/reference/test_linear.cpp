@@ -16,6 +16,7 @@ namespace attnbench {
 namespace {
 
 using testing::make_problem;
+using testing::max_abs;
 using testing::max_abs_diff;
 
 struct Shape {
@@ -26,12 +27,6 @@ Problem linear_problem(const Shape& s, bool normalize) {
   Problem p = make_problem("linear", s.B, s.H, s.T, s.T, s.Dk, s.Dv, true);
   p.params.normalize = normalize ? 1 : 0;
   return p;
-}
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double x : t.data) m = std::max(m, std::fabs(x));
-  return m;
 }
 
 class LinearShapes : public ::testing::TestWithParam<std::tuple<Shape, bool>> {};
