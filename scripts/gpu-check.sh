@@ -3,7 +3,7 @@
 # every CUDA implementation, and print a summary table last.
 #   scripts/gpu-check.sh [OUT_DIR]     (default: results/gpu-check-<time>; $OUT on the device tool)
 # Environment: ATTNBENCH_CUDA_ARCH (default 90a), ATTNBENCH_SMOKE_ARGS (extra `attnbench run` args),
-# ATTNBENCH_TEST_FILTER (a ctest -R regex, default all).
+# ATTNBENCH_TEST_FILTER (a ctest -R regex, default all), ATTNBENCH_TEST_JOBS (ctest -j, default nproc).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-results/gpu-check-$(date -u +%Y%m%d-%H%M%S)}}
@@ -21,7 +21,7 @@ cmake --build build/gpu -j "$jobs" >"$out/build.log" 2>&1 || { grep -E "error|FA
 build_s=$((SECONDS - t0))
 log "built in ${build_s}s; running tests"
 t0=$SECONDS
-ctest --test-dir build/gpu -j 8 --output-on-failure ${ATTNBENCH_TEST_FILTER:+-R "$ATTNBENCH_TEST_FILTER"} \
+ctest --test-dir build/gpu -j "${ATTNBENCH_TEST_JOBS:-$jobs}" --output-on-failure ${ATTNBENCH_TEST_FILTER:+-R "$ATTNBENCH_TEST_FILTER"} \
   >"$out/ctest.log" 2>&1
 test_rc=$?
 test_s=$((SECONDS - t0))
