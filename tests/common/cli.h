@@ -38,10 +38,14 @@ inline std::string env_or(const char* name, const std::string& fallback) {
 
 inline std::string source_dir() { return env_or("ATTNBENCH_SOURCE_DIR", ATTNBENCH_SOURCE_DIR_DEFAULT); }
 
-inline CliResult run_cli(const std::string& args) {
+// Hides every GPU from the CUDA runtime of a child process: what a machine without one sees.
+inline const std::string kNoGpuEnv = "CUDA_VISIBLE_DEVICES= ";
+
+// Runs the attnbench binary; `env` ("NAME=value ...", e.g. kNoGpuEnv) prefixes the command.
+inline CliResult run_cli(const std::string& args, const std::string& env = "") {
   const std::string dir = scratch_dir("cli");
   const std::string out = dir + "/stdout", err = dir + "/stderr";
-  const std::string cmd = env_or("ATTNBENCH_BIN", ATTNBENCH_BIN_DEFAULT) + " " + args + " >" + out + " 2>" + err;
+  const std::string cmd = env + env_or("ATTNBENCH_BIN", ATTNBENCH_BIN_DEFAULT) + " " + args + " >" + out + " 2>" + err;
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
