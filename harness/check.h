@@ -22,6 +22,9 @@ Verdict check_outputs(const Problem& p, Pass pass, Dtype dt, double k, const Ten
 //                no batch axis, like rwkv6's du, only when B = 1);
 //   naive-fp32   the naive CUDA kernel run in fp32 on the same (dtype-rounded) inputs: for
 //                fp16/bf16 runs of CUDA implementations at sizes the CPU cannot reach.
+//                Outputs stored in fp32 (lse, gate gradients) come from ref-sampled instead,
+//                since the fp32 run is no more exact than the base there; the name says so:
+//                "naive-fp32; lse: ref-sampled(b=1,h=31..31)".
 // auto picks ref when the CPU can do it within its cost limit, else naive-fp32 where it applies,
 // else ref-sampled.
 enum class OracleMode { automatic, ref, sampled, naive };
@@ -34,7 +37,8 @@ class CheckSources {
   // The oracle for an implementation on `device`; nullptr (and *why) when none can run.
   const Tensors* oracle(Pass pass, Device device, std::string* why, std::string* oracle_name);
   // The same-precision base: the naive CUDA kernel in same-precision mode for a CUDA
-  // implementation under test (where one exists), otherwise the CPU emulation.
+  // implementation under test (where one exists; on the sampled oracle's slice alone when
+  // oracle() chose ref-sampled), otherwise the CPU emulation.
   const Tensors* base(Pass pass, Device device, std::string* why);
 
  private:
@@ -45,12 +49,15 @@ class CheckSources {
   };
   void fill(Slot& s, const Impl* impl, Pass pass, Dtype dt, const PrepareOptions& o, const char* missing);
   void fill_sampled(Slot& s, Pass pass);
+  void with_fp32_outputs_from_sampled(Slot& s, Pass pass);
+  void fill_on_slice(Slot& s, const Impl* impl, Pass pass, Dtype dt, const PrepareOptions& o, const char* missing);
 
   Problem p_;
   Dtype dt_;
   const Tensors& in_;
   OracleMode mode_;
   Slot ref_[2], sampled_[2], naive_fp32_[2], cpu_base_[2], gpu_base_[2];
+  bool sampled_oracle_[2] = {false, false};  // oracle() chose ref-sampled for the pass
 };
 
 }  // namespace attnbench

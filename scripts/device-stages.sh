@@ -47,10 +47,13 @@ stage_gbench() {
   local P="--algo softmax --impl tiled --dtype bf16 --B 2 --H 16 --T 4096 --D 128 --causal yes --pass fwd"
   local G=$b/harness/gbench/attnbench-gbench
   say "gbench vs run: $P (clock before: $(clock))"
-  timeout 60 "$A" run $P --out "$out/agree.csv" 2>>"$log"
-  timeout 90 "$G" $P --no-ref-bench --benchmark_repetitions=3 --benchmark_out="$out/gbench.json" \
+  # Both with the same budget: about 100 samples each, the same load on the GPU (see
+  # harness/gbench/README.md on clocks); then gbench's default 0.5 s for contrast.
+  timeout 60 "$A" run $P --budget-ms 30 --out "$out/agree.csv" 2>>"$log"
+  timeout 90 "$G" $P --budget-ms 30 --no-ref-bench --benchmark_repetitions=3 --benchmark_out="$out/gbench.json" \
     --benchmark_out_format=json >>"$log" 2>&1
-  timeout 60 "$A" run $P --out "$out/agree.csv" 2>>"$log"
+  timeout 60 "$A" run $P --budget-ms 30 --out "$out/agree.csv" 2>>"$log"
+  timeout 90 "$G" $P --no-ref-bench --benchmark_out="$out/gbench_default.json" --benchmark_out_format=json >>"$log" 2>&1
   python3 - "$out" <<'PY' | tee -a "$log"
 import csv, json, statistics, sys
 o = sys.argv[1]
@@ -64,6 +67,9 @@ for b in g:
 rm = statistics.median(float(r["ms_median"]) for r in runs)
 gm = statistics.median(b["ms_median"] for b in g)
 noise = max([float(r["noise"]) for r in runs] + [b["noise"] for b in g])
+d = [b for b in json.load(open(o + "/gbench_default.json"))["benchmarks"] if b.get("run_type") == "iteration"]
+for b in d:
+    print(f"gbench (default min time 0.5 s) ms_median {b['ms_median']:.4f} iterations {b['iterations']} sm_clock {b['sm_clock_mhz']:.0f} MHz")
 print(f"agreement: gbench median {gm:.4f} ms vs run median {rm:.4f} ms: {100 * (gm / rm - 1):+.2f}% "
       f"(largest noise of any measurement {100 * noise:.2f}%): {'within noise' if abs(gm / rm - 1) <= noise else 'OUTSIDE noise'}")
 PY

@@ -71,5 +71,30 @@ TEST(CheckSources, AWrongOutputFailsAgainstTheSampledOracle) {
   EXPECT_FALSE(check_outputs(p, Pass::fwd, Dtype::bf16, 2.0, x, *ref, *base).pass);
 }
 
+// Against a sampled oracle the base runs on the same slice alone (the rest is never compared):
+// equal to the full base there, NaN elsewhere.
+TEST(CheckSources, SampledOracleRunsTheBaseOnItsSliceOnly) {
+  Problem p = testing::make_problem("softmax", 2, 4, 33, 40, 16, 8, true, 2);
+  const Tensors in = make_inputs(p, Pass::bwd, Dtype::bf16, 9);
+  for (Pass pass : {Pass::fwd, Pass::bwd}) {
+    CheckSources full(p, Dtype::bf16, in, OracleMode::ref), sampled(p, Dtype::bf16, in, OracleMode::sampled);
+    std::string why, name;
+    ASSERT_NE(full.oracle(pass, Device::cpu, &why, &name), nullptr) << why;
+    ASSERT_NE(sampled.oracle(pass, Device::cpu, &why, &name), nullptr) << why;
+    const Tensors* a = full.base(pass, Device::cpu, &why);
+    const Tensors* b = sampled.base(pass, Device::cpu, &why);
+    ASSERT_TRUE(a && b) << why;
+    for (const auto& [n, t] : *a) {
+      int64_t finite = 0;
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        if (std::isnan(b->at(n).data[i])) continue;
+        ++finite;
+        ASSERT_EQ(b->at(n).data[i], t.data[i]) << n << "[" << i << "]";
+      }
+      EXPECT_EQ(finite, t.numel() / 4) << n;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace attnbench

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cmath>
 
 #include "check.h"
 #include "common/awkward_shapes.h"
@@ -109,6 +110,39 @@ TEST(GpuNaive, SamePrecisionModeRounds) {
     const auto s = check_tensor("o", sp->outputs().at("o"), ref->at("o"), ref->at("o"), Dtype::bf16, Dtype::bf16);
     EXPECT_GT(s.rel_rms, e.rel_rms) << impl.algo << ": same-precision mode does not round";
   }
+}
+
+// At sizes past the CPU the naive fp32 run is the oracle, except for outputs stored in fp32 (the
+// log-normalizer here): the fp32 run computes those exactly as the same-precision base does, so
+// they come from the fp64 reference on one slice, and a correct kernel passes.
+TEST(GpuOracle, NaiveFp32TakesFp32OutputsFromTheSampledReference) {
+  if (!gpu_info().available) GTEST_SKIP() << gpu_info().why_not;
+  const Impl* tiled = registry().find("softmax", "tiled");
+  Problem p = testing::awkward_problems("softmax", "")[0];
+  p.B = 2, p.H = 4, p.Hkv = 2, p.Tq = p.Tk = 1013, p.Dk = p.Dv = 64, p.causal = true;
+  ASSERT_TRUE(tiled && tiled->supports(p, Pass::fwd, Dtype::bf16).ok);
+  const Tensors in = make_inputs(p, Pass::fwd, Dtype::bf16, 7);
+  CheckSources sources(p, Dtype::bf16, in, OracleMode::naive);
+  std::string why, oracle;
+  const Tensors* ref = sources.oracle(Pass::fwd, Device::cuda, &why, &oracle);
+  ASSERT_NE(ref, nullptr) << why;
+  EXPECT_EQ(oracle, "naive-fp32; lse: ref-sampled(b=1,h=2..3)");
+  // o from the fp32 run everywhere; lse from fp64 on batch 1, heads 2..3 only (NaN: not compared).
+  const Tensor& lse = ref->at("lse");
+  const int64_t per_head = p.Tq;
+  for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
+    const bool in_slice = bh >= p.H + 2;
+    EXPECT_EQ(std::isnan(lse.data[bh * per_head + 5]), !in_slice) << bh;
+  }
+  for (double x : ref->at("o").data) ASSERT_TRUE(std::isfinite(x));
+  const Tensors* base = sources.base(Pass::fwd, Device::cuda, &why);
+  ASSERT_NE(base, nullptr) << why;
+  auto prep = tiled->prepare(p, Pass::fwd, Dtype::bf16, in, PrepareOptions{});
+  prep->poison_outputs();
+  prep->run();
+  const Verdict v = check_outputs(p, Pass::fwd, Dtype::bf16, 2.0, prep->outputs(), *ref, *base);
+  EXPECT_TRUE(v.pass) << v.summary();
+  for (const auto& t : v.tensors) EXPECT_GT(t.err_base, 0.0) << t.tensor << ": the base must differ from the oracle";
 }
 
 }  // namespace
