@@ -18,7 +18,8 @@ Verdict check_outputs(const Problem& p, Pass pass, Dtype dt, double k, const Ten
 // Which oracle stands in for `ref` (the CSV `oracle` column names the one used):
 //   ref          the fp64 CPU reference on the whole problem;
 //   ref-sampled  the fp64 CPU reference on one (batch, head-group) slice: the last batch and the
-//                last kv head with its query heads; everything else is not compared (tensors with
+//                last kv head with its query heads (every head for gates that depend on the head
+//                index: retention, lightning); everything else is not compared (tensors with
 //                no batch axis, like rwkv6's du, only when B = 1);
 //   naive-fp32   the naive CUDA kernel run in fp32 on the same (dtype-rounded) inputs: for
 //                fp16/bf16 runs of CUDA implementations at sizes the CPU cannot reach.
@@ -50,7 +51,8 @@ class CheckSources {
   void fill(Slot& s, const Impl* impl, Pass pass, Dtype dt, const PrepareOptions& o, const char* missing);
   void fill_sampled(Slot& s, Pass pass);
   void with_fp32_outputs_from_sampled(Slot& s, Pass pass);
-  void fill_on_slice(Slot& s, const Impl* impl, Pass pass, Dtype dt, const PrepareOptions& o, const char* missing);
+  void fill_on_slice(Slot& s, const Impl* impl, Pass pass, Dtype dt, const PrepareOptions& o, const char* missing,
+                     bool check_support = true);
 
   Problem p_;
   Dtype dt_;

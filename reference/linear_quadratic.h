@@ -24,6 +24,7 @@
 #include "core/tensor.h"
 #include "eigen_slices.h"
 #include "parallel.h"
+#include "parallel_rows.h"
 
 namespace attnbench::ref {
 
@@ -42,13 +43,13 @@ Tensors weighted_causal_forward(const Problem& p, const Tensors& in, const Weigh
                                 double eps) {
   Tensors out;
   for (const auto& spec : forward_outputs(p)) out.emplace(spec.name, Tensor(spec.shape));
-  const int64_t T = p.Tq;
-  parallel_tasks(p.B * p.H, [&](int64_t task) {
+  const int64_t T = p.Tq, nblocks = (T + kQuadraticRows - 1) / kQuadraticRows;
+  parallel_row_blocks(p.B * p.H, nblocks, out, [&](int64_t task, int64_t part, int64_t parts, Tensors& dst) {
     const int64_t b = task / p.H, h = task % p.H;
     const auto Q = slice(in.at("q"), b, h), K = slice(in.at("k"), b, h), V = slice(in.at("v"), b, h);
-    auto O = slice(out.at("o"), b, h);
+    auto O = slice(dst.at("o"), b, h);
     Mat X, A;
-    for (int64_t i0 = 0; i0 < T; i0 += kQuadraticRows) {
+    for (int64_t i0 = part * kQuadraticRows; i0 < T; i0 += parts * kQuadraticRows) {
       const int64_t n = std::min(kQuadraticRows, T - i0), e = i0 + n;
       X.noalias() = Q.middleRows(i0, n) * K.topRows(e).transpose();  // (n, e)
       weight.weights(X, A);
@@ -66,16 +67,16 @@ Tensors weighted_causal_backward(const Problem& p, const Tensors& in, const Weig
                                  double eps) {
   Tensors grads;
   for (const auto& spec : backward_outputs(p)) grads.emplace(spec.name, Tensor(spec.shape));
-  const int64_t T = p.Tq;
-  parallel_tasks(p.B * p.H, [&](int64_t task) {
+  const int64_t T = p.Tq, nblocks = (T + kQuadraticRows - 1) / kQuadraticRows;
+  parallel_row_blocks(p.B * p.H, nblocks, grads, [&](int64_t task, int64_t part, int64_t parts, Tensors& dst) {
     const int64_t b = task / p.H, h = task % p.H;
     const auto Q = slice(in.at("q"), b, h), K = slice(in.at("k"), b, h), V = slice(in.at("v"), b, h);
     const auto dO = slice(in.at("do"), b, h);
-    auto dQ = slice(grads.at("dq"), b, h);
-    auto dK = slice(grads.at("dk"), b, h);
-    auto dV = slice(grads.at("dv"), b, h);
+    auto dQ = slice(dst.at("dq"), b, h);
+    auto dK = slice(dst.at("dk"), b, h);
+    auto dV = slice(dst.at("dv"), b, h);
     Mat X, A, O, W, dX, dA;
-    for (int64_t i0 = 0; i0 < T; i0 += kQuadraticRows) {
+    for (int64_t i0 = part * kQuadraticRows; i0 < T; i0 += parts * kQuadraticRows) {
       const int64_t n = std::min(kQuadraticRows, T - i0), e = i0 + n;
       X.noalias() = Q.middleRows(i0, n) * K.topRows(e).transpose();
       weight.weights(X, A);

@@ -21,12 +21,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <thread>
 
 #include "core/algos.h"
 #include "core/problem.h"
 #include "core/tensor.h"
 #include "eigen_slices.h"
 #include "parallel.h"
+#include "parallel_rows.h"
 
 namespace attnbench::ref {
 
@@ -36,9 +38,13 @@ inline int64_t visible_keys(const Problem& p, int64_t i) {
   return std::clamp<int64_t>(i + p.off() + 1, 0, p.Tk);
 }
 
-// Rows per block so that a block of scores holds about 4M doubles (32 MB).
+// Rows per block so that a block of scores holds about 4M doubles (32 MB), and (with fewer
+// slices than cores: parallel_row_blocks) at least one block per core, of 64 rows or more.
 inline int64_t row_block(const Problem& p) {
-  return std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(p.Tk, 1), 1, p.Tq);
+  const int64_t blk = std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(p.Tk, 1), 1, p.Tq);
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency()), slices = p.B * p.Hkv;
+  if (slices >= cores) return blk;
+  return std::min(blk, std::max<int64_t>(64, (p.Tq * slices + cores - 1) / cores));
 }
 
 // Softmax of the masked score block, in place: S becomes P. Fills m and l per row.
@@ -71,16 +77,16 @@ Tensors softmax_family_forward(const Problem& p, const Tensors& in, const Score&
   Tensors out;
   for (const auto& spec : forward_outputs(p)) out.emplace(spec.name, Tensor(spec.shape));
   const Tensor& v = in.at("v");
-  Tensor& o = out.at("o");
-  Tensor* lse = p.params.lse ? &out.at("lse") : nullptr;
-  Tensor* total = p.params.total_attention ? &out.at("total") : nullptr;
   const int64_t G = p.group(), blk = row_block(p);
-  parallel_tasks(p.B * p.Hkv, [&](int64_t task) {
+  parallel_row_blocks(p.B * p.Hkv, (p.Tq + blk - 1) / blk, out, [&](int64_t task, int64_t part, int64_t parts, Tensors& dst) {
     const int64_t b = task / p.Hkv, hk = task % p.Hkv;
+    Tensor& o = dst.at("o");
+    Tensor* lse = p.params.lse ? &dst.at("lse") : nullptr;
+    Tensor* total = p.params.total_attention ? &dst.at("total") : nullptr;
     Mat S;
     Vec m, l;
     for (int64_t h = hk * G; h < (hk + 1) * G; ++h) {
-      for (int64_t i0 = 0; i0 < p.Tq; i0 += blk) {
+      for (int64_t i0 = part * blk; i0 < p.Tq; i0 += parts * blk) {
         const int64_t n = std::min(blk, p.Tq - i0);
         S.resize(n, p.Tk);
         score.scores(b, h, hk, i0, n, S);
@@ -101,15 +107,15 @@ Tensors softmax_family_backward(const Problem& p, const Tensors& in, const Score
   for (const auto& spec : backward_outputs(p)) grads.emplace(spec.name, Tensor(spec.shape));
   const Tensor& v = in.at("v");
   const Tensor& dout = in.at("do");
-  Tensor& dv = grads.at("dv");
   const int64_t G = p.group(), blk = row_block(p);
-  parallel_tasks(p.B * p.Hkv, [&](int64_t task) {
+  parallel_row_blocks(p.B * p.Hkv, (p.Tq + blk - 1) / blk, grads, [&](int64_t task, int64_t part, int64_t parts, Tensors& dst) {
     const int64_t b = task / p.Hkv, hk = task % p.Hkv;
+    Tensor& dv = dst.at("dv");
     Mat S, O, dS;
     Vec m, l;
     const auto V = slice(v, b, hk);
     for (int64_t h = hk * G; h < (hk + 1) * G; ++h) {
-      for (int64_t i0 = 0; i0 < p.Tq; i0 += blk) {
+      for (int64_t i0 = part * blk; i0 < p.Tq; i0 += parts * blk) {
         const int64_t n = std::min(blk, p.Tq - i0);
         S.resize(n, p.Tk);
         score.scores(b, h, hk, i0, n, S);
@@ -120,7 +126,7 @@ Tensors softmax_family_backward(const Problem& p, const Tensors& in, const Score
         dS.noalias() = dO * V.transpose();                  // dP = dO V^T
         const Vec D = (dO.array() * O.array()).rowwise().sum();
         dS = (S.array() * (dS.colwise() - D).array()).matrix();  // dS = P o (dP - D)
-        score.backward(b, h, hk, i0, n, dS, grads);
+        score.backward(b, h, hk, i0, n, dS, dst);
       }
     }
   });

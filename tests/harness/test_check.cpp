@@ -57,6 +57,50 @@ TEST(CheckSources, SampledReferenceSlicesLinearFamiliesAndGates) {
   EXPECT_EQ(compared, a.numel() / 6);
 }
 
+// Retention's gate depends on the head index: the slice keeps every head of the last batch, so
+// the sampled reference is the full one there (one head alone would be renumbered head 0).
+TEST(CheckSources, SampledReferenceKeepsEveryHeadForHeadIndexedGates) {
+  for (const char* variant : {"retention", "lightning"}) {
+    Problem p = testing::make_problem("gated", 2, 3, 20, 20, 8, 8, true, -1, variant);
+    const Tensors in = make_inputs(p, Pass::fwd, Dtype::bf16, 6);
+    CheckSources full(p, Dtype::bf16, in, OracleMode::ref), sampled(p, Dtype::bf16, in, OracleMode::sampled);
+    std::string why, name;
+    const Tensor& a = full.oracle(Pass::fwd, Device::cpu, &why, &name)->at("o");
+    const Tensors* b = sampled.oracle(Pass::fwd, Device::cpu, &why, &name);
+    ASSERT_NE(b, nullptr) << why;
+    EXPECT_EQ(name, "ref-sampled(b=1,h=0..2)");
+    int64_t compared = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      if (std::isnan(b->at("o").data[i])) continue;
+      ++compared;
+      ASSERT_NEAR(b->at("o").data[i], a.data[i], 1e-12) << variant << " [" << i << "]";
+    }
+    EXPECT_EQ(compared, a.numel() / 2) << variant;
+  }
+}
+
+// One slice of a large problem is split over row blocks on every core: the same values as the
+// references' whole-problem run (the parts' sums in a fixed order), forward and backward.
+TEST(CheckSources, SampledReferenceOnRowBlocksMatchesTheFullReference) {
+  for (const char* algo : {"softmax", "based"}) {
+    Problem p = testing::make_problem(algo, 2, 2, 700, 700, 16, 8, true);
+    const Tensors in = make_inputs(p, Pass::bwd, Dtype::bf16, 3);
+    for (Pass pass : {Pass::fwd, Pass::bwd}) {
+      CheckSources full(p, Dtype::bf16, in, OracleMode::ref), sampled(p, Dtype::bf16, in, OracleMode::sampled);
+      std::string why, name;
+      const Tensors* a = full.oracle(pass, Device::cpu, &why, &name);
+      const Tensors* b = sampled.oracle(pass, Device::cpu, &why, &name);
+      ASSERT_TRUE(a && b) << why;
+      for (const auto& [n, t] : *a) {
+        for (int64_t i = 0; i < t.numel(); ++i) {
+          if (std::isnan(b->at(n).data[i])) continue;
+          ASSERT_NEAR(b->at(n).data[i], t.data[i], 1e-12 * (1 + std::abs(t.data[i]))) << algo << " " << n << "[" << i << "]";
+        }
+      }
+    }
+  }
+}
+
 TEST(CheckSources, AWrongOutputFailsAgainstTheSampledOracle) {
   Problem p = testing::make_problem("softmax", 2, 2, 16, 16, 8, 8, false);
   const Tensors in = make_inputs(p, Pass::fwd, Dtype::bf16, 8);
