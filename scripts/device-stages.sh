@@ -11,7 +11,8 @@
 #                CSV: the side-by-side table (issue 8)
 #   san:TOOLS    scripts/sanitize.sh --tools TOOLS (comma-separated) over every CUDA impl (issue 9)
 #   tests:REGEX  ctest -R REGEX
-# Environment: STAGE_LIMIT_S (seconds per stage, default 280). On exit every file but stages.log is
+# Environment: STAGE_LIMIT_S (seconds per stage, default 280), SAN_LIMIT_S (the san stage's, default
+# STAGE_LIMIT_S), SAN_RUN_LIMIT_S (one sanitizer run, default 90). On exit every file but stages.log is
 # packed into stages.tgz (the device tool returns at most 8 files).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -101,7 +102,7 @@ stage_suite() {
 }
 
 stage_san() {
-  ATTNBENCH_SANITIZE_BUDGET=$limit ATTNBENCH_SANITIZE_TIMEOUT=${SAN_RUN_LIMIT_S:-90} \
+  ATTNBENCH_SANITIZE_BUDGET=${SAN_LIMIT_S:-$limit} ATTNBENCH_SANITIZE_TIMEOUT=${SAN_RUN_LIMIT_S:-90} \
     scripts/sanitize.sh --build $b --tools "$1" "$out/san" >"$out/sanitize_$1.txt" 2>&1
   say "sanitize $1 rc=$?"
   sed -n '/## compute-sanitizer summary/,$p' "$out/sanitize_$1.txt" | tee -a "$log"
