@@ -118,6 +118,8 @@ for tool in ${tools//,/ }; do
     rc=$? secs=$((SECONDS - t0))
     # "========= ERROR SUMMARY: 3 errors" (racecheck also prints "RACECHECK SUMMARY: ... hazards")
     errors=$(grep -oE "ERROR SUMMARY: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+$")
+    # racecheck: "RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)"
+    [[ -z $errors ]] && errors=$(grep -oE "RACECHECK SUMMARY: .*\(([0-9]+) errors" "$log" | tail -1 | grep -oE "[0-9]+ errors" | grep -oE "[0-9]+")
     run=0 skipped=0 failed=0
     if [[ -s $csv ]]; then
       read -r run skipped failed < <(python3 - "$csv" <<'EOF'
