@@ -109,10 +109,15 @@ void CheckSources::fill_sampled(Slot& s, Pass pass) {
     return;
   }
   const SliceSpec sl = last_slice(p_);
+  Problem sub = p_;
+  sub.B = 1, sub.H = sl.nh, sub.Hkv = sl.nhk;
+  // The reference's own operation count of the slice (the recurrent gated reference is linear in
+  // T, the quadratic ones are not); else the FLOP model, else a quadratic estimate.
   const double full_heads = static_cast<double>(p_.B * p_.H), sub_heads = static_cast<double>(sl.nh);
-  const double cost = model_flops(p_, pass) > 0 ? model_flops(p_, pass) * sub_heads / full_heads * 1.4
-                                                : 4.0 * static_cast<double>(p_.Tq) * static_cast<double>(p_.Tk) *
-                                                      static_cast<double>(p_.Dk + p_.Dv) * sub_heads;
+  const double cost = ref->cost ? ref->cost(sub, pass)
+                      : model_flops(p_, pass) > 0
+                          ? model_flops(p_, pass) * sub_heads / full_heads * 1.4
+                          : 4.0 * static_cast<double>(p_.Tq) * static_cast<double>(p_.Tk) * static_cast<double>(p_.Dk + p_.Dv) * sub_heads;
   if (cost > kSampledCostLimit) {
     s.why = fmt::format("ref-sampled: one slice costs ~{:.0e} flop > {:.0e}", cost, kSampledCostLimit);
     return;

@@ -26,6 +26,7 @@ void add_cpu_impls(Registry& r, const CpuAlgo& a) {
   ref.device = Device::cpu;
   ref.summary = a.ref_summary;
   ref.supports = [cost = a.cost](const Problem& p, Pass pass, Dtype) { return cpu_cost_check(cost(p, pass)); };
+  ref.cost = a.cost;
   ref.prepare = [a](const Problem& p, Pass pass, Dtype, const Tensors& in, const PrepareOptions&) {
     auto fn = pass == Pass::fwd ? a.forward : a.backward;
     return std::make_unique<CpuPrepared>(p, pass, in, [p, fn](const Tensors& x) { return fn(p, x); });

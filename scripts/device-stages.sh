@@ -13,7 +13,7 @@
 #   tests:REGEX  ctest -R REGEX
 # Environment: STAGE_LIMIT_S (seconds per stage, default 280), SAN_LIMIT_S (the san stage's, default
 # STAGE_LIMIT_S), SAN_RUN_LIMIT_S (one sanitizer run, default 90). On exit every file but stages.log is
-# packed into stages.tgz (the device tool returns at most 8 files).
+# packed into stages-<time>.tgz, one per run of this script (the device tool returns at most 8 files).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-results/stages-$(date -u +%Y%m%d-%H%M%S)}
@@ -108,9 +108,11 @@ stage_san() {
   sed -n '/## compute-sanitizer summary/,$p' "$out/sanitize_$1.txt" | tee -a "$log"
 }
 
-pack() {  # the device tool brings back 8 files: everything but the log goes into one archive
-  (cd "$out" && find . -mindepth 1 -maxdepth 1 ! -name stages.log ! -name stages.tgz -print0 |
-    xargs -0r tar czf stages.tgz && find . -mindepth 1 -maxdepth 1 ! -name stages.log ! -name stages.tgz -exec rm -rf {} +)
+pack() {  # the device tool brings back 8 files: everything but the log goes into one archive per run
+  local tgz
+  tgz=stages-$(date -u +%H%M%S).tgz
+  (cd "$out" && find . -mindepth 1 -maxdepth 1 ! -name stages.log ! -name 'stages*.tgz' -print0 |
+    xargs -0r tar czf "$tgz" && find . -mindepth 1 -maxdepth 1 ! -name stages.log ! -name 'stages*.tgz' -exec rm -rf {} +)
 }
 trap pack EXIT
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee -a "$log"

@@ -63,6 +63,9 @@ struct Impl {
   std::function<std::unique_ptr<Prepared>(const Problem&, Pass, Dtype, const Tensors& inputs,
                                           const PrepareOptions&)>
       prepare;
+  // CPU implementations: the operation count of a problem (what `supports` holds against its
+  // limit), so the sampled oracle can price one slice; empty where none is modelled.
+  std::function<double(const Problem&, Pass)> cost;
 };
 
 class Registry {
