@@ -41,7 +41,20 @@ tail -1 "$out/smoke.log" >&2
 echo
 echo "## gpu-check summary"
 echo "build ${build_s}s; tests: ${total:-?} run, ${failed:-?} failed, $skipped skipped ($gpu_skipped GPU skipped), ${test_s}s"
-python3 scripts/summarize.py "$out/smoke.csv" | grep -vE "\| (ref|emul) \|" | head -80
+python3 scripts/summarize.py "$out/smoke.csv" | grep -vE "\| (ref|emul) \|" >"$out/smoke.md"
+echo "smoke sweep (every row: $out/smoke.md):"
+python3 - "$out/smoke.csv" <<'PY'
+import csv, sys
+from collections import Counter, defaultdict
+n = defaultdict(Counter)
+for r in csv.DictReader(open(sys.argv[1])):
+    st = r["status"]
+    n[(r["algo"] + ("/" + r["variant"] if r["variant"] else ""), r["impl"])][st.split(":")[0]] += 1
+print("| algo | impl | rows | pass | fail | skipped | error |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for (a, i), c in sorted(n.items()):
+    print(f"| {a} | {i} | {sum(c.values())} | {c['pass']} | {c['fail']} | {c['skipped']} | {c['error']} |")
+PY
 rc=0
 [[ $test_rc -ne 0 || $gpu_skipped -ne 0 ]] && rc=1
 [[ $smoke_rc -ne 0 ]] && rc=1

@@ -8,6 +8,7 @@ floor ratio (ms / floor_ms) for memory-bound families, and for softmax-family ro
 to each peer measured in the same files (sdpa_flash, sdpa_cudnn) at the same point.
 """
 import csv
+import signal
 import sys
 from collections import defaultdict
 
@@ -55,6 +56,7 @@ def main(paths):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the output quietly
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     main(sys.argv[1:])
