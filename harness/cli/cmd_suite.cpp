@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <set>
+#include <string>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -29,7 +31,7 @@ namespace {
 
 struct SuiteArgs {
   std::string name, out, impl, from;
-  bool list = false;
+  bool list = false, resume = false;
 };
 
 // Why `algo/impl` cannot run here, or "" when it can.
@@ -112,6 +114,8 @@ void add_suite_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--out", args->out, "CSV to append to (default results/<run>-<suite>/results.csv)");
   cmd->add_option("--impl", args->impl, "Replace every sweep's --impl with this list");
   cmd->add_option("--from", args->from, "Do not run: print the table from this CSV (e.g. after scripts/peers.py added rows)");
+  cmd->add_flag("--resume", args->resume,
+                "Skip rows already in --out (a suite stopped by a time limit or a signal goes on where it stopped)");
   cmd->add_flag("--list", args->list, "List the suites and exit");
   cmd->callback([args, exit_code] {
     if (args->list) {
@@ -123,9 +127,10 @@ void add_suite_command(CLI::App& app, int* exit_code) {
       return;
     }
     if (args->name.empty()) throw UsageError(fmt::format("suite: name required (known: {})", fmt::join(suite_names(), ", ")));
-    if (!args->from.empty() && (!args->out.empty() || !args->impl.empty())) {
-      throw UsageError("--from: prints an existing CSV; it takes neither --out nor --impl");
+    if (!args->from.empty() && (!args->out.empty() || !args->impl.empty() || args->resume)) {
+      throw UsageError("--from: prints an existing CSV; it takes neither --out, --impl nor --resume");
     }
+    if (args->resume && args->out.empty()) throw UsageError("--resume: needs --out (the CSV to go on with)");
     const Suite s = load_suite(args->name);
     std::vector<PublishedRow> pub;
     if (!s.published.empty()) {
@@ -146,6 +151,10 @@ void add_suite_command(CLI::App& app, int* exit_code) {
     if (args->from.empty()) {
       const std::vector<Plan> plans = plan_suite(s, args->impl);
       csv_path = args->out.empty() ? "results/" + run_name() + "-" + s.name + "/results.csv" : args->out;
+      std::set<std::string> done;  // --resume: the row keys already in the CSV
+      if (args->resume) {
+        for (auto& k : existing_row_keys(csv_path)) done.insert(std::move(k));
+      }
       CsvWriter csv(csv_path);
       const GpuInfo& g = gpu_info();
       std::fprintf(stderr, "attnbench suite %s: %zu sweeps -> %s\nhost: %s; commit %s\n%s\n", s.name.c_str(),
@@ -158,7 +167,13 @@ void add_suite_command(CLI::App& app, int* exit_code) {
           for (const auto& pt : pl.points) {
             const std::string w = why_not_here(pt.problem.algo, impl);
             if (w.empty()) continue;  // runs in the sweep below
-            for (Pass pass : pl.opt.passes) write_skipped(csv, pt, impl, pass, w), ++n;
+            for (Pass pass : pl.opt.passes) {
+              if (done.count(row_key(row_identity(pt, impl, Device::cuda, pass)))) {
+                ++total.resumed;
+                continue;
+              }
+              write_skipped(csv, pt, impl, pass, w), ++n;
+            }
           }
           total.rows += n, total.skipped += n;
           std::fprintf(stderr, "%s:%d: %s: %d rows skipped (%s)\n", s.path.c_str(), pl.line, impl.c_str(), n, why.c_str());
@@ -167,12 +182,15 @@ void add_suite_command(CLI::App& app, int* exit_code) {
         std::fprintf(stderr, "%s:%d: running %s\n", s.path.c_str(), pl.line,
                      pl.opt.impls.empty() ? "every implementation usable here"
                                           : fmt::format("{}", fmt::join(pl.opt.impls, ",")).c_str());
-        const SweepStats st = run_sweep(pl.opt, csv, stderr);
+        SweepOptions opt = pl.opt;
+        opt.resume = args->resume;
+        const SweepStats st = run_sweep(opt, csv, stderr);
         total.rows += st.rows, total.pass += st.pass, total.fail += st.fail, total.skipped += st.skipped;
-        total.error += st.error, total.unchecked += st.unchecked;
+        total.error += st.error, total.unchecked += st.unchecked, total.resumed += st.resumed;
       }
-      std::fprintf(stderr, "done: %d rows (pass %d, fail %d, skipped %d, error %d, unchecked %d) -> %s\n", total.rows,
-                   total.pass, total.fail, total.skipped, total.error, total.unchecked, csv_path.c_str());
+      std::fprintf(stderr, "done: %d rows (pass %d, fail %d, skipped %d, error %d, unchecked %d%s) -> %s\n", total.rows,
+                   total.pass, total.fail, total.skipped, total.error, total.unchecked,
+                   args->resume ? fmt::format("; {} already there", total.resumed).c_str() : "", csv_path.c_str());
     }
 
     const CsvTable measured = read_csv(csv_path, args->from.empty() ? "--out" : "--from");

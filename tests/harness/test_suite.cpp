@@ -309,6 +309,38 @@ TEST(SuiteCli, SmallSuiteRunsPrintsTheTableAndPlots) {
   EXPECT_NE(std::system((python + " " + script + " " + suite + " " + dir + "/bad.csv 2>/dev/null").c_str()), 0);
 }
 
+// A suite stopped part way (a time limit, a signal) goes on with --resume: only the rows the CSV
+// lacks run, skipped rows of absent kernels are not written twice, and the table is the same.
+TEST(SuiteCli, ResumeRunsOnlyTheRowsTheCsvLacks) {
+  const std::string dir = testing::scratch_dir("suite_resume");
+  std::filesystem::remove_all(dir + "/out");
+  const std::string suite = write_file(dir + "/resumable.suite",
+                                       "name: resumable\ndescription: three softmax lengths\n"
+                                       "sweep: --algo softmax --impl ref,emul,tiled --B 1 --H 2 --T 16,24,32 --D 16 "
+                                       "--causal no --pass fwd --budget-ms 2 --warmup 0 --min-samples 2\n");
+  const std::string csv = dir + "/out/results.csv";
+  const auto full = run_cli("suite " + suite + " --out " + csv);
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  const std::string text = testing::read_file(csv);
+  const CsvTable all = read_csv(csv);
+  ASSERT_EQ(all.rows.size(), 9u);  // 3 impls x 3 lengths
+  // Keep the header and the first 4 rows: as if the run had stopped there.
+  std::size_t cut = 0;
+  for (int line = 0; line < 5; ++line) cut = text.find('\n', cut) + 1;
+  std::ofstream(csv, std::ios::trunc) << text.substr(0, cut);
+  const auto again = run_cli("suite " + suite + " --out " + csv + " --resume");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("4 already there"), std::string::npos) << again.err;
+  const CsvTable t = read_csv(csv);
+  ASSERT_EQ(t.rows.size(), 9u);
+  std::set<std::string> keys;
+  for (const auto& row : t.rows) keys.insert(row.at("impl") + "/" + row.at("Tq"));
+  EXPECT_EQ(keys.size(), 9u) << "a row was written twice";
+  // --resume needs --out and is not for --from.
+  EXPECT_EQ(run_cli("suite " + suite + " --resume").exit_code, 2);
+  EXPECT_EQ(run_cli("suite " + suite + " --from " + csv + " --resume").exit_code, 2);
+}
+
 // The CI suite: every row passes its check, and a second run gates clean against the first on
 // numerics (what .ci can run on a machine without a GPU: suite ci, then compare --no-time).
 TEST(SuiteCli, CiSuitePassesAndASecondRunComparesClean) {
