@@ -105,6 +105,8 @@ const BadInput kBadInputs[] = {
     {"suite {dir}/no_sweep.suite", "sweep"},
     {"suite {dir}/wrong_name.suite", "name"},
     {"suite {dir}/out_in_sweep.suite", "--out"},
+    {"suite ci --from {out} --resume", "--from"},            // --from runs nothing
+    {"suite ci --resume --out {dir}/torn.csv", "--resume"},  // ends in a partial row
     // compare on missing, foreign and mismatched files
     {"compare {dir}/nonexistent.csv {out}", "BASE"},
     {"compare {out} {dir}/other_header.csv", "NEW"},
