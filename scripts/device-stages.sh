@@ -9,7 +9,8 @@
 #                both, fwd and bwd) checked against the naive fp32 oracle, wall time (issue 4)
 #   suite:NAME   scripts/peers.py with the suite's peers line, then `attnbench suite NAME` into the same
 #                CSV: the side-by-side table (issue 8)
-#   san:TOOLS    scripts/sanitize.sh --tools TOOLS (comma-separated) over every CUDA impl (issue 9)
+#   san:TOOLS[@IMPLS]  scripts/sanitize.sh --tools TOOLS (comma-separated) over every CUDA impl, or
+#                the algo/impl pairs IMPLS (e.g. san:memcheck,synccheck@bidir/tiled) (issue 9)
 #   tests:REGEX  ctest -R REGEX
 # Environment: STAGE_LIMIT_S (seconds per stage, default 280), SAN_LIMIT_S (the san stage's, default
 # STAGE_LIMIT_S), SAN_RUN_LIMIT_S (one sanitizer run, default 90). On exit every file but stages.log is
@@ -101,11 +102,13 @@ stage_suite() {
   cat "$out/$name.md"
 }
 
-stage_san() {
+stage_san() {  # TOOLS or TOOLS@IMPLS (algo/impl pairs, comma-separated)
+  local tools=${1%%@*} impls="" tag=${1//[^a-z0-9_,]/_}
+  [[ $1 == *@* ]] && impls=${1#*@}
   ATTNBENCH_SANITIZE_BUDGET=${SAN_LIMIT_S:-$limit} ATTNBENCH_SANITIZE_TIMEOUT=${SAN_RUN_LIMIT_S:-90} \
-    scripts/sanitize.sh --build $b --tools "$1" "$out/san" >"$out/sanitize_$1.txt" 2>&1
+    scripts/sanitize.sh --build $b --tools "$tools" ${impls:+--impl "$impls"} "$out/san" >"$out/sanitize_$tag.txt" 2>&1
   say "sanitize $1 rc=$?"
-  sed -n '/## compute-sanitizer summary/,$p' "$out/sanitize_$1.txt" | tee -a "$log"
+  sed -n '/## compute-sanitizer summary/,$p' "$out/sanitize_$tag.txt" | tee -a "$log"
 }
 
 pack() {  # the device tool brings back 8 files: everything but the log goes into one archive per run
@@ -124,6 +127,6 @@ for s in "$@"; do
     suite:*) stage_suite "${s#suite:}" ;;
     san:*) stage_san "${s#san:}" ;;
     tests:*) stage_tests "${s#tests:}" ;;
-    *) echo "device-stages.sh: unknown stage '$s' (build, gbench, fa-check, suite:NAME, san:TOOLS, tests:REGEX)" >&2; exit 2 ;;
+    *) echo "device-stages.sh: unknown stage '$s' (build, gbench, fa-check, suite:NAME, san:TOOLS[@IMPLS], tests:REGEX)" >&2; exit 2 ;;
   esac
 done
