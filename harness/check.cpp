@@ -23,6 +23,13 @@ struct SliceSpec {
   int64_t b, h0, nh, hk0, nhk;
 };
 
+// The problem of a slice alone: one batch, its query and kv heads.
+Problem slice_problem(const Problem& p, const SliceSpec& sl) {
+  Problem sub = p;
+  sub.B = 1, sub.H = sl.nh, sub.Hkv = sl.nhk;
+  return sub;
+}
+
 SliceSpec last_slice(const Problem& p) {
   const AlgoSpec* a = find_algo(p.algo);
   if (a->softmax_family) return {p.B - 1, (p.Hkv - 1) * p.group(), p.group(), p.Hkv - 1, 1};
@@ -109,8 +116,7 @@ void CheckSources::fill_sampled(Slot& s, Pass pass) {
     return;
   }
   const SliceSpec sl = last_slice(p_);
-  Problem sub = p_;
-  sub.B = 1, sub.H = sl.nh, sub.Hkv = sl.nhk;
+  const Problem sub = slice_problem(p_, sl);
   // The reference's own operation count of the slice (the recurrent gated reference is linear in
   // T, the quadratic ones are not); else the FLOP model, else a quadratic estimate.
   const double full_heads = static_cast<double>(p_.B * p_.H), sub_heads = static_cast<double>(sl.nh);
@@ -137,10 +143,7 @@ void CheckSources::fill_on_slice(Slot& s, const Impl* impl, Pass pass, Dtype dt,
     return;
   }
   const SliceSpec sl = last_slice(p_);
-  Problem sub = p_;
-  sub.B = 1;
-  sub.H = sl.nh;
-  sub.Hkv = sl.nhk;
+  const Problem sub = slice_problem(p_, sl);
   const Support sup = check_support ? impl->supports(sub, pass, dt) : Support::yes();
   if (!sup.ok) {
     s.why = fmt::format("{}: {}", impl->name, sup.reason);

@@ -11,9 +11,12 @@
 
 namespace attnbench::ref {
 
+// The worker threads the references use: one per hardware thread.
+inline int64_t cpu_workers() { return std::max(1u, std::thread::hardware_concurrency()); }
+
 template <class F>
 void parallel_tasks(int64_t n, F&& fn) {
-  const int64_t workers = std::min<int64_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t workers = std::min<int64_t>(n, cpu_workers());
   if (workers <= 1) {
     for (int64_t t = 0; t < n; ++t) fn(t);
     return;

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/tensor.h"
@@ -22,7 +21,7 @@ namespace attnbench::ref {
 // writing into `out` (the real outputs when parts == 1, else a private zeroed copy).
 template <class F>
 void parallel_row_blocks(int64_t tasks, int64_t nblocks, Tensors& out, F&& fn) {
-  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const int64_t cores = cpu_workers();
   const int64_t parts = tasks >= cores ? 1 : std::clamp<int64_t>(cores / std::max<int64_t>(tasks, 1), 1, nblocks);
   if (parts == 1) {
     parallel_tasks(tasks, [&](int64_t task) { fn(task, int64_t{0}, int64_t{1}, out); });

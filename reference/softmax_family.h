@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <thread>
 
 #include "core/algos.h"
 #include "core/problem.h"
@@ -42,7 +41,7 @@ inline int64_t visible_keys(const Problem& p, int64_t i) {
 // slices than cores: parallel_row_blocks) at least one block per core, of 64 rows or more.
 inline int64_t row_block(const Problem& p) {
   const int64_t blk = std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(p.Tk, 1), 1, p.Tq);
-  const int64_t cores = std::max(1u, std::thread::hardware_concurrency()), slices = p.B * p.Hkv;
+  const int64_t cores = cpu_workers(), slices = p.B * p.Hkv;
   if (slices >= cores) return blk;
   return std::min(blk, std::max<int64_t>(64, (p.Tq * slices + cores - 1) / cores));
 }
