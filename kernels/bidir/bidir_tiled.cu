@@ -1,7 +1,10 @@
 // bidir, tiled CUDA: the Prepared object, the launch plan and the registration. The kernels and
 // their equations are in bidir_tiled_fwd.cu and bidir_tiled_bwd.cu.
 //
-// forward  = state kernel (KVr = round(Kf^T V), kmean; Tk split over blocks, then reduced)
+// forward  = one launch (bidir_tiled_fused.cu): a cluster of CTAs per head builds the state,
+//            reduces it in distributed shared memory, then streams Q -> o; or, where that kernel
+//            would leave much of the GPU idle (few heads, long rows), two launches:
+//            state kernel (KVr = round(Kf^T V), kmean; Tk split over blocks, then reduced)
 //          + output kernel (o from Qf, KVr, kmean)
 // backward = query kernel (dq; dKVr = round(Qf^T G), dkmean = Qf^T dz; Tq split, then reduced)
 //          + key kernel (dk, dv)
@@ -9,7 +12,16 @@
 // FlashAttention saves its log-normalizers); prepare() runs that forward, untimed. Each pass is
 // two launches, the second a programmatic dependent of the first; every pass reads each input
 // once and writes each output once (plus the small per-head state and partial sums).
+//
+// Knobs for A/B runs on a device (environment, read when a problem is prepared):
+//   ATTNBENCH_BIDIR_FWD=fused|two    force the forward's path (default: the plan below)
+//   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
+//   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
+//   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
+//                                    where Dk <= 64)
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "bidir_kernels.h"
@@ -55,6 +67,28 @@ void plan_chunks(TiledParams& p, int64_t rows, int blocks_per_sm) {
   p.chunk_tiles = tiles_per_block(rows, p.BH, blocks_per_sm);
 }
 
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+// The one-launch forward's CTAs per head: the power of two C <= 8 (and <= the K/V tiles, so
+// every CTA has state to add) whose grid of BH*C CTAs best fills whole waves of the resident
+// capacity; a larger C must fill clearly better (2%), since each CTA adds an exchange. Returns the
+// fill (the fraction of the resident slots busy, averaged over the waves) through `fill`.
+int plan_cluster(int BH, int capacity, int ktiles, Dtype dt, int Dk, int Dv, int warps, double* fill) {
+  int best = 1;
+  double best_fill = -1;
+  for (int c = 1; c <= 8; c *= 2) {
+    if (c > 1 && (c > ktiles || !tiled_fused_info(dt, Dk, Dv, c, warps).cluster_fits)) break;
+    const int64_t ctas = int64_t{BH} * c, waves = (ctas + capacity - 1) / capacity;
+    const double f = static_cast<double>(ctas) / static_cast<double>(waves * capacity);
+    if (f > best_fill + 0.02) best = c, best_fill = f;
+  }
+  *fill = best_fill;
+  return best;
+}
+
 class TiledBidir : public CudaPrepared {
  public:
   TiledBidir(const Problem& p, Pass pass, Dtype dt, const Tensors& inputs) : CudaPrepared(p, pass, dt, inputs) {
@@ -71,6 +105,7 @@ class TiledBidir : public CudaPrepared {
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
     b.pdl = major >= 9;
+    b.l2_evict_first = !(env("ATTNBENCH_BIDIR_L2") && std::strcmp(env("ATTNBENCH_BIDIR_L2"), "normal") == 0);
     b.q = in("q").buf.get(), b.k = in("k").buf.get(), b.v = in("v").buf.get();
     b.kv = scratch("kv", {b.BH, DKP, DVP}, dt).buf.get();
     b.kmean = scratch("kmean", {b.BH, DKP}, Dtype::f32).as<float>();
@@ -82,6 +117,8 @@ class TiledBidir : public CudaPrepared {
       second_ = b;
       second_.o = out("o").buf.get();
       plan_chunks(second_, p.Tq, tiled_fwd_blocks_per_sm(TiledKernel::output, dt, b.Dk, b.Dv));
+      fused_ = second_;
+      plan_fused(p, dt, major);
     } else {
       b.dout = in("do").buf.get();
       b.dq = out("dq").buf.get(), b.dk = out("dk").buf.get(), b.dv = out("dv").buf.get();
@@ -107,7 +144,9 @@ class TiledBidir : public CudaPrepared {
   }
 
   void run() override {
-    if (pass_ == Pass::fwd) {
+    if (pass_ == Pass::fwd && use_fused_) {
+      launch_tiled_fused(fused_, dt_, stream_);
+    } else if (pass_ == Pass::fwd) {
       launch_tiled_state(state_, dt_, stream_);
       launch_tiled_output(second_, dt_, stream_);
     } else {
@@ -117,7 +156,35 @@ class TiledBidir : public CudaPrepared {
   }
 
  private:
-  TiledParams state_{}, first_{}, second_{};
+  // The forward's path. One launch where clusters exist (sm_90+) and its grid keeps at least 60%
+  // of the resident slots busy, or the problem is small (<= 64 MB moved, where launch latency and
+  // ramp-up dominate and one launch wins even on a partly idle GPU); else two launches, whose
+  // split-T state kernel spreads any number of heads over the whole GPU.
+  void plan_fused(const Problem& p, Dtype dt, int major) {
+    const int ktiles = ceil_div(p.Tk, kTiledRows);
+    const char* w = env("ATTNBENCH_BIDIR_FUSED_WARPS");
+    const int warps = fused_.fused_warps = w && std::atoi(w) == 4 && p.Dk <= kTiledDimSmall ? 4 : 8;
+    const FusedInfo info = tiled_fused_info(dt, fused_.Dk, fused_.Dv, 1, warps);
+    double fill = 0;
+    int c = plan_cluster(fused_.BH, sm_count() * std::max(info.blocks_per_sm, 1), ktiles, dt, fused_.Dk, fused_.Dv, warps, &fill);
+    if (const char* e = env("ATTNBENCH_BIDIR_CLUSTER")) {
+      const int want = std::atoi(e);
+      if ((want == 1 || want == 2 || want == 4 || want == 8) && tiled_fused_info(dt, fused_.Dk, fused_.Dv, want, warps).cluster_fits) c = want;
+    }
+    fused_.cluster = c;
+    // Q slots: an equal share of the rows per CTA, in whole 16-row slabs, at most a slot's worth.
+    const int64_t share = (p.Tq + c - 1) / c;
+    fused_.q_rows = static_cast<int>(std::clamp<int64_t>((share + 15) / 16 * 16, 16, info.max_q_rows));
+    const int64_t bytes = p.B * p.H * ((p.Tq + p.Tk) * p.Dk + p.Tk * p.Dv + p.Tq * p.Dv) * static_cast<int64_t>(dtype_bytes(dt));
+    use_fused_ = major >= 9 && info.blocks_per_sm > 0 && (fill >= 0.6 || bytes <= (int64_t{64} << 20));
+    if (const char* e = env("ATTNBENCH_BIDIR_FWD")) {
+      if (std::strcmp(e, "fused") == 0) use_fused_ = major >= 9 && info.blocks_per_sm > 0;
+      if (std::strcmp(e, "two") == 0) use_fused_ = false;
+    }
+  }
+
+  TiledParams state_{}, first_{}, second_{}, fused_{};
+  bool use_fused_ = false;
 };
 
 Support tiled_supports(const Problem& p, Pass, Dtype dt) {
@@ -141,7 +208,8 @@ void register_bidir_tiled(Registry& r) {
   impl.algo = "bidir";
   impl.name = "tiled";
   impl.device = Device::cuda;
-  impl.summary = "two phases per pass (state reduced over T with split blocks, then per row), mma.sync, fp32 accumulate, "
+  impl.summary = "two phases per pass (state reduced over T, then per row); forward in one launch (a cluster of CTAs per "
+                 "head, state reduced in distributed shared memory) on sm_90, backward in two; mma.sync, fp32 accumulate, "
                  "feature maps fused; bf16/fp16; Dk, Dv multiples of 8 up to 128; any Tq, Tk";
   impl.supports = tiled_supports;
   impl.prepare = [](const Problem& p, Pass pass, Dtype dt, const Tensors& in, const PrepareOptions&) -> std::unique_ptr<Prepared> {

@@ -38,6 +38,12 @@ struct TiledParams {
   int splits, split_tiles;  // reduction kernels: blocks per head, tiles per block
   int chunk_tiles;          // row kernels: tiles per block
   bool pdl;                 // launch the second kernel of a pass with programmatic dependent launch
+  // The one-launch forward (bidir_tiled_fused.cu): `cluster` CTAs per head (a thread block
+  // cluster: 1, 2, 4 or 8), each taking an equal share of the K/V tiles and of the Q rows, in
+  // slots of q_rows rows; l2_evict_first: streamed inputs carry the L2 evict_first policy.
+  int cluster, q_rows;
+  int fused_warps;  // 8; 4 (an A/B option) where Dk <= 64
+  bool l2_evict_first;
 };
 
 enum class TiledKernel { state, output, query, key };
@@ -51,5 +57,15 @@ void launch_tiled_state(const TiledParams& p, Dtype dt, cudaStream_t s);   // KV
 void launch_tiled_output(const TiledParams& p, Dtype dt, cudaStream_t s);  // o
 void launch_tiled_query(const TiledParams& p, Dtype dt, cudaStream_t s);   // dq, dKVr, dkmean
 void launch_tiled_key(const TiledParams& p, Dtype dt, cudaStream_t s);     // dk, dv
+
+// The one-launch forward: grid (cluster, BH) in clusters of `cluster` CTAs; o (the state stays in
+// shared memory). For the plan: CTAs resident per SM, the most Q rows a slot holds, and whether
+// clusters of `cluster` CTAs can be resident on this device.
+struct FusedInfo {
+  int blocks_per_sm = 0, max_q_rows = 0;
+  bool cluster_fits = false;
+};
+void launch_tiled_fused(const TiledParams& p, Dtype dt, cudaStream_t s);
+FusedInfo tiled_fused_info(Dtype dt, int Dk, int Dv, int cluster, int warps);
 
 }  // namespace attnbench::kernels::bidir

@@ -103,6 +103,23 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0)
                : "memory");
 }
+// The same with an L2 cache policy (createpolicy below): streamed tiles are read once.
+__device__ __forceinline__ void cp_async16_pol(void* dst, const void* src, bool valid, uint64_t policy) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(valid ? 16 : 0), "l"(policy)
+               : "memory");
+}
+// L2 policy for all lines of an access: evict_first (data read once: it leaves L2 before lines
+// that others still use or that wait to be written back) or evict_normal (the default order).
+__device__ __forceinline__ uint64_t l2_policy(bool evict_first) {
+  uint64_t p;
+  if (evict_first) {
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
+  } else {
+    asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(p));
+  }
+  return p;
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
@@ -143,6 +160,25 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// Thread block clusters (sm_90+; the host launches clusters only there): a barrier over every
+// thread of the cluster (release/acquire: shared-memory writes before it are visible to every CTA
+// of the cluster after it), and the generic address of the same shared variable in CTA `rank`.
+__device__ __forceinline__ void cluster_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+template <class P>
+__device__ __forceinline__ P* cluster_map(P* p, int rank) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint64_t out;
+  asm volatile("mapa.u64 %0, %1, %2;\n" : "=l"(out) : "l"(reinterpret_cast<uint64_t>(p)), "r"(rank));
+  return reinterpret_cast<P*>(out);
+#else
+  return p;
 #endif
 }
 
@@ -190,6 +226,19 @@ __device__ __forceinline__ void load_rows_async(T* s, const T* g, int row0, int 
     const int r = idx / CH, c = idx % CH;
     const bool valid = row0 + r < rows && c * 8 < D;
     cp_async16(s + r * ST + c * 8, valid ? g + static_cast<int64_t>(row0 + r) * D + c * 8 : g, valid);
+  }
+}
+
+// Rows [row0, row0 + nr) of a [T, D] slice (nr at run time) into shared rows of stride ST, with an
+// L2 policy; rows >= row_end and columns >= D are zero-filled.
+template <int DP, int ST, int NTHR, class T>
+__device__ __forceinline__ void load_rows_async_pol(T* s, const T* g, int row0, int nr, int row_end, int D, int tid,
+                                                    uint64_t policy) {
+  constexpr int CH = DP / 8;
+  for (int idx = tid; idx < nr * CH; idx += NTHR) {
+    const int r = idx / CH, c = idx % CH;
+    const bool valid = row0 + r < row_end && c * 8 < D;
+    cp_async16_pol(s + r * ST + c * 8, valid ? g + static_cast<int64_t>(row0 + r) * D + c * 8 : g, valid, policy);
   }
 }
 
@@ -258,8 +307,9 @@ __device__ __forceinline__ float dphi_fast(float x, float g) {
 }
 
 // x <- round(phi(x)) on the A fragments of a 16-row slab; rows with !row_ok[i] (i = 0: row g,
-// 1: row g+8) and columns >= D become 0. focused: the row norms are quad sums.
-template <class T, int KT, int FM>
+// 1: row g+8) and columns >= D become 0. focused: the row norms are quad sums. MASK = false: the
+// caller knows every row is ok and D is the padded width (no per-element tests).
+template <class T, int KT, int FM, bool MASK = true>
 __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row_ok)[2], int D, int lane) {
   const int q = lane % 4;
   float r[2] = {0.0f, 0.0f};
@@ -269,7 +319,7 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
     for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const bool in_row = kt * 16 + 8 * (i / 2) + 2 * q < D;
+        const bool in_row = !MASK || kt * 16 + 8 * (i / 2) + 2 * q < D;
         const float2 v = unpack2<T>(x[kt][i]);
         const float y0 = focused_y(v.x, in_row), y1 = focused_y(v.y, in_row);
         const float u0 = y0 * y0 * y0, u1 = y1 * y1 * y1;
@@ -284,7 +334,7 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
   for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const bool ok = row_ok[i % 2] && kt * 16 + 8 * (i / 2) + 2 * q < D;
+      const bool ok = !MASK || (row_ok[i % 2] && kt * 16 + 8 * (i / 2) + 2 * q < D);
       const float2 v = unpack2<T>(x[kt][i]);
       float f0, f1;
       if (FM == kFocused) {
@@ -299,7 +349,16 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
 }
 
 template <class T, int KT>
-__device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, const bool (&row_ok)[2], int D, int lane) {
+__device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, const bool (&row_ok)[2], int D, int lane,
+                                              bool full = false) {
+  if (full) {  // every row ok, D == 16 KT
+    switch (fm) {
+      case kElu1: return phi_frags<T, KT, kElu1, false>(x, row_ok, D, lane);
+      case kRelu: return phi_frags<T, KT, kRelu, false>(x, row_ok, D, lane);
+      case kFocused: return phi_frags<T, KT, kFocused, false>(x, row_ok, D, lane);
+      default: return phi_frags<T, KT, kIdentity, false>(x, row_ok, D, lane);
+    }
+  }
   switch (fm) {
     case kElu1: return phi_frags<T, KT, kElu1>(x, row_ok, D, lane);
     case kRelu: return phi_frags<T, KT, kRelu>(x, row_ok, D, lane);

@@ -9,15 +9,16 @@
 // (the same roundings as the CPU emulation, reference/bidir.cpp; the row scale is one division per
 // row, not one per element).
 //
-// Phase 1 splits Tk over `splits` blocks per head; each block streams its tiles of K and V,
-// applies phi to the K tile in shared memory (each warp on a 16-row slab, on fragments), and
-// accumulates [KV | ksum] += Kf^T [V | 1] with the tensor cores: the key sums are the MMA's
-// ninth n-tile, a B fragment of ones. The blocks of a head then meet in split_reduce().
-// Phase 2 streams 64-row tiles of Q; each warp owns a 16-row slab: phi on the A fragments, z from
-// the fragments (quad sums), O = Qf KVr, the row scale, staged through shared memory for 16-byte
-// stores. Phase 2 is launched as a programmatic dependent of phase 1: it loads its first Q tiles
-// while phase 1 finishes, then waits for the state.
-#include "bidir_tiled_common.cuh"
+// Phase 1 splits Tk over `splits` blocks per head; each block streams its tiles of K and V and
+// accumulates [KV | ksum] += Kf^T [V | 1] with the tensor cores (state_tile: phi on the A
+// fragments; the key sums are the MMA's extra n-tile, a B fragment of ones). The blocks of a head
+// then meet in split_reduce().
+// Phase 2 streams 64-row tiles of Q; each warp owns a 16-row slab (output_slab: phi on the A
+// fragments, z from the fragments, O = Qf KVr, the row scale, 16-byte stores). Phase 2 is launched
+// as a programmatic dependent of phase 1: it loads its first Q tiles while phase 1 finishes, then
+// waits for the state. The one-launch forward (bidir_tiled_fused.cu) runs the same two steps in
+// one kernel; this pair remains for the backward's untimed state and for comparison.
+#include "bidir_tiled_fwd.cuh"
 #include "cuda_check.h"
 
 namespace attnbench::kernels::bidir {
@@ -49,10 +50,11 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS) state_kernel(co
   const T* k = static_cast<const T*>(p.k) + static_cast<int64_t>(bh) * p.Tk * p.Dk;
   const T* v = static_cast<const T*>(p.v) + static_cast<int64_t>(bh) * p.Tk * p.Dv;
 
+  const uint64_t pol = l2_policy(p.l2_evict_first);
   auto load = [&](int t) {
     const int stage = (t - t0) % Tr::STAGES;
-    load_rows_async<BM, DKP, Tr::KST, NTHR>(sK + stage * Sm::k_elems, k, t * BM, p.Tk, p.Dk, tid);
-    load_rows_async<BM, DVP, Tr::VST, NTHR>(sV + stage * Sm::v_elems, v, t * BM, p.Tk, p.Dv, tid);
+    load_rows_async_pol<DKP, Tr::KST, NTHR>(sK + stage * Sm::k_elems, k, t * BM, BM, p.Tk, p.Dk, tid, pol);
+    load_rows_async_pol<DVP, Tr::VST, NTHR>(sV + stage * Sm::v_elems, v, t * BM, BM, p.Tk, p.Dv, tid, pol);
   };
 #pragma unroll
   for (int s = 0; s < Tr::STAGES - 1; ++s) {
@@ -62,7 +64,6 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS) state_kernel(co
 
   float acc[Tr::NV + 1][4] = {};  // rows 16*warp.. of [KV | ksum]; tile NV: the key sums
   const uint32_t ones = lane / 4 == 0 ? pack2<T>(1.0f, 1.0f) : 0u;  // B fragment: column 0 all ones
-  const int mi = lane / 8, r8 = lane % 8;
   for (int t = t0; t < t1; ++t) {
     cp_async_wait<Tr::STAGES - 2>();
     __syncthreads();  // tile t visible to all; every warp is done with tile t-1
@@ -70,37 +71,11 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS) state_kernel(co
     cp_async_commit();
     T* cK = sK + ((t - t0) % Tr::STAGES) * Sm::k_elems;
     const T* cV = sV + ((t - t0) % Tr::STAGES) * Sm::v_elems;
-
-    if (p.fm != kIdentity) {  // Kf = phi(K) in place; identity needs nothing (zero fill is Kf = 0)
-      if (warp < Tr::SLAB_WARPS) {
-        T* slab = cK + warp * 16 * Tr::KST;
-        uint32_t x[Tr::KT][4];
-        load_a_frags<Tr::KT, Tr::KST>(x, slab, lane);
-        const int row = t * BM + warp * 16 + lane / 4;
-        const bool row_ok[2] = {row < p.Tk, row + 8 < p.Tk};
-        phi_frags_any<T, Tr::KT>(x, p.fm, row_ok, p.Dk, lane);
-        __syncwarp();
-        store_a_frags<Tr::KT, Tr::KST>(slab, x, lane);
-      }
+    if (p.fm == kFocused) {  // Kf = phi(K) in place: the row norms need whole rows
+      focused_tile_inplace<T, DKP, DVP>(cK, t * BM, p, warp, lane);
       __syncthreads();
     }
-
-    if (warp < Tr::RED_WARPS) {
-      // acc[d][e] += sum_t Kf[t][d] V[t][e]: A = Kf^T (ldmatrix.trans of the [t][d] tile), B = V.
-#pragma unroll
-      for (int ks = 0; ks < BM / 16; ++ks) {
-        uint32_t a[4];
-        ldsm_x4_t(a, cK + (ks * 16 + (mi / 2) * 8 + r8) * Tr::KST + warp * 16 + (mi % 2) * 8);
-#pragma unroll
-        for (int np = 0; np < Tr::NV / 2; ++np) {
-          uint32_t b[4];
-          ldsm_x4_t(b, cV + (ks * 16 + (mi % 2) * 8 + r8) * Tr::VST + np * 16 + (mi / 2) * 8);
-          mma16816<T>(acc[2 * np], a, b[0], b[1]);
-          mma16816<T>(acc[2 * np + 1], a, b[2], b[3]);
-        }
-        if (p.norm) mma16816<T>(acc[Tr::NV], a, ones, ones);
-      }
-    }
+    if (warp < Tr::RED_WARPS) state_tile_any<T, DKP, DVP, BM / 16>(acc, cK, cV, t * BM, p, warp, 0, lane, ones);
   }
 
   T* kv = static_cast<T*>(p.kv) + static_cast<int64_t>(bh) * DKP * DVP;
@@ -135,7 +110,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) output_kernel(c
   T* sO = reinterpret_cast<T*>(smem + Sm::o_off);
   float* skm = reinterpret_cast<float*>(smem + Sm::km_off);
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int bh = blockIdx.y;
   const int ntiles = (p.Tq + BM - 1) / BM;
   const int t0 = blockIdx.x * p.chunk_tiles, t1 = min(t0 + p.chunk_tiles, ntiles);
@@ -143,9 +118,10 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) output_kernel(c
   T* og = static_cast<T*>(p.o) + static_cast<int64_t>(bh) * p.Tq * p.Dv;
 
   // Each warp loads, transforms and stores only its own 16-row slab of every tile.
+  const uint64_t pol = l2_policy(p.l2_evict_first);
   auto load = [&](int t) {
     T* slab = sQ + ((t - t0) % Tr::Q_STAGES) * Sm::q_elems + warp * 16 * Tr::KST;
-    load_rows_async<16, DKP, Tr::KST, 32>(slab, qg, t * BM + warp * 16, p.Tq, p.Dk, lane);
+    load_rows_async_pol<DKP, Tr::KST, 32>(slab, qg, t * BM + warp * 16, 16, p.Tq, p.Dk, lane, pol);
   };
 #pragma unroll
   for (int s = 0; s < Tr::Q_STAGES - 1; ++s) {
@@ -163,10 +139,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) output_kernel(c
     for (int d = tid; d < DKP; d += NTHR) skm[d] = p.norm ? p.kmean[static_cast<int64_t>(bh) * DKP + d] : 0.0f;
   }
   __syncthreads();
-  float km[Tr::KT][2][2];  // kmean at this thread's fragment columns
-  load_frag_cols<Tr::KT>(km, skm, lane);
 
-  const int mi = lane / 8, r8 = lane % 8;
   T* oslab = sO + warp * 16 * Tr::VST;
   for (int t = t0; t < t1; ++t) {
     cp_async_wait<Tr::Q_STAGES - 2>();
@@ -174,43 +147,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) output_kernel(c
     if (t + Tr::Q_STAGES - 1 < t1) load(t + Tr::Q_STAGES - 1);
     cp_async_commit();
     const T* slab = sQ + ((t - t0) % Tr::Q_STAGES) * Sm::q_elems + warp * 16 * Tr::KST;
-    const int row = t * BM + warp * 16 + g;
-
-    uint32_t f[Tr::KT][4];  // Qf, A fragments
-    load_a_frags<Tr::KT, Tr::KST>(f, slab, lane);
-    if (p.fm != kIdentity) {
-      const bool row_ok[2] = {row < p.Tq, row + 8 < p.Tq};
-      phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane);
-    }
-    float rs[2] = {p.scale, p.scale};  // the row scale: o = rs * acc, rs = scale (simple) or 1 / (Tk z) (norm)
-    if (p.norm) {
-      float z[2];
-      row_dot_vec<T, Tr::KT>(z, f, km);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) rs[j] = p.inv_tk / (z[j] + kNormEps);
-    }
-#pragma unroll
-    for (int nc = 0; nc < DVP / 64; ++nc) {  // 64 output columns at a time
-      float acc[8][4] = {};
-#pragma unroll
-      for (int kt = 0; kt < Tr::KT; ++kt) {
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t b[4];  // B = KVr [d][e]: rows d = k, ldmatrix.trans
-          ldsm_x4_t(b, sKV + (kt * 16 + (mi % 2) * 8 + r8) * Tr::VST + nc * 64 + np * 16 + (mi / 2) * 8);
-          mma16816<T>(acc[2 * np], f[kt], b[0], b[1]);
-          mma16816<T>(acc[2 * np + 1], f[kt], b[2], b[3]);
-        }
-      }
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) acc[nt][i] *= rs[i / 2];
-      }
-      store_c_tiles<8, Tr::VST>(oslab, acc, nc * 64, lane);
-    }
-    __syncwarp();
-    store_slab_rows<DVP, Tr::VST>(og, oslab, t * BM + warp * 16, p.Tq, p.Dv, lane);
+    output_slab<T, DKP, DVP>(slab, oslab, sKV, skm, t * BM + warp * 16, p, og, lane);
   }
 }
 

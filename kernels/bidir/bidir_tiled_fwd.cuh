@@ -1,0 +1,150 @@
+// bidir tiled forward: the per-tile steps that the two-launch forward (bidir_tiled_fwd.cu: state
+// kernel + output kernel) and the one-launch forward (bidir_tiled_fused.cu) share. The equations
+// and rounding points are in bidir_tiled_fwd.cu's header.
+#pragma once
+
+#include "bidir_tiled_common.cuh"
+
+namespace attnbench::kernels::bidir {
+
+// Phase 1 on one tile in shared memory (K [BM][KST], V [BM][VST], slice rows row0..row0+BM-1):
+// warp `warp` (< RED_WARPS) adds Kf^T [V | 1] to its rows 16 warp..16 warp+15 of the state
+// [KV | ksum] (acc in C layout; tile NV holds the key sums in column 0, the product with a B
+// fragment of ones). A = Kf^T comes from the K tile by ldmatrix.trans; FM (identity, elu1, relu)
+// is applied to these A fragments in registers and rounded to the storage dtype (one element, one
+// phi: each warp owns different columns d of K). focused needs the norms of whole K rows, which
+// lie across warps here: its tile is mapped in place beforehand (focused_tile_inplace) and comes
+// here as identity. A register j of k-step ks holds (d, t) = (16 warp + g + 8 (j%2),
+// 16 ks + 8 (j/2) + 2q + c), c = 0, 1; entries with d >= Dk or row0 + t >= Tk are zero-filled in
+// shared memory and must stay zero in Kf (elu1(0) = 1; relu(0) = 0 needs no mask); MASK = false
+// where the tile is whole (row0 + BM <= Tk) and Dk == DKP. The warp takes the KSN k-steps from
+// ks0 (the whole tile: ks0 = 0, KSN = BM / 16; or a share, when several warps own the same rows).
+template <class T, int DKP, int DVP, int FM, bool MASK, int KSN>
+__device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
+                                           const TiledParams& p, int warp, int ks0, int lane, uint32_t ones) {
+  using Tr = Traits<DKP, DVP>;
+  const int mi = lane / 8, r8 = lane % 8, g = lane / 4, q = lane % 4;
+  const int tvalid = p.Tk - row0;  // rows of this tile inside Tk
+  const bool dok[2] = {warp * 16 + g < p.Dk, warp * 16 + g + 8 < p.Dk};
+#pragma unroll
+  for (int kk = 0; kk < KSN; ++kk) {
+    const int ks = ks0 + kk;
+    uint32_t a[4];
+    ldsm_x4_t(a, cK + (ks * 16 + (mi / 2) * 8 + r8) * Tr::KST + warp * 16 + (mi % 2) * 8);
+    if (FM != kIdentity) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 x = unpack2<T>(a[j]);
+        float f0 = phi_fast<FM>(x.x), f1 = phi_fast<FM>(x.y);
+        if (FM == kElu1 && MASK) {
+          const int t = ks * 16 + 8 * (j / 2) + 2 * q;
+          f0 = dok[j % 2] && t < tvalid ? f0 : 0.0f;
+          f1 = dok[j % 2] && t + 1 < tvalid ? f1 : 0.0f;
+        }
+        a[j] = pack2<T>(f0, f1);
+      }
+    }
+#pragma unroll
+    for (int np = 0; np < Tr::NV / 2; ++np) {
+      uint32_t b[4];  // B = V [t][e]: rows t = k, ldmatrix.trans
+      ldsm_x4_t(b, cV + (ks * 16 + (mi % 2) * 8 + r8) * Tr::VST + np * 16 + (mi / 2) * 8);
+      mma16816<T>(acc[2 * np], a, b[0], b[1]);
+      mma16816<T>(acc[2 * np + 1], a, b[2], b[3]);
+    }
+    if (p.norm) mma16816<T>(acc[Tr::NV], a, ones, ones);
+  }
+}
+
+// state_tile with the run-time map (focused: mapped in place beforehand, here as identity) and
+// the mask only where the tile needs it.
+template <class T, int DKP, int DVP, int KSN>
+__device__ __forceinline__ void state_tile_any(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
+                                               const TiledParams& p, int warp, int ks0, int lane, uint32_t ones) {
+  if (p.fm == kElu1) {
+    if (row0 + Traits<DKP, DVP>::BM <= p.Tk && p.Dk == DKP) {
+      state_tile<T, DKP, DVP, kElu1, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    } else {
+      state_tile<T, DKP, DVP, kElu1, true, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    }
+  } else if (p.fm == kRelu) {
+    state_tile<T, DKP, DVP, kRelu, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+  } else {
+    state_tile<T, DKP, DVP, kIdentity, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+  }
+}
+
+// focused on a K tile in shared memory, in place (rows >= Tk and columns >= Dk become 0): warps
+// < SLAB_WARPS each map a 16-row slab on its A fragments (the row norms are quad sums). The caller
+// synchronizes the block before state_tile reads the tile.
+template <class T, int DKP, int DVP>
+__device__ __forceinline__ void focused_tile_inplace(T* cK, int row0, const TiledParams& p, int warp, int lane) {
+  using Tr = Traits<DKP, DVP>;
+  if (warp >= Tr::SLAB_WARPS) return;
+  T* slab = cK + warp * 16 * Tr::KST;
+  uint32_t x[Tr::KT][4];
+  load_a_frags<Tr::KT, Tr::KST>(x, slab, lane);
+  const int row = row0 + warp * 16 + lane / 4;
+  const bool row_ok[2] = {row < p.Tk, row + 8 < p.Tk};
+  phi_frags<T, Tr::KT, kFocused>(x, row_ok, p.Dk, lane);
+  __syncwarp();
+  store_a_frags<Tr::KT, Tr::KST>(slab, x, lane);
+}
+
+// Phase 2 on one 16-row slab of Q (shared rows of stride KST; slice rows row0..row0+15), by one
+// warp: Qf = round(phi(Q)) on the A fragments, the row scale rs (simple: scale; norm:
+// (1/Tk) / (Qf . kmean + 1e-6), with kmean [DKP] fp32 in shared memory), o = round(rs Qf KVr)
+// with KVr [DKP][VST] in shared memory, 32 output columns at a time (fewer live registers),
+// staged through `oslab` (16 rows of stride VST, this warp's) for 16-byte stores into og (rows
+// >= Tq are not stored).
+template <class T, int DKP, int DVP>
+__device__ __forceinline__ void output_slab(const T* slab, T* oslab, const T* sKV, const float* skm, int row0,
+                                            const TiledParams& p, T* og, int lane) {
+  using Tr = Traits<DKP, DVP>;
+  const int mi = lane / 8, r8 = lane % 8, q = lane % 4, row = row0 + lane / 4;
+  uint32_t f[Tr::KT][4];  // Qf, A fragments
+  load_a_frags<Tr::KT, Tr::KST>(f, slab, lane);
+  if (p.fm != kIdentity) {
+    const bool row_ok[2] = {row < p.Tq, row + 8 < p.Tq};
+    phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, row0 + 16 <= p.Tq && p.Dk == DKP);
+  }
+  float rs[2] = {p.scale, p.scale};  // o = rs * acc
+  if (p.norm) {
+    float z[2] = {0.0f, 0.0f};  // Qf . kmean over this thread's columns, then the quad
+#pragma unroll
+    for (int kt = 0; kt < Tr::KT; ++kt) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float2 x = unpack2<T>(f[kt][i]);
+        const float2 m = *reinterpret_cast<const float2*>(skm + kt * 16 + 8 * (i / 2) + 2 * q);
+        z[i % 2] += x.x * m.x + x.y * m.y;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 2; ++j) rs[j] = p.inv_tk / (quad_sum(z[j]) + kNormEps);
+  }
+#pragma unroll
+  for (int nc = 0; nc < DVP / 32; ++nc) {
+    float acc[4][4] = {};
+#pragma unroll
+    for (int kt = 0; kt < Tr::KT; ++kt) {
+#pragma unroll
+      for (int np = 0; np < 2; ++np) {
+        uint32_t b[4];  // B = KVr [d][e]: rows d = k, ldmatrix.trans
+        ldsm_x4_t(b, sKV + (kt * 16 + (mi % 2) * 8 + r8) * Tr::VST + nc * 32 + np * 16 + (mi / 2) * 8);
+        mma16816<T>(acc[2 * np], f[kt], b[0], b[1]);
+        mma16816<T>(acc[2 * np + 1], f[kt], b[2], b[3]);
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[nt][i] *= rs[i / 2];
+    }
+    store_c_tiles<4, Tr::VST>(oslab, acc, nc * 32, lane);
+  }
+  __syncwarp();
+  store_slab_rows<DVP, Tr::VST>(og, oslab, row0, p.Tq, p.Dv, lane);
+  __syncwarp();  // oslab is free for the warp's next slab
+}
+
+}  // namespace attnbench::kernels::bidir
