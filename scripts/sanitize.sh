@@ -12,7 +12,10 @@
 #     --build DIR        build folder with harness/attnbench (default build/gpu; configured and built
 #                        there, as scripts/gpu-check.sh does, when the binary is missing)
 #     --tools LIST       comma-separated subset of memcheck,racecheck,synccheck
-#     --impl LIST        algo/impl pairs (default: every `cuda` line of `attnbench list`)
+#     --impl LIST        algo/impl pairs (default: every `cuda` line of `attnbench list`); a pair
+#                        may carry environment settings after '+', e.g. bidir/tiled+ATTNBENCH_BIDIR_FWD=two
+#                        (by default bidir/tiled also runs that way: its two-launch forward is a
+#                        separate code path that the default plan takes only for large problems)
 #     --dry-run          print the commands, run nothing under the sanitizer
 # Environment: COMPUTE_SANITIZER (its path), ATTNBENCH_SANITIZE_TIMEOUT (seconds per run, default
 # 300), ATTNBENCH_SANITIZE_BUDGET (seconds for all runs, default 540: later runs are listed as
@@ -71,6 +74,7 @@ if [[ -z $impls ]]; then
     "$bin" list | tail -1 >&2
     exit 2
   fi
+  [[ ,$impls, == *,bidir/tiled,* ]] && impls+=",bidir/tiled+ATTNBENCH_BIDIR_FWD=two"
 fi
 
 # Awkward shapes: odd lengths, a partial last tile, Tk != Tq and grouped heads in the softmax
@@ -96,13 +100,17 @@ summary="$out/summary.md"
 bad=0 incomplete=0 start=$SECONDS
 for tool in ${tools//,/ }; do
   for ai in ${impls//,/ }; do
-    algo=${ai%%/*} impl=${ai#*/}
+    envs=()
+    [[ $ai == *+* ]] && IFS=+ read -ra envs <<<"${ai#*+}"
+    pair=${ai%%+*}
+    algo=${pair%%/*} impl=${pair#*/}
     tag="${tool}_${algo}_${impl}"
+    for e in "${envs[@]}"; do tag+="_${e//=/-}"; done
     csv="$out/$tag.csv" log="$out/$tag.log"
     rm -f "$csv"
     read -ra shape <<<"$(shape_args "$tool" "$algo")"
     # shellcheck disable=SC2054  # the commas are inside option values
-    cmd=("$san" --tool "$tool" --error-exitcode 1 --print-limit 50 "$bin" run --no-isolate --no-time
+    cmd=(env "${envs[@]}" "$san" --tool "$tool" --error-exitcode 1 --print-limit 50 "$bin" run --no-isolate --no-time
          --algo "$algo" --impl "$impl" "${shape[@]}" --causal both --pass fwd,bwd --oracle ref --out "$csv")
     if [[ $dry -eq 1 ]]; then
       printf 'timeout %s %s\n' "$limit" "${cmd[*]}"
@@ -111,7 +119,7 @@ for tool in ${tools//,/ }; do
     left=$((budget - (SECONDS - start)))
     if [[ $left -le 10 ]]; then
       incomplete=1
-      echo "| $tool | $algo/$impl | | | | | not run (budget) | |" >>"$summary"
+      echo "| $tool | $ai | | | | | not run (budget) | |" >>"$summary"
       continue
     fi
     t0=$SECONDS
@@ -144,8 +152,8 @@ EOF
       result=ok
     fi
     [[ $result != ok ]] && bad=1
-    echo "| $tool | $algo/$impl | $run | $skipped | $failed | ${errors:-?} | $result | $secs |" >>"$summary"
-    echo "[sanitize] $tool $algo/$impl: $result (${errors:-?} errors, $run rows run, $skipped skipped, ${secs}s)" >&2
+    echo "| $tool | $ai | $run | $skipped | $failed | ${errors:-?} | $result | $secs |" >>"$summary"
+    echo "[sanitize] $tool $ai: $result (${errors:-?} errors, $run rows run, $skipped skipped, ${secs}s)" >&2
   done
 done
 [[ $dry -eq 1 ]] && exit 0
