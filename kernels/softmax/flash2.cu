@@ -89,79 +89,19 @@ __global__ void flash2_backward_preprocess(FlashParams p) {
 
 __global__ void __launch_bounds__(Bc) flash2_backward_kernel(FlashParams p) {
   extern __shared__ float smem[];
-  const int ldk = ld(p.Dk), ldv = ld(p.Dv);
-  float* Kj = smem;              // (Bc, Dk)
-  float* Vj = Kj + Bc * ldk;     // (Bc, Dv)
-  float* dKj = Vj + Bc * ldv;    // (Bc, Dk)
-  float* dVj = dKj + Bc * ldk;   // (Bc, Dv)
-  float* Qi = dVj + Bc * ldv;    // (Br, Dk)
-  float* dOi = Qi + Br * ldk;    // (Br, Dv)
-  float* P = dOi + Br * ldv;     // (Br, Bc)
-  float* dS = P + Br * ld(Bc);   // (Br, Bc)
-  const int tx = threadIdx.x;
+  const BwdTiles t(smem, p.Dk, p.Dv);
   const int bhk = blockIdx.x, b = bhk / p.Hkv, hk = bhk % p.Hkv, group = p.H / p.Hkv;
   const int j0 = blockIdx.y * Bc;
 
-  load_tile(Kj, p.k + k_row(p, b, hk, j0) * p.Dk, Bc, p.Tk - j0, p.Dk);
-  load_tile(Vj, p.v + k_row(p, b, hk, j0) * p.Dv, Bc, p.Tk - j0, p.Dv);
-  for (int d = 0; d < p.Dk; ++d) dKj[tx * ldk + d] = 0.0f;  // thread tx owns key row tx
-  for (int d = 0; d < p.Dv; ++d) dVj[tx * ldv + d] = 0.0f;
-
+  bwd_begin_key_block(p, t, b, hk, j0);
+  // P_ij = exp(S_ij - L_i), D_i from the preprocess.
+  const auto stats = [&p](int64_t row, const float*) { return RowStats{p.lse[row], 1.0f, p.delta[row]}; };
   for (int h = hk * group; h < (hk + 1) * group; ++h) {
     for (int i0 = first_query_block(p, j0); i0 < p.Tq; i0 += Br) {
-      __syncthreads();  // Kj, Vj loaded; the previous Qi, dOi, P, dS consumed
-      load_tile(Qi, p.q + q_row(p, b, h, i0) * p.Dk, Br, p.Tq - i0, p.Dk);
-      load_tile(dOi, p.dout + q_row(p, b, h, i0) * p.Dv, Br, p.Tq - i0, p.Dv);
-      __syncthreads();
-      // Thread tx as query row i: P_ij = exp(S_ij - L_i), dS_ij = P_ij (dP_ij - D_i).
-      const int i = i0 + tx;
-      float* Pi = P + tx * ld(Bc);
-      float* dSi = dS + tx * ld(Bc);
-      if (i < p.Tq) {
-        const int64_t row = q_row(p, b, h, i);
-        const float L_i = p.lse[row], D_i = p.delta[row];
-        for (int c = 0; c < Bc; ++c) {
-          float P_ij = 0.0f, dS_ij = 0.0f;
-          if (visible(p, i, j0 + c)) {
-            P_ij = expf(p.scale * dot(Qi + tx * ldk, Kj + c * ldk, p.Dk) - L_i);
-            const float dP_ij = dot(dOi + tx * ldv, Vj + c * ldv, p.Dv);
-            dS_ij = P_ij * (dP_ij - D_i);
-          }
-          Pi[c] = P_ij;
-          dSi[c] = dS_ij;
-        }
-      } else {
-        for (int c = 0; c < Bc; ++c) Pi[c] = dSi[c] = 0.0f;
-      }
-      __syncthreads();
-      // Thread tx as key row j0 + tx: dVj += P^T dOi, dKj += scale dS^T Qi.
-      for (int d = 0; d < p.Dv; ++d) {
-        float acc = 0.0f;
-        for (int r = 0; r < Br; ++r) acc += P[r * ld(Bc) + tx] * dOi[r * ldv + d];
-        dVj[tx * ldv + d] += acc;
-      }
-      for (int d = 0; d < p.Dk; ++d) {
-        float acc = 0.0f;
-        for (int r = 0; r < Br; ++r) acc += dS[r * ld(Bc) + tx] * Qi[r * ldk + d];
-        dKj[tx * ldk + d] += p.scale * acc;
-      }
-      // Thread tx as query row i: dQ_i += scale dS_ij Kj, shared with the blocks of other j.
-      if (i < p.Tq) {
-        float* dQ_i = p.dq + q_row(p, b, h, i) * p.Dk;
-        for (int d = 0; d < p.Dk; ++d) {
-          float acc = 0.0f;
-          for (int c = 0; c < Bc; ++c) acc += dSi[c] * Kj[c * ldk + d];
-          atomicAdd(dQ_i + d, p.scale * acc);
-        }
-      }
+      bwd_query_block<true>(p, t, b, h, i0, j0, stats);  // dQ_i: shared with the blocks of other j
     }
   }
-  // dKj, dVj -> global (thread tx owns key row j0 + tx).
-  const int j = j0 + tx;
-  if (j < p.Tk) {
-    for (int d = 0; d < p.Dk; ++d) p.dk[k_row(p, b, hk, j) * p.Dk + d] = dKj[tx * ldk + d];
-    for (int d = 0; d < p.Dv; ++d) p.dv[k_row(p, b, hk, j) * p.Dv + d] = dVj[tx * ldv + d];
-  }
+  bwd_end_key_block(p, t, b, hk, j0);
 }
 
 }  // namespace

@@ -106,6 +106,98 @@ __device__ inline int first_query_block(const FlashParams& p, int j0) {
 __device__ inline int64_t q_row(const FlashParams& p, int b, int h, int i) { return (int64_t(b) * p.H + h) * p.Tq + i; }
 __device__ inline int64_t k_row(const FlashParams& p, int b, int hk, int j) { return (int64_t(b) * p.Hkv + hk) * p.Tk + j; }
 
+// The backward's shared tiles (both loop orders): Kj, Vj, dKj, dVj (Bc rows), Qi, dOi (Br rows),
+// P, dS (Br x Bc).
+struct BwdTiles {
+  float *Kj, *Vj, *dKj, *dVj, *Qi, *dOi, *P, *dS;
+  __device__ BwdTiles(float* smem, int Dk, int Dv) {
+    Kj = smem;
+    Vj = Kj + Bc * ld(Dk);
+    dKj = Vj + Bc * ld(Dv);
+    dVj = dKj + Bc * ld(Dk);
+    Qi = dVj + Bc * ld(Dv);
+    dOi = Qi + Br * ld(Dk);
+    P = dOi + Br * ld(Dv);
+    dS = P + Br * ld(Bc);
+  }
+};
+
+// Kj, Vj of key block j0 -> shared; dKj = dVj = 0 (thread tx owns key row tx).
+__device__ inline void bwd_begin_key_block(const FlashParams& p, const BwdTiles& t, int b, int hk, int j0) {
+  const int tx = threadIdx.x;
+  load_tile(t.Kj, p.k + k_row(p, b, hk, j0) * p.Dk, Bc, p.Tk - j0, p.Dk);
+  load_tile(t.Vj, p.v + k_row(p, b, hk, j0) * p.Dv, Bc, p.Tk - j0, p.Dv);
+  for (int d = 0; d < p.Dk; ++d) t.dKj[tx * ld(p.Dk) + d] = 0.0f;
+  for (int d = 0; d < p.Dv; ++d) t.dVj[tx * ld(p.Dv) + d] = 0.0f;
+}
+
+// One (query block i0 of head h) x (key block j0) step of the backward, the same in both loop
+// orders but for the row statistics and the dQ update:
+//   P_ij = exp(S_ij - a_i) / c_i  with {a_i, c_i, D_i} = stats(row, dOi_row): FA1 gives {m_i, l_i,
+//          dOi . O_i}, FA2 {L_i, 1, delta_i} (x / 1 is exact);
+//   dP_ij = dOi Vj^T;  dS_ij = P_ij (dP_ij - D_i)                  (thread per query row)
+//   dVj += P_ij^T dOi;  dKj += scale dS_ij^T Qi                     (thread per key row)
+//   dQ_i += scale dS_ij Kj  (kAtomicDq: atomicAdd, other key blocks' CTAs share dQ_i)
+struct RowStats {
+  float a, c, D;
+};
+template <bool kAtomicDq, class Stats>
+__device__ inline void bwd_query_block(const FlashParams& p, const BwdTiles& t, int b, int h, int i0, int j0,
+                                       Stats stats) {
+  const int tx = threadIdx.x, ldk = ld(p.Dk), ldv = ld(p.Dv);
+  __syncthreads();  // Kj, Vj loaded; the previous Qi, dOi, P, dS consumed
+  load_tile(t.Qi, p.q + q_row(p, b, h, i0) * p.Dk, Br, p.Tq - i0, p.Dk);
+  load_tile(t.dOi, p.dout + q_row(p, b, h, i0) * p.Dv, Br, p.Tq - i0, p.Dv);
+  __syncthreads();
+  const int i = i0 + tx;
+  float* Pi = t.P + tx * ld(Bc);
+  float* dSi = t.dS + tx * ld(Bc);
+  if (i < p.Tq) {
+    const RowStats st = stats(q_row(p, b, h, i), t.dOi + tx * ldv);
+    for (int c = 0; c < Bc; ++c) {
+      float P_ij = 0.0f, dS_ij = 0.0f;
+      if (visible(p, i, j0 + c)) {
+        P_ij = expf(p.scale * dot(t.Qi + tx * ldk, t.Kj + c * ldk, p.Dk) - st.a) / st.c;
+        const float dP_ij = dot(t.dOi + tx * ldv, t.Vj + c * ldv, p.Dv);
+        dS_ij = P_ij * (dP_ij - st.D);
+      }
+      Pi[c] = P_ij;
+      dSi[c] = dS_ij;
+    }
+  } else {
+    for (int c = 0; c < Bc; ++c) Pi[c] = dSi[c] = 0.0f;
+  }
+  __syncthreads();
+  for (int d = 0; d < p.Dv; ++d) {
+    float acc = 0.0f;
+    for (int r = 0; r < Br; ++r) acc += t.P[r * ld(Bc) + tx] * t.dOi[r * ldv + d];
+    t.dVj[tx * ldv + d] += acc;
+  }
+  for (int d = 0; d < p.Dk; ++d) {
+    float acc = 0.0f;
+    for (int r = 0; r < Br; ++r) acc += t.dS[r * ld(Bc) + tx] * t.Qi[r * ldk + d];
+    t.dKj[tx * ldk + d] += p.scale * acc;
+  }
+  if (i < p.Tq) {
+    float* dQ_i = p.dq + q_row(p, b, h, i) * p.Dk;
+    for (int d = 0; d < p.Dk; ++d) {
+      float acc = 0.0f;
+      for (int c = 0; c < Bc; ++c) acc += dSi[c] * t.Kj[c * ldk + d];
+      if constexpr (kAtomicDq) atomicAdd(dQ_i + d, p.scale * acc);
+      else dQ_i[d] += p.scale * acc;
+    }
+  }
+}
+
+// dKj, dVj -> global (thread tx owns key row j0 + tx).
+__device__ inline void bwd_end_key_block(const FlashParams& p, const BwdTiles& t, int b, int hk, int j0) {
+  const int tx = threadIdx.x, j = j0 + tx;
+  if (j < p.Tk) {
+    for (int d = 0; d < p.Dk; ++d) p.dk[k_row(p, b, hk, j) * p.Dk + d] = t.dKj[tx * ld(p.Dk) + d];
+    for (int d = 0; d < p.Dv; ++d) p.dv[k_row(p, b, hk, j) * p.Dv + d] = t.dVj[tx * ld(p.Dv) + d];
+  }
+}
+
 // Launchers (flash1.cu, flash2.cu, flash_minimal.cu). Grids put batch x heads in x.
 void flash1_forward(const FlashParams& p, cudaStream_t s);
 void flash1_backward(const FlashParams& p, cudaStream_t s);
