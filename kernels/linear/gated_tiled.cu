@@ -9,6 +9,13 @@ namespace {
 
 template <class T, int W>
 void gated_fwd_w(const EngineParams& e, int BH, cudaStream_t s) {
+  if constexpr (W == 128) {  // ATTNBENCH_LIN_OCC=3: one stage, three blocks an SM
+    if (e.gate != kGateVector && occupancy_variant() == 3) {
+      using C = Cfg<T, Feat::gate_scalar, W, 64, 3>;
+      launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<gate_scalar, occ3>");
+      return;
+    }
+  }
   if (e.gate != kGateVector) {
     using C = Cfg<T, Feat::gate_scalar, W, 64>;
     launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<gate_scalar>");

@@ -12,6 +12,7 @@
 // (linear_family_tiled_bwd.h).
 #pragma once
 
+#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -47,6 +48,16 @@ inline int linear_width(int64_t d) { return d <= 64 ? 64 : d <= 128 ? 128 : 256;
 inline int gated_width(int64_t d) { return d <= 64 ? 64 : 128; }
 inline int value_tile(int width) { return width == 256 ? 32 : 64; }
 constexpr int kBasedBV = 32;  // based: value tile (its 160-row state takes the registers)
+
+// ATTNBENCH_LIN_OCC=3 selects, for the width-128 linear and scalar-gate forward kernels, the
+// one-stage configuration that fits three blocks an SM (an A/B switch for measurements).
+inline int occupancy_variant() {
+  static const int v = [] {
+    const char* s = std::getenv("ATTNBENCH_LIN_OCC");
+    return s ? std::atoi(s) : 0;
+  }();
+  return v;
+}
 
 // Launch one chunk kernel configuration, with its shared memory.
 template <class C, bool kBonus, class K>

@@ -15,8 +15,13 @@ void linear_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
       break;
     }
     case 128: {
-      using C = Cfg<T, Feat::linear, 128, 64>;
-      launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<linear, 128>");
+      if (occupancy_variant() == 3) {  // one stage, three blocks an SM (ATTNBENCH_LIN_OCC=3)
+        using C = Cfg<T, Feat::linear, 128, 64, 3>;
+        launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<linear, 128, occ3>");
+      } else {
+        using C = Cfg<T, Feat::linear, 128, 64>;
+        launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<linear, 128>");
+      }
       break;
     }
     default: {
