@@ -59,6 +59,21 @@ inline int occupancy_variant() {
   return v;
 }
 
+// The forward of linear without the normalizer and of the scalar gates (retention, lightning,
+// scalar), q/k width and value width <= 128, runs the fused one-block-per-(b, h) kernel
+// (linear_family_tiled_fused.cuh) unless ATTNBENCH_LIN_FWD=tile selects the per-value-tile
+// chunk_fwd (an A/B switch for measurements).
+inline bool fused_forward_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_LIN_FWD");
+    return !(s && std::string(s) == "tile");
+  }();
+  return on;
+}
+inline bool fused_eligible(const EngineParams& e) {
+  return fused_forward_enabled() && !e.normalize && e.corr_form == 0 && e.Dqk <= 128 && e.Dvv <= 128;
+}
+
 // Launch one chunk kernel configuration, with its shared memory.
 template <class C, bool kBonus, class K>
 void launch_cfg(K kernel, const EngineParams& e, int BH, cudaStream_t s, const char* name) {
