@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The causal linear families (linear, based, gated) on a GPU machine: build what their kernels
-# need (or use binaries carried in build/lin-carry), run their GPU tests, check and time tiled and
-# naive at B=8 H=32 D=128 T=1024 (based also at Dk=16 Dv=128), time tiled at T 4096 and 16384 and at
-# the shapes of the published flash-linear-attention table, and print the x-floor table and the
-# comparison with the published A100 times last.
+# need (or use binaries carried in build/lin-carry), run their GPU tests (every variant, default
+# kernels; then the scalar-gate and linear forwards again under ATTNBENCH_LIN_FWD=tile), time tiled
+# at B=8 H=32 D=128 T=1024/4096/16384 (linear, retention fwd+bwd; the other variants fwd at 4096),
+# A/B the forward kernels (default fused one block per (b, h); ATTNBENCH_LIN_FWD=tile, the
+# per-value-tile chunk_fwd; tile + ATTNBENCH_LIN_OCC=3), check at T=1024 with the naive oracle, and
+# print the x-floor table and the A/B table last. Stages run in priority order, each bounded by
+# what is left of the budget; a stage with too little time left is skipped and says so.
 #   scripts/linear-check.sh [OUT_DIR]      (default: $OUT on the device tool, else results/linear-check)
 #   scripts/linear-check.sh --pack BUILD   pack BUILD's attnbench and kernels_tests into
 #                                          build/lin-carry (used only while the sources match)
@@ -49,19 +52,28 @@ if [[ $bin == ./build/gpu-lin/* ]]; then
   log "built"
 fi
 
-log "GPU tests (*linear*, *based*, *gated*, GpuNaive.*)"
-timeout $(( $(left) / 3 < 150 ? $(left) / 3 : 150 )) "$tests_bin" \
-  --gtest_filter='*linear*:*based*:*gated*:GpuNaive.*' >"$out/tests.log" 2>&1
-test_rc=$?
-grep -E "^\[  FAILED  \]|Failure|Expected|rel_rms" "$out/tests.log" | head -40 >&2
-tests_line=$(grep -E "^\[==========\] [0-9]+ tests" "$out/tests.log" | tail -1)
-passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$out/tests.log" | grep -oE "[0-9]+$")
-failed=$(grep -cE "^\[  FAILED  \] .*\(" "$out/tests.log")
-skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$out/tests.log" | grep -oE "[0-9]+$")
-log "tests: ${tests_line:-?}; passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $test_rc)"
+# gtest NAME ENV FILTER SECONDS: one bounded kernels_tests run; prints and records its counts.
+gtest() {
+  local name=$1 envs=$2 filter=$3 secs=$4
+  if ((secs < 15)); then
+    log "skip tests $name (no time left)"
+    echo "tests $name: skipped (no time left)" >>"$out/tests.txt"
+    return
+  fi
+  log "GPU tests $name (env '$envs', filter $filter, limit ${secs}s)"
+  env $envs timeout "$secs" "$tests_bin" --gtest_filter="$filter" >"$out/tests_$name.log" 2>&1
+  local rc=$? line passed failed skipped
+  grep -E "^\[  FAILED  \]|Failure|Expected|rel_rms" "$out/tests_$name.log" | head -20 >&2
+  line=$(grep -E "^\[==========\] [0-9]+ tests" "$out/tests_$name.log" | tail -1)
+  passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$out/tests_$name.log" | grep -oE "[0-9]+$")
+  failed=$(grep -cE "^\[  FAILED  \] .*\(" "$out/tests_$name.log")
+  skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$out/tests_$name.log" | grep -oE "[0-9]+$")
+  echo "tests $name (env '$envs'): ${line:-? (cut short)}; passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $rc)" \
+    | tee -a "$out/tests.txt" >&2
+}
 
 csv="$out/lin.csv"
-sweep() {  # sweep NAME SECONDS ARGS...: one attnbench run, bounded in time
+sweep() {  # sweep NAME SECONDS ARGS...: one attnbench run, bounded in time (SWEEP_CSV: its CSV)
   local name=$1 secs=$2
   shift 2
   ((secs < 20)) && { log "skip $name (no time left)"; return; }
@@ -70,21 +82,24 @@ sweep() {  # sweep NAME SECONDS ARGS...: one attnbench run, bounded in time
     >>"$out/sweep.log" 2>&1
   log "sweep $name rc $?"
 }
-# Timed at the target shapes first (T = 4096 every variant, based also at Dk=16 Dv=128), the A/B of
-# the three-blocks-an-SM forward (ATTNBENCH_LIN_OCC=3, its own CSV), T = 16384, then checked at
-# T = 1024 (naive-fp32 oracle, naive same-precision base) with what time is left.
-sweep main-4k $(( $(left) * 30 / 100 )) --no-check --algo linear,gated,based --impl tiled --B 8 --H 32 --T 4096 \
-  --D 128 --pass fwd,bwd
-sweep based-4k $(( $(left) * 10 / 100 )) --no-check --algo based --impl tiled --B 8 --H 32 --T 4096 --Dk 16 --Dv 128 \
-  --pass fwd,bwd
-ATTNBENCH_LIN_OCC=3 SWEEP_CSV="$out/occ3.csv" sweep occ3-4k $(( $(left) * 10 / 100 )) --no-check --algo linear,gated \
-  --variant retention --impl tiled --B 8 --H 32 --T 4096 --D 128 --pass fwd,bwd
-sweep main-16k $(( $(left) * 55 / 100 )) --no-check --algo linear,gated,based --variant retention,vector,rwkv6 \
-  --impl tiled --B 8 --H 32 --T 16384 --D 128 --pass fwd,bwd
-sweep based-16k $(( $(left) * 40 / 100 )) --no-check --algo based --impl tiled --B 8 --H 32 --T 16384 --Dk 16 \
-  --Dv 128 --pass fwd,bwd
-sweep checked $(( $(left) - 20 )) --algo gated --variant scalar,vector,rwkv6 --impl tiled --B 8 --H 32 --T 1024 \
-  --D 128 --pass fwd,bwd
+cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
+D="--impl tiled --B 8 --H 32 --D 128"
+: >"$out/tests.txt"
+gtest all "" '*linear*:*based*:*gated*:GpuNaive.*' "$(cap 40 150)"
+sweep main-4k "$(cap 30 60)" --no-check --algo linear,gated --variant retention $D --T 1024,4096 --pass fwd,bwd
+ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile "$(cap 15 40)" --no-check --algo linear,gated \
+  --variant retention $D --T 1024,4096 --pass fwd
+ATTNBENCH_LIN_FWD=tile ATTNBENCH_LIN_OCC=3 SWEEP_CSV="$out/ab_occ3.csv" sweep ab-occ3 "$(cap 15 40)" --no-check \
+  --algo linear,gated --variant retention $D --T 1024,4096 --pass fwd
+sweep main-16k "$(cap 50 90)" --no-check --algo linear,gated --variant retention $D --T 16384 --pass fwd,bwd
+gtest tile ATTNBENCH_LIN_FWD=tile \
+  '*linear_tiled_fwd*:*gated_retention_tiled_fwd*:*gated_lightning_tiled_fwd*:*gated_scalar_tiled_fwd*' "$(cap 30 60)"
+sweep others-4k "$(cap 40 50)" --no-check --algo gated --variant lightning,scalar,vector,rwkv6 $D --T 4096 --pass fwd
+sweep based-4k "$(cap 20 20)" --no-check --algo based --impl tiled --B 8 --H 32 --T 4096 --Dk 16 --Dv 128 --pass fwd
+sweep checked "$(cap 60 50)" --algo linear,gated --variant retention,scalar --impl tiled --B 8 --H 32 --D 128 \
+  --T 1024 --pass fwd,bwd
+ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-16k $(( $(left) - 15 )) --no-check \
+  --algo linear,gated --variant retention $D --T 16384 --pass fwd
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 
 python3 - "$csv" results/published/fla_a100_2024.csv <<'EOF' | tee "$out/table.md"
@@ -123,8 +138,26 @@ for k in sorted(pts, key=lambda k: (k[0], k[1], k[2], k[5], k[6])):
 EOF
 
 echo
+echo "## A/B of the forward (fwd ms; default = fused, one block per (b, h))"
+python3 - "$csv" "$out/ab_tile.csv" "$out/ab_occ3.csv" <<'EOF' | tee "$out/ab.md"
+import csv, sys, os
+def load(p):
+    d = {}
+    if os.path.exists(p):
+        for r in csv.DictReader(open(p)):
+            if r["pass"] == "fwd" and r["ms_median"] and r["floor_ms"]:
+                k = (r["algo"] + ("/" + r["variant"] if r["variant"] else ""), int(r["Tq"]))
+                d[k] = (float(r["ms_median"]), float(r["floor_ms"]))
+    return d
+fused, tile, occ3 = (load(p) for p in sys.argv[1:4])
+print("| algo | T | fused ms (x floor) | tile ms (x floor) | tile+occ3 ms (x floor) | tile / fused |")
+print("|---|---|---|---|---|---|")
+c = lambda x: "%.4g (%.2f)" % (x[0], x[0] / x[1]) if x else ""
+for k in sorted(set(tile) | set(occ3)):
+    f, t, o = fused.get(k), tile.get(k), occ3.get(k)
+    print("| %s | %d | %s | %s | %s | %s |" % (k[0], k[1], c(f), c(t), c(o), "%.2f" % (t[0] / f[0]) if f and t else ""))
+EOF
+echo
 echo "## linear-check summary"
-echo "tests: ${tests_line:-?}; passed ${passed:-0}, failed $failed, skipped ${skipped:-0}"
-python3 scripts/summarize.py "$csv" 2>/dev/null | grep -vE "\| (ref|emul) \|" | head -120
-echo "## ATTNBENCH_LIN_OCC=3 (one stage, three blocks an SM)"
-python3 scripts/summarize.py "$out/occ3.csv" 2>/dev/null | head -12
+cat "$out/tests.txt"
+python3 scripts/summarize.py "$csv" 2>/dev/null | grep -vE "\| (ref|emul) \|" | head -60

@@ -1,6 +1,8 @@
 // gated, tiled: the chunkwise kernels with the gate as policy: scalar gates (retention, lightning,
-// scalar) and vector gates (vector, rwkv6 with its bonus), q/k widths 64 and 128, value tiles of
-// 64 columns. Math in linear_family_tiled_fwd.cuh.
+// scalar; the fused one-block-per-(b, h) forward unless ATTNBENCH_LIN_FWD=tile) and vector gates
+// (vector, rwkv6 with its bonus), q/k widths 64 and 128, value tiles of 64 columns. Math in
+// linear_family_tiled_fwd.cuh and linear_family_tiled_fused.cuh.
+#include "linear_family_tiled_fused_launch.h"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"
 
@@ -9,6 +11,17 @@ namespace {
 
 template <class T, int W>
 void gated_fwd_w(const EngineParams& e, int BH, cudaStream_t s) {
+  if (e.gate != kGateVector && fused_eligible(e)) {  // one block per (b, h) (linear_family_tiled_fused.cuh)
+    launch_fused_fwd<T, Feat::gate_scalar>(e, BH, s);
+    return;
+  }
+  if constexpr (W == 128) {  // ATTNBENCH_LIN_OCC=3: one stage, three blocks an SM
+    if (e.gate != kGateVector && occupancy_variant() == 3) {
+      using C = Cfg<T, Feat::gate_scalar, W, 64, 3>;
+      launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<gate_scalar, occ3>");
+      return;
+    }
+  }
   if (e.gate != kGateVector) {
     using C = Cfg<T, Feat::gate_scalar, W, 64>;
     launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<gate_scalar>");

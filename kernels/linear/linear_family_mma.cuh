@@ -15,7 +15,7 @@
 // Operand loaders, by how the operand is stored:
 //   A [M][K] (rows = M):               ldsm_a        (ldmatrix.x4)
 //   A^T stored as [K][M]:              ldsm_a_trans  (ldmatrix.x4.trans)
-//   B^T stored as [N][K] (K^T in QK^T): ldsm_b_nk    (ldmatrix.x4: two n-tiles of 8)
+//   B^T stored as [N][K] (K^T in QK^T): ldsm_b_nk    (ldmatrix.x4: two n-tiles of 8; ldsm_b_nk1 one)
 //   B stored as [K][N] (V in PV):      ldsm_b_kn     (ldmatrix.x4.trans: two n-tiles of 8)
 #pragma once
 
@@ -87,7 +87,11 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* p) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_addr(p)));
 }
+__device__ __forceinline__ void ldsm_x2(uint32_t (&r)[2], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_addr(p)));
+}
 #else
+inline void ldsm_x2(uint32_t (&r)[2], const void* p) { ::sim::ldmatrix_x2(r, p); }
 inline void ldsm_x4(uint32_t (&r)[4], const void* p) { ::sim::ldmatrix_x4(r, p, false); }
 inline void ldsm_x4_trans(uint32_t (&r)[4], const void* p) { ::sim::ldmatrix_x4(r, p, true); }
 #endif
@@ -109,6 +113,12 @@ template <class T>
 __device__ __forceinline__ void ldsm_b_nk(uint32_t (&b)[4], const T* X, int ld, int n0, int k0, int lane) {
   const int mi = lane >> 3, r = lane & 7;
   ldsm_x4(b, X + (n0 + r + 8 * (mi >> 1)) * ld + k0 + 8 * (mi & 1));
+}
+// B for one n-tile (n0..) x k-step k0, from B^T stored [N][ld] (ldmatrix.x2).
+template <class T>
+__device__ __forceinline__ void ldsm_b_nk1(uint32_t (&b)[2], const T* X, int ld, int n0, int k0, int lane) {
+  const int mi = (lane >> 3) & 1, r = lane & 7;
+  ldsm_x2(b, X + (n0 + r) * ld + k0 + 8 * mi);
 }
 // B for two n-tiles from B stored [K][ld] (rows = K, columns = N).
 template <class T>

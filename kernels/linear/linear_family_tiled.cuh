@@ -63,9 +63,10 @@ struct EngineParams {
 };
 
 // Compile-time shape of a chunk kernel.
-template <class T_, Feat kFeat_, int kDk_, int kBV_>
+template <class T_, Feat kFeat_, int kDk_, int kBV_, int kMinBlocks_ = 1>
 struct Cfg {
   using T = T_;
+  static constexpr int kMinBlocks = kMinBlocks_;  // 3: one stage, registers capped for 3 blocks an SM
   static constexpr Feat kFeat = kFeat_;
   static constexpr int kDk = kDk_;                                   // q/k width in smem
   static constexpr int kF = kFeat == Feat::based ? kBasedF : kDk;    // state rows
@@ -91,7 +92,7 @@ struct Cfg {
   static constexpr int kRowBytes = 4 * kC * 4;        // b (scalar gates), bonus, q.z, den
   static constexpr int kZBytes = kFeat == Feat::based ? (1 + 16 + 256) * 4 : kDk * 4;
   static constexpr int kFixedBytes = kSBytes + kFeatBytes + kKgBytes + kDiagBytes + kRowBytes + kZBytes;
-  static constexpr int kStages = 2 * kStageBytes + kFixedBytes <= 110 * 1024 ? 2 : 1;
+  static constexpr int kStages = kMinBlocks < 3 && 2 * kStageBytes + kFixedBytes <= 110 * 1024 ? 2 : 1;
   static constexpr int kSmemBytes = kStages * kStageBytes + kFixedBytes;
 };
 
@@ -229,12 +230,15 @@ __device__ __forceinline__ float bq_at(const float* b, int ld, int r, int d) {
 }
 
 // based: the Taylor features of one row of 16 values y (already times sqrt(scale)), written as T
-// into row r of X; a thread writes the features f with f % 2 == half.
+// into row X in pairs (32-bit stores); the feature index is a compile-time constant throughout.
 template <class T>
-__device__ __forceinline__ void based_features_row(const float (&y)[16], T* X, int half) {
+__device__ __forceinline__ void based_features_row(const float (&y)[16], T* X) {
+  uint32_t* out = reinterpret_cast<uint32_t*>(X);
+  float pending = 0.0f;
   int f = 0;
   auto put = [&](float val) {
-    if ((f & 1) == half) X[f] = from_f32<T>(val);
+    if (f & 1) out[f >> 1] = pack2<T>(pending, val);
+    else pending = val;
     ++f;
   };
   put(1.0f);
@@ -246,7 +250,8 @@ __device__ __forceinline__ void based_features_row(const float (&y)[16], T* X, i
   for (int a = 0; a < 16; ++a)
 #pragma unroll
     for (int b = a + 1; b < 16; ++b) put(y[a] * y[b]);
-  while (f < kBasedF) put(0.0f);
+#pragma unroll
+  for (int i = 0; i < kBasedF - 153; ++i) put(0.0f);
 }
 
 // The state registers of a warp: row tiles mt = warp + 4i (i < kMTW, mt < kMT), kBV columns.
@@ -257,9 +262,11 @@ struct State {
 #pragma unroll
     for (int i = 0; i < C::kMTW; ++i) zero_acc(s[i]);
   }
-  // S <- diag(decay) S + X^T V, X = rows [C][ldx] of the chunk's phi_k (T), V = Vs.
-  template <class DecayFn>
-  __device__ void update(const typename C::T* X, int ldx, const typename C::T* V, int warp, int lane, DecayFn decay) {
+  // S <- diag(decay) S + X^T V, X = rows [C][ldx] of the chunk's k (T), V = Vs. fix(a, mt, kk) turns
+  // each A fragment of X^T (state rows 16mt.., chunk rows 16kk..) into phi_k in registers.
+  template <class DecayFn, class FixFn>
+  __device__ void update(const typename C::T* X, int ldx, const typename C::T* V, int warp, int lane, DecayFn decay,
+                         FixFn fix) {
     using T = typename C::T;
     const int g = lane >> 2;
 #pragma unroll
@@ -275,6 +282,7 @@ struct State {
       for (int kk = 0; kk < kC / 16; ++kk) {
         uint32_t a[4];
         ldsm_a_trans(a, X, ldx, 16 * mt, 16 * kk, lane);
+        fix(a, mt, kk);
 #pragma unroll
         for (int np = 0; np < C::kNT / 2; ++np) {
           uint32_t b[4];
@@ -298,6 +306,18 @@ struct State {
       store_acc_smem<typename C::T>(Ss, C::kLdV, 16 * mt, 0, x, lane);
     }
   }
+};
+
+// A packed pair (lo, hi) of T times (x, y), rounded back to T.
+template <class T>
+__device__ __forceinline__ uint32_t scale_pair(uint32_t v, float x, float y) {
+  const float2 f = unpack2<T>(v);
+  return pack2<T>(f.x * x, f.y * y);
+}
+
+// No change to the fragments (phi_k = k).
+struct NoFix {
+  __device__ void operator()(uint32_t (&)[4], int, int) const {}
 };
 
 // Zero the rounded state tile.

@@ -107,27 +107,25 @@ __device__ void prepare_chunk(const EngineParams& p, const Tile<C>& t, const Row
       }
     }
   } else if constexpr (C::kFeat == Feat::based) {
+    // one thread per row: threads 0..63 the q rows (and q.z), 64..127 the k rows
     const float rs = sqrtf(p.scale);
-    {
-      const int r = threadIdx.x >> 1, half = threadIdx.x & 1;
-      float y[16];
+    const int r = threadIdx.x & (kC - 1);
+    const bool is_q = threadIdx.x < kC;
+    const T* X = is_q ? Q : K;
+    float y[16];
 #pragma unroll
-      for (int a = 0; a < 16; ++a) y[a] = rs * to_f32(Q[r * C::kLdQ + a]);
-      based_features_row<T>(y, t.Qf + r * C::kLdF, half);
-      if (p.normalize && half == 0) {  // q.z = z0 + y.z1 + y^T Z2 y
-        float acc = t.z[0];
+    for (int a = 0; a < 16; ++a) y[a] = rs * to_f32(X[r * C::kLdQ + a]);
+    based_features_row<T>(y, (is_q ? t.Qf : t.Kf) + r * C::kLdF);
+    if (p.normalize && is_q) {  // q.z = z0 + y.z1 + y^T Z2 y
+      float acc = t.z[0];
 #pragma unroll
-        for (int a = 0; a < 16; ++a) {
-          float inner = t.z[1 + a];
+      for (int a = 0; a < 16; ++a) {
+        float inner = t.z[1 + a];
 #pragma unroll
-          for (int b = 0; b < 16; ++b) inner += t.z[17 + 16 * a + b] * y[b];
-          acc += y[a] * inner;
-        }
-        t.qz[r] = acc;
+        for (int b = 0; b < 16; ++b) inner += t.z[17 + 16 * a + b] * y[b];
+        acc += y[a] * inner;
       }
-#pragma unroll
-      for (int a = 0; a < 16; ++a) y[a] = rs * to_f32(K[r * C::kLdQ + a]);
-      based_features_row<T>(y, t.Kf + r * C::kLdF, half);
+      t.qz[r] = acc;
     }
   } else if constexpr (C::kFeat == Feat::gate_scalar) {
     scalar_gate_cumsum(p, t.brow, rows, bh, c, fixed);
@@ -146,28 +144,6 @@ __device__ void prepare_chunk(const EngineParams& p, const Tile<C>& t, const Row
         for (int d = 0; d < p.Dqk; ++d) acc += to_f32(Q[r * C::kLdQ + d]) * to_f32(K[r * C::kLdQ + d]) * u[d];
         t.bon[r] = acc;
       }
-    }
-  }
-}
-
-// Gated policies after the intra-chunk part: phi_k (and vector phi_q) in place of k (and q).
-template <class C, bool kBonus>
-__device__ void gate_features_in_place(const Tile<C>& t, int s) {
-  using T = typename C::T;
-  T *Q = t.Qs(s), *K = t.Ks(s);
-  if constexpr (C::kFeat == Feat::gate_scalar) {
-    const float last = t.brow[kC - 1];
-    for (int idx = threadIdx.x; idx < kC * C::kDk; idx += kThreads) {
-      const int r = idx / C::kDk, d = idx % C::kDk;
-      K[r * C::kLdQ + d] = from_f32<T>(to_f32(K[r * C::kLdQ + d]) * __expf(last - t.brow[r]));
-    }
-  } else if constexpr (C::kFeat == Feat::gate_vector) {
-    const float* B = t.Gs(s);
-    for (int idx = threadIdx.x; idx < kC * C::kDk; idx += kThreads) {
-      const int r = idx / C::kDk, d = idx % C::kDk;
-      const float b = B[r * C::kDk + d], last = B[(kC - 1) * C::kDk + d];
-      Q[r * C::kLdQ + d] = from_f32<T>(to_f32(Q[r * C::kLdQ + d]) * __expf(bq_at<kBonus>(B, C::kDk, r, d)));
-      K[r * C::kLdQ + d] = from_f32<T>(to_f32(K[r * C::kLdQ + d]) * __expf(last - b));
     }
   }
 }
@@ -205,7 +181,7 @@ __device__ void update_z(const EngineParams& p, const Tile<C>& t, const Rows& ro
 
 // grid (value tiles, B*H); 128 threads; shared memory C::kSmemBytes.
 template <class C, bool kBonus>
-__global__ void __launch_bounds__(kThreads, 1) chunk_fwd(EngineParams p) {
+__global__ void __launch_bounds__(kThreads, C::kMinBlocks) chunk_fwd(EngineParams p) {
   using T = typename C::T;
   LIN_DYN_SMEM(unsigned char, smem);
   const Tile<C> t(smem);
@@ -287,11 +263,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd(EngineParams p) {
     for (int kk = 0; kk < 4; ++kk) {
       if (kk <= warp) acc_to_a<T>(sc, kk, af[kk]);
     }
-    if constexpr (C::kGated) {
-      __syncthreads();
-      gate_features_in_place<C, kBonus>(t, s);
-      __syncthreads();
-    }
 
     // ---- output rows: scale (rd(phi_q) rd(S) + rd(A) V) (+ bonus) (/ den)
     float oa[C::kNT][4];
@@ -302,6 +273,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd(EngineParams p) {
     for (int kk = 0; kk < C::kF / 16; ++kk) {
       uint32_t a[4];
       ldsm_a(a, Xq, kLdX, 16 * warp, 16 * kk, lane);
+      if constexpr (C::kVector) {  // phi_q = rd(q * exp(bq)) in registers
+        const int d = 16 * kk + 2 * q4;
+        a[0] = scale_pair<T>(a[0], __expf(bq_at<kBonus>(B, C::kDk, r0, d)), __expf(bq_at<kBonus>(B, C::kDk, r0, d + 1)));
+        a[1] = scale_pair<T>(a[1], __expf(bq_at<kBonus>(B, C::kDk, r1, d)), __expf(bq_at<kBonus>(B, C::kDk, r1, d + 1)));
+        a[2] = scale_pair<T>(a[2], __expf(bq_at<kBonus>(B, C::kDk, r0, d + 8)), __expf(bq_at<kBonus>(B, C::kDk, r0, d + 9)));
+        a[3] = scale_pair<T>(a[3], __expf(bq_at<kBonus>(B, C::kDk, r1, d + 8)), __expf(bq_at<kBonus>(B, C::kDk, r1, d + 9)));
+      }
 #pragma unroll
       for (int np = 0; np < C::kNT / 2; ++np) {
         uint32_t b[4];
@@ -363,13 +341,28 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd(EngineParams p) {
 
     // ---- state update
     const T* Xk = C::kFeat == Feat::based ? t.Kf : K;
-    if constexpr (C::kFeat == Feat::gate_scalar) {
-      const float dk = __expf(t.brow[kC - 1]);
-      st.update(Xk, kLdX, V, warp, lane, [dk](int) { return dk; });
-    } else if constexpr (C::kVector) {
-      st.update(Xk, kLdX, V, warp, lane, [B](int f) { return __expf(B[(kC - 1) * C::kDk + f]); });
+    if constexpr (C::kFeat == Feat::gate_scalar) {  // phi_k = rd(k exp(last - b_j)): a factor per chunk row j
+      const float last = t.brow[kC - 1], dk = __expf(last);
+      const float* brow = t.brow;
+      st.update(Xk, kLdX, V, warp, lane, [dk](int) { return dk; }, [=](uint32_t (&a)[4], int, int kk) {
+        const int j = 16 * kk + 2 * q4;
+        const float f0 = __expf(last - brow[j]), f1 = __expf(last - brow[j + 1]);
+        const float f8 = __expf(last - brow[j + 8]), f9 = __expf(last - brow[j + 9]);
+        a[0] = scale_pair<T>(a[0], f0, f1), a[1] = scale_pair<T>(a[1], f0, f1);
+        a[2] = scale_pair<T>(a[2], f8, f9), a[3] = scale_pair<T>(a[3], f8, f9);
+      });
+    } else if constexpr (C::kVector) {  // phi_k = rd(k * exp(last - b_j)), per element (state row f, chunk row j)
+      st.update(Xk, kLdX, V, warp, lane, [B](int f) { return __expf(B[(kC - 1) * C::kDk + f]); },
+                [=](uint32_t (&a)[4], int mt, int kk) {
+                  const int f = 16 * mt + g, j = 16 * kk + 2 * q4;
+                  auto e = [B](int ff, int jj) { return __expf(B[(kC - 1) * C::kDk + ff] - B[jj * C::kDk + ff]); };
+                  a[0] = scale_pair<T>(a[0], e(f, j), e(f, j + 1));
+                  a[1] = scale_pair<T>(a[1], e(f + 8, j), e(f + 8, j + 1));
+                  a[2] = scale_pair<T>(a[2], e(f, j + 8), e(f, j + 9));
+                  a[3] = scale_pair<T>(a[3], e(f + 8, j + 8), e(f + 8, j + 9));
+                });
     } else {
-      st.update(Xk, kLdX, V, warp, lane, [](int) { return 1.0f; });
+      st.update(Xk, kLdX, V, warp, lane, [](int) { return 1.0f; }, NoFix{});
     }
     st.to_smem(t.Ss, warp, lane, 1.0f);
     if (p.normalize) update_z<C>(p, t, rows, c, s);

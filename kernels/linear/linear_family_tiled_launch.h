@@ -12,6 +12,7 @@
 // (linear_family_tiled_bwd.h).
 #pragma once
 
+#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -47,6 +48,31 @@ inline int linear_width(int64_t d) { return d <= 64 ? 64 : d <= 128 ? 128 : 256;
 inline int gated_width(int64_t d) { return d <= 64 ? 64 : 128; }
 inline int value_tile(int width) { return width == 256 ? 32 : 64; }
 constexpr int kBasedBV = 32;  // based: value tile (its 160-row state takes the registers)
+
+// ATTNBENCH_LIN_OCC=3 selects, for the width-128 linear and scalar-gate forward kernels, the
+// one-stage configuration that fits three blocks an SM (an A/B switch for measurements).
+inline int occupancy_variant() {
+  static const int v = [] {
+    const char* s = std::getenv("ATTNBENCH_LIN_OCC");
+    return s ? std::atoi(s) : 0;
+  }();
+  return v;
+}
+
+// The forward of linear without the normalizer and of the scalar gates (retention, lightning,
+// scalar), q/k width and value width <= 128, runs the fused one-block-per-(b, h) kernel
+// (linear_family_tiled_fused.cuh) unless ATTNBENCH_LIN_FWD=tile selects the per-value-tile
+// chunk_fwd (an A/B switch for measurements).
+inline bool fused_forward_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_LIN_FWD");
+    return !(s && std::string(s) == "tile");
+  }();
+  return on;
+}
+inline bool fused_eligible(const EngineParams& e) {
+  return fused_forward_enabled() && !e.normalize && e.corr_form == 0 && e.Dqk <= 128 && e.Dvv <= 128;
+}
 
 // Launch one chunk kernel configuration, with its shared memory.
 template <class C, bool kBonus, class K>

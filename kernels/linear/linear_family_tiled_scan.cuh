@@ -92,10 +92,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
     }
     __syncthreads();
     if constexpr (C::kVector) {
-      st.update(X, C::kLdQ, Y, warp, lane, [B](int f) { return __expf(B[(kC - 1) * C::kDk + f]); });
+      st.update(X, C::kLdQ, Y, warp, lane, [B](int f) { return __expf(B[(kC - 1) * C::kDk + f]); }, NoFix{});
     } else {
       const float dk = __expf(t.brow[kC - 1]);
-      st.update(X, C::kLdQ, Y, warp, lane, [dk](int) { return dk; });
+      st.update(X, C::kLdQ, Y, warp, lane, [dk](int) { return dk; }, NoFix{});
     }
     __syncthreads();
     if (C::kStages == 1 && c + 1 < NC) {

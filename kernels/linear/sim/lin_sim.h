@@ -162,6 +162,13 @@ inline void ldmatrix_x4(uint32_t (&r)[4], const void* p, bool trans) {
   for (int m = 0; m < 4; ++m) r[m] = my_lane().out[m];
 }
 
+// ldmatrix.m8n8.x2: the first two matrices of x4 (lanes 0..15 give the addresses).
+inline void ldmatrix_x2(uint32_t (&r)[2], const void* p) {
+  uint32_t r4[4];
+  ldmatrix_x4(r4, p, false);  // lanes 16..31 pass addresses too; matrices 2, 3 are dropped
+  r[0] = r4[0], r[1] = r4[1];
+}
+
 template <class T>
 inline float half_to_f32(uint16_t bits) {
   T x;

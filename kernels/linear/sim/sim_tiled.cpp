@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/numerics.h"
+#include "linear_family_tiled_fused.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_quad.cuh"
 #include "linear_family_tiled_scan.cuh"
@@ -18,8 +19,9 @@ bool g_reverse = false;
 const float* g_corr = nullptr;  // the rank-one correction of a pass (linear with the normalizer)
 int g_corr_form = 0;
 float* g_den = nullptr;         // a forward writes den here when set
+bool g_fused = true;            // eligible forwards run fused_fwd (as the host does by default)
 
-template <class C, bool kBonus>
+template <class C, bool kBonus, bool kFused = false>
 Tensors run_fwd(const Problem& p, const Tensors& in) {
   using T = typename C::T;
   const int BH = int(p.B * p.H), T_ = int(p.Tq);
@@ -28,7 +30,7 @@ Tensors run_fwd(const Problem& p, const Tensors& in) {
   EngineParams e{};
   e.q = q.p(), e.k = k.p(), e.v = v.p(), e.o = o.p();
   e.H = int(p.H), e.T = T_, e.Dqk = int(p.Dk), e.Dvv = int(p.Dv);
-  e.NV = (e.Dvv + C::kBV - 1) / C::kBV;
+  if constexpr (!kFused) e.NV = (e.Dvv + C::kBV - 1) / C::kBV;
   e.scale = float(p.scale()), e.eps = float(p.eps());
   e.reverse = g_reverse;
   e.corr = g_corr, e.corr_form = g_corr_form, e.den = g_den;
@@ -41,7 +43,11 @@ Tensors run_fwd(const Problem& p, const Tensors& in) {
     if (e.gate != kGateFixed) e.g = g.p();
     if (e.bonus) e.u = u.p();
   }
-  sim::launch({unsigned(e.NV), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { chunk_fwd<C, kBonus>(e); });
+  if constexpr (kFused) {
+    sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_fwd<C>(e); });
+  } else {
+    sim::launch({unsigned(e.NV), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { chunk_fwd<C, kBonus>(e); });
+  }
   Tensors out;
   out.emplace("o", o.tensor({p.B, p.H, p.Tq, p.Dv}));
   return out;
@@ -197,9 +203,24 @@ Tensors run_bwd_la(const Problem& p, const Tensors& in) {
   return g;
 }
 
+// The fused forward for the widths the host picks (linear_family_tiled_fused_launch.h).
+template <class T, Feat F>
+Tensors run_fused(const Problem& p, const Tensors& in) {
+  if (p.Dk <= 64) {
+    if (p.Dv <= 64) return run_fwd<FusedCfg<T, F, 64, 64>, false, true>(p, in);
+    return run_fwd<FusedCfg<T, F, 64, 128>, false, true>(p, in);
+  }
+  if (p.Dv <= 64) return run_fwd<FusedCfg<T, F, 128, 64>, false, true>(p, in);
+  return run_fwd<FusedCfg<T, F, 128, 128>, false, true>(p, in);
+}
+
 template <class T>
 Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
-  // the widths the host picks (linear_family_tiled_launch.h)
+  // the widths the host picks (linear_family_tiled_launch.h); fused where fused_eligible()
+  if (g_fused && !g_corr_form && p.Dk <= 128 && p.Dv <= 128) {
+    if (p.algo == "linear" && !p.normalize()) return run_fused<T, Feat::linear>(p, in);
+    if (p.algo == "gated" && p.variant != "vector" && p.variant != "rwkv6") return run_fused<T, Feat::gate_scalar>(p, in);
+  }
   if (p.algo == "linear") {
     if (p.Dk <= 64) return run_fwd<Cfg<T, Feat::linear, 64, 64>, false>(p, in);
     if (p.Dk <= 128) return run_fwd<Cfg<T, Feat::linear, 128, 64>, false>(p, in);
@@ -217,7 +238,11 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
 }
 
 int main(int argc, char** argv) {
-  const std::string only = argc > 1 ? argv[1] : "";
+  // argv[1]: only this algo or variant ("" or "all": every case); argv[2] = "tile": eligible
+  // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd
+  const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
+  g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
+  std::printf("eligible forwards by %s\n", g_fused ? "fused_fwd" : "chunk_fwd");
   struct Case {
     std::string algo, variant;
     int64_t T, Dk, Dv;
@@ -227,11 +252,14 @@ int main(int argc, char** argv) {
                              {"linear", "", 130, 48, 32, 1},  {"linear", "", 70, 256, 40, 0}, {"linear", "", 200, 128, 64, 1},
                              {"based", "", 63, 16, 32, -1},  {"based", "", 130, 16, 72, 0},
                              {"based", "", 1, 16, 16, -1},   {"based", "", 200, 16, 64, 1},
-                             {"based", "", 150, 48, 72, -1}, {"based", "", 70, 64, 64, 0}};
+                             {"based", "", 150, 48, 72, -1}, {"based", "", 70, 64, 64, 0},
+                             {"linear", "", 200, 128, 128, 0}, {"linear", "", 260, 104, 120, 0},
+                             {"linear", "", 140, 64, 128, 0}};
   for (const char* v : {"retention", "lightning", "scalar", "vector", "rwkv6"}) {
     cases.push_back({"gated", v, 130, 64, 72, -1});
     cases.push_back({"gated", v, 1, 48, 16, -1});
     cases.push_back({"gated", v, 100, 128, 64, -1});
+    if (std::string(v) != "vector" && std::string(v) != "rwkv6") cases.push_back({"gated", v, 200, 128, 128, -1});
   }
   int fails = 0;
   for (const Case& c : cases) {

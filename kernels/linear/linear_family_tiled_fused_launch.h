@@ -1,0 +1,31 @@
+// Host side of the fused forward (linear_family_tiled_fused.cuh): the configuration for the
+// tensor widths (q/k 64 or 128, values 64 or 128) and the launch, grid (1, B*H).
+#pragma once
+
+#include "linear_family_tiled_fused.cuh"
+#include "linear_family_tiled_launch.h"
+
+namespace attnbench::kernels::lin_tiled {
+
+template <class C>
+void launch_fused_cfg(const EngineParams& e, int BH, cudaStream_t s, const char* name) {
+  auto kernel = fused_fwd<C>;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+  kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
+}
+
+// Feat::linear or Feat::gate_scalar; the caller checked fused_eligible(e).
+template <class T, Feat F>
+void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
+  if (e.Dqk <= 64) {
+    if (e.Dvv <= 64) launch_fused_cfg<FusedCfg<T, F, 64, 64>>(e, BH, s, "fused_fwd<64, 64>");
+    else launch_fused_cfg<FusedCfg<T, F, 64, 128>>(e, BH, s, "fused_fwd<64, 128>");
+  } else {
+    if (e.Dvv <= 64) launch_fused_cfg<FusedCfg<T, F, 128, 64>>(e, BH, s, "fused_fwd<128, 64>");
+    else launch_fused_cfg<FusedCfg<T, F, 128, 128>>(e, BH, s, "fused_fwd<128, 128>");
+  }
+}
+
+}  // namespace attnbench::kernels::lin_tiled
