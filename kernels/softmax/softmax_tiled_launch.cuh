@@ -7,6 +7,8 @@
 // A family member supplies its score policy through a TiledPolicy<Score> specialization.
 #pragma once
 
+#include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +28,9 @@ namespace attnbench::kernels::tiled {
 template <class T, int D>
 struct TiledConfigs {
   using Fwd = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2>;
+  // EXPERIMENT (session 3): the ratio-domain forward with a quarter of its rcp on the FMA pipe,
+  // chosen by ATTNBENCH_HYP_FMA_RCP=1.
+  using FwdFma = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, 0x2222u>;
   using Dkv = DkvConfig<T, D, 2, 3>;
   using Dq = DqConfig<T, D, 2, 128, D == 64 ? 3 : 2>;
 };
@@ -74,6 +79,19 @@ struct TiledPolicy<LorentzScore<kUnit>> {
     s.zmin = static_cast<float>(1.0 + 1e-6);
     s.q0 = q0;
     s.k0 = k0;
+    const double c = p.params.curvature, zmin = 1.0 + 1e-6, z_far = 12.0;
+    s.inv_c = static_cast<float>(1.0 / c);
+    s.inv_c2 = static_cast<float>(1.0 / (c * c));
+    s.u_clamp = static_cast<float>(-zmin / c);
+    s.y_clamp = static_cast<float>((zmin + std::sqrt(zmin * zmin - 1.0)) / c);
+    s.ln_c = static_cast<float>(std::log(c));
+    s.u_far = static_cast<float>(-z_far / c);
+    s.far_k[0] = static_cast<float>(1.0 / (4 * c * c));
+    s.far_k[1] = static_cast<float>(1.0 / (8 * c * c * c * c));
+    if (!std::isfinite(s.far_k[1]) || !std::isfinite(s.u_far)) {  // c below ~1e-9: the near path only
+      s.u_far = -INFINITY;
+      s.far_k[0] = s.far_k[1] = 0.0f;
+    }
     return s;
   }
 };
@@ -173,6 +191,10 @@ class TiledPrepared final : public CudaPrepared {
     a.lse = ((pass_ == Pass::fwd && has_out("lse")) ? out("lse") : scratch("lse")).template as<float>();
     fill_common(a);
     allow_smem(tiled_forward<Fw, Score>, FwdLayout<Fw, Score>::kBytes);
+    if constexpr (Score::kRatio) {
+      using Ff = typename Cfgs::FwdFma;
+      allow_smem(tiled_forward<Ff, Score>, FwdLayout<Ff, Score>::kBytes);
+    }
     static_assert(FwdLayout<Fw, Score>::kBytes <= kMaxSmem && DkvLayout<Kv, Score>::kBytes <= kMaxSmem &&
                       DqLayout<Qc, Score>::kBytes <= kMaxSmem,
                   "tile configuration exceeds shared memory");
@@ -238,7 +260,13 @@ class TiledPrepared final : public CudaPrepared {
       using Fw = typename decltype(cfgs)::Fwd;
       time_coordinates<typename Fw::T, Fw::D>();
       const dim3 grid(static_cast<unsigned>((p_.Tq + Fw::BM - 1) / Fw::BM), static_cast<unsigned>(p_.B * p_.H));
-      tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
+      if constexpr (Score::kRatio) {
+        using Ff = typename decltype(cfgs)::FwdFma;
+        if (fma_rcp_) tiled_forward<Ff, Score><<<grid, Ff::kThreads, FwdLayout<Ff, Score>::kBytes, stream_>>>(fwd_);
+        else tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
+      } else {
+        tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
+      }
       CUDA_CHECK_LAUNCH("tiled_forward");
       if (pass_ == Pass::fwd && has_out("total")) {  // A_j = sum_i exp(s_ij - L_i), once L is known
         using Kv = typename decltype(cfgs)::Dkv;
@@ -285,6 +313,10 @@ class TiledPrepared final : public CudaPrepared {
   }
 
   int64_t TqP_ = 0, TkP_ = 0;
+  bool fma_rcp_ = [] {  // EXPERIMENT (session 3), see TiledConfigs::FwdFma
+    const char* e = std::getenv("ATTNBENCH_HYP_FMA_RCP");
+    return e && e[0] == '1';
+  }();
   CUtensorMap delta_o_{};  // o (the forward's output), box 64 rows, for tiled_delta
   FwdArgs<Score> fwd_{};
   DkvArgs<Score> dkv_{};
