@@ -21,12 +21,10 @@
 
 namespace attnbench::kernels::tiled {
 
-template <class T_, int D_, int NC_, int BN_, int STAGES_, unsigned FMA_GROUPS_ = 0>
+template <class T_, int D_, int NC_, int BN_, int STAGES_>
 struct FwdConfig {
   using T = T_;
   static constexpr int D = D_, NC = NC_, BM = 64 * NC_, BN = BN_, STAGES = STAGES_;
-  // Ratio-domain policies: the 8-column groups whose rcp runs on the FMA pipe (softmax_tiled_ratio.cuh).
-  static constexpr unsigned kFmaGroups = FMA_GROUPS_;
   static constexpr int kThreads = 128 * (NC + 1);
   static constexpr uint32_t kQBytes = BM * D * 2, kKVBytes = BN * D * 2;
   // Leave P~ V in flight until the next block's S = Q K^T has been issued behind it (one wait per
@@ -174,7 +172,7 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
       float alpha[2] = {1.0f, 1.0f}, rs[2] = {0.0f, 0.0f};
       bool rescale = false;
       if constexpr (Score::kRatio) {
-        ratio_tile<Score, BN / 2, Cfg::kFmaGroups>(a.score, s, row, partial, vis, alpha, rs, rescale);
+        ratio_tile(a.score, s, row, partial, vis, alpha, rs, rescale);
       } else {
         float mx[2] = {m_ref[0], m_ref[1]}, base[2];
 #pragma unroll

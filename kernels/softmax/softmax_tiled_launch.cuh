@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cmath>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,9 +27,6 @@ namespace attnbench::kernels::tiled {
 template <class T, int D>
 struct TiledConfigs {
   using Fwd = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2>;
-  // EXPERIMENT (session 3): the ratio-domain forward with a quarter of its rcp on the FMA pipe,
-  // chosen by ATTNBENCH_HYP_FMA_RCP=1.
-  using FwdFma = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, 0x2222u>;
   using Dkv = DkvConfig<T, D, 2, 3>;
   using Dq = DqConfig<T, D, 2, 128, D == 64 ? 3 : 2>;
 };
@@ -191,10 +187,6 @@ class TiledPrepared final : public CudaPrepared {
     a.lse = ((pass_ == Pass::fwd && has_out("lse")) ? out("lse") : scratch("lse")).template as<float>();
     fill_common(a);
     allow_smem(tiled_forward<Fw, Score>, FwdLayout<Fw, Score>::kBytes);
-    if constexpr (Score::kRatio) {
-      using Ff = typename Cfgs::FwdFma;
-      allow_smem(tiled_forward<Ff, Score>, FwdLayout<Ff, Score>::kBytes);
-    }
     static_assert(FwdLayout<Fw, Score>::kBytes <= kMaxSmem && DkvLayout<Kv, Score>::kBytes <= kMaxSmem &&
                       DqLayout<Qc, Score>::kBytes <= kMaxSmem,
                   "tile configuration exceeds shared memory");
@@ -260,13 +252,7 @@ class TiledPrepared final : public CudaPrepared {
       using Fw = typename decltype(cfgs)::Fwd;
       time_coordinates<typename Fw::T, Fw::D>();
       const dim3 grid(static_cast<unsigned>((p_.Tq + Fw::BM - 1) / Fw::BM), static_cast<unsigned>(p_.B * p_.H));
-      if constexpr (Score::kRatio) {
-        using Ff = typename decltype(cfgs)::FwdFma;
-        if (fma_rcp_) tiled_forward<Ff, Score><<<grid, Ff::kThreads, FwdLayout<Ff, Score>::kBytes, stream_>>>(fwd_);
-        else tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
-      } else {
-        tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
-      }
+      tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
       CUDA_CHECK_LAUNCH("tiled_forward");
       if (pass_ == Pass::fwd && has_out("total")) {  // A_j = sum_i exp(s_ij - L_i), once L is known
         using Kv = typename decltype(cfgs)::Dkv;
@@ -313,10 +299,6 @@ class TiledPrepared final : public CudaPrepared {
   }
 
   int64_t TqP_ = 0, TkP_ = 0;
-  bool fma_rcp_ = [] {  // EXPERIMENT (session 3), see TiledConfigs::FwdFma
-    const char* e = std::getenv("ATTNBENCH_HYP_FMA_RCP");
-    return e && e[0] == '1';
-  }();
   CUtensorMap delta_o_{};  // o (the forward's output), box 64 rows, for tiled_delta
   FwdArgs<Score> fwd_{};
   DkvArgs<Score> dkv_{};

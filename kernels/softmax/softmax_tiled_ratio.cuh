@@ -13,8 +13,7 @@
 //        a = 1/(4 z^2) = g / (4 c^2)  (the Catalan numbers' generating function; no cancellation).
 //        Cut after a^2, its relative error is <= 5 a^3 / (1 - 4a)^2 < 2.7e-8 for z >= 12. With the
 //        row's -y_ref/2 folded into the coefficients, P~ = h (A0 + g (A1 + g A2)): one
-//        multi-function op (rcp) and four fp32 ops. Optionally (kFmaGroups) the rcp of some column
-//        groups runs on the FMA pipe (rcp_fma), moving work off the multi-function unit.
+//        multi-function op (rcp) and four fp32 ops.
 // Both paths are accurate to a few fp32 ulps, so L = s(ref) + ln l keeps fp32 accuracy.
 //
 // Reference (FlashAttention-4's conditional rescaling): moved to the row maximum only when a key is
@@ -34,29 +33,16 @@ struct LorentzRow {
   float p_self = 0.0f;       // the reference key's own term P~, as its tile computed it
 };
 
-// 1/v on the FMA pipe (FlashAttention-4's trick for exp2, here for rcp), for finite v, |v| < 2^126:
-// an integer seed (relative error <= 5.1%), one cubic Newton step (1.3e-4), one quadratic (<= 2e-8,
-// then fp32 rounding). The seed works for either sign: for v < 0 the subtraction borrows from the
-// sign bit and gives -seed(|v|).
-__device__ __forceinline__ float rcp_fma(float v) {
-  float r = __uint_as_float(0x7EF311C7u - __float_as_uint(v));
-  float e = __fmaf_rn(-v, r, 1.0f);
-  r = __fmaf_rn(r, __fmaf_rn(e, e, e), r);
-  e = __fmaf_rn(-v, r, 1.0f);
-  return __fmaf_rn(r, e, r);
-}
-
-// The far path's coefficients A0..A2 of a row, and P~ of a key u <= u_far (masked, -inf: P~ = 0 with
-// the multi-function rcp; the FMA-pipe rcp gives NaN there, zeroed by the caller).
+// The far path's coefficients A0..A2 of a row, and P~ of a key u <= u_far (masked, -inf: h = -0, P~ = 0).
 template <class Score>
 __device__ __forceinline__ void far_coefs(const Score& sc, float a0, float (&a)[3]) {
   a[0] = a0;
   a[1] = __fmul_rn(a0, sc.far_k[0]);
   a[2] = __fmul_rn(a0, sc.far_k[1]);
 }
-template <class Score, bool kFma = false>
+template <class Score>
 __device__ __forceinline__ float far_prob(float uu, const float (&a)[3]) {
-  const float h = kFma ? rcp_fma(uu) : Score::rcp(uu);
+  const float h = Score::rcp(uu);
   const float g = __fmul_rn(h, h);
   return __fmul_rn(h, __fmaf_rn(__fmaf_rn(a[2], g, a[1]), g, a[0]));
 }
@@ -80,13 +66,10 @@ __device__ __forceinline__ void zero_masked(float (&s)[N], const Range (&vis)[2]
 
 // One key block: s holds the keys u of this thread's accumulator elements (-inf where masked; rows
 // e/2 = 0, 1); on return, P~. Updates the row states; alpha (the factor of O and l) and rescale as
-// the kernel's general path; rs += the row sums of P~. kFmaGroups: a bit mask of the 8-column groups
-// c whose far-path rcp runs on the FMA pipe (bit 0 must stay clear: the reference term p_self uses
-// the multi-function rcp, and a row that sees one key sees key 0, in group 0).
-template <class Score, int N, unsigned kFmaGroups = 0>
+// the kernel's general path; rs += the row sums of P~.
+template <class Score, int N>
 __device__ __forceinline__ void ratio_tile(const Score& sc, float (&s)[N], LorentzRow (&row)[2], bool partial,
                                            const Range (&vis)[2], float (&alpha)[2], float (&rs)[2], bool& rescale) {
-  static_assert((kFmaGroups & 1u) == 0, "column group 0 keeps the multi-function rcp");
   // Row maxima in 4 independent chains per row (short dependency chains), then the quad.
   float mx[2][4];
 #pragma unroll
@@ -123,11 +106,7 @@ __device__ __forceinline__ void ratio_tile(const Score& sc, float (&s)[N], Loren
 #pragma unroll
     for (int r = 0; r < 2; ++r) far_coefs(sc, row[r].a0, a[r]);
 #pragma unroll
-    for (int i = 0; i < N; ++i) {
-      if ((kFmaGroups >> (i / 4)) & 1u) s[i] = far_prob<Score, true>(s[i], a[(i >> 1) & 1]);
-      else s[i] = far_prob<Score>(s[i], a[(i >> 1) & 1]);
-    }
-    if (kFmaGroups != 0 && partial) zero_masked(s, vis);
+    for (int i = 0; i < N; ++i) s[i] = far_prob<Score>(s[i], a[(i >> 1) & 1]);
   } else {
     const float y_ref[2] = {-2.0f * row[0].a0, -2.0f * row[1].a0};
 #pragma unroll

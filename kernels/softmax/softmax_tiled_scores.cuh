@@ -26,6 +26,9 @@
 //   The row-sum term of the reference is exactly 1 and natural() is computed exactly as eval().s,
 //   so a row that sees one key gets L = s, P = 1 and (with D_i from the same tensor-core sums as
 //   dP) dS = 0 bitwise, as the exact answer and the same-precision reference have it.
+//   kRatio policies (the hyperbolic score with beta/sqrt(c) = 1) replace key/prob/natural/rebase
+//   by the ratio-domain step of softmax_tiled_ratio.cuh (keys u, P~ = y_ref / y_hat), with the same
+//   two guarantees.
 //
 // Slots: a policy has 1 or 2 (Q, K) operand pairs. A kernel visits the blocks of one slot after
 // the other (a "phase" per slot), masking the pairs of the other slot inside a block that holds
