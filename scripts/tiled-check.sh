@@ -7,6 +7,12 @@
 #   TILED_TESTS=0          skip the GPU tests
 #   TILED_SWEEP=...        extra `attnbench run` arguments for the timed (unchecked) part of the sweep
 #   TILED_FULL=1           piecewise and hyperbolic backward too (default: their forward only)
+#   TILED_ALGOS=...        the members timed next to softmax (default piecewise,hyperbolic)
+#   TILED_SOFTMAX_PASSES=  softmax's passes (default fwd,bwd)
+#   TILED_TEST_RE=...      ctest -R filter of the GPU tests (default: the three tiled impls)
+#   TILED_STAGE_S=...      time box of each sweep stage in seconds (default 600)
+#   TILED_CHECK=0          time softmax T=1024 too, unchecked (default: checked)
+#   TILED_NO_SWEEP=1       build, tests and SASS only
 #   TILED_PEERS=0          skip the SDPA peers
 #   TILED_SASS=1           also summarize the SASS of the tiled kernels (HGMMA, local memory)
 set -uo pipefail
@@ -36,24 +42,30 @@ fi
 
 if [[ ${TILED_TESTS:-1} == 1 ]]; then
   log "GPU tests of the tiled impls"
-  timeout 300 ctest --test-dir $build -R "(softmax|piecewise|hyperbolic)_tiled" -j 8 --timeout 60 \
+  timeout 300 ctest --test-dir $build -R "${TILED_TEST_RE:-(softmax|piecewise|hyperbolic)_tiled}" -j 8 --timeout 60 \
     --output-on-failure >"$out/tests.log" 2>&1
   grep -E "tests passed|tests failed" "$out/tests.log" >&2
   grep -E "\*\*\*Failed|\*\*\*Timeout|Exception|\(Failed\)|\(Timeout\)" "$out/tests.log" | head -30 >&2
   log "tests done at $((SECONDS - t_start))s"
 fi
 
+[[ ${TILED_NO_SWEEP:-0} == 1 ]] && exit 0
 common=(--B 32768/T --H 2048/D --D 64,128 --causal both --dtype bf16 --budget-ms 60 --row-timeout 30
         --out "$out/tiled.csv")
 bench=$build/harness/attnbench
+box="timeout ${TILED_STAGE_S:-600}"
+sm_pass=${TILED_SOFTMAX_PASSES:-fwd,bwd}
 log "tiled sweep: softmax T=1024 checked (naive fp32 oracle, naive same-precision base), the rest timed"
-$bench run --algo softmax --impl tiled --pass fwd,bwd --T 1024 "${common[@]}" 2>>"$out/sweep.log" >/dev/null
-$bench run --algo softmax --impl tiled --pass fwd,bwd --T 2048:16384:x2 --no-check "${common[@]}" ${TILED_SWEEP:-} \
+check_1024=()
+[[ ${TILED_CHECK:-1} == 0 ]] && check_1024=(--no-check)
+$box $bench run --algo softmax --impl tiled --pass $sm_pass --T 1024 "${check_1024[@]}" "${common[@]}" \
+  2>>"$out/sweep.log" >/dev/null
+$box $bench run --algo softmax --impl tiled --pass $sm_pass --T 2048:16384:x2 --no-check "${common[@]}" ${TILED_SWEEP:-} \
   2>>"$out/sweep.log" >/dev/null
 others=fwd
 [[ ${TILED_FULL:-0} == 1 ]] && others=fwd,bwd
-$bench run --algo piecewise,hyperbolic --impl tiled --pass $others --T 1024:16384:x2 --no-check "${common[@]}" \
-  ${TILED_SWEEP:-} 2>>"$out/sweep.log" >/dev/null
+$box $bench run --algo ${TILED_ALGOS:-piecewise,hyperbolic} --impl tiled --pass $others --T 1024:16384:x2 --no-check \
+  "${common[@]}" ${TILED_SWEEP:-} 2>>"$out/sweep.log" >/dev/null
 grep -E "^done" "$out/sweep.log" >&2
 log "sweep done at $((SECONDS - t_start))s"
 
@@ -64,6 +76,7 @@ if [[ ${TILED_PEERS:-1} == 1 ]]; then
   log "peers done at $((SECONDS - t_start))s"
 fi
 
+python3 scripts/family_ratio.py "$out/tiled.csv" >"$out/family_ratio.md"
 echo
 # algo, pass, B, T, D, causal, status, ms, TFLOP/s, vs sdpa_cudnn, vs sdpa_flash (the ratio is peer ms / ours)
 python3 scripts/summarize.py "$out/tiled.csv" | tee "$out/summary.md" |

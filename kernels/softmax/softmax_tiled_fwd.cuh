@@ -16,6 +16,7 @@
 // mbarriers for K and V, so S can start before V lands); Q is loaded once.
 #pragma once
 
+#include "softmax_tiled_ratio.cuh"
 #include "softmax_tiled_tile.cuh"
 
 namespace attnbench::kernels::tiled {
@@ -103,6 +104,7 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
   float o_acc[D / 2];
   zero(o_acc);
   float m_ref[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // reference key, sum of P~
+  LorentzRow row[2];  // the reference of the ratio-domain forward (Score::kRatio) instead of m_ref
   float qa[2] = {0.0f, 0.0f};  // Lorentz q0 of the two rows
   if constexpr (Score::kLorentz) {
 #pragma unroll
@@ -141,16 +143,16 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
       // keys of the policy (monotone in s), -inf where masked
       const float* k0s = reinterpret_cast<const float*>(smem + L::kAux + st * L::kAuxBytes);
 #pragma unroll
-      for (int c = 0; c < BN / 8; ++c)
+      for (int c = 0; c < BN / 8; ++c) {
+        float2 ka = {0.0f, 0.0f};  // k0 of columns 8c + col, 8c + col + 1
+        if constexpr (Score::kLorentz) ka = *reinterpret_cast<const float2*>(k0s + 8 * c + f.col);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float ka = 0.0f;
-          if constexpr (Score::kLorentz) ka = k0s[8 * c + f.col + (e & 1)];
-          s[4 * c + e] = a.score.key(s[4 * c + e], qa[e >> 1], ka);
-        }
+        for (int e = 0; e < 4; ++e) s[4 * c + e] = a.score.key(s[4 * c + e], qa[e >> 1], (e & 1) ? ka.y : ka.x);
+      }
       if (f.lane == 0) hopper::mbar_arrive(&k_empty[st]);  // K (and k0) no longer read
-      if (!tile_full(g, a.score, slot, i_lo, i_hi, n0, n0 + BN - 1)) {
-        Range vis[2];  // visible tile columns 8c + e%2 of each row, relative to this thread's first
+      const bool partial = !tile_full(g, a.score, slot, i_lo, i_hi, n0, n0 + BN - 1);
+      Range vis[2]{};  // visible tile columns 8c + e%2 of each row, relative to this thread's first
+      if (partial) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           vis[r] = keys_seen_by(g, a.score, slot, i0 + 8 * r);
@@ -167,29 +169,33 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
 
       // online softmax against the running reference m_ref (moved only when the row maximum
       // outgrows it by 2^8, see rebase()); P~ = exp(s - s(m_ref)), rounded to T for P~ V
-      float mx[2] = {m_ref[0], m_ref[1]};
-#pragma unroll
-      for (int c = 0; c < BN / 8; ++c) {
-        mx[0] = fmaxf(mx[0], fmaxf(s[4 * c], s[4 * c + 1]));
-        mx[1] = fmaxf(mx[1], fmaxf(s[4 * c + 2], s[4 * c + 3]));
-      }
-      float alpha[2] = {1.0f, 1.0f}, base[2], rs[2] = {0.0f, 0.0f};
+      float alpha[2] = {1.0f, 1.0f}, rs[2] = {0.0f, 0.0f};
       bool rescale = false;
+      if constexpr (Score::kRatio) {
+        ratio_tile(a.score, s, row, partial, vis, alpha, rs, rescale);
+      } else {
+        float mx[2] = {m_ref[0], m_ref[1]}, base[2];
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        mx[r] = quad_max(mx[r]);
-        if (a.score.rebase(mx[r], m_ref[r])) {
-          alpha[r] = m_ref[r] == -INFINITY ? 0.0f : a.score.prob(m_ref[r], mx[r]);
-          m_ref[r] = mx[r];
-          rescale = true;
+        for (int c = 0; c < BN / 8; ++c) {
+          mx[0] = fmaxf(mx[0], fmaxf(s[4 * c], s[4 * c + 1]));
+          mx[1] = fmaxf(mx[1], fmaxf(s[4 * c + 2], s[4 * c + 3]));
         }
-        base[r] = m_ref[r] == -INFINITY ? 0.0f : m_ref[r];  // nothing visible yet: P~ = 0
-      }
 #pragma unroll
-      for (int i = 0; i < BN / 2; ++i) {
-        const float pk = a.score.prob(s[i], base[(i >> 1) & 1]);
-        rs[(i >> 1) & 1] += a.score.sum_term(pk, s[i], base[(i >> 1) & 1]);
-        s[i] = pk;
+        for (int r = 0; r < 2; ++r) {
+          mx[r] = quad_max(mx[r]);
+          if (a.score.rebase(mx[r], m_ref[r])) {
+            alpha[r] = m_ref[r] == -INFINITY ? 0.0f : a.score.prob(m_ref[r], mx[r]);
+            m_ref[r] = mx[r];
+            rescale = true;
+          }
+          base[r] = m_ref[r] == -INFINITY ? 0.0f : m_ref[r];  // nothing visible yet: P~ = 0
+        }
+#pragma unroll
+        for (int i = 0; i < BN / 2; ++i) {
+          const float pk = a.score.prob(s[i], base[(i >> 1) & 1]);
+          rs[(i >> 1) & 1] += a.score.sum_term(pk, s[i], base[(i >> 1) & 1]);
+          s[i] = pk;
+        }
       }
       uint32_t pa[BN / 16][4];
       to_a_operand<T>(s, pa);
@@ -228,8 +234,12 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const float l = quad_sum(l_run[r]);
-    inv[r] = l > 0.0f ? 1.0f / l : 0.0f;
-    lse[r] = l > 0.0f ? a.score.natural(m_ref[r]) + __log2f(l) * kLn2 : -INFINITY;
+    if constexpr (Score::kRatio) {
+      ratio_finish(a.score, row[r], l, inv[r], lse[r]);
+    } else {
+      inv[r] = l > 0.0f ? 1.0f / l : 0.0f;
+      lse[r] = l > 0.0f ? a.score.natural(m_ref[r]) + __log2f(l) * kLn2 : -INFINITY;
+    }
   }
   T* o = static_cast<T*>(a.o) + int64_t(bh) * g.Tq * D;
   store_tile<T, D>(o, m0 + tile_row0, g.Tq, f, o_acc, inv);

@@ -7,6 +7,7 @@
 // A family member supplies its score policy through a TiledPolicy<Score> specialization.
 #pragma once
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,6 +75,19 @@ struct TiledPolicy<LorentzScore<kUnit>> {
     s.zmin = static_cast<float>(1.0 + 1e-6);
     s.q0 = q0;
     s.k0 = k0;
+    const double c = p.params.curvature, zmin = 1.0 + 1e-6, z_far = 12.0;
+    s.inv_c = static_cast<float>(1.0 / c);
+    s.inv_c2 = static_cast<float>(1.0 / (c * c));
+    s.u_clamp = static_cast<float>(-zmin / c);
+    s.y_clamp = static_cast<float>((zmin + std::sqrt(zmin * zmin - 1.0)) / c);
+    s.ln_c = static_cast<float>(std::log(c));
+    s.u_far = static_cast<float>(-z_far / c);
+    s.far_k[0] = static_cast<float>(1.0 / (4 * c * c));
+    s.far_k[1] = static_cast<float>(1.0 / (8 * c * c * c * c));
+    if (!std::isfinite(s.far_k[1]) || !std::isfinite(s.u_far)) {  // c below ~1e-9: the near path only
+      s.u_far = -INFINITY;
+      s.far_k[0] = s.far_k[1] = 0.0f;
+    }
     return s;
   }
 };

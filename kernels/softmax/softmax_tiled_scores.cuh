@@ -26,6 +26,9 @@
 //   The row-sum term of the reference is exactly 1 and natural() is computed exactly as eval().s,
 //   so a row that sees one key gets L = s, P = 1 and (with D_i from the same tensor-core sums as
 //   dP) dS = 0 bitwise, as the exact answer and the same-precision reference have it.
+//   kRatio policies (the hyperbolic score with beta/sqrt(c) = 1) replace key/prob/natural/rebase
+//   by the ratio-domain step of softmax_tiled_ratio.cuh (keys u, P~ = y_ref / y_hat), with the same
+//   two guarantees.
 //
 // Slots: a policy has 1 or 2 (Q, K) operand pairs. A kernel visits the blocks of one slot after
 // the other (a "phase" per slot), masking the pairs of the other slot inside a block that holds
@@ -127,6 +130,7 @@ struct ScoreEval {
 // A linear score s = scale acc (scale > 0): the key is acc itself.
 struct LinearScore {
   static constexpr bool kLorentz = false;
+  static constexpr bool kRatio = false;
   float scale;       // s = scale acc
   float score_log2;  // scale * log2(e)
   __device__ float key(float acc, float, float) const { return acc; }
@@ -187,27 +191,31 @@ struct PiecewiseScore : LinearScore {
 
 // hyperbolic: s = -(beta/sqrt c) acosh(max(z, zmin)), z = -c (q.k - q0 k0); qa = q0_i, ka = k0_j.
 // acosh(z) = ln y, y = z + sqrt(z^2 - 1), with sqrt(x) = x rsqrt(x) and x = z^2 - 1 by one fma.
-// kUnit (beta / sqrt c == 1, the default): exp(s) = 1/y, so the forward runs its softmax on ratios,
-//   key = -y, prob(k, ref) = ref / k: two multi-function ops per score (rsqrt, rcp) instead of
-//   three (rsqrt, lg2, ex2). Otherwise the key is t = s log2(e) and prob = exp2(k - ref).
+//
+// kUnit (beta / sqrt c == 1, the default): exp(s) = 1/y, and the forward runs its softmax on ratios
+// of y (kRatio; softmax_tiled_ratio.cuh). It works in "hat" units, where c leaves the per-score
+// path: u = q.k - q0 k0 = -z/c (one fma on the accumulator), clamped as u_c = min(u, -zmin/c), and
+//   y_hat = y / c = -u_c + sqrt(x),  x = u_c^2 - 1/c^2 = (z^2 - 1) / c^2,
+// so s = -ln(c y_hat) and P_ij is proportional to 1 / y_hat_ij. The backward's eval() uses the
+// same y_hat, bit for bit, so the forward's L of a row that sees one key is exactly eval().s.
+// Otherwise (general beta / sqrt c) the key is t = s log2(e) and prob = exp2(k - ref).
 template <bool kUnit>
 struct LorentzScore : OneSlot {
   static constexpr bool kLorentz = true;
-  float c;         // curvature
-  float neg_coef;  // -beta / sqrt(c)
-  float zmin;      // 1 + 1e-6
+  static constexpr bool kRatio = kUnit;
+  float c;          // curvature
+  float neg_coef;   // -beta / sqrt(c)
+  float zmin;       // 1 + 1e-6
   const float* q0;  // [B*H][TqP], rows past Tq zero
   const float* k0;  // [B*Hkv][TkP], rows past Tk zero
+  // hat units (kUnit):
+  float inv_c, inv_c2;  // 1/c, 1/c^2
+  float u_clamp;        // -zmin/c: u_c = min(u, u_clamp) is z clamped to zmin
+  float y_clamp;        // y_hat(u_clamp), the smallest y_hat
+  float ln_c;           // ln c
+  float u_far;          // -z_far/c: keys with u <= u_far may take the series path (softmax_tiled_ratio.cuh)
+  float far_k[2];       // the series' coefficients 1/(4c^2), 1/(8c^4)
 
-  __device__ float z(float acc, float qa, float ka) const { return __fmul_rn(-c, __fmaf_rn(-qa, ka, acc)); }
-  // y = z + sqrt(z^2 - 1) of the clamped z, and 1/sqrt(z^2 - 1).
-  __device__ float y(float zc, float* rs_out = nullptr) const {
-    const float x = __fmaf_rn(zc, zc, -1.0f);
-    float rs;
-    asm("rsqrt.approx.ftz.f32 %0, %1;" : "=f"(rs) : "f"(x));
-    if (rs_out) *rs_out = rs;
-    return __fadd_rn(zc, __fmul_rn(x, rs));
-  }
   __device__ static float lg2(float v) {
     float r;
     asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
@@ -218,36 +226,54 @@ struct LorentzScore : OneSlot {
     asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
     return r;
   }
+  __device__ static float rsqrt(float v) {
+    float r;
+    asm("rsqrt.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+    return r;
+  }
 
+  // General path: z, and y = z + sqrt(z^2 - 1) of the clamped z (and 1/sqrt(z^2 - 1)).
+  __device__ float z(float acc, float qa, float ka) const { return __fmul_rn(-c, __fmaf_rn(-qa, ka, acc)); }
+  __device__ float y(float zc, float* rs_out = nullptr) const {
+    const float x = __fmaf_rn(zc, zc, -1.0f);
+    const float rs = rsqrt(x);
+    if (rs_out) *rs_out = rs;
+    return __fadd_rn(zc, __fmul_rn(x, rs));
+  }
+
+  // Hat units: u, y_hat of the clamped u_c (and r = 1/sqrt(x) = c / sqrt(z^2 - 1)), s of y_hat.
+  __device__ static float u(float acc, float qa, float ka) { return __fmaf_rn(-qa, ka, acc); }
+  __device__ float y_hat(float u_c, float* r_out = nullptr) const {
+    const float x = __fmaf_rn(u_c, u_c, -inv_c2);
+    const float r = rsqrt(x);
+    if (r_out) *r_out = r;
+    return __fmaf_rn(x, r, -u_c);
+  }
+  __device__ float s_of_y_hat(float yh) const { return __fmaf_rn(lg2(yh), -kLn2, -ln_c); }  // -ln(c y_hat)
+
+  // Forward of the general path (kUnit runs the ratio forward, whose key is u).
   __device__ float key(float acc, float qa, float ka) const {
-    const float yy = y(fmaxf(z(acc, qa, ka), zmin));
-    if constexpr (kUnit) return -yy;
-    else return __fmul_rn(neg_coef, lg2(yy));
+    if constexpr (kUnit) return u(acc, qa, ka);
+    else return __fmul_rn(neg_coef, lg2(y(fmaxf(z(acc, qa, ka), zmin))));
   }
-  __device__ float prob(float k, float ref) const {
-    if constexpr (kUnit) return ref * rcp(k);  // -inf -> ref * (-0) = +0; prob(k, k) = 1 +- 1 ulp
+  __device__ float prob(float k, float ref) const { return hopper::ex2(__fsub_rn(k, ref)); }
+  __device__ float sum_term(float p, float, float) const { return p; }  // prob(k, k) is exactly 1
+  __device__ float natural(float k) const { return __fmul_rn(k, kLn2); }
+  __device__ bool rebase(float mx, float ref) const { return mx - ref > kRebaseLog2; }  // NaN (both -inf): no
 
-    else return hopper::ex2(__fsub_rn(k, ref));
-  }
-  // The row-sum term of a key: exactly 1 at the reference (rcp is not exact there).
-  __device__ float sum_term(float p, float k, float ref) const {
-    if constexpr (kUnit) return k == ref ? 1.0f : p;
-    else return p;
-  }
-  __device__ float natural(float k) const {
-    if constexpr (kUnit) return __fmul_rn(__fmul_rn(neg_coef, lg2(-k)), kLn2);
-    else return __fmul_rn(k, kLn2);
-  }
-  __device__ bool rebase(float mx, float ref) const {
-    if constexpr (kUnit) return ref == -INFINITY ? mx > -INFINITY : ref < 256.0f * mx;  // ref/mx > 2^8
-    else return mx - ref > kRebaseLog2;
-  }
   // s and ds/dz (0 where z is clamped).
   __device__ ScoreEval eval(float acc, float qa, float ka) const {
-    const float zz = z(acc, qa, ka);
-    float rs;
-    const float yy = y(fmaxf(zz, zmin), &rs);
-    return {__fmul_rn(__fmul_rn(neg_coef, lg2(yy)), kLn2), zz > zmin ? neg_coef * rs : 0.0f};
+    if constexpr (kUnit) {
+      const float uu = u(acc, qa, ka);
+      float r;
+      const float yh = y_hat(fminf(uu, u_clamp), &r);
+      return {s_of_y_hat(yh), uu < u_clamp ? -__fmul_rn(r, inv_c) : 0.0f};  // ds/dz = -1/sqrt(z^2 - 1)
+    } else {
+      const float zz = z(acc, qa, ka);
+      float rs;
+      const float yy = y(fmaxf(zz, zmin), &rs);
+      return {__fmul_rn(__fmul_rn(neg_coef, lg2(yy)), kLn2), zz > zmin ? neg_coef * rs : 0.0f};
+    }
   }
   __device__ float grad_factor() const { return -c; }
 };
