@@ -14,7 +14,11 @@
 // once and writes each output once (plus the small per-head state and partial sums).
 //
 // Knobs for A/B runs on a device (environment, read when a problem is prepared):
-//   ATTNBENCH_BIDIR_FWD=fused|two    force the forward's path (default: the plan below)
+//   ATTNBENCH_BIDIR_FWD=fused|tma|two  force the forward's path: one launch fed by cp.async
+//                                    (fused) or by bulk tensor copies (tma), or two launches
+//                                    (default: the plan below)
+//   ATTNBENCH_BIDIR_TMA=2x8|1x16|1x8 the TMA forward's CTAs per SM x warps per CTA
+//   ATTNBENCH_BIDIR_OSTORE=tma|st    the TMA forward's O stores: bulk tensor stores or 16-byte stores
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
@@ -76,11 +80,13 @@ const char* env(const char* name) {
 // every CTA has state to add) whose grid of BH*C CTAs best fills whole waves of the resident
 // capacity; a larger C must fill clearly better (2%), since each CTA adds an exchange. Returns the
 // fill (the fraction of the resident slots busy, averaged over the waves) through `fill`.
-int plan_cluster(int BH, int capacity, int ktiles, Dtype dt, int Dk, int Dv, int warps, double* fill) {
+// info(c): the kernel's FusedInfo for clusters of c CTAs.
+template <class Info>
+int plan_cluster(int BH, int capacity, int ktiles, Info&& info, double* fill) {
   int best = 1;
   double best_fill = -1;
   for (int c = 1; c <= 8; c *= 2) {
-    if (c > 1 && (c > ktiles || !tiled_fused_info(dt, Dk, Dv, c, warps).cluster_fits)) break;
+    if (c > 1 && (c > ktiles || !info(c).cluster_fits)) break;
     const int64_t ctas = int64_t{BH} * c, waves = (ctas + capacity - 1) / capacity;
     const double f = static_cast<double>(ctas) / static_cast<double>(waves * capacity);
     if (f > best_fill + 0.02) best = c, best_fill = f;
@@ -88,6 +94,13 @@ int plan_cluster(int BH, int capacity, int ktiles, Dtype dt, int Dk, int Dv, int
   *fill = best_fill;
   return best;
 }
+
+// The one-launch forward's kernel: cp.async-fed (bidir_tiled_fused.cu) or TMA-fed
+// (bidir_tiled_tma.cu), and the TMA kernel's configuration (TiledParams::tma_cfg).
+enum class OneLaunch { fused, tma };
+constexpr OneLaunch kDefaultOneLaunch = OneLaunch::fused;
+constexpr int kDefaultTmaCfg = 0;
+constexpr bool kDefaultOTma = true;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -144,7 +157,9 @@ class TiledBidir : public CudaPrepared {
   }
 
   void run() override {
-    if (pass_ == Pass::fwd && use_fused_) {
+    if (pass_ == Pass::fwd && use_fused_ && one_ == OneLaunch::tma) {
+      launch_tiled_tma(fused_, maps_, dt_, stream_);
+    } else if (pass_ == Pass::fwd && use_fused_) {
       launch_tiled_fused(fused_, dt_, stream_);
     } else if (pass_ == Pass::fwd) {
       launch_tiled_state(state_, dt_, stream_);
@@ -159,31 +174,63 @@ class TiledBidir : public CudaPrepared {
   // The forward's path. One launch where clusters exist (sm_90+) and its grid keeps at least 60%
   // of the resident slots busy, or the problem is small (<= 64 MB moved, where launch latency and
   // ramp-up dominate and one launch wins even on a partly idle GPU); else two launches, whose
-  // split-T state kernel spreads any number of heads over the whole GPU.
+  // split-T state kernel spreads any number of heads over the whole GPU. The one-launch kernel is
+  // the TMA-fed one where its tensor maps can be made, else the cp.async-fed one.
   void plan_fused(const Problem& p, Dtype dt, int major) {
+    one_ = kDefaultOneLaunch;
+    if (const char* e = env("ATTNBENCH_BIDIR_FWD")) {
+      if (std::strcmp(e, "tma") == 0) one_ = OneLaunch::tma;
+      if (std::strcmp(e, "fused") == 0) one_ = OneLaunch::fused;
+    }
+    if (major < 9) one_ = OneLaunch::fused;
+    if (!plan_one_launch(p, dt, major) && one_ == OneLaunch::tma) {
+      one_ = OneLaunch::fused;  // no tensor maps from this driver
+      plan_one_launch(p, dt, major);
+    }
+  }
+
+  // Plans the one_ kernel (clusters, Q rows, use_fused_); false where its tensor maps failed.
+  bool plan_one_launch(const Problem& p, Dtype dt, int major) {
     const int ktiles = ceil_div(p.Tk, kTiledRows);
     const char* w = env("ATTNBENCH_BIDIR_FUSED_WARPS");
     const int warps = fused_.fused_warps = w && std::atoi(w) == 4 && p.Dk <= kTiledDimSmall ? 4 : 8;
-    const FusedInfo info = tiled_fused_info(dt, fused_.Dk, fused_.Dv, 1, warps);
+    int cfg = kDefaultTmaCfg;
+    if (const char* e = env("ATTNBENCH_BIDIR_TMA")) {
+      if (std::strcmp(e, "2x8") == 0) cfg = 0;
+      if (std::strcmp(e, "1x16") == 0) cfg = 1;
+      if (std::strcmp(e, "1x8") == 0) cfg = 2;
+    }
+    if (cfg == 1 && (p.Dk > kTiledDimSmall || p.Dv > kTiledDimSmall)) cfg = 2;  // 16 warps spill at D = 128
+    fused_.tma_cfg = cfg;
+    fused_.o_tma = kDefaultOTma;
+    if (const char* e = env("ATTNBENCH_BIDIR_OSTORE")) fused_.o_tma = std::strcmp(e, "st") != 0;
+    auto info = [&](int c) {
+      return one_ == OneLaunch::tma ? tiled_tma_info(dt, fused_.Dk, fused_.Dv, c, cfg) : tiled_fused_info(dt, fused_.Dk, fused_.Dv, c, warps);
+    };
+    const FusedInfo info1 = info(1);
     double fill = 0;
-    int c = plan_cluster(fused_.BH, sm_count() * std::max(info.blocks_per_sm, 1), ktiles, dt, fused_.Dk, fused_.Dv, warps, &fill);
+    int c = plan_cluster(fused_.BH, sm_count() * std::max(info1.blocks_per_sm, 1), ktiles, info, &fill);
     if (const char* e = env("ATTNBENCH_BIDIR_CLUSTER")) {
       const int want = std::atoi(e);
-      if ((want == 1 || want == 2 || want == 4 || want == 8) && tiled_fused_info(dt, fused_.Dk, fused_.Dv, want, warps).cluster_fits) c = want;
+      if ((want == 1 || want == 2 || want == 4 || want == 8) && info(want).cluster_fits) c = want;
     }
     fused_.cluster = c;
     // Q slots: an equal share of the rows per CTA, in whole 16-row slabs, at most a slot's worth.
     const int64_t share = (p.Tq + c - 1) / c;
-    fused_.q_rows = static_cast<int>(std::clamp<int64_t>((share + 15) / 16 * 16, 16, info.max_q_rows));
+    fused_.q_rows = static_cast<int>(std::clamp<int64_t>((share + 15) / 16 * 16, 16, info1.max_q_rows));
     const int64_t bytes = p.B * p.H * ((p.Tq + p.Tk) * p.Dk + p.Tk * p.Dv + p.Tq * p.Dv) * static_cast<int64_t>(dtype_bytes(dt));
-    use_fused_ = major >= 9 && info.blocks_per_sm > 0 && (fill >= 0.6 || bytes <= (int64_t{64} << 20));
+    use_fused_ = major >= 9 && info1.blocks_per_sm > 0 && (fill >= 0.6 || bytes <= (int64_t{64} << 20));
     if (const char* e = env("ATTNBENCH_BIDIR_FWD")) {
-      if (std::strcmp(e, "fused") == 0) use_fused_ = major >= 9 && info.blocks_per_sm > 0;
+      if (std::strcmp(e, "fused") == 0 || std::strcmp(e, "tma") == 0) use_fused_ = major >= 9 && info1.blocks_per_sm > 0;
       if (std::strcmp(e, "two") == 0) use_fused_ = false;
     }
+    if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
+    return true;
   }
 
   TiledParams state_{}, first_{}, second_{}, fused_{};
+  TiledMaps maps_{};
+  OneLaunch one_ = OneLaunch::fused;
   bool use_fused_ = false;
 };
 
