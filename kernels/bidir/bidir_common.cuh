@@ -22,6 +22,8 @@ constexpr float kNormEps = 1e-6f;       // norm's denominator epsilon
 
 // The feature map as a kernel argument.
 enum FeatureMapId : int { kIdentity = 0, kElu1 = 1, kRelu = 2, kFocused = 3 };
+// elu1 with exp from ex2.approx.f16x2: the tiled one-launch forwards only (bidir_tiled_common.cuh).
+constexpr int kElu1H2 = 4;
 
 inline FeatureMapId feature_map_id(FeatureMap f) {
   switch (f) {

@@ -19,6 +19,7 @@
 //                                    (default: the plan below)
 //   ATTNBENCH_BIDIR_TMA=2x8|1x16|1x8 the TMA forward's CTAs per SM x warps per CTA
 //   ATTNBENCH_BIDIR_OSTORE=tma|st    the TMA forward's O stores: bulk tensor stores or 16-byte stores
+//   ATTNBENCH_BIDIR_EXP=h2           elu1's exp in the one-launch forwards from ex2.approx.f16x2
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
@@ -224,6 +225,9 @@ class TiledBidir : public CudaPrepared {
       if (std::strcmp(e, "fused") == 0 || std::strcmp(e, "tma") == 0) use_fused_ = major >= 9 && info1.blocks_per_sm > 0;
       if (std::strcmp(e, "two") == 0) use_fused_ = false;
     }
+    // elu1 with exp from ex2.approx.f16x2 (an A/B option; kernel-internal map id kElu1H2).
+    const char* x = env("ATTNBENCH_BIDIR_EXP");
+    fused_.fm = x && std::strcmp(x, "h2") == 0 && state_.fm == kElu1 ? kElu1H2 : state_.fm;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;
   }

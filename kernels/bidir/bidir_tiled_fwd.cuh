@@ -34,9 +34,9 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
     if (FM != kIdentity) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const float2 x = unpack2<T>(a[j]);
-        float f0 = phi_fast<FM>(x.x), f1 = phi_fast<FM>(x.y);
-        if (FM == kElu1 && MASK) {
+        const float2 f = phi_pair<FM>(unpack2<T>(a[j]));
+        float f0 = f.x, f1 = f.y;
+        if ((FM == kElu1 || FM == kElu1H2) && MASK) {
           const int t = ks * 16 + 8 * (j / 2) + 2 * q;
           f0 = dok[j % 2] && t < tvalid ? f0 : 0.0f;
           f1 = dok[j % 2] && t + 1 < tvalid ? f1 : 0.0f;
@@ -60,11 +60,18 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
 template <class T, int DKP, int DVP, int KSN>
 __device__ __forceinline__ void state_tile_any(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
                                                const TiledParams& p, int warp, int ks0, int lane, uint32_t ones) {
+  const bool whole = row0 + Traits<DKP, DVP>::BM <= p.Tk && p.Dk == DKP;
   if (p.fm == kElu1) {
-    if (row0 + Traits<DKP, DVP>::BM <= p.Tk && p.Dk == DKP) {
+    if (whole) {
       state_tile<T, DKP, DVP, kElu1, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
     } else {
       state_tile<T, DKP, DVP, kElu1, true, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    }
+  } else if (p.fm == kElu1H2) {
+    if (whole) {
+      state_tile<T, DKP, DVP, kElu1H2, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    } else {
+      state_tile<T, DKP, DVP, kElu1H2, true, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
     }
   } else if (p.fm == kRelu) {
     state_tile<T, DKP, DVP, kRelu, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
