@@ -19,6 +19,7 @@
 //                                    (default: the plan below)
 //   ATTNBENCH_BIDIR_TMA=2x8|1x16|1x8 the TMA forward's CTAs per SM x warps per CTA
 //   ATTNBENCH_BIDIR_OSTORE=tma|st    the TMA forward's O stores: bulk tensor stores or 16-byte stores
+//   ATTNBENCH_BIDIR_ORDER=blk|rot|ilv|rotilv  the TMA forward's walk over tiles (TiledParams::order)
 //   ATTNBENCH_BIDIR_EXP=h2           elu1's exp in the one-launch forwards from ex2.approx.f16x2
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
@@ -99,9 +100,10 @@ int plan_cluster(int BH, int capacity, int ktiles, Info&& info, double* fill) {
 // The one-launch forward's kernel: cp.async-fed (bidir_tiled_fused.cu) or TMA-fed
 // (bidir_tiled_tma.cu), and the TMA kernel's configuration (TiledParams::tma_cfg).
 enum class OneLaunch { fused, tma };
-constexpr OneLaunch kDefaultOneLaunch = OneLaunch::fused;
+constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 constexpr int kDefaultTmaCfg = 0;
 constexpr bool kDefaultOTma = true;
+constexpr int kDefaultOrder = 0;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -205,6 +207,10 @@ class TiledBidir : public CudaPrepared {
     fused_.tma_cfg = cfg;
     fused_.o_tma = kDefaultOTma;
     if (const char* e = env("ATTNBENCH_BIDIR_OSTORE")) fused_.o_tma = std::strcmp(e, "st") != 0;
+    fused_.order = kDefaultOrder;
+    if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
+      fused_.order = (std::strstr(e, "rot") ? 1 : 0) | (std::strstr(e, "ilv") ? 2 : 0);
+    }
     auto info = [&](int c) {
       return one_ == OneLaunch::tma ? tiled_tma_info(dt, fused_.Dk, fused_.Dv, c, cfg) : tiled_fused_info(dt, fused_.Dk, fused_.Dv, c, warps);
     };

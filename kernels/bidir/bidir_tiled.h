@@ -49,6 +49,7 @@ struct TiledParams {
   // tensor stores (else 16-byte stores).
   int tma_cfg;
   bool o_tma;
+  int order;  // the TMA forward's walk: bit 1 rank-strided tiles (else blocks), bit 0 rotated start
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

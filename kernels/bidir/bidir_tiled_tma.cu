@@ -18,6 +18,8 @@
 // Stores (p.o_tma): each warp's 16-row O slab is staged in shared memory as before and written by
 // one bulk tensor store (rows >= Tq and columns >= Dv lie outside the map and are not written),
 // or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
+// Order (p.order): which tiles a CTA takes and where its walk starts (see the share below); the
+// state's fp32 sums run in the walk's order, fixed for a given shape and launch plan.
 // Configurations (p.tma_cfg): 0 = 8 warps, two CTAs per SM (the smem of 4 slots each at D = 64);
 // 1 = 16 warps, one CTA per SM (10 slots); 2 = 8 warps, one CTA per SM (11 slots). With one CTA
 // per SM and 16 warps, warps 0-7 take the even Q items and 8-15 the odd ones (one 16-row slab
@@ -144,12 +146,29 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int C = p.cluster, rank = blockIdx.x, bh = blockIdx.y;
-  // This CTA's share (as bidir_tiled_fused.cu): K/V tiles [kt0, kt0 + n_kv), Q items [qs0, qs0 + n_q).
-  const int nkt = (p.Tk + BM - 1) / BM, kper = (nkt + C - 1) / C;
-  const int kt0 = min(rank * kper, nkt), n_kv = min(kt0 + kper, nkt) - kt0;
-  const int qr = p.q_rows, nqs = (p.Tq + qr - 1) / qr, qper = (nqs + C - 1) / C;
-  const int qs0 = min(rank * qper, nqs), n_q = min(qs0 + qper, nqs) - qs0;
+  // This CTA's share: n_kv of the head's nkt K/V tiles and n_q of its nqs Q items of qr rows;
+  // its i-th tile is kv_tile(i), its j-th Q item q_item(j). p.order bit 1: blocks (as
+  // bidir_tiled_fused.cu: tiles [kt0, kt0 + n_kv)) or rank-strided (tiles rank, rank + C, ...: the
+  // C CTAs of a head read neighbouring tiles at the same time); bit 0: each CTA starts its walk at
+  // a rotation bh * n / BH of its share, so the heads' concurrent accesses are not all at the same
+  // offset of their slices (a stride of T*D*2 bytes, a power of two at the published shapes).
+  const int nkt = (p.Tk + BM - 1) / BM, qr = p.q_rows, nqs = (p.Tq + qr - 1) / qr;
+  const bool ilv = (p.order & 2) != 0;
+  const int kper = (nkt + C - 1) / C, qper = (nqs + C - 1) / C;
+  const int kt0 = min(rank * kper, nkt), qs0 = min(rank * qper, nqs);
+  const int n_kv = ilv ? (rank < nkt ? (nkt - rank + C - 1) / C : 0) : min(kt0 + kper, nkt) - kt0;
+  const int n_q = ilv ? (rank < nqs ? (nqs - rank + C - 1) / C : 0) : min(qs0 + qper, nqs) - qs0;
   const int n = n_kv + n_q;
+  const int rot1 = (p.order & 1) ? static_cast<int>(static_cast<int64_t>(bh) * n_kv / p.BH) : 0;
+  const int rot2 = (p.order & 1) ? static_cast<int>(static_cast<int64_t>(bh) * n_q / p.BH) : 0;
+  auto kv_tile = [&](int i) {
+    const int r = i + rot1 < n_kv ? i + rot1 : i + rot1 - n_kv;
+    return ilv ? rank + C * r : kt0 + r;
+  };
+  auto q_item = [&](int j) {
+    const int r = j + rot2 < n_q ? j + rot2 : j + rot2 - n_q;
+    return ilv ? rank + C * r : qs0 + r;
+  };
   T* og = static_cast<T*>(p.o) + static_cast<int64_t>(bh) * p.Tq * p.Dv;
   const uint64_t pol = l2_policy(p.l2_evict_first);
 
@@ -157,12 +176,13 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     const int s = i % SLOTS;
     T* dst = slots + s * F::SLOT_ELEMS;
     if (i < n_kv) {
+      const int row0 = kv_tile(i) * BM;
       mbar_arrive_expect_tx(&full[s], F::SLOT);
-      tma_load_3d(dst, &maps.k, 0, (kt0 + i) * BM, bh, &full[s], pol);
-      tma_load_3d(dst + BM * Tr::KST, &maps.v, 0, (kt0 + i) * BM, bh, &full[s], pol);
+      tma_load_3d(dst, &maps.k, 0, row0, bh, &full[s], pol);
+      tma_load_3d(dst + BM * Tr::KST, &maps.v, 0, row0, bh, &full[s], pol);
     } else {
       mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * Tr::KST * 2));
-      tma_load_3d(dst, &maps.q, 0, (qs0 + i - n_kv) * qr, bh, &full[s], pol);
+      tma_load_3d(dst, &maps.q, 0, q_item(i - n_kv) * qr, bh, &full[s], pol);
     }
   };
   // This warp is done reading item i; the last of the NW warps refills the slot with i + SLOTS.
@@ -194,7 +214,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     mbar_wait(&full[s], (i / SLOTS) & 1);
     T* cK = slots + s * F::SLOT_ELEMS;
     const T* cV = cK + BM * Tr::KST;
-    const int row0 = (kt0 + i) * BM;
+    const int row0 = kv_tile(i) * BM;
     if (p.fm == kFocused) {  // the row norms need whole K rows: mapped in place first
       focused_tile_inplace<T, DKP, DVP>(cK, row0, p, warp, lane);
       fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
@@ -215,7 +235,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     mbar_wait(&full[s], (i / SLOTS) & 1);
     if (j % F::QG == grp) {
       const T* sq = slots + s * F::SLOT_ELEMS;
-      const int r0 = (qs0 + j) * qr;
+      const int r0 = q_item(j) * qr;
       const int nslab = min(qr, p.Tq - r0 + 15) / 16;  // slabs with a row < Tq
       for (int sl = wg; sl < nslab; sl += F::WPG) {
         if (p.o_tma) {  // the previous bulk store has read oslab
