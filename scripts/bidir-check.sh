@@ -20,7 +20,7 @@
 #   tiled   the checked sweeps (naive-fp32 oracle) -> tiled.csv, one per word of
 #           BIDIR_CHECK_SWEEPS ("variant:passes", default "norm:fwd,bwd simple:fwd,bwd")
 # Environment: ATTNBENCH_CUDA_ARCH (default 90a), BIDIR_CHECK_BUDGET_S (whole script, default 450).
-# Files in OUT_DIR: run.log, tests.log, tiled.csv, ab.csv, table.md, sweep_tiled.log.
+# Files in OUT_DIR: run.log, tests.log (tests_picked.log), tiled.csv, ab.csv, table.md, sweep_tiled.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-results/bidir-check}}
@@ -118,14 +118,15 @@ elif [[ $stages == *,tests,* ]]; then
   for run_env in "" "$picked_env"; do
     [[ -n $passed && -z $run_env ]] && continue
     log "GPU tests (*bidir*) with environment '$run_env'"
-    env ${run_env//,/ } timeout $(( $(left) > 200 ? 200 : $(left) )) ./$bin/tests/kernels/kernels_tests --gtest_filter='*bidir*' >"$out/tests.log" 2>&1
+    tlog="$out/tests${run_env:+_picked}.log"  # tests.log: default environment; tests_picked.log: the picked one
+    env ${run_env//,/ } timeout $(( $(left) > 200 ? 200 : $(left) )) ./$bin/tests/kernels/kernels_tests --gtest_filter='*bidir*' >"$tlog" 2>&1
     rc=$?
     (( rc != 0 )) && test_rc=$rc
-    grep -E "^\[  FAILED  \]|Failure|Expected|rel_rms" "$out/tests.log" | head -30 | tee -a "$out/run.log" >&2
-    passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$out/tests.log" | grep -oE "[0-9]+$")
-    failed=$(grep -cE "^\[  FAILED  \] .*\(" "$out/tests.log")
-    skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$out/tests.log" | grep -oE "[0-9]+$")
-    log "tests ('$run_env'): $(grep -E "^\[==========\] [0-9]+ tests" "$out/tests.log" | tail -1); passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $rc)"
+    grep -E "^\[  FAILED  \]|Failure|Expected|rel_rms" "$tlog" | head -30 | tee -a "$out/run.log" >&2
+    passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$tlog" | grep -oE "[0-9]+$")
+    failed=$(grep -cE "^\[  FAILED  \] .*\(" "$tlog")
+    skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$tlog" | grep -oE "[0-9]+$")
+    log "tests ('$run_env'): $(grep -E "^\[==========\] [0-9]+ tests" "$tlog" | tail -1); passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $rc)"
     [[ -z $picked_env ]] && break
   done
 fi
