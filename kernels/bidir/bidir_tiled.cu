@@ -1,9 +1,11 @@
 // bidir, tiled CUDA: the Prepared object, the launch plan and the registration. The kernels and
 // their equations are in bidir_tiled_fwd.cu and bidir_tiled_bwd.cu.
 //
-// forward  = one launch (bidir_tiled_fused.cu): a cluster of CTAs per head builds the state,
-//            reduces it in distributed shared memory, then streams Q -> o; or, where that kernel
-//            would leave much of the GPU idle (few heads, long rows), two launches:
+// forward  = one launch: a cluster of CTAs per head builds the state, reduces it in distributed
+//            shared memory, then streams Q -> o; its tiles arrive by bulk tensor copies
+//            (bidir_tiled_tma.cu, the default on sm_90) or by cp.async (bidir_tiled_fused.cu,
+//            where no tensor maps can be made); or, where that kernel would leave much of the GPU
+//            idle (few heads, long rows), two launches:
 //            state kernel (KVr = round(Kf^T V), kmean; Tk split over blocks, then reduced)
 //          + output kernel (o from Qf, KVr, kmean)
 // backward = query kernel (dq; dKVr = round(Qf^T G), dkmean = Qf^T dz; Tq split, then reduced)
@@ -17,10 +19,12 @@
 //   ATTNBENCH_BIDIR_FWD=fused|tma|two  force the forward's path: one launch fed by cp.async
 //                                    (fused) or by bulk tensor copies (tma), or two launches
 //                                    (default: the plan below)
-//   ATTNBENCH_BIDIR_TMA=2x8|1x16|1x8 the TMA forward's CTAs per SM x warps per CTA
+//   ATTNBENCH_BIDIR_TMA=2x8|1x16|1x8 the TMA forward's CTAs per SM x warps per CTA (default 1x16; 1x8
+//                                    where Dk or Dv > 64: 16 warps spill there)
 //   ATTNBENCH_BIDIR_OSTORE=tma|st    the TMA forward's O stores: bulk tensor stores or 16-byte stores
 //   ATTNBENCH_BIDIR_ORDER=blk|rot|ilv|rotilv  the TMA forward's walk over tiles (TiledParams::order)
-//   ATTNBENCH_BIDIR_EXP=h2           elu1's exp in the one-launch forwards from ex2.approx.f16x2
+//   ATTNBENCH_BIDIR_EXP=h2|f32       elu1's exp in the one-launch forwards: ex2.approx.f16x2 (two
+//                                    per MUFU op, the default) or __expf
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
@@ -98,12 +102,20 @@ int plan_cluster(int BH, int capacity, int ktiles, Info&& info, double* fill) {
 }
 
 // The one-launch forward's kernel: cp.async-fed (bidir_tiled_fused.cu) or TMA-fed
-// (bidir_tiled_tma.cu), and the TMA kernel's configuration (TiledParams::tma_cfg).
+// (bidir_tiled_tma.cu), and the TMA kernel's configuration (TiledParams::tma_cfg). H200, B=8 H=16
+// D=64 bf16 norm, fwd ms at T = 4096/8192/16384 (results/h200-20261121-s3/bidir2_call2_ab.csv):
+//   identity: cp.async 0.0860/0.1640/0.3137, TMA 2x8 0.0848/0.1608/0.3104, TMA 1x16 0.0859/0.1640/0.3133
+//   elu1:     cp.async 0.1113/0.2111/0.4098, TMA 2x8 0.0955/0.1782/0.3370, + exp h2 0.0890/0.1696/0.3232,
+//             TMA 1x16 + exp h2 0.0883/0.1657/0.3173
 enum class OneLaunch { fused, tma };
 constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
-constexpr int kDefaultTmaCfg = 0;
+// Default: 16 warps, one CTA per SM (1x8 where Dk or Dv > 64), elu1 exp by ex2.approx.f16x2: the
+// configuration of the checked sweep in bidir2_call2_table.md (every published point measured);
+// 2x8 was ~1% faster on identity at T >= 4096, ~1-2% slower on elu1, and not swept.
+constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
+constexpr bool kDefaultExpH2 = true;  // elu1's exp in the one-launch forwards (bidir_tiled_common.cuh)
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -231,9 +243,10 @@ class TiledBidir : public CudaPrepared {
       if (std::strcmp(e, "fused") == 0 || std::strcmp(e, "tma") == 0) use_fused_ = major >= 9 && info1.blocks_per_sm > 0;
       if (std::strcmp(e, "two") == 0) use_fused_ = false;
     }
-    // elu1 with exp from ex2.approx.f16x2 (an A/B option; kernel-internal map id kElu1H2).
+    // elu1 with exp from ex2.approx.f16x2 (kernel-internal map id kElu1H2; default, or __expf).
     const char* x = env("ATTNBENCH_BIDIR_EXP");
-    fused_.fm = x && std::strcmp(x, "h2") == 0 && state_.fm == kElu1 ? kElu1H2 : state_.fm;
+    const bool h2 = x ? std::strcmp(x, "h2") == 0 : kDefaultExpH2;
+    fused_.fm = h2 && state_.fm == kElu1 ? kElu1H2 : state_.fm;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;
   }
@@ -266,7 +279,7 @@ void register_bidir_tiled(Registry& r) {
   impl.name = "tiled";
   impl.device = Device::cuda;
   impl.summary = "two phases per pass (state reduced over T, then per row); forward in one launch (a cluster of CTAs per "
-                 "head, state reduced in distributed shared memory) on sm_90, backward in two; mma.sync, fp32 accumulate, "
+                 "head fed by bulk tensor copies, state reduced in distributed shared memory) on sm_90, backward in two; mma.sync, fp32 accumulate, "
                  "feature maps fused; bf16/fp16; Dk, Dv multiples of 8 up to 128; any Tq, Tk";
   impl.supports = tiled_supports;
   impl.prepare = [](const Problem& p, Pass pass, Dtype dt, const Tensors& in, const PrepareOptions&) -> std::unique_ptr<Prepared> {

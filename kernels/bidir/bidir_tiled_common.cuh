@@ -293,8 +293,8 @@ __device__ __forceinline__ void store_a_frags(T* slab, const uint32_t (&a)[KT][4
 // approximation (__expf, relative error ~2^-21, far below the bf16/fp16 rounding that follows);
 // the *_frags_any() wrappers switch on the run-time map once per call.
 
-// kElu1H2: elu1 whose exp comes from ex2.approx.f16x2 (two per MUFU op; an A/B option of the
-// one-launch forwards, ATTNBENCH_BIDIR_EXP=h2): exp(x) = 2^t, t = x log2(e) rounded to fp16
+// kElu1H2: elu1 whose exp comes from ex2.approx.f16x2 (two per MUFU op; the one-launch forwards'
+// elu1 unless ATTNBENCH_BIDIR_EXP=f32): exp(x) = 2^t, t = x log2(e) rounded to fp16
 // (relative error of 2^t from that rounding <= 2^-11 ln2 |t|), 2^t with relative error ~2^-9.9,
 // then rounded to the storage dtype as every phi is. A kernel-internal map id (bidir_common.cuh),
 // never a user's.

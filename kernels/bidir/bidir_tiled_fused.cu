@@ -1,6 +1,9 @@
 // bidir tiled forward in one launch: both phases of bidir_tiled_fwd.cu (same equations, same
 // rounding points: Kf, Qf, KVr rounded to the storage dtype; kmean and the row scale in fp32; o
-// rounded) in one kernel, with the state of a head reduced inside a thread block cluster.
+// rounded) in one kernel, with the state of a head reduced inside a thread block cluster. Tiles
+// arrive by cp.async here; bidir_tiled_tma.cu is the same kernel fed by bulk tensor copies (the
+// default on sm_90); this one runs where the driver makes no tensor maps, or with
+// ATTNBENCH_BIDIR_FWD=fused.
 //
 // Grid (C, B*H) in clusters of C CTAs (C = 1, 2, 4 or 8, from the launch plan): the C CTAs of a
 // cluster own one head. CTA `rank` takes an equal share of the head's 64-row K/V tiles and of its

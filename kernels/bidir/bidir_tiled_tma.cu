@@ -19,9 +19,11 @@
 // one bulk tensor store (rows >= Tq and columns >= Dv lie outside the map and are not written),
 // or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
 // Order (p.order): which tiles a CTA takes and where its walk starts (see the share below); the
-// state's fp32 sums run in the walk's order, fixed for a given shape and launch plan.
+// state's fp32 sums run in the walk's order, fixed for a given shape and launch plan. (H200: the
+// rotated and rank-strided walks timed within 0.5% of the plain one; the default is plain.)
 // Configurations (p.tma_cfg): 0 = 8 warps, two CTAs per SM (the smem of 4 slots each at D = 64);
-// 1 = 16 warps, one CTA per SM (10 slots); 2 = 8 warps, one CTA per SM (11 slots). With one CTA
+// 1 = 16 warps, one CTA per SM (10 slots; the default, bidir_tiled.cu); 2 = 8 warps, one CTA per
+// SM (11 slots). With one CTA
 // per SM and 16 warps, warps 0-7 take the even Q items and 8-15 the odd ones (one 16-row slab
 // each of a 128-row item); every warp still counts every item (and waits for it first, so that
 // its count belongs to this use of the slot).
@@ -36,7 +38,12 @@ namespace {
 static_assert(sizeof(CUtensorMap) == sizeof(TiledMaps::q), "TiledMaps holds CUtensorMaps");
 
 // ---- PTX: mbarriers, bulk tensor copies ---------------------------------------------------------
+// (sm_90; the kernel below is compiled empty for older targets and launched only on sm_90+)
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+#define BIDIR_TMA_PTX 1
+#endif
 
+#ifdef BIDIR_TMA_PTX
 __device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
 }
@@ -87,6 +94,7 @@ __device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.p
 __device__ __forceinline__ void prefetch_map(const void* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
 }
+#endif  // BIDIR_TMA_PTX
 
 // ---- geometry -------------------------------------------------------------------------------------
 
@@ -132,6 +140,9 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 template <class T, int DKP, int DVP, int NW, int MB>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     tma_kernel(const TiledParams p, const __grid_constant__ TiledMaps maps) {
+#ifndef BIDIR_TMA_PTX
+  __trap();  // launched only on sm_90+ (bidir_tiled.cu)
+#else
   using F = TmaCfg<DKP, DVP, NW, MB>;
   using Tr = typename F::Tr;
   constexpr int BM = F::BM, SLOTS = F::SLOTS;
@@ -257,6 +268,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     release(i);
   }
   if (p.o_tma && lane == 0) bulk_wait_all();
+#endif
 }
 
 template <class T, int DKP, int DVP, int NW, int MB>
