@@ -5,16 +5,22 @@
 # the comparison with the published Triton times.
 #   scripts/bidir-check.sh [OUT_DIR]       (default: $OUT on the device tool, else results/bidir-check)
 # Stages (BIDIR_CHECK_STAGES, comma-separated; default ab,tests,tiled), in this order:
+#   probe   scripts/bidir_copy_probe.cu: memcpy and a 3-read 1-write stream kernel at the forward's
+#           byte counts, timed as the harness times (what no-math traffic gets) -> probe.md
 #   ab      unchecked forward A/B runs, one per word of BIDIR_CHECK_AB ("label:VAR=v,VAR=v"; the
 #           knobs are in kernels/bidir/bidir_tiled.cu; "default:" for none), norm, identity and
 #           elu1, T = BIDIR_CHECK_AB_T -> ab.csv. With BIDIR_CHECK_PICK=1 the label with the
 #           lowest mean time relative to the first label is picked: the stages below run with its
 #           environment (the tests also without it).
-#   tests   kernels_tests --gtest_filter='*bidir*' (every CUDA bidir case against the CPU reference)
+#   tests   kernels_tests --gtest_filter='*bidir*' (every CUDA bidir case against the CPU reference),
+#           with the default environment and the picked one; with BIDIR_CHECK_TEST_ENVS
+#           ("label:VAR=v,VAR=v ...") once per word instead -> tests_<label>.log, tests.md
+#   ncu     Nsight Compute (--clock-control none) on one forward at T = BIDIR_CHECK_NCU_T (4096),
+#           identity, once per word of BIDIR_CHECK_NCU ("label:VAR=v,...") -> ncu_<label>.txt
 #   tiled   the checked sweeps (naive-fp32 oracle) -> tiled.csv, one per word of
 #           BIDIR_CHECK_SWEEPS ("variant:passes", default "norm:fwd,bwd simple:fwd,bwd")
 # Environment: ATTNBENCH_CUDA_ARCH (default 90a), BIDIR_CHECK_BUDGET_S (whole script, default 450).
-# Files in OUT_DIR: run.log, tests.log, tiled.csv, ab.csv, table.md, sweep_tiled.log.
+# Files in OUT_DIR: run.log, tests.log (tests_picked.log), tiled.csv, ab.csv, table.md, sweep_tiled.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-results/bidir-check}}
@@ -35,6 +41,12 @@ cmake -S . -B $bin -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
 cmake --build $bin -j 16 --target attnbench kernels_tests >>build/gpu-bidir-build.log 2>&1 \
   || { grep -E "error|FAILED" -A5 build/gpu-bidir-build.log | head -60 | tee -a "$out/run.log"; exit 1; }
 log "built"
+
+if [[ $stages == *,probe,* ]]; then
+  log "probe: build + run scripts/bidir_copy_probe.cu"
+  /usr/local/cuda/bin/nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -o build/bidir_copy_probe scripts/bidir_copy_probe.cu \
+    >>"$out/run.log" 2>&1 && timeout 60 ./build/bidir_copy_probe 2>&1 | tee "$out/probe.md" | tee -a "$out/run.log" >&2
+fi
 
 picked_env=""
 if [[ $stages == *,ab,* ]]; then
@@ -82,20 +94,57 @@ fi
 picked=(env ${picked_env//,/ })
 
 test_rc=0 passed="" failed=0 skipped=""
-if [[ $stages == *,tests,* ]]; then
+if [[ $stages == *,tests,* && -n ${BIDIR_CHECK_TEST_ENVS:-} ]]; then
+  echo "| label | environment | passed | failed | skipped | rc |" >"$out/tests.md"
+  echo "|---|---|---|---|---|---|" >>"$out/tests.md"
+  for spec in $BIDIR_CHECK_TEST_ENVS; do
+    label=${spec%%:*} envs=${spec#*:}
+    (( $(left) < 40 )) && { log "tests: no time left for $label"; break; }
+    log "GPU tests (*bidir*) $label ($envs)"
+    env ${envs//,/ } timeout 120 ./$bin/tests/kernels/kernels_tests --gtest_filter='*bidir*' >"$out/tests_$label.log" 2>&1
+    rc=$?
+    (( rc != 0 )) && test_rc=$rc
+    grep -E "^\[  FAILED  \]|Failure" "$out/tests_$label.log" | head -10 | tee -a "$out/run.log" >&2
+    p_=$(grep -oE "^\[  PASSED  \] [0-9]+" "$out/tests_$label.log" | grep -oE "[0-9]+$")
+    f_=$(grep -cE "^\[  FAILED  \] .*\(" "$out/tests_$label.log")
+    s_=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$out/tests_$label.log" | grep -oE "[0-9]+$")
+    echo "| $label | $envs | ${p_:-0} | $f_ | ${s_:-0} | $rc |" >>"$out/tests.md"
+    log "tests $label: passed ${p_:-0}, failed $f_, skipped ${s_:-0} (rc $rc)"
+    gzip -f "$out/tests_$label.log"
+  done
+  cat "$out/tests.md" >&2
+  passed="(per label: tests.md)"
+elif [[ $stages == *,tests,* ]]; then
   for run_env in "" "$picked_env"; do
     [[ -n $passed && -z $run_env ]] && continue
     log "GPU tests (*bidir*) with environment '$run_env'"
-    env ${run_env//,/ } timeout $(( $(left) > 200 ? 200 : $(left) )) ./$bin/tests/kernels/kernels_tests --gtest_filter='*bidir*' >"$out/tests.log" 2>&1
+    tlog="$out/tests${run_env:+_picked}.log"  # tests.log: default environment; tests_picked.log: the picked one
+    env ${run_env//,/ } timeout $(( $(left) > 200 ? 200 : $(left) )) ./$bin/tests/kernels/kernels_tests --gtest_filter='*bidir*' >"$tlog" 2>&1
     rc=$?
     (( rc != 0 )) && test_rc=$rc
-    grep -E "^\[  FAILED  \]|Failure|Expected|rel_rms" "$out/tests.log" | head -30 | tee -a "$out/run.log" >&2
-    passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$out/tests.log" | grep -oE "[0-9]+$")
-    failed=$(grep -cE "^\[  FAILED  \] .*\(" "$out/tests.log")
-    skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$out/tests.log" | grep -oE "[0-9]+$")
-    log "tests ('$run_env'): $(grep -E "^\[==========\] [0-9]+ tests" "$out/tests.log" | tail -1); passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $rc)"
+    grep -E "^\[  FAILED  \]|Failure|Expected|rel_rms" "$tlog" | head -30 | tee -a "$out/run.log" >&2
+    passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$tlog" | grep -oE "[0-9]+$")
+    failed=$(grep -cE "^\[  FAILED  \] .*\(" "$tlog")
+    skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$tlog" | grep -oE "[0-9]+$")
+    log "tests ('$run_env'): $(grep -E "^\[==========\] [0-9]+ tests" "$tlog" | tail -1); passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $rc)"
     [[ -z $picked_env ]] && break
   done
+fi
+
+if [[ $stages == *,ncu,* ]]; then
+  ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+  for spec in ${BIDIR_CHECK_NCU:-}; do
+    label=${spec%%:*} envs=${spec#*:}
+    (( $(left) < 60 )) && { log "ncu: no time left for $label"; break; }
+    [[ -z $ncu_bin ]] && { log "ncu: not found"; break; }
+    log "ncu $label ($envs)"
+    env ${envs//,/ } timeout 90 "$ncu_bin" --clock-control none -k regex:'tma_kernel|fused_kernel|output_kernel' -c 1 \
+      --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats \
+      ./$bin/harness/attnbench run --algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map identity --variant norm \
+      --pass fwd --T "${BIDIR_CHECK_NCU_T:-4096}" --no-check --budget-ms 1 --out "$out/ncu_one.csv" >"$out/ncu_$label.txt" 2>&1
+    log "ncu $label rc $?"
+  done
+  rm -f "$out/ncu_one.csv"
 fi
 
 tiled_rc=0

@@ -1,9 +1,11 @@
 // bidir, tiled CUDA: the Prepared object, the launch plan and the registration. The kernels and
 // their equations are in bidir_tiled_fwd.cu and bidir_tiled_bwd.cu.
 //
-// forward  = one launch (bidir_tiled_fused.cu): a cluster of CTAs per head builds the state,
-//            reduces it in distributed shared memory, then streams Q -> o; or, where that kernel
-//            would leave much of the GPU idle (few heads, long rows), two launches:
+// forward  = one launch: a cluster of CTAs per head builds the state, reduces it in distributed
+//            shared memory, then streams Q -> o; its tiles arrive by bulk tensor copies
+//            (bidir_tiled_tma.cu, the default on sm_90) or by cp.async (bidir_tiled_fused.cu,
+//            where no tensor maps can be made); or, where that kernel would leave much of the GPU
+//            idle (few heads, long rows), two launches:
 //            state kernel (KVr = round(Kf^T V), kmean; Tk split over blocks, then reduced)
 //          + output kernel (o from Qf, KVr, kmean)
 // backward = query kernel (dq; dKVr = round(Qf^T G), dkmean = Qf^T dz; Tq split, then reduced)
@@ -14,7 +16,15 @@
 // once and writes each output once (plus the small per-head state and partial sums).
 //
 // Knobs for A/B runs on a device (environment, read when a problem is prepared):
-//   ATTNBENCH_BIDIR_FWD=fused|two    force the forward's path (default: the plan below)
+//   ATTNBENCH_BIDIR_FWD=fused|tma|two  force the forward's path: one launch fed by cp.async
+//                                    (fused) or by bulk tensor copies (tma), or two launches
+//                                    (default: the plan below)
+//   ATTNBENCH_BIDIR_TMA=2x8|1x16|1x8 the TMA forward's CTAs per SM x warps per CTA (default 1x16; 1x8
+//                                    where Dk or Dv > 64: 16 warps spill there)
+//   ATTNBENCH_BIDIR_OSTORE=tma|st    the TMA forward's O stores: bulk tensor stores or 16-byte stores
+//   ATTNBENCH_BIDIR_ORDER=blk|rot|ilv|rotilv  the TMA forward's walk over tiles (TiledParams::order)
+//   ATTNBENCH_BIDIR_EXP=h2|f32       elu1's exp in the one-launch forwards: ex2.approx.f16x2 (two
+//                                    per MUFU op, the default) or __expf
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
@@ -76,11 +86,13 @@ const char* env(const char* name) {
 // every CTA has state to add) whose grid of BH*C CTAs best fills whole waves of the resident
 // capacity; a larger C must fill clearly better (2%), since each CTA adds an exchange. Returns the
 // fill (the fraction of the resident slots busy, averaged over the waves) through `fill`.
-int plan_cluster(int BH, int capacity, int ktiles, Dtype dt, int Dk, int Dv, int warps, double* fill) {
+// info(c): the kernel's FusedInfo for clusters of c CTAs.
+template <class Info>
+int plan_cluster(int BH, int capacity, int ktiles, Info&& info, double* fill) {
   int best = 1;
   double best_fill = -1;
   for (int c = 1; c <= 8; c *= 2) {
-    if (c > 1 && (c > ktiles || !tiled_fused_info(dt, Dk, Dv, c, warps).cluster_fits)) break;
+    if (c > 1 && (c > ktiles || !info(c).cluster_fits)) break;
     const int64_t ctas = int64_t{BH} * c, waves = (ctas + capacity - 1) / capacity;
     const double f = static_cast<double>(ctas) / static_cast<double>(waves * capacity);
     if (f > best_fill + 0.02) best = c, best_fill = f;
@@ -88,6 +100,22 @@ int plan_cluster(int BH, int capacity, int ktiles, Dtype dt, int Dk, int Dv, int
   *fill = best_fill;
   return best;
 }
+
+// The one-launch forward's kernel: cp.async-fed (bidir_tiled_fused.cu) or TMA-fed
+// (bidir_tiled_tma.cu), and the TMA kernel's configuration (TiledParams::tma_cfg). H200, B=8 H=16
+// D=64 bf16 norm, fwd ms at T = 4096/8192/16384 (results/h200-20261121-s3/bidir2_call2_ab.csv):
+//   identity: cp.async 0.0860/0.1640/0.3137, TMA 2x8 0.0848/0.1608/0.3104, TMA 1x16 0.0859/0.1640/0.3133
+//   elu1:     cp.async 0.1113/0.2111/0.4098, TMA 2x8 0.0955/0.1782/0.3370, + exp h2 0.0890/0.1696/0.3232,
+//             TMA 1x16 + exp h2 0.0883/0.1657/0.3173
+enum class OneLaunch { fused, tma };
+constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
+// Default: 16 warps, one CTA per SM (1x8 where Dk or Dv > 64), elu1 exp by ex2.approx.f16x2: the
+// configuration of the checked sweep in bidir2_call2_table.md (every published point measured);
+// 2x8 was ~1% faster on identity at T >= 4096, ~1-2% slower on elu1, and not swept.
+constexpr int kDefaultTmaCfg = 1;
+constexpr bool kDefaultOTma = true;
+constexpr int kDefaultOrder = 0;
+constexpr bool kDefaultExpH2 = true;  // elu1's exp in the one-launch forwards (bidir_tiled_common.cuh)
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -144,7 +172,9 @@ class TiledBidir : public CudaPrepared {
   }
 
   void run() override {
-    if (pass_ == Pass::fwd && use_fused_) {
+    if (pass_ == Pass::fwd && use_fused_ && one_ == OneLaunch::tma) {
+      launch_tiled_tma(fused_, maps_, dt_, stream_);
+    } else if (pass_ == Pass::fwd && use_fused_) {
       launch_tiled_fused(fused_, dt_, stream_);
     } else if (pass_ == Pass::fwd) {
       launch_tiled_state(state_, dt_, stream_);
@@ -159,31 +189,71 @@ class TiledBidir : public CudaPrepared {
   // The forward's path. One launch where clusters exist (sm_90+) and its grid keeps at least 60%
   // of the resident slots busy, or the problem is small (<= 64 MB moved, where launch latency and
   // ramp-up dominate and one launch wins even on a partly idle GPU); else two launches, whose
-  // split-T state kernel spreads any number of heads over the whole GPU.
+  // split-T state kernel spreads any number of heads over the whole GPU. The one-launch kernel is
+  // the TMA-fed one where its tensor maps can be made, else the cp.async-fed one.
   void plan_fused(const Problem& p, Dtype dt, int major) {
+    one_ = kDefaultOneLaunch;
+    if (const char* e = env("ATTNBENCH_BIDIR_FWD")) {
+      if (std::strcmp(e, "tma") == 0) one_ = OneLaunch::tma;
+      if (std::strcmp(e, "fused") == 0) one_ = OneLaunch::fused;
+    }
+    if (major < 9) one_ = OneLaunch::fused;
+    if (!plan_one_launch(p, dt, major) && one_ == OneLaunch::tma) {
+      one_ = OneLaunch::fused;  // no tensor maps from this driver
+      plan_one_launch(p, dt, major);
+    }
+  }
+
+  // Plans the one_ kernel (clusters, Q rows, use_fused_); false where its tensor maps failed.
+  bool plan_one_launch(const Problem& p, Dtype dt, int major) {
     const int ktiles = ceil_div(p.Tk, kTiledRows);
     const char* w = env("ATTNBENCH_BIDIR_FUSED_WARPS");
     const int warps = fused_.fused_warps = w && std::atoi(w) == 4 && p.Dk <= kTiledDimSmall ? 4 : 8;
-    const FusedInfo info = tiled_fused_info(dt, fused_.Dk, fused_.Dv, 1, warps);
+    int cfg = kDefaultTmaCfg;
+    if (const char* e = env("ATTNBENCH_BIDIR_TMA")) {
+      if (std::strcmp(e, "2x8") == 0) cfg = 0;
+      if (std::strcmp(e, "1x16") == 0) cfg = 1;
+      if (std::strcmp(e, "1x8") == 0) cfg = 2;
+    }
+    if (cfg == 1 && (p.Dk > kTiledDimSmall || p.Dv > kTiledDimSmall)) cfg = 2;  // 16 warps spill at D = 128
+    fused_.tma_cfg = cfg;
+    fused_.o_tma = kDefaultOTma;
+    if (const char* e = env("ATTNBENCH_BIDIR_OSTORE")) fused_.o_tma = std::strcmp(e, "st") != 0;
+    fused_.order = kDefaultOrder;
+    if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
+      fused_.order = (std::strstr(e, "rot") ? 1 : 0) | (std::strstr(e, "ilv") ? 2 : 0);
+    }
+    auto info = [&](int c) {
+      return one_ == OneLaunch::tma ? tiled_tma_info(dt, fused_.Dk, fused_.Dv, c, cfg) : tiled_fused_info(dt, fused_.Dk, fused_.Dv, c, warps);
+    };
+    const FusedInfo info1 = info(1);
     double fill = 0;
-    int c = plan_cluster(fused_.BH, sm_count() * std::max(info.blocks_per_sm, 1), ktiles, dt, fused_.Dk, fused_.Dv, warps, &fill);
+    int c = plan_cluster(fused_.BH, sm_count() * std::max(info1.blocks_per_sm, 1), ktiles, info, &fill);
     if (const char* e = env("ATTNBENCH_BIDIR_CLUSTER")) {
       const int want = std::atoi(e);
-      if ((want == 1 || want == 2 || want == 4 || want == 8) && tiled_fused_info(dt, fused_.Dk, fused_.Dv, want, warps).cluster_fits) c = want;
+      if ((want == 1 || want == 2 || want == 4 || want == 8) && info(want).cluster_fits) c = want;
     }
     fused_.cluster = c;
     // Q slots: an equal share of the rows per CTA, in whole 16-row slabs, at most a slot's worth.
     const int64_t share = (p.Tq + c - 1) / c;
-    fused_.q_rows = static_cast<int>(std::clamp<int64_t>((share + 15) / 16 * 16, 16, info.max_q_rows));
+    fused_.q_rows = static_cast<int>(std::clamp<int64_t>((share + 15) / 16 * 16, 16, info1.max_q_rows));
     const int64_t bytes = p.B * p.H * ((p.Tq + p.Tk) * p.Dk + p.Tk * p.Dv + p.Tq * p.Dv) * static_cast<int64_t>(dtype_bytes(dt));
-    use_fused_ = major >= 9 && info.blocks_per_sm > 0 && (fill >= 0.6 || bytes <= (int64_t{64} << 20));
+    use_fused_ = major >= 9 && info1.blocks_per_sm > 0 && (fill >= 0.6 || bytes <= (int64_t{64} << 20));
     if (const char* e = env("ATTNBENCH_BIDIR_FWD")) {
-      if (std::strcmp(e, "fused") == 0) use_fused_ = major >= 9 && info.blocks_per_sm > 0;
+      if (std::strcmp(e, "fused") == 0 || std::strcmp(e, "tma") == 0) use_fused_ = major >= 9 && info1.blocks_per_sm > 0;
       if (std::strcmp(e, "two") == 0) use_fused_ = false;
     }
+    // elu1 with exp from ex2.approx.f16x2 (kernel-internal map id kElu1H2; default, or __expf).
+    const char* x = env("ATTNBENCH_BIDIR_EXP");
+    const bool h2 = x ? std::strcmp(x, "h2") == 0 : kDefaultExpH2;
+    fused_.fm = h2 && state_.fm == kElu1 ? kElu1H2 : state_.fm;
+    if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
+    return true;
   }
 
   TiledParams state_{}, first_{}, second_{}, fused_{};
+  TiledMaps maps_{};
+  OneLaunch one_ = OneLaunch::fused;
   bool use_fused_ = false;
 };
 
@@ -209,7 +279,7 @@ void register_bidir_tiled(Registry& r) {
   impl.name = "tiled";
   impl.device = Device::cuda;
   impl.summary = "two phases per pass (state reduced over T, then per row); forward in one launch (a cluster of CTAs per "
-                 "head, state reduced in distributed shared memory) on sm_90, backward in two; mma.sync, fp32 accumulate, "
+                 "head fed by bulk tensor copies, state reduced in distributed shared memory) on sm_90, backward in two; mma.sync, fp32 accumulate, "
                  "feature maps fused; bf16/fp16; Dk, Dv multiples of 8 up to 128; any Tq, Tk";
   impl.supports = tiled_supports;
   impl.prepare = [](const Problem& p, Pass pass, Dtype dt, const Tensors& in, const PrepareOptions&) -> std::unique_ptr<Prepared> {

@@ -44,6 +44,21 @@ struct TiledParams {
   int cluster, q_rows;
   int fused_warps;  // 8; 4 (an A/B option) where Dk <= 64
   bool l2_evict_first;
+  // The TMA-fed one-launch forward (bidir_tiled_tma.cu): configuration (0: 8 warps, two CTAs per
+  // SM; 1: 16 warps, one CTA per SM; 2: 8 warps, one CTA per SM) and whether O leaves by bulk
+  // tensor stores (else 16-byte stores).
+  int tma_cfg;
+  bool o_tma;
+  int order;  // the TMA forward's walk: bit 1 rank-strided tiles (else blocks), bit 0 rotated start
+};
+
+// Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:
+// [BH][T][D] with boxes of (padded D + 8) x rows (q: q_rows, k and v: kTiledRows, o: 16).
+struct alignas(64) TiledMaps {
+  alignas(64) unsigned char q[128];
+  alignas(64) unsigned char k[128];
+  alignas(64) unsigned char v[128];
+  alignas(64) unsigned char o[128];
 };
 
 enum class TiledKernel { state, output, query, key };
@@ -67,5 +82,10 @@ struct FusedInfo {
 };
 void launch_tiled_fused(const TiledParams& p, Dtype dt, cudaStream_t s);
 FusedInfo tiled_fused_info(Dtype dt, int Dk, int Dv, int cluster, int warps);
+// The same forward fed by bulk tensor copies (sm_90): the maps from encode_tiled_maps (false where
+// the driver cannot make them; p's pointers, dims, BH and q_rows set).
+void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s);
+FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg);
+bool encode_tiled_maps(TiledMaps& m, const TiledParams& p, Dtype dt);
 
 }  // namespace attnbench::kernels::bidir

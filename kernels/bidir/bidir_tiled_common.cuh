@@ -293,12 +293,33 @@ __device__ __forceinline__ void store_a_frags(T* slab, const uint32_t (&a)[KT][4
 // approximation (__expf, relative error ~2^-21, far below the bf16/fp16 rounding that follows);
 // the *_frags_any() wrappers switch on the run-time map once per call.
 
+// kElu1H2: elu1 whose exp comes from ex2.approx.f16x2 (two per MUFU op; the one-launch forwards'
+// elu1 unless ATTNBENCH_BIDIR_EXP=f32): exp(x) = 2^t, t = x log2(e) rounded to fp16
+// (relative error of 2^t from that rounding <= 2^-11 ln2 |t|), 2^t with relative error ~2^-9.9,
+// then rounded to the storage dtype as every phi is. A kernel-internal map id (bidir_common.cuh),
+// never a user's.
+
 template <int FM>
 __device__ __forceinline__ float phi_fast(float x) {
-  if (FM == kElu1) return x > 0.0f ? x + 1.0f : __expf(x);
+  if (FM == kElu1 || FM == kElu1H2) return x > 0.0f ? x + 1.0f : __expf(x);
   if (FM == kRelu) return fmaxf(x, 0.0f);
   return x;
 }
+// phi of two elements (kElu1H2: both exps in one ex2.approx.f16x2; for x > 0, where x + 1 is
+// taken, t may be inf).
+template <int FM>
+__device__ __forceinline__ float2 phi_pair(float2 x) {
+  if (FM == kElu1H2) {
+    const __half2 t = __floats2half2_rn(x.x * 1.4426950408889634f, x.y * 1.4426950408889634f);
+    const uint32_t tb = *reinterpret_cast<const uint32_t*>(&t);
+    uint32_t eb;
+    asm("ex2.approx.f16x2 %0, %1;\n" : "=r"(eb) : "r"(tb));
+    const float2 e = __half22float2(*reinterpret_cast<const __half2*>(&eb));
+    return make_float2(x.x > 0.0f ? x.x + 1.0f : e.x, x.y > 0.0f ? x.y + 1.0f : e.y);
+  }
+  return make_float2(phi_fast<FM>(x.x), phi_fast<FM>(x.y));
+}
+
 template <int FM>
 __device__ __forceinline__ float dphi_fast(float x, float g) {
   if (FM == kElu1) return x > 0.0f ? g : g * __expf(x);
@@ -341,7 +362,8 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
         const float y0 = focused_y(v.x, true), y1 = focused_y(v.y, true);
         f0 = y0 * y0 * y0 * r[i % 2], f1 = y1 * y1 * y1 * r[i % 2];
       } else {
-        f0 = phi_fast<FM>(v.x), f1 = phi_fast<FM>(v.y);
+        const float2 f = phi_pair<FM>(v);
+        f0 = f.x, f1 = f.y;
       }
       x[kt][i] = pack2<T>(ok ? f0 : 0.0f, ok ? f1 : 0.0f);
     }
@@ -354,6 +376,7 @@ __device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, cons
   if (full) {  // every row ok, D == 16 KT
     switch (fm) {
       case kElu1: return phi_frags<T, KT, kElu1, false>(x, row_ok, D, lane);
+      case kElu1H2: return phi_frags<T, KT, kElu1H2, false>(x, row_ok, D, lane);
       case kRelu: return phi_frags<T, KT, kRelu, false>(x, row_ok, D, lane);
       case kFocused: return phi_frags<T, KT, kFocused, false>(x, row_ok, D, lane);
       default: return phi_frags<T, KT, kIdentity, false>(x, row_ok, D, lane);
@@ -361,6 +384,7 @@ __device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, cons
   }
   switch (fm) {
     case kElu1: return phi_frags<T, KT, kElu1>(x, row_ok, D, lane);
+    case kElu1H2: return phi_frags<T, KT, kElu1H2>(x, row_ok, D, lane);
     case kRelu: return phi_frags<T, KT, kRelu>(x, row_ok, D, lane);
     case kFocused: return phi_frags<T, KT, kFocused>(x, row_ok, D, lane);
     default: return phi_frags<T, KT, kIdentity>(x, row_ok, D, lane);

@@ -1,6 +1,9 @@
 // bidir tiled forward in one launch: both phases of bidir_tiled_fwd.cu (same equations, same
 // rounding points: Kf, Qf, KVr rounded to the storage dtype; kmean and the row scale in fp32; o
-// rounded) in one kernel, with the state of a head reduced inside a thread block cluster.
+// rounded) in one kernel, with the state of a head reduced inside a thread block cluster. Tiles
+// arrive by cp.async here; bidir_tiled_tma.cu is the same kernel fed by bulk tensor copies (the
+// default on sm_90); this one runs where the driver makes no tensor maps, or with
+// ATTNBENCH_BIDIR_FWD=fused.
 //
 // Grid (C, B*H) in clusters of C CTAs (C = 1, 2, 4 or 8, from the launch plan): the C CTAs of a
 // cluster own one head. CTA `rank` takes an equal share of the head's 64-row K/V tiles and of its
@@ -11,10 +14,11 @@
 // added in the exchange), so twice as many warps hide the latency of the per-tile work.
 //   phase 1: [KV | ksum] partial = Kf^T [V | 1] over the CTA's tiles (state_tile), fp32 in
 //            registers, then into the CTA's own shared buffer `red`.
-//   exchange (between two cluster barriers): CTA `rank` owns rows [rank DKP/C, (rank+1) DKP/C) of
-//            the state; it adds those rows of the C partials (distributed shared memory, in rank
-//            order: the sum does not depend on timing and is the same for every CTA), rounds
-//            KVr = round(KV), forms kmean = ksum / Tk, and writes both into every CTA's sKV, skm.
+//   exchange (between two cluster barriers; cluster_state_exchange in bidir_tiled_fwd.cuh): CTA
+//            `rank` owns rows [rank DKP/C, (rank+1) DKP/C) of the state; it adds those rows of the
+//            C partials (distributed shared memory, in rank order: the sum does not depend on
+//            timing and is the same for every CTA), rounds KVr = round(KV), forms kmean =
+//            ksum / Tk, and writes both into every CTA's sKV, skm.
 //   phase 2: o for the CTA's Q slots (output_slab: one 16-row slab per warp at a time).
 // One launch per forward: no global partial sums, no counters, no second kernel's ramp-up, and
 // the state never leaves the chip (the backward's prepare() computes it with the state kernel).
@@ -83,7 +87,7 @@ template <class T, int DKP, int DVP, int NW>
 __global__ void __launch_bounds__(Fused<DKP, DVP, NW>::NTHR, Fused<DKP, DVP, NW>::MIN_BLOCKS) fused_kernel(const TiledParams p) {
   using F = Fused<DKP, DVP, NW>;
   using Tr = typename F::Tr;
-  constexpr int NTHR = F::NTHR, BM = F::BM, NCOL = F::NCOL;
+  constexpr int NTHR = F::NTHR, BM = F::BM;
   extern __shared__ __align__(16) unsigned char smem[];
   T* slots = reinterpret_cast<T*>(smem);
   float* red = reinterpret_cast<float*>(smem + F::red_off);
@@ -91,7 +95,7 @@ __global__ void __launch_bounds__(Fused<DKP, DVP, NW>::NTHR, Fused<DKP, DVP, NW>
   float* skm = reinterpret_cast<float*>(smem + F::km_off);
   T* sO = reinterpret_cast<T*>(smem + F::red_off);  // O staging, once the exchange is over
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int C = p.cluster, rank = blockIdx.x, bh = blockIdx.y;
   // This CTA's share: K/V tiles [kt0, kt0 + n_kv), Q slots [qs0, qs0 + n_q) of qr rows.
   const int nkt = (p.Tk + BM - 1) / BM, kper = (nkt + C - 1) / C;
@@ -127,44 +131,7 @@ __global__ void __launch_bounds__(Fused<DKP, DVP, NW>::NTHR, Fused<DKP, DVP, NW>
   fused_state_loop<T, DKP, DVP, NW>(acc, slots, n_kv, n, kt0, load, p, ones);
 
   // ---- exchange ----
-  // The CTA's partial into red: group 0 stores, then the other groups add theirs, in order.
-  for (int grp = 0; grp < F::KG; ++grp) {
-    if (warp / Tr::RED_WARPS == grp) {
-#pragma unroll
-      for (int nt = 0; nt <= Tr::NV; ++nt) {
-        const int row = (warp % Tr::RED_WARPS) * 16 + g, col = nt * 8 + 2 * q;
-        float2* r0 = reinterpret_cast<float2*>(red + row * NCOL + col);
-        float2* r1 = reinterpret_cast<float2*>(red + (row + 8) * NCOL + col);
-        float2 v0 = make_float2(acc[nt][0], acc[nt][1]), v1 = make_float2(acc[nt][2], acc[nt][3]);
-        if (grp > 0) v0.x += r0->x, v0.y += r0->y, v1.x += r1->x, v1.y += r1->y;
-        *r0 = v0, *r1 = v1;
-      }
-    }
-    if (grp + 1 < F::KG) __syncthreads();
-  }
-  if (C > 1) cluster_sync(); else __syncthreads();
-  {
-    const int rows = DKP / C, d0 = rank * rows;  // C divides DKP (C <= 8, DKP >= 64)
-    constexpr int G = DVP / 8;                   // 8-column groups of a row
-    for (int u = tid; u < rows * G; u += NTHR) {
-      const int d = d0 + u / G, e = (u % G) * 8;
-      float s[8] = {};
-      for (int r = 0; r < C; ++r) {
-        const float4* src = reinterpret_cast<const float4*>((C > 1 ? cluster_map(red, r) : red) + d * NCOL + e);
-        const float4 a = src[0], b = src[1];
-        s[0] += a.x, s[1] += a.y, s[2] += a.z, s[3] += a.w, s[4] += b.x, s[5] += b.y, s[6] += b.z, s[7] += b.w;
-      }
-      const uint4 kvr = make_uint4(pack2<T>(s[0], s[1]), pack2<T>(s[2], s[3]), pack2<T>(s[4], s[5]), pack2<T>(s[6], s[7]));
-      for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, r) : sKV) + d * Tr::VST + e) = kvr;
-    }
-    for (int d = d0 + tid; d < d0 + rows; d += NTHR) {
-      float s = 0.0f;
-      for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, r) : red)[d * NCOL + DVP];
-      const float km = p.norm ? s * p.inv_tk : 0.0f;
-      for (int r = 0; r < C; ++r) (C > 1 ? cluster_map(skm, r) : skm)[d] = km;
-    }
-  }
-  if (C > 1) cluster_sync(); else __syncthreads();  // sKV, skm complete here; no CTA reads red again
+  cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank);
 
   // ---- phase 2 ----
   T* oslab = sO + warp * 16 * Tr::VST;

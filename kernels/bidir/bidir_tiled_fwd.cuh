@@ -34,9 +34,9 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
     if (FM != kIdentity) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const float2 x = unpack2<T>(a[j]);
-        float f0 = phi_fast<FM>(x.x), f1 = phi_fast<FM>(x.y);
-        if (FM == kElu1 && MASK) {
+        const float2 f = phi_pair<FM>(unpack2<T>(a[j]));
+        float f0 = f.x, f1 = f.y;
+        if ((FM == kElu1 || FM == kElu1H2) && MASK) {
           const int t = ks * 16 + 8 * (j / 2) + 2 * q;
           f0 = dok[j % 2] && t < tvalid ? f0 : 0.0f;
           f1 = dok[j % 2] && t + 1 < tvalid ? f1 : 0.0f;
@@ -60,11 +60,18 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
 template <class T, int DKP, int DVP, int KSN>
 __device__ __forceinline__ void state_tile_any(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
                                                const TiledParams& p, int warp, int ks0, int lane, uint32_t ones) {
+  const bool whole = row0 + Traits<DKP, DVP>::BM <= p.Tk && p.Dk == DKP;
   if (p.fm == kElu1) {
-    if (row0 + Traits<DKP, DVP>::BM <= p.Tk && p.Dk == DKP) {
+    if (whole) {
       state_tile<T, DKP, DVP, kElu1, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
     } else {
       state_tile<T, DKP, DVP, kElu1, true, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    }
+  } else if (p.fm == kElu1H2) {
+    if (whole) {
+      state_tile<T, DKP, DVP, kElu1H2, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    } else {
+      state_tile<T, DKP, DVP, kElu1H2, true, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
     }
   } else if (p.fm == kRelu) {
     state_tile<T, DKP, DVP, kRelu, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
@@ -90,15 +97,69 @@ __device__ __forceinline__ void focused_tile_inplace(T* cK, int row0, const Tile
   store_a_frags<Tr::KT, Tr::KST>(slab, x, lane);
 }
 
+// The one-launch forwards' state exchange (bidir_tiled_fused.cu, bidir_tiled_tma.cu), by all NW
+// warps of each of the C CTAs of a cluster (C = 1: no cluster). acc: this warp's phase-1 partial
+// [KV | ksum] rows 16 (w % RED_WARPS).. in C layout (warp groups w / RED_WARPS hold partials of
+// the same rows over different k-steps). red: fp32 [DKP][NCOL] of this CTA; sKV [DKP][VST], skm
+// [DKP]: every CTA's copy is complete on return.
+//   1. the CTA's partial into red: group 0 stores, the other groups add theirs, in order;
+//   2. (cluster barrier) CTA `rank` owns rows [rank DKP/C, (rank+1) DKP/C): it adds those rows of
+//      the C partials (distributed shared memory, in rank order: the sum does not depend on
+//      timing and is the same for every CTA), rounds KVr = round(KV), forms kmean = ksum / Tk,
+//      and writes both into every CTA's sKV, skm;
+//   3. (cluster barrier) after it no CTA reads another's red again, so red may be reused.
+template <class T, int DKP, int DVP, int NW>
+__device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 8 + 1][4], float* red, T* sKV, float* skm,
+                                                       const TiledParams& p, int C, int rank) {
+  using Tr = Traits<DKP, DVP>;
+  constexpr int NTHR = 32 * NW, KG = NW / Tr::RED_WARPS, NCOL = Tr::NCOL;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
+  for (int grp = 0; grp < KG; ++grp) {
+    if (warp / Tr::RED_WARPS == grp) {
+#pragma unroll
+      for (int nt = 0; nt <= Tr::NV; ++nt) {
+        const int row = (warp % Tr::RED_WARPS) * 16 + g, col = nt * 8 + 2 * q;
+        float2* r0 = reinterpret_cast<float2*>(red + row * NCOL + col);
+        float2* r1 = reinterpret_cast<float2*>(red + (row + 8) * NCOL + col);
+        float2 v0 = make_float2(acc[nt][0], acc[nt][1]), v1 = make_float2(acc[nt][2], acc[nt][3]);
+        if (grp > 0) v0.x += r0->x, v0.y += r0->y, v1.x += r1->x, v1.y += r1->y;
+        *r0 = v0, *r1 = v1;
+      }
+    }
+    if (grp + 1 < KG) __syncthreads();
+  }
+  if (C > 1) cluster_sync(); else __syncthreads();
+  const int rows = DKP / C, d0 = rank * rows;  // C divides DKP (C <= 8, DKP >= 64)
+  constexpr int G = DVP / 8;                   // 8-column groups of a row
+  for (int u = tid; u < rows * G; u += NTHR) {
+    const int d = d0 + u / G, e = (u % G) * 8;
+    float s[8] = {};
+    for (int r = 0; r < C; ++r) {
+      const float4* src = reinterpret_cast<const float4*>((C > 1 ? cluster_map(red, r) : red) + d * NCOL + e);
+      const float4 a = src[0], b = src[1];
+      s[0] += a.x, s[1] += a.y, s[2] += a.z, s[3] += a.w, s[4] += b.x, s[5] += b.y, s[6] += b.z, s[7] += b.w;
+    }
+    const uint4 kvr = make_uint4(pack2<T>(s[0], s[1]), pack2<T>(s[2], s[3]), pack2<T>(s[4], s[5]), pack2<T>(s[6], s[7]));
+    for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, r) : sKV) + d * Tr::VST + e) = kvr;
+  }
+  for (int d = d0 + tid; d < d0 + rows; d += NTHR) {
+    float s = 0.0f;
+    for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, r) : red)[d * NCOL + DVP];
+    const float km = p.norm ? s * p.inv_tk : 0.0f;
+    for (int r = 0; r < C; ++r) (C > 1 ? cluster_map(skm, r) : skm)[d] = km;
+  }
+  if (C > 1) cluster_sync(); else __syncthreads();  // sKV, skm complete here; no CTA reads red again
+}
+
 // Phase 2 on one 16-row slab of Q (shared rows of stride KST; slice rows row0..row0+15), by one
 // warp: Qf = round(phi(Q)) on the A fragments, the row scale rs (simple: scale; norm:
 // (1/Tk) / (Qf . kmean + 1e-6), with kmean [DKP] fp32 in shared memory), o = round(rs Qf KVr)
 // with KVr [DKP][VST] in shared memory, 32 output columns at a time (fewer live registers),
-// staged through `oslab` (16 rows of stride VST, this warp's) for 16-byte stores into og (rows
-// >= Tq are not stored).
+// into `oslab` (16 rows of stride VST, this warp's). The caller stores oslab (output_slab: 16-byte
+// stores; the TMA forward: one bulk tensor store).
 template <class T, int DKP, int DVP>
-__device__ __forceinline__ void output_slab(const T* slab, T* oslab, const T* sKV, const float* skm, int row0,
-                                            const TiledParams& p, T* og, int lane) {
+__device__ __forceinline__ void output_slab_smem(const T* slab, T* oslab, const T* sKV, const float* skm, int row0,
+                                                 const TiledParams& p, int lane) {
   using Tr = Traits<DKP, DVP>;
   const int mi = lane / 8, r8 = lane % 8, q = lane % 4, row = row0 + lane / 4;
   uint32_t f[Tr::KT][4];  // Qf, A fragments
@@ -142,8 +203,15 @@ __device__ __forceinline__ void output_slab(const T* slab, T* oslab, const T* sK
     }
     store_c_tiles<4, Tr::VST>(oslab, acc, nc * 32, lane);
   }
+}
+
+// output_slab_smem, then 16-byte stores of the slab into og (rows >= Tq are not stored).
+template <class T, int DKP, int DVP>
+__device__ __forceinline__ void output_slab(const T* slab, T* oslab, const T* sKV, const float* skm, int row0,
+                                            const TiledParams& p, T* og, int lane) {
+  output_slab_smem<T, DKP, DVP>(slab, oslab, sKV, skm, row0, p, lane);
   __syncwarp();
-  store_slab_rows<DVP, Tr::VST>(og, oslab, row0, p.Tq, p.Dv, lane);
+  store_slab_rows<DVP, Traits<DKP, DVP>::VST>(og, oslab, row0, p.Tq, p.Dv, lane);
   __syncwarp();  // oslab is free for the warp's next slab
 }
 

@@ -1,0 +1,385 @@
+// bidir tiled forward in one launch, fed by the tensor memory accelerator (TMA, sm_90): the
+// one-launch forward of bidir_tiled_fused.cu (same equations, same rounding points, same split of
+// a head over a cluster of C CTAs, same state exchange: cluster_state_exchange) with another way
+// of moving the tiles.
+//
+// Loads. Every streamed tile is one bulk tensor copy (cp.async.bulk.tensor.3d, issued by one
+// thread) that completes on the slot's mbarrier `full` (transaction bytes). The tensor maps view
+// q, k, v as [BH][T][D] (3-D, innermost D) with a box of (DP + 8) x rows x 1: the 8 columns past
+// DP, and every column >= D and row >= T, lie outside the tensor and arrive as zeros, so the
+// shared tile has exactly the padded layout [rows][DP + 8] of the cp.async kernels (conflict-free
+// ldmatrix) and the same zero fill. No thread computes an address or waits at a block barrier
+// for a tile: each warp waits on the slot's `full` barrier alone.
+// Refill. A slot is refilled as soon as the last of the NW warps is done with it: each warp,
+// after its last read of item i, adds 1 to the slot's counter (atom.acq_rel: its reads happen
+// before); the warp that brings it to NW (u + 1) (u = i / SLOTS, the slot's use) issues item
+// i + SLOTS into the slot. So the ring runs as far ahead as the slowest warp allows, with no
+// producer warp and no __syncthreads per tile.
+// Stores (p.o_tma): each warp's 16-row O slab is staged in shared memory as before and written by
+// one bulk tensor store (rows >= Tq and columns >= Dv lie outside the map and are not written),
+// or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
+// Order (p.order): which tiles a CTA takes and where its walk starts (see the share below); the
+// state's fp32 sums run in the walk's order, fixed for a given shape and launch plan. (H200: the
+// rotated and rank-strided walks timed within 0.5% of the plain one; the default is plain.)
+// Configurations (p.tma_cfg): 0 = 8 warps, two CTAs per SM (the smem of 4 slots each at D = 64);
+// 1 = 16 warps, one CTA per SM (10 slots; the default, bidir_tiled.cu); 2 = 8 warps, one CTA per
+// SM (11 slots). With one CTA
+// per SM and 16 warps, warps 0-7 take the even Q items and 8-15 the odd ones (one 16-row slab
+// each of a 128-row item); every warp still counts every item (and waits for it first, so that
+// its count belongs to this use of the slot).
+#include <cudaTypedefs.h>  // CUtensorMap, PFN_cuTensorMapEncodeTiled
+
+#include "bidir_tiled_fwd.cuh"
+#include "cuda_check.h"
+
+namespace attnbench::kernels::bidir {
+namespace {
+
+static_assert(sizeof(CUtensorMap) == sizeof(TiledMaps::q), "TiledMaps holds CUtensorMaps");
+
+// ---- PTX: mbarriers, bulk tensor copies ---------------------------------------------------------
+// (sm_90; the kernel below is compiled empty for older targets and launched only on sm_90+)
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+#define BIDIR_TMA_PTX 1
+#endif
+
+#ifdef BIDIR_TMA_PTX
+__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+// One arrival that also expects `bytes` more transaction bytes in this phase.
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+// Wait (acquire) until the phase of parity `parity` has completed.
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred P1;\n"
+      "LAB_WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
+      "@P1 bra DONE;\n"
+      "bra LAB_WAIT;\n"
+      "DONE:\n"
+      "}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned* p, unsigned v) {
+  unsigned old;
+  asm volatile("atom.acq_rel.cta.shared::cta.add.u32 %0, [%1], %2;\n" : "=r"(old) : "r"(smem_addr(p)), "r"(v) : "memory");
+  return old;
+}
+// Box at (c0, c1, c2) of the map into shared memory, completing on `bar`, with an L2 policy.
+__device__ __forceinline__ void tma_load_3d(void* dst, const void* map, int c0, int c1, int c2, uint64_t* bar, uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint"
+      " [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar)), "l"(policy)
+      : "memory");
+}
+// Shared memory to the box at (c0, c1, c2) of the map (elements outside the tensor are skipped).
+__device__ __forceinline__ void tma_store_3d(const void* map, const void* src, int c0, int c1, int c2) {
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%2, %3, %4}], [%1];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(smem_addr(src)), "r"(c0), "r"(c1), "r"(c2)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read_all() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+// Generic-proxy shared-memory writes before this are visible to the async proxy (TMA) after it.
+__device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void prefetch_map(const void* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+#endif  // BIDIR_TMA_PTX
+
+// ---- geometry -------------------------------------------------------------------------------------
+
+// NW warps, MB_REQ CTAs per SM where at least 3 slots fit that way (else one).
+template <int DKP, int DVP, int NW_, int MB_REQ>
+struct TmaCfg {
+  using Tr = Traits<DKP, DVP>;
+  static constexpr int NW = NW_, NTHR = 32 * NW, BM = Tr::BM;
+  static constexpr int KG = NW / Tr::RED_WARPS, KSN = BM / 16 / KG;  // state rows x k-step groups
+  static constexpr int SLOT_ELEMS = BM * (Tr::KST + Tr::VST), SLOT = SLOT_ELEMS * 2;
+  static constexpr int QFIT = SLOT_ELEMS / Tr::KST / 16 * 16;
+  static constexpr int QR = QFIT < 256 ? QFIT : 256;                     // Q rows per item (a box has <= 256)
+  static constexpr int QG = NW >= 16 ? NW / 8 : 1, WPG = NW / QG;        // Q items in turn over QG groups of WPG warps
+  static constexpr int RED = DKP * Tr::NCOL * 4, OST = NW * 16 * Tr::VST * 2;
+  static constexpr int STAGE = RED > OST ? RED : OST;                    // partial state, later O staging
+  static constexpr int MAXS = 12;
+  static constexpr int FIXED = STAGE + DKP * Tr::VST * 2 + DKP * 4 + MAXS * 8 + MAXS * 4;
+  static constexpr int slots_for(int budget) { return (budget - FIXED) / SLOT < MAXS ? (budget - FIXED) / SLOT : MAXS; }
+  static constexpr int MB = MB_REQ == 2 && slots_for(113 * 1024) >= 3 ? 2 : 1;
+  static constexpr int SLOTS = slots_for(MB == 2 ? 113 * 1024 : 227 * 1024);
+  static constexpr int red_off = SLOTS * SLOT;                // 128-byte aligned: SLOT = 128 (DKP + DVP + 16)
+  static constexpr int kv_off = red_off + STAGE;
+  static constexpr int km_off = kv_off + DKP * Tr::VST * 2;
+  static constexpr int bar_off = km_off + DKP * 4;
+  static constexpr int cnt_off = bar_off + MAXS * 8;
+  static constexpr int bytes = cnt_off + MAXS * 4;
+  static_assert(SLOTS >= 2, "a ring of at least 2 slots");
+  static_assert(QR >= 64, "a Q item holds at least 64 rows");
+  static_assert(KG >= 1 && KG * Tr::RED_WARPS == NW && KSN * KG * 16 == BM, "warps split the state rows and k-steps evenly");
+  static_assert(WPG * QG == NW, "Q item groups");
+  static_assert(SLOT % 128 == 0 && (16 * Tr::VST * 2) % 128 == 0 && STAGE % 16 == 0, "TMA boxes 128-byte aligned");
+};
+
+template <int CFG>
+struct CfgShape;
+template <>
+struct CfgShape<0> { static constexpr int NW = 8, MB = 2; };
+template <>
+struct CfgShape<1> { static constexpr int NW = 16, MB = 1; };
+template <>
+struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
+
+template <class T, int DKP, int DVP, int NW, int MB>
+__global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
+    tma_kernel(const TiledParams p, const __grid_constant__ TiledMaps maps) {
+#ifndef BIDIR_TMA_PTX
+  __trap();  // launched only on sm_90+ (bidir_tiled.cu)
+#else
+  using F = TmaCfg<DKP, DVP, NW, MB>;
+  using Tr = typename F::Tr;
+  constexpr int BM = F::BM, SLOTS = F::SLOTS;
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* slots = reinterpret_cast<T*>(smem);
+  float* red = reinterpret_cast<float*>(smem + F::red_off);
+  T* sKV = reinterpret_cast<T*>(smem + F::kv_off);
+  float* skm = reinterpret_cast<float*>(smem + F::km_off);
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + F::bar_off);
+  unsigned* cnt = reinterpret_cast<unsigned*>(smem + F::cnt_off);
+  T* sO = reinterpret_cast<T*>(smem + F::red_off);  // O staging, once the exchange is over
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int C = p.cluster, rank = blockIdx.x, bh = blockIdx.y;
+  // This CTA's share: n_kv of the head's nkt K/V tiles and n_q of its nqs Q items of qr rows;
+  // its i-th tile is kv_tile(i), its j-th Q item q_item(j). p.order bit 1: blocks (as
+  // bidir_tiled_fused.cu: tiles [kt0, kt0 + n_kv)) or rank-strided (tiles rank, rank + C, ...: the
+  // C CTAs of a head read neighbouring tiles at the same time); bit 0: each CTA starts its walk at
+  // a rotation bh * n / BH of its share, so the heads' concurrent accesses are not all at the same
+  // offset of their slices (a stride of T*D*2 bytes, a power of two at the published shapes).
+  const int nkt = (p.Tk + BM - 1) / BM, qr = p.q_rows, nqs = (p.Tq + qr - 1) / qr;
+  const bool ilv = (p.order & 2) != 0;
+  const int kper = (nkt + C - 1) / C, qper = (nqs + C - 1) / C;
+  const int kt0 = min(rank * kper, nkt), qs0 = min(rank * qper, nqs);
+  const int n_kv = ilv ? (rank < nkt ? (nkt - rank + C - 1) / C : 0) : min(kt0 + kper, nkt) - kt0;
+  const int n_q = ilv ? (rank < nqs ? (nqs - rank + C - 1) / C : 0) : min(qs0 + qper, nqs) - qs0;
+  const int n = n_kv + n_q;
+  const int rot1 = (p.order & 1) ? static_cast<int>(static_cast<int64_t>(bh) * n_kv / p.BH) : 0;
+  const int rot2 = (p.order & 1) ? static_cast<int>(static_cast<int64_t>(bh) * n_q / p.BH) : 0;
+  auto kv_tile = [&](int i) {
+    const int r = i + rot1 < n_kv ? i + rot1 : i + rot1 - n_kv;
+    return ilv ? rank + C * r : kt0 + r;
+  };
+  auto q_item = [&](int j) {
+    const int r = j + rot2 < n_q ? j + rot2 : j + rot2 - n_q;
+    return ilv ? rank + C * r : qs0 + r;
+  };
+  T* og = static_cast<T*>(p.o) + static_cast<int64_t>(bh) * p.Tq * p.Dv;
+  const uint64_t pol = l2_policy(p.l2_evict_first);
+
+  auto issue = [&](int i) {  // one thread: item i into slot i % SLOTS
+    const int s = i % SLOTS;
+    T* dst = slots + s * F::SLOT_ELEMS;
+    if (i < n_kv) {
+      const int row0 = kv_tile(i) * BM;
+      mbar_arrive_expect_tx(&full[s], F::SLOT);
+      tma_load_3d(dst, &maps.k, 0, row0, bh, &full[s], pol);
+      tma_load_3d(dst + BM * Tr::KST, &maps.v, 0, row0, bh, &full[s], pol);
+    } else {
+      mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * Tr::KST * 2));
+      tma_load_3d(dst, &maps.q, 0, q_item(i - n_kv) * qr, bh, &full[s], pol);
+    }
+  };
+  // This warp is done reading item i; the last of the NW warps refills the slot with i + SLOTS.
+  auto release = [&](int i) {
+    __syncwarp();
+    if (lane == 0) {
+      const int s = i % SLOTS;
+      const unsigned old = atomic_add_acq_rel(&cnt[s], 1u);
+      if (old == static_cast<unsigned>(NW * (i / SLOTS + 1) - 1) && i + SLOTS < n) issue(i + SLOTS);
+    }
+  };
+
+  if (tid == 0) {
+    prefetch_map(&maps.q), prefetch_map(&maps.k), prefetch_map(&maps.v), prefetch_map(&maps.o);
+    for (int s = 0; s < SLOTS; ++s) mbar_init(&full[s], 1), cnt[s] = 0;
+    mbar_init_fence();
+  }
+  __syncthreads();
+  if (tid == 0) {
+    for (int i = 0; i < SLOTS && i < n; ++i) issue(i);
+  }
+
+  // ---- phase 1: [KV | ksum] partial = Kf^T [V | 1] over the CTA's K/V tiles ----
+  float acc[Tr::NV + 1][4] = {};
+  const uint32_t ones = lane / 4 == 0 ? pack2<T>(1.0f, 1.0f) : 0u;  // B fragment: column 0 all ones
+  const int wr = warp % Tr::RED_WARPS, ks0 = warp / Tr::RED_WARPS * F::KSN;
+  for (int i = 0; i < n_kv; ++i) {
+    const int s = i % SLOTS;
+    mbar_wait(&full[s], (i / SLOTS) & 1);
+    T* cK = slots + s * F::SLOT_ELEMS;
+    const T* cV = cK + BM * Tr::KST;
+    const int row0 = kv_tile(i) * BM;
+    if (p.fm == kFocused) {  // the row norms need whole K rows: mapped in place first
+      focused_tile_inplace<T, DKP, DVP>(cK, row0, p, warp, lane);
+      fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
+      __syncthreads();
+    }
+    state_tile_any<T, DKP, DVP, F::KSN>(acc, cK, cV, row0, p, wr, ks0, lane, ones);
+    release(i);
+  }
+
+  // ---- exchange ----
+  cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank);
+
+  // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
+  T* oslab = sO + warp * 16 * Tr::VST;
+  const int grp = warp / F::WPG, wg = warp % F::WPG;
+  for (int i = n_kv; i < n; ++i) {
+    const int s = i % SLOTS, j = i - n_kv;
+    mbar_wait(&full[s], (i / SLOTS) & 1);
+    if (j % F::QG == grp) {
+      const T* sq = slots + s * F::SLOT_ELEMS;
+      const int r0 = q_item(j) * qr;
+      const int nslab = min(qr, p.Tq - r0 + 15) / 16;  // slabs with a row < Tq
+      for (int sl = wg; sl < nslab; sl += F::WPG) {
+        if (p.o_tma) {  // the previous bulk store has read oslab
+          if (lane == 0) bulk_wait_read_all();
+          __syncwarp();
+        }
+        output_slab_smem<T, DKP, DVP>(sq + sl * 16 * Tr::KST, oslab, sKV, skm, r0 + 16 * sl, p, lane);
+        if (p.o_tma) {
+          fence_proxy_async_smem();
+          __syncwarp();
+          if (lane == 0) tma_store_3d(&maps.o, oslab, 0, r0 + 16 * sl, bh), bulk_commit();
+        } else {
+          __syncwarp();
+          store_slab_rows<DVP, Tr::VST>(og, oslab, r0 + 16 * sl, p.Tq, p.Dv, lane);
+          __syncwarp();
+        }
+      }
+    }
+    release(i);
+  }
+  if (p.o_tma && lane == 0) bulk_wait_all();
+#endif
+}
+
+template <class T, int DKP, int DVP, int NW, int MB>
+cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[1], cudaStream_t s) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(p.cluster, p.BH);
+  cfg.blockDim = dim3(32 * NW);
+  cfg.dynamicSmemBytes = TmaCfg<DKP, DVP, NW, MB>::bytes;
+  cfg.stream = s;
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(p.cluster);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = p.cluster > 1 ? 1 : 0;
+  return cfg;
+}
+
+template <class T, int DKP, int DVP, int CFG>
+void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
+  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
+  (void)allowed;
+  cudaLaunchAttribute attr[1];
+  const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB>, p, m));
+  CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
+}
+
+template <class T, int DKP, int DVP, int CFG>
+FusedInfo tma_info_cfg(int cluster) {
+  constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
+  using F = TmaCfg<DKP, DVP, NW, MB>;
+  FusedInfo info;
+  info.blocks_per_sm = resident_blocks(tma_kernel<T, DKP, DVP, NW, MB>, F::NTHR, F::bytes);
+  info.max_q_rows = F::QR;
+  info.cluster_fits = cluster == 1;
+  if (cluster > 1) {
+    TiledParams p{};
+    p.cluster = cluster, p.BH = 1;
+    cudaLaunchAttribute attr[1];
+    cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, nullptr);
+    int n = 0;
+    if (cudaOccupancyMaxActiveClusters(&n, tma_kernel<T, DKP, DVP, NW, MB>, &cfg) == cudaSuccess) {
+      info.cluster_fits = n > 0;
+    } else {
+      (void)cudaGetLastError();  // no clusters on this device
+    }
+  }
+  return info;
+}
+
+template <class T, int DKP, int DVP>
+void launch_tma_typed(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  switch (p.tma_cfg) {
+    case 1: return launch_tma_cfg<T, DKP, DVP, 1>(p, m, s);
+    case 2: return launch_tma_cfg<T, DKP, DVP, 2>(p, m, s);
+    default: return launch_tma_cfg<T, DKP, DVP, 0>(p, m, s);
+  }
+}
+
+template <class T, int DKP, int DVP>
+FusedInfo tma_info_typed(int cluster, int cfg) {
+  switch (cfg) {
+    case 1: return tma_info_cfg<T, DKP, DVP, 1>(cluster);
+    case 2: return tma_info_cfg<T, DKP, DVP, 2>(cluster);
+    default: return tma_info_cfg<T, DKP, DVP, 0>(cluster);
+  }
+}
+
+PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();
+      return static_cast<PFN_cuTensorMapEncodeTiled_v12000>(nullptr);
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// [BH][T][D] in the storage dtype; box (box_cols, box_rows, 1), box_cols = the padded row.
+bool encode_map(void* out, Dtype dt, const void* base, int D, int T, int BH, int box_cols, int box_rows) {
+  const PFN_cuTensorMapEncodeTiled_v12000 fn = encode_fn();
+  if (!fn) return false;
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(D), static_cast<cuuint64_t>(T), static_cast<cuuint64_t>(BH)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(D) * 2, static_cast<cuuint64_t>(T) * D * 2};  // bytes
+  const cuuint32_t box[3] = {static_cast<cuuint32_t>(box_cols), static_cast<cuuint32_t>(box_rows), 1};
+  const cuuint32_t estr[3] = {1, 1, 1};
+  const CUtensorMapDataType ty = dt == Dtype::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  return fn(static_cast<CUtensorMap*>(out), ty, 3, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+            CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+}  // namespace
+
+void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s) {
+  BIDIR_TILED_DISPATCH(dt, p.Dk, p.Dv, launch_tma_typed, p, m, s);
+}
+
+FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg) {
+  BIDIR_TILED_DISPATCH(dt, Dk, Dv, tma_info_typed, cluster, cfg);
+}
+
+bool encode_tiled_maps(TiledMaps& m, const TiledParams& p, Dtype dt) {
+  const int KST = tiled_padded_dim(p.Dk) + 8, VST = tiled_padded_dim(p.Dv) + 8;
+  return encode_map(m.q, dt, p.q, p.Dk, p.Tq, p.BH, KST, p.q_rows) && encode_map(m.k, dt, p.k, p.Dk, p.Tk, p.BH, KST, kTiledRows) &&
+         encode_map(m.v, dt, p.v, p.Dv, p.Tk, p.BH, VST, kTiledRows) && encode_map(m.o, dt, p.o, p.Dv, p.Tq, p.BH, VST, 16);
+}
+
+}  // namespace attnbench::kernels::bidir
