@@ -14,8 +14,9 @@
 #     --tools LIST       comma-separated subset of memcheck,racecheck,synccheck
 #     --impl LIST        algo/impl pairs (default: every `cuda` line of `attnbench list`); a pair
 #                        may carry environment settings after '+', e.g. bidir/tiled+ATTNBENCH_BIDIR_FWD=two
-#                        (by default bidir/tiled also runs that way: its two-launch forward is a
-#                        separate code path that the default plan takes only for large problems)
+#                        (by default bidir/tiled also runs under ATTNBENCH_BIDIR_FWD=two and =fused:
+#                        the two-launch forward, which the plan takes for large problems with poorly
+#                        filled waves, and the cp.async one-launch forward, the fallback of the TMA one)
 #     --dry-run          print the commands, run nothing under the sanitizer
 # Environment: COMPUTE_SANITIZER (its path), ATTNBENCH_SANITIZE_TIMEOUT (seconds per run, default
 # 300), ATTNBENCH_SANITIZE_BUDGET (seconds for all runs, default 540: later runs are listed as
@@ -74,7 +75,7 @@ if [[ -z $impls ]]; then
     "$bin" list | tail -1 >&2
     exit 2
   fi
-  [[ ,$impls, == *,bidir/tiled,* ]] && impls+=",bidir/tiled+ATTNBENCH_BIDIR_FWD=two"
+  [[ ,$impls, == *,bidir/tiled,* ]] && impls+=",bidir/tiled+ATTNBENCH_BIDIR_FWD=two,bidir/tiled+ATTNBENCH_BIDIR_FWD=fused"
 fi
 
 # Awkward shapes: odd lengths, a partial last tile, Tk != Tq and grouped heads in the softmax
