@@ -11,60 +11,40 @@
 
 #include "based.h"
 #include "common/finite_diff.h"
+#include "common/linear_forms.h"
 #include "core/algos.h"
 
 namespace attnbench {
 namespace {
 
-using testing::make_problem;
-using testing::max_abs;
+using testing::LinearShape;
 using testing::max_abs_diff;
+using Shape = LinearShape;
 
-struct Shape {
-  int64_t B, H, T, Dk, Dv;
-};
-
-Problem based_problem(const Shape& s, bool normalize) {
-  Problem p = make_problem("based", s.B, s.H, s.T, s.T, s.Dk, s.Dv, true);
-  p.params.normalize = normalize ? 1 : 0;
-  return p;
-}
+Problem based_problem(const Shape& s, bool normalize) { return testing::linear_family_problem("based", s, normalize); }
 
 class BasedShapes : public ::testing::TestWithParam<std::tuple<Shape, bool>> {};
 
 // Awkward shapes: T = 1, 63, 1013; Dk = 60; Dk != Dv both ways (Dk = 16, Dv = 128 is Based's
 // usual feature dim with a wide value). The Taylor form has 1 + Dk + Dk^2 features, so large Dk
 // stays at short T.
-std::string shape_name(const ::testing::TestParamInfo<std::tuple<Shape, bool>>& i) {
-  const Shape& s = std::get<0>(i.param);
-  return "B" + std::to_string(s.B) + "H" + std::to_string(s.H) + "T" + std::to_string(s.T) + "Dk" +
-         std::to_string(s.Dk) + "Dv" + std::to_string(s.Dv) + (std::get<1>(i.param) ? "norm" : "plain");
-}
-
 INSTANTIATE_TEST_SUITE_P(Awkward, BasedShapes,
                          ::testing::Combine(::testing::Values(Shape{1, 1, 1, 16, 16}, Shape{2, 2, 63, 60, 60},
                                                               Shape{1, 2, 1013, 16, 64}, Shape{2, 1, 150, 16, 128},
                                                               Shape{1, 1, 40, 64, 24}),
                                             ::testing::Bool()),
-                         shape_name);
+                         testing::linear_shape_name);
 
+// The chunked form here is linear attention on the Taylor features.
 TEST_P(BasedShapes, QuadraticMatchesTaylorLinearAttention) {
   const auto [s, normalize] = GetParam();
   const Problem p = based_problem(s, normalize);
   const Tensors in = make_inputs(p, Pass::bwd, Dtype::f32, 7);
-  const Tensors quad_f = ref::based_forward(p, in), quad_b = ref::based_backward(p, in);
-  // Unnormalized outputs grow with T: compare relative to the largest value.
-  double worst = 0;
-  for (int64_t chunk : {1, 16, 64}) {
-    const Tensors f = ref::based_forward_taylor(p, in, chunk), b = ref::based_backward_taylor(p, in, chunk);
-    for (const auto& [mine, theirs, name] : {std::tuple{&f, &quad_f, "o"}, std::tuple{&b, &quad_b, "dq"},
-                                             std::tuple{&b, &quad_b, "dk"}, std::tuple{&b, &quad_b, "dv"}}) {
-      const double d = max_abs_diff(mine->at(name), theirs->at(name)) / std::max(1.0, max_abs(theirs->at(name)));
-      EXPECT_LT(d, 1e-12) << name << " chunk " << chunk;
-      worst = std::max(worst, d);
-    }
-  }
-  std::printf("[ based ] taylor vs quadratic max |diff| / max(1, |x|) = %.3g\n", worst);
+  testing::expect_chunked_matches_quadratic("based", ref::based_forward(p, in), ref::based_backward(p, in),
+                                            [&](int64_t chunk) {
+                                              return std::pair{ref::based_forward_taylor(p, in, chunk),
+                                                               ref::based_backward_taylor(p, in, chunk)};
+                                            });
 }
 
 TEST(BasedReference, GradientsMatchFiniteDifferences) {

@@ -9,60 +9,39 @@
 #include <tuple>
 
 #include "common/finite_diff.h"
+#include "common/linear_forms.h"
 #include "core/algos.h"
 #include "linear.h"
 
 namespace attnbench {
 namespace {
 
-using testing::make_problem;
-using testing::max_abs;
+using testing::LinearShape;
 using testing::max_abs_diff;
+using Shape = LinearShape;
 
-struct Shape {
-  int64_t B, H, T, Dk, Dv;
-};
-
-Problem linear_problem(const Shape& s, bool normalize) {
-  Problem p = make_problem("linear", s.B, s.H, s.T, s.T, s.Dk, s.Dv, true);
-  p.params.normalize = normalize ? 1 : 0;
-  return p;
-}
+Problem linear_problem(const Shape& s, bool normalize) { return testing::linear_family_problem("linear", s, normalize); }
 
 class LinearShapes : public ::testing::TestWithParam<std::tuple<Shape, bool>> {};
 
 // Awkward shapes: T = 1, 63, 1013; Dk = 60; Dk != Dv both ways (Dk = 256, Dv = 64 as for
 // feature-mapped queries); several chunks and row blocks.
-std::string shape_name(const ::testing::TestParamInfo<std::tuple<Shape, bool>>& i) {
-  const Shape& s = std::get<0>(i.param);
-  return "B" + std::to_string(s.B) + "H" + std::to_string(s.H) + "T" + std::to_string(s.T) + "Dk" +
-         std::to_string(s.Dk) + "Dv" + std::to_string(s.Dv) + (std::get<1>(i.param) ? "norm" : "plain");
-}
-
 INSTANTIATE_TEST_SUITE_P(Awkward, LinearShapes,
                          ::testing::Combine(::testing::Values(Shape{1, 1, 1, 64, 64}, Shape{2, 2, 63, 60, 60},
                                                               Shape{1, 2, 1013, 32, 48}, Shape{1, 1, 37, 256, 64},
                                                               Shape{2, 1, 130, 16, 128}),
                                             ::testing::Bool()),
-                         shape_name);
+                         testing::linear_shape_name);
 
 TEST_P(LinearShapes, ChunkedMatchesQuadratic) {
   const auto [s, normalize] = GetParam();
   const Problem p = linear_problem(s, normalize);
   const Tensors in = make_inputs(p, Pass::bwd, Dtype::f32, 7);
-  const Tensors quad_f = ref::linear_forward_quadratic(p, in), quad_b = ref::linear_backward_quadratic(p, in);
-  // Unnormalized outputs grow with T and Dk: compare relative to the largest value.
-  double worst = 0;
-  for (int64_t chunk : {1, 16, 64}) {
-    const Tensors f = ref::linear_forward_chunked(p, in, chunk), b = ref::linear_backward_chunked(p, in, chunk);
-    for (const auto& [mine, theirs, name] : {std::tuple{&f, &quad_f, "o"}, std::tuple{&b, &quad_b, "dq"},
-                                             std::tuple{&b, &quad_b, "dk"}, std::tuple{&b, &quad_b, "dv"}}) {
-      const double d = max_abs_diff(mine->at(name), theirs->at(name)) / std::max(1.0, max_abs(theirs->at(name)));
-      EXPECT_LT(d, 1e-12) << name << " chunk " << chunk;
-      worst = std::max(worst, d);
-    }
-  }
-  std::printf("[ linear ] chunked vs quadratic max |diff| / max(1, |x|) = %.3g\n", worst);
+  testing::expect_chunked_matches_quadratic("linear", ref::linear_forward_quadratic(p, in),
+                                            ref::linear_backward_quadratic(p, in), [&](int64_t chunk) {
+                                              return std::pair{ref::linear_forward_chunked(p, in, chunk),
+                                                               ref::linear_backward_chunked(p, in, chunk)};
+                                            });
   EXPECT_EQ(max_abs_diff(ref::linear_forward(p, in).at("o"), ref::linear_forward_chunked(p, in, 64).at("o")), 0.0);
 }
 
