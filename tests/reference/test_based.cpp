@@ -105,34 +105,11 @@ TEST(BasedReference, ZeroScaleGivesPrefixSumsAndMeans) {
 }
 
 TEST(BasedEmulation, ErrorIsOfTheDtypesOrder) {
-  // The emulation is the `base` of the rule: close to the reference, but not exact (it really
-  // rounds) for the low-precision dtypes. T = 200 spans four emulation row blocks.
+  // T = 200 spans four emulation row blocks.
   for (bool normalize : {false, true}) {
-    const Problem p = based_problem(Shape{1, 2, 200, 16, 64}, normalize);
-    for (Dtype dt : {Dtype::f32, Dtype::f16, Dtype::bf16}) {
-      const Tensors in = make_inputs(p, Pass::bwd, dt, 9);
-      const Tensors ref_f = ref::based_forward(p, in), em_f = ref::based_emulate_forward(p, dt, in);
-      const Tensors ref_b = ref::based_backward(p, in), em_b = ref::based_emulate_backward(p, dt, in);
-      const double u = unit_roundoff(dt);
-      // fp32 has no storage rounding to speak of: its error is accumulation order, a few u more.
-      const double bound = (dt == Dtype::f32 ? 32 : 8) * u;
-      std::string line;
-      for (const auto& [ref_t, em_t, name] : {std::tuple{&ref_f, &em_f, "o"}, std::tuple{&ref_b, &em_b, "dq"},
-                                              std::tuple{&ref_b, &em_b, "dk"}, std::tuple{&ref_b, &em_b, "dv"}}) {
-        const double e = testing::rel_rms(em_t->at(name), ref_t->at(name));
-        line += " " + std::string(name) + " " + std::to_string(e / u).substr(0, 4);
-        EXPECT_LT(e, bound) << dtype_name(dt) << " " << name << " normalize " << normalize;
-        if (dt != Dtype::f32) {
-          EXPECT_GT(e, 0.05 * u) << dtype_name(dt) << " " << name << " suspiciously exact";
-          // More than the rounding of the exact answer: the intermediate roundings show.
-          Tensor rounded_ref = ref_t->at(name);
-          round_tensor(dt, rounded_ref);
-          EXPECT_GT(max_abs_diff(em_t->at(name), rounded_ref), 0.0) << dtype_name(dt) << " " << name;
-        }
-      }
-      std::printf("[ based ] emul %s normalize=%d rel_rms / u:%s\n", std::string(dtype_name(dt)).c_str(), normalize,
-                  line.c_str());
-    }
+    testing::expect_emulation_error_of_dtype_order("based", based_problem(Shape{1, 2, 200, 16, 64}, normalize), ref::based_forward,
+                                                   ref::based_backward, ref::based_emulate_forward,
+                                                   ref::based_emulate_backward);
   }
 }
 
