@@ -13,14 +13,14 @@
 #           lowest mean time relative to the first label is picked: the stages below run with its
 #           environment (the tests also without it).
 #   tests   kernels_tests --gtest_filter='*bidir*' (every CUDA bidir case against the CPU reference),
-#           with the default environment and the picked one; with BIDIR_CHECK_TEST_ENVS
-#           ("label:VAR=v,VAR=v ...") once per word instead -> tests_<label>.log, tests.md
+#           with the default environment and the picked one, or once per word of
+#           BIDIR_CHECK_TEST_ENVS ("label:VAR=v,VAR=v ...") -> tests_<label>.log.gz, tests.md
 #   ncu     Nsight Compute (--clock-control none) on one forward at T = BIDIR_CHECK_NCU_T (4096),
 #           identity, once per word of BIDIR_CHECK_NCU ("label:VAR=v,...") -> ncu_<label>.txt
 #   tiled   the checked sweeps (naive-fp32 oracle) -> tiled.csv, one per word of
 #           BIDIR_CHECK_SWEEPS ("variant:passes", default "norm:fwd,bwd simple:fwd,bwd")
 # Environment: ATTNBENCH_CUDA_ARCH (default 90a), BIDIR_CHECK_BUDGET_S (whole script, default 450).
-# Files in OUT_DIR: run.log, tests.log (tests_picked.log), tiled.csv, ab.csv, table.md, sweep_tiled.log.
+# Files in OUT_DIR: run.log, tests.md, tests_<label>.log.gz, tiled.csv, ab.csv, table.md, sweep_tiled.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-results/bidir-check}}
@@ -93,42 +93,32 @@ EOF
 fi
 picked=(env ${picked_env//,/ })
 
-test_rc=0 passed="" failed=0 skipped=""
-if [[ $stages == *,tests,* && -n ${BIDIR_CHECK_TEST_ENVS:-} ]]; then
+# GPU tests, once per environment: the words of BIDIR_CHECK_TEST_ENVS, or the default environment
+# and (when the ab stage picked one) the picked label's. Counts summed over the environments.
+test_rc=0 passed=0 failed=0 skipped=0
+if [[ $stages == *,tests,* ]]; then
+  specs=${BIDIR_CHECK_TEST_ENVS:-"default:${picked_env:+ picked:$picked_env}"}
   echo "| label | environment | passed | failed | skipped | rc |" >"$out/tests.md"
   echo "|---|---|---|---|---|---|" >>"$out/tests.md"
-  for spec in $BIDIR_CHECK_TEST_ENVS; do
+  for spec in $specs; do
     label=${spec%%:*} envs=${spec#*:}
     (( $(left) < 40 )) && { log "tests: no time left for $label"; break; }
-    log "GPU tests (*bidir*) $label ($envs)"
-    env ${envs//,/ } timeout 120 ./$bin/tests/kernels/kernels_tests --gtest_filter='*bidir*' >"$out/tests_$label.log" 2>&1
-    rc=$?
-    (( rc != 0 )) && test_rc=$rc
-    grep -E "^\[  FAILED  \]|Failure" "$out/tests_$label.log" | head -10 | tee -a "$out/run.log" >&2
-    p_=$(grep -oE "^\[  PASSED  \] [0-9]+" "$out/tests_$label.log" | grep -oE "[0-9]+$")
-    f_=$(grep -cE "^\[  FAILED  \] .*\(" "$out/tests_$label.log")
-    s_=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$out/tests_$label.log" | grep -oE "[0-9]+$")
-    echo "| $label | $envs | ${p_:-0} | $f_ | ${s_:-0} | $rc |" >>"$out/tests.md"
-    log "tests $label: passed ${p_:-0}, failed $f_, skipped ${s_:-0} (rc $rc)"
-    gzip -f "$out/tests_$label.log"
-  done
-  cat "$out/tests.md" >&2
-  passed="(per label: tests.md)"
-elif [[ $stages == *,tests,* ]]; then
-  for run_env in "" "$picked_env"; do
-    [[ -n $passed && -z $run_env ]] && continue
-    log "GPU tests (*bidir*) with environment '$run_env'"
-    tlog="$out/tests${run_env:+_picked}.log"  # tests.log: default environment; tests_picked.log: the picked one
-    env ${run_env//,/ } timeout $(( $(left) > 200 ? 200 : $(left) )) ./$bin/tests/kernels/kernels_tests --gtest_filter='*bidir*' >"$tlog" 2>&1
+    log "GPU tests (*bidir*) $label (${envs:-default environment})"
+    tlog="$out/tests_$label.log"
+    env ${envs//,/ } timeout $(( $(left) > 210 ? 200 : $(left) - 10 )) ./$bin/tests/kernels/kernels_tests \
+      --gtest_filter='*bidir*' >"$tlog" 2>&1
     rc=$?
     (( rc != 0 )) && test_rc=$rc
     grep -E "^\[  FAILED  \]|Failure|Expected|rel_rms" "$tlog" | head -30 | tee -a "$out/run.log" >&2
-    passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$tlog" | grep -oE "[0-9]+$")
-    failed=$(grep -cE "^\[  FAILED  \] .*\(" "$tlog")
-    skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$tlog" | grep -oE "[0-9]+$")
-    log "tests ('$run_env'): $(grep -E "^\[==========\] [0-9]+ tests" "$tlog" | tail -1); passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $rc)"
-    [[ -z $picked_env ]] && break
+    p_=$(grep -oE "^\[  PASSED  \] [0-9]+" "$tlog" | grep -oE "[0-9]+$")
+    f_=$(grep -cE "^\[  FAILED  \] .*\(" "$tlog")
+    s_=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$tlog" | grep -oE "[0-9]+$")
+    passed=$((passed + ${p_:-0})) failed=$((failed + f_)) skipped=$((skipped + ${s_:-0}))
+    echo "| $label | ${envs:-(none)} | ${p_:-0} | $f_ | ${s_:-0} | $rc |" >>"$out/tests.md"
+    log "tests $label: passed ${p_:-0}, failed $f_, skipped ${s_:-0} (rc $rc)"
+    gzip -f "$tlog"
   done
+  cat "$out/tests.md" >&2
 fi
 
 if [[ $stages == *,ncu,* ]]; then
@@ -199,5 +189,5 @@ for path in sys.argv[1:]:
         print(f"| {label} | {var} | {fm} | {T} | {c(fms)} | {fw['gbps'] if fw else ''} | {c(fms / ffl if fms and ffl else None, '{:.2f}')} "
               f"| {c(bms)} | {c(tot)} | {c(tot / totfl if tot and totfl else None, '{:.2f}')} | {sp_f} | {sp_b} | {st} |")
 EOF
-log "done: tests ${passed:-0} passed, $failed failed, ${skipped:-0} skipped (rc $test_rc); tiled sweep rc $tiled_rc"
+log "done: tests $passed passed, $failed failed, $skipped skipped (rc $test_rc); tiled sweep rc $tiled_rc"
 [[ $test_rc -eq 0 && $tiled_rc -eq 0 ]]
