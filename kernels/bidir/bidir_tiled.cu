@@ -27,6 +27,10 @@
 //                                    per MUFU op, the default) or __expf
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
+//   ATTNBENCH_BIDIR_BOX=sw|pad       the TMA forward's boxes: dense with the 128-byte swizzle (default)
+//                                    or padded to D + 8 columns
+//   ATTNBENCH_BIDIR_DIAG=1           diagnostics, wrong output (TiledParams::diag): the TMA forward
+//                                    with no math (its data movement alone)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
 #include <algorithm>
@@ -112,9 +116,14 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 // Default: 16 warps, one CTA per SM (1x8 where Dk or Dv > 64), elu1 exp by ex2.approx.f16x2: the
 // configuration of the checked sweep in bidir2_call2_table.md (every published point measured);
 // 2x8 was ~1% faster on identity at T >= 4096, ~1-2% slower on elu1, and not swept.
+// Boxes (session 4, results/h200-20261121-s4/bidir_sw2_ab.csv, fwd x floor at T = 4096/8192/16384):
+// dense 64-column boxes with the 128-byte swizzle, identity 1.257/1.194/1.149, elu1 1.405/1.325/1.291;
+// padded (D + 8)-column boxes 1.359/1.291/1.235 and 1.407/1.338/1.290; with no math
+// (ATTNBENCH_BIDIR_DIAG=1) the swizzled kernel moves its bytes in 1.178/1.130/1.096.
 constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
+constexpr bool kDefaultTmaSw = true;
 constexpr bool kDefaultExpH2 = true;  // elu1's exp in the one-launch forwards (bidir_tiled_common.cuh)
 
 class TiledBidir : public CudaPrepared {
@@ -219,12 +228,15 @@ class TiledBidir : public CudaPrepared {
     fused_.tma_cfg = cfg;
     fused_.o_tma = kDefaultOTma;
     if (const char* e = env("ATTNBENCH_BIDIR_OSTORE")) fused_.o_tma = std::strcmp(e, "st") != 0;
+    fused_.diag = env("ATTNBENCH_BIDIR_DIAG") ? std::atoi(env("ATTNBENCH_BIDIR_DIAG")) : 0;
+    fused_.tma_sw = kDefaultTmaSw;
+    if (const char* e = env("ATTNBENCH_BIDIR_BOX")) fused_.tma_sw = std::strcmp(e, "pad") != 0;
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
       fused_.order = (std::strstr(e, "rot") ? 1 : 0) | (std::strstr(e, "ilv") ? 2 : 0);
     }
     auto info = [&](int c) {
-      return one_ == OneLaunch::tma ? tiled_tma_info(dt, fused_.Dk, fused_.Dv, c, cfg) : tiled_fused_info(dt, fused_.Dk, fused_.Dv, c, warps);
+      return one_ == OneLaunch::tma ? tiled_tma_info(dt, fused_.Dk, fused_.Dv, c, cfg, fused_.tma_sw) : tiled_fused_info(dt, fused_.Dk, fused_.Dv, c, warps);
     };
     const FusedInfo info1 = info(1);
     double fill = 0;

@@ -50,6 +50,13 @@ struct TiledParams {
   int tma_cfg;
   bool o_tma;
   int order;  // the TMA forward's walk: bit 1 rank-strided tiles (else blocks), bit 0 rotated start
+  // tma_sw: its tiles move as dense 64-column boxes with the 128-byte swizzle (Sw128Tile), else as
+  // padded (D + 8)-column boxes (PadTile).
+  bool tma_sw;
+  // Diagnostics of the TMA forward only (ATTNBENCH_BIDIR_DIAG=1; o is then NOT the output): the math
+  // is skipped (the state stays zero, each O slab is zero-filled), so the kernel times its data
+  // movement alone.
+  int diag;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:
@@ -85,7 +92,7 @@ FusedInfo tiled_fused_info(Dtype dt, int Dk, int Dv, int cluster, int warps);
 // The same forward fed by bulk tensor copies (sm_90): the maps from encode_tiled_maps (false where
 // the driver cannot make them; p's pointers, dims, BH and q_rows set).
 void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s);
-FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg);
+FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg, bool sw);
 bool encode_tiled_maps(TiledMaps& m, const TiledParams& p, Dtype dt);
 
 }  // namespace attnbench::kernels::bidir

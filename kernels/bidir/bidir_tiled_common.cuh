@@ -124,16 +124,20 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+// ldmatrix x4 (and .trans) at a shared address (32-bit, or a generic pointer into shared memory).
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t a) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
+               : "r"(a));
 }
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t a) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
+               : "r"(a));
 }
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) { ldsm_x4(r, smem_addr(p)); }
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) { ldsm_x4_t(r, smem_addr(p)); }
+__device__ __forceinline__ void sts32(uint32_t a, uint32_t v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a), "r"(v) : "memory"); }
 
 template <class T>
 __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
@@ -242,50 +246,104 @@ __device__ __forceinline__ void load_rows_async_pol(T* s, const T* g, int row0, 
   }
 }
 
-// A warp's 16 shared rows of stride ST (DP/8 chunks) to rows [row0, row0+16) of a [T, D] slice,
+// ---- shared tile layouts ---------------------------------------------------------------------------
+// Element offset of (row r, column c) in a shared tile of 2-byte elements; c is a multiple of 2 (one
+// 32-bit word) wherever a helper below writes, and of 8 (one 16-byte ldmatrix row) wherever it reads.
+// PadTile: rows of stride ST = DP + 8 elements (16 bytes of padding per row): the 8 rows of one
+// ldmatrix sit in 8 different bank groups (the cp.async kernels; the TMA forward's padded boxes).
+//
+// Addresses in the loops come in two parts, so that a lane keeps one register per tile: lane(base,
+// rl, cl), the shared byte address of the lane's own row rl and column cl, once; then at(a, R, C) for
+// rows R + rl and columns C + cl, with R a multiple of 8 and the 8-column chunk bits of C and cl
+// disjoint (C a multiple of 16 where cl is 0 or 8, say): an add for PadTile; for Sw128Tile one XOR
+// of the chunk bits (the swizzle of C) and an add (rows and column blocks).
+template <int ST>
+struct PadTile {
+  __device__ static __forceinline__ int off(int r, int c) { return r * ST + c; }
+  __device__ static __forceinline__ uint32_t lane(uint32_t base, int rl, int cl) { return base + 2u * static_cast<uint32_t>(off(rl, cl)); }
+  __device__ static __forceinline__ uint32_t at(uint32_t a, int R, int C) { return a + 2u * static_cast<uint32_t>(R * ST + C); }
+};
+// Sw128Tile: the layout the tensor memory accelerator writes with CU_TENSOR_MAP_SWIZZLE_128B. The
+// tile is DP/64 column blocks, each [ROWS][64] (128-byte rows, one bulk copy box each, 1024-byte
+// aligned); within a block the 16-byte chunk j of row r lies at chunk j ^ (r % 8). So the 8 rows of
+// one ldmatrix (same j, 8 consecutive r) again sit in 8 different bank groups, with no padding: the
+// boxes are the dense rows of the tensor, which the TMA moves at full speed (the padded boxes'
+// (D + 8)-column rows, 8 columns out of bounds, cost ~10% of the forward's floor on the H200:
+// results/h200-20261121-s4/bidir_diag.md). A slab pointer tile + off(16 s, 0) keeps the pattern
+// (16 s % 8 == 0).
+template <int ROWS>
+struct Sw128Tile {
+  static_assert(ROWS % 8 == 0, "column blocks 1024-byte aligned");
+  __device__ static __forceinline__ int off(int r, int c) {
+    return (c >> 6) * (ROWS * 64) + r * 64 + ((((c >> 3) & 7) ^ (r & 7)) << 3) + (c & 7);
+  }
+  // (base 1024-byte aligned: the chunk bits of an address are those of its offset)
+  __device__ static __forceinline__ uint32_t lane(uint32_t base, int rl, int cl) { return base + 2u * static_cast<uint32_t>(off(rl, cl)); }
+  __device__ static __forceinline__ uint32_t at(uint32_t a, int R, int C) {
+    return (a ^ static_cast<uint32_t>((C & 56) << 1)) + 2u * static_cast<uint32_t>((C >> 6) * (ROWS * 64) + R * 64);
+  }
+};
+
+// A warp's 16 shared rows (layout L, DP/8 chunks) to rows [row0, row0+16) of a [T, D] slice,
 // 16 bytes per store; rows >= T and columns >= D are skipped.
-template <int DP, int ST, class T>
-__device__ __forceinline__ void store_slab_rows(T* g, const T* s, int row0, int rows, int D, int lane) {
+template <int DP, class L, class T>
+__device__ __forceinline__ void store_slab_rows_l(T* g, const T* s, int row0, int rows, int D, int lane) {
   constexpr int CH = DP / 8;
 #pragma unroll
   for (int idx = lane; idx < 16 * CH; idx += 32) {
     const int r = idx / CH, c = idx % CH;
     if (row0 + r < rows && c * 8 < D) {
-      *reinterpret_cast<uint4*>(g + static_cast<int64_t>(row0 + r) * D + c * 8) = *reinterpret_cast<const uint4*>(s + r * ST + c * 8);
+      *reinterpret_cast<uint4*>(g + static_cast<int64_t>(row0 + r) * D + c * 8) = *reinterpret_cast<const uint4*>(s + L::off(r, c * 8));
     }
   }
 }
+template <int DP, int ST, class T>
+__device__ __forceinline__ void store_slab_rows(T* g, const T* s, int row0, int rows, int D, int lane) {
+  store_slab_rows_l<DP, PadTile<ST>>(g, s, row0, rows, D, lane);
+}
 
-// The A fragments of a 16-row slab (shared rows of stride ST), all KT k-steps.
+// The A fragments of a 16-row slab (layout L), all KT k-steps.
+template <int KT, class L, class T>
+__device__ __forceinline__ void load_a_frags_l(uint32_t (&a)[KT][4], const T* slab, int lane) {
+  const uint32_t la = L::lane(smem_addr(slab), lane % 16, (lane / 16) * 8);
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) ldsm_x4(a[kt], L::at(la, 0, kt * 16));
+}
 template <int KT, int ST, class T>
 __device__ __forceinline__ void load_a_frags(uint32_t (&a)[KT][4], const T* slab, int lane) {
-#pragma unroll
-  for (int kt = 0; kt < KT; ++kt) ldsm_x4(a[kt], slab + (lane % 16) * ST + kt * 16 + (lane / 16) * 8);
+  load_a_frags_l<KT, PadTile<ST>>(a, slab, lane);
 }
 
-// Store fp32 C-layout values of a 16-row slab (N/8 tiles) into shared rows as T.
-template <int NT, int ST, class T>
-__device__ __forceinline__ void store_c_tiles(T* slab, const float (&c)[NT][4], int col0, int lane) {
-  const int g = lane / 4, q = lane % 4;
+// Store fp32 C-layout values of a 16-row slab (N/8 tiles) into shared rows (layout L) as T.
+template <int NT, class L, class T>
+__device__ __forceinline__ void store_c_tiles_l(T* slab, const float (&c)[NT][4], int col0, int lane) {
+  const uint32_t la = L::lane(smem_addr(slab), lane / 4, 2 * (lane % 4));  // row g, column 2q
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
-    const int col = col0 + nt * 8 + 2 * q;
-    *reinterpret_cast<uint32_t*>(slab + g * ST + col) = pack2<T>(c[nt][0], c[nt][1]);
-    *reinterpret_cast<uint32_t*>(slab + (g + 8) * ST + col) = pack2<T>(c[nt][2], c[nt][3]);
+    sts32(L::at(la, 0, col0 + nt * 8), pack2<T>(c[nt][0], c[nt][1]));
+    sts32(L::at(la, 8, col0 + nt * 8), pack2<T>(c[nt][2], c[nt][3]));
   }
 }
+template <int NT, int ST, class T>
+__device__ __forceinline__ void store_c_tiles(T* slab, const float (&c)[NT][4], int col0, int lane) {
+  store_c_tiles_l<NT, PadTile<ST>>(slab, c, col0, lane);
+}
 
-// Store packed A fragments back into shared rows (the positions ldsm_x4 read them from).
-template <int KT, int ST, class T>
-__device__ __forceinline__ void store_a_frags(T* slab, const uint32_t (&a)[KT][4], int lane) {
+// Store packed A fragments back into shared rows (layout L; the positions ldsm_x4 read them from).
+template <int KT, class L, class T>
+__device__ __forceinline__ void store_a_frags_l(T* slab, const uint32_t (&a)[KT][4], int lane) {
   const int g = lane / 4, q = lane % 4;
 #pragma unroll
   for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      *reinterpret_cast<uint32_t*>(slab + (g + 8 * (i % 2)) * ST + kt * 16 + 8 * (i / 2) + 2 * q) = a[kt][i];
+      *reinterpret_cast<uint32_t*>(slab + L::off(g + 8 * (i % 2), kt * 16 + 8 * (i / 2) + 2 * q)) = a[kt][i];
     }
   }
+}
+template <int KT, int ST, class T>
+__device__ __forceinline__ void store_a_frags(T* slab, const uint32_t (&a)[KT][4], int lane) {
+  store_a_frags_l<KT, PadTile<ST>>(slab, a, lane);
 }
 
 // ---- feature maps on fragments --------------------------------------------------------------------

@@ -19,18 +19,22 @@ namespace attnbench::kernels::bidir {
 // shared memory and must stay zero in Kf (elu1(0) = 1; relu(0) = 0 needs no mask); MASK = false
 // where the tile is whole (row0 + BM <= Tk) and Dk == DKP. The warp takes the KSN k-steps from
 // ks0 (the whole tile: ks0 = 0, KSN = BM / 16; or a share, when several warps own the same rows).
-template <class T, int DKP, int DVP, int FM, bool MASK, int KSN>
+// LK, LV: the tiles' shared layouts (bidir_tiled_common.cuh; padded rows unless the TMA forward
+// loads swizzled boxes).
+template <class T, int DKP, int DVP, int FM, bool MASK, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>>
 __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
                                            const TiledParams& p, int warp, int ks0, int lane, uint32_t ones) {
   using Tr = Traits<DKP, DVP>;
   const int mi = lane / 8, r8 = lane % 8, g = lane / 4, q = lane % 4;
   const int tvalid = p.Tk - row0;  // rows of this tile inside Tk
   const bool dok[2] = {warp * 16 + g < p.Dk, warp * 16 + g + 8 < p.Dk};
+  const uint32_t ak = LK::lane(smem_addr(cK), (mi / 2) * 8 + r8, (mi % 2) * 8);
+  const uint32_t av = LV::lane(smem_addr(cV), (mi % 2) * 8 + r8, (mi / 2) * 8);
 #pragma unroll
   for (int kk = 0; kk < KSN; ++kk) {
     const int ks = ks0 + kk;
     uint32_t a[4];
-    ldsm_x4_t(a, cK + (ks * 16 + (mi / 2) * 8 + r8) * Tr::KST + warp * 16 + (mi % 2) * 8);
+    ldsm_x4_t(a, LK::at(ak, ks * 16, warp * 16));
     if (FM != kIdentity) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -47,7 +51,7 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
 #pragma unroll
     for (int np = 0; np < Tr::NV / 2; ++np) {
       uint32_t b[4];  // B = V [t][e]: rows t = k, ldmatrix.trans
-      ldsm_x4_t(b, cV + (ks * 16 + (mi % 2) * 8 + r8) * Tr::VST + np * 16 + (mi / 2) * 8);
+      ldsm_x4_t(b, LV::at(av, ks * 16, np * 16));
       mma16816<T>(acc[2 * np], a, b[0], b[1]);
       mma16816<T>(acc[2 * np + 1], a, b[2], b[3]);
     }
@@ -57,44 +61,44 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
 
 // state_tile with the run-time map (focused: mapped in place beforehand, here as identity) and
 // the mask only where the tile needs it.
-template <class T, int DKP, int DVP, int KSN>
+template <class T, int DKP, int DVP, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>>
 __device__ __forceinline__ void state_tile_any(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
                                                const TiledParams& p, int warp, int ks0, int lane, uint32_t ones) {
   const bool whole = row0 + Traits<DKP, DVP>::BM <= p.Tk && p.Dk == DKP;
   if (p.fm == kElu1) {
     if (whole) {
-      state_tile<T, DKP, DVP, kElu1, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+      state_tile<T, DKP, DVP, kElu1, false, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
     } else {
-      state_tile<T, DKP, DVP, kElu1, true, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+      state_tile<T, DKP, DVP, kElu1, true, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
     }
   } else if (p.fm == kElu1H2) {
     if (whole) {
-      state_tile<T, DKP, DVP, kElu1H2, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+      state_tile<T, DKP, DVP, kElu1H2, false, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
     } else {
-      state_tile<T, DKP, DVP, kElu1H2, true, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+      state_tile<T, DKP, DVP, kElu1H2, true, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
     }
   } else if (p.fm == kRelu) {
-    state_tile<T, DKP, DVP, kRelu, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    state_tile<T, DKP, DVP, kRelu, false, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
   } else {
-    state_tile<T, DKP, DVP, kIdentity, false, KSN>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    state_tile<T, DKP, DVP, kIdentity, false, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
   }
 }
 
 // focused on a K tile in shared memory, in place (rows >= Tk and columns >= Dk become 0): warps
 // < SLAB_WARPS each map a 16-row slab on its A fragments (the row norms are quad sums). The caller
 // synchronizes the block before state_tile reads the tile.
-template <class T, int DKP, int DVP>
+template <class T, int DKP, int DVP, class LK = PadTile<DKP + 8>>
 __device__ __forceinline__ void focused_tile_inplace(T* cK, int row0, const TiledParams& p, int warp, int lane) {
   using Tr = Traits<DKP, DVP>;
   if (warp >= Tr::SLAB_WARPS) return;
-  T* slab = cK + warp * 16 * Tr::KST;
+  T* slab = cK + LK::off(warp * 16, 0);
   uint32_t x[Tr::KT][4];
-  load_a_frags<Tr::KT, Tr::KST>(x, slab, lane);
+  load_a_frags_l<Tr::KT, LK>(x, slab, lane);
   const int row = row0 + warp * 16 + lane / 4;
   const bool row_ok[2] = {row < p.Tk, row + 8 < p.Tk};
   phi_frags<T, Tr::KT, kFocused>(x, row_ok, p.Dk, lane);
   __syncwarp();
-  store_a_frags<Tr::KT, Tr::KST>(slab, x, lane);
+  store_a_frags_l<Tr::KT, LK>(slab, x, lane);
 }
 
 // The one-launch forwards' state exchange (bidir_tiled_fused.cu, bidir_tiled_tma.cu), by all NW
@@ -156,14 +160,15 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
 // (1/Tk) / (Qf . kmean + 1e-6), with kmean [DKP] fp32 in shared memory), o = round(rs Qf KVr)
 // with KVr [DKP][VST] in shared memory, 32 output columns at a time (fewer live registers),
 // into `oslab` (16 rows of stride VST, this warp's). The caller stores oslab (output_slab: 16-byte
-// stores; the TMA forward: one bulk tensor store).
-template <class T, int DKP, int DVP>
+// stores; the TMA forward: one bulk tensor store). LQ, LO: the layouts of the Q tile (slab = tile +
+// LQ::off(16 s, 0)) and of oslab.
+template <class T, int DKP, int DVP, class LQ = PadTile<DKP + 8>, class LO = PadTile<DVP + 8>>
 __device__ __forceinline__ void output_slab_smem(const T* slab, T* oslab, const T* sKV, const float* skm, int row0,
                                                  const TiledParams& p, int lane) {
   using Tr = Traits<DKP, DVP>;
   const int mi = lane / 8, r8 = lane % 8, q = lane % 4, row = row0 + lane / 4;
   uint32_t f[Tr::KT][4];  // Qf, A fragments
-  load_a_frags<Tr::KT, Tr::KST>(f, slab, lane);
+  load_a_frags_l<Tr::KT, LQ>(f, slab, lane);
   if (p.fm != kIdentity) {
     const bool row_ok[2] = {row < p.Tq, row + 8 < p.Tq};
     phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, row0 + 16 <= p.Tq && p.Dk == DKP);
@@ -201,7 +206,7 @@ __device__ __forceinline__ void output_slab_smem(const T* slab, T* oslab, const 
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[nt][i] *= rs[i / 2];
     }
-    store_c_tiles<4, Tr::VST>(oslab, acc, nc * 32, lane);
+    store_c_tiles_l<4, LO>(oslab, acc, nc * 32, lane);
   }
 }
 

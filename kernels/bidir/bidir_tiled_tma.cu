@@ -98,20 +98,27 @@ __device__ __forceinline__ void prefetch_map(const void* map) {
 
 // ---- geometry -------------------------------------------------------------------------------------
 
-// NW warps, MB_REQ CTAs per SM where at least 3 slots fit that way (else one).
-template <int DKP, int DVP, int NW_, int MB_REQ>
+// NW warps, MB_REQ CTAs per SM where at least 3 slots fit that way (else one). SW: the tiles are
+// swizzled dense boxes (Sw128Tile: rows of DKP / DVP elements, the shared memory 1024-byte aligned
+// at run time, hence 1 KB of slack), else padded boxes (PadTile: rows of KST / VST).
+template <int DKP, int DVP, int NW_, int MB_REQ, bool SW>
 struct TmaCfg {
   using Tr = Traits<DKP, DVP>;
   static constexpr int NW = NW_, NTHR = 32 * NW, BM = Tr::BM;
   static constexpr int KG = NW / Tr::RED_WARPS, KSN = BM / 16 / KG;  // state rows x k-step groups
-  static constexpr int SLOT_ELEMS = BM * (Tr::KST + Tr::VST), SLOT = SLOT_ELEMS * 2;
-  static constexpr int QFIT = SLOT_ELEMS / Tr::KST / 16 * 16;
+  static constexpr int KROW = SW ? DKP : Tr::KST, VROW = SW ? DVP : Tr::VST;  // elements a tile row takes
+  static constexpr int SLOT_ELEMS = BM * (KROW + VROW), SLOT = SLOT_ELEMS * 2;
+  static constexpr int QFIT = SLOT_ELEMS / KROW / 16 * 16;
   static constexpr int QR = QFIT < 256 ? QFIT : 256;                     // Q rows per item (a box has <= 256)
   static constexpr int QG = NW >= 16 ? NW / 8 : 1, WPG = NW / QG;        // Q items in turn over QG groups of WPG warps
-  static constexpr int RED = DKP * Tr::NCOL * 4, OST = NW * 16 * Tr::VST * 2;
+  static constexpr int RED = DKP * Tr::NCOL * 4, OST = NW * 16 * VROW * 2;
   static constexpr int STAGE = RED > OST ? RED : OST;                    // partial state, later O staging
-  static constexpr int MAXS = 12;
-  static constexpr int FIXED = STAGE + DKP * Tr::VST * 2 + DKP * 4 + MAXS * 8 + MAXS * 4;
+  static constexpr int MAXS = 12, ALIGN = SW ? 1024 : 0;
+  static constexpr int FIXED = STAGE + DKP * Tr::VST * 2 + DKP * 4 + MAXS * 8 + MAXS * 4 + ALIGN;
+  using LK = std::conditional_t<SW, Sw128Tile<BM>, PadTile<Tr::KST>>;    // K tile
+  using LV = std::conditional_t<SW, Sw128Tile<BM>, PadTile<Tr::VST>>;    // V tile
+  using LQ = std::conditional_t<SW, Sw128Tile<QR>, PadTile<Tr::KST>>;    // Q item
+  using LO = std::conditional_t<SW, Sw128Tile<16>, PadTile<Tr::VST>>;    // a warp's O slab
   static constexpr int slots_for(int budget) { return (budget - FIXED) / SLOT < MAXS ? (budget - FIXED) / SLOT : MAXS; }
   static constexpr int MB = MB_REQ == 2 && slots_for(113 * 1024) >= 3 ? 2 : 1;
   static constexpr int SLOTS = slots_for(MB == 2 ? 113 * 1024 : 227 * 1024);
@@ -120,12 +127,14 @@ struct TmaCfg {
   static constexpr int km_off = kv_off + DKP * Tr::VST * 2;
   static constexpr int bar_off = km_off + DKP * 4;
   static constexpr int cnt_off = bar_off + MAXS * 8;
-  static constexpr int bytes = cnt_off + MAXS * 4;
+  static constexpr int bytes = cnt_off + MAXS * 4 + ALIGN;
   static_assert(SLOTS >= 2, "a ring of at least 2 slots");
   static_assert(QR >= 64, "a Q item holds at least 64 rows");
   static_assert(KG >= 1 && KG * Tr::RED_WARPS == NW && KSN * KG * 16 == BM, "warps split the state rows and k-steps evenly");
   static_assert(WPG * QG == NW, "Q item groups");
   static_assert(SLOT % 128 == 0 && (16 * Tr::VST * 2) % 128 == 0 && STAGE % 16 == 0, "TMA boxes 128-byte aligned");
+  static_assert(!SW || (SLOT % 1024 == 0 && BM * KROW * 2 % 1024 == 0 && 16 * VROW * 2 % 1024 == 0 && QR % 8 == 0),
+                "swizzled boxes 1024-byte aligned");
 };
 
 template <int CFG>
@@ -137,16 +146,21 @@ struct CfgShape<1> { static constexpr int NW = 16, MB = 1; };
 template <>
 struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 
-template <class T, int DKP, int DVP, int NW, int MB>
-__global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
+template <class T, int DKP, int DVP, int NW, int MB, bool SW>
+__global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
     tma_kernel(const TiledParams p, const __grid_constant__ TiledMaps maps) {
 #ifndef BIDIR_TMA_PTX
   __trap();  // launched only on sm_90+ (bidir_tiled.cu)
 #else
-  using F = TmaCfg<DKP, DVP, NW, MB>;
+  using F = TmaCfg<DKP, DVP, NW, MB, SW>;
   using Tr = typename F::Tr;
-  constexpr int BM = F::BM, SLOTS = F::SLOTS;
-  extern __shared__ __align__(128) unsigned char smem[];
+  using LK = typename F::LK;
+  using LV = typename F::LV;
+  using LQ = typename F::LQ;
+  using LO = typename F::LO;
+  constexpr int BM = F::BM, SLOTS = F::SLOTS, QR = F::QR;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + (SW ? (1024u - smem_addr(smem_raw) % 1024u) % 1024u : 0u);
   T* slots = reinterpret_cast<T*>(smem);
   float* red = reinterpret_cast<float*>(smem + F::red_off);
   T* sKV = reinterpret_cast<T*>(smem + F::kv_off);
@@ -183,17 +197,23 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   T* og = static_cast<T*>(p.o) + static_cast<int64_t>(bh) * p.Tq * p.Dv;
   const uint64_t pol = l2_policy(p.l2_evict_first);
 
-  auto issue = [&](int i) {  // one thread: item i into slot i % SLOTS
+  const bool nomath = (p.diag & 1) != 0;  // diagnostics (TiledParams::diag)
+  // One thread: item i into slot i % SLOTS. Swizzled: a box per 64 columns (K, V: [BM][64] blocks;
+  // Q: [qr][64] blocks QR rows apart, as LQ places them); padded: one box per tensor.
+  auto issue = [&](int i) {
     const int s = i % SLOTS;
     T* dst = slots + s * F::SLOT_ELEMS;
     if (i < n_kv) {
       const int row0 = kv_tile(i) * BM;
       mbar_arrive_expect_tx(&full[s], F::SLOT);
-      tma_load_3d(dst, &maps.k, 0, row0, bh, &full[s], pol);
-      tma_load_3d(dst + BM * Tr::KST, &maps.v, 0, row0, bh, &full[s], pol);
+#pragma unroll
+      for (int h = 0; h < (SW ? DKP / 64 : 1); ++h) tma_load_3d(dst + h * BM * 64, &maps.k, 64 * h, row0, bh, &full[s], pol);
+#pragma unroll
+      for (int h = 0; h < (SW ? DVP / 64 : 1); ++h) tma_load_3d(dst + BM * F::KROW + h * BM * 64, &maps.v, 64 * h, row0, bh, &full[s], pol);
     } else {
-      mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * Tr::KST * 2));
-      tma_load_3d(dst, &maps.q, 0, q_item(i - n_kv) * qr, bh, &full[s], pol);
+      mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * F::KROW * 2));
+#pragma unroll
+      for (int h = 0; h < (SW ? DKP / 64 : 1); ++h) tma_load_3d(dst + h * QR * 64, &maps.q, 64 * h, q_item(i - n_kv) * qr, bh, &full[s], pol);
     }
   };
   // This warp is done reading item i; the last of the NW warps refills the slot with i + SLOTS.
@@ -224,14 +244,14 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     const int s = i % SLOTS;
     mbar_wait(&full[s], (i / SLOTS) & 1);
     T* cK = slots + s * F::SLOT_ELEMS;
-    const T* cV = cK + BM * Tr::KST;
+    const T* cV = cK + BM * F::KROW;
     const int row0 = kv_tile(i) * BM;
     if (p.fm == kFocused) {  // the row norms need whole K rows: mapped in place first
-      focused_tile_inplace<T, DKP, DVP>(cK, row0, p, warp, lane);
+      focused_tile_inplace<T, DKP, DVP, LK>(cK, row0, p, warp, lane);
       fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
       __syncthreads();
     }
-    state_tile_any<T, DKP, DVP, F::KSN>(acc, cK, cV, row0, p, wr, ks0, lane, ones);
+    if (!nomath) state_tile_any<T, DKP, DVP, F::KSN, LK, LV>(acc, cK, cV, row0, p, wr, ks0, lane, ones);
     release(i);
   }
 
@@ -239,7 +259,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank);
 
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
-  T* oslab = sO + warp * 16 * Tr::VST;
+  T* oslab = sO + warp * 16 * F::VROW;
   const int grp = warp / F::WPG, wg = warp % F::WPG;
   for (int i = n_kv; i < n; ++i) {
     const int s = i % SLOTS, j = i - n_kv;
@@ -253,14 +273,22 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
           if (lane == 0) bulk_wait_read_all();
           __syncwarp();
         }
-        output_slab_smem<T, DKP, DVP>(sq + sl * 16 * Tr::KST, oslab, sKV, skm, r0 + 16 * sl, p, lane);
+        if (!nomath) {
+          output_slab_smem<T, DKP, DVP, LQ, LO>(sq + LQ::off(16 * sl, 0), oslab, sKV, skm, r0 + 16 * sl, p, lane);
+        } else {
+          for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
+        }
         if (p.o_tma) {
           fence_proxy_async_smem();
           __syncwarp();
-          if (lane == 0) tma_store_3d(&maps.o, oslab, 0, r0 + 16 * sl, bh), bulk_commit();
+          if (lane == 0) {
+#pragma unroll
+            for (int h = 0; h < (SW ? DVP / 64 : 1); ++h) tma_store_3d(&maps.o, oslab + h * 16 * 64, 64 * h, r0 + 16 * sl, bh);
+            bulk_commit();
+          }
         } else {
           __syncwarp();
-          store_slab_rows<DVP, Tr::VST>(og, oslab, r0 + 16 * sl, p.Tq, p.Dv, lane);
+          store_slab_rows_l<DVP, LO>(og, oslab, r0 + 16 * sl, p.Tq, p.Dv, lane);
           __syncwarp();
         }
       }
@@ -271,12 +299,12 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
 #endif
 }
 
-template <class T, int DKP, int DVP, int NW, int MB>
+template <class T, int DKP, int DVP, int NW, int MB, bool SW>
 cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[1], cudaStream_t s) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(p.cluster, p.BH);
   cfg.blockDim = dim3(32 * NW);
-  cfg.dynamicSmemBytes = TmaCfg<DKP, DVP, NW, MB>::bytes;
+  cfg.dynamicSmemBytes = TmaCfg<DKP, DVP, NW, MB, SW>::bytes;
   cfg.stream = s;
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = static_cast<unsigned>(p.cluster);
@@ -287,32 +315,32 @@ cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[
   return cfg;
 }
 
-template <class T, int DKP, int DVP, int CFG>
+template <class T, int DKP, int DVP, int CFG, bool SW>
 void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
+  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, SW>, TmaCfg<DKP, DVP, NW, MB, SW>::bytes), true);
   (void)allowed;
   cudaLaunchAttribute attr[1];
-  const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB>, p, m));
+  const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB, SW>(p, attr, s);
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, SW>, p, m));
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
 }
 
-template <class T, int DKP, int DVP, int CFG>
+template <class T, int DKP, int DVP, int CFG, bool SW>
 FusedInfo tma_info_cfg(int cluster) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  using F = TmaCfg<DKP, DVP, NW, MB>;
+  using F = TmaCfg<DKP, DVP, NW, MB, SW>;
   FusedInfo info;
-  info.blocks_per_sm = resident_blocks(tma_kernel<T, DKP, DVP, NW, MB>, F::NTHR, F::bytes);
+  info.blocks_per_sm = resident_blocks(tma_kernel<T, DKP, DVP, NW, MB, SW>, F::NTHR, F::bytes);
   info.max_q_rows = F::QR;
   info.cluster_fits = cluster == 1;
   if (cluster > 1) {
     TiledParams p{};
     p.cluster = cluster, p.BH = 1;
     cudaLaunchAttribute attr[1];
-    cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, nullptr);
+    cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB, SW>(p, attr, nullptr);
     int n = 0;
-    if (cudaOccupancyMaxActiveClusters(&n, tma_kernel<T, DKP, DVP, NW, MB>, &cfg) == cudaSuccess) {
+    if (cudaOccupancyMaxActiveClusters(&n, tma_kernel<T, DKP, DVP, NW, MB, SW>, &cfg) == cudaSuccess) {
       info.cluster_fits = n > 0;
     } else {
       (void)cudaGetLastError();  // no clusters on this device
@@ -321,22 +349,31 @@ FusedInfo tma_info_cfg(int cluster) {
   return info;
 }
 
-template <class T, int DKP, int DVP>
-void launch_tma_typed(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+template <class T, int DKP, int DVP, bool SW>
+void launch_tma_sw(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   switch (p.tma_cfg) {
-    case 1: return launch_tma_cfg<T, DKP, DVP, 1>(p, m, s);
-    case 2: return launch_tma_cfg<T, DKP, DVP, 2>(p, m, s);
-    default: return launch_tma_cfg<T, DKP, DVP, 0>(p, m, s);
+    case 1: return launch_tma_cfg<T, DKP, DVP, 1, SW>(p, m, s);
+    case 2: return launch_tma_cfg<T, DKP, DVP, 2, SW>(p, m, s);
+    default: return launch_tma_cfg<T, DKP, DVP, 0, SW>(p, m, s);
   }
 }
-
 template <class T, int DKP, int DVP>
-FusedInfo tma_info_typed(int cluster, int cfg) {
+void launch_tma_typed(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  if (p.tma_sw) return launch_tma_sw<T, DKP, DVP, true>(p, m, s);
+  launch_tma_sw<T, DKP, DVP, false>(p, m, s);
+}
+
+template <class T, int DKP, int DVP, bool SW>
+FusedInfo tma_info_sw(int cluster, int cfg) {
   switch (cfg) {
-    case 1: return tma_info_cfg<T, DKP, DVP, 1>(cluster);
-    case 2: return tma_info_cfg<T, DKP, DVP, 2>(cluster);
-    default: return tma_info_cfg<T, DKP, DVP, 0>(cluster);
+    case 1: return tma_info_cfg<T, DKP, DVP, 1, SW>(cluster);
+    case 2: return tma_info_cfg<T, DKP, DVP, 2, SW>(cluster);
+    default: return tma_info_cfg<T, DKP, DVP, 0, SW>(cluster);
   }
+}
+template <class T, int DKP, int DVP>
+FusedInfo tma_info_typed(int cluster, int cfg, bool sw) {
+  return sw ? tma_info_sw<T, DKP, DVP, true>(cluster, cfg) : tma_info_sw<T, DKP, DVP, false>(cluster, cfg);
 }
 
 PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
@@ -353,8 +390,9 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
-// [BH][T][D] in the storage dtype; box (box_cols, box_rows, 1), box_cols = the padded row.
-bool encode_map(void* out, Dtype dt, const void* base, int D, int T, int BH, int box_cols, int box_rows) {
+// [BH][T][D] in the storage dtype; box (box_cols, box_rows, 1): box_cols = the padded row, or 64
+// columns (128 bytes) with the 128-byte swizzle (sw).
+bool encode_map(void* out, Dtype dt, const void* base, int D, int T, int BH, int box_cols, int box_rows, bool sw) {
   const PFN_cuTensorMapEncodeTiled_v12000 fn = encode_fn();
   if (!fn) return false;
   const cuuint64_t dims[3] = {static_cast<cuuint64_t>(D), static_cast<cuuint64_t>(T), static_cast<cuuint64_t>(BH)};
@@ -363,7 +401,8 @@ bool encode_map(void* out, Dtype dt, const void* base, int D, int T, int BH, int
   const cuuint32_t estr[3] = {1, 1, 1};
   const CUtensorMapDataType ty = dt == Dtype::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
   return fn(static_cast<CUtensorMap*>(out), ty, 3, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-            CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+            sw ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
 }  // namespace
@@ -372,14 +411,15 @@ void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaSt
   BIDIR_TILED_DISPATCH(dt, p.Dk, p.Dv, launch_tma_typed, p, m, s);
 }
 
-FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg) {
-  BIDIR_TILED_DISPATCH(dt, Dk, Dv, tma_info_typed, cluster, cfg);
+FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg, bool sw) {
+  BIDIR_TILED_DISPATCH(dt, Dk, Dv, tma_info_typed, cluster, cfg, sw);
 }
 
 bool encode_tiled_maps(TiledMaps& m, const TiledParams& p, Dtype dt) {
-  const int KST = tiled_padded_dim(p.Dk) + 8, VST = tiled_padded_dim(p.Dv) + 8;
-  return encode_map(m.q, dt, p.q, p.Dk, p.Tq, p.BH, KST, p.q_rows) && encode_map(m.k, dt, p.k, p.Dk, p.Tk, p.BH, KST, kTiledRows) &&
-         encode_map(m.v, dt, p.v, p.Dv, p.Tk, p.BH, VST, kTiledRows) && encode_map(m.o, dt, p.o, p.Dv, p.Tq, p.BH, VST, 16);
+  const bool sw = p.tma_sw;
+  const int KB = sw ? 64 : tiled_padded_dim(p.Dk) + 8, VB = sw ? 64 : tiled_padded_dim(p.Dv) + 8;  // box columns
+  return encode_map(m.q, dt, p.q, p.Dk, p.Tq, p.BH, KB, p.q_rows, sw) && encode_map(m.k, dt, p.k, p.Dk, p.Tk, p.BH, KB, kTiledRows, sw) &&
+         encode_map(m.v, dt, p.v, p.Dv, p.Tk, p.BH, VB, kTiledRows, sw) && encode_map(m.o, dt, p.o, p.Dv, p.Tq, p.BH, VB, 16, sw);
 }
 
 }  // namespace attnbench::kernels::bidir
