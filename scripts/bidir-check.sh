@@ -19,7 +19,8 @@
 #           identity, once per word of BIDIR_CHECK_NCU ("label:VAR=v,...") -> ncu_<label>.txt
 #   tiled   the checked sweeps (naive-fp32 oracle) -> tiled.csv, one per word of
 #           BIDIR_CHECK_SWEEPS ("variant:passes", default "norm:fwd,bwd simple:fwd,bwd")
-# Environment: ATTNBENCH_CUDA_ARCH (default 90a), BIDIR_CHECK_BUDGET_S (whole script, default 450).
+# Environment: ATTNBENCH_CUDA_ARCH (default 90a), BIDIR_CHECK_BUDGET_S (whole script, default 450),
+# BIDIR_CHECK_BUILD (build folder, default build/gpu-bidir; build/gpu shares it with device-stages.sh).
 # Files in OUT_DIR: run.log, tests.md, tests_<label>.log.gz, tiled.csv, ab.csv, table.md, sweep_tiled.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ stages=",${BIDIR_CHECK_STAGES:-ab,tests,tiled},"
 t_start=$SECONDS
 left() { echo $((budget - (SECONDS - t_start))); }
 log() { echo "[bidir-check $((SECONDS - t_start))s] $*" | tee -a "$out/run.log" >&2; }
-bin=build/gpu-bidir
+bin=${BIDIR_CHECK_BUILD:-build/gpu-bidir}
 shape=(--algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map identity,elu1)
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee -a "$out/run.log"

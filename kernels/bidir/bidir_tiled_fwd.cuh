@@ -35,7 +35,10 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
     const int ks = ks0 + kk;
     uint32_t a[4];
     ldsm_x4_t(a, LK::at(ak, ks * 16, warp * 16));
-    if (FM != kIdentity) {
+    if constexpr (FM == kElu1H2 && !MASK) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) a[j] = elu1_h2_packed<T>(a[j]);
+    } else if (FM != kIdentity) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const float2 f = phi_pair<FM>(unpack2<T>(a[j]));
