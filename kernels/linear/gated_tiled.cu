@@ -15,6 +15,11 @@ void gated_fwd_w(const EngineParams& e, int BH, cudaStream_t s) {
     launch_fused_fwd<T, Feat::gate_scalar>(e, BH, s);
     return;
   }
+  if (e.gate == kGateVector && !e.reverse && fused_eligible(e)) {  // linear_family_tiled_fused_vec.cuh
+    if (e.bonus) launch_fused_vec_fwd<T, true>(e, BH, s);
+    else launch_fused_vec_fwd<T, false>(e, BH, s);
+    return;
+  }
   if constexpr (W == 128) {  // ATTNBENCH_LIN_OCC=3: one stage, three blocks an SM
     if (e.gate != kGateVector && occupancy_variant() == 3) {
       using C = Cfg<T, Feat::gate_scalar, W, 64, 3>;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "linear_family_tiled_fused.cuh"
+#include "linear_family_tiled_fused_vec.cuh"
 #include "linear_family_tiled_launch.h"
 
 namespace attnbench::kernels::lin_tiled {
@@ -25,6 +26,26 @@ void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
   } else {
     if (e.Dvv <= 64) launch_fused_cfg<FusedCfg<T, F, 128, 64>>(e, BH, s, "fused_fwd<128, 64>");
     else launch_fused_cfg<FusedCfg<T, F, 128, 128>>(e, BH, s, "fused_fwd<128, 128>");
+  }
+}
+
+// The vector gates (vector, rwkv6 with kBonus; linear_family_tiled_fused_vec.cuh), forward order.
+template <class T, bool kBonus>
+void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
+  auto go = [&](auto cfg, const char* name) {
+    using C = decltype(cfg);
+    auto kernel = fused_vec_fwd<C>;
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+    kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
+  };
+  if (e.Dqk <= 64) {
+    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 64, 64>{}, "fused_vec_fwd<64, 64>");
+    else go(VecCfg<T, kBonus, 64, 128>{}, "fused_vec_fwd<64, 128>");
+  } else {
+    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 128, 64>{}, "fused_vec_fwd<128, 64>");
+    else go(VecCfg<T, kBonus, 128, 128>{}, "fused_vec_fwd<128, 128>");
   }
 }
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# gated/vector and gated/rwkv6 forward on a GPU machine: build attnbench and kernels_tests, run the
+# linear-family GPU tests (default kernels: the fused vector-gate forward), the vector/rwkv6 tiled
+# forward tests again under ATTNBENCH_LIN_FWD=tile (chunk_fwd), time both forwards in the same run
+# (B=8 H=32 D=128, bf16; retention as the scalar-gate yardstick), a checked run at T=1024, and
+# print the A/B table last. Stages are bounded by what is left of the budget.
+#   scripts/vec-check.sh [OUT_DIR]     (default: $OUT on the device tool, else results/vec-check)
+# Environment: VEC_CHECK_BUDGET_S (default 380), ATTNBENCH_CUDA_ARCH (default 90a).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-results/vec-check}}
+res="$out/vec"
+mkdir -p "$res"
+budget=${VEC_CHECK_BUDGET_S:-380}
+t0=$SECONDS
+left() { echo $((budget - (SECONDS - t0))); }
+log() { echo "[vec-check $((SECONDS - t0))s] $*" | tee -a "$res/run.log" >&2; }
+bin=./build/gpu-vec/harness/attnbench
+tests_bin=./build/gpu-vec/tests/kernels/kernels_tests
+pack() { tar czf "$out/vec.tgz" -C "$out" vec; }
+trap pack EXIT
+
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader >"$res/nvidia-smi.txt" 2>&1
+log "configure + build"
+cmake -S . -B build/gpu-vec -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >"$res/build.log" 2>&1 || { tail -30 "$res/build.log"; exit 1; }
+cmake --build build/gpu-vec -j 16 --target attnbench kernels_tests >>"$res/build.log" 2>&1 \
+  || { grep -E "error|FAILED" -A5 "$res/build.log" | head -60; exit 1; }
+log "built"
+
+gtest() {  # gtest NAME ENV FILTER SECONDS
+  local name=$1 envs=$2 filter=$3 secs=$4
+  ((secs < 15)) && { log "skip tests $name"; echo "tests $name: skipped (no time left)" >>"$res/tests.txt"; return; }
+  log "GPU tests $name (env '$envs', $filter, limit ${secs}s)"
+  env $envs timeout "$secs" "$tests_bin" --gtest_filter="$filter" >"$res/tests_$name.log" 2>&1
+  local rc=$? line passed failed
+  grep -E "^\[  FAILED  \]" "$res/tests_$name.log" | head -20 >&2
+  line=$(grep -E "^\[==========\] [0-9]+ tests" "$res/tests_$name.log" | tail -1)
+  passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$res/tests_$name.log" | grep -oE "[0-9]+$")
+  failed=$(grep -cE "^\[  FAILED  \] .*\(" "$res/tests_$name.log")
+  echo "tests $name (env '$envs'): ${line:-? (cut short)}; passed ${passed:-0}, failed $failed (rc $rc)" | tee -a "$res/tests.txt" >&2
+  gzip -f "$res/tests_$name.log"
+}
+sweep() {  # sweep NAME CSV SECONDS ARGS...
+  local name=$1 csv=$2 secs=$3
+  shift 3
+  ((secs < 20)) && { log "skip $name"; return; }
+  log "sweep $name (limit ${secs}s)"
+  timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "$res/$csv" >>"$res/sweep.log" 2>&1
+  log "sweep $name rc $?"
+}
+cap() { local x=$(($(left) * $1 / 100)); echo $((x < $2 ? x : $2)); }
+D="--impl tiled --B 8 --H 32 --D 128 --no-check --pass fwd"
+: >"$res/tests.txt"
+gtest gated "" '*gated*' "$(cap 40 110)"
+ATTNBENCH_LIN_FWD=tile sweep tile tile.csv "$(cap 25 60)" --algo gated --variant vector,rwkv6 $D --T 1024,4096
+sweep fused fused.csv "$(cap 30 60)" --algo gated --variant vector,rwkv6,retention $D --T 1024,4096,16384
+gtest tile ATTNBENCH_LIN_FWD=tile '*gated_vector_tiled_fwd*:*gated_rwkv6_tiled_fwd*' "$(cap 30 40)"
+sweep checked checked.csv "$(cap 60 60)" --algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128 \
+  --T 1024 --pass fwd
+gtest rest "" '*linear*:*based*:GpuNaive.*' "$(($(left) - 10))"
+grep -iE "error|fail" "$res/sweep.log" | head -10 >&2
+
+python3 - "$res/fused.csv" "$res/tile.csv" "$res/checked.csv" <<'EOF' | tee "$res/ab.md"
+import csv, sys, os
+def load(p):
+    d = {}
+    if os.path.exists(p):
+        for r in csv.DictReader(open(p)):
+            if r["pass"] == "fwd":
+                d[(r["variant"], int(r["Tq"]))] = r
+    return d
+fused, tile, checked = (load(p) for p in sys.argv[1:4])
+c = lambda r: "%.4g (%.2f)" % (float(r["ms_median"]), float(r["ms_median"]) / float(r["floor_ms"])) if r and r["ms_median"] else ""
+print("| gated/variant | T | fused ms (x floor) | tile ms (x floor) | tile / fused | checked T=1024 |")
+print("|---|---|---|---|---|---|")
+for k in sorted(set(fused) | set(tile)):
+    f, t = fused.get(k), tile.get(k)
+    ratio = "%.2f" % (float(t["ms_median"]) / float(f["ms_median"])) if f and t and f["ms_median"] and t["ms_median"] else ""
+    ch = checked.get(k)
+    print("| %s | %d | %s | %s | %s | %s |" % (k[0], k[1], c(f), c(t), ratio,
+          (ch["status"] + " err %s base %s" % (ch["err"], ch["err_base"])) if ch else ""))
+EOF
+cat "$res/tests.txt"
