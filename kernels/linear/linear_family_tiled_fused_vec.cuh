@@ -209,7 +209,8 @@ __device__ void vec_columns(const EngineParams& p, const VecTile<C>& t, int s, i
   }
   // pass 2: per row, the factors and operands
   const float ud = C::kBonus && d < p.Dqk ? p.u[h * p.Dqk + d] : 0.0f;
-  float bon[C::kBonus ? C::kRPT : 1];
+  constexpr int kNG = C::kRPT > 32 ? 32 : C::kRPT;  // rwkv6: rows per reduce-scatter group
+  float bon[C::kBonus ? kNG : 1];
   float bprev = my_off;  // b_{r0 - 1} (0 for part 0)
   run = 0.0f;
 #pragma unroll
@@ -229,15 +230,17 @@ __device__ void vec_columns(const EngineParams& p, const VecTile<C>& t, int s, i
       Kd[r * C::kLdF] = kd;
       Q[r * C::kLdQ] = from_f32<T>(qd * P);
       K[r * C::kLdQ] = from_f32<T>(kd * E);
-      if constexpr (C::kBonus) bon[i] = qv * kv * ud;
+      if constexpr (C::kBonus) bon[i % kNG] = qv * kv * ud;
     }
-  }
-  if constexpr (C::kBonus) {  // a_r over this warp's columns: a reduce-scatter over the kCPW lanes of a part
-    int row = r0;
-    reduce_scatter<C::kCPW / 2, C::kRPT>(bon, lane, row);
-    float* bp = t.BonP() + warp * kC;
-    bp[row] = bon[0];
-    bp[row + 1] = bon[1];
+    if constexpr (C::kBonus) {
+      if ((16 * nb + 16) % kNG == 0) {  // a_r over this warp's columns: reduce-scatter over the part's lanes
+        int row = r0 + 16 * nb + 16 - kNG;
+        reduce_scatter<C::kCPW / 2, kNG>(bon, lane, row);
+        float* bp = t.BonP() + warp * kC;
+#pragma unroll
+        for (int i = 0; i < kNG / C::kCPW; ++i) bp[row + i] = bon[i];
+      }
+    }
   }
 }
 
