@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # gated/vector and gated/rwkv6 forward on a GPU machine: build attnbench and kernels_tests, run the
 # linear-family GPU tests (default kernels: the fused vector-gate forward), the vector/rwkv6 tiled
-# forward tests again under ATTNBENCH_LIN_FWD=tile (chunk_fwd), time both forwards in the same run
-# (B=8 H=32 D=128, bf16; retention as the scalar-gate yardstick), a checked run at T=1024, and
-# print the A/B table last. Stages are bounded by what is left of the budget.
+# forward tests again under ATTNBENCH_LIN_VEC=late (the fused kernel's first order) and
+# ATTNBENCH_LIN_FWD=tile (chunk_fwd), time the three forwards in the same run (B=8 H=32 D=128, bf16;
+# retention as the scalar-gate yardstick), a checked run at T=1024, Nsight Compute on one vector
+# forward, and print the A/B table last. Stages are bounded by what is left of the budget.
 #   scripts/vec-check.sh [OUT_DIR]     (default: $OUT on the device tool, else results/vec-check)
 # Environment: VEC_CHECK_BUDGET_S (default 380), ATTNBENCH_CUDA_ARCH (default 90a).
 set -uo pipefail
@@ -52,16 +53,31 @@ sweep() {  # sweep NAME CSV SECONDS ARGS...
 cap() { local x=$(($(left) * $1 / 100)); echo $((x < $2 ? x : $2)); }
 D="--impl tiled --B 8 --H 32 --D 128 --no-check --pass fwd"
 : >"$res/tests.txt"
+VF='*gated_vector_tiled_fwd*:*gated_rwkv6_tiled_fwd*'
 gtest gated "" '*gated*' "$(cap 40 110)"
-ATTNBENCH_LIN_FWD=tile sweep tile tile.csv "$(cap 25 60)" --algo gated --variant vector,rwkv6 $D --T 1024,4096
-sweep fused fused.csv "$(cap 30 60)" --algo gated --variant vector,rwkv6,retention $D --T 1024,4096,16384
-gtest tile ATTNBENCH_LIN_FWD=tile '*gated_vector_tiled_fwd*:*gated_rwkv6_tiled_fwd*' "$(cap 30 40)"
-sweep checked checked.csv "$(cap 60 60)" --algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128 \
+gtest late ATTNBENCH_LIN_VEC=late "$VF" "$(cap 30 40)"
+gtest tile ATTNBENCH_LIN_FWD=tile "$VF" "$(cap 30 40)"
+ATTNBENCH_LIN_FWD=tile sweep tile tile.csv "$(cap 25 50)" --algo gated --variant vector,rwkv6 $D --T 1024,4096
+sweep fused fused.csv "$(cap 25 50)" --algo gated --variant vector,rwkv6,retention $D --T 1024,4096
+ATTNBENCH_LIN_VEC=late sweep late late.csv "$(cap 25 50)" --algo gated --variant vector,rwkv6 $D --T 1024,4096
+sweep fused-16k fused.csv "$(cap 25 60)" --algo gated --variant vector,rwkv6 $D --T 16384
+sweep checked checked.csv "$(cap 40 40)" --algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128 \
   --T 1024 --pass fwd
-gtest rest "" '*linear*:*based*:GpuNaive.*' "$(($(left) - 10))"
+gtest rest "" '*linear*:*based*:GpuNaive.*' "$(cap 30 40)"
+# Nsight Compute on one vector forward at T = 4096 (default kernel), where installed
+ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+if [[ -n $ncu_bin ]] && (($(left) > 50)); then
+  log "ncu"
+  timeout $(($(left) - 15)) "$ncu_bin" --clock-control none -k regex:fused_vec_fwd -c 1 --section SpeedOfLight \
+    --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section SchedulerStats --section WarpStateStats \
+    --section Occupancy --section LaunchStats "$bin" run --algo gated --variant vector --impl tiled --dtype bf16 --B 8 \
+    --H 32 --D 128 --T 4096 --pass fwd --no-check --budget-ms 1 --out "$res/ncu_one.csv" >"$res/ncu_vector.txt" 2>&1
+  log "ncu rc $?"
+  rm -f "$res/ncu_one.csv"
+fi
 grep -iE "error|fail" "$res/sweep.log" | head -10 >&2
 
-python3 - "$res/fused.csv" "$res/tile.csv" "$res/checked.csv" <<'EOF' | tee "$res/ab.md"
+python3 - "$res/fused.csv" "$res/tile.csv" "$res/checked.csv" "$res/late.csv" <<'EOF' | tee "$res/ab.md"
 import csv, sys, os
 def load(p):
     d = {}
@@ -70,15 +86,15 @@ def load(p):
             if r["pass"] == "fwd":
                 d[(r["variant"], int(r["Tq"]))] = r
     return d
-fused, tile, checked = (load(p) for p in sys.argv[1:4])
+fused, tile, checked, late = (load(p) for p in sys.argv[1:5])
 c = lambda r: "%.4g (%.2f)" % (float(r["ms_median"]), float(r["ms_median"]) / float(r["floor_ms"])) if r and r["ms_median"] else ""
-print("| gated/variant | T | fused ms (x floor) | tile ms (x floor) | tile / fused | checked T=1024 |")
-print("|---|---|---|---|---|---|")
-for k in sorted(set(fused) | set(tile)):
+print("| gated/variant | T | fused ms (x floor) | fused late ms (x floor) | tile ms (x floor) | tile / fused | checked T=1024 |")
+print("|---|---|---|---|---|---|---|")
+for k in sorted(set(fused) | set(tile) | set(late)):
     f, t = fused.get(k), tile.get(k)
     ratio = "%.2f" % (float(t["ms_median"]) / float(f["ms_median"])) if f and t and f["ms_median"] and t["ms_median"] else ""
     ch = checked.get(k)
-    print("| %s | %d | %s | %s | %s | %s |" % (k[0], k[1], c(f), c(t), ratio,
+    print("| %s | %d | %s | %s | %s | %s | %s |" % (k[0], k[1], c(f), c(late.get(k)), c(t), ratio,
           (ch["status"] + " err %s base %s" % (ch["err"], ch["err_base"])) if ch else ""))
 EOF
 cat "$res/tests.txt"

@@ -30,8 +30,17 @@ void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
 }
 
 // The vector gates (vector, rwkv6 with kBonus; linear_family_tiled_fused_vec.cuh), forward order.
-template <class T, bool kBonus>
-void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
+// ATTNBENCH_LIN_VEC=late: Qt rd(S) after the third barrier (VecCfg::kEarly = false; A/B switch).
+inline bool vec_early() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_LIN_VEC");
+    return !(s && std::string(s) == "late");
+  }();
+  return on;
+}
+
+template <class T, bool kBonus, bool kEarly>
+void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
   auto go = [&](auto cfg, const char* name) {
     using C = decltype(cfg);
     auto kernel = fused_vec_fwd<C>;
@@ -41,12 +50,18 @@ void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
     if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
   };
   if (e.Dqk <= 64) {
-    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 64, 64>{}, "fused_vec_fwd<64, 64>");
-    else go(VecCfg<T, kBonus, 64, 128>{}, "fused_vec_fwd<64, 128>");
+    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 64, 64, kEarly>{}, "fused_vec_fwd<64, 64>");
+    else go(VecCfg<T, kBonus, 64, 128, kEarly>{}, "fused_vec_fwd<64, 128>");
   } else {
-    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 128, 64>{}, "fused_vec_fwd<128, 64>");
-    else go(VecCfg<T, kBonus, 128, 128>{}, "fused_vec_fwd<128, 128>");
+    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 128, 64, kEarly>{}, "fused_vec_fwd<128, 64>");
+    else go(VecCfg<T, kBonus, 128, 128, kEarly>{}, "fused_vec_fwd<128, 128>");
   }
+}
+
+template <class T, bool kBonus>
+void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
+  if (vec_early()) launch_fused_vec_fwd_o<T, kBonus, true>(e, BH, s);
+  else launch_fused_vec_fwd_o<T, kBonus, false>(e, BH, s);
 }
 
 }  // namespace attnbench::kernels::lin_tiled

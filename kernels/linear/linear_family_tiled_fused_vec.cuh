@@ -30,8 +30,8 @@
 // one chunk ahead); per chunk three barriers:
 //   B1 (chunk c landed; chunk c-1 done) -> load c+1; column phase: b, qd (over g), kd, Qt = rd(qd P)
 //      over q, Kt = rd(kd E) over k, M, invD, exp(last), rwkv6's a_r partials
-//   B2 -> rd(A): diagonal blocks (warps 0..3, fp32), off-diagonal tiles (tensor cores)
-//   B3 -> o = Qt rd(S) + rd(A) V (+ a_r v_r); S^T <- exp(last) S^T + V^T Kt
+//   B2 -> rd(A): diagonal blocks (warps 0..3, fp32), off-diagonal tiles (tensor cores); and o = Qt rd(S)
+//   B3 -> o += rd(A) V (+ a_r v_r); S^T <- exp(last) S^T + V^T Kt
 #pragma once
 
 #include "linear_family_tiled.cuh"
@@ -43,10 +43,13 @@ namespace attnbench::kernels::lin_tiled {
 #endif
 constexpr float kSpanMax = ATTNBENCH_LIN_VEC_SPAN_MAX;
 
-template <class T_, bool kBonus_, int kDk_, int kDv_>
+template <class T_, bool kBonus_, int kDk_, int kDv_, bool kEarly_ = true>
 struct VecCfg {
   using T = T_;
   static constexpr bool kBonus = kBonus_;
+  // kEarly: Qt rd(S) before B3, overlapping rd(A) (warps 0..3 before their diagonal block, warps
+  // 4..7 after their off-diagonal tiles); else after B3 (the first measured order, for A/B).
+  static constexpr bool kEarly = kEarly_;
   static constexpr int kDk = kDk_, kDv = kDv_;
   static constexpr int kWarps = kDv / 16, kThreads = 32 * kWarps;
   static constexpr int kLdQ = kDk + 8, kLdV = kDv + 8, kLdA = kC + 8;
@@ -273,7 +276,7 @@ __device__ void vec_diag(const EngineParams& p, const VecTile<C>& t, const Rows&
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j <= i; ++j) {  // keys cg + 4j > rows rg + 4i for j > i: masked
           acc[i][j] += qv[i].x * kv[j].x;
           acc[i][j] += qv[i].y * kv[j].y;
           acc[i][j] += qv[i].z * kv[j].z;
@@ -399,33 +402,47 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_vec_fwd(EngineParams p) 
       for (int w = 0; w < C::kWarps; ++w) a += t.BonP()[w * kC + threadIdx.x];
       t.Bon()[threadIdx.x] = a;
     }
-    if (warp < 4) vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
-    {
+    const T *Q = t.Q(s), *V = t.V(s), *A = t.A(), *Kx = t.K(s);
+    // ---- o (rows 0..63, this warp's 16 columns) = Qt rd(S) + rd(A) V (+ a_r v_r)
+    float oa[4][2][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt) zero_acc(oa[mt]);
+    auto inter = [&] {  // oa += Qt rd(S)
+#pragma unroll
+      for (int kk = 0; kk < C::kKT; ++kk) {
+        uint32_t b[4];  // rd(S)[16kk.., n0..]: (b[0], b[2]) columns n0.., (b[1], b[3]) columns n0+8..
+        acc_to_a<T>(st, kk, b);
+#pragma unroll
+        for (int mt = 0; mt < 4; ++mt) {
+          uint32_t a[4];
+          ldsm_a(a, Q, C::kLdQ, 16 * mt, 16 * kk, lane);
+          mma16816<T>(oa[mt][0], a, b[0], b[2]);
+          mma16816<T>(oa[mt][1], a, b[1], b[3]);
+        }
+      }
+    };
+    auto offdiag = [&] {
       const int i0 = C::kWarps == 8 ? warp - 4 : warp;
       if (i0 >= 0) {
         vec_offdiag<C>(t, s, i0, lane);
         if (i0 + 4 < 6) vec_offdiag<C>(t, s, i0 + 4, lane);
       }
+    };
+    if (C::kEarly && C::kWarps == 8) {  // tensor-core and FMA work of the two warps of a scheduler overlap
+      if (warp < 4) {
+        inter();
+        vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
+      } else {
+        offdiag();
+        inter();
+      }
+    } else {
+      if (warp < 4) vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
+      offdiag();
+      if (C::kEarly) inter();
     }
     __syncthreads();  // B3: rd(A), a_r ready
-    const T *Q = t.Q(s), *V = t.V(s), *A = t.A(), *Kx = t.K(s);
-
-    // ---- o (rows 0..63, this warp's 16 columns) = Qt rd(S) + rd(A) V (+ a_r v_r)
-    float oa[4][2][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; ++mt) zero_acc(oa[mt]);
-#pragma unroll
-    for (int kk = 0; kk < C::kKT; ++kk) {
-      uint32_t b[4];  // rd(S)[16kk.., n0..]: (b[0], b[2]) columns n0.., (b[1], b[3]) columns n0+8..
-      acc_to_a<T>(st, kk, b);
-#pragma unroll
-      for (int mt = 0; mt < 4; ++mt) {
-        uint32_t a[4];
-        ldsm_a(a, Q, C::kLdQ, 16 * mt, 16 * kk, lane);
-        mma16816<T>(oa[mt][0], a, b[0], b[2]);
-        mma16816<T>(oa[mt][1], a, b[1], b[3]);
-      }
-    }
+    if (!C::kEarly) inter();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       uint32_t b[4];

@@ -75,14 +75,21 @@ Tensors run_vec(const Problem& p, const Tensors& in) {
   return out;
 }
 
+bool g_vec_late = false;  // the fused vector forward with Qt rd(S) after the third barrier (ATTNBENCH_LIN_VEC=late)
+
+template <class T, bool kBonus, bool kEarly>
+Tensors run_fused_vec_o(const Problem& p, const Tensors& in) {
+  if (p.Dk <= 64) {
+    if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 64, 64, kEarly>>(p, in);
+    return run_vec<VecCfg<T, kBonus, 64, 128, kEarly>>(p, in);
+  }
+  if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 128, 64, kEarly>>(p, in);
+  return run_vec<VecCfg<T, kBonus, 128, 128, kEarly>>(p, in);
+}
+
 template <class T, bool kBonus>
 Tensors run_fused_vec(const Problem& p, const Tensors& in) {
-  if (p.Dk <= 64) {
-    if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 64, 64>>(p, in);
-    return run_vec<VecCfg<T, kBonus, 64, 128>>(p, in);
-  }
-  if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 128, 64>>(p, in);
-  return run_vec<VecCfg<T, kBonus, 128, 128>>(p, in);
+  return g_vec_late ? run_fused_vec_o<T, kBonus, false>(p, in) : run_fused_vec_o<T, kBonus, true>(p, in);
 }
 
 // based, quadratic form: forward (with den) and the four backward launches.
@@ -270,9 +277,11 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
 
 int main(int argc, char** argv) {
   // argv[1]: only this algo or variant ("" or "all": every case); argv[2] = "tile": eligible
-  // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd
+  // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd; "late": the
+  // fused vector forward's A/B order (ATTNBENCH_LIN_VEC=late)
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
+  g_vec_late = argc > 2 && std::string(argv[2]) == "late";  // vector, rwkv6: VecCfg::kEarly = false
   std::printf("eligible forwards by %s\n", g_fused ? "fused_fwd" : "chunk_fwd");
   struct Case {
     std::string algo, variant;
