@@ -30,16 +30,19 @@ void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
 }
 
 // The vector gates (vector, rwkv6 with kBonus; linear_family_tiled_fused_vec.cuh), forward order.
-// ATTNBENCH_LIN_VEC=late: Qt rd(S) after the third barrier (VecCfg::kEarly = false; A/B switch).
-inline bool vec_early() {
-  static const bool on = [] {
+// A/B switches of the fused vector forward: ATTNBENCH_LIN_VEC=cpasync: chunk loads by cp.async
+// (VecCfg::kBulk = false); =late: also Qt rd(S) after the third barrier (kEarly = false; the
+// first measured kernel). Unset: bulk copies, early Qt rd(S).
+inline int vec_variant() {
+  static const int v = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_VEC");
-    return !(s && std::string(s) == "late");
+    if (s && std::string(s) == "late") return 2;
+    return s && std::string(s) == "cpasync" ? 1 : 0;
   }();
-  return on;
+  return v;
 }
 
-template <class T, bool kBonus, bool kEarly>
+template <class T, bool kBonus, bool kEarly, bool kBulk>
 void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
   auto go = [&](auto cfg, const char* name) {
     using C = decltype(cfg);
@@ -50,18 +53,20 @@ void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
     if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
   };
   if (e.Dqk <= 64) {
-    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 64, 64, kEarly>{}, "fused_vec_fwd<64, 64>");
-    else go(VecCfg<T, kBonus, 64, 128, kEarly>{}, "fused_vec_fwd<64, 128>");
+    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 64, 64, kEarly, kBulk>{}, "fused_vec_fwd<64, 64>");
+    else go(VecCfg<T, kBonus, 64, 128, kEarly, kBulk>{}, "fused_vec_fwd<64, 128>");
   } else {
-    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 128, 64, kEarly>{}, "fused_vec_fwd<128, 64>");
-    else go(VecCfg<T, kBonus, 128, 128, kEarly>{}, "fused_vec_fwd<128, 128>");
+    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 128, 64, kEarly, kBulk>{}, "fused_vec_fwd<128, 64>");
+    else go(VecCfg<T, kBonus, 128, 128, kEarly, kBulk>{}, "fused_vec_fwd<128, 128>");
   }
 }
 
 template <class T, bool kBonus>
 void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
-  if (vec_early()) launch_fused_vec_fwd_o<T, kBonus, true>(e, BH, s);
-  else launch_fused_vec_fwd_o<T, kBonus, false>(e, BH, s);
+  const int v = vec_variant();
+  if (v == 0) launch_fused_vec_fwd_o<T, kBonus, true, true>(e, BH, s);
+  else if (v == 1) launch_fused_vec_fwd_o<T, kBonus, true, false>(e, BH, s);
+  else launch_fused_vec_fwd_o<T, kBonus, false, false>(e, BH, s);
 }
 
 }  // namespace attnbench::kernels::lin_tiled

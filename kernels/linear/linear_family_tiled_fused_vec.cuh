@@ -43,13 +43,16 @@ namespace attnbench::kernels::lin_tiled {
 #endif
 constexpr float kSpanMax = ATTNBENCH_LIN_VEC_SPAN_MAX;
 
-template <class T_, bool kBonus_, int kDk_, int kDv_, bool kEarly_ = true>
+template <class T_, bool kBonus_, int kDk_, int kDv_, bool kEarly_ = true, bool kBulk_ = true>
 struct VecCfg {
   using T = T_;
   static constexpr bool kBonus = kBonus_;
   // kEarly: Qt rd(S) before B3, overlapping rd(A) (warps 0..3 before their diagonal block, warps
   // 4..7 after their off-diagonal tiles); else after B3 (the first measured order, for A/B).
   static constexpr bool kEarly = kEarly_;
+  // kBulk: chunk loads as one bulk copy (cp.async.bulk, sm_90) per row and tensor, completing on
+  // an mbarrier per stage, issued by warp 0; else cp.async of 16 bytes per thread (for A/B).
+  static constexpr bool kBulk = kBulk_;
   static constexpr int kDk = kDk_, kDv = kDv_;
   static constexpr int kWarps = kDv / 16, kThreads = 32 * kWarps;
   static constexpr int kLdQ = kDk + 8, kLdV = kDv + 8, kLdA = kC + 8;
@@ -64,7 +67,7 @@ struct VecCfg {
   static constexpr int kABytes = kC * kLdA * 2;
   static constexpr int kConstBytes = 11 * kDk * 4;     // M [6][Dk], invD [4][Dk], exp(last) [Dk]
   static constexpr int kRowBytes = (kWarps + 1) * kC * 4;  // a_r partials per warp, a_r
-  static constexpr int kSmemBytes = 2 * kStageBytes + kFBytes + kABytes + kConstBytes + kRowBytes + 16;
+  static constexpr int kSmemBytes = 2 * kStageBytes + kFBytes + kABytes + kConstBytes + kRowBytes + 32;
   static_assert(kDv == 64 || kDv == 128, "4 or 8 warps");
   static_assert(kDk == 64 || kDk == 128, "q/k width 64 or 128");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
@@ -91,7 +94,49 @@ struct VecTile {
   __device__ float* BonP() const { return M() + 11 * C::kDk; }  // [kWarps][C]
   __device__ float* Bon() const { return BonP() + C::kWarps * kC; }
   __device__ int* Flags() const { return reinterpret_cast<int*>(Bon() + kC); }
+  __device__ uint64_t* Bar(int s) const { return reinterpret_cast<uint64_t*>(Bon() + kC + 4) + s; }  // 8-aligned
 };
+
+// ---- bulk copies on an mbarrier (sm_90); the host simulator copies at once ----
+#if defined(ATTNBENCH_LIN_SIM)
+inline void vec_mbar_init(uint64_t*) {}
+inline void vec_mbar_expect(uint64_t*, uint32_t) {}
+inline void vec_mbar_wait(uint64_t*, uint32_t) {}
+inline void vec_fence_proxy() {}
+inline void vec_bulk(void* dst, const void* src, uint32_t bytes, uint64_t*) { std::memcpy(dst, src, bytes); }
+#elif !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void vec_mbar_init(uint64_t* bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void vec_mbar_expect(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void vec_mbar_wait(uint64_t* bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_addr(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// This thread's generic-proxy accesses of shared memory ordered before later async-proxy ones.
+__device__ __forceinline__ void vec_fence_proxy() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void vec_bulk(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   smem_addr(dst)),
+               "l"(src), "r"(bytes), "r"(smem_addr(bar))
+               : "memory");
+}
+#else
+__device__ __forceinline__ void vec_mbar_init(uint64_t*) {}
+__device__ __forceinline__ void vec_mbar_expect(uint64_t*, uint32_t) {}
+__device__ __forceinline__ void vec_mbar_wait(uint64_t*, uint32_t) {}
+__device__ __forceinline__ void vec_fence_proxy() {}
+__device__ __forceinline__ void vec_bulk(void*, const void*, uint32_t, uint64_t*) { __trap(); }  // never launched
+#endif
 
 // Off-diagonal tile i of A: (row block I, key block J), J < I.
 __device__ __forceinline__ void vec_tile_ij(int i, int& I, int& J) {
@@ -125,6 +170,60 @@ __device__ void vec_load(const EngineParams& p, const VecTile<C>& t, const Rows&
     const int r = idx / kSegG, col = (idx % kSegG) * 4, tm = rows.time(c, r);
     const bool ok = tm < p.T && col < p.Dqk;
     cp_async16(t.G(s) + r * C::kLdF + col, g + (ok ? int64_t(tm) * p.Dqk + col : 0), ok);
+  }
+}
+
+// Bulk variant of vec_load, by warp 0: rows of chunk c inside [0, T) by one bulk copy per tensor,
+// the rest of the 64 rows zeroed (generic stores; only the last chunk has any). Columns beyond
+// Dqk, Dvv were zeroed once at the start and are never written by a copy (nor made nonzero by
+// the column phase: 0 times a finite factor).
+template <class C>
+__device__ void vec_load_bulk(const EngineParams& p, const VecTile<C>& t, int bh, int c, int lane) {
+  using T = typename C::T;
+  const int s = c & 1, n = min(kC, p.T - kC * c);
+  const uint32_t rq = p.Dqk * 2, rv = p.Dvv * 2, rg = p.Dqk * 4;
+  uint64_t* bar = t.Bar(s);
+  if (lane == 0) vec_mbar_expect(bar, uint32_t(n) * (2 * rq + rv + rg));
+  __syncwarp();
+  const int64_t row0 = int64_t(bh) * p.T + int64_t(kC) * c;
+  const T* q = static_cast<const T*>(p.q) + row0 * p.Dqk;
+  const T* k = static_cast<const T*>(p.k) + row0 * p.Dqk;
+  const T* v = static_cast<const T*>(p.v) + row0 * p.Dvv;
+  const float* g = p.g + row0 * p.Dqk;
+  for (int r = lane; r < kC; r += 32) {
+    if (r < n) {
+      vec_bulk(t.Q(s) + r * C::kLdQ, q + int64_t(r) * p.Dqk, rq, bar);
+      vec_bulk(t.K(s) + r * C::kLdQ, k + int64_t(r) * p.Dqk, rq, bar);
+      vec_bulk(t.V(s) + r * C::kLdV, v + int64_t(r) * p.Dvv, rv, bar);
+      vec_bulk(t.G(s) + r * C::kLdF, g + int64_t(r) * p.Dqk, rg, bar);
+    } else {
+      const uint4 z = make_uint4(0u, 0u, 0u, 0u);
+      for (int i = 0; i < C::kDk / 8; ++i) {
+        reinterpret_cast<uint4*>(t.Q(s) + r * C::kLdQ)[i] = z;
+        reinterpret_cast<uint4*>(t.K(s) + r * C::kLdQ)[i] = z;
+      }
+      for (int i = 0; i < C::kDv / 8; ++i) reinterpret_cast<uint4*>(t.V(s) + r * C::kLdV)[i] = z;
+      for (int i = 0; i < C::kDk / 4; ++i) reinterpret_cast<uint4*>(t.G(s) + r * C::kLdF)[i] = z;
+    }
+  }
+}
+
+// Bulk variant: the columns beyond the tensors' widths, zero in both stages (once).
+template <class C>
+__device__ void vec_zero_pad(const EngineParams& p, const VecTile<C>& t) {
+  using T = typename C::T;
+  for (int s = 0; s < 2; ++s) {
+    for (int idx = threadIdx.x; idx < kC * C::kDk; idx += C::kThreads) {
+      const int r = idx / C::kDk, d = idx % C::kDk;
+      if (d < p.Dqk) continue;
+      t.Q(s)[r * C::kLdQ + d] = from_f32<T>(0.0f);
+      t.K(s)[r * C::kLdQ + d] = from_f32<T>(0.0f);
+      t.G(s)[r * C::kLdF + d] = 0.0f;
+    }
+    for (int idx = threadIdx.x; idx < kC * C::kDv; idx += C::kThreads) {
+      const int r = idx / C::kDv, d = idx % C::kDv;
+      if (d >= p.Dvv) t.V(s)[r * C::kLdV + d] = from_f32<T>(0.0f);
+    }
   }
 }
 
@@ -384,14 +483,31 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_vec_fwd(EngineParams p) 
   float st[C::kFT][4];  // S^T rows n0 + g (+8), columns f = 8 ft + 2 q4 (+1)
   zero_acc(st);
   if (threadIdx.x == 0) t.Flags()[0] = t.Flags()[1] = 0;
-  vec_load<C>(p, t, rows, bh, 0);
-  cp_async_commit();
+  if constexpr (C::kBulk) {
+    if (threadIdx.x == 0) vec_mbar_init(t.Bar(0)), vec_mbar_init(t.Bar(1));
+    vec_zero_pad<C>(p, t);
+    vec_fence_proxy();
+    __syncthreads();
+    if (warp == 0) vec_load_bulk<C>(p, t, bh, 0, lane);
+  } else {
+    vec_load<C>(p, t, rows, bh, 0);
+    cp_async_commit();
+  }
 
   for (int c = 0; c < NC; ++c) {
-    cp_async_wait<0>();
+    if constexpr (C::kBulk) {
+      vec_mbar_wait(t.Bar(c & 1), (c >> 1) & 1);  // chunk c's copies (and warp 0's zeroed rows, by B1)
+      vec_fence_proxy();  // this thread's accesses of stage (c+1)%2 (chunk c-1) before the copies into it
+    } else {
+      cp_async_wait<0>();
+    }
     __syncthreads();  // B1: chunk c landed; chunk c-1 done everywhere
-    if (c + 1 < NC) vec_load<C>(p, t, rows, bh, c + 1);
-    cp_async_commit();
+    if constexpr (C::kBulk) {
+      if (warp == 0 && c + 1 < NC) vec_load_bulk<C>(p, t, bh, c + 1, lane);
+    } else {
+      if (c + 1 < NC) vec_load<C>(p, t, rows, bh, c + 1);
+      cp_async_commit();
+    }
     const int s = c & 1;
     vec_columns<C>(p, t, s, c, h, warp, lane);
     __syncthreads();  // B2

@@ -75,21 +75,23 @@ Tensors run_vec(const Problem& p, const Tensors& in) {
   return out;
 }
 
-bool g_vec_late = false;  // the fused vector forward with Qt rd(S) after the third barrier (ATTNBENCH_LIN_VEC=late)
+int g_vec = 0;  // the fused vector forward's variant (ATTNBENCH_LIN_VEC): 0 default, 1 cpasync, 2 late
 
-template <class T, bool kBonus, bool kEarly>
+template <class T, bool kBonus, bool kEarly, bool kBulk>
 Tensors run_fused_vec_o(const Problem& p, const Tensors& in) {
   if (p.Dk <= 64) {
-    if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 64, 64, kEarly>>(p, in);
-    return run_vec<VecCfg<T, kBonus, 64, 128, kEarly>>(p, in);
+    if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 64, 64, kEarly, kBulk>>(p, in);
+    return run_vec<VecCfg<T, kBonus, 64, 128, kEarly, kBulk>>(p, in);
   }
-  if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 128, 64, kEarly>>(p, in);
-  return run_vec<VecCfg<T, kBonus, 128, 128, kEarly>>(p, in);
+  if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 128, 64, kEarly, kBulk>>(p, in);
+  return run_vec<VecCfg<T, kBonus, 128, 128, kEarly, kBulk>>(p, in);
 }
 
 template <class T, bool kBonus>
 Tensors run_fused_vec(const Problem& p, const Tensors& in) {
-  return g_vec_late ? run_fused_vec_o<T, kBonus, false>(p, in) : run_fused_vec_o<T, kBonus, true>(p, in);
+  if (g_vec == 1) return run_fused_vec_o<T, kBonus, true, false>(p, in);
+  if (g_vec == 2) return run_fused_vec_o<T, kBonus, false, false>(p, in);
+  return run_fused_vec_o<T, kBonus, true, true>(p, in);
 }
 
 // based, quadratic form: forward (with den) and the four backward launches.
@@ -278,10 +280,10 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
 int main(int argc, char** argv) {
   // argv[1]: only this algo or variant ("" or "all": every case); argv[2] = "tile": eligible
   // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd; "late": the
-  // fused vector forward's A/B order (ATTNBENCH_LIN_VEC=late)
+  // fused vector forward's A/B variants "cpasync", "late" (ATTNBENCH_LIN_VEC)
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
-  g_vec_late = argc > 2 && std::string(argv[2]) == "late";  // vector, rwkv6: VecCfg::kEarly = false
+  g_vec = argc > 2 && std::string(argv[2]) == "cpasync" ? 1 : argc > 2 && std::string(argv[2]) == "late" ? 2 : 0;
   std::printf("eligible forwards by %s\n", g_fused ? "fused_fwd" : "chunk_fwd");
   struct Case {
     std::string algo, variant;
