@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gated/vector and gated/rwkv6 forward on a GPU machine: build attnbench and kernels_tests, run the
 # linear-family GPU tests (default kernels: the fused vector-gate forward), the vector/rwkv6 tiled
-# forward tests again under ATTNBENCH_LIN_VEC=cpasync and =late (the fused kernel's A/B variants) and
+# forward tests again under ATTNBENCH_LIN_VEC=bulk and =late (the fused kernel's A/B variants) and
 # ATTNBENCH_LIN_FWD=tile (chunk_fwd), time the four forwards in the same run (B=8 H=32 D=128, bf16;
 # retention as the scalar-gate yardstick), a checked run at T=1024, Nsight Compute on one vector
 # forward, and print the A/B table last. Stages are bounded by what is left of the budget.
@@ -55,12 +55,12 @@ D="--impl tiled --B 8 --H 32 --D 128 --no-check --pass fwd"
 : >"$res/tests.txt"
 VF='*gated_vector_tiled_fwd*:*gated_rwkv6_tiled_fwd*'
 gtest gated "" '*gated*' "$(cap 40 110)"
-gtest cpasync ATTNBENCH_LIN_VEC=cpasync "$VF" "$(cap 30 40)"
+gtest bulk ATTNBENCH_LIN_VEC=bulk "$VF" "$(cap 30 40)"
 gtest late ATTNBENCH_LIN_VEC=late "$VF" "$(cap 30 40)"
 gtest tile ATTNBENCH_LIN_FWD=tile "$VF" "$(cap 30 40)"
 ATTNBENCH_LIN_FWD=tile sweep tile tile.csv "$(cap 25 50)" --algo gated --variant vector,rwkv6 $D --T 1024,4096
 sweep fused fused.csv "$(cap 25 50)" --algo gated --variant vector,rwkv6,retention $D --T 1024,4096
-ATTNBENCH_LIN_VEC=cpasync sweep cpasync cpasync.csv "$(cap 25 50)" --algo gated --variant vector,rwkv6 $D --T 1024,4096
+ATTNBENCH_LIN_VEC=bulk sweep bulk bulk.csv "$(cap 25 50)" --algo gated --variant vector,rwkv6 $D --T 1024,4096
 ATTNBENCH_LIN_VEC=late sweep late late.csv "$(cap 25 50)" --algo gated --variant vector,rwkv6 $D --T 1024,4096
 sweep fused-16k fused.csv "$(cap 25 60)" --algo gated --variant vector,rwkv6 $D --T 16384
 sweep checked checked.csv "$(cap 40 40)" --algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128 \
@@ -79,7 +79,7 @@ if [[ -n $ncu_bin ]] && (($(left) > 50)); then
 fi
 grep -iE "error|fail" "$res/sweep.log" | head -10 >&2
 
-python3 - "$res/fused.csv" "$res/tile.csv" "$res/checked.csv" "$res/late.csv" "$res/cpasync.csv" <<'EOF' | tee "$res/ab.md"
+python3 - "$res/fused.csv" "$res/tile.csv" "$res/checked.csv" "$res/late.csv" "$res/bulk.csv" <<'EOF' | tee "$res/ab.md"
 import csv, sys, os
 def load(p):
     d = {}
@@ -88,15 +88,15 @@ def load(p):
             if r["pass"] == "fwd":
                 d[(r["variant"], int(r["Tq"]))] = r
     return d
-fused, tile, checked, late, cpa = (load(p) for p in sys.argv[1:6])
+fused, tile, checked, late, blk = (load(p) for p in sys.argv[1:6])
 c = lambda r: "%.4g (%.2f)" % (float(r["ms_median"]), float(r["ms_median"]) / float(r["floor_ms"])) if r and r["ms_median"] else ""
-print("| gated/variant | T | fused ms (x floor) | fused cpasync ms (x floor) | fused late ms (x floor) | tile ms (x floor) | tile / fused | checked T=1024 |")
+print("| gated/variant | T | fused ms (x floor) | fused bulk ms (x floor) | fused late ms (x floor) | tile ms (x floor) | tile / fused | checked T=1024 |")
 print("|---|---|---|---|---|---|---|---|")
-for k in sorted(set(fused) | set(tile) | set(late) | set(cpa)):
+for k in sorted(set(fused) | set(tile) | set(late) | set(blk)):
     f, t = fused.get(k), tile.get(k)
     ratio = "%.2f" % (float(t["ms_median"]) / float(f["ms_median"])) if f and t and f["ms_median"] and t["ms_median"] else ""
     ch = checked.get(k)
-    print("| %s | %d | %s | %s | %s | %s | %s | %s |" % (k[0], k[1], c(f), c(cpa.get(k)), c(late.get(k)), c(t), ratio,
+    print("| %s | %d | %s | %s | %s | %s | %s | %s |" % (k[0], k[1], c(f), c(blk.get(k)), c(late.get(k)), c(t), ratio,
           (ch["status"] + " err %s base %s" % (ch["err"], ch["err_base"])) if ch else ""))
 EOF
 cat "$res/tests.txt"

@@ -1,7 +1,8 @@
 // gated, tiled: the chunkwise kernels with the gate as policy: scalar gates (retention, lightning,
 // scalar; the fused one-block-per-(b, h) forward unless ATTNBENCH_LIN_FWD=tile) and vector gates
-// (vector, rwkv6 with its bonus), q/k widths 64 and 128, value tiles of 64 columns. Math in
-// linear_family_tiled_fwd.cuh and linear_family_tiled_fused.cuh.
+// (vector, rwkv6 with its bonus; the fused forward of linear_family_tiled_fused_vec.cuh unless
+// ATTNBENCH_LIN_FWD=tile), q/k widths 64 and 128, value tiles of 64 columns. Math in
+// linear_family_tiled_fwd.cuh, linear_family_tiled_fused.cuh and linear_family_tiled_fused_vec.cuh.
 #include "linear_family_tiled_fused_launch.h"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"

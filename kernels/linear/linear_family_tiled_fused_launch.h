@@ -30,14 +30,14 @@ void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
 }
 
 // The vector gates (vector, rwkv6 with kBonus; linear_family_tiled_fused_vec.cuh), forward order.
-// A/B switches of the fused vector forward: ATTNBENCH_LIN_VEC=cpasync: chunk loads by cp.async
-// (VecCfg::kBulk = false); =late: also Qt rd(S) after the third barrier (kEarly = false; the
-// first measured kernel). Unset: bulk copies, early Qt rd(S).
+// A/B switches of the fused vector forward (default: cp.async loads, Qt rd(S) before the third
+// barrier): ATTNBENCH_LIN_VEC=bulk: chunk loads by cp.async.bulk per row (VecCfg::kBulk; 1.6x
+// slower on the H200); =late: Qt rd(S) after the third barrier (kEarly = false, 2% slower).
 inline int vec_variant() {
   static const int v = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_VEC");
     if (s && std::string(s) == "late") return 2;
-    return s && std::string(s) == "cpasync" ? 1 : 0;
+    return s && std::string(s) == "bulk" ? 1 : 0;
   }();
   return v;
 }
@@ -64,8 +64,8 @@ void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
 template <class T, bool kBonus>
 void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
   const int v = vec_variant();
-  if (v == 0) launch_fused_vec_fwd_o<T, kBonus, true, true>(e, BH, s);
-  else if (v == 1) launch_fused_vec_fwd_o<T, kBonus, true, false>(e, BH, s);
+  if (v == 0) launch_fused_vec_fwd_o<T, kBonus, true, false>(e, BH, s);
+  else if (v == 1) launch_fused_vec_fwd_o<T, kBonus, true, true>(e, BH, s);
   else launch_fused_vec_fwd_o<T, kBonus, false, false>(e, BH, s);
 }
 

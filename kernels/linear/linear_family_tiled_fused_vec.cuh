@@ -43,7 +43,7 @@ namespace attnbench::kernels::lin_tiled {
 #endif
 constexpr float kSpanMax = ATTNBENCH_LIN_VEC_SPAN_MAX;
 
-template <class T_, bool kBonus_, int kDk_, int kDv_, bool kEarly_ = true, bool kBulk_ = true>
+template <class T_, bool kBonus_, int kDk_, int kDv_, bool kEarly_ = true, bool kBulk_ = false>
 struct VecCfg {
   using T = T_;
   static constexpr bool kBonus = kBonus_;
@@ -51,7 +51,8 @@ struct VecCfg {
   // 4..7 after their off-diagonal tiles); else after B3 (the first measured order, for A/B).
   static constexpr bool kEarly = kEarly_;
   // kBulk: chunk loads as one bulk copy (cp.async.bulk, sm_90) per row and tensor, completing on
-  // an mbarrier per stage, issued by warp 0; else cp.async of 16 bytes per thread (for A/B).
+  // an mbarrier per stage, issued by warp 0 (A/B only: 1.6x slower on the H200, the other warps
+  // wait at B1 for warp 0); else cp.async of 16 bytes per thread (the default).
   static constexpr bool kBulk = kBulk_;
   static constexpr int kDk = kDk_, kDv = kDv_;
   static constexpr int kWarps = kDv / 16, kThreads = 32 * kWarps;
