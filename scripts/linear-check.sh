@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The causal linear families (linear, based, gated) on a GPU machine: build what their kernels
 # need (or use binaries carried in build/lin-carry), run their GPU tests (every variant, default
-# kernels; then the scalar-gate and linear forwards again under ATTNBENCH_LIN_FWD=tile), time tiled
-# at B=8 H=32 D=128 T=1024/4096/16384 (linear, retention fwd+bwd; the other variants fwd at 4096),
+# kernels; then the linear and gated forwards again under ATTNBENCH_LIN_FWD=tile), time tiled
+# at B=8 H=32 D=128 T=1024/4096/16384 (linear, retention fwd+bwd; the other variants fwd at 4096,
+# vector and rwkv6 also under ATTNBENCH_LIN_FWD=tile),
 # A/B the forward kernels (default fused one block per (b, h); ATTNBENCH_LIN_FWD=tile, the
 # per-value-tile chunk_fwd; tile + ATTNBENCH_LIN_OCC=3), check at T=1024 with the naive oracle, and
 # print the x-floor table and the A/B table last. Stages run in priority order, each bounded by
@@ -93,8 +94,11 @@ ATTNBENCH_LIN_FWD=tile ATTNBENCH_LIN_OCC=3 SWEEP_CSV="$out/ab_occ3.csv" sweep ab
   --algo linear,gated --variant retention $D --T 1024,4096 --pass fwd
 sweep main-16k "$(cap 50 90)" --no-check --algo linear,gated --variant retention $D --T 16384 --pass fwd,bwd
 gtest tile ATTNBENCH_LIN_FWD=tile \
-  '*linear_tiled_fwd*:*gated_retention_tiled_fwd*:*gated_lightning_tiled_fwd*:*gated_scalar_tiled_fwd*' "$(cap 30 60)"
+  '*linear_tiled_fwd*:*gated_retention_tiled_fwd*:*gated_lightning_tiled_fwd*:*gated_scalar_tiled_fwd*:*gated_vector_tiled_fwd*:*gated_rwkv6_tiled_fwd*' \
+  "$(cap 30 60)"
 sweep others-4k "$(cap 40 50)" --no-check --algo gated --variant lightning,scalar,vector,rwkv6 $D --T 4096 --pass fwd
+ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-vec "$(cap 15 30)" --no-check --algo gated \
+  --variant vector,rwkv6 $D --T 4096 --pass fwd
 sweep based-4k "$(cap 20 20)" --no-check --algo based --impl tiled --B 8 --H 32 --T 4096 --Dk 16 --Dv 128 --pass fwd
 sweep checked "$(cap 60 50)" --algo linear,gated --variant retention,scalar --impl tiled --B 8 --H 32 --D 128 \
   --T 1024 --pass fwd,bwd

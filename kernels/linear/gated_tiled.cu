@@ -1,7 +1,8 @@
 // gated, tiled: the chunkwise kernels with the gate as policy: scalar gates (retention, lightning,
 // scalar; the fused one-block-per-(b, h) forward unless ATTNBENCH_LIN_FWD=tile) and vector gates
-// (vector, rwkv6 with its bonus), q/k widths 64 and 128, value tiles of 64 columns. Math in
-// linear_family_tiled_fwd.cuh and linear_family_tiled_fused.cuh.
+// (vector, rwkv6 with its bonus; the fused forward of linear_family_tiled_fused_vec.cuh unless
+// ATTNBENCH_LIN_FWD=tile), q/k widths 64 and 128, value tiles of 64 columns. Math in
+// linear_family_tiled_fwd.cuh, linear_family_tiled_fused.cuh and linear_family_tiled_fused_vec.cuh.
 #include "linear_family_tiled_fused_launch.h"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"
@@ -13,6 +14,11 @@ template <class T, int W>
 void gated_fwd_w(const EngineParams& e, int BH, cudaStream_t s) {
   if (e.gate != kGateVector && fused_eligible(e)) {  // one block per (b, h) (linear_family_tiled_fused.cuh)
     launch_fused_fwd<T, Feat::gate_scalar>(e, BH, s);
+    return;
+  }
+  if (e.gate == kGateVector && !e.reverse && fused_eligible(e)) {  // linear_family_tiled_fused_vec.cuh
+    if (e.bonus) launch_fused_vec_fwd<T, true>(e, BH, s);
+    else launch_fused_vec_fwd<T, false>(e, BH, s);
     return;
   }
   if constexpr (W == 128) {  // ATTNBENCH_LIN_OCC=3: one stage, three blocks an SM

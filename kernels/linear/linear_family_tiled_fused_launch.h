@@ -3,6 +3,7 @@
 #pragma once
 
 #include "linear_family_tiled_fused.cuh"
+#include "linear_family_tiled_fused_vec.cuh"
 #include "linear_family_tiled_launch.h"
 
 namespace attnbench::kernels::lin_tiled {
@@ -26,6 +27,46 @@ void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
     if (e.Dvv <= 64) launch_fused_cfg<FusedCfg<T, F, 128, 64>>(e, BH, s, "fused_fwd<128, 64>");
     else launch_fused_cfg<FusedCfg<T, F, 128, 128>>(e, BH, s, "fused_fwd<128, 128>");
   }
+}
+
+// The vector gates (vector, rwkv6 with kBonus; linear_family_tiled_fused_vec.cuh), forward order.
+// A/B switches of the fused vector forward (default: cp.async loads, Qt rd(S) before the third
+// barrier): ATTNBENCH_LIN_VEC=bulk: chunk loads by cp.async.bulk per row (VecCfg::kBulk; 1.6x
+// slower on the H200); =late: Qt rd(S) after the third barrier (kEarly = false, 2% slower).
+inline int vec_variant() {
+  static const int v = [] {
+    const char* s = std::getenv("ATTNBENCH_LIN_VEC");
+    if (s && std::string(s) == "late") return 2;
+    return s && std::string(s) == "bulk" ? 1 : 0;
+  }();
+  return v;
+}
+
+template <class T, bool kBonus, bool kEarly, bool kBulk>
+void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
+  auto go = [&](auto cfg, const char* name) {
+    using C = decltype(cfg);
+    auto kernel = fused_vec_fwd<C>;
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+    kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
+  };
+  if (e.Dqk <= 64) {
+    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 64, 64, kEarly, kBulk>{}, "fused_vec_fwd<64, 64>");
+    else go(VecCfg<T, kBonus, 64, 128, kEarly, kBulk>{}, "fused_vec_fwd<64, 128>");
+  } else {
+    if (e.Dvv <= 64) go(VecCfg<T, kBonus, 128, 64, kEarly, kBulk>{}, "fused_vec_fwd<128, 64>");
+    else go(VecCfg<T, kBonus, 128, 128, kEarly, kBulk>{}, "fused_vec_fwd<128, 128>");
+  }
+}
+
+template <class T, bool kBonus>
+void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
+  const int v = vec_variant();
+  if (v == 0) launch_fused_vec_fwd_o<T, kBonus, true, false>(e, BH, s);
+  else if (v == 1) launch_fused_vec_fwd_o<T, kBonus, true, true>(e, BH, s);
+  else launch_fused_vec_fwd_o<T, kBonus, false, false>(e, BH, s);
 }
 
 }  // namespace attnbench::kernels::lin_tiled

@@ -59,10 +59,10 @@ inline int occupancy_variant() {
   return v;
 }
 
-// The forward of linear without the normalizer and of the scalar gates (retention, lightning,
-// scalar), q/k width and value width <= 128, runs the fused one-block-per-(b, h) kernel
-// (linear_family_tiled_fused.cuh) unless ATTNBENCH_LIN_FWD=tile selects the per-value-tile
-// chunk_fwd (an A/B switch for measurements).
+// The forward of linear without the normalizer, of the scalar gates (retention, lightning,
+// scalar) and of the vector gates (vector, rwkv6), q/k width and value width <= 128, runs a fused
+// one-block-per-(b, h) kernel (linear_family_tiled_fused.cuh, linear_family_tiled_fused_vec.cuh)
+// unless ATTNBENCH_LIN_FWD=tile selects the per-value-tile chunk_fwd (an A/B switch).
 inline bool fused_forward_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_FWD");

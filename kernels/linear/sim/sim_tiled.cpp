@@ -5,6 +5,7 @@
 
 #include "core/numerics.h"
 #include "linear_family_tiled_fused.cuh"
+#include "linear_family_tiled_fused_vec.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_quad.cuh"
 #include "linear_family_tiled_scan.cuh"
@@ -55,6 +56,43 @@ Tensors run_fwd(const Problem& p, const Tensors& in) {
 
 template <class T>
 Tensors dispatch_fwd(const Problem& p, const Tensors& in);
+
+// The fused vector-gate forward (linear_family_tiled_fused_vec.cuh) for a configuration.
+template <class C>
+Tensors run_vec(const Problem& p, const Tensors& in) {
+  using T = typename C::T;
+  const int BH = int(p.B * p.H), T_ = int(p.Tq);
+  DevBuf<T> q(in.at("q")), k(in.at("k")), v(in.at("v")), o(size_t(BH) * T_ * p.Dv);
+  DevBuf<float> g(in.at("g")), u(in.count("u") ? in.at("u") : Tensor({1}));
+  EngineParams e{};
+  e.q = q.p(), e.k = k.p(), e.v = v.p(), e.o = o.p();
+  e.H = int(p.H), e.T = T_, e.Dqk = int(p.Dk), e.Dvv = int(p.Dv);
+  e.scale = float(p.scale());
+  e.gate = kGateVector, e.g = g.p(), e.bonus = C::kBonus, e.u = u.p();
+  sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_vec_fwd<C>(e); });
+  Tensors out;
+  out.emplace("o", o.tensor({p.B, p.H, p.Tq, p.Dv}));
+  return out;
+}
+
+int g_vec = 0;  // the fused vector forward's variant (ATTNBENCH_LIN_VEC): 0 default, 1 bulk, 2 late
+
+template <class T, bool kBonus, bool kEarly, bool kBulk>
+Tensors run_fused_vec_o(const Problem& p, const Tensors& in) {
+  if (p.Dk <= 64) {
+    if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 64, 64, kEarly, kBulk>>(p, in);
+    return run_vec<VecCfg<T, kBonus, 64, 128, kEarly, kBulk>>(p, in);
+  }
+  if (p.Dv <= 64) return run_vec<VecCfg<T, kBonus, 128, 64, kEarly, kBulk>>(p, in);
+  return run_vec<VecCfg<T, kBonus, 128, 128, kEarly, kBulk>>(p, in);
+}
+
+template <class T, bool kBonus>
+Tensors run_fused_vec(const Problem& p, const Tensors& in) {
+  if (g_vec == 1) return run_fused_vec_o<T, kBonus, true, true>(p, in);
+  if (g_vec == 2) return run_fused_vec_o<T, kBonus, false, false>(p, in);
+  return run_fused_vec_o<T, kBonus, true, false>(p, in);
+}
 
 // based, quadratic form: forward (with den) and the four backward launches.
 template <class C>
@@ -220,6 +258,8 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
   if (g_fused && !g_corr_form && p.Dk <= 128 && p.Dv <= 128) {
     if (p.algo == "linear" && !p.normalize()) return run_fused<T, Feat::linear>(p, in);
     if (p.algo == "gated" && p.variant != "vector" && p.variant != "rwkv6") return run_fused<T, Feat::gate_scalar>(p, in);
+    if (p.algo == "gated" && !g_reverse && p.variant == "vector") return run_fused_vec<T, false>(p, in);
+    if (p.algo == "gated" && !g_reverse && p.variant == "rwkv6") return run_fused_vec<T, true>(p, in);
   }
   if (p.algo == "linear") {
     if (p.Dk <= 64) return run_fwd<Cfg<T, Feat::linear, 64, 64>, false>(p, in);
@@ -239,14 +279,17 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
 
 int main(int argc, char** argv) {
   // argv[1]: only this algo or variant ("" or "all": every case); argv[2] = "tile": eligible
-  // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd
+  // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd; "late": the
+  // fused vector forward's A/B variants "bulk", "late" (ATTNBENCH_LIN_VEC)
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
+  g_vec = argc > 2 && std::string(argv[2]) == "bulk" ? 1 : argc > 2 && std::string(argv[2]) == "late" ? 2 : 0;
   std::printf("eligible forwards by %s\n", g_fused ? "fused_fwd" : "chunk_fwd");
   struct Case {
     std::string algo, variant;
     int64_t T, Dk, Dv;
     int normalize;
+    double gate_mul = 1.0;  // > 1: larger log-gates (the fused vector kernel's exact diagonal path)
   };
   std::vector<Case> cases = {{"linear", "", 1, 64, 64, 0},    {"linear", "", 130, 64, 72, 0},
                              {"linear", "", 130, 48, 32, 1},  {"linear", "", 70, 256, 40, 0}, {"linear", "", 200, 128, 64, 1},
@@ -261,6 +304,13 @@ int main(int argc, char** argv) {
     cases.push_back({"gated", v, 100, 128, 64, -1});
     if (std::string(v) != "vector" && std::string(v) != "rwkv6") cases.push_back({"gated", v, 200, 128, 128, -1});
   }
+  for (const char* v : {"vector", "rwkv6"}) {  // the fused vector-gate forward's shapes
+    cases.push_back({"gated", v, 63, 64, 128, -1});
+    cases.push_back({"gated", v, 1013, 128, 64, -1});
+    cases.push_back({"gated", v, 200, 128, 128, -1});
+    cases.push_back({"gated", v, 130, 64, 64, -1, 12.0});
+    cases.push_back({"gated", v, 70, 128, 128, -1, 12.0});
+  }
   int fails = 0;
   for (const Case& c : cases) {
     if (!only.empty() && c.algo != only && c.variant != only) continue;
@@ -269,19 +319,25 @@ int main(int argc, char** argv) {
     p.causal = true;
     p.params.normalize = c.normalize;
     for (Dtype dt : {Dtype::bf16, Dtype::f16}) {
-      const Tensors in = make_inputs(p, Pass::bwd, dt, 11);
+      Tensors in = make_inputs(p, Pass::bwd, dt, 11);
+      if (c.gate_mul != 1.0) {
+        for (double& x : in.at("g").data) x = double(float(x * c.gate_mul));
+      }
       const Tensors ref = simutil::reference(p, Pass::fwd, in), emul = simutil::emulation(p, Pass::fwd, dt, in);
       const bool taylor = !(p.algo == "based" && p.Dk > 16);
       const Tensors x = !taylor ? ref : dt == Dtype::bf16 ? dispatch_fwd<__nv_bfloat16>(p, in) : dispatch_fwd<__half>(p, in);
-      std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld norm=%d fwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
-                  long(c.Dk), long(c.Dv), p.normalize() ? 1 : 0, std::string(dtype_name(dt)).c_str());
+      std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld norm=%d%s fwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
+                  long(c.Dk), long(c.Dv), p.normalize() ? 1 : 0, c.gate_mul != 1.0 ? " g*12" : "",
+                  std::string(dtype_name(dt)).c_str());
       for (const auto& spec : forward_outputs(p)) {
         const auto v = check_tensor(spec.name, x.at(spec.name), ref.at(spec.name), emul.at(spec.name), dt, dt);
         std::printf(" %s %s m=%.2f (err %.2e base %.2e floor %.2e rms %.1e)", spec.name.c_str(), v.pass ? "ok" : "FAIL",
                     v.margin(), v.err, v.err_base, v.floor, v.rel_rms);
+        if (!v.pass) std::printf(" [%s]", v.why.c_str());
         fails += !v.pass;
       }
       std::printf("\n");
+      if (c.gate_mul != 1.0) continue;  // large gates: the fused forward's exact path only
       if (p.algo == "based") {  // the quadratic form, forward and backward
         for (Pass pass : {Pass::fwd, Pass::bwd}) {
           const Tensors r = simutil::reference(p, pass, in), b = simutil::emulation(p, pass, dt, in);
