@@ -46,13 +46,17 @@ def read_rows(path):
 
 
 def line_key(row, panel_rows):
-    """The impl, plus B/H when this panel holds several (B, H) at one sequence length."""
+    """The impl, plus B/H when this panel holds several (B, H) at one sequence length, plus the
+    params (feature map, gate constants, ...) when the panel holds several."""
     per_t = defaultdict(set)
     for r in panel_rows:
         per_t[r["Tk"]].add((r["B"], r["H"], r.get("Hkv", r["H"])))
+    key = row["impl"]
     if any(len(v) > 1 for v in per_t.values()):
-        return f'{row["impl"]} B={row["B"]} H={row["H"]}'
-    return row["impl"]
+        key += f' B={row["B"]} H={row["H"]}'
+    if len({r.get("params", "") for r in panel_rows}) > 1:
+        key += f' {row.get("params", "")}'
+    return key
 
 
 def panel_grid(n):
