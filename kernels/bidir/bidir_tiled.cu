@@ -29,6 +29,8 @@
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_BOX=sw|pad       the TMA forward's boxes: dense with the 128-byte swizzle (default)
 //                                    or padded to D + 8 columns
+//   ATTNBENCH_BIDIR_ZMMA=1|0         norm's z in the one-launch forwards on tensor cores (default) or
+//                                    by fp32 dots
 //   ATTNBENCH_BIDIR_DIAG=1           diagnostics, wrong output (TiledParams::diag): the TMA forward
 //                                    with no math (its data movement alone)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
@@ -124,6 +126,7 @@ constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
 constexpr bool kDefaultTmaSw = true;
+constexpr bool kDefaultZmma = true;
 constexpr bool kDefaultExpH2 = true;  // elu1's exp in the one-launch forwards (bidir_tiled_common.cuh)
 
 class TiledBidir : public CudaPrepared {
@@ -230,6 +233,7 @@ class TiledBidir : public CudaPrepared {
     if (const char* e = env("ATTNBENCH_BIDIR_OSTORE")) fused_.o_tma = std::strcmp(e, "st") != 0;
     fused_.diag = env("ATTNBENCH_BIDIR_DIAG") ? std::atoi(env("ATTNBENCH_BIDIR_DIAG")) : 0;
     fused_.tma_sw = kDefaultTmaSw;
+    fused_.zmma = env("ATTNBENCH_BIDIR_ZMMA") ? std::strcmp(env("ATTNBENCH_BIDIR_ZMMA"), "0") != 0 : kDefaultZmma;
     if (const char* e = env("ATTNBENCH_BIDIR_BOX")) fused_.tma_sw = std::strcmp(e, "pad") != 0;
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {

@@ -53,6 +53,9 @@ struct TiledParams {
   // tma_sw: its tiles move as dense 64-column boxes with the 128-byte swizzle (Sw128Tile), else as
   // padded (D + 8)-column boxes (PadTile).
   bool tma_sw;
+  // zmma (the one-launch forwards): norm's z = Qf . kmean on tensor cores from kmean's three
+  // storage-dtype terms in sKV's padding columns (output_slab_smem), else fp32 dots.
+  bool zmma;
   // Diagnostics of the TMA forward only (ATTNBENCH_BIDIR_DIAG=1; o is then NOT the output): the math
   // is skipped (the state stays zero, each O slab is zero-filled), so the kernel times its data
   // movement alone.

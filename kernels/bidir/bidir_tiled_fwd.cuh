@@ -153,7 +153,14 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
     float s = 0.0f;
     for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, r) : red)[d * NCOL + DVP];
     const float km = p.norm ? s * p.inv_tk : 0.0f;
-    for (int r = 0; r < C; ++r) (C > 1 ? cluster_map(skm, r) : skm)[d] = km;
+    // kmean also as three storage-dtype terms hi + mid + lo (the fp32 value to ~24 bits) in the
+    // padding columns DVP.. of sKV row d, for output_slab_smem's z on tensor cores (p.zmma).
+    const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
+    const uint4 kz = make_uint4(pack2<T>(hi, mid), pack2<T>(lo, 0.0f), 0u, 0u);
+    for (int r = 0; r < C; ++r) {
+      (C > 1 ? cluster_map(skm, r) : skm)[d] = km;
+      *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, r) : sKV) + d * Tr::VST + DVP) = kz;
+    }
   }
   if (C > 1) cluster_sync(); else __syncthreads();  // sKV, skm complete here; no CTA reads red again
 }
@@ -177,7 +184,24 @@ __device__ __forceinline__ void output_slab_smem(const T* slab, T* oslab, const 
     phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, row0 + 16 <= p.Tq && p.Dk == DKP);
   }
   float rs[2] = {p.scale, p.scale};  // o = rs * acc
-  if (p.norm) {
+  if (p.norm && p.zmma) {
+    // z = Qf . kmean on tensor cores: B = sKV's padding columns DVP.. = [hi, mid, lo, 0...] of
+    // kmean (cluster_state_exchange), two k-steps per ldmatrix.x4 (lane l: row 16 kt + l); the
+    // C tile's columns 0, 1 (quad lane 0) and 2 (quad lane 1) hold the three partial dots.
+    float zc[4] = {};
+#pragma unroll
+    for (int kt = 0; kt < Tr::KT; kt += 2) {
+      uint32_t b[4];
+      ldsm_x4_t(b, sKV + (kt * 16 + lane) * Tr::VST + DVP);
+      mma16816<T>(zc, f[kt], b[0], b[1]);
+      mma16816<T>(zc, f[kt + 1], b[2], b[3]);
+    }
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const float part = q == 0 ? zc[2 * j] + zc[2 * j + 1] : (q == 1 ? zc[2 * j] : 0.0f);
+      rs[j] = p.inv_tk / (quad_sum(part) + kNormEps);
+    }
+  } else if (p.norm) {
     float z[2] = {0.0f, 0.0f};  // Qf . kmean over this thread's columns, then the quad
 #pragma unroll
     for (int kt = 0; kt < Tr::KT; ++kt) {
