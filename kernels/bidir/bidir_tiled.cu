@@ -122,6 +122,8 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 // dense 64-column boxes with the 128-byte swizzle, identity 1.257/1.194/1.149, elu1 1.405/1.325/1.291;
 // padded (D + 8)-column boxes 1.359/1.291/1.235 and 1.407/1.338/1.290; with no math
 // (ATTNBENCH_BIDIR_DIAG=1) the swizzled kernel moves its bytes in 1.178/1.130/1.096.
+// z on tensor cores (bidir_zmma_ab.csv, same run): identity 1.254/1.185/1.141 (fp32 dots
+// 1.258/1.198/1.150), elu1 1.369/1.315/1.287 (1.409/1.332/1.299).
 constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
