@@ -10,7 +10,9 @@
 #   scripts/linear-check.sh [OUT_DIR]      (default: $OUT on the device tool, else results/linear-check)
 #   scripts/linear-check.sh --pack BUILD   pack BUILD's attnbench and kernels_tests into
 #                                          build/lin-carry (used only while the sources match)
-# Environment: ATTNBENCH_CUDA_ARCH (default 90a), LINEAR_CHECK_BUDGET_S (whole script, default 500).
+# Environment: ATTNBENCH_CUDA_ARCH (default 90a), LINEAR_CHECK_BUDGET_S (whole script, default 500),
+# LINEAR_CHECK_ONLY=based (only based's stages: its GPU tests, default and under ATTNBENCH_LIN_FWD=tile;
+# its fwd timed at T=1024/4096/16384 by the fused kernel and by chunk_fwd; a checked T=1024 point).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # A fingerprint of every source the binaries are built from.
@@ -85,6 +87,15 @@ sweep() {  # sweep NAME SECONDS ARGS...: one attnbench run, bounded in time (SWE
 cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
 D="--impl tiled --B 8 --H 32 --D 128"
 : >"$out/tests.txt"
+if [[ ${LINEAR_CHECK_ONLY:-} == based ]]; then
+  B="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
+  gtest based "" '*based*' "$(cap 45 150)"
+  gtest based-tile ATTNBENCH_LIN_FWD=tile '*based_tiled_fwd*' "$(cap 30 40)"
+  sweep based "$(cap 40 60)" --no-check $B --T 1024,4096,16384 --pass fwd
+  ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-based "$(cap 50 60)" --no-check $B \
+    --T 1024,4096,16384 --pass fwd
+  sweep based-checked "$(cap 80 60)" $B --T 1024 --pass fwd
+else
 gtest all "" '*linear*:*based*:*gated*:GpuNaive.*' "$(cap 40 150)"
 sweep main-4k "$(cap 30 60)" --no-check --algo linear,gated --variant retention $D --T 1024,4096 --pass fwd,bwd
 ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile "$(cap 15 40)" --no-check --algo linear,gated \
@@ -93,13 +104,17 @@ ATTNBENCH_LIN_FWD=tile ATTNBENCH_LIN_OCC=3 SWEEP_CSV="$out/ab_occ3.csv" sweep ab
   --algo linear,gated --variant retention $D --T 1024,4096 --pass fwd
 sweep main-16k "$(cap 50 90)" --no-check --algo linear,gated --variant retention $D --T 16384 --pass fwd,bwd
 gtest tile ATTNBENCH_LIN_FWD=tile \
-  '*linear_tiled_fwd*:*gated_retention_tiled_fwd*:*gated_lightning_tiled_fwd*:*gated_scalar_tiled_fwd*' "$(cap 30 60)"
+  '*linear_tiled_fwd*:*gated_retention_tiled_fwd*:*gated_lightning_tiled_fwd*:*gated_scalar_tiled_fwd*:*based_tiled_fwd*' \
+  "$(cap 30 60)"
 sweep others-4k "$(cap 40 50)" --no-check --algo gated --variant lightning,scalar,vector,rwkv6 $D --T 4096 --pass fwd
 sweep based-4k "$(cap 20 20)" --no-check --algo based --impl tiled --B 8 --H 32 --T 4096 --Dk 16 --Dv 128 --pass fwd
+ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-based "$(cap 20 20)" --no-check --algo based \
+  --impl tiled --B 8 --H 32 --T 4096 --Dk 16 --Dv 128 --pass fwd
 sweep checked "$(cap 60 50)" --algo linear,gated --variant retention,scalar --impl tiled --B 8 --H 32 --D 128 \
   --T 1024 --pass fwd,bwd
 ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-16k $(( $(left) - 15 )) --no-check \
   --algo linear,gated --variant retention $D --T 16384 --pass fwd
+fi
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 
 python3 - "$csv" results/published/fla_a100_2024.csv <<'EOF' | tee "$out/table.md"

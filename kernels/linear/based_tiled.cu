@@ -1,18 +1,39 @@
-// based, tiled: the chunkwise kernel on Taylor features (Dk <= 16, F = 160 state rows, value
-// tiles of 64 columns). Math in linear_family_tiled_fwd.cuh.
+// based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows): the fused
+// kernel, one block per (b, h) over all value columns (Dv <= 128; linear_family_tiled_fused_based.cuh),
+// else (or under ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV
+// columns (linear_family_tiled_fwd.cuh).
+#include "linear_family_tiled_fused_based.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"
 
 namespace attnbench::kernels::lin_tiled {
+namespace {
+
+template <class C>
+void launch_fused_based(const EngineParams& e, int BH, cudaStream_t s) {
+  auto kernel = fused_based_fwd<C>;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+  kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw_cuda_error(err, "fused_based_fwd", __FILE__, __LINE__);
+}
+
+template <class T>
+void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
+  if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
+    if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64>>(e, BH, s);
+    else launch_fused_based<FusedBasedCfg<T, 128>>(e, BH, s);
+    return;
+  }
+  using C = Cfg<T, Feat::based, kBasedDk, kBasedBV>;
+  launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<based>");
+}
+
+}  // namespace
 
 void launch_based_fwd(Dtype dt, const EngineParams& e, int BH, cudaStream_t s) {
-  if (dt == Dtype::bf16) {
-    using C = Cfg<__nv_bfloat16, Feat::based, kBasedDk, kBasedBV>;
-    launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<based>");
-  } else {
-    using C = Cfg<__half, Feat::based, kBasedDk, kBasedBV>;
-    launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<based>");
-  }
+  if (dt == Dtype::bf16) based_fwd_t<__nv_bfloat16>(e, BH, s);
+  else based_fwd_t<__half>(e, BH, s);
 }
 
 }  // namespace attnbench::kernels::lin_tiled
