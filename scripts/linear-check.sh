@@ -12,7 +12,7 @@
 #                                          build/lin-carry (used only while the sources match)
 # Environment: ATTNBENCH_CUDA_ARCH (default 90a), LINEAR_CHECK_BUDGET_S (whole script, default 500),
 # LINEAR_CHECK_ONLY=based (only based's stages: its GPU tests, default and under ATTNBENCH_LIN_FWD=tile;
-# its fwd timed at T=1024/4096/16384 by the fused kernel and by chunk_fwd; a checked T=1024 point).
+# its fwd timed at T=1024/4096 by the fused kernel and by chunk_fwd; a checked T=1024 point).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # A fingerprint of every source the binaries are built from.
@@ -91,9 +91,9 @@ if [[ ${LINEAR_CHECK_ONLY:-} == based ]]; then
   B="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
   gtest based "" '*based*' "$(cap 45 150)"
   gtest based-tile ATTNBENCH_LIN_FWD=tile '*based_tiled_fwd*' "$(cap 30 40)"
-  sweep based "$(cap 40 60)" --no-check $B --T 1024,4096,16384 --pass fwd
+  sweep based "$(cap 40 60)" --no-check $B --T 1024,4096 --pass fwd
   ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-based "$(cap 50 60)" --no-check $B \
-    --T 1024,4096,16384 --pass fwd
+    --T 1024,4096 --pass fwd
   sweep based-checked "$(cap 80 60)" $B --T 1024 --pass fwd
 else
 gtest all "" '*linear*:*based*:*gated*:GpuNaive.*' "$(cap 40 150)"

@@ -2,6 +2,9 @@
 // kernel, one block per (b, h) over all value columns (Dv <= 128; linear_family_tiled_fused_based.cuh),
 // else (or under ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV
 // columns (linear_family_tiled_fwd.cuh).
+#include <cstdlib>
+#include <type_traits>
+
 #include "linear_family_tiled_fused_based.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"
@@ -9,18 +12,40 @@
 namespace attnbench::kernels::lin_tiled {
 namespace {
 
-template <class C>
+template <class C, int kAbl = 0>
 void launch_fused_based(const EngineParams& e, int BH, cudaStream_t s) {
-  auto kernel = fused_based_fwd<C>;
+  auto kernel = fused_based_fwd<C, kAbl>;
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
   kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw_cuda_error(err, "fused_based_fwd", __FILE__, __LINE__);
 }
 
+// ATTNBENCH_BASED_ABL=1..15 (measurement only: wrong results): the fused kernel with parts skipped
+// (see fused_based_fwd), bf16 and Dv = 128 only; 0 or unset: the real kernel.
+inline int based_ablation() {
+  static const int v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_ABL");
+    return s ? std::atoi(s) : 0;
+  }();
+  return v;
+}
+
 template <class T>
 void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
   if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      if (e.Dvv > 64 && based_ablation() != 0) {
+        switch (based_ablation()) {
+          case 1: launch_fused_based<FusedBasedCfg<T, 128>, 1>(e, BH, s); return;
+          case 2: launch_fused_based<FusedBasedCfg<T, 128>, 2>(e, BH, s); return;
+          case 3: launch_fused_based<FusedBasedCfg<T, 128>, 3>(e, BH, s); return;
+          case 4: launch_fused_based<FusedBasedCfg<T, 128>, 4>(e, BH, s); return;
+          case 8: launch_fused_based<FusedBasedCfg<T, 128>, 8>(e, BH, s); return;
+          default: launch_fused_based<FusedBasedCfg<T, 128>, 15>(e, BH, s); return;
+        }
+      }
+    }
     if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64>>(e, BH, s);
     else launch_fused_based<FusedBasedCfg<T, 128>>(e, BH, s);
     return;

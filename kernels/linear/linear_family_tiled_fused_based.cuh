@@ -121,14 +121,14 @@ __device__ __forceinline__ void load_row16(const T* x, float (&y)[16], float mul
 // prepare(c): the features of chunk c's q and k rows (two threads a row, 80 features each) and the
 // warp's tiles of rd(A) with their partial row sums (8 warps: row block w % 4, n-tiles split at
 // w % 4 + 1 between warps w and w + 4; 4 warps: row block w, all its n-tiles).
-template <class C>
+template <class C, int kAbl = 0>
 __device__ void based_prepare(const EngineParams& p, const FusedBasedTile<C>& t, const Rows& rows, int c, int warp,
                               int lane) {
   using T = typename C::T;
   const int s = c % C::kStages, b = c & 1, g = lane >> 2, q4 = lane & 3;
   const T *Q = t.Qs(s), *K = t.Ks(s);
   const float rsc = sqrtf(p.scale);
-  for (int idx = threadIdx.x; idx < 4 * kC; idx += C::kThreads) {  // a warp: one of (q, k) x (half)
+  for (int idx = threadIdx.x; idx < ((kAbl & 4) ? 0 : 4 * kC); idx += C::kThreads) {  // a warp: (q, k) x (half)
     const int r = idx & (kC - 1), is_k = (idx >> 6) & 1, half = idx >> 7;
     float y[16];
     load_row16<T>((is_k ? K : Q) + r * C::kLdQ, y, rsc);
@@ -248,7 +248,9 @@ __device__ void based_qz(const EngineParams& p, const FusedBasedTile<C>& t, int 
 }
 
 // grid (1, B*H); C::kThreads threads; shared memory C::kSmemBytes.
-template <class C>
+// kAbl (measurement only, ATTNBENCH_BASED_ABL; wrong results): bits skip 1 the rd(phi_q) rd(S)
+// product, 2 the state update, 4 the feature construction, 8 the output stores.
+template <class C, int kAbl = 0>
 __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p) {
   using T = typename C::T;
   LIN_DYN_SMEM(unsigned char, smem);
@@ -267,7 +269,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p
   cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
-  based_prepare<C>(p, t, rows, 0, warp, lane);  // qz of chunk 0 is 0 (z = 0)
+  based_prepare<C, kAbl>(p, t, rows, 0, warp, lane);  // qz of chunk 0 is 0 (z = 0)
 
   for (int c = 0; c < NC; ++c) {
     cp_async_wait<0>();  // chunk c + 1 (issued one chunk ago)
@@ -283,7 +285,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) zero_acc(oa[mt]);
 #pragma unroll
-    for (int kk = 0; kk < C::kF / 16; ++kk) {
+    for (int kk = 0; kk < ((kAbl & 1) ? 0 : C::kF / 16); ++kk) {
       uint32_t bs[4];  // rd(S)[16kk.., n0..]: (bs[0], bs[2]) columns n0.., (bs[1], bs[3]) columns n0+8..
       acc_to_a<T>(st, kk, bs);
 #pragma unroll
@@ -319,7 +321,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
           const int col = n0 + 8 * nt + 2 * q4;
-          if (col < p.Dvv) {
+          if (!(kAbl & 8) && col < p.Dvv) {
             *reinterpret_cast<uint32_t*>(o + row + col) = pack2<T>(f * oa[mt][nt][2 * i], f * oa[mt][nt][2 * i + 1]);
           }
         }
@@ -328,7 +330,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p
 
     // ---- S^T <- S^T + V^T rd(phi_k)
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
+    for (int kk = 0; kk < ((kAbl & 2) ? 0 : 4); ++kk) {
       uint32_t a[4];
       ldsm_a_trans(a, V, C::kLdV, n0, 16 * kk, lane);
 #pragma unroll
@@ -339,7 +341,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p
       }
     }
     if (c + 1 < NC) {
-      based_prepare<C>(p, t, rows, c + 1, warp, lane);
+      based_prepare<C, kAbl>(p, t, rows, c + 1, warp, lane);
       if (p.normalize) {
         __syncthreads();  // B2: z holds chunks 0..c
         based_qz<C>(p, t, c + 1);
