@@ -12,7 +12,8 @@
 #                                          build/lin-carry (used only while the sources match)
 # Environment: ATTNBENCH_CUDA_ARCH (default 90a), LINEAR_CHECK_BUDGET_S (whole script, default 500),
 # LINEAR_CHECK_ONLY=based (only based's stages: its GPU tests, default and under ATTNBENCH_LIN_FWD=tile;
-# its fwd timed at T=1024/4096 by the fused kernel and by chunk_fwd; a checked T=1024 point).
+# its fwd timed at T=1024/4096 by the fused kernel (split, and ATTNBENCH_BASED_SPLIT=0) and by chunk_fwd;
+# a checked T=1024 point; the table ab_based.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # A fingerprint of every source the binaries are built from.
@@ -94,7 +95,27 @@ if [[ ${LINEAR_CHECK_ONLY:-} == based ]]; then
   sweep based "$(cap 40 60)" --no-check $B --T 1024,4096 --pass fwd
   ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-based "$(cap 50 60)" --no-check $B \
     --T 1024,4096 --pass fwd
+  ATTNBENCH_BASED_SPLIT=0 SWEEP_CSV="$out/ab_nosplit.csv" sweep ab-nosplit-based "$(cap 50 40)" --no-check $B \
+    --T 1024,4096 --pass fwd
+  gtest based-nosplit ATTNBENCH_BASED_SPLIT=0 '*based_tiled_fwd*' "$(cap 40 40)"
   sweep based-checked "$(cap 80 60)" $B --T 1024 --pass fwd
+  python3 - "$csv" "$out/ab_tile.csv" "$out/ab_nosplit.csv" <<'EOF' | tee "$out/ab_based.md"
+import csv, sys, os
+def load(p):
+    d = {}
+    if os.path.exists(p):
+        for r in csv.DictReader(open(p)):
+            if r["algo"] == "based" and r["pass"] == "fwd" and r["ms_median"] and r["floor_ms"]:
+                d[int(r["Tq"])] = (float(r["ms_median"]), float(r["floor_ms"]))
+    return d
+split, tile, nosplit = (load(p) for p in sys.argv[1:4])
+c = lambda x: "%.4g (%.2f)" % (x[0], x[0] / x[1]) if x else ""
+print("| based fwd, Dk 16 Dv 128 | T | fused split ms (x floor) | fused no split ms (x) | chunk_fwd (tile) ms (x) | tile / split |")
+print("|---|---|---|---|---|---|")
+for T in sorted(set(split) | set(tile) | set(nosplit)):
+    s, n, t = split.get(T), nosplit.get(T), tile.get(T)
+    print("| based | %d | %s | %s | %s | %s |" % (T, c(s), c(n), c(t), "%.2f" % (t[0] / s[0]) if s and t else ""))
+EOF
 else
 gtest all "" '*linear*:*based*:*gated*:GpuNaive.*' "$(cap 40 150)"
 sweep main-4k "$(cap 30 60)" --no-check --algo linear,gated --variant retention $D --T 1024,4096 --pass fwd,bwd

@@ -3,6 +3,7 @@
 // else (or under ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV
 // columns (linear_family_tiled_fwd.cuh).
 #include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "linear_family_tiled_fused_based.cuh"
@@ -14,11 +15,23 @@ namespace {
 
 template <class C, int kAbl = 0>
 void launch_fused_based(const EngineParams& e, int BH, cudaStream_t s) {
-  auto kernel = fused_based_fwd<C, kAbl>;
+  void (*kernel)(EngineParams);
+  if constexpr (C::kSplit) kernel = fused_based_fwd_split<C>;
+  else kernel = fused_based_fwd<C, kAbl>;
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
   kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw_cuda_error(err, "fused_based_fwd", __FILE__, __LINE__);
+}
+
+// ATTNBENCH_BASED_SPLIT=0 selects fused_based_fwd (a warp owns 16 value columns and all 160 state
+// rows) instead of fused_based_fwd_split (32 value columns, half the state rows): an A/B switch.
+inline bool based_split() {
+  static const bool v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_SPLIT");
+    return !(s && std::string(s) == "0");
+  }();
+  return v;
 }
 
 // ATTNBENCH_BASED_ABL=1..15 (measurement only: wrong results): the fused kernel with parts skipped
@@ -35,7 +48,7 @@ template <class T>
 void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
   if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-      if (e.Dvv > 64 && based_ablation() != 0) {
+      if (e.Dvv > 64 && based_ablation() != 0 && !based_split()) {
         switch (based_ablation()) {
           case 1: launch_fused_based<FusedBasedCfg<T, 128>, 1>(e, BH, s); return;
           case 2: launch_fused_based<FusedBasedCfg<T, 128>, 2>(e, BH, s); return;
@@ -46,8 +59,13 @@ void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
         }
       }
     }
-    if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64>>(e, BH, s);
-    else launch_fused_based<FusedBasedCfg<T, 128>>(e, BH, s);
+    if (based_split()) {
+      if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64, true>>(e, BH, s);
+      else launch_fused_based<FusedBasedCfg<T, 128, true>>(e, BH, s);
+    } else {
+      if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64>>(e, BH, s);
+      else launch_fused_based<FusedBasedCfg<T, 128>>(e, BH, s);
+    }
     return;
   }
   using C = Cfg<T, Feat::based, kBasedDk, kBasedBV>;

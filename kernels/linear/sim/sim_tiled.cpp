@@ -24,8 +24,9 @@ bool g_fused = true;            // eligible forwards run fused_fwd (as the host 
 
 template <class C>
 struct IsFusedBased : std::false_type {};
-template <class T, int D>
-struct IsFusedBased<FusedBasedCfg<T, D>> : std::true_type {};
+template <class T, int D, bool S>
+struct IsFusedBased<FusedBasedCfg<T, D, S>> : std::true_type {};
+bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 
 template <class C, bool kBonus, bool kFused = false>
 Tensors run_fwd(const Problem& p, const Tensors& in) {
@@ -50,7 +51,11 @@ Tensors run_fwd(const Problem& p, const Tensors& in) {
     if (e.bonus) e.u = u.p();
   }
   if constexpr (IsFusedBased<C>::value) {
-    sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_fwd<C>(e); });
+    if constexpr (C::kSplit) {
+      sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_fwd_split<C>(e); });
+    } else {
+      sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_fwd<C>(e); });
+    }
   } else if constexpr (kFused) {
     sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_fwd<C>(e); });
   } else {
@@ -229,6 +234,10 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
     if (p.algo == "linear" && !p.normalize()) return run_fused<T, Feat::linear>(p, in);
     if (p.algo == "gated" && p.variant != "vector" && p.variant != "rwkv6") return run_fused<T, Feat::gate_scalar>(p, in);
     if (p.algo == "based" && p.Dk <= kBasedDk && !g_reverse) {  // based_tiled.cu: fused_based_fwd
+      if (g_based_split) {
+        if (p.Dv <= 64) return run_fwd<FusedBasedCfg<T, 64, true>, false, true>(p, in);
+        return run_fwd<FusedBasedCfg<T, 128, true>, false, true>(p, in);
+      }
       if (p.Dv <= 64) return run_fwd<FusedBasedCfg<T, 64>, false, true>(p, in);
       return run_fwd<FusedBasedCfg<T, 128>, false, true>(p, in);
     }
@@ -254,6 +263,7 @@ int main(int argc, char** argv) {
   // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
+  g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   std::printf("eligible forwards by %s\n", g_fused ? "fused_fwd" : "chunk_fwd");
   struct Case {
     std::string algo, variant;
