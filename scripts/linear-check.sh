@@ -12,7 +12,8 @@
 #                                          build/lin-carry (used only while the sources match)
 # Environment: ATTNBENCH_CUDA_ARCH (default 90a), LINEAR_CHECK_BUDGET_S (whole script, default 500),
 # LINEAR_CHECK_ONLY=based (only based's stages: its GPU tests, default and under ATTNBENCH_LIN_FWD=tile;
-# its fwd timed at T=1024/4096 by the fused kernel (split, and ATTNBENCH_BASED_SPLIT=0) and by chunk_fwd;
+# its fwd timed at T=1024/4096 by the fused kernel (default; ATTNBENCH_BASED_COLS=16; ATTNBENCH_BASED_SPLIT=0)
+# and by chunk_fwd (ATTNBENCH_LIN_FWD=tile);
 # a checked T=1024 point; the table ab_based.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -98,8 +99,11 @@ if [[ ${LINEAR_CHECK_ONLY:-} == based ]]; then
   ATTNBENCH_BASED_SPLIT=0 SWEEP_CSV="$out/ab_nosplit.csv" sweep ab-nosplit-based "$(cap 50 40)" --no-check $B \
     --T 1024,4096 --pass fwd
   gtest based-nosplit ATTNBENCH_BASED_SPLIT=0 '*based_tiled_fwd*' "$(cap 40 40)"
+  ATTNBENCH_BASED_COLS=16 SWEEP_CSV="$out/ab_cols16.csv" sweep ab-cols16-based "$(cap 50 40)" --no-check $B \
+    --T 1024,4096 --pass fwd
+  gtest based-cols16 ATTNBENCH_BASED_COLS=16 '*based_tiled_fwd*' "$(cap 40 40)"
   sweep based-checked "$(cap 80 60)" $B --T 1024 --pass fwd
-  python3 - "$csv" "$out/ab_tile.csv" "$out/ab_nosplit.csv" <<'EOF' | tee "$out/ab_based.md"
+  python3 - "$csv" "$out/ab_tile.csv" "$out/ab_nosplit.csv" "$out/ab_cols16.csv" <<'EOF' | tee "$out/ab_based.md"
 import csv, sys, os
 def load(p):
     d = {}
@@ -108,13 +112,13 @@ def load(p):
             if r["algo"] == "based" and r["pass"] == "fwd" and r["ms_median"] and r["floor_ms"]:
                 d[int(r["Tq"])] = (float(r["ms_median"]), float(r["floor_ms"]))
     return d
-split, tile, nosplit = (load(p) for p in sys.argv[1:4])
+split, tile, nosplit, cols16 = (load(p) for p in sys.argv[1:5])
 c = lambda x: "%.4g (%.2f)" % (x[0], x[0] / x[1]) if x else ""
-print("| based fwd, Dk 16 Dv 128 | T | fused split ms (x floor) | fused no split ms (x) | chunk_fwd (tile) ms (x) | tile / split |")
-print("|---|---|---|---|---|---|")
-for T in sorted(set(split) | set(tile) | set(nosplit)):
-    s, n, t = split.get(T), nosplit.get(T), tile.get(T)
-    print("| based | %d | %s | %s | %s | %s |" % (T, c(s), c(n), c(t), "%.2f" % (t[0] / s[0]) if s and t else ""))
+print("| based fwd, Dk 16 Dv 128 | T | default ms (x floor) | split, 16 columns (x) | no split (x) | chunk_fwd (tile) ms (x) | tile / default |")
+print("|---|---|---|---|---|---|---|")
+for T in sorted(set(split) | set(tile) | set(nosplit) | set(cols16)):
+    s, n, t, w = split.get(T), nosplit.get(T), tile.get(T), cols16.get(T)
+    print("| based | %d | %s | %s | %s | %s | %s |" % (T, c(s), c(w), c(n), c(t), "%.2f" % (t[0] / s[0]) if s and t else ""))
 EOF
 else
 gtest all "" '*linear*:*based*:*gated*:GpuNaive.*' "$(cap 40 150)"

@@ -34,6 +34,16 @@ inline bool based_split() {
   return v;
 }
 
+// ATTNBENCH_BASED_COLS=16 selects the split kernel with 16 value columns a warp (twice the warps)
+// instead of 32 (an A/B switch).
+inline int based_cols() {
+  static const int v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_COLS");
+    return s && std::string(s) == "16" ? 16 : 32;
+  }();
+  return v;
+}
+
 // ATTNBENCH_BASED_ABL=1..15 (measurement only: wrong results): the fused kernel with parts skipped
 // (see fused_based_fwd), bf16 and Dv = 128 only; 0 or unset: the real kernel.
 inline int based_ablation() {
@@ -59,9 +69,12 @@ void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
         }
       }
     }
-    if (based_split()) {
-      if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64, true>>(e, BH, s);
-      else launch_fused_based<FusedBasedCfg<T, 128, true>>(e, BH, s);
+    if (based_split() && based_cols() == 16) {
+      if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64, true, 16>>(e, BH, s);
+      else launch_fused_based<FusedBasedCfg<T, 128, true, 16>>(e, BH, s);
+    } else if (based_split()) {
+      if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64, true, 32>>(e, BH, s);
+      else launch_fused_based<FusedBasedCfg<T, 128, true, 32>>(e, BH, s);
     } else {
       if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64>>(e, BH, s);
       else launch_fused_based<FusedBasedCfg<T, 128>>(e, BH, s);

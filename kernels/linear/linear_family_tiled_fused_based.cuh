@@ -37,12 +37,14 @@
 
 namespace attnbench::kernels::lin_tiled {
 
-template <class T_, int kDv_, bool kSplit_ = false>
+template <class T_, int kDv_, bool kSplit_ = false, int kCols_ = 32>
 struct FusedBasedCfg {
   using T = T_;
   static constexpr bool kSplit = kSplit_;  // fused_based_fwd_split (below) instead of fused_based_fwd
+  static constexpr int kCols = kSplit ? kCols_ : 16;  // value columns a warp owns (split: 16 or 32)
   static constexpr int kDk = kBasedDk, kDv = kDv_, kF = kBasedF;
-  static constexpr int kWarps = kDv / 16, kThreads = 32 * kWarps;
+  static constexpr int kWarps = (kSplit ? 2 : 1) * kDv / kCols, kThreads = 32 * kWarps;
+  static constexpr int kParts = kWarps >= 16 ? 4 : kWarps == 8 ? 2 : 1;  // warps sharing a row block of A
   static constexpr int kLdQ = kDk + 8, kLdV = kDv + 8, kLdA = kC + 8, kLdF = kF + 8, kLdZ = 20;
   static constexpr int kFT = kF / 8;  // n-tiles of a warp's S^T rows
   static constexpr int kStages = 3;
@@ -51,11 +53,12 @@ struct FusedBasedCfg {
   static constexpr int kABytes = kC * kLdA * 2;
   static constexpr int kPhiBytes = 0;                 // (FusedTile's gated buffers: none)
   static constexpr int kFeatBytes = kC * kLdF * 2;    // one feature tile [C][kLdF]
-  // floats: n (4, padded), z1 [16], Z2 [16][kLdZ], qz [2][C], row sums [2][2][C]
-  static constexpr int kZ1 = 4, kZ2 = kZ1 + 16, kQz = kZ2 + 16 * kLdZ, kRs = kQz + 2 * kC, kFloats = kRs + 4 * kC;
-  static constexpr int kXBytes = kSplit ? (kWarps / 2) * 2 * 32 * 32 * 4 : 0;  // split: per warp pair 2 x [32][32] fp32
+  // floats: n (4, padded), z1 [16], Z2 [16][kLdZ], qz [2][C], row sums [2][4 parts][C]
+  static constexpr int kZ1 = 4, kZ2 = kZ1 + 16, kQz = kZ2 + 16 * kLdZ, kRs = kQz + 2 * kC, kFloats = kRs + 8 * kC;
+  static constexpr int kXBytes = kSplit ? (kWarps / 2) * 2 * 32 * kCols * 4 : 0;  // split: per pair 2 x [32][kCols] fp32
   static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kABytes + 4 * kFeatBytes + 4 * kFloats + kXBytes;
-  static_assert(kDv == 64 || kDv == 128, "4 or 8 warps");
+  static_assert(kDv == 64 || kDv == 128, "64 or 128 value columns");
+  static_assert(kCols == 16 || kCols == 32, "16 or 32 value columns a warp");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
 };
 
@@ -68,8 +71,10 @@ struct FusedBasedTile : FusedTile<C> {  // Qs, Ks, Vs (stages), As (A buffers) f
   __device__ T* Kf(int i) const { return reinterpret_cast<T*>(after_a() + (2 + i) * C::kFeatBytes); }
   __device__ float* fl() const { return reinterpret_cast<float*>(after_a() + 4 * C::kFeatBytes); }
   __device__ float* qz(int i) const { return fl() + C::kQz + i * kC; }
-  __device__ float* rs(int i, int part) const { return fl() + C::kRs + (2 * i + part) * kC; }
-  __device__ float* xbuf(int pair) const { return fl() + C::kFloats + pair * 2 * 32 * 32; }
+  __device__ float* rs(int i, int part) const { return fl() + C::kRs + (4 * i + part) * kC; }
+  __device__ float* xbuf(int pair) const { return fl() + C::kFloats + pair * 2 * 32 * C::kCols; }
+  // den_r - phi(q_r).z - 1e-6: the intra-chunk row sums of A, over the parts
+  __device__ float rowsum(int i, int r) const { return (rs(i, 0)[r] + rs(i, 1)[r]) + (rs(i, 2)[r] + rs(i, 3)[r]); }
 };
 
 // Feature index -> pair (a, b), a < b, in the order a = 0..15, b = a+1..15.
@@ -140,8 +145,8 @@ __device__ void based_prepare(const EngineParams& p, const FusedBasedTile<C>& t,
     else based_feat_half<1>(y, row, std::make_integer_sequence<int, kBasedF / 16>{});
   }
   // ---- rd(A) tiles of row block rb, key n-tiles [lo, hi)
-  const int rb = warp & 3, part = C::kWarps == 8 ? warp >> 2 : 0;
-  const int lo = part == 0 ? 0 : rb + 1, hi = C::kWarps == 8 && part == 0 ? rb + 1 : 2 * rb + 2;
+  const int rb = warp & 3, part = (warp >> 2) % C::kParts;  // n-tiles [0, 2rb + 2) in kParts parts
+  const int lo = (2 * rb + 2) * part / C::kParts, hi = (2 * rb + 2) * (part + 1) / C::kParts;
   uint32_t a[4];
   ldsm_a(a, Q, C::kLdQ, 16 * rb, 0, lane);
   float acc[8][4];
@@ -319,7 +324,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p
         const int r = 16 * mt + g + 8 * i;
         if (!rows.valid(c, r)) continue;
         float f = 1.0f;
-        if (p.normalize) f = 1.0f / (t.qz(b)[r] + (t.rs(b, 0)[r] + t.rs(b, 1)[r]) + kBasedEps);
+        if (p.normalize) f = 1.0f / (t.qz(b)[r] + t.rowsum(b, r) + kBasedEps);
         const int64_t row = int64_t(rows.time(c, r)) * p.Dvv;
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
@@ -362,27 +367,29 @@ __device__ __forceinline__ void pair_barrier(int id) {
 #endif
 }
 
-// The split layout: warp (vg, fh) = (w % (kWarps/2), w / (kWarps/2)) owns value columns [32vg, 32vg + 32)
-// and state features [80fh, 80fh + 80): S^T 32 x 80 in registers (st[10 mv + ft]: value m-tile mv,
-// feature n-tile ft). Each A fragment of rd(phi_q) then feeds 4 mma instead of 2, and each B
-// fragment of rd(phi_k) 4 instead of 2 (half the ldmatrix traffic of the two state products); the
-// two feature halves' partial outputs meet through shared memory (xbuf, a named barrier per pair):
-// warp fh finishes rows [32fh, 32fh + 32). rd(A) V is split by key block: fh 0 takes blocks 0 and 3,
-// fh 1 blocks 1 and 2 (5 tiles each). Same math, same roundings as fused_based_fwd.
+// The split layout: warp (vg, fh) = (w % (kWarps/2), w / (kWarps/2)) owns value columns
+// [kCols vg, kCols vg + kCols) and state features [80fh, 80fh + 80): S^T kCols x 80 in registers
+// (st[10 mv + ft]: value m-tile mv, feature n-tile ft). At kCols = 32 each A fragment of rd(phi_q)
+// feeds 4 mma instead of 2, and each B fragment of rd(phi_k) 4 instead of 2 (half the ldmatrix
+// traffic of the two state products); at kCols = 16 the block has twice the warps (16 at Dv = 128,
+// 40 state registers a thread) to hide latency. The two feature halves' partial outputs meet
+// through shared memory (xbuf, a named barrier per pair): warp fh finishes rows [32fh, 32fh + 32).
+// rd(A) V is split by key block: fh 0 takes blocks 0 and 3, fh 1 blocks 1 and 2 (5 tiles each).
+// Same math, same roundings as fused_based_fwd.
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EngineParams p) {
   using T = typename C::T;
   static_assert(C::kSplit, "split configuration");
   LIN_DYN_SMEM(unsigned char, smem);
   const FusedBasedTile<C> t(smem);
-  constexpr int kPairs = C::kWarps / 2, kHF = kBasedF / 2;
+  constexpr int kPairs = C::kWarps / 2, kHF = kBasedF / 2, kMV = C::kCols / 16, kNT = 2 * kMV;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
-  const int vg = warp % kPairs, fh = warp / kPairs, n0 = 32 * vg, f0 = kHF * fh;
+  const int vg = warp % kPairs, fh = warp / kPairs, n0 = C::kCols * vg, f0 = kHF * fh;
   const int bh = blockIdx.y;
   const int NC = (p.T + kC - 1) / kC;
   const Rows rows{p.T, NC, NC * kC, false, false};
   T* o = static_cast<T*>(p.o) + int64_t(bh) * p.T * p.Dvv;
-  float st[20][4];  // S^T rows n0 + 16 mv + g (+8), features f0 + 8 ft + 2 q4 (+1), at st[10 mv + ft]
+  float st[10 * kMV][4];  // S^T rows n0 + 16 mv + g (+8), features f0 + 8 ft + 2 q4 (+1), at st[10 mv + ft]
   zero_acc(st);
   for (int i = threadIdx.x; i < C::kFloats; i += C::kThreads) t.fl()[i] = 0.0f;  // z, qz, row sums
 
@@ -402,52 +409,54 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
     const int s = c % C::kStages, b = c & 1;
     const T *Qf = t.Qf(b), *Kf = t.Kf(b), *V = t.Vs(s), *A = t.As(b);
 
-    // ---- partial o (rows 0..63, columns n0..n0+31) = rd(phi_q)[:, half] rd(S)[half, :] + rd(A) V (2 key blocks)
-    float oa[4][4][4];
+    // ---- partial o (rows 0..63, columns n0..) = rd(phi_q)[:, half] rd(S)[half, :] + rd(A) V (2 key blocks)
+    float oa[4][kNT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) zero_acc(oa[mt]);
 #pragma unroll
     for (int kk = 0; kk < kHF / 16; ++kk) {
-      uint32_t b0[4], b1[4];  // rd(S)[f0 + 16kk.., n0 + 16mv..]: see fused_based_fwd
-      acc_to_a<T>(st, kk, b0);
-      acc_to_a<T>(st, 5 + kk, b1);
+      uint32_t bs[kMV][4];  // rd(S)[f0 + 16kk.., n0 + 16mv..]: see fused_based_fwd
+#pragma unroll
+      for (int mv = 0; mv < kMV; ++mv) acc_to_a<T>(st, 5 * mv + kk, bs[mv]);
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt) {
         uint32_t a[4];
         ldsm_a(a, Qf, C::kLdF, 16 * mt, f0 + 16 * kk, lane);
-        mma16816<T>(oa[mt][0], a, b0[0], b0[2]);
-        mma16816<T>(oa[mt][1], a, b0[1], b0[3]);
-        mma16816<T>(oa[mt][2], a, b1[0], b1[2]);
-        mma16816<T>(oa[mt][3], a, b1[1], b1[3]);
+#pragma unroll
+        for (int mv = 0; mv < kMV; ++mv) {
+          mma16816<T>(oa[mt][2 * mv], a, bs[mv][0], bs[mv][2]);
+          mma16816<T>(oa[mt][2 * mv + 1], a, bs[mv][1], bs[mv][3]);
+        }
       }
     }
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int kk = fh == 0 ? 3 * i : 1 + i;  // fh 0: key blocks 0, 3; fh 1: 1, 2
-      uint32_t bv0[4], bv1[4];
-      ldsm_b_kn(bv0, V, C::kLdV, 16 * kk, n0, lane);
-      ldsm_b_kn(bv1, V, C::kLdV, 16 * kk, n0 + 16, lane);
+      uint32_t bv[kMV][4];
+#pragma unroll
+      for (int mv = 0; mv < kMV; ++mv) ldsm_b_kn(bv[mv], V, C::kLdV, 16 * kk, n0 + 16 * mv, lane);
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt) {
         if (mt < kk) continue;
         uint32_t a[4];
         ldsm_a(a, A, C::kLdA, 16 * mt, 16 * kk, lane);
-        mma16816<T>(oa[mt][0], a, bv0[0], bv0[1]);
-        mma16816<T>(oa[mt][1], a, bv0[2], bv0[3]);
-        mma16816<T>(oa[mt][2], a, bv1[0], bv1[1]);
-        mma16816<T>(oa[mt][3], a, bv1[2], bv1[3]);
+#pragma unroll
+        for (int mv = 0; mv < kMV; ++mv) {
+          mma16816<T>(oa[mt][2 * mv], a, bv[mv][0], bv[mv][1]);
+          mma16816<T>(oa[mt][2 * mv + 1], a, bv[mv][2], bv[mv][3]);
+        }
       }
     }
     // ---- the two halves meet: row blocks of the other half go to xbuf[fh], ours come from xbuf[1 - fh]
     {
-      float* xo = t.xbuf(vg) + fh * 32 * 32;
-      const float* xi = t.xbuf(vg) + (1 - fh) * 32 * 32;
+      float* xo = t.xbuf(vg) + fh * 32 * C::kCols;
+      const float* xi = t.xbuf(vg) + (1 - fh) * 32 * C::kCols;
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt) {
         if ((mt >> 1) == fh) continue;
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
-          *reinterpret_cast<float4*>(xo + (((mt & 1) * 4 + nt) * 32 + lane) * 4) =
+        for (int nt = 0; nt < kNT; ++nt) {
+          *reinterpret_cast<float4*>(xo + (((mt & 1) * kNT + nt) * 32 + lane) * 4) =
               make_float4(oa[mt][nt][0], oa[mt][nt][1], oa[mt][nt][2], oa[mt][nt][3]);
         }
       }
@@ -456,8 +465,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
       for (int mt = 0; mt < 4; ++mt) {
         if ((mt >> 1) != fh) continue;
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
-          const float4 x = *reinterpret_cast<const float4*>(xi + (((mt & 1) * 4 + nt) * 32 + lane) * 4);
+        for (int nt = 0; nt < kNT; ++nt) {
+          const float4 x = *reinterpret_cast<const float4*>(xi + (((mt & 1) * kNT + nt) * 32 + lane) * 4);
           oa[mt][nt][0] += x.x, oa[mt][nt][1] += x.y, oa[mt][nt][2] += x.z, oa[mt][nt][3] += x.w;
         }
       }
@@ -470,10 +479,10 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
         const int r = 16 * mt + g + 8 * i;
         if (!rows.valid(c, r)) continue;
         float f = 1.0f;
-        if (p.normalize) f = 1.0f / (t.qz(b)[r] + (t.rs(b, 0)[r] + t.rs(b, 1)[r]) + kBasedEps);
+        if (p.normalize) f = 1.0f / (t.qz(b)[r] + t.rowsum(b, r) + kBasedEps);
         const int64_t row = int64_t(rows.time(c, r)) * p.Dvv;
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
+        for (int nt = 0; nt < kNT; ++nt) {
           const int col = n0 + 8 * nt + 2 * q4;
           if (col < p.Dvv) {
             *reinterpret_cast<uint32_t*>(o + row + col) = pack2<T>(f * oa[mt][nt][2 * i], f * oa[mt][nt][2 * i + 1]);
@@ -485,15 +494,15 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
     // ---- S^T[n0.., f0..] <- S^T + V^T[n0.., :] rd(phi_k)[:, f0..]
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      uint32_t a0[4], a1[4];
-      ldsm_a_trans(a0, V, C::kLdV, n0, 16 * kk, lane);
-      ldsm_a_trans(a1, V, C::kLdV, n0 + 16, 16 * kk, lane);
+      uint32_t a[kMV][4];
+#pragma unroll
+      for (int mv = 0; mv < kMV; ++mv) ldsm_a_trans(a[mv], V, C::kLdV, n0 + 16 * mv, 16 * kk, lane);
 #pragma unroll
       for (int np = 0; np < kHF / 16; ++np) {
         uint32_t bk[4];
         ldsm_b_kn(bk, Kf, C::kLdF, 16 * kk, f0 + 16 * np, lane);
-        mma_pair<T>(st, np, a0, bk);
-        mma_pair<T>(st, 5 + np, a1, bk);
+#pragma unroll
+        for (int mv = 0; mv < kMV; ++mv) mma_pair<T>(st, 5 * mv + np, a[mv], bk);
       }
     }
     if (c + 1 < NC) {

@@ -24,9 +24,10 @@ bool g_fused = true;            // eligible forwards run fused_fwd (as the host 
 
 template <class C>
 struct IsFusedBased : std::false_type {};
-template <class T, int D, bool S>
-struct IsFusedBased<FusedBasedCfg<T, D, S>> : std::true_type {};
+template <class T, int D, bool S, int W>
+struct IsFusedBased<FusedBasedCfg<T, D, S, W>> : std::true_type {};
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
+int g_based_cols = 32;      // based split: value columns a warp
 
 template <class C, bool kBonus, bool kFused = false>
 Tensors run_fwd(const Problem& p, const Tensors& in) {
@@ -234,6 +235,10 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
     if (p.algo == "linear" && !p.normalize()) return run_fused<T, Feat::linear>(p, in);
     if (p.algo == "gated" && p.variant != "vector" && p.variant != "rwkv6") return run_fused<T, Feat::gate_scalar>(p, in);
     if (p.algo == "based" && p.Dk <= kBasedDk && !g_reverse) {  // based_tiled.cu: fused_based_fwd
+      if (g_based_split && g_based_cols == 16) {
+        if (p.Dv <= 64) return run_fwd<FusedBasedCfg<T, 64, true, 16>, false, true>(p, in);
+        return run_fwd<FusedBasedCfg<T, 128, true, 16>, false, true>(p, in);
+      }
       if (g_based_split) {
         if (p.Dv <= 64) return run_fwd<FusedBasedCfg<T, 64, true>, false, true>(p, in);
         return run_fwd<FusedBasedCfg<T, 128, true>, false, true>(p, in);
@@ -264,6 +269,7 @@ int main(int argc, char** argv) {
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
+  if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
   std::printf("eligible forwards by %s\n", g_fused ? "fused_fwd" : "chunk_fwd");
   struct Case {
     std::string algo, variant;
