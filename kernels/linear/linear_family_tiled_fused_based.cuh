@@ -16,18 +16,16 @@
 // shared memory, as are the intra-chunk weights rd(A) (20 lower-triangle 16 x 8 tiles, one mma
 // each at Dk = 16) and their row sums.
 //
-// Pipeline (3 cp.async stages of raw q, k, v; features, A, row sums, q.z and z double-buffered;
-// ONE __syncthreads per chunk):
+// Pipeline (3 cp.async stages of raw q, k, v; features, A, row sums and q.z double-buffered):
 //   prologue: load chunks 0, 1; wait; sync; prepare(0)
 //   chunk c:  wait (chunk c+1 landed); sync [B1]; load chunk c+2 -> stage (c+2)%3;
-//             z[(c+1)%2] = z[c%2] + chunk c's keys (last warp, with the normalizer);
+//             z += chunk c's keys (last warp, with the normalizer);
 //             output(c) (Qf, A, row sums, q.z of buffer c%2; V of stage c%3); state update(c);
-//             prepare(c+1): features of chunk c+1 -> Qf, Kf[(c+1)%2]; rd(A) and the row sums ->
-//             [(c+1)%2]; with the normalizer den's other terms: the row sums also take the weights
-//             against all keys of chunk c (32 more one-mma tiles), and q.z -> qz[(c+1)%2] reads
-//             z[c%2] (the keys before chunk c), which nobody writes in this interval.
-// Hazards: stage (c+2)%3 was last read in chunk c-1 (output, update, z, prepare(c)'s cross tiles)
-// or earlier; buffers (c+1)%2 (and z[(c+1)%2]) were last read in chunk c-1, before B1.
+//             prepare(c+1): features of chunk c+1 -> Qf, Kf[(c+1)%2]; rd(A), row sums -> [(c+1)%2];
+//             with the normalizer: sync [B2]; q.z of chunk c+1 -> qz[(c+1)%2] (reads z).
+// Hazards: stage (c+2)%3 was last read in chunk c-1 (output, update, z) or earlier (prepare, q.z);
+// buffers (c+1)%2 were last read by output/update(c-1), before B1; z is written after B1 and read
+// after B2, and its previous reads (q.z of chunk c) were before B1.
 //
 // Work per warp and chunk (Dv = 128): rd(phi_q) rd(S) 80 mma, rd(A) V 20, V^T rd(phi_k) 80, A
 // tiles 1 to 4; the features are 80 values a thread (two threads a row).
@@ -55,9 +53,8 @@ struct FusedBasedCfg {
   static constexpr int kABytes = kC * kLdA * 2;
   static constexpr int kPhiBytes = 0;                 // (FusedTile's gated buffers: none)
   static constexpr int kFeatBytes = kC * kLdF * 2;    // one feature tile [C][kLdF]
-  // floats: z [2] of (n (4, padded), z1 [16], Z2 [16][kLdZ]), qz [2][C], row sums [2][4 parts][C]
-  static constexpr int kZ1 = 4, kZ2 = kZ1 + 16, kZSize = kZ2 + 16 * kLdZ;
-  static constexpr int kQz = 2 * kZSize, kRs = kQz + 2 * kC, kFloats = kRs + 8 * kC;
+  // floats: n (4, padded), z1 [16], Z2 [16][kLdZ], qz [2][C], row sums [2][4 parts][C]
+  static constexpr int kZ1 = 4, kZ2 = kZ1 + 16, kQz = kZ2 + 16 * kLdZ, kRs = kQz + 2 * kC, kFloats = kRs + 8 * kC;
   static constexpr int kXBytes = kSplit ? (kWarps / 2) * 2 * 32 * kCols * 4 : 0;  // split: per pair 2 x [32][kCols] fp32
   static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kABytes + 4 * kFeatBytes + 4 * kFloats + kXBytes;
   static_assert(kDv == 64 || kDv == 128, "64 or 128 value columns");
@@ -73,7 +70,6 @@ struct FusedBasedTile : FusedTile<C> {  // Qs, Ks, Vs (stages), As (A buffers) f
   __device__ T* Qf(int i) const { return reinterpret_cast<T*>(after_a() + i * C::kFeatBytes); }
   __device__ T* Kf(int i) const { return reinterpret_cast<T*>(after_a() + (2 + i) * C::kFeatBytes); }
   __device__ float* fl() const { return reinterpret_cast<float*>(after_a() + 4 * C::kFeatBytes); }
-  __device__ float* zb(int i) const { return fl() + i * C::kZSize; }
   __device__ float* qz(int i) const { return fl() + C::kQz + i * kC; }
   __device__ float* rs(int i, int part) const { return fl() + C::kRs + (4 * i + part) * kC; }
   __device__ float* xbuf(int pair) const { return fl() + C::kFloats + pair * 2 * 32 * C::kCols; }
@@ -130,9 +126,6 @@ __device__ __forceinline__ void load_row16(const T* x, float (&y)[16], float mul
   }
 }
 
-template <class C>
-__device__ void based_qz(const EngineParams& p, const FusedBasedTile<C>& t, int c);
-
 // prepare(c): the features of chunk c's q and k rows (two threads a row, 80 features each) and the
 // warp's tiles of rd(A) with their partial row sums (8 warps: row block w % 4, n-tiles split at
 // w % 4 + 1 between warps w and w + 4; 4 warps: row block w, all its n-tiles).
@@ -178,27 +171,6 @@ __device__ void based_prepare(const EngineParams& p, const FusedBasedTile<C>& t,
   }
   const int r0 = 16 * rb + g, r1 = r0 + 8;
   float rsum[2] = {0.0f, 0.0f};
-  if (p.normalize && c > 0) {  // den: the weights against all keys of chunk c - 1 (fp32), n-tiles in kParts parts
-    const T* Kp = t.Ks((c - 1) % C::kStages);
-    const int clo = 8 * part / C::kParts, chi = 8 * (part + 1) / C::kParts;
-#pragma unroll 1
-    for (int np = clo / 2; np < chi / 2; ++np) {  // n-tiles 2np, 2np + 1 (part bounds are even)
-      uint32_t bb[4];
-      ldsm_b_nk(bb, Kp, C::kLdQ, 16 * np, 0, lane);
-      float xa[2][4];
-      zero_acc(xa);
-      mma16816<T>(xa[0], a, bb[0], bb[1]);
-      mma16816<T>(xa[1], a, bb[2], bb[3]);
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float sx = p.scale * xa[h][e];
-          rsum[e >> 1] += rows.valid(c - 1, 16 * np + 8 * h + 2 * q4 + (e & 1)) ? 1.0f + sx + 0.5f * sx * sx : 0.0f;
-        }
-      }
-    }
-  }
   T* A = t.As(b);
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt) {
@@ -218,11 +190,10 @@ __device__ void based_prepare(const EngineParams& p, const FusedBasedTile<C>& t,
   }
   rsum[0] = quad_sum(rsum[0]), rsum[1] = quad_sum(rsum[1]);
   if (q4 == 0) t.rs(b, part)[r0] = rsum[0], t.rs(b, part)[r1] = rsum[1];
-  if (p.normalize && c > 0) based_qz<C>(p, t, c);
 }
 
-// z[(c+1)%2] = z[c%2] + the keys of chunk c (one warp, on tensor cores: products of T values are
-// exact in fp32): Z2 += K^T K, z1 += K^T 1, n += valid rows.
+// z += the keys of chunk c (one warp, on tensor cores: products of T values are exact in fp32):
+// Z2 += K^T K, z1 += K^T 1, n += valid rows.
 template <class C>
 __device__ void based_z_update(const FusedBasedTile<C>& t, const Rows& rows, int c, int lane) {
   using T = typename C::T;
@@ -241,29 +212,24 @@ __device__ void based_z_update(const FusedBasedTile<C>& t, const Rows& rows, int
     mma16816<T>(z2[1], a, b[2], b[3]);
     mma16816<T>(z1, a, one, one);
   }
-  const float* fi = t.zb(c & 1);  // z before chunk c
-  float* fo = t.zb((c + 1) & 1);  // z before chunk c + 1
+  float* f = t.fl();
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int idx = C::kZ2 + (g + 8 * (e >> 1)) * C::kLdZ + 8 * nt + 2 * q4 + (e & 1);
-      fo[idx] = fi[idx] + z2[nt][e];
-    }
+    const int col = 8 * nt + 2 * q4;
+    f[C::kZ2 + g * C::kLdZ + col] += z2[nt][0], f[C::kZ2 + g * C::kLdZ + col + 1] += z2[nt][1];
+    f[C::kZ2 + (g + 8) * C::kLdZ + col] += z2[nt][2], f[C::kZ2 + (g + 8) * C::kLdZ + col + 1] += z2[nt][3];
   }
-  if (q4 == 0) fo[C::kZ1 + g] = fi[C::kZ1 + g] + z1[0], fo[C::kZ1 + g + 8] = fi[C::kZ1 + g + 8] + z1[2];
-  if (lane == 0) fo[0] = fi[0] + float(min(kC, rows.T - kC * c));
+  if (q4 == 0) f[C::kZ1 + g] += z1[0], f[C::kZ1 + g + 8] += z1[2];
+  if (lane == 0) f[0] += float(min(kC, rows.T - kC * c));
 }
 
-// qz[c % 2][r] = phi(q_r).z = n + scale q.z1 + scale^2/2 q^T Z2 q for chunk c's rows (c >= 1), with
-// z = z[(c+1)%2], the sums before chunk c - 1 (chunk c - 1 itself is in the row sums, see
-// based_prepare): four threads a row, thread i of a row taking a = i, i + 4, i + 8, i + 12 (Z2 row
-// stride 20: no bank conflicts).
+// qz[c % 2][r] = phi(q_r).z = n + scale q.z1 + scale^2/2 q^T Z2 q for chunk c's rows: four threads
+// a row, thread i of a row taking a = i, i + 4, i + 8, i + 12 (Z2 row stride 20: no bank conflicts).
 template <class C>
 __device__ void based_qz(const EngineParams& p, const FusedBasedTile<C>& t, int c) {
   using T = typename C::T;
   const T* Q = t.Qs(c % C::kStages);
-  const float* f = t.zb((c + 1) & 1);
+  const float* f = t.fl();
   for (int idx = threadIdx.x; idx < 4 * kC; idx += C::kThreads) {
     const int r = idx >> 2, qt = idx & 3;
     float q[16];
@@ -382,7 +348,13 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p
         mma_pair<T>(st, np, a, bk);
       }
     }
-    if (c + 1 < NC) based_prepare<C, kAbl>(p, t, rows, c + 1, warp, lane);
+    if (c + 1 < NC) {
+      based_prepare<C, kAbl>(p, t, rows, c + 1, warp, lane);
+      if (p.normalize) {
+        __syncthreads();  // B2: z holds chunks 0..c
+        based_qz<C>(p, t, c + 1);
+      }
+    }
   }
 }
 
@@ -533,7 +505,13 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
         for (int mv = 0; mv < kMV; ++mv) mma_pair<T>(st, 5 * mv + np, a[mv], bk);
       }
     }
-    if (c + 1 < NC) based_prepare<C>(p, t, rows, c + 1, warp, lane);
+    if (c + 1 < NC) {
+      based_prepare<C>(p, t, rows, c + 1, warp, lane);
+      if (p.normalize) {
+        __syncthreads();  // B2: z holds chunks 0..c
+        based_qz<C>(p, t, c + 1);
+      }
+    }
   }
 }
 
