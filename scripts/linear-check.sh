@@ -11,7 +11,11 @@
 #   scripts/linear-check.sh [OUT_DIR]      (default: $OUT on the device tool, else results/linear-check)
 #   scripts/linear-check.sh --pack BUILD   pack BUILD's attnbench and kernels_tests into
 #                                          build/lin-carry (used only while the sources match)
-# Environment: ATTNBENCH_CUDA_ARCH (default 90a), LINEAR_CHECK_BUDGET_S (whole script, default 500).
+# Environment: ATTNBENCH_CUDA_ARCH (default 90a), LINEAR_CHECK_BUDGET_S (whole script, default 500),
+# LINEAR_CHECK_ONLY=based (only based's stages: its GPU tests, default and under ATTNBENCH_LIN_FWD=tile;
+# its fwd timed at T=1024/4096 by the fused kernel (default; ATTNBENCH_BASED_COLS=16; ATTNBENCH_BASED_SPLIT=0)
+# and by chunk_fwd (ATTNBENCH_LIN_FWD=tile);
+# a checked T=1024 point; the table ab_based.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # A fingerprint of every source the binaries are built from.
@@ -86,6 +90,38 @@ sweep() {  # sweep NAME SECONDS ARGS...: one attnbench run, bounded in time (SWE
 cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
 D="--impl tiled --B 8 --H 32 --D 128"
 : >"$out/tests.txt"
+if [[ ${LINEAR_CHECK_ONLY:-} == based ]]; then
+  B="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
+  gtest based "" '*based*' "$(cap 45 150)"
+  gtest based-tile ATTNBENCH_LIN_FWD=tile '*based_tiled_fwd*' "$(cap 30 40)"
+  sweep based "$(cap 40 60)" --no-check $B --T 1024,4096 --pass fwd
+  ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-based "$(cap 50 60)" --no-check $B \
+    --T 1024,4096 --pass fwd
+  ATTNBENCH_BASED_SPLIT=0 SWEEP_CSV="$out/ab_nosplit.csv" sweep ab-nosplit-based "$(cap 50 40)" --no-check $B \
+    --T 1024,4096 --pass fwd
+  gtest based-nosplit ATTNBENCH_BASED_SPLIT=0 '*based_tiled_fwd*' "$(cap 40 40)"
+  ATTNBENCH_BASED_COLS=16 SWEEP_CSV="$out/ab_cols16.csv" sweep ab-cols16-based "$(cap 50 40)" --no-check $B \
+    --T 1024,4096 --pass fwd
+  gtest based-cols16 ATTNBENCH_BASED_COLS=16 '*based_tiled_fwd*' "$(cap 40 40)"
+  sweep based-checked "$(cap 80 60)" $B --T 1024 --pass fwd
+  python3 - "$csv" "$out/ab_tile.csv" "$out/ab_nosplit.csv" "$out/ab_cols16.csv" <<'EOF' | tee "$out/ab_based.md"
+import csv, sys, os
+def load(p):
+    d = {}
+    if os.path.exists(p):
+        for r in csv.DictReader(open(p)):
+            if r["algo"] == "based" and r["pass"] == "fwd" and r["ms_median"] and r["floor_ms"]:
+                d[int(r["Tq"])] = (float(r["ms_median"]), float(r["floor_ms"]))
+    return d
+split, tile, nosplit, cols16 = (load(p) for p in sys.argv[1:5])
+c = lambda x: "%.4g (%.2f)" % (x[0], x[0] / x[1]) if x else ""
+print("| based fwd, Dk 16 Dv 128 | T | default ms (x floor) | split, 16 columns (x) | no split (x) | chunk_fwd (tile) ms (x) | tile / default |")
+print("|---|---|---|---|---|---|---|")
+for T in sorted(set(split) | set(tile) | set(nosplit) | set(cols16)):
+    s, n, t, w = split.get(T), nosplit.get(T), tile.get(T), cols16.get(T)
+    print("| based | %d | %s | %s | %s | %s | %s |" % (T, c(s), c(w), c(n), c(t), "%.2f" % (t[0] / s[0]) if s and t else ""))
+EOF
+else
 gtest all "" '*linear*:*based*:*gated*:GpuNaive.*' "$(cap 40 150)"
 sweep main-4k "$(cap 30 60)" --no-check --algo linear,gated --variant retention $D --T 1024,4096 --pass fwd,bwd
 ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile "$(cap 15 40)" --no-check --algo linear,gated \
@@ -94,16 +130,19 @@ ATTNBENCH_LIN_FWD=tile ATTNBENCH_LIN_OCC=3 SWEEP_CSV="$out/ab_occ3.csv" sweep ab
   --algo linear,gated --variant retention $D --T 1024,4096 --pass fwd
 sweep main-16k "$(cap 50 90)" --no-check --algo linear,gated --variant retention $D --T 16384 --pass fwd,bwd
 gtest tile ATTNBENCH_LIN_FWD=tile \
-  '*linear_tiled_fwd*:*gated_retention_tiled_fwd*:*gated_lightning_tiled_fwd*:*gated_scalar_tiled_fwd*:*gated_vector_tiled_fwd*:*gated_rwkv6_tiled_fwd*' \
+  '*linear_tiled_fwd*:*gated_retention_tiled_fwd*:*gated_lightning_tiled_fwd*:*gated_scalar_tiled_fwd*:*gated_vector_tiled_fwd*:*gated_rwkv6_tiled_fwd*:*based_tiled_fwd*' \
   "$(cap 30 60)"
 sweep others-4k "$(cap 40 50)" --no-check --algo gated --variant lightning,scalar,vector,rwkv6 $D --T 4096 --pass fwd
 ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-vec "$(cap 15 30)" --no-check --algo gated \
   --variant vector,rwkv6 $D --T 4096 --pass fwd
 sweep based-4k "$(cap 20 20)" --no-check --algo based --impl tiled --B 8 --H 32 --T 4096 --Dk 16 --Dv 128 --pass fwd
+ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-based "$(cap 20 20)" --no-check --algo based \
+  --impl tiled --B 8 --H 32 --T 4096 --Dk 16 --Dv 128 --pass fwd
 sweep checked "$(cap 60 50)" --algo linear,gated --variant retention,scalar --impl tiled --B 8 --H 32 --D 128 \
   --T 1024 --pass fwd,bwd
 ATTNBENCH_LIN_FWD=tile SWEEP_CSV="$out/ab_tile.csv" sweep ab-tile-16k $(( $(left) - 15 )) --no-check \
   --algo linear,gated --variant retention $D --T 16384 --pass fwd
+fi
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 
 python3 - "$csv" results/published/fla_a100_2024.csv <<'EOF' | tee "$out/table.md"

@@ -1,18 +1,95 @@
-// based, tiled: the chunkwise kernel on Taylor features (Dk <= 16, F = 160 state rows, value
-// tiles of 64 columns). Math in linear_family_tiled_fwd.cuh.
+// based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows): the fused
+// kernel, one block per (b, h) over all value columns (Dv <= 128; linear_family_tiled_fused_based.cuh),
+// else (or under ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV
+// columns (linear_family_tiled_fwd.cuh).
+#include <cstdlib>
+#include <string>
+#include <type_traits>
+
+#include "linear_family_tiled_fused_based.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"
 
 namespace attnbench::kernels::lin_tiled {
+namespace {
+
+template <class C, int kAbl = 0>
+void launch_fused_based(const EngineParams& e, int BH, cudaStream_t s) {
+  void (*kernel)(EngineParams);
+  if constexpr (C::kSplit) kernel = fused_based_fwd_split<C>;
+  else kernel = fused_based_fwd<C, kAbl>;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+  kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw_cuda_error(err, "fused_based_fwd", __FILE__, __LINE__);
+}
+
+// ATTNBENCH_BASED_SPLIT=0 selects fused_based_fwd (a warp owns 16 value columns and all 160 state
+// rows) instead of fused_based_fwd_split (32 value columns, half the state rows): an A/B switch.
+inline bool based_split() {
+  static const bool v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_SPLIT");
+    return !(s && std::string(s) == "0");
+  }();
+  return v;
+}
+
+// ATTNBENCH_BASED_COLS=16 selects the split kernel with 16 value columns a warp (twice the warps)
+// instead of 32 (an A/B switch).
+inline int based_cols() {
+  static const int v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_COLS");
+    return s && std::string(s) == "16" ? 16 : 32;
+  }();
+  return v;
+}
+
+// ATTNBENCH_BASED_ABL=1..15 (measurement only: wrong results): the fused kernel with parts skipped
+// (see fused_based_fwd), bf16 and Dv = 128 only; 0 or unset: the real kernel.
+inline int based_ablation() {
+  static const int v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_ABL");
+    return s ? std::atoi(s) : 0;
+  }();
+  return v;
+}
+
+template <class T>
+void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
+  if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      if (e.Dvv > 64 && based_ablation() != 0 && !based_split()) {
+        switch (based_ablation()) {
+          case 1: launch_fused_based<FusedBasedCfg<T, 128>, 1>(e, BH, s); return;
+          case 2: launch_fused_based<FusedBasedCfg<T, 128>, 2>(e, BH, s); return;
+          case 3: launch_fused_based<FusedBasedCfg<T, 128>, 3>(e, BH, s); return;
+          case 4: launch_fused_based<FusedBasedCfg<T, 128>, 4>(e, BH, s); return;
+          case 8: launch_fused_based<FusedBasedCfg<T, 128>, 8>(e, BH, s); return;
+          default: launch_fused_based<FusedBasedCfg<T, 128>, 15>(e, BH, s); return;
+        }
+      }
+    }
+    if (based_split() && based_cols() == 16) {
+      if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64, true, 16>>(e, BH, s);
+      else launch_fused_based<FusedBasedCfg<T, 128, true, 16>>(e, BH, s);
+    } else if (based_split()) {
+      if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64, true, 32>>(e, BH, s);
+      else launch_fused_based<FusedBasedCfg<T, 128, true, 32>>(e, BH, s);
+    } else {
+      if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64>>(e, BH, s);
+      else launch_fused_based<FusedBasedCfg<T, 128>>(e, BH, s);
+    }
+    return;
+  }
+  using C = Cfg<T, Feat::based, kBasedDk, kBasedBV>;
+  launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<based>");
+}
+
+}  // namespace
 
 void launch_based_fwd(Dtype dt, const EngineParams& e, int BH, cudaStream_t s) {
-  if (dt == Dtype::bf16) {
-    using C = Cfg<__nv_bfloat16, Feat::based, kBasedDk, kBasedBV>;
-    launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<based>");
-  } else {
-    using C = Cfg<__half, Feat::based, kBasedDk, kBasedBV>;
-    launch_cfg<C, false>(chunk_fwd<C, false>, e, BH, s, "chunk_fwd<based>");
-  }
+  if (dt == Dtype::bf16) based_fwd_t<__nv_bfloat16>(e, BH, s);
+  else based_fwd_t<__half>(e, BH, s);
 }
 
 }  // namespace attnbench::kernels::lin_tiled

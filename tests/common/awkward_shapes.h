@@ -30,7 +30,12 @@ inline std::vector<Problem> awkward_problems(const std::string& algo, const std:
     shapes = {{1, 2, 2, 1, 1, 64, 64, true},       {2, 2, 2, 63, 63, 64, 64, true},
               {1, 2, 2, 1013, 1013, 64, 64, true},  {1, 2, 2, 1013, 1013, 128, 128, true},
               {1, 2, 2, 63, 63, 60, 60, true},      {1, 2, 2, 200, 200, 128, 64, true}};
-    if (algo == "based") shapes.push_back({1, 2, 2, 257, 257, 16, 128, true});
+    if (algo == "based") {  // the Taylor form (Dk <= 16): its fused forward's widths and T % 64
+      shapes.push_back({1, 2, 2, 257, 257, 16, 128, true});
+      shapes.push_back({1, 2, 2, 1013, 1013, 16, 64, true});
+      shapes.push_back({2, 2, 2, 63, 63, 16, 120, true});
+      shapes.push_back({1, 2, 2, 1, 1, 16, 128, true});
+    }
     if (algo == "linear") shapes.push_back({1, 2, 2, 100, 100, 256, 64, true});
   }
   std::vector<Problem> out;

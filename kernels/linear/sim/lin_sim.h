@@ -72,6 +72,7 @@ struct State {
   ucontext_t sched;
   Barrier block_bar;
   std::vector<Barrier> warp_bar;
+  std::vector<Barrier> named_bar;  // bar.sync id, n (ids 1..15)
   std::vector<Lane> lanes;
   std::vector<unsigned char> smem;
   std::function<void()> body;
@@ -108,6 +109,11 @@ inline void arrive(Barrier& b) {
 }
 
 inline void syncthreads() { arrive(S().block_bar); }
+inline void named_barrier(int id, int n) {
+  Barrier& b = S().named_bar.at(id);
+  b.expected = n;
+  arrive(b);
+}
 inline int lane_id() { return static_cast<int>(S().fibers[S().cur].tid % 32); }
 inline int warp_id() { return static_cast<int>(S().fibers[S().cur].tid / 32); }
 inline Lane& my_lane() { return S().lanes[S().fibers[S().cur].tid]; }
@@ -247,6 +253,7 @@ inline void launch(Dim3 grid, Dim3 block, size_t smem_bytes, std::function<void(
         s.fibers.assign(nthreads, Fiber{});
         s.block_bar = Barrier{0, static_cast<int>(nthreads), 0};
         s.warp_bar.assign(nthreads / 32, Barrier{0, 32, 0});
+        s.named_bar.assign(16, Barrier{0, 0, 0});
         for (unsigned t = 0; t < nthreads; ++t) {
           Fiber& f = s.fibers[t];
           f.tid = t;
