@@ -81,15 +81,16 @@ fi
 # Awkward shapes: odd lengths, a partial last tile, Tk != Tq and grouped heads in the softmax
 # family. Racecheck tracks every shared-memory access: one head, one short sequence.
 shape_args() {  # tool algo
-  local family=linear extra=""
+  local family=linear extra="" dims="--D 64"
   case $2 in softmax|piecewise|hyperbolic) family=softmax ;; esac
   [[ $2 == bidir ]] && extra=" --feature-map all"  # each map is its own code path (focused: a shared-memory pass)
+  [[ $2 == based ]] && dims="--Dk 16,64 --Dv 64"  # Dk <= 16: the fused forward; 64: the quadratic form
   if [[ $1 == racecheck ]]; then
-    echo "--B 1 --H 1 --T 63 --D 64 --dtype bf16,fp32$extra"
+    echo "--B 1 --H 1 --T 63 $dims --dtype bf16,fp32$extra"
   elif [[ $family == softmax ]]; then
-    echo "--B 1 --H 4 --Hkv 2 --T 63 --Tk 63,130 --D 64 --dtype bf16,fp16,fp32"
+    echo "--B 1 --H 4 --Hkv 2 --T 63 --Tk 63,130 $dims --dtype bf16,fp16,fp32"
   else
-    echo "--B 1 --H 2 --T 63,130 --D 64 --dtype bf16,fp16,fp32$extra"
+    echo "--B 1 --H 2 --T 63,130 $dims --dtype bf16,fp16,fp32$extra"
   fi
 }
 
