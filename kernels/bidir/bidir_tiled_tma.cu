@@ -3,21 +3,27 @@
 // a head over a cluster of C CTAs, same state exchange: cluster_state_exchange) with another way
 // of moving the tiles.
 //
-// Loads. Every streamed tile is one bulk tensor copy (cp.async.bulk.tensor.3d, issued by one
-// thread) that completes on the slot's mbarrier `full` (transaction bytes). The tensor maps view
-// q, k, v as [BH][T][D] (3-D, innermost D) with a box of (DP + 8) x rows x 1: the 8 columns past
-// DP, and every column >= D and row >= T, lie outside the tensor and arrive as zeros, so the
-// shared tile has exactly the padded layout [rows][DP + 8] of the cp.async kernels (conflict-free
-// ldmatrix) and the same zero fill. No thread computes an address or waits at a block barrier
-// for a tile: each warp waits on the slot's `full` barrier alone.
+// Loads. Every streamed tile arrives by bulk tensor copies (cp.async.bulk.tensor.3d, issued by one
+// thread) that complete on the slot's mbarrier `full` (transaction bytes). The tensor maps view
+// q, k, v as [BH][T][D] (3-D, innermost D). Default (p.tma_sw): boxes of 64 columns x rows, one
+// per 64 columns of the padded width DP, with the 128-byte swizzle: the shared tile is the
+// Sw128Tile layout (bidir_tiled_common.cuh; conflict-free ldmatrix without padding), and the rows
+// move as the dense 128-byte lines they are in memory. Else (ATTNBENCH_BIDIR_BOX=pad) one box of
+// (DP + 8) x rows: the 8 columns past DP lie outside the tensor and arrive as zeros, giving the
+// cp.async kernels' padded layout [rows][DP + 8] (PadTile) — about 0.1x of floor slower on the
+// H200 (session 4, bidir_tiled.cu). Either way every column >= D and row >= T arrives as zero.
+// No thread computes an address or waits at a block barrier for a tile: each warp waits on the
+// slot's `full` barrier alone.
 // Refill. A slot is refilled as soon as the last of the NW warps is done with it: each warp,
 // after its last read of item i, adds 1 to the slot's counter (atom.acq_rel: its reads happen
 // before); the warp that brings it to NW (u + 1) (u = i / SLOTS, the slot's use) issues item
 // i + SLOTS into the slot. So the ring runs as far ahead as the slowest warp allows, with no
 // producer warp and no __syncthreads per tile.
-// Stores (p.o_tma): each warp's 16-row O slab is staged in shared memory as before and written by
-// one bulk tensor store (rows >= Tq and columns >= Dv lie outside the map and are not written),
-// or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
+// Stores (p.o_tma): each warp's 16-row O slab is staged in shared memory (in the boxes' layout) and
+// written by bulk tensor stores (rows >= Tq and columns >= Dv lie outside the map and are not
+// written), or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
+// Diagnostics (p.diag, ATTNBENCH_BIDIR_DIAG=1): the same walk with the math skipped, to time the
+// data movement alone (o is then wrong).
 // Order (p.order): which tiles a CTA takes and where its walk starts (see the share below); the
 // state's fp32 sums run in the walk's order, fixed for a given shape and launch plan. (H200: the
 // rotated and rank-strided walks timed within 0.5% of the plain one; the default is plain.)
