@@ -31,8 +31,6 @@
 //                                    or padded to D + 8 columns
 //   ATTNBENCH_BIDIR_ZMMA=1|0         norm's z in the one-launch forwards on tensor cores (default) or
 //                                    by fp32 dots
-//   ATTNBENCH_BIDIR_QPF=N            the TMA forward: N Q items past its ring prefetched into L2 at
-//                                    the phase switch (default 0)
 //   ATTNBENCH_BIDIR_DIAG=1           diagnostics, wrong output (TiledParams::diag): the TMA forward
 //                                    with no math (its data movement alone)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
@@ -131,7 +129,6 @@ constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
 constexpr bool kDefaultTmaSw = true;
 constexpr bool kDefaultZmma = true;
-constexpr int kDefaultQPrefetch = 0;
 constexpr bool kDefaultExpH2 = true;  // elu1's exp in the one-launch forwards (bidir_tiled_common.cuh)
 
 class TiledBidir : public CudaPrepared {
@@ -238,7 +235,6 @@ class TiledBidir : public CudaPrepared {
     if (const char* e = env("ATTNBENCH_BIDIR_OSTORE")) fused_.o_tma = std::strcmp(e, "st") != 0;
     fused_.diag = env("ATTNBENCH_BIDIR_DIAG") ? std::atoi(env("ATTNBENCH_BIDIR_DIAG")) : 0;
     fused_.tma_sw = kDefaultTmaSw;
-    fused_.q_prefetch = env("ATTNBENCH_BIDIR_QPF") ? std::max(0, std::atoi(env("ATTNBENCH_BIDIR_QPF"))) : kDefaultQPrefetch;
     fused_.zmma = env("ATTNBENCH_BIDIR_ZMMA") ? std::strcmp(env("ATTNBENCH_BIDIR_ZMMA"), "0") != 0 : kDefaultZmma;
     if (const char* e = env("ATTNBENCH_BIDIR_BOX")) fused_.tma_sw = std::strcmp(e, "pad") != 0;
     fused_.order = kDefaultOrder;

@@ -56,7 +56,6 @@ struct TiledParams {
   // zmma (the one-launch forwards): norm's z = Qf . kmean on tensor cores from kmean's three
   // storage-dtype terms in sKV's padding columns (output_slab_smem), else fp32 dots.
   bool zmma;
-  int q_prefetch;  // the TMA forward: Q items past its ring prefetched into L2 at the phase switch
   // Diagnostics of the TMA forward only (ATTNBENCH_BIDIR_DIAG=1; o is then NOT the output): the math
   // is skipped (the state stays zero, each O slab is zero-filled), so the kernel times its data
   // movement alone.

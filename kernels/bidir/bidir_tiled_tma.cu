@@ -22,9 +22,6 @@
 // Stores (p.o_tma): each warp's 16-row O slab is staged in shared memory (in the boxes' layout) and
 // written by bulk tensor stores (rows >= Tq and columns >= Dv lie outside the map and are not
 // written), or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
-// Q prefetch (p.q_prefetch): when the first Q item enters the ring, the next q_prefetch Q items
-// past the ring are prefetched into L2 (cp.async.bulk.prefetch.tensor), so that DRAM keeps
-// streaming while the CTA stops consuming for the state exchange between the phases.
 // Diagnostics (p.diag, ATTNBENCH_BIDIR_DIAG=1): the same walk with the math skipped, to time the
 // data movement alone (o is then wrong).
 // Order (p.order): which tiles a CTA takes and where its walk starts (see the share below); the
@@ -93,12 +90,6 @@ __device__ __forceinline__ void tma_store_3d(const void* map, const void* src, i
   asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%2, %3, %4}], [%1];\n" ::"l"(
                    reinterpret_cast<uint64_t>(map)),
                "r"(smem_addr(src)), "r"(c0), "r"(c1), "r"(c2)
-               : "memory");
-}
-// The box at (c0, c1, c2) of the map into L2 only (no shared memory, no barrier).
-__device__ __forceinline__ void tma_prefetch_l2_3d(const void* map, int c0, int c1, int c2) {
-  asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(reinterpret_cast<uint64_t>(map)),
-               "r"(c0), "r"(c1), "r"(c2)
                : "memory");
 }
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
@@ -226,12 +217,6 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
 #pragma unroll
       for (int h = 0; h < (SW ? DVP / 64 : 1); ++h) tma_load_3d(dst + BM * F::KROW + h * BM * 64, &maps.v, 64 * h, row0, bh, &full[s], pol);
     } else {
-      if (i == n_kv) {  // the first Q item: Q items SLOTS.. (past the ring) into L2 (p.q_prefetch)
-        for (int j = SLOTS; j < SLOTS + p.q_prefetch && j < n_q; ++j) {
-#pragma unroll
-          for (int h = 0; h < (SW ? DKP / 64 : 1); ++h) tma_prefetch_l2_3d(&maps.q, 64 * h, q_item(j) * qr, bh);
-        }
-      }
       mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * F::KROW * 2));
 #pragma unroll
       for (int h = 0; h < (SW ? DKP / 64 : 1); ++h) tma_load_3d(dst + h * QR * 64, &maps.q, 64 * h, q_item(i - n_kv) * qr, bh, &full[s], pol);
