@@ -124,6 +124,10 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 // (ATTNBENCH_BIDIR_DIAG=1) the swizzled kernel moves its bytes in 1.178/1.130/1.096.
 // z on tensor cores (bidir_zmma_ab.csv, same run): identity 1.254/1.185/1.141 (fp32 dots
 // 1.258/1.198/1.150), elu1 1.369/1.315/1.287 (1.409/1.332/1.299).
+// Tried and dropped (bidir_qpf_ab.csv): prefetching the Q items past the ring into L2 when the
+// first Q item enters it (cp.async.bulk.prefetch.tensor), to keep DRAM busy over the state
+// exchange: identity at T = 4096 1.261 -> 1.322 / 1.369 / 1.401 with 8 / 16 / 32 items (worse with
+// every N, at every T); commit b312665 and its revert.
 constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
