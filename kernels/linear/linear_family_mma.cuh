@@ -161,6 +161,26 @@ __device__ __forceinline__ void mma_pair(float (&acc)[NT][4], int np, const uint
   mma16816<T>(acc[2 * np + 1], a, b[2], b[3]);
 }
 
+// oa[mt] += rd(A)[16mt.., 16kk..] V[16kk.., n0..n0+16) over the chunk's lower block triangle
+// (kk <= mt: the causal intra-chunk weights of a 64-row chunk, zero above the diagonal blocks), for
+// the 16 value columns from n0 (two n-tiles). The fused forwards' rd(A) V.
+template <class T>
+__device__ __forceinline__ void causal_av(float (&oa)[4][2][4], const T* A, int ldA, const T* V, int ldV, int n0, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    uint32_t b[4];
+    ldsm_b_kn(b, V, ldV, 16 * kk, n0, lane);
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt) {
+      if (mt < kk) continue;
+      uint32_t a[4];
+      ldsm_a(a, A, ldA, 16 * mt, 16 * kk, lane);
+      mma16816<T>(oa[mt][0], a, b[0], b[1]);
+      mma16816<T>(oa[mt][1], a, b[2], b[3]);
+    }
+  }
+}
+
 // Accumulator columns [16kk, 16kk+16) as an A operand (rounded to T).
 template <class T, int NT>
 __device__ __forceinline__ void acc_to_a(const float (&c)[NT][4], int kk, uint32_t (&a)[4]) {

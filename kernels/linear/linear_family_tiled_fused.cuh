@@ -279,19 +279,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_fwd(EngineParams p) {
         for (int nt = 0; nt < 2; ++nt) oa[mt][nt][0] *= e0, oa[mt][nt][1] *= e0, oa[mt][nt][2] *= e1, oa[mt][nt][3] *= e1;
       }
     }
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      uint32_t b[4];
-      ldsm_b_kn(b, V, C::kLdV, 16 * kk, n0, lane);
-#pragma unroll
-      for (int mt = 0; mt < 4; ++mt) {
-        if (mt < kk) continue;
-        uint32_t a[4];
-        ldsm_a(a, A, C::kLdA, 16 * mt, 16 * kk, lane);
-        mma16816<T>(oa[mt][0], a, b[0], b[1]);
-        mma16816<T>(oa[mt][1], a, b[2], b[3]);
-      }
-    }
+    causal_av<T>(oa, A, C::kLdA, V, C::kLdV, n0, lane);
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) {
 #pragma unroll

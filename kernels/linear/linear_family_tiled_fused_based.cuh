@@ -304,19 +304,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p
         mma16816<T>(oa[mt][1], a, bs[1], bs[3]);
       }
     }
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      uint32_t bv[4];
-      ldsm_b_kn(bv, V, C::kLdV, 16 * kk, n0, lane);
-#pragma unroll
-      for (int mt = 0; mt < 4; ++mt) {
-        if (mt < kk) continue;
-        uint32_t a[4];
-        ldsm_a(a, A, C::kLdA, 16 * mt, 16 * kk, lane);
-        mma16816<T>(oa[mt][0], a, bv[0], bv[1]);
-        mma16816<T>(oa[mt][1], a, bv[2], bv[3]);
-      }
-    }
+    causal_av<T>(oa, A, C::kLdA, V, C::kLdV, n0, lane);
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) {
 #pragma unroll
