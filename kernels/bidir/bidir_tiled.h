@@ -60,6 +60,9 @@ struct TiledParams {
   // is skipped (the state stays zero, each O slab is zero-filled), so the kernel times its data
   // movement alone.
   int diag;
+  // early (the TMA forward): a warp releases a ring slot as soon as its fragments of the item are
+  // in registers, before the math (else after it), so the slot refills while the warp computes.
+  bool early;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

@@ -21,23 +21,29 @@ namespace attnbench::kernels::bidir {
 // ks0 (the whole tile: ks0 = 0, KSN = BM / 16; or a share, when several warps own the same rows).
 // LK, LV: the tiles' shared layouts (bidir_tiled_common.cuh; padded rows unless the TMA forward
 // loads swizzled boxes).
-template <class T, int DKP, int DVP, int FM, bool MASK, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>>
+// Loaded: called once this warp has read all it reads of the tile (the TMA forward releases the
+// slot there, so the ring refills while the warp still computes: bidir_tiled_tma.cu). With a
+// Loaded other than NoLoaded, and where the fragments fit (KSN (2 NV + 4) <= 40 registers), every
+// fragment is read first, then the math runs; else Loaded runs after the math.
+struct NoLoaded {
+  __device__ __forceinline__ void operator()() const {}
+};
+template <class T, int DKP, int DVP, int FM, bool MASK, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>,
+          class Loaded = NoLoaded>
 __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
-                                           const TiledParams& p, int warp, int ks0, int lane, uint32_t ones) {
+                                           const TiledParams& p, int warp, int ks0, int lane, uint32_t ones,
+                                           Loaded loaded = {}) {
   using Tr = Traits<DKP, DVP>;
   const int mi = lane / 8, r8 = lane % 8, g = lane / 4, q = lane % 4;
   const int tvalid = p.Tk - row0;  // rows of this tile inside Tk
   const bool dok[2] = {warp * 16 + g < p.Dk, warp * 16 + g + 8 < p.Dk};
   const uint32_t ak = LK::lane(smem_addr(cK), (mi / 2) * 8 + r8, (mi % 2) * 8);
   const uint32_t av = LV::lane(smem_addr(cV), (mi % 2) * 8 + r8, (mi / 2) * 8);
+  // A = Kf^T of k-step ks in place: phi on the 4 registers (masked where the tile is not whole).
+  auto map_a = [&](uint32_t(&a)[4], int ks) {
+    if constexpr ((FM == kElu1H2 || FM == kElu1) && !MASK) {
 #pragma unroll
-  for (int kk = 0; kk < KSN; ++kk) {
-    const int ks = ks0 + kk;
-    uint32_t a[4];
-    ldsm_x4_t(a, LK::at(ak, ks * 16, warp * 16));
-    if constexpr (FM == kElu1H2 && !MASK) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) a[j] = elu1_h2_packed<T>(a[j]);
+      for (int j = 0; j < 4; ++j) a[j] = FM == kElu1H2 ? elu1_h2_packed<T>(a[j]) : elu1_f2_packed<T>(a[j]);
     } else if (FM != kIdentity) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -51,39 +57,70 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
         a[j] = pack2<T>(f0, f1);
       }
     }
+  };
+  constexpr bool PRE = !std::is_same_v<Loaded, NoLoaded> && KSN * (2 * Tr::NV + 4) <= 40;
+  if constexpr (PRE) {
+    uint32_t a[KSN][4], b[KSN][Tr::NV / 2][4];  // B = V [t][e]: rows t = k, ldmatrix.trans
 #pragma unroll
-    for (int np = 0; np < Tr::NV / 2; ++np) {
-      uint32_t b[4];  // B = V [t][e]: rows t = k, ldmatrix.trans
-      ldsm_x4_t(b, LV::at(av, ks * 16, np * 16));
-      mma16816<T>(acc[2 * np], a, b[0], b[1]);
-      mma16816<T>(acc[2 * np + 1], a, b[2], b[3]);
+    for (int kk = 0; kk < KSN; ++kk) {
+      ldsm_x4_t(a[kk], LK::at(ak, (ks0 + kk) * 16, warp * 16));
+#pragma unroll
+      for (int np = 0; np < Tr::NV / 2; ++np) ldsm_x4_t(b[kk][np], LV::at(av, (ks0 + kk) * 16, np * 16));
     }
-    if (p.norm) mma16816<T>(acc[Tr::NV], a, ones, ones);
+    loaded();
+#pragma unroll
+    for (int kk = 0; kk < KSN; ++kk) {
+      map_a(a[kk], ks0 + kk);
+#pragma unroll
+      for (int np = 0; np < Tr::NV / 2; ++np) {
+        mma16816<T>(acc[2 * np], a[kk], b[kk][np][0], b[kk][np][1]);
+        mma16816<T>(acc[2 * np + 1], a[kk], b[kk][np][2], b[kk][np][3]);
+      }
+      if (p.norm) mma16816<T>(acc[Tr::NV], a[kk], ones, ones);
+    }
+  } else {
+#pragma unroll
+    for (int kk = 0; kk < KSN; ++kk) {
+      const int ks = ks0 + kk;
+      uint32_t a[4];
+      ldsm_x4_t(a, LK::at(ak, ks * 16, warp * 16));
+      map_a(a, ks);
+#pragma unroll
+      for (int np = 0; np < Tr::NV / 2; ++np) {
+        uint32_t b[4];  // B = V [t][e]: rows t = k, ldmatrix.trans
+        ldsm_x4_t(b, LV::at(av, ks * 16, np * 16));
+        mma16816<T>(acc[2 * np], a, b[0], b[1]);
+        mma16816<T>(acc[2 * np + 1], a, b[2], b[3]);
+      }
+      if (p.norm) mma16816<T>(acc[Tr::NV], a, ones, ones);
+    }
+    loaded();
   }
 }
 
 // state_tile with the run-time map (focused: mapped in place beforehand, here as identity) and
 // the mask only where the tile needs it.
-template <class T, int DKP, int DVP, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>>
+template <class T, int DKP, int DVP, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>, class Loaded = NoLoaded>
 __device__ __forceinline__ void state_tile_any(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
-                                               const TiledParams& p, int warp, int ks0, int lane, uint32_t ones) {
+                                               const TiledParams& p, int warp, int ks0, int lane, uint32_t ones,
+                                               Loaded loaded = {}) {
   const bool whole = row0 + Traits<DKP, DVP>::BM <= p.Tk && p.Dk == DKP;
   if (p.fm == kElu1) {
     if (whole) {
-      state_tile<T, DKP, DVP, kElu1, false, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+      state_tile<T, DKP, DVP, kElu1, false, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
     } else {
-      state_tile<T, DKP, DVP, kElu1, true, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+      state_tile<T, DKP, DVP, kElu1, true, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
     }
   } else if (p.fm == kElu1H2) {
     if (whole) {
-      state_tile<T, DKP, DVP, kElu1H2, false, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+      state_tile<T, DKP, DVP, kElu1H2, false, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
     } else {
-      state_tile<T, DKP, DVP, kElu1H2, true, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+      state_tile<T, DKP, DVP, kElu1H2, true, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
     }
   } else if (p.fm == kRelu) {
-    state_tile<T, DKP, DVP, kRelu, false, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    state_tile<T, DKP, DVP, kRelu, false, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
   } else {
-    state_tile<T, DKP, DVP, kIdentity, false, KSN, LK, LV>(acc, cK, cV, row0, p, warp, ks0, lane, ones);
+    state_tile<T, DKP, DVP, kIdentity, false, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
   }
 }
 
@@ -172,13 +209,13 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
 // into `oslab` (16 rows of stride VST, this warp's). The caller stores oslab (output_slab: 16-byte
 // stores; the TMA forward: one bulk tensor store). LQ, LO: the layouts of the Q tile (slab = tile +
 // LQ::off(16 s, 0)) and of oslab.
-template <class T, int DKP, int DVP, class LQ = PadTile<DKP + 8>, class LO = PadTile<DVP + 8>>
-__device__ __forceinline__ void output_slab_smem(const T* slab, T* oslab, const T* sKV, const float* skm, int row0,
-                                                 const TiledParams& p, int lane) {
+// output_frags: the same from the slab's Q fragments already in registers (f, A layout; the TMA
+// forward reads them, releases the slot, then computes).
+template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>>
+__device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT][4], T* oslab, const T* sKV, const float* skm,
+                                             int row0, const TiledParams& p, int lane) {
   using Tr = Traits<DKP, DVP>;
   const int mi = lane / 8, r8 = lane % 8, q = lane % 4, row = row0 + lane / 4;
-  uint32_t f[Tr::KT][4];  // Qf, A fragments
-  load_a_frags_l<Tr::KT, LQ>(f, slab, lane);
   if (p.fm != kIdentity) {
     const bool row_ok[2] = {row < p.Tq, row + 8 < p.Tq};
     phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, row0 + 16 <= p.Tq && p.Dk == DKP);
@@ -235,6 +272,13 @@ __device__ __forceinline__ void output_slab_smem(const T* slab, T* oslab, const 
     }
     store_c_tiles_l<4, LO>(oslab, acc, nc * 32, lane);
   }
+}
+template <class T, int DKP, int DVP, class LQ = PadTile<DKP + 8>, class LO = PadTile<DVP + 8>>
+__device__ __forceinline__ void output_slab_smem(const T* slab, T* oslab, const T* sKV, const float* skm, int row0,
+                                                 const TiledParams& p, int lane) {
+  uint32_t f[Traits<DKP, DVP>::KT][4];  // Q, A fragments (Qf once output_frags maps them)
+  load_a_frags_l<Traits<DKP, DVP>::KT, LQ>(f, slab, lane);
+  output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, row0, p, lane);
 }
 
 // output_slab_smem, then 16-byte stores of the slab into og (rows >= Tq are not stored).

@@ -257,8 +257,13 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
       fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
       __syncthreads();
     }
-    if (!nomath) state_tile_any<T, DKP, DVP, F::KSN, LK, LV>(acc, cK, cV, row0, p, wr, ks0, lane, ones);
-    release(i);
+    // early release (p.early): the slot goes back once this warp's fragments are in registers.
+    if (!nomath) {
+      state_tile_any<T, DKP, DVP, F::KSN, LK, LV>(acc, cK, cV, row0, p, wr, ks0, lane, ones, [&] {
+        if (p.early) release(i);
+      });
+    }
+    if (nomath || !p.early) release(i);
   }
 
   // ---- exchange ----
@@ -270,6 +275,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
   for (int i = n_kv; i < n; ++i) {
     const int s = i % SLOTS, j = i - n_kv;
     mbar_wait(&full[s], (i / SLOTS) & 1);
+    bool released = false;
     if (j % F::QG == grp) {
       const T* sq = slots + s * F::SLOT_ELEMS;
       const int r0 = q_item(j) * qr;
@@ -280,7 +286,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
           __syncwarp();
         }
         if (!nomath) {
-          output_slab_smem<T, DKP, DVP, LQ, LO>(sq + LQ::off(16 * sl, 0), oslab, sKV, skm, r0 + 16 * sl, p, lane);
+          uint32_t f[Tr::KT][4];  // the slab's Q fragments
+          load_a_frags_l<Tr::KT, LQ>(f, sq + LQ::off(16 * sl, 0), lane);
+          if (p.early && sl + F::WPG >= nslab) release(i), released = true;  // this warp's last read of item i
+          output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane);
         } else {
           for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
         }
@@ -299,7 +308,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
         }
       }
     }
-    release(i);
+    if (!released) release(i);
   }
   if (p.o_tma && lane == 0) bulk_wait_all();
 #endif
