@@ -23,8 +23,9 @@
 //                                    where Dk or Dv > 64: 16 warps spill there)
 //   ATTNBENCH_BIDIR_OSTORE=tma|st    the TMA forward's O stores: bulk tensor stores or 16-byte stores
 //   ATTNBENCH_BIDIR_ORDER=blk|rot|ilv|rotilv  the TMA forward's walk over tiles (TiledParams::order)
-//   ATTNBENCH_BIDIR_EXP=h2|f32       elu1's exp in the one-launch forwards: ex2.approx.f16x2 (two
-//                                    per MUFU op, the default) or __expf
+//   ATTNBENCH_BIDIR_EXP=h2|f32       elu1's exp in the one-launch forwards: ex2.approx.f16x2 on the
+//                                    pair, or ex2.approx.f32 per element with x + 1 and the pick on
+//                                    packed pairs (the default: fewer instructions for bf16)
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_BOX=sw|pad       the TMA forward's boxes: dense with the 128-byte swizzle (default)
@@ -33,8 +34,11 @@
 //                                    by fp32 dots
 //   ATTNBENCH_BIDIR_EARLY=1|0        the TMA forward's warps release a ring slot once their
 //                                    fragments of it are in registers (before the math) or after it
-//   ATTNBENCH_BIDIR_DIAG=1           diagnostics, wrong output (TiledParams::diag): the TMA forward
-//                                    with no math (its data movement alone)
+//   ATTNBENCH_BIDIR_PAIR=1|0         the TMA forward's phase 2 two slabs per warp at a time, o stored
+//                                    from registers (TiledParams::o_pair; needs ZMMA=1)
+//   ATTNBENCH_BIDIR_DIAG=1|4|8       diagnostics, wrong output (TiledParams::diag): the TMA forward
+//                                    with no math (its data movement alone), or none in phase 1 (4)
+//                                    or in phase 2 (8) only
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
 #include <algorithm>
@@ -135,8 +139,9 @@ constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
 constexpr bool kDefaultTmaSw = true;
 constexpr bool kDefaultZmma = true;
-constexpr bool kDefaultEarly = false;  // A/B pending (session 5)
-constexpr bool kDefaultExpH2 = true;  // elu1's exp in the one-launch forwards (bidir_tiled_common.cuh)
+constexpr bool kDefaultEarly = true;
+constexpr bool kDefaultPair = false;  // A/B pending (session 5)
+constexpr bool kDefaultExpH2 = false;  // elu1's exp in the one-launch forwards (bidir_tiled_common.cuh)
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -244,6 +249,7 @@ class TiledBidir : public CudaPrepared {
     fused_.tma_sw = kDefaultTmaSw;
     fused_.zmma = env("ATTNBENCH_BIDIR_ZMMA") ? std::strcmp(env("ATTNBENCH_BIDIR_ZMMA"), "0") != 0 : kDefaultZmma;
     fused_.early = env("ATTNBENCH_BIDIR_EARLY") ? std::strcmp(env("ATTNBENCH_BIDIR_EARLY"), "0") != 0 : kDefaultEarly;
+    fused_.o_pair = (env("ATTNBENCH_BIDIR_PAIR") ? std::strcmp(env("ATTNBENCH_BIDIR_PAIR"), "0") != 0 : kDefaultPair) && fused_.zmma;
     if (const char* e = env("ATTNBENCH_BIDIR_BOX")) fused_.tma_sw = std::strcmp(e, "pad") != 0;
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
@@ -269,7 +275,8 @@ class TiledBidir : public CudaPrepared {
       if (std::strcmp(e, "fused") == 0 || std::strcmp(e, "tma") == 0) use_fused_ = major >= 9 && info1.blocks_per_sm > 0;
       if (std::strcmp(e, "two") == 0) use_fused_ = false;
     }
-    // elu1 with exp from ex2.approx.f16x2 (kernel-internal map id kElu1H2; default, or __expf).
+    // elu1 with exp from ex2.approx.f16x2 (kernel-internal map id kElu1H2), or by ex2.approx.f32
+    // (kElu1; on whole tiles elu1_f2_packed, the default).
     const char* x = env("ATTNBENCH_BIDIR_EXP");
     const bool h2 = x ? std::strcmp(x, "h2") == 0 : kDefaultExpH2;
     fused_.fm = h2 && state_.fm == kElu1 ? kElu1H2 : state_.fm;
