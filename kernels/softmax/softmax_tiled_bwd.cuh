@@ -89,39 +89,28 @@ __global__ void __launch_bounds__(128) tiled_delta(const __grid_constant__ CUten
 }
 
 // Lorentz time coordinates x0 = sqrt(1/c + |x|^2) (fp32, from the storage values) of every row
-// t < Tn of a [BH, Tn, D] tensor, zeros for the padding rows Tn <= t < TP, for two tensors in one
-// launch: rows [0, rows_a) are a's (q), the next rows_b are b's (k). Eight lanes per row, 16-byte
-// loads, summed by time_coord() (in a fixed order; the forward's kQ0 variant computes q0 from its
-// Q tile the same way).
-struct TimeCoordArgs {
-  const void* x;
-  float* x0;
-  int Tn, TP;
-  int64_t rows;
-};
+// t < Tn of a [BH, Tn, D] tensor, zeros for the padding rows Tn <= t < TP. Eight lanes per row,
+// 16-byte loads, summed by time_coord() (the forward computes q0 from its Q tile the same way).
 template <class T, int D>
-__global__ void __launch_bounds__(256) tiled_time_coords(const TimeCoordArgs a, const TimeCoordArgs b, float inv_c) {
-  int64_t row = int64_t(blockIdx.x) * 32 + threadIdx.x / 8;
-  const bool in_a = row < a.rows;
-  const TimeCoordArgs& t = in_a ? a : b;
-  if (!in_a) row -= a.rows;
+__global__ void __launch_bounds__(256) tiled_time_coords(const T* __restrict__ x, float* __restrict__ x0, int Tn,
+                                                         int TP, int64_t rows, float inv_c) {
+  const int64_t row = int64_t(blockIdx.x) * 32 + threadIdx.x / 8;
   const int j = threadIdx.x & 7;
   uint4 chunk[D / 64];
   bool valid = false;
+  if (row < rows) {
+    const int64_t bh = row / TP;
+    const int t = static_cast<int>(row % TP);
+    valid = t < Tn;
+    const uint4* src = reinterpret_cast<const uint4*>(x + (bh * Tn + (valid ? t : 0)) * D);
 #pragma unroll
-  for (int k = 0; k < D / 64; ++k) chunk[k] = make_uint4(0, 0, 0, 0);
-  if (row < t.rows) {
-    const int64_t bh = row / t.TP;
-    const int i = static_cast<int>(row % t.TP);
-    valid = i < t.Tn;
-    if (valid) {
-      const uint4* src = reinterpret_cast<const uint4*>(static_cast<const T*>(t.x) + (bh * t.Tn + i) * D);
+    for (int k = 0; k < D / 64; ++k) chunk[k] = valid ? src[j + 8 * k] : make_uint4(0, 0, 0, 0);
+  } else {
 #pragma unroll
-      for (int k = 0; k < D / 64; ++k) chunk[k] = src[j + 8 * k];
-    }
+    for (int k = 0; k < D / 64; ++k) chunk[k] = make_uint4(0, 0, 0, 0);
   }
   const float v = time_coord<T, D>(chunk, inv_c);  // every lane (butterfly)
-  if (row < t.rows && j == 0) t.x0[row] = valid ? v : 0.0f;
+  if (row < rows && j == 0) x0[row] = valid ? v : 0.0f;
 }
 
 // Session 4's version of tiled_time_coords (one warp per row, 4-byte loads), kept for the A/B of

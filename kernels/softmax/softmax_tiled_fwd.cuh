@@ -21,16 +21,15 @@
 
 namespace attnbench::kernels::tiled {
 
-// Session 5 (the defaults; the others only for the A/B of ATTNBENCH_HYP_FWD, softmax_tiled_launch.cuh):
+// Session 5 (all default on; off only for the A/B of ATTNBENCH_HYP_FWD, softmax_tiled_launch.cuh):
 //   kMid:  the ratio-domain forward's mid path (softmax_tiled_ratio.cuh);
-//   kQ0:   the Lorentz q0 from the Q tile in shared memory (q0_from_tile) instead of the q0 array
-//          (default off: slower in the H200 A/B of session 5, call 1);
+//   kQ0:   the Lorentz q0 from the Q tile in shared memory (q0_from_tile) instead of the q0 array;
 //   kFast: with kMid, at D = 64, ratio_tile_fast before ratio_tile on a key block when the warp's
 //          previous block went through ratio_tile's mid path or through ratio_tile_fast (so never on
 //          the first block, and data that misses the mid path pays for one failed try at most per
 //          change of path); it keeps the keys u live next to P~, which fits in the registers at
 //          D = 64 only.
-template <class T_, int D_, int NC_, int BN_, int STAGES_, bool kMid_ = true, bool kQ0_ = false, bool kFast_ = true>
+template <class T_, int D_, int NC_, int BN_, int STAGES_, bool kMid_ = true, bool kQ0_ = true, bool kFast_ = true>
 struct FwdConfig {
   using T = T_;
   static constexpr int D = D_, NC = NC_, BM = 64 * NC_, BN = BN_, STAGES = STAGES_;

@@ -29,14 +29,14 @@ namespace attnbench::kernels::tiled {
 // The hyperbolic forward's variants for ATTNBENCH_HYP_FWD (A/B only, bf16 only; see
 // TiledPrepared::hyp_fwd_):
 //   FwdS4  session 4's forward: no mid path, q0 from the array of tiled_time_coords_s4;
-//   FwdMid the mid path without ratio_tile_fast;
-//   FwdQ0  the default with q0 from the Q tile instead of the q0 array.
+//   FwdMid the mid path, q0 from the array of tiled_time_coords;
+//   FwdNf  the mid path and q0 from the Q tile, without ratio_tile_fast.
 template <class T, int D>
 struct TiledConfigs {
   using Fwd = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2>;
   using FwdS4 = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, false, false, false>;
   using FwdMid = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, false, false>;
-  using FwdQ0 = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, true, true>;
+  using FwdNf = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, true, false>;
   using Dkv = DkvConfig<T, D, 2, 3>;
   using Dq = DqConfig<T, D, 2, 128, D == 64 ? 3 : 2>;
 };
@@ -208,7 +208,7 @@ class TiledPrepared final : public CudaPrepared {
     if constexpr (kHypAB<Score, Fw>) {
       allow_smem(tiled_forward<typename Cfgs::FwdS4, Score>, FwdLayout<typename Cfgs::FwdS4, Score>::kBytes);
       allow_smem(tiled_forward<typename Cfgs::FwdMid, Score>, FwdLayout<typename Cfgs::FwdMid, Score>::kBytes);
-      allow_smem(tiled_forward<typename Cfgs::FwdQ0, Score>, FwdLayout<typename Cfgs::FwdQ0, Score>::kBytes);
+      allow_smem(tiled_forward<typename Cfgs::FwdNf, Score>, FwdLayout<typename Cfgs::FwdNf, Score>::kBytes);
     }
     static_assert(FwdLayout<Fw, Score>::kBytes <= kMaxSmem && DkvLayout<Kv, Score>::kBytes <= kMaxSmem &&
                       DqLayout<Qc, Score>::kBytes <= kMaxSmem,
@@ -253,8 +253,8 @@ class TiledPrepared final : public CudaPrepared {
     allow_smem(tiled_dq<Qc, Score>, DqLayout<Qc, Score>::kBytes);
   }
 
-  // q0 = sqrt(1/c + |q|^2) (with_q; else the forward computes it from its Q tile), k0 likewise, in
-  // one launch (hyperbolic only).
+  // q0 = sqrt(1/c + |q|^2) (with_q: the forward computes it from its Q tile otherwise), k0 likewise
+  // (hyperbolic only).
   template <class T, int D>
   void time_coordinates(bool with_q) {
     if constexpr (Score::kLorentz) {
@@ -271,12 +271,16 @@ class TiledPrepared final : public CudaPrepared {
         CUDA_CHECK_LAUNCH("tiled_time_coords_s4(k)");
         return;
       }
-      const TimeCoordArgs qa{in("q").buf.get(), scratch("q0").template as<float>(), static_cast<int>(p_.Tq),
-                             static_cast<int>(TqP_), with_q ? qrows : 0};
-      const TimeCoordArgs ka{in("k").buf.get(), scratch("k0").template as<float>(), static_cast<int>(p_.Tk),
-                             static_cast<int>(TkP_), krows};
-      tiled_time_coords<T, D><<<static_cast<unsigned>((qa.rows + krows + 31) / 32), 256, 0, stream_>>>(qa, ka, inv_c);
-      CUDA_CHECK_LAUNCH("tiled_time_coords");
+      if (with_q) {
+        tiled_time_coords<T, D><<<static_cast<unsigned>((qrows + 31) / 32), 256, 0, stream_>>>(
+            in("q").template as<T>(), scratch("q0").template as<float>(), static_cast<int>(p_.Tq),
+            static_cast<int>(TqP_), qrows, inv_c);
+        CUDA_CHECK_LAUNCH("tiled_time_coords(q)");
+      }
+      tiled_time_coords<T, D><<<static_cast<unsigned>((krows + 31) / 32), 256, 0, stream_>>>(
+          in("k").template as<T>(), scratch("k0").template as<float>(), static_cast<int>(p_.Tk),
+          static_cast<int>(TkP_), krows, inv_c);
+      CUDA_CHECK_LAUNCH("tiled_time_coords(k)");
     }
   }
 
@@ -284,18 +288,18 @@ class TiledPrepared final : public CudaPrepared {
     dispatch([&](auto cfgs) {
       using Fw = typename decltype(cfgs)::Fwd;
       const bool total = pass_ == Pass::fwd && has_out("total");  // tiled_dkdv reads the q0 array
-      time_coordinates<typename Fw::T, Fw::D>(total || hyp_fwd_ != HypFwd::q0tile);
+      time_coordinates<typename Fw::T, Fw::D>(total || hyp_fwd_ == HypFwd::s4 || hyp_fwd_ == HypFwd::mid);
       const dim3 grid(static_cast<unsigned>((p_.Tq + Fw::BM - 1) / Fw::BM), static_cast<unsigned>(p_.B * p_.H));
       if constexpr (kHypAB<Score, Fw>) {
         using F4 = typename decltype(cfgs)::FwdS4;
         using Fm = typename decltype(cfgs)::FwdMid;
-        using Fq = typename decltype(cfgs)::FwdQ0;
+        using Fn = typename decltype(cfgs)::FwdNf;
         if (hyp_fwd_ == HypFwd::s4) {
           tiled_forward<F4, Score><<<grid, F4::kThreads, FwdLayout<F4, Score>::kBytes, stream_>>>(fwd_);
         } else if (hyp_fwd_ == HypFwd::mid) {
           tiled_forward<Fm, Score><<<grid, Fm::kThreads, FwdLayout<Fm, Score>::kBytes, stream_>>>(fwd_);
-        } else if (hyp_fwd_ == HypFwd::q0tile) {
-          tiled_forward<Fq, Score><<<grid, Fq::kThreads, FwdLayout<Fq, Score>::kBytes, stream_>>>(fwd_);
+        } else if (hyp_fwd_ == HypFwd::nofast) {
+          tiled_forward<Fn, Score><<<grid, Fn::kThreads, FwdLayout<Fn, Score>::kBytes, stream_>>>(fwd_);
         } else {
           tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
         }
@@ -349,19 +353,19 @@ class TiledPrepared final : public CudaPrepared {
 
   int64_t TqP_ = 0, TkP_ = 0;
   // ATTNBENCH_HYP_FWD (read at prepare time; the ratio-domain hyperbolic forward in bf16 only, an
-  // A/B switch): s5 (default) the mid path and ratio_tile_fast; mid: without ratio_tile_fast;
-  // q0tile: s5 with q0 from the Q tile (and no q pass of tiled_time_coords); s4: session 4's
-  // forward and time coordinates. The backward's time coordinates follow it (s4 or not), so that
-  // its q0 has the bits its own forward used.
-  enum class HypFwd { s5, q0tile, mid, s4 };
+  // A/B switch): s5 (default) the mid path, q0 from the Q tile and ratio_tile_fast; nofast: without
+  // ratio_tile_fast; mid: the mid path, q0 from tiled_time_coords; s4: session 4's forward and time
+  // coordinates. The backward's time coordinates follow it (s4 or not), so that its q0 has the bits
+  // its own forward used.
+  enum class HypFwd { s5, nofast, mid, s4 };
   HypFwd hyp_fwd_ = [this] {
     const char* e = std::getenv("ATTNBENCH_HYP_FWD");
     const std::string v = e ? e : "";
     if (!Score::kRatio || dt_ != Dtype::bf16 || v.empty() || v == "s5") return HypFwd::s5;
-    if (v == "q0tile") return HypFwd::q0tile;
+    if (v == "nofast") return HypFwd::nofast;
     if (v == "mid") return HypFwd::mid;
     if (v == "s4") return HypFwd::s4;
-    throw std::invalid_argument("ATTNBENCH_HYP_FWD: expected s5, q0tile, mid or s4, got '" + v + "'");
+    throw std::invalid_argument("ATTNBENCH_HYP_FWD: expected s5, nofast, mid or s4, got '" + v + "'");
   }();
   CUtensorMap delta_o_{};  // o (the forward's output), box 64 rows, for tiled_delta
   FwdArgs<Score> fwd_{};
