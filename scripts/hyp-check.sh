@@ -10,8 +10,9 @@
 #   T = 2048 and 8192 (as time allows: ~200 s of forward rows leave room for ~15 backward rows).
 #   Run 2 of session 3 ran this mode at commit 9e6b8f5, which also screened an FMA-pipe rcp
 #   variant (since removed, notes/tiled.md) and put the hyperbolic backward last, so it was cut.
-# HYP_AB="s5 nofast mid s4" (session 5): build; SASS counts of the hyperbolic forwards; the tiled
-#   GPU tests of softmax, piecewise, hyperbolic (default), and of hyperbolic under each other
+# HYP_AB="s5 mid s4" (session 5; values of ATTNBENCH_HYP_FWD): build; SASS counts of the
+#   hyperbolic forwards; the tiled GPU tests of softmax, piecewise, hyperbolic (default), and of
+#   hyperbolic under each other
 #   ATTNBENCH_HYP_FWD value; the numerics rule off the defaults (default variant; c = 0.01,
 #   beta = 0.1 (near path) fwd/bwd bf16/fp16 with total attention; c = 0.0625, beta = 0.25;
 #   c = 0.25, beta = 0.5 (z ~ 17: the far path); beta = 2 (general path)); then per T (1024, 4096,

@@ -29,14 +29,12 @@ namespace attnbench::kernels::tiled {
 // The hyperbolic forward's variants for ATTNBENCH_HYP_FWD (A/B only, bf16 only; see
 // TiledPrepared::hyp_fwd_):
 //   FwdS4  session 4's forward: no mid path, q0 from the array of tiled_time_coords_s4;
-//   FwdMid the mid path, q0 from the array of tiled_time_coords;
-//   FwdNf  the mid path and q0 from the Q tile, without ratio_tile_fast.
+//   FwdMid the mid path without ratio_tile_fast, q0 from the array of tiled_time_coords.
 template <class T, int D>
 struct TiledConfigs {
   using Fwd = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2>;
   using FwdS4 = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, false, false, false>;
   using FwdMid = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, false, false>;
-  using FwdNf = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, true, false>;
   using Dkv = DkvConfig<T, D, 2, 3>;
   using Dq = DqConfig<T, D, 2, 128, D == 64 ? 3 : 2>;
 };
@@ -208,7 +206,6 @@ class TiledPrepared final : public CudaPrepared {
     if constexpr (kHypAB<Score, Fw>) {
       allow_smem(tiled_forward<typename Cfgs::FwdS4, Score>, FwdLayout<typename Cfgs::FwdS4, Score>::kBytes);
       allow_smem(tiled_forward<typename Cfgs::FwdMid, Score>, FwdLayout<typename Cfgs::FwdMid, Score>::kBytes);
-      allow_smem(tiled_forward<typename Cfgs::FwdNf, Score>, FwdLayout<typename Cfgs::FwdNf, Score>::kBytes);
     }
     static_assert(FwdLayout<Fw, Score>::kBytes <= kMaxSmem && DkvLayout<Kv, Score>::kBytes <= kMaxSmem &&
                       DqLayout<Qc, Score>::kBytes <= kMaxSmem,
@@ -293,13 +290,10 @@ class TiledPrepared final : public CudaPrepared {
       if constexpr (kHypAB<Score, Fw>) {
         using F4 = typename decltype(cfgs)::FwdS4;
         using Fm = typename decltype(cfgs)::FwdMid;
-        using Fn = typename decltype(cfgs)::FwdNf;
         if (hyp_fwd_ == HypFwd::s4) {
           tiled_forward<F4, Score><<<grid, F4::kThreads, FwdLayout<F4, Score>::kBytes, stream_>>>(fwd_);
         } else if (hyp_fwd_ == HypFwd::mid) {
           tiled_forward<Fm, Score><<<grid, Fm::kThreads, FwdLayout<Fm, Score>::kBytes, stream_>>>(fwd_);
-        } else if (hyp_fwd_ == HypFwd::nofast) {
-          tiled_forward<Fn, Score><<<grid, Fn::kThreads, FwdLayout<Fn, Score>::kBytes, stream_>>>(fwd_);
         } else {
           tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
         }
@@ -353,19 +347,18 @@ class TiledPrepared final : public CudaPrepared {
 
   int64_t TqP_ = 0, TkP_ = 0;
   // ATTNBENCH_HYP_FWD (read at prepare time; the ratio-domain hyperbolic forward in bf16 only, an
-  // A/B switch): s5 (default) the mid path, q0 from the Q tile and ratio_tile_fast; nofast: without
-  // ratio_tile_fast; mid: the mid path, q0 from tiled_time_coords; s4: session 4's forward and time
-  // coordinates. The backward's time coordinates follow it (s4 or not), so that its q0 has the bits
-  // its own forward used.
-  enum class HypFwd { s5, nofast, mid, s4 };
+  // A/B switch): s5 (default) the mid path, ratio_tile_fast (D = 64) and q0 from the Q tile; mid:
+  // the mid path only, q0 from tiled_time_coords; s4: session 4's forward and time coordinates.
+  // The backward's time coordinates follow it (s4 or not), so that its q0 has the bits its own
+  // forward used. H200 A/B: results/h200-20261121-s5/hyp_README.md.
+  enum class HypFwd { s5, mid, s4 };
   HypFwd hyp_fwd_ = [this] {
     const char* e = std::getenv("ATTNBENCH_HYP_FWD");
     const std::string v = e ? e : "";
     if (!Score::kRatio || dt_ != Dtype::bf16 || v.empty() || v == "s5") return HypFwd::s5;
-    if (v == "nofast") return HypFwd::nofast;
     if (v == "mid") return HypFwd::mid;
     if (v == "s4") return HypFwd::s4;
-    throw std::invalid_argument("ATTNBENCH_HYP_FWD: expected s5, nofast, mid or s4, got '" + v + "'");
+    throw std::invalid_argument("ATTNBENCH_HYP_FWD: expected s5, mid or s4, got '" + v + "'");
   }();
   CUtensorMap delta_o_{};  // o (the forward's output), box 64 rows, for tiled_delta
   FwdArgs<Score> fwd_{};

@@ -21,6 +21,9 @@
 //        Random-normal inputs reach it everywhere at D = 128 (z ~ D) and nearly everywhere at
 //        D = 64 (the smallest z of 400 simulated 16 x 128 blocks was 23.2).
 // Every path is accurate to a few fp32 ulps, so L = s(ref) + ln l keeps fp32 accuracy.
+// ratio_tile_fast (D = 64, after a block that took the mid path): the mid path first, with the
+// row maximum replaced by a packed 16-bit maximum of the rounded P~ against one bound per row that
+// covers both the mid path's domain and the rebase test; ratio_tile only where the bound fails.
 //
 // Reference (FlashAttention-4's conditional rescaling): moved to the row maximum only when a key is
 // 2^8 times closer than the reference (y_hat < y_ref / 2^8, tested as u > u_next, the u of that
@@ -184,14 +187,15 @@ __device__ __forceinline__ float max_of_halves(uint32_t x) {
   }
 }
 
-// The mid path without the row maximum, for a key block after the first (every row that sees a key
-// has its reference): P~ of every key by the mid path against the current reference, straight into the
-// A operand pa (rounded to T) and the row sums rs; then the check, on the rounded P~: every row's
-// largest P~ is below thr, the mid P~ of min(u_mid, u_next) rounded to T. P~ increases with u and
-// rounding is monotone, so then every key has u <= u_mid (the mid path holds) and none asks for a
-// rebase: ratio_tile would have computed the same P~ and sums. Returns that (warp-uniform); when
-// false, pa and rs are garbage and s (the keys u, unchanged) goes to ratio_tile. Costs per key the
-// mid path, half a packed max and the rounding (done anyway), instead of ratio_tile's fp32 maximum.
+// The mid path without the row maximum, for a key block after one that took the mid path (every
+// row that sees a key has its reference): P~ of every key by the mid path against the current
+// reference, straight into the A operand pa (rounded to T) and the row sums rs; then the check, on
+// the rounded P~: every row's largest P~ is below thr, the mid P~ of min(u_mid, u_next) rounded to
+// T. P~ increases with u and rounding is monotone, so then every key has u <= u_mid (the mid path
+// holds) and none asks for a rebase: ratio_tile would have computed the same P~ (the sums in
+// another order). Returns that (warp-uniform); when false, pa and rs are garbage and s (the keys u,
+// unchanged) goes to ratio_tile. Per key: the mid path, half a packed max and the rounding (done
+// anyway), instead of ratio_tile's fp32 maximum and its quad reduction.
 template <class T, class Score, int N>
 __device__ __forceinline__ bool ratio_tile_fast(const Score& sc, const float (&s)[N], const LorentzRow (&row)[2],
                                                 uint32_t (&pa)[N / 8][4], float (&rs)[2]) {
