@@ -89,10 +89,35 @@ __global__ void __launch_bounds__(128) tiled_delta(const __grid_constant__ CUten
 }
 
 // Lorentz time coordinates x0 = sqrt(1/c + |x|^2) (fp32, from the storage values) of every row
-// t < Tn of a [BH, Tn, D] tensor, zeros for the padding rows Tn <= t < TP. One warp per row.
+// t < Tn of a [BH, Tn, D] tensor, zeros for the padding rows Tn <= t < TP. Eight lanes per row,
+// 16-byte loads, summed by time_coord() (the forward computes q0 from its Q tile the same way).
 template <class T, int D>
-__global__ void __launch_bounds__(256) tiled_time_coords(const T* x, float* x0, int Tn, int TP, int64_t rows,
-                                                         float inv_c) {
+__global__ void __launch_bounds__(256) tiled_time_coords(const T* __restrict__ x, float* __restrict__ x0, int Tn,
+                                                         int TP, int64_t rows, float inv_c) {
+  const int64_t row = int64_t(blockIdx.x) * 32 + threadIdx.x / 8;
+  const int j = threadIdx.x & 7;
+  uint4 chunk[D / 64];
+  bool valid = false;
+  if (row < rows) {
+    const int64_t bh = row / TP;
+    const int t = static_cast<int>(row % TP);
+    valid = t < Tn;
+    const uint4* src = reinterpret_cast<const uint4*>(x + (bh * Tn + (valid ? t : 0)) * D);
+#pragma unroll
+    for (int k = 0; k < D / 64; ++k) chunk[k] = valid ? src[j + 8 * k] : make_uint4(0, 0, 0, 0);
+  } else {
+#pragma unroll
+    for (int k = 0; k < D / 64; ++k) chunk[k] = make_uint4(0, 0, 0, 0);
+  }
+  const float v = time_coord<T, D>(chunk, inv_c);  // every lane (butterfly)
+  if (row < rows && j == 0) x0[row] = valid ? v : 0.0f;
+}
+
+// Session 4's version of tiled_time_coords (one warp per row, 4-byte loads), kept for the A/B of
+// ATTNBENCH_HYP_FWD=s4 (softmax_tiled_launch.cuh).
+template <class T, int D>
+__global__ void __launch_bounds__(256) tiled_time_coords_s4(const T* x, float* x0, int Tn, int TP, int64_t rows,
+                                                            float inv_c) {
   const int64_t row = int64_t(blockIdx.x) * 8 + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
   if (row >= rows) return;

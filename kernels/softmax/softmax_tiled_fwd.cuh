@@ -21,10 +21,19 @@
 
 namespace attnbench::kernels::tiled {
 
-template <class T_, int D_, int NC_, int BN_, int STAGES_>
+// Session 5 (all default on; off only for the A/B of ATTNBENCH_HYP_FWD, softmax_tiled_launch.cuh):
+//   kMid:  the ratio-domain forward's mid path (softmax_tiled_ratio.cuh);
+//   kQ0:   the Lorentz q0 from the Q tile in shared memory (q0_from_tile) instead of the q0 array;
+//   kFast: with kMid, at D = 64, ratio_tile_fast before ratio_tile on a key block when the warp's
+//          previous block went through ratio_tile's mid path or through ratio_tile_fast (so never on
+//          the first block, and data that misses the mid path pays for one failed try at most per
+//          change of path); it keeps the keys u live next to P~, which fits in the registers at
+//          D = 64 only.
+template <class T_, int D_, int NC_, int BN_, int STAGES_, bool kMid_ = true, bool kQ0_ = true, bool kFast_ = true>
 struct FwdConfig {
   using T = T_;
   static constexpr int D = D_, NC = NC_, BM = 64 * NC_, BN = BN_, STAGES = STAGES_;
+  static constexpr bool kMid = kMid_, kQ0 = kQ0_, kFast = kFast_ && kMid_ && D_ == 64;
   static constexpr int kThreads = 128 * (NC + 1);
   static constexpr uint32_t kQBytes = BM * D * 2, kKVBytes = BN * D * 2;
   // Leave P~ V in flight until the next block's S = Q K^T has been issued behind it (one wait per
@@ -87,6 +96,28 @@ __device__ __forceinline__ void fwd_producer(const FwdArgs<Score>& a, uint8_t* s
   }
 }
 
+// q0 = sqrt(1/c + |q|^2) of this thread's rows (warp rows g and g + 8, g = lane/4) from the Q tile
+// (BM rows, swizzled), by time_coord(): the same bits as tiled_time_coords, which the backward
+// uses. The warp's 16 rows in 4 rounds of 4 (8 lanes per row); round it leaves row 4 it + lane/8 in
+// lanes 8 (lane/8) .. + 7, and row rho reaches its lanes (g = rho or rho - 8) by one shuffle.
+template <class T, int D, int BM>
+__device__ __forceinline__ void q0_from_tile(const uint8_t* q_tile, int warp_row0, int lane, float inv_c,
+                                             float (&qa)[2]) {
+  const int grp = lane >> 3, j = lane & 7, g = lane >> 2;
+#pragma unroll
+  for (int it = 0; it < 4; ++it) {
+    const int r = warp_row0 + 4 * it + grp;
+    uint4 chunk[D / 64];
+#pragma unroll
+    for (int k = 0; k < D / 64; ++k) {
+      chunk[k] = *reinterpret_cast<const uint4*>(q_tile + k * BM * 128 + r * 128 + ((j ^ (r & 7)) << 4));
+    }
+    const float v = __shfl_sync(0xffffffffu, time_coord<T, D>(chunk, inv_c), 8 * (g & 3));
+    if ((g >> 2) == it) qa[0] = v;
+    if ((g >> 2) + 2 == it) qa[1] = v;
+  }
+}
+
 template <class Cfg, class Score>
 __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* smem, uint64_t* bars, int wg, int m0,
                                              int bh, const Phases& ph) {
@@ -106,11 +137,16 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
   float m_ref[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // reference key, sum of P~
   LorentzRow row[2];  // the reference of the ratio-domain forward (Score::kRatio) instead of m_ref
   float qa[2] = {0.0f, 0.0f};  // Lorentz q0 of the two rows
-  if constexpr (Score::kLorentz) {
+  if constexpr (Score::kLorentz && !Cfg::kQ0) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) qa[r] = i0 + 8 * r < g.Tq ? a.score.q0[int64_t(bh) * a.TqP + i0 + 8 * r] : 0.0f;
   }
   hopper::mbar_wait(q_full, 0);
+  if constexpr (Score::kLorentz && Cfg::kQ0) {
+    q0_from_tile<T, D, BM>(smem + L::kQ, tile_row0 + (f.row & ~15), f.lane, a.score.inv_c, qa);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) qa[r] = i0 + 8 * r < g.Tq ? qa[r] : 0.0f;
+  }
 
   int it = 0;
   for (int p = 0; p < ph.n; ++p) {
@@ -171,8 +207,13 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
       // outgrows it by 2^8, see rebase()); P~ = exp(s - s(m_ref)), rounded to T for P~ V
       float alpha[2] = {1.0f, 1.0f}, rs[2] = {0.0f, 0.0f};
       bool rescale = false;
+      uint32_t pa[BN / 16][4];
+      bool have_pa = false;
       if constexpr (Score::kRatio) {
-        ratio_tile(a.score, s, row, partial, vis, alpha, rs, rescale);
+        if constexpr (Cfg::kFast) {  // row.thr < 0: the warp's previous block missed the mid path (or none yet)
+          if (__all_sync(0xffffffffu, row[0].thr >= 0.0f)) have_pa = ratio_tile_fast<T>(a.score, s, row, pa, rs);
+        }
+        if (!have_pa) ratio_tile<T, Cfg::kMid, Cfg::kFast>(a.score, s, row, partial, vis, alpha, rs, rescale);
       } else {
         float mx[2] = {m_ref[0], m_ref[1]}, base[2];
 #pragma unroll
@@ -197,8 +238,7 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
           s[i] = pk;
         }
       }
-      uint32_t pa[BN / 16][4];
-      to_a_operand<T>(s, pa);
+      if (!have_pa) to_a_operand<T>(s, pa);
 #pragma unroll
       for (int r = 0; r < 2; ++r) l_run[r] = l_run[r] * alpha[r] + rs[r];
       if (rescale) {

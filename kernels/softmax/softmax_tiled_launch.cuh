@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,9 +26,15 @@ namespace attnbench::kernels::tiled {
 //   forward  BM = 192 query rows, BN = 128 keys, 4 stages (D = 64) or 2 (D = 128)
 //   dK/dV    BNK = 128 keys, BMQ = 64 queries per step, 3 stages
 //   dQ       BM = 128 query rows, BN = 128 keys per step, 3 stages (D = 64) or 2 (D = 128)
+// The hyperbolic forward's variants for ATTNBENCH_HYP_FWD (A/B only, bf16 only; see
+// TiledPrepared::hyp_fwd_):
+//   FwdS4  session 4's forward: no mid path, q0 from the array of tiled_time_coords_s4;
+//   FwdMid the mid path without ratio_tile_fast, q0 from the array of tiled_time_coords.
 template <class T, int D>
 struct TiledConfigs {
   using Fwd = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2>;
+  using FwdS4 = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, false, false, false>;
+  using FwdMid = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, false, false>;
   using Dkv = DkvConfig<T, D, 2, 3>;
   using Dq = DqConfig<T, D, 2, 128, D == 64 ? 3 : 2>;
 };
@@ -84,9 +92,13 @@ struct TiledPolicy<LorentzScore<kUnit>> {
     s.u_far = static_cast<float>(-z_far / c);
     s.far_k[0] = static_cast<float>(1.0 / (4 * c * c));
     s.far_k[1] = static_cast<float>(1.0 / (8 * c * c * c * c));
+    // The mid path's minimax coefficient on z >= z_mid (softmax_tiled_ratio.cuh).
+    const double z_mid = 22.0, kappa = 1.0008567871859424;
+    s.u_mid = static_cast<float>(-z_mid / c);
+    s.mid_k = static_cast<float>(kappa / (4 * c * c));
     if (!std::isfinite(s.far_k[1]) || !std::isfinite(s.u_far)) {  // c below ~1e-9: the near path only
-      s.u_far = -INFINITY;
-      s.far_k[0] = s.far_k[1] = 0.0f;
+      s.u_far = s.u_mid = -INFINITY;
+      s.far_k[0] = s.far_k[1] = s.mid_k = 0.0f;
     }
     return s;
   }
@@ -116,6 +128,10 @@ inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 constexpr uint32_t kMaxSmem = 227 * 1024;  // dynamic shared memory per block on sm_90
 template <int D>
 constexpr uint32_t kDeltaSmem = 2 * 64 * D * 2 + 8 + kSmemSlack;  // tiled_delta: dO and o tiles, a barrier
+
+// Whether the forward of this policy and configuration has the ATTNBENCH_HYP_FWD variants.
+template <class Score, class Fw>
+constexpr bool kHypAB = Score::kRatio && std::is_same_v<typename Fw::T, __nv_bfloat16>;
 
 template <class Score>
 class TiledPrepared final : public CudaPrepared {
@@ -187,6 +203,10 @@ class TiledPrepared final : public CudaPrepared {
     a.lse = ((pass_ == Pass::fwd && has_out("lse")) ? out("lse") : scratch("lse")).template as<float>();
     fill_common(a);
     allow_smem(tiled_forward<Fw, Score>, FwdLayout<Fw, Score>::kBytes);
+    if constexpr (kHypAB<Score, Fw>) {
+      allow_smem(tiled_forward<typename Cfgs::FwdS4, Score>, FwdLayout<typename Cfgs::FwdS4, Score>::kBytes);
+      allow_smem(tiled_forward<typename Cfgs::FwdMid, Score>, FwdLayout<typename Cfgs::FwdMid, Score>::kBytes);
+    }
     static_assert(FwdLayout<Fw, Score>::kBytes <= kMaxSmem && DkvLayout<Kv, Score>::kBytes <= kMaxSmem &&
                       DqLayout<Qc, Score>::kBytes <= kMaxSmem,
                   "tile configuration exceeds shared memory");
@@ -230,17 +250,31 @@ class TiledPrepared final : public CudaPrepared {
     allow_smem(tiled_dq<Qc, Score>, DqLayout<Qc, Score>::kBytes);
   }
 
-  // q0 = sqrt(1/c + |q|^2), k0 likewise (hyperbolic only).
+  // q0 = sqrt(1/c + |q|^2) (with_q: the forward computes it from its Q tile otherwise), k0 likewise
+  // (hyperbolic only).
   template <class T, int D>
-  void time_coordinates() {
+  void time_coordinates(bool with_q) {
     if constexpr (Score::kLorentz) {
       const float inv_c = static_cast<float>(1.0 / p_.params.curvature);
       const int64_t qrows = p_.B * p_.H * TqP_, krows = p_.B * p_.Hkv * TkP_;
-      tiled_time_coords<T, D><<<static_cast<unsigned>((qrows + 7) / 8), 256, 0, stream_>>>(
-          in("q").template as<T>(), scratch("q0").template as<float>(), static_cast<int>(p_.Tq),
-          static_cast<int>(TqP_), qrows, inv_c);
-      CUDA_CHECK_LAUNCH("tiled_time_coords(q)");
-      tiled_time_coords<T, D><<<static_cast<unsigned>((krows + 7) / 8), 256, 0, stream_>>>(
+      if (hyp_fwd_ == HypFwd::s4) {
+        tiled_time_coords_s4<T, D><<<static_cast<unsigned>((qrows + 7) / 8), 256, 0, stream_>>>(
+            in("q").template as<T>(), scratch("q0").template as<float>(), static_cast<int>(p_.Tq),
+            static_cast<int>(TqP_), qrows, inv_c);
+        CUDA_CHECK_LAUNCH("tiled_time_coords_s4(q)");
+        tiled_time_coords_s4<T, D><<<static_cast<unsigned>((krows + 7) / 8), 256, 0, stream_>>>(
+            in("k").template as<T>(), scratch("k0").template as<float>(), static_cast<int>(p_.Tk),
+            static_cast<int>(TkP_), krows, inv_c);
+        CUDA_CHECK_LAUNCH("tiled_time_coords_s4(k)");
+        return;
+      }
+      if (with_q) {
+        tiled_time_coords<T, D><<<static_cast<unsigned>((qrows + 31) / 32), 256, 0, stream_>>>(
+            in("q").template as<T>(), scratch("q0").template as<float>(), static_cast<int>(p_.Tq),
+            static_cast<int>(TqP_), qrows, inv_c);
+        CUDA_CHECK_LAUNCH("tiled_time_coords(q)");
+      }
+      tiled_time_coords<T, D><<<static_cast<unsigned>((krows + 31) / 32), 256, 0, stream_>>>(
           in("k").template as<T>(), scratch("k0").template as<float>(), static_cast<int>(p_.Tk),
           static_cast<int>(TkP_), krows, inv_c);
       CUDA_CHECK_LAUNCH("tiled_time_coords(k)");
@@ -250,11 +284,24 @@ class TiledPrepared final : public CudaPrepared {
   void forward() {
     dispatch([&](auto cfgs) {
       using Fw = typename decltype(cfgs)::Fwd;
-      time_coordinates<typename Fw::T, Fw::D>();
+      const bool total = pass_ == Pass::fwd && has_out("total");  // tiled_dkdv reads the q0 array
+      time_coordinates<typename Fw::T, Fw::D>(total || hyp_fwd_ == HypFwd::s4 || hyp_fwd_ == HypFwd::mid);
       const dim3 grid(static_cast<unsigned>((p_.Tq + Fw::BM - 1) / Fw::BM), static_cast<unsigned>(p_.B * p_.H));
-      tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
+      if constexpr (kHypAB<Score, Fw>) {
+        using F4 = typename decltype(cfgs)::FwdS4;
+        using Fm = typename decltype(cfgs)::FwdMid;
+        if (hyp_fwd_ == HypFwd::s4) {
+          tiled_forward<F4, Score><<<grid, F4::kThreads, FwdLayout<F4, Score>::kBytes, stream_>>>(fwd_);
+        } else if (hyp_fwd_ == HypFwd::mid) {
+          tiled_forward<Fm, Score><<<grid, Fm::kThreads, FwdLayout<Fm, Score>::kBytes, stream_>>>(fwd_);
+        } else {
+          tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
+        }
+      } else {
+        tiled_forward<Fw, Score><<<grid, Fw::kThreads, FwdLayout<Fw, Score>::kBytes, stream_>>>(fwd_);
+      }
       CUDA_CHECK_LAUNCH("tiled_forward");
-      if (pass_ == Pass::fwd && has_out("total")) {  // A_j = sum_i exp(s_ij - L_i), once L is known
+      if (total) {  // A_j = sum_i exp(s_ij - L_i), once L is known
         using Kv = typename decltype(cfgs)::Dkv;
         row_statistics<typename Kv::T, Kv::D>(false);
         const dim3 kv_grid(static_cast<unsigned>((p_.Tk + Kv::BNK - 1) / Kv::BNK),
@@ -287,7 +334,7 @@ class TiledPrepared final : public CudaPrepared {
       using Kv = typename decltype(cfgs)::Dkv;
       using Qc = typename decltype(cfgs)::Dq;
       using T = typename Kv::T;
-      time_coordinates<T, Kv::D>();
+      time_coordinates<T, Kv::D>(true);
       row_statistics<T, Kv::D>(true);
       const dim3 kv_grid(static_cast<unsigned>((p_.Tk + Kv::BNK - 1) / Kv::BNK), static_cast<unsigned>(p_.B * p_.Hkv));
       tiled_dkdv<Kv, Score, false><<<kv_grid, Kv::kThreads, DkvLayout<Kv, Score>::kBytes, stream_>>>(dkv_);
@@ -299,6 +346,20 @@ class TiledPrepared final : public CudaPrepared {
   }
 
   int64_t TqP_ = 0, TkP_ = 0;
+  // ATTNBENCH_HYP_FWD (read at prepare time; the ratio-domain hyperbolic forward in bf16 only, an
+  // A/B switch): s5 (default) the mid path, ratio_tile_fast (D = 64) and q0 from the Q tile; mid:
+  // the mid path only, q0 from tiled_time_coords; s4: session 4's forward and time coordinates.
+  // The backward's time coordinates follow it (s4 or not), so that its q0 has the bits its own
+  // forward used. H200 A/B: results/h200-20261121-s5/hyp_README.md.
+  enum class HypFwd { s5, mid, s4 };
+  HypFwd hyp_fwd_ = [this] {
+    const char* e = std::getenv("ATTNBENCH_HYP_FWD");
+    const std::string v = e ? e : "";
+    if (!Score::kRatio || dt_ != Dtype::bf16 || v.empty() || v == "s5") return HypFwd::s5;
+    if (v == "mid") return HypFwd::mid;
+    if (v == "s4") return HypFwd::s4;
+    throw std::invalid_argument("ATTNBENCH_HYP_FWD: expected s5, mid or s4, got '" + v + "'");
+  }();
   CUtensorMap delta_o_{};  // o (the forward's output), box 64 rows, for tiled_delta
   FwdArgs<Score> fwd_{};
   DkvArgs<Score> dkv_{};

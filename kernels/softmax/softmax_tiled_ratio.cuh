@@ -14,7 +14,16 @@
 //        Cut after a^2, its relative error is <= 5 a^3 / (1 - 4a)^2 < 2.7e-8 for z >= 12. With the
 //        row's -y_ref/2 folded into the coefficients, P~ = h (A0 + g (A1 + g A2)): one
 //        multi-function op (rcp) and four fp32 ops.
-// Both paths are accurate to a few fp32 ulps, so L = s(ref) + ln l keeps fp32 accuracy.
+//   mid (every key has z >= z_mid = 22; kMid, the default): the series cut after a, with its
+//        coefficient raised to kappa = 1.000857 (the minimax choice on a <= 1/(4 z_mid^2)):
+//        1 + kappa a matches 1 + a + 2a^2 + ... within 9.2e-8 relative (cut at a with kappa = 1:
+//        5.3e-7). P~ = h (A0 + g A1m), A1m = A0 kappa/(4c^2): one rcp and three fp32 ops.
+//        Random-normal inputs reach it everywhere at D = 128 (z ~ D) and nearly everywhere at
+//        D = 64 (the smallest z of 400 simulated 16 x 128 blocks was 23.2).
+// Every path is accurate to a few fp32 ulps, so L = s(ref) + ln l keeps fp32 accuracy.
+// ratio_tile_fast (D = 64, after a block that took the mid path): the mid path first, with the
+// row maximum replaced by a packed 16-bit maximum of the rounded P~ against one bound per row that
+// covers both the mid path's domain and the rebase test; ratio_tile only where the bound fails.
 //
 // Reference (FlashAttention-4's conditional rescaling): moved to the row maximum only when a key is
 // 2^8 times closer than the reference (y_hat < y_ref / 2^8, tested as u > u_next, the u of that
@@ -31,6 +40,7 @@ struct LorentzRow {
   float u_next = -INFINITY;  // rebase when the tile's row maximum of u exceeds this (-inf: no reference)
   float a0 = 0.0f;           // -y_ref / 2 (0: no reference yet)
   float p_self = 0.0f;       // the reference key's own term P~, as its tile computed it
+  float thr = -1.0f;         // ratio_tile_fast's bound (-1: do not try it), set by ratio_tile
 };
 
 // The far path's coefficients A0..A2 of a row, and P~ of a key u <= u_far (masked, -inf: h = -0, P~ = 0).
@@ -45,6 +55,12 @@ __device__ __forceinline__ float far_prob(float uu, const float (&a)[3]) {
   const float h = Score::rcp(uu);
   const float g = __fmul_rn(h, h);
   return __fmul_rn(h, __fmaf_rn(__fmaf_rn(a[2], g, a[1]), g, a[0]));
+}
+// The mid path's P~ = h (A0 + g A1m) of a key u <= u_mid (masked: P~ = 0 as far_prob).
+template <class Score>
+__device__ __forceinline__ float mid_prob(float uu, float a0, float a1m) {
+  const float h = Score::rcp(uu);
+  return __fmul_rn(h, __fmaf_rn(a1m, __fmul_rn(h, h), a0));
 }
 // The near path's P~ (NaN for a masked key; the caller zeroes those).
 template <class Score>
@@ -64,11 +80,29 @@ __device__ __forceinline__ void zero_masked(float (&s)[N], const Range (&vis)[2]
     }
 }
 
+// rs += the row sums of P~, in 4 independent chains per row (kS5: without the additions of 0, the
+// same sums bit for bit except for the sign of a zero).
+template <bool kS5, int N>
+__device__ __forceinline__ void row_sums(const float (&s)[N], float (&rs)[2]) {
+  float part[2][4] = {};
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    if (kS5 && i < 16 && !(i & 1)) part[(i >> 1) & 1][(i >> 2) & 3] = s[i];
+    else part[(i >> 1) & 1][(i >> 2) & 3] += s[i];
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float t = (part[r][0] + part[r][1]) + (part[r][2] + part[r][3]);
+    rs[r] = kS5 ? t : rs[r] + t;
+  }
+}
+
 // One key block: s holds the keys u of this thread's accumulator elements (-inf where masked; rows
 // e/2 = 0, 1); on return, P~. Updates the row states; alpha (the factor of O and l) and rescale as
-// the kernel's general path; rs += the row sums of P~.
-template <class Score, int N>
-__device__ __forceinline__ void ratio_tile(const Score& sc, float (&s)[N], LorentzRow (&row)[2], bool partial,
+// the kernel's general path; rs += the row sums of P~ (kMid: rs = the row sums). kFast: also sets
+// the rows' thr for ratio_tile_fast. Returns whether the block took the mid path (warp-uniform).
+template <class T, bool kMid, bool kFast, class Score, int N>
+__device__ __forceinline__ bool ratio_tile(const Score& sc, float (&s)[N], LorentzRow (&row)[2], bool partial,
                                            const Range (&vis)[2], float (&alpha)[2], float (&rs)[2], bool& rescale) {
   // Row maxima in 4 independent chains per row (short dependency chains), then the quad.
   float mx[2][4];
@@ -85,7 +119,9 @@ __device__ __forceinline__ void ratio_tile(const Score& sc, float (&s)[N], Loren
   float m_row[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) m_row[r] = quad_max(fmaxf(fmaxf(mx[r][0], mx[r][1]), fmaxf(mx[r][2], mx[r][3])));
-  const bool far = __all_sync(0xffffffffu, fmaxf(m_row[0], m_row[1]) <= sc.u_far);
+  const float m_warp = fmaxf(m_row[0], m_row[1]);
+  const bool far = __all_sync(0xffffffffu, m_warp <= sc.u_far);
+  const bool mid = kMid && __all_sync(0xffffffffu, m_warp <= sc.u_mid);  // u_mid < u_far: mid implies far
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (m_row[r] > row[r].u_next) {  // the first visible key, or one 2^8 times closer than the reference
@@ -97,11 +133,18 @@ __device__ __forceinline__ void ratio_tile(const Score& sc, float (&s)[N], Loren
       row[r].u_next = yn > sc.y_clamp ? -__fmaf_rn(0.5f, yn, __fdividef(0.5f * sc.inv_c2, yn)) : INFINITY;
       float a[3];
       far_coefs(sc, row[r].a0, a);
-      row[r].p_self = far ? far_prob<Score>(m, a) : near_prob(sc, m, y);
+      const float a1m = __fmul_rn(a[0], sc.mid_k);
+      row[r].p_self = mid   ? mid_prob<Score>(m, a[0], a1m)
+                      : far ? far_prob<Score>(m, a)
+                            : near_prob(sc, m, y);
       rescale = true;
     }
   }
-  if (far) {
+  if (mid) {
+    const float a1m[2] = {__fmul_rn(row[0].a0, sc.mid_k), __fmul_rn(row[1].a0, sc.mid_k)};
+#pragma unroll
+    for (int i = 0; i < N; ++i) s[i] = mid_prob<Score>(s[i], row[(i >> 1) & 1].a0, a1m[(i >> 1) & 1]);
+  } else if (far) {
     float a[2][3];
 #pragma unroll
     for (int r = 0; r < 2; ++r) far_coefs(sc, row[r].a0, a[r]);
@@ -113,12 +156,73 @@ __device__ __forceinline__ void ratio_tile(const Score& sc, float (&s)[N], Loren
     for (int i = 0; i < N; ++i) s[i] = near_prob(sc, s[i], y_ref[(i >> 1) & 1]);
     if (partial) zero_masked(s, vis);
   }
-  // Row sums in 4 independent chains per row.
-  float part[2][4] = {};
+  row_sums<kMid>(s, rs);
+  if constexpr (kFast) {  // ratio_tile_fast's bound; -1 (the next block goes to ratio_tile) unless mid
 #pragma unroll
-  for (int i = 0; i < N; ++i) part[(i >> 1) & 1][(i >> 2) & 3] += s[i];
+    for (int r = 0; r < 2; ++r) {
+      row[r].thr = !mid                ? -1.0f
+                   : row[r].a0 == 0.0f ? INFINITY  // no key seen: every P~ is 0
+                                       : round_as<T>(mid_prob<Score>(fminf(sc.u_mid, row[r].u_next), row[r].a0,
+                                                                     __fmul_rn(row[r].a0, sc.mid_k)));
+    }
+  }
+  return mid;
+}
+
+// Packed 16-bit max, and the larger half as fp32.
+template <class T>
+__device__ __forceinline__ uint32_t max2(uint32_t x, uint32_t y) {
+  uint32_t r;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) asm("max.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(x), "r"(y));
+  else asm("max.f16x2 %0, %1, %2;" : "=r"(r) : "r"(x), "r"(y));
+  return r;
+}
+template <class T>
+__device__ __forceinline__ float max_of_halves(uint32_t x) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return fmaxf(__uint_as_float(x << 16), __uint_as_float(x & 0xffff0000u));
+  } else {
+    const __half2 h = *reinterpret_cast<const __half2*>(&x);
+    return fmaxf(__low2float(h), __high2float(h));
+  }
+}
+
+// The mid path without the row maximum, for a key block after one that took the mid path (every
+// row that sees a key has its reference): P~ of every key by the mid path against the current
+// reference, straight into the A operand pa (rounded to T) and the row sums rs; then the check, on
+// the rounded P~: every row's largest P~ is below thr, the mid P~ of min(u_mid, u_next) rounded to
+// T. P~ increases with u and rounding is monotone, so then every key has u <= u_mid (the mid path
+// holds) and none asks for a rebase: ratio_tile would have computed the same P~ (the sums in
+// another order). Returns that (warp-uniform); when false, pa and rs are garbage and s (the keys u,
+// unchanged) goes to ratio_tile. Per key: the mid path, half a packed max and the rounding (done
+// anyway), instead of ratio_tile's fp32 maximum and its quad reduction.
+template <class T, class Score, int N>
+__device__ __forceinline__ bool ratio_tile_fast(const Score& sc, const float (&s)[N], const LorentzRow (&row)[2],
+                                                uint32_t (&pa)[N / 8][4], float (&rs)[2]) {
+  const float a1m[2] = {__fmul_rn(row[0].a0, sc.mid_k), __fmul_rn(row[1].a0, sc.mid_k)};
+  float part[2][2];    // row sums, 2 chains per row (registers: the keys u stay live meanwhile)
+  uint32_t mx[2];      // packed maxima, one chain per row
+  // k-step kk: elements 8kk .. 8kk + 7 = (c, e) with c = 2kk + (q >> 1), q = 2(c % 2) + e/2;
+  // pa[kk][q] = (row q & 1, columns 16kk + 8(q >> 1) + 2t, + 1).
 #pragma unroll
-  for (int r = 0; r < 2; ++r) rs[r] += (part[r][0] + part[r][1]) + (part[r][2] + part[r][3]);
+  for (int kk = 0; kk < N / 8; ++kk) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int i = 8 * kk + 2 * q, r = q & 1, ch = q >> 1;
+      const float p0 = mid_prob<Score>(s[i], row[r].a0, a1m[r]);
+      const float p1 = mid_prob<Score>(s[i + 1], row[r].a0, a1m[r]);
+      pa[kk][q] = hopper::pack2<T>(p0, p1);
+      mx[r] = kk == 0 && q < 2 ? pa[kk][q] : max2<T>(mx[r], pa[kk][q]);
+      part[r][ch] = kk == 0 ? p0 + p1 : (part[r][ch] + p0) + p1;
+    }
+  }
+  bool ok = true;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    ok = ok && max_of_halves<T>(mx[r]) < row[r].thr;
+    rs[r] = part[r][0] + part[r][1];
+  }
+  return __all_sync(0xffffffffu, ok);
 }
 
 // The row's l (reference term counted as exactly 1) and L = s(ref) + ln l; inv = 1/l (0: no key).

@@ -215,6 +215,8 @@ struct LorentzScore : OneSlot {
   float ln_c;           // ln c
   float u_far;          // -z_far/c: keys with u <= u_far may take the series path (softmax_tiled_ratio.cuh)
   float far_k[2];       // the series' coefficients 1/(4c^2), 1/(8c^4)
+  float u_mid;          // -z_mid/c: keys with u <= u_mid may take the shorter series (softmax_tiled_ratio.cuh)
+  float mid_k;          // its coefficient kappa/(4c^2)
 
   __device__ static float lg2(float v) {
     float r;

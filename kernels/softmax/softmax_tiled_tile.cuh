@@ -84,6 +84,29 @@ __device__ __forceinline__ void store_tile(T* mat, int row0, int n_rows, const F
   }
 }
 
+// Lorentz time coordinate x0 = sqrt(1/c + |x|^2) (fp32, from the storage values) of a row of D
+// elements, summed in one fixed order wherever it is computed (tiled_time_coords from global
+// memory, the forward from its Q tile), so that both give the same bits: the row is D/8 16-byte
+// chunks of 8 elements; lane j of an 8-lane group holds chunks j and j + 8 (D = 128) and sums their
+// squares in element order; the group adds its 8 partial sums by a butterfly (xor 1, 2, 4), which
+// leaves the same bits in every lane (fp32 addition is commutative). Every lane must call it.
+template <class T, int D>
+__device__ __forceinline__ float time_coord(const uint4 (&chunk)[D / 64], float inv_c) {
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < D / 64; ++k) {
+    const T* x = reinterpret_cast<const T*>(&chunk[k]);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const float v = static_cast<float>(x[e]);
+      ss = __fmaf_rn(v, v, ss);
+    }
+  }
+#pragma unroll
+  for (int m = 1; m < 8; m <<= 1) ss = __fadd_rn(ss, __shfl_xor_sync(0xffffffffu, ss, m));
+  return __fsqrt_rn(__fadd_rn(inv_c, ss));
+}
+
 // Element (r, c) of a swizzled shared tile of `rows` rows (see hopper.cuh), as fp32.
 template <class T>
 __device__ __forceinline__ float tile_elem(const uint8_t* tile, int rows, int r, int c) {
