@@ -10,7 +10,8 @@
 //       du = r (g - (g.u / ||u||^2) u),  dy = 3 y^2 du + (r g.u / ||y||^2) y,  dx = [x > 0] dy
 //   norm's denominator: z_i = phi(q_i) . mean_j phi(k_j) + 1e-6.
 // Evaluated in fp32, as the CPU emulation (reference/bidir.cpp) does (the tiled one-launch
-// forwards take elu1's exp from ex2.approx.f16x2 instead: kElu1H2 below, bidir_tiled_common.cuh).
+// forwards can take elu1's exp from ex2.approx.f16x2 instead, ATTNBENCH_BIDIR_EXP=h2: kElu1H2
+// below, bidir_tiled_common.cuh).
 #pragma once
 
 #include "core/problem.h"

@@ -34,8 +34,6 @@
 //                                    by fp32 dots
 //   ATTNBENCH_BIDIR_EARLY=1|0        the TMA forward's warps release a ring slot once their
 //                                    fragments of it are in registers (before the math) or after it
-//   ATTNBENCH_BIDIR_PAIR=1|0         the TMA forward's phase 2 two slabs per warp at a time, o stored
-//                                    from registers (TiledParams::o_pair; needs ZMMA=1)
 //   ATTNBENCH_BIDIR_DIAG=1|4|8       diagnostics, wrong output (TiledParams::diag): the TMA forward
 //                                    with no math (its data movement alone), or none in phase 1 (4)
 //                                    or in phase 2 (8) only
@@ -134,14 +132,23 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 // first Q item enters it (cp.async.bulk.prefetch.tensor), to keep DRAM busy over the state
 // exchange: identity at T = 4096 1.261 -> 1.322 / 1.369 / 1.401 with 8 / 16 / 32 items (worse with
 // every N, at every T); commit b312665 and its revert.
+// Session 5 (fwd x floor at T = 4096/8192/16384, norm, bf16; results/h200-20261121-s5/):
+//   bidir_call2_ab.csv: session 4's default (late release, elu1 by ex2.approx.f16x2) identity
+//   1.253/1.195/1.142, elu1 1.372/1.288/1.259; early release (ATTNBENCH_BIDIR_EARLY=1) elu1
+//   1.365/1.275/1.241; elu1 by ex2.approx.f32 on packed pairs (EXP=f32) 1.332/1.257/1.198; both
+//   1.324/1.243/1.197 (identity unchanged, 1.256/1.194/1.143); no math 1.181/1.131/1.099.
+//   bidir_call3_ab.csv (another machine, everything ~2% slower): the new default (both) vs the old,
+//   elu1 1.392/1.304/1.259 vs 1.431/1.348/1.304; no math in phase 2 only (DIAG=8) identity
+//   1.205/1.151/1.106 (= no math at all, 1.209/1.146/1.107), in phase 1 only (DIAG=4) no change:
+//   the math that costs is phase 2's. Dropped: two slabs per warp with o stored from registers by
+//   4-byte stores (1.87/1.82/1.72: partial-sector writes).
 constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
 constexpr bool kDefaultTmaSw = true;
 constexpr bool kDefaultZmma = true;
-constexpr bool kDefaultEarly = true;
-constexpr bool kDefaultPair = false;  // A/B pending (session 5)
-constexpr bool kDefaultExpH2 = false;  // elu1's exp in the one-launch forwards (bidir_tiled_common.cuh)
+constexpr bool kDefaultEarly = true;   // session 5, above
+constexpr bool kDefaultExpH2 = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -249,7 +256,6 @@ class TiledBidir : public CudaPrepared {
     fused_.tma_sw = kDefaultTmaSw;
     fused_.zmma = env("ATTNBENCH_BIDIR_ZMMA") ? std::strcmp(env("ATTNBENCH_BIDIR_ZMMA"), "0") != 0 : kDefaultZmma;
     fused_.early = env("ATTNBENCH_BIDIR_EARLY") ? std::strcmp(env("ATTNBENCH_BIDIR_EARLY"), "0") != 0 : kDefaultEarly;
-    fused_.o_pair = (env("ATTNBENCH_BIDIR_PAIR") ? std::strcmp(env("ATTNBENCH_BIDIR_PAIR"), "0") != 0 : kDefaultPair) && fused_.zmma;
     if (const char* e = env("ATTNBENCH_BIDIR_BOX")) fused_.tma_sw = std::strcmp(e, "pad") != 0;
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {

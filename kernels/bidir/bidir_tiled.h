@@ -63,9 +63,6 @@ struct TiledParams {
   // early (the TMA forward): a warp releases a ring slot as soon as its fragments of the item are
   // in registers, before the math (else after it), so the slot refills while the warp computes.
   bool early;
-  // o_pair (the TMA forward, with zmma): phase 2 takes two 16-row slabs per warp at a time, reading
-  // the state's fragments once for both, and stores o from registers (output_pair).
-  bool o_pair;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

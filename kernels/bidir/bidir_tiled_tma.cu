@@ -152,82 +152,6 @@ struct CfgShape<1> { static constexpr int NW = 16, MB = 1; };
 template <>
 struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 
-// Phase 2 on two 16-row slabs at once (p.o_pair), rows row0.. and row0 + 16.. of the slice, from
-// their Q fragments f[0], f[1] (A layout; slab 1 is real only where `two`): Qf = round(phi(Q)),
-// rs from z = Qf . kmean on tensor cores (p.zmma's B fragments of kmean's three terms), o =
-// round(rs Qf KVr). Every B fragment of KVr and of kmean is read from shared memory once for both
-// slabs (half the reads of output_frags per row), and o leaves from the C fragments by 4-byte
-// global stores (no staging; rows >= Tq and columns >= Dv are skipped; Dv is even).
-template <class T, int DKP, int DVP>
-__device__ __forceinline__ void output_pair(uint32_t (&f)[2][Traits<DKP, DVP>::KT][4], bool two, const T* sKV, int row0,
-                                            const TiledParams& p, T* og, int lane) {
-  using Tr = Traits<DKP, DVP>;
-  constexpr int KT = Tr::KT;
-  static_assert(KT % 2 == 0, "z takes two k-steps per ldmatrix.x4");
-  const int mi = lane / 8, r8 = lane % 8, g = lane / 4, q = lane % 4;
-  if (p.fm != kIdentity) {
-#pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      const int r = row0 + 16 * s + g;
-      const bool row_ok[2] = {r < p.Tq, r + 8 < p.Tq};
-      phi_frags_any<T, KT>(f[s], p.fm, row_ok, p.Dk, lane, row0 + 16 * s + 16 <= p.Tq && p.Dk == DKP);
-    }
-  }
-  float rs[2][2] = {{p.scale, p.scale}, {p.scale, p.scale}};  // o = rs * acc, per slab and row half
-  if (p.norm) {
-    float zc[2][4] = {};
-#pragma unroll
-    for (int kt = 0; kt < KT; kt += 2) {
-      uint32_t b[4];
-      ldsm_x4_t(b, sKV + (kt * 16 + lane) * Tr::VST + DVP);
-#pragma unroll
-      for (int s = 0; s < 2; ++s) {
-        mma16816<T>(zc[s], f[s][kt], b[0], b[1]);
-        mma16816<T>(zc[s], f[s][kt + 1], b[2], b[3]);
-      }
-    }
-#pragma unroll
-    for (int s = 0; s < 2; ++s) {
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        const float part = q == 0 ? zc[s][2 * j] + zc[s][2 * j + 1] : (q == 1 ? zc[s][2 * j] : 0.0f);
-        rs[s][j] = p.inv_tk / (quad_sum(part) + kNormEps);
-      }
-    }
-  }
-#pragma unroll
-  for (int nc = 0; nc < DVP / 16; ++nc) {
-    float acc[2][2][4] = {};
-#pragma unroll
-    for (int kt = 0; kt < KT; ++kt) {
-      uint32_t b[4];  // B = KVr [d][e]: rows d = k, ldmatrix.trans; columns nc 16 ..
-      ldsm_x4_t(b, sKV + (kt * 16 + (mi % 2) * 8 + r8) * Tr::VST + nc * 16 + (mi / 2) * 8);
-#pragma unroll
-      for (int s = 0; s < 2; ++s) {
-        mma16816<T>(acc[s][0], f[s][kt], b[0], b[1]);
-        mma16816<T>(acc[s][1], f[s][kt], b[2], b[3]);
-      }
-    }
-#pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      if (s == 1 && !two) break;
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-        const int col = nc * 16 + nt * 8 + 2 * q, r = row0 + 16 * s + g;
-        if (col >= p.Dv) continue;
-        if (r < p.Tq) {
-          *reinterpret_cast<uint32_t*>(og + static_cast<int64_t>(r) * p.Dv + col) =
-              pack2<T>(acc[s][nt][0] * rs[s][0], acc[s][nt][1] * rs[s][0]);
-        }
-        if (r + 8 < p.Tq) {
-          *reinterpret_cast<uint32_t*>(og + static_cast<int64_t>(r + 8) * p.Dv + col) =
-              pack2<T>(acc[s][nt][2] * rs[s][1], acc[s][nt][3] * rs[s][1]);
-        }
-      }
-    }
-  }
-}
-
 template <class T, int DKP, int DVP, int NW, int MB, bool SW>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
     tma_kernel(const TiledParams p, const __grid_constant__ TiledMaps maps) {
@@ -346,32 +270,18 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
   // ---- exchange ----
   cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank);
 
-  // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % qg == grp ----
-  // (p.o_pair: groups of 4 warps, each taking two slabs at a time: output_pair)
+  // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
   T* oslab = sO + warp * 16 * F::VROW;
-  const int qg = p.o_pair ? NW / 4 : F::QG, wpg = NW / qg;
-  const int grp = warp / wpg, wg = warp % wpg;
+  const int grp = warp / F::WPG, wg = warp % F::WPG;
   for (int i = n_kv; i < n; ++i) {
     const int s = i % SLOTS, j = i - n_kv;
     mbar_wait(&full[s], (i / SLOTS) & 1);
     bool released = false;
-    if (j % qg == grp && p.o_pair) {
-      const T* sq = slots + s * F::SLOT_ELEMS;
-      const int r0 = q_item(j) * qr;
-      const int nslab = min(qr, p.Tq - r0 + 15) / 16, npair = (nslab + 1) / 2;
-      for (int pp = wg; pp < npair && !nomath2; pp += wpg) {
-        // both slabs' Q fragments; past nslab, slab 1 is read from rows inside the slot and not used
-        uint32_t f[2][Tr::KT][4];
-        load_a_frags_l<Tr::KT, LQ>(f[0], sq + LQ::off(32 * pp, 0), lane);
-        load_a_frags_l<Tr::KT, LQ>(f[1], sq + LQ::off(min(32 * pp + 16, QR - 16), 0), lane);
-        if (p.early && pp + wpg >= npair) release(i), released = true;  // this warp's last read of item i
-        output_pair<T, DKP, DVP>(f, 2 * pp + 1 < nslab, sKV, r0 + 32 * pp, p, og, lane);
-      }
-    } else if (j % qg == grp) {
+    if (j % F::QG == grp) {
       const T* sq = slots + s * F::SLOT_ELEMS;
       const int r0 = q_item(j) * qr;
       const int nslab = min(qr, p.Tq - r0 + 15) / 16;  // slabs with a row < Tq
-      for (int sl = wg; sl < nslab; sl += wpg) {
+      for (int sl = wg; sl < nslab; sl += F::WPG) {
         if (p.o_tma) {  // the previous bulk store has read oslab
           if (lane == 0) bulk_wait_read_all();
           __syncwarp();
@@ -379,7 +289,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
         if (!nomath2) {
           uint32_t f[Tr::KT][4];  // the slab's Q fragments
           load_a_frags_l<Tr::KT, LQ>(f, sq + LQ::off(16 * sl, 0), lane);
-          if (p.early && sl + wpg >= nslab) release(i), released = true;  // this warp's last read of item i
+          if (p.early && sl + F::WPG >= nslab) release(i), released = true;  // this warp's last read of item i
           output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane);
         } else {
           for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
