@@ -34,6 +34,8 @@
 //                                    by fp32 dots
 //   ATTNBENCH_BIDIR_EARLY=1|0        the TMA forward's warps release a ring slot once their
 //                                    fragments of it are in registers (before the math) or after it
+//   ATTNBENCH_BIDIR_GROUPQ=1|0       the TMA forward's Q items waited for and released only by the warp
+//                                    group that computes them (else by all warps)
 //   ATTNBENCH_BIDIR_DIAG=1|4|8       diagnostics, wrong output (TiledParams::diag): the TMA forward
 //                                    with no math (its data movement alone), or none in phase 1 (4)
 //                                    or in phase 2 (8) only
@@ -148,6 +150,7 @@ constexpr int kDefaultOrder = 0;
 constexpr bool kDefaultTmaSw = true;
 constexpr bool kDefaultZmma = true;
 constexpr bool kDefaultEarly = true;   // session 5, above
+constexpr bool kDefaultGroupQ = false;  // A/B pending (session 5)
 constexpr bool kDefaultExpH2 = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
 
 class TiledBidir : public CudaPrepared {
@@ -256,6 +259,7 @@ class TiledBidir : public CudaPrepared {
     fused_.tma_sw = kDefaultTmaSw;
     fused_.zmma = env("ATTNBENCH_BIDIR_ZMMA") ? std::strcmp(env("ATTNBENCH_BIDIR_ZMMA"), "0") != 0 : kDefaultZmma;
     fused_.early = env("ATTNBENCH_BIDIR_EARLY") ? std::strcmp(env("ATTNBENCH_BIDIR_EARLY"), "0") != 0 : kDefaultEarly;
+    fused_.group_q = env("ATTNBENCH_BIDIR_GROUPQ") ? std::strcmp(env("ATTNBENCH_BIDIR_GROUPQ"), "0") != 0 : kDefaultGroupQ;
     if (const char* e = env("ATTNBENCH_BIDIR_BOX")) fused_.tma_sw = std::strcmp(e, "pad") != 0;
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {

@@ -63,6 +63,9 @@ struct TiledParams {
   // early (the TMA forward): a warp releases a ring slot as soon as its fragments of the item are
   // in registers, before the math (else after it), so the slot refills while the warp computes.
   bool early;
+  // group_q (the TMA forward): a Q item is waited for and released by the warp group that computes
+  // it only (else by every warp).
+  bool group_q;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

@@ -224,12 +224,20 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
     }
   };
   // This warp is done reading item i; the last of the NW warps refills the slot with i + SLOTS.
+  // The slot's count once every reader of its uses 0..u has released it (u = i / SLOTS): NW per
+  // K/V use; per Q use NW, or with p.group_q (only the item's warp group waits for it and releases
+  // it) WPG.
   auto release = [&](int i) {
     __syncwarp();
     if (lane == 0) {
-      const int s = i % SLOTS;
+      const int s = i % SLOTS, u = i / SLOTS;
+      int need = NW * (u + 1);
+      if (p.group_q && i >= n_kv) {  // Q uses since the last K/V use: WPG readers each
+        const int kv_uses = (n_kv - s + SLOTS - 1) / SLOTS;  // i >= n_kv: every K/V use of slot s lies before
+        need -= (NW - F::WPG) * (u + 1 - max(kv_uses, 0));
+      }
       const unsigned old = atomic_add_acq_rel(&cnt[s], 1u);
-      if (old == static_cast<unsigned>(NW * (i / SLOTS + 1) - 1) && i + SLOTS < n) issue(i + SLOTS);
+      if (old == static_cast<unsigned>(need - 1) && i + SLOTS < n) issue(i + SLOTS);
     }
   };
 
@@ -275,6 +283,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
   const int grp = warp / F::WPG, wg = warp % F::WPG;
   for (int i = n_kv; i < n; ++i) {
     const int s = i % SLOTS, j = i - n_kv;
+    if (p.group_q && j % F::QG != grp) continue;  // another group's item: not waited for, not counted
     mbar_wait(&full[s], (i / SLOTS) & 1);
     bool released = false;
     if (j % F::QG == grp) {
