@@ -4,15 +4,19 @@
 // and the boundary partials bnd = sum_e S_{c+1} rd(D_c) (gated_emul.h: fp32 D there). Notation in
 // linear_family_tiled.cuh; a scalar gate is a vector gate with equal columns. Per column d, b is
 // the fp32 cumulative log-gate over the chunk (<= 0, non-increasing), bq_i = b_i (rwkv6: b_{i-1},
-// b_{-1} = 0); the 64 rows form 16-row blocks
-// I = 0..3 with ends e_I = b_{16I+15} (e_{-1} = 0), last = e_3. The intra-chunk factor of the pair
-// (i in I, j in J <= I) is exp(bq_i - b_j) = qfac_i M_IJ kfac_j with references per block:
-//   qfac_i = exp(bq_i - e_{I-1}) <= 1,   kfac_j = exp(e_J - b_j) <= 1,
-//   M_IJ = exp(e_{I-1} - e_J) <= 1 (J < I),   invD_I = M_II = exp(e_{I-1} - e_I) = exp(span_I) >= 1.
-// Off-diagonal products of factors <= 1 underflow only where the true weight is below 1e-38.
-// The diagonal block I is factored (invD_I) while span_I <= kGbwdSpanMax = 80 in every column of
-// the half (every factor then stays within [exp(-80), exp(80)], normal fp32); else it is exact,
-// exp(bq_i - b_j) per pair and column from the fp32 b in shared memory (slow: strong gates only).
+// b_{-1} = 0); the 64 rows form 16-row blocks I = 0..3 with ends e_I = b_{16I+15} (e_{-1} = 0),
+// last = e_3, and m = b_31. The intra-chunk factor of the pair (i in I, j in J <= I) is
+// exp(bq_i - b_j) = qfac_i M_IJ kfac_j, with references chosen per half of Dk (64 columns):
+//  - one reference m while both half-chunk spans (0 - m, m - last) are <= kGbwdSingleMax = 80 in
+//    every column: qfac_i = exp(bq_i - m), kfac_j = exp(m - b_j), M = 1; every factor lies within
+//    [exp(-80), exp(80)] (normal fp32), so the kept pairs' products are exact to fp32 rounding
+//    (ordinary gates: logsigmoid(randn) sums to about -26 over 32 rows; the fast path);
+//  - else references per block: qfac_i = exp(bq_i - e_{I-1}) <= 1, kfac_j = exp(e_J - b_j) <= 1,
+//    M_IJ = exp(e_{I-1} - e_J) <= 1 (J < I), M_II = invD_I = exp(e_{I-1} - e_I) = exp(span_I).
+//    Products of factors <= 1 underflow only where the true weight is below 1e-38. The diagonal
+//    block I is factored (invD_I) while span_I <= kGbwdSpanMax = 80 in every column of the half;
+//    else it is exact, exp(bq_i - b_j) per pair and column from the fp32 b in shared memory (slow:
+//    strong gates only).
 //   Qf_id = q_id qfac_id,  Kf_jd = k_jd kfac_jd                                   fp32
 //   A_ij  = sum_d Qf_id M_IJd Kf_jd  (pairs j <= i; rwkv6 j < i)                   fp32 -> rd(A)
 //   dA_ij = scale do_i.v_j;  dAm = dA on j < i
@@ -56,10 +60,10 @@ struct GbwdCfg {
   static constexpr int kHalves = kDk / 64;
   // bytes: q, k [64][kLdK]; v, dO [64][kLdV]; S, D [kDk][kLdV] (S's room later holds Kt and rd(A));
   // b, Qf, Kf halves [64][kLdH] fp32 (later the dG tile); dAm [64][kLdA] fp32; rows: dAd, brow,
-  // bon [kC], lastb, bnd [kDk], the half's factors M [6][64] and invD [4][64], 4 flags.
+  // bon [kC], lastb, bnd [kDk], the half's factors M [6][64] and invD [4][64], 8 flags.
   static constexpr int kQ = kC * kLdK * 2, kV = kC * kLdV * 2, kS = kDk * kLdV * 2;
   static constexpr int kHalf = kC * kLdH * 4, kAm = kC * kLdA * 4;
-  static constexpr int kRows = (3 * kC + 2 * kDk + 10 * 64 + 4) * 4;
+  static constexpr int kRows = (3 * kC + 2 * kDk + 10 * 64 + 8) * 4;
   static_assert(kRows % 16 == 0, "Kt after the rows stays 16-byte aligned");
   static constexpr int kAb = kC * (kC + 8) * 2;
   static constexpr bool kKtInS = kQ + kAb <= kS;  // Kt and rd(A) reuse S's room when it is large enough
@@ -71,7 +75,10 @@ struct GbwdCfg {
 #ifndef ATTNBENCH_LIN_GBWD_SPAN_MAX
 #define ATTNBENCH_LIN_GBWD_SPAN_MAX 80.0f  // a sim build may move it (-1: exact diagonal blocks always)
 #endif
-constexpr float kGbwdSpanMax = ATTNBENCH_LIN_GBWD_SPAN_MAX;
+#ifndef ATTNBENCH_LIN_GBWD_SINGLE_MAX
+#define ATTNBENCH_LIN_GBWD_SINGLE_MAX 80.0f  // a sim build may move it (-1: per-block references always)
+#endif
+constexpr float kGbwdSpanMax = ATTNBENCH_LIN_GBWD_SPAN_MAX, kGbwdSingleMax = ATTNBENCH_LIN_GBWD_SINGLE_MAX;
 
 // Index of M_IJ (J < I) in the half's factor rows; invD_I is row 6 + I.
 __device__ __forceinline__ int gbwd_mi(int I, int J) { return I * (I - 1) / 2 + J; }
@@ -119,8 +126,9 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
   float* bnd = lastb + C::kDk;      // boundary [kDk]
   float* fac = bnd + C::kDk;        // the half's M_IJ [6][64], then invD_I [4][64]
   int* exact = reinterpret_cast<int*>(fac + 10 * 64);  // per block I: its diagonal is exact [4]
+  int* blocked = exact + 4;                             // the half uses per-block references [1]
   // after the inter-chunk dq: rd(k exp(last - b)) [64][kLdK] and rd(A) [64][72], in S's room if it fits
-  T* Kt = C::kKtInS ? Ss : reinterpret_cast<T*>(exact + 4);
+  T* Kt = C::kKtInS ? Ss : reinterpret_cast<T*>(exact + 8);
   T* Ab = Kt + kC * C::kLdK;
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
@@ -239,7 +247,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
 #pragma unroll
   for (int hf = 0; hf < C::kHalves; ++hf) {
     const int d0 = 64 * hf;
-    if (threadIdx.x < 4) exact[threadIdx.x] = 0;
+    if (threadIdx.x < 5) exact[threadIdx.x] = 0;
     // b of the half (vector gates: cumulative sums of the columns; scalar: b per row)
     if (p.vector_gate) {
       for (int d = threadIdx.x; d < 64; d += kGThreads) {
@@ -254,12 +262,15 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
       for (int idx = threadIdx.x; idx < kC * 64; idx += kGThreads) bh[(idx / 64) * C::kLdH + idx % 64] = brow[idx / 64];
     }
     __syncthreads();
-    // per column: e_I, last, M_IJ, invD_I; a span beyond kGbwdSpanMax makes block I's diagonal exact
+    // per column: e_I, last, M_IJ, invD_I; a span beyond kGbwdSpanMax makes block I's diagonal exact,
+    // a half-chunk span (0 - m or m - last) beyond kGbwdSingleMax the half's references per block
     for (int d = threadIdx.x; d < 64; d += kGThreads) {
       float e[4];
 #pragma unroll
       for (int I = 0; I < 4; ++I) e[I] = bh[(16 * I + 15) * C::kLdH + d];
       lastb[d0 + d] = e[3];
+      const float m = bh[31 * C::kLdH + d];
+      if (!(-m <= kGbwdSingleMax && m - e[3] <= kGbwdSingleMax)) *blocked = 1;
 #pragma unroll
       for (int I = 1; I < 4; ++I) {
 #pragma unroll
@@ -269,28 +280,39 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
       for (int I = 0; I < 4; ++I) {
         const float span = (I == 0 ? 0.0f : e[I - 1]) - e[I];
         fac[(6 + I) * 64 + d] = __expf(span);
-        if (!(span <= kGbwdSpanMax)) exact[I] = 1;
+        if (!(span <= kGbwdSpanMax)) exact[I] = 1, *blocked = 1;
       }
     }
     __syncthreads();
-    // Qf = q qfac, Kf = k kfac (references e_{I-1}, e_I of the row's block); Kt = rd(k exp(last - b))
+    // Qf = q qfac, Kf = k kfac (references e_{I-1}, e_I of the row's block, or m); Kt = rd(k exp(last - b))
+    const bool single = *blocked == 0;
     for (int idx = threadIdx.x; idx < kC * 64; idx += kGThreads) {
       const int r = idx / 64, d = idx % 64, I = r / 16;
-      const float b = bh[r * C::kLdH + d], bq = bq_at<kBonus>(bh, C::kLdH, r, d);
-      const float eq = I == 0 ? 0.0f : bh[(16 * I - 1) * C::kLdH + d], ek = bh[(16 * I + 15) * C::kLdH + d];
+      const float b = bh[r * C::kLdH + d], bq = bq_at<kBonus>(bh, C::kLdH, r, d), m = bh[31 * C::kLdH + d];
+      const float eq = single ? m : I == 0 ? 0.0f : bh[(16 * I - 1) * C::kLdH + d];
+      const float ek = single ? m : bh[(16 * I + 15) * C::kLdH + d];
       const float kv = to_f32(Ks[r * C::kLdK + d0 + d]);
       qh[r * C::kLdH + d] = to_f32(Qs[r * C::kLdK + d0 + d]) * __expf(bq - eq);
       kh[r * C::kLdH + d] = kv * __expf(ek - b);
       Kt[r * C::kLdK + d0 + d] = from_f32<T>(kv * __expf(lastb[d0 + d] - b));
     }
     __syncthreads();
-    const bool ex = exact[wr] != 0;  // this warp's block (query rows I = wr, or key rows J = wr)
+    const bool ex = exact[wr] != 0;  // this warp's block (query rows I = wr, or key rows J = wr); not single
     float it[8][4], iz[8][4];        // the half's intra-chunk sum; one block's part of it
     zero_acc(it);
     if (qwarp) {
       // A over this half: rows rA, rB (block wr) against keys 8nt + 2q4 (+1) of blocks J <= wr,
       // sum_d Qf M_IJ Kf (M_II = invD_I: the factored diagonal)
-      for (int d = 0; d < 64; ++d) {
+      for (int d = 0; d < 64 && single; ++d) {  // one reference: M = 1
+        const float x0 = qh[rA * C::kLdH + d], x1 = qh[rB * C::kLdH + d];
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          if (nt > 2 * wr + 1) continue;
+          const float k0 = kh[(8 * nt + 2 * q4) * C::kLdH + d], k1 = kh[(8 * nt + 2 * q4 + 1) * C::kLdH + d];
+          aacc[nt][0] += x0 * k0, aacc[nt][1] += x0 * k1, aacc[nt][2] += x1 * k0, aacc[nt][3] += x1 * k1;
+        }
+      }
+      for (int d = 0; d < 64 && !single; ++d) {
         const float x0 = qh[rA * C::kLdH + d], x1 = qh[rB * C::kLdH + d];
 #pragma unroll
         for (int J = 0; J < 4; ++J) {
@@ -321,7 +343,15 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
         }
       }
       // dq of the half's columns: qfac sum_J M_IJ (dAm_{I,J} Kf_J) + scale exp(bq) (inter)
-      for (int J = 0; J <= wr; ++J) {
+      for (int j = 0; j < 16 * wr + 16 && single; ++j) {  // one reference: M = 1
+        const float a0 = dAm[rA * C::kLdA + j], a1 = dAm[rB * C::kLdA + j];
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const float2 kv = *reinterpret_cast<const float2*>(kh + j * C::kLdH + 8 * nt + 2 * q4);
+          it[nt][0] += a0 * kv.x, it[nt][1] += a0 * kv.y, it[nt][2] += a1 * kv.x, it[nt][3] += a1 * kv.y;
+        }
+      }
+      for (int J = 0; J <= wr && !single; ++J) {
         if (J == wr && ex) break;
         zero_acc(iz);
         for (int j = 16 * J; j < 16 * J + 16; ++j) {
@@ -339,7 +369,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
-          const float bq = bq_at<kBonus>(bh, C::kLdH, r, dl), eq = wr == 0 ? 0.0f : bh[(16 * wr - 1) * C::kLdH + dl];
+          const float bq = bq_at<kBonus>(bh, C::kLdH, r, dl);
+          const float eq = single ? bh[31 * C::kLdH + dl] : wr == 0 ? 0.0f : bh[(16 * wr - 1) * C::kLdH + dl];
           float& acc = gacc[8 * hf + nt][e];
           acc = p.scale * __expf(bq) * acc + __expf(bq - eq) * it[nt][e];
         }
@@ -365,7 +396,15 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
       }
     } else {
       // dk of the half's columns: kfac sum_I M_IJ (dAm_{I,J}^T Qf_I) + exp(last - b) (inter)
-      for (int I = wr; I < 4; ++I) {
+      for (int i = 16 * wr; i < kC && single; ++i) {  // one reference: M = 1
+        const float a0 = dAm[i * C::kLdA + rA], a1 = dAm[i * C::kLdA + rB];
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const float2 qv = *reinterpret_cast<const float2*>(qh + i * C::kLdH + 8 * nt + 2 * q4);
+          it[nt][0] += a0 * qv.x, it[nt][1] += a0 * qv.y, it[nt][2] += a1 * qv.x, it[nt][3] += a1 * qv.y;
+        }
+      }
+      for (int I = wr; I < 4 && !single; ++I) {
         if (I == wr && ex) continue;
         zero_acc(iz);
         for (int i = 16 * I; i < 16 * I + 16; ++i) {
@@ -383,7 +422,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
-          const float b = bh[r * C::kLdH + dl], ek = bh[(16 * wr + 15) * C::kLdH + dl];
+          const float b = bh[r * C::kLdH + dl], ek = bh[(single ? 31 : 16 * wr + 15) * C::kLdH + dl];
           float& acc = gacc[8 * hf + nt][e];
           acc = __expf(lastb[d0 + dl] - b) * acc + __expf(ek - b) * it[nt][e];
         }

@@ -350,8 +350,11 @@ int main(int argc, char** argv) {
     cases.push_back({"gated", v, 1013, 128, 64, -1});
     cases.push_back({"gated", v, 200, 128, 128, -1});
     cases.push_back({"gated", v, 130, 64, 64, -1, 12.0});
+    cases.push_back({"gated", v, 130, 128, 64, -1, 3.0});  // the backward's per-block factored path
     cases.push_back({"gated", v, 70, 128, 128, -1, 12.0});
   }
+  cases.push_back({"gated", "scalar", 130, 64, 64, -1, 12.0});  // strong scalar gates
+  cases.push_back({"gated", "scalar", 130, 128, 64, -1, 3.0});
   int fails = 0;
   for (const Case& c : cases) {
     if (!only.empty() && c.algo != only && c.variant != only) continue;
@@ -367,9 +370,10 @@ int main(int argc, char** argv) {
       const Tensors ref = simutil::reference(p, Pass::fwd, in), emul = simutil::emulation(p, Pass::fwd, dt, in);
       const bool taylor = !(p.algo == "based" && p.Dk > 16);
       const Tensors x = !taylor ? ref : dt == Dtype::bf16 ? dispatch_fwd<__nv_bfloat16>(p, in) : dispatch_fwd<__half>(p, in);
+      char gm[32] = "";
+      if (c.gate_mul != 1.0) std::snprintf(gm, sizeof gm, " g*%g", c.gate_mul);
       std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld norm=%d%s fwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
-                  long(c.Dk), long(c.Dv), p.normalize() ? 1 : 0, c.gate_mul != 1.0 ? " g*12" : "",
-                  std::string(dtype_name(dt)).c_str());
+                  long(c.Dk), long(c.Dv), p.normalize() ? 1 : 0, gm, std::string(dtype_name(dt)).c_str());
       for (const auto& spec : forward_outputs(p)) {
         const auto v = check_tensor(spec.name, x.at(spec.name), ref.at(spec.name), emul.at(spec.name), dt, dt);
         std::printf(" %s %s m=%.2f (err %.2e base %.2e floor %.2e rms %.1e)", spec.name.c_str(), v.pass ? "ok" : "FAIL",
@@ -408,8 +412,8 @@ int main(int argc, char** argv) {
       if (!la) continue;
       const Tensors gref = simutil::reference(p, Pass::bwd, in), gemul = simutil::emulation(p, Pass::bwd, dt, in);
       const Tensors gx = dt == Dtype::bf16 ? run_bwd_la<__nv_bfloat16>(p, in) : run_bwd_la<__half>(p, in);
-      std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld         bwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
-                  long(c.Dk), long(c.Dv), std::string(dtype_name(dt)).c_str());
+      std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld  %6s bwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
+                  long(c.Dk), long(c.Dv), gm, std::string(dtype_name(dt)).c_str());
       double ps = 0;
       for (const auto& spec : backward_outputs(p)) ps = std::max(ps, max_abs_finite(gref.at(spec.name)));
       for (const auto& spec : backward_outputs(p)) {
