@@ -47,8 +47,8 @@ struct EngineParams {
   float* den;              // normalize: den per row [B,H,T], written by v-tile 0 (for a backward)
   void* states;            // state scans: rd(state) before each chunk [B*H][NC][F][Dvv] (T)
   float* zstates;          // state scans with the normalizer: z or dz before each chunk [B*H][NC][F]
-  const void* s_states;    // reverse scan, gated: the forward states (for the dg boundary term)
-  float* bnd;              // reverse scan, gated: boundary partials [B*H][NV][NC][Dqk]
+  const void* bnd_states;  // forward scan, gated backward: rd(D_c) of the reverse scan (dg boundary term)
+  float* bnd;              // forward scan, gated backward: boundary partials [B*H][NV][NC][Dqk]
   const float* den_in;     // reverse scan with the normalizer: den per row
   const float* delta;      // reverse scan with the normalizer: delta per row
   int H, T, Dqk, Dvv, NV;

@@ -1,22 +1,37 @@
 // The chunk-parallel gradient kernel of the gated backward with data-dependent gates (scalar,
 // vector, rwkv6), mirroring gated_emul.h. One block per (b, h, chunk); it reads the chunk's
 // q, k, v, dO, g and the states the scans stored (linear_family_tiled_scan.cuh): rd(S_c), rd(D_c)
-// and the boundary partials. Notation in linear_family_tiled.cuh; a scalar gate is a vector gate
-// with equal columns. With m_d = b_{31,d} (the chunk's middle) as reference:
-//   Qf_id = q_id exp(bq_id - m_d),  Kf_jd = k_jd exp(m_d - b_jd)                 fp32
-//   A_ij  = sum_d Qf_id Kf_jd  (pairs j <= i; rwkv6 j < i)                        fp32 -> rd(A)
+// and the boundary partials bnd = sum_e S_{c+1} rd(D_c) (gated_emul.h: fp32 D there). Notation in
+// linear_family_tiled.cuh; a scalar gate is a vector gate with equal columns. Per column d, b is
+// the fp32 cumulative log-gate over the chunk (<= 0, non-increasing), bq_i = b_i (rwkv6: b_{i-1},
+// b_{-1} = 0); the 64 rows form 16-row blocks I = 0..3 with ends e_I = b_{16I+15} (e_{-1} = 0),
+// last = e_3, and m = b_31. The intra-chunk factor of the pair (i in I, j in J <= I) is
+// exp(bq_i - b_j) = qfac_i M_IJ kfac_j, with references chosen per half of Dk (64 columns):
+//  - one reference m while both half-chunk spans (0 - m, m - last) are <= kGbwdSingleMax = 80 in
+//    every column: qfac_i = exp(bq_i - m), kfac_j = exp(m - b_j), M = 1; every factor lies within
+//    [exp(-80), exp(80)] (normal fp32), so the kept pairs' products are exact to fp32 rounding
+//    (ordinary gates: logsigmoid(randn) sums to about -26 over 32 rows; the fast path);
+//  - else references per block: qfac_i = exp(bq_i - e_{I-1}) <= 1, kfac_j = exp(e_J - b_j) <= 1,
+//    M_IJ = exp(e_{I-1} - e_J) <= 1 (J < I), M_II = invD_I = exp(e_{I-1} - e_I) = exp(span_I).
+//    Products of factors <= 1 underflow only where the true weight is below 1e-38. The diagonal
+//    block I is factored (invD_I) while span_I <= kGbwdSpanMax = 80 in every column of the half;
+//    else it is exact, exp(bq_i - b_j) per pair and column from the fp32 b in shared memory (slow:
+//    strong gates only).
+//   Qf_id = q_id qfac_id,  Kf_jd = k_jd kfac_jd                                   fp32
+//   A_ij  = sum_d Qf_id M_IJd Kf_jd  (pairs j <= i; rwkv6 j < i)                   fp32 -> rd(A)
 //   dA_ij = scale do_i.v_j;  dAm = dA on j < i
-//   dq_id = exp(bq_id - m_d) (dAm Kf)_id + scale exp(bq_id) (do_i rd(S_c)^T)_d
-//   dk_jd = exp(m_d - b_jd) (dAm^T Qf)_jd + exp(last_d - b_jd) (v_j rd(D_c)^T)_d
+//   dq_id = qfac_id sum_{J <= I} M_IJd (dAm_{I,J} Kf_J)_id + scale exp(bq_id) (do_i rd(S_c)^T)_d
+//   dk_jd = kfac_jd sum_{I >= J} M_IJd (dAm_{I,J}^T Qf_I)_jd + exp(last_d - b_jd) (v_j rd(D_c)^T)_d
+//   (an exact diagonal block: A_ij, and the dq, dk terms of its pairs, as sum q k exp(bq_i - b_j))
 //   dv_j  = scale (rd(A)^T dO)_j + (rd(k_j exp(last - b_j)) rd(D_c))_j  [+ scale a_j do_j]
 //   dg_{t0+s,d} = bnd_d + sum_{r >= s} (q_r dq_r - k_r dk_r)_d  (rwkv6: the q term of row r+1),
 //   then the diagonal pair (dA_ii k_i, dA_ii q_i) or rwkv6's bonus (dA_ii u k_i, dA_ii u q_i,
 //   du += dA_ii q_i k_i, summed over chunks and batches afterwards).
 // The gate-dependent intra-chunk parts stay fp32 on CUDA cores (their bf16 rounding would swamp
-// dg; the tensor cores take the inter-chunk products). Exponents are clamped to +-80: a chunk whose
-// cumulative log-gate spans more than 80 between its middle and an end loses those terms.
-// Block: 8 warps; warps 0-3 own query rows 16w.. (dq, A), warps 4-7 key rows 16(w-4).. (dk);
-// all 8 share dv. The fp32 work runs over Dk in halves of 64 columns to bound shared memory.
+// dg; the tensor cores take the inter-chunk products).
+// Block: 8 warps; warps 0-3 own query rows 16w.. (dq, A: row block I = w), warps 4-7 key rows
+// 16(w-4).. (dk: key block J = w-4); all 8 share dv. The fp32 work runs over Dk in halves of 64
+// columns to bound shared memory; the factors M, invD and the exact-diagonal flags are per half.
 #pragma once
 
 #include "linear_family_tiled.cuh"
@@ -44,17 +59,50 @@ struct GbwdCfg {
   static constexpr int kLdK = kDk + 8, kLdV = kDv + 8, kLdH = 64 + 4, kLdA = kC + 4, kLdG = kDk + 4;
   static constexpr int kHalves = kDk / 64;
   // bytes: q, k [64][kLdK]; v, dO [64][kLdV]; S, D [kDk][kLdV] (S's room later holds Kt and rd(A));
-  // b, Qf, Kf halves [64][kLdH] fp32 (later the dG tile); dAm [64][kLdA] fp32; rows.
+  // b, Qf, Kf halves [64][kLdH] fp32 (later the dG tile); dAm [64][kLdA] fp32; rows: dAd, brow,
+  // bon [kC], lastb, bnd [kDk], the half's factors M [6][64] and invD [4][64], 8 flags.
   static constexpr int kQ = kC * kLdK * 2, kV = kC * kLdV * 2, kS = kDk * kLdV * 2;
   static constexpr int kHalf = kC * kLdH * 4, kAm = kC * kLdA * 4;
-  static constexpr int kRows = (5 * kC + 4 * kDk) * 4;
+  static constexpr int kRows = (3 * kC + 2 * kDk + 10 * 64 + 8) * 4;
+  static_assert(kRows % 16 == 0, "Kt after the rows stays 16-byte aligned");
   static constexpr int kAb = kC * (kC + 8) * 2;
   static constexpr bool kKtInS = kQ + kAb <= kS;  // Kt and rd(A) reuse S's room when it is large enough
   static constexpr int kSmemBytes = 2 * kQ + 2 * kV + 2 * kS + 3 * kHalf + kAm + kRows + (kKtInS ? 0 : kQ + kAb);
   static_assert(kC * kLdG * 4 <= 3 * kHalf, "the dG tile reuses the half tiles");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block (sm_90)");
 };
 
-__device__ __forceinline__ float clamped_exp(float x) { return __expf(fminf(fmaxf(x, -80.0f), 80.0f)); }
+#ifndef ATTNBENCH_LIN_GBWD_SPAN_MAX
+#define ATTNBENCH_LIN_GBWD_SPAN_MAX 80.0f  // a sim build may move it (-1: exact diagonal blocks always)
+#endif
+#ifndef ATTNBENCH_LIN_GBWD_SINGLE_MAX
+#define ATTNBENCH_LIN_GBWD_SINGLE_MAX 80.0f  // a sim build may move it (-1: per-block references always)
+#endif
+constexpr float kGbwdSpanMax = ATTNBENCH_LIN_GBWD_SPAN_MAX, kGbwdSingleMax = ATTNBENCH_LIN_GBWD_SINGLE_MAX;
+
+// Index of M_IJ (J < I) in the half's factor rows; invD_I is row 6 + I.
+__device__ __forceinline__ int gbwd_mi(int I, int J) { return I * (I - 1) / 2 + J; }
+
+// exp(x) for a kept pair, else 0 (a dropped pair's x may be large: never multiplied by it).
+__device__ __forceinline__ float gbwd_pair_exp(bool keep, float x) { return keep ? __expf(x) : 0.0f; }
+
+// it += f (per column 8nt + 2q4 (+1)) * iz, fragment layout.
+__device__ __forceinline__ void gbwd_fold(float (&it)[8][4], const float (&iz)[8][4], const float* f, int q4) {
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    const float2 m = *reinterpret_cast<const float2*>(f + 8 * nt + 2 * q4);
+    it[nt][0] += m.x * iz[nt][0], it[nt][1] += m.y * iz[nt][1], it[nt][2] += m.x * iz[nt][2], it[nt][3] += m.y * iz[nt][3];
+  }
+}
+
+// acc[nt] += iz[nt] over the 8 n-tiles of a half (acc points at its first).
+__device__ __forceinline__ void gbwd_add(float (*acc)[4], const float (&iz)[8][4]) {
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[nt][e] += iz[nt][e];
+  }
+}
 
 template <class C, bool kBonus>
 __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p) {
@@ -74,12 +122,13 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
   float* dAd = dAm + kC * C::kLdA;  // diag dA [64]
   float* brow = dAd + kC;           // scalar gates: b per row [64]
   float* bon = brow + kC;           // rwkv6: a_i [64]
-  float* mref = bon + kC;           // m_d [kDk]
-  float* lastb = mref + C::kDk;     // last_d [kDk]
+  float* lastb = bon + kC;          // last_d [kDk]
   float* bnd = lastb + C::kDk;      // boundary [kDk]
-  float* aux = bnd + C::kDk;        // [2 kC + kDk] spare
+  float* fac = bnd + C::kDk;        // the half's M_IJ [6][64], then invD_I [4][64]
+  int* exact = reinterpret_cast<int*>(fac + 10 * 64);  // per block I: its diagonal is exact [4]
+  int* blocked = exact + 4;                             // the half uses per-block references [1]
   // after the inter-chunk dq: rd(k exp(last - b)) [64][kLdK] and rd(A) [64][72], in S's room if it fits
-  T* Kt = C::kKtInS ? Ss : reinterpret_cast<T*>(reinterpret_cast<unsigned char*>(aux) + (2 * kC + C::kDk) * 4);
+  T* Kt = C::kKtInS ? Ss : reinterpret_cast<T*>(exact + 8);
   T* Ab = Kt + kC * C::kLdK;
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
@@ -198,6 +247,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
 #pragma unroll
   for (int hf = 0; hf < C::kHalves; ++hf) {
     const int d0 = 64 * hf;
+    if (threadIdx.x < 5) exact[threadIdx.x] = 0;
     // b of the half (vector gates: cumulative sums of the columns; scalar: b per row)
     if (p.vector_gate) {
       for (int d = threadIdx.x; d < 64; d += kGThreads) {
@@ -212,23 +262,48 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
       for (int idx = threadIdx.x; idx < kC * 64; idx += kGThreads) bh[(idx / 64) * C::kLdH + idx % 64] = brow[idx / 64];
     }
     __syncthreads();
+    // per column: e_I, last, M_IJ, invD_I; a span beyond kGbwdSpanMax makes block I's diagonal exact,
+    // a half-chunk span (0 - m or m - last) beyond kGbwdSingleMax the half's references per block
     for (int d = threadIdx.x; d < 64; d += kGThreads) {
-      mref[d0 + d] = bh[31 * C::kLdH + d];
-      lastb[d0 + d] = bh[(kC - 1) * C::kLdH + d];
+      float e[4];
+#pragma unroll
+      for (int I = 0; I < 4; ++I) e[I] = bh[(16 * I + 15) * C::kLdH + d];
+      lastb[d0 + d] = e[3];
+      const float m = bh[31 * C::kLdH + d];
+      if (!(-m <= kGbwdSingleMax && m - e[3] <= kGbwdSingleMax)) *blocked = 1;
+#pragma unroll
+      for (int I = 1; I < 4; ++I) {
+#pragma unroll
+        for (int J = 0; J < I; ++J) fac[gbwd_mi(I, J) * 64 + d] = __expf(e[I - 1] - e[J]);
+      }
+#pragma unroll
+      for (int I = 0; I < 4; ++I) {
+        const float span = (I == 0 ? 0.0f : e[I - 1]) - e[I];
+        fac[(6 + I) * 64 + d] = __expf(span);
+        if (!(span <= kGbwdSpanMax)) exact[I] = 1, *blocked = 1;
+      }
     }
     __syncthreads();
+    // Qf = q qfac, Kf = k kfac (references e_{I-1}, e_I of the row's block, or m); Kt = rd(k exp(last - b))
+    const bool single = *blocked == 0;
     for (int idx = threadIdx.x; idx < kC * 64; idx += kGThreads) {
-      const int r = idx / 64, d = idx % 64;
-      const float b = bh[r * C::kLdH + d], bq = bq_at<kBonus>(bh, C::kLdH, r, d), m = mref[d0 + d];
+      const int r = idx / 64, d = idx % 64, I = r / 16;
+      const float b = bh[r * C::kLdH + d], bq = bq_at<kBonus>(bh, C::kLdH, r, d), m = bh[31 * C::kLdH + d];
+      const float eq = single ? m : I == 0 ? 0.0f : bh[(16 * I - 1) * C::kLdH + d];
+      const float ek = single ? m : bh[(16 * I + 15) * C::kLdH + d];
       const float kv = to_f32(Ks[r * C::kLdK + d0 + d]);
-      qh[r * C::kLdH + d] = to_f32(Qs[r * C::kLdK + d0 + d]) * clamped_exp(bq - m);
-      kh[r * C::kLdH + d] = kv * clamped_exp(m - b);
+      qh[r * C::kLdH + d] = to_f32(Qs[r * C::kLdK + d0 + d]) * __expf(bq - eq);
+      kh[r * C::kLdH + d] = kv * __expf(ek - b);
       Kt[r * C::kLdK + d0 + d] = from_f32<T>(kv * __expf(lastb[d0 + d] - b));
     }
     __syncthreads();
+    const bool ex = exact[wr] != 0;  // this warp's block (query rows I = wr, or key rows J = wr); not single
+    float it[8][4], iz[8][4];        // the half's intra-chunk sum; one block's part of it
+    zero_acc(it);
     if (qwarp) {
-      // A over this half: rows rA, rB against keys 8nt + 2q4 (+1), nt <= 2 wr + 1
-      for (int d = 0; d < 64; ++d) {
+      // A over this half: rows rA, rB (block wr) against keys 8nt + 2q4 (+1) of blocks J <= wr,
+      // sum_d Qf M_IJ Kf (M_II = invD_I: the factored diagonal)
+      for (int d = 0; d < 64 && single; ++d) {  // one reference: M = 1
         const float x0 = qh[rA * C::kLdH + d], x1 = qh[rB * C::kLdH + d];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
@@ -237,10 +312,38 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
           aacc[nt][0] += x0 * k0, aacc[nt][1] += x0 * k1, aacc[nt][2] += x1 * k0, aacc[nt][3] += x1 * k1;
         }
       }
-      // dq of the half's columns: exp(bq - m) (dAm Kf) + scale exp(bq) (inter)
-      float it[8][4];
-      zero_acc(it);
-      for (int j = 0; j < 16 * wr + 16; ++j) {
+      for (int d = 0; d < 64 && !single; ++d) {
+        const float x0 = qh[rA * C::kLdH + d], x1 = qh[rB * C::kLdH + d];
+#pragma unroll
+        for (int J = 0; J < 4; ++J) {
+          if (J > wr || (J == wr && ex)) continue;
+          const float f = fac[(J < wr ? gbwd_mi(wr, J) : 6 + wr) * 64 + d], y0 = x0 * f, y1 = x1 * f;
+#pragma unroll
+          for (int nt = 2 * J; nt < 2 * J + 2; ++nt) {
+            const float k0 = kh[(8 * nt + 2 * q4) * C::kLdH + d], k1 = kh[(8 * nt + 2 * q4 + 1) * C::kLdH + d];
+            aacc[nt][0] += y0 * k0, aacc[nt][1] += y0 * k1, aacc[nt][2] += y1 * k0, aacc[nt][3] += y1 * k1;
+          }
+        }
+      }
+      if (ex) {  // the exact diagonal block: q_i k_j exp(bq_i - b_j), pairs j <= i (rwkv6 j < i)
+        for (int d = 0; d < 64; ++d) {
+          const float qa = to_f32(Qs[rA * C::kLdK + d0 + d]), qb = to_f32(Qs[rB * C::kLdK + d0 + d]);
+          const float ba = bq_at<kBonus>(bh, C::kLdH, rA, d), bb = bq_at<kBonus>(bh, C::kLdH, rB, d);
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            if ((nt >> 1) != wr) continue;
+            const int j0 = 8 * nt + 2 * q4, j1 = j0 + 1;
+            const float k0 = to_f32(Ks[j0 * C::kLdK + d0 + d]), k1 = to_f32(Ks[j1 * C::kLdK + d0 + d]);
+            const float b0 = bh[j0 * C::kLdH + d], b1 = bh[j1 * C::kLdH + d];
+            aacc[nt][0] += qa * k0 * gbwd_pair_exp(kBonus ? j0 < rA : j0 <= rA, ba - b0);
+            aacc[nt][1] += qa * k1 * gbwd_pair_exp(kBonus ? j1 < rA : j1 <= rA, ba - b1);
+            aacc[nt][2] += qb * k0 * gbwd_pair_exp(kBonus ? j0 < rB : j0 <= rB, bb - b0);
+            aacc[nt][3] += qb * k1 * gbwd_pair_exp(kBonus ? j1 < rB : j1 <= rB, bb - b1);
+          }
+        }
+      }
+      // dq of the half's columns: qfac sum_J M_IJ (dAm_{I,J} Kf_J) + scale exp(bq) (inter)
+      for (int j = 0; j < 16 * wr + 16 && single; ++j) {  // one reference: M = 1
         const float a0 = dAm[rA * C::kLdA + j], a1 = dAm[rB * C::kLdA + j];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
@@ -248,21 +351,52 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
           it[nt][0] += a0 * kv.x, it[nt][1] += a0 * kv.y, it[nt][2] += a1 * kv.x, it[nt][3] += a1 * kv.y;
         }
       }
+      for (int J = 0; J <= wr && !single; ++J) {
+        if (J == wr && ex) break;
+        zero_acc(iz);
+        for (int j = 16 * J; j < 16 * J + 16; ++j) {
+          const float a0 = dAm[rA * C::kLdA + j], a1 = dAm[rB * C::kLdA + j];
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            const float2 kv = *reinterpret_cast<const float2*>(kh + j * C::kLdH + 8 * nt + 2 * q4);
+            iz[nt][0] += a0 * kv.x, iz[nt][1] += a0 * kv.y, iz[nt][2] += a1 * kv.x, iz[nt][3] += a1 * kv.y;
+          }
+        }
+        gbwd_fold(it, iz, fac + (J < wr ? gbwd_mi(wr, J) : 6 + wr) * 64, q4);
+      }
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
           const float bq = bq_at<kBonus>(bh, C::kLdH, r, dl);
+          const float eq = single ? bh[31 * C::kLdH + dl] : wr == 0 ? 0.0f : bh[(16 * wr - 1) * C::kLdH + dl];
           float& acc = gacc[8 * hf + nt][e];
-          acc = p.scale * __expf(bq) * acc + clamped_exp(bq - mref[d0 + dl]) * it[nt][e];
+          acc = p.scale * __expf(bq) * acc + __expf(bq - eq) * it[nt][e];
         }
       }
+      if (ex) {  // the exact diagonal block: sum_{j < i} dAm_ij k_jd exp(bq_id - b_jd)
+        zero_acc(iz);
+        for (int j = 16 * wr; j < 16 * wr + 15; ++j) {
+          const float a0 = dAm[rA * C::kLdA + j], a1 = dAm[rB * C::kLdA + j];
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            const int dl = 8 * nt + 2 * q4;
+            const float2 kv = unpack2<T>(*reinterpret_cast<const uint32_t*>(Ks + j * C::kLdK + d0 + dl));
+            const float2 bj = *reinterpret_cast<const float2*>(bh + j * C::kLdH + dl);
+            const float qa0 = bq_at<kBonus>(bh, C::kLdH, rA, dl), qa1 = bq_at<kBonus>(bh, C::kLdH, rA, dl + 1);
+            const float qb0 = bq_at<kBonus>(bh, C::kLdH, rB, dl), qb1 = bq_at<kBonus>(bh, C::kLdH, rB, dl + 1);
+            iz[nt][0] += a0 * kv.x * gbwd_pair_exp(j < rA, qa0 - bj.x);
+            iz[nt][1] += a0 * kv.y * gbwd_pair_exp(j < rA, qa1 - bj.y);
+            iz[nt][2] += a1 * kv.x * gbwd_pair_exp(j < rB, qb0 - bj.x);
+            iz[nt][3] += a1 * kv.y * gbwd_pair_exp(j < rB, qb1 - bj.y);
+          }
+        }
+        gbwd_add(gacc + 8 * hf, iz);
+      }
     } else {
-      // dk of the half's columns: exp(m - b) (dAm^T Qf) + exp(last - b) (inter)
-      float it[8][4];
-      zero_acc(it);
-      for (int i = 16 * wr; i < kC; ++i) {
+      // dk of the half's columns: kfac sum_I M_IJ (dAm_{I,J}^T Qf_I) + exp(last - b) (inter)
+      for (int i = 16 * wr; i < kC && single; ++i) {  // one reference: M = 1
         const float a0 = dAm[i * C::kLdA + rA], a1 = dAm[i * C::kLdA + rB];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
@@ -270,18 +404,50 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
           it[nt][0] += a0 * qv.x, it[nt][1] += a0 * qv.y, it[nt][2] += a1 * qv.x, it[nt][3] += a1 * qv.y;
         }
       }
+      for (int I = wr; I < 4 && !single; ++I) {
+        if (I == wr && ex) continue;
+        zero_acc(iz);
+        for (int i = 16 * I; i < 16 * I + 16; ++i) {
+          const float a0 = dAm[i * C::kLdA + rA], a1 = dAm[i * C::kLdA + rB];
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            const float2 qv = *reinterpret_cast<const float2*>(qh + i * C::kLdH + 8 * nt + 2 * q4);
+            iz[nt][0] += a0 * qv.x, iz[nt][1] += a0 * qv.y, iz[nt][2] += a1 * qv.x, iz[nt][3] += a1 * qv.y;
+          }
+        }
+        gbwd_fold(it, iz, fac + (I > wr ? gbwd_mi(I, wr) : 6 + wr) * 64, q4);
+      }
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
-          const float b = bh[r * C::kLdH + dl];
+          const float b = bh[r * C::kLdH + dl], ek = bh[(single ? 31 : 16 * wr + 15) * C::kLdH + dl];
           float& acc = gacc[8 * hf + nt][e];
-          acc = __expf(lastb[d0 + dl] - b) * acc + clamped_exp(mref[d0 + dl] - b) * it[nt][e];
+          acc = __expf(lastb[d0 + dl] - b) * acc + __expf(ek - b) * it[nt][e];
         }
       }
+      if (ex) {  // the exact diagonal block: sum_{i > j} dAm_ij q_id exp(bq_id - b_jd)
+        zero_acc(iz);
+        for (int i = 16 * wr + 1; i < 16 * wr + 16; ++i) {
+          const float a0 = dAm[i * C::kLdA + rA], a1 = dAm[i * C::kLdA + rB];
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            const int dl = 8 * nt + 2 * q4;
+            const float2 qv = unpack2<T>(*reinterpret_cast<const uint32_t*>(Qs + i * C::kLdK + d0 + dl));
+            const float bq0 = bq_at<kBonus>(bh, C::kLdH, i, dl), bq1 = bq_at<kBonus>(bh, C::kLdH, i, dl + 1);
+            const float2 ba = *reinterpret_cast<const float2*>(bh + rA * C::kLdH + dl);
+            const float2 bb = *reinterpret_cast<const float2*>(bh + rB * C::kLdH + dl);
+            iz[nt][0] += a0 * qv.x * gbwd_pair_exp(rA < i, bq0 - ba.x);
+            iz[nt][1] += a0 * qv.y * gbwd_pair_exp(rA < i, bq1 - ba.y);
+            iz[nt][2] += a1 * qv.x * gbwd_pair_exp(rB < i, bq0 - bb.x);
+            iz[nt][3] += a1 * qv.y * gbwd_pair_exp(rB < i, bq1 - bb.y);
+          }
+        }
+        gbwd_add(gacc + 8 * hf, iz);
+      }
     }
-    __syncthreads();  // the half tiles are overwritten next
+    __syncthreads();  // the half tiles and factors are overwritten next
   }
 
   // ---- rd(A) over the pairs (query warps); the bonus a_i
@@ -426,7 +592,6 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk(GateBwdParams p)
       p.dg[int64_t(bh_) * T_ + t0 + r] = s;
     }
   }
-  (void)aux;
 }
 
 // du[h, d] = sum over b, then chunks, of the partials (fixed order). grid ceil(H*Dk/256).

@@ -75,8 +75,8 @@ QuadParams ChunkTiled::quad_params() const {
   return qp;
 }
 
-// gated backward with data-dependent gates: forward state scan (rd(S_c)), reverse state scan
-// (rd(D_c), boundary partials), the chunk-parallel gradients, and du (rwkv6).
+// gated backward with data-dependent gates: reverse state scan (rd(D_c)), forward state scan
+// (rd(S_c), boundary partials from rd(D_c)), the chunk-parallel gradients, and du (rwkv6).
 void ChunkTiled::gated_backward() {
   const int BH = static_cast<int>(p_.B * p_.H), NC = static_cast<int>((p_.Tq + kC - 1) / kC);
   const int W = gated_width(p_.Dk), NV = static_cast<int>((p_.Dv + 63) / 64);
@@ -86,11 +86,11 @@ void ChunkTiled::gated_backward() {
   DeviceTensor& bnd = lin_host::workspace(ws_, "bnd", {BH, NV, NC, p_.Dk}, Dtype::f32);
   EngineParams e = base_params();
   e.Dqk = static_cast<int>(p_.Dk), e.Dvv = static_cast<int>(p_.Dv), e.NV = NV;
-  e.k = in("k").buf.get(), e.v = in("v").buf.get(), e.states = S.buf.get();
-  launch_gated_scan(dt_, e, BH, stream_, false);
-  e.k = in("q").buf.get(), e.v = in("do").buf.get(), e.states = D.buf.get(), e.s_states = S.buf.get();
-  e.bnd = bnd.as<float>();
+  e.k = in("q").buf.get(), e.v = in("do").buf.get(), e.states = D.buf.get();
   launch_gated_scan(dt_, e, BH, stream_, true);
+  e.k = in("k").buf.get(), e.v = in("v").buf.get(), e.states = S.buf.get(), e.bnd_states = D.buf.get();
+  e.bnd = bnd.as<float>();
+  launch_gated_scan(dt_, e, BH, stream_, false);
   GateBwdParams gp{};
   gp.q = in("q").buf.get(), gp.k = in("k").buf.get(), gp.v = in("v").buf.get(), gp.dout = in("do").buf.get();
   gp.g = in("g").as<float>();

@@ -1,12 +1,15 @@
 // The two state scans of the gated backward with data-dependent gates (scalar, vector, rwkv6),
 // mirroring gated_emul.h: they store per chunk what the chunk-parallel gradient kernel
 // (linear_family_tiled_gbwd.cuh) reads. Notation in linear_family_tiled.cuh; X is the k role.
+//   reverse scan (X = q, Y = dO), chunks from the last, run first:
+//     store rd(D_c)  (dL/dS at the end of chunk c; D = 0 after the last chunk),
+//     D <- diag(exp(last)) D + scale rd(q * exp(bq))^T dO
 //   forward scan (X = k, Y = v), chunks in order:
 //     store rd(S_c)  (the state before chunk c),   S <- diag(exp(last)) S + rd(k * exp(last - b))^T V
-//   reverse scan (X = q, Y = dO), chunks from the last:
-//     store rd(D_c)  (dL/dS at the end of chunk c; D = 0 after the last chunk),
-//     bnd_c[d] = sum_e rd(S_{c+1})[d,e] D_c[d,e]  (this value tile's part of the dg boundary term),
-//     D <- diag(exp(last)) D + scale rd(q * exp(bq))^T dO
+//     bnd_c[d] = sum_e S_{c+1}[d,e] rd(D_c)[d,e]  (fp32 S; this value tile's part of the dg
+//     boundary term; bnd_{NC-1} = 0). The gradient kernel's dk reads the same rd(D_c), so D's
+//     rounding cancels between bnd_c and -k dk on the pairs across the chunk's end, where the two
+//     nearly cancel (with rd(S_{c+1}) D_c it did not: fp16 with strong gates put dg over its cap).
 // The states are [B*H][NC][Dk][Dv] in the storage type; bnd is [B*H][NV][NC][Dk] fp32.
 #pragma once
 
@@ -27,7 +30,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
   const float fixed = (C::kFeat == Feat::gate_scalar && p.gate == kGateFixed) ? fixed_log_gate(p.lightning, h, p.H) : 0.0f;
   const float out_scale = kRev ? p.scale : 1.0f;
   T* states = static_cast<T*>(p.states) + int64_t(bh) * NC * C::kF * p.Dvv;
-  const T* s_states = kRev ? static_cast<const T*>(p.s_states) + int64_t(bh) * NC * C::kF * p.Dvv : nullptr;
+  // forward scan of the gated backward: rd(D_c) of the reverse scan (run first), for the boundary term
+  const T* d_states =
+      !kRev && p.bnd ? static_cast<const T*>(p.bnd_states) + int64_t(bh) * NC * C::kF * p.Dvv : nullptr;
   State<C> st;
   st.zero();
   load_chunk<C, false>(p, t, rows, bh, v0, 0, 0);
@@ -62,7 +67,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
       }
       X[r * C::kLdQ + d] = from_f32<T>(to_f32(X[r * C::kLdQ + d]) * __expf(e));
     }
-    // store rd(state) before this chunk's update; the reverse scan also forms the boundary term
+    // store rd(state) before this chunk's update; the forward scan also forms the boundary term of
+    // the chunk before (its state S_cc is S_{c+1} of chunk cc - 1)
 #pragma unroll
     for (int i = 0; i < C::kMTW; ++i) {
       const int mt = warp + 4 * i;
@@ -78,15 +84,17 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
           if (col < p.Dvv) {
             const int64_t off = (int64_t(cc) * C::kF + f) * p.Dvv + col;
             *reinterpret_cast<uint32_t*>(states + off) = pack2<T>(x0, x1);
-            if (kRev && cc + 1 < NC) {
-              const int64_t nxt = off + int64_t(C::kF) * p.Dvv;
-              bsum += to_f32(s_states[nxt]) * x0 + to_f32(s_states[nxt + 1]) * x1;
+            if (d_states && cc > 0) {
+              const int64_t prv = off - int64_t(C::kF) * p.Dvv;
+              bsum += x0 * to_f32(d_states[prv]) + x1 * to_f32(d_states[prv + 1]);
             }
           }
         }
-        if (kRev) {
+        if (d_states) {
           bsum = quad_sum(bsum);
-          if (q4 == 0 && f < p.Dqk) p.bnd[((int64_t(bh) * p.NV + vt) * NC + cc) * p.Dqk + f] = bsum;
+          float* bo = p.bnd + (int64_t(bh) * p.NV + vt) * NC * p.Dqk + f;
+          if (q4 == 0 && f < p.Dqk && cc > 0) bo[int64_t(cc - 1) * p.Dqk] = bsum;
+          if (q4 == 0 && f < p.Dqk && cc == NC - 1) bo[int64_t(cc) * p.Dqk] = 0.0f;  // no state after the last
         }
       }
     }

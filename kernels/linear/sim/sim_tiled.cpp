@@ -203,15 +203,15 @@ Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
   EngineParams e{};
   e.H = int(p.H), e.T = T_, e.Dqk = int(p.Dk), e.Dvv = int(p.Dv), e.NV = NV, e.scale = float(p.scale());
   e.gate = vec ? kGateVector : kGateScalar, e.bonus = kBonus, e.g = g.p(), e.u = u.p();
-  e.k = k.p(), e.v = v.p(), e.states = Sst.p();
   auto scan = [&](auto rev) {
     constexpr bool kRev = decltype(rev)::value;
     if (vec) sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV::kSmemBytes, [&] { chunk_scan<CV, kBonus, kRev>(e); });
     else sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CS::kSmemBytes, [&] { chunk_scan<CS, false, kRev>(e); });
   };
-  scan(std::false_type{});
-  e.k = q.p(), e.v = dO.p(), e.states = Dst.p(), e.s_states = Sst.p(), e.bnd = bnd.p();
+  e.k = q.p(), e.v = dO.p(), e.states = Dst.p();  // the reverse scan first: rd(D_c)
   scan(std::true_type{});
+  e.k = k.p(), e.v = v.p(), e.states = Sst.p(), e.bnd_states = Dst.p(), e.bnd = bnd.p();
+  scan(std::false_type{});
   GateBwdParams gp{};
   gp.q = q.p(), gp.k = k.p(), gp.v = v.p(), gp.dout = dO.p(), gp.g = g.p(), gp.u = u.p();
   gp.s_states = Sst.p(), gp.d_states = Dst.p(), gp.bnd = bnd.p();
@@ -317,7 +317,9 @@ int main(int argc, char** argv) {
     std::string algo, variant;
     int64_t T, Dk, Dv;
     int normalize;
-    double gate_mul = 1.0;  // > 1: larger log-gates (the fused vector kernel's exact diagonal path)
+    double gate_mul = 1.0;  // > 1: larger log-gates (the exact diagonal paths of the fused vector
+                            // forward and of gated_bwd_chunk; -DATTNBENCH_LIN_GBWD_SPAN_MAX=-1.0f:
+                            // the backward's exact path on every case)
   };
   std::vector<Case> cases = {{"linear", "", 1, 64, 64, 0},    {"linear", "", 130, 64, 72, 0},
                              {"linear", "", 130, 48, 32, 1},  {"linear", "", 70, 256, 40, 0}, {"linear", "", 200, 128, 64, 1},
@@ -348,8 +350,11 @@ int main(int argc, char** argv) {
     cases.push_back({"gated", v, 1013, 128, 64, -1});
     cases.push_back({"gated", v, 200, 128, 128, -1});
     cases.push_back({"gated", v, 130, 64, 64, -1, 12.0});
+    cases.push_back({"gated", v, 130, 128, 64, -1, 3.0});  // the backward's per-block factored path
     cases.push_back({"gated", v, 70, 128, 128, -1, 12.0});
   }
+  cases.push_back({"gated", "scalar", 130, 64, 64, -1, 12.0});  // strong scalar gates
+  cases.push_back({"gated", "scalar", 130, 128, 64, -1, 3.0});
   int fails = 0;
   for (const Case& c : cases) {
     if (!only.empty() && c.algo != only && c.variant != only) continue;
@@ -365,9 +370,10 @@ int main(int argc, char** argv) {
       const Tensors ref = simutil::reference(p, Pass::fwd, in), emul = simutil::emulation(p, Pass::fwd, dt, in);
       const bool taylor = !(p.algo == "based" && p.Dk > 16);
       const Tensors x = !taylor ? ref : dt == Dtype::bf16 ? dispatch_fwd<__nv_bfloat16>(p, in) : dispatch_fwd<__half>(p, in);
+      char gm[32] = "";
+      if (c.gate_mul != 1.0) std::snprintf(gm, sizeof gm, " g*%g", c.gate_mul);
       std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld norm=%d%s fwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
-                  long(c.Dk), long(c.Dv), p.normalize() ? 1 : 0, c.gate_mul != 1.0 ? " g*12" : "",
-                  std::string(dtype_name(dt)).c_str());
+                  long(c.Dk), long(c.Dv), p.normalize() ? 1 : 0, gm, std::string(dtype_name(dt)).c_str());
       for (const auto& spec : forward_outputs(p)) {
         const auto v = check_tensor(spec.name, x.at(spec.name), ref.at(spec.name), emul.at(spec.name), dt, dt);
         std::printf(" %s %s m=%.2f (err %.2e base %.2e floor %.2e rms %.1e)", spec.name.c_str(), v.pass ? "ok" : "FAIL",
@@ -376,7 +382,6 @@ int main(int argc, char** argv) {
         fails += !v.pass;
       }
       std::printf("\n");
-      if (c.gate_mul != 1.0) continue;  // large gates: the fused forward's exact path only
       if (p.algo == "based") {  // the quadratic form, forward and backward
         for (Pass pass : {Pass::fwd, Pass::bwd}) {
           const Tensors r = simutil::reference(p, pass, in), b = simutil::emulation(p, pass, dt, in);
@@ -407,13 +412,17 @@ int main(int argc, char** argv) {
       if (!la) continue;
       const Tensors gref = simutil::reference(p, Pass::bwd, in), gemul = simutil::emulation(p, Pass::bwd, dt, in);
       const Tensors gx = dt == Dtype::bf16 ? run_bwd_la<__nv_bfloat16>(p, in) : run_bwd_la<__half>(p, in);
-      std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld         bwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
-                  long(c.Dk), long(c.Dv), std::string(dtype_name(dt)).c_str());
+      std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld  %6s bwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
+                  long(c.Dk), long(c.Dv), gm, std::string(dtype_name(dt)).c_str());
       double ps = 0;
       for (const auto& spec : backward_outputs(p)) ps = std::max(ps, max_abs_finite(gref.at(spec.name)));
       for (const auto& spec : backward_outputs(p)) {
         const auto v = check_tensor(spec.name, gx.at(spec.name), gref.at(spec.name), gemul.at(spec.name), dt, dt, 2.0, ps);
         std::printf(" %s %s m=%.2f", spec.name.c_str(), v.pass ? "ok" : "FAIL", v.margin());
+        if (!v.pass) {
+          std::printf(" [%s; err %.2e base %.2e floor %.2e rms %.1e base %.1e]", v.why.c_str(), v.err, v.err_base,
+                      v.floor, v.rel_rms, v.rel_rms_base);
+        }
         fails += !v.pass;
       }
       std::printf("\n");
