@@ -144,13 +144,16 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   1.205/1.151/1.106 (= no math at all, 1.209/1.146/1.107), in phase 1 only (DIAG=4) no change:
 //   the math that costs is phase 2's. Dropped: two slabs per warp with o stored from registers by
 //   4-byte stores (1.87/1.82/1.72: partial-sector writes).
+//   bidir_call4_ab.csv: Q items waited for and released by their warp group only (GROUPQ=1) vs by
+//   all 16 warps: identity 1.251/1.188/1.135 vs 1.268/1.212/1.149, elu1 1.328/1.266/1.227 vs
+//   1.362/1.265/1.227; the checked sweep of that call (bidir_call4_table.md) ran with GROUPQ=1.
 constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
 constexpr bool kDefaultTmaSw = true;
 constexpr bool kDefaultZmma = true;
 constexpr bool kDefaultEarly = true;   // session 5, above
-constexpr bool kDefaultGroupQ = false;  // A/B pending (session 5)
+constexpr bool kDefaultGroupQ = true;  // session 5, above
 constexpr bool kDefaultExpH2 = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
 
 class TiledBidir : public CudaPrepared {
