@@ -379,58 +379,53 @@ __device__ __forceinline__ float2 phi_pair(float2 x) {
   return make_float2(phi_fast<FM>(x.x), phi_fast<FM>(x.y));
 }
 
+// elu1's pick on a packed pair a of the storage dtype, given e = round(exp(x)) packed the same way:
+// x + 1 by one packed add (rounded once, as pack2 rounds the exact fp32 sum) where x > 0, else e
+// (at x = 0 both give 1). No fp32 compare/select per element.
+template <class T>
+__device__ __forceinline__ uint32_t elu1_pick(uint32_t a, uint32_t e) {
+  uint32_t pos, gt;
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 h = *reinterpret_cast<const __half2*>(&a);
+    const __half2 s = __hadd2(h, __float2half2_rn(1.0f));
+    pos = *reinterpret_cast<const uint32_t*>(&s);
+    gt = __hgt2_mask(h, __float2half2_rn(0.0f));
+  } else {
+    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&a);
+    const __nv_bfloat162 s = __hadd2(h, __float2bfloat162_rn(1.0f));
+    pos = *reinterpret_cast<const uint32_t*>(&s);
+    gt = __hgt2_mask(h, __float2bfloat162_rn(0.0f));
+  }
+  return (pos & gt) | (e & ~gt);
+}
+
 // kElu1H2 on a packed pair of the storage dtype, with the roundings of
-// pack2<T>(phi_pair<kElu1H2>(unpack2<T>(a))): e = 2^t from the same t and ex2; x + 1 by one packed
-// add (rounded once, as pack2 rounds the exact fp32 sum); the pair picked by the mask x > 0 (at
-// x = 0 both give 1). Fewer instructions than the fp32 path: no fp32 compare/select per element,
-// and for fp16 no conversion of e at all. Used where no element needs a mask.
+// pack2<T>(phi_pair<kElu1H2>(unpack2<T>(a))): e = 2^t from the same t and ex2 (for fp16 no
+// conversion of e at all), then elu1_pick. Used where no element needs a mask.
 template <class T>
 __device__ __forceinline__ uint32_t elu1_h2_packed(uint32_t a) {
   const float2 x = unpack2<T>(a);
   const __half2 t = __floats2half2_rn(x.x * 1.4426950408889634f, x.y * 1.4426950408889634f);
   uint32_t e;
   asm("ex2.approx.f16x2 %0, %1;\n" : "=r"(e) : "r"(*reinterpret_cast<const uint32_t*>(&t)));
-  uint32_t pos, gt;
-  if constexpr (std::is_same_v<T, __half>) {
-    const __half2 h = *reinterpret_cast<const __half2*>(&a);
-    const __half2 s = __hadd2(h, __float2half2_rn(1.0f));
-    pos = *reinterpret_cast<const uint32_t*>(&s);
-    gt = __hgt2_mask(h, __float2half2_rn(0.0f));
-  } else {
-    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&a);
-    const __nv_bfloat162 s = __hadd2(h, __float2bfloat162_rn(1.0f));
-    pos = *reinterpret_cast<const uint32_t*>(&s);
-    gt = __hgt2_mask(h, __float2bfloat162_rn(0.0f));
+  if constexpr (!std::is_same_v<T, __half>) {
     const float2 ef = __half22float2(*reinterpret_cast<const __half2*>(&e));
     e = pack2<T>(ef.x, ef.y);
   }
-  return (pos & gt) | (e & ~gt);
+  return elu1_pick<T>(a, e);
 }
 
 // kElu1 on a packed pair of the storage dtype where no element needs a mask: e = 2^(x log2(e))
 // by two ex2.approx.ftz.f32 (the __expf of phi_fast, relative error ~2^-22), rounded to the
-// storage dtype; x + 1 and the pick as in elu1_h2_packed. For bf16 this is fewer instructions than
-// elu1_h2_packed (no fp16 round trip of t and e).
+// storage dtype, then elu1_pick. For bf16 this is fewer instructions than elu1_h2_packed (no fp16
+// round trip of t and e); the one-launch forwards' default (session 5).
 template <class T>
 __device__ __forceinline__ uint32_t elu1_f2_packed(uint32_t a) {
   const float2 x = unpack2<T>(a);
   float e0, e1;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(e0) : "f"(x.x * 1.4426950408889634f));
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(e1) : "f"(x.y * 1.4426950408889634f));
-  const uint32_t e = pack2<T>(e0, e1);
-  uint32_t pos, gt;
-  if constexpr (std::is_same_v<T, __half>) {
-    const __half2 h = *reinterpret_cast<const __half2*>(&a);
-    const __half2 s = __hadd2(h, __float2half2_rn(1.0f));
-    pos = *reinterpret_cast<const uint32_t*>(&s);
-    gt = __hgt2_mask(h, __float2half2_rn(0.0f));
-  } else {
-    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&a);
-    const __nv_bfloat162 s = __hadd2(h, __float2bfloat162_rn(1.0f));
-    pos = *reinterpret_cast<const uint32_t*>(&s);
-    gt = __hgt2_mask(h, __float2bfloat162_rn(0.0f));
-  }
-  return (pos & gt) | (e & ~gt);
+  return elu1_pick<T>(a, pack2<T>(e0, e1));
 }
 
 template <int FM>
