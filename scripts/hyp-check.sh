@@ -12,12 +12,12 @@
 #   variant (since removed, notes/tiled.md) and put the hyperbolic backward last, so it was cut.
 # HYP_AB="s5 mid s4" (session 5; values of ATTNBENCH_HYP_FWD): build; SASS counts of the
 #   hyperbolic forwards; the tiled GPU tests of softmax, piecewise, hyperbolic (default), and of
-#   hyperbolic under each other
-#   ATTNBENCH_HYP_FWD value; the numerics rule off the defaults (default variant; c = 0.01,
-#   beta = 0.1 (near path) fwd/bwd bf16/fp16 with total attention; c = 0.0625, beta = 0.25;
-#   c = 0.25, beta = 0.5 (z ~ 17: the far path); beta = 2 (general path)); then per T (1024, 4096,
-#   16384, 2048, 8192, as time allows) softmax and hyperbolic under each ATTNBENCH_HYP_FWD value
-#   back to back, forward, FlagAttention shapes, bf16 (HYP_AB_T overrides the T list).
+#   hyperbolic under each other ATTNBENCH_HYP_FWD value; then per T (1024, 4096, 16384, 2048,
+#   8192, as time allows) softmax and hyperbolic under each ATTNBENCH_HYP_FWD value back to back,
+#   forward, FlagAttention shapes, bf16 (HYP_AB_T overrides the T list); then the numerics rule off
+#   the defaults (c = 0.01, beta = 0.1 (near path) fwd/bwd bf16/fp16 with total attention;
+#   c = 0.0625, beta = 0.25; c = 0.25, beta = 0.5 (z ~ 17: the far path); beta = 2 (general
+#   path)); then the speed off the mid path.
 #   HYP_EXTRA_FWD="fold foldl" (default s5): the numerics rule off the defaults under each of these
 #   ATTNBENCH_HYP_FWD values (extra_<v>.csv); HYP_OFF (default "s4 s5"): the variants timed off the
 #   mid path (the ratio printed against the first).
@@ -61,6 +61,17 @@ if [[ -n ${HYP_AB:-} ]]; then
     ATTNBENCH_HYP_FWD=$v timeout "$(box 30)" ctest --test-dir $build -R hyperbolic_tiled -j 8 --timeout 60 \
       --output-on-failure >"$work/tests_$v.log" 2>&1
   done
+  log "forward A/B"
+  ab=(--impl tiled --pass fwd --B 32768/T --H 2048/D --D 64,128 --causal both --dtype bf16 --budget-ms 60
+      --row-timeout 30 --no-check)
+  for T in ${HYP_AB_T:-1024 4096 16384 2048 8192}; do
+    timeout "$(box 40)" $bench run --algo softmax --T $T "${ab[@]}" --out "$work/softmax.csv" 2>>"$work/sweep.log" >/dev/null
+    for v in ${HYP_AB}; do
+      ATTNBENCH_HYP_FWD=$v timeout "$(box 40)" $bench run --algo hyperbolic --T $T "${ab[@]}" --out "$work/hyp_$v.csv" \
+        2>>"$work/sweep.log" >/dev/null
+    done
+    log "T=$T done"
+  done
   log "numerics rule off the defaults"
   for ev in ${HYP_EXTRA_FWD:-s5}; do
     small=(--algo hyperbolic --impl tiled --pass fwd,bwd --T 1024 --B 2 --H 4 --D 64,128 --causal both --budget-ms 10
@@ -72,17 +83,6 @@ if [[ -n ${HYP_AB:-} ]]; then
     timeout "$(box 25)" $bench run --curvature 0.25 --beta 0.5 --dtype bf16,fp16 "${small[@]}" 2>>"$work/extra.log" >/dev/null
     timeout "$(box 25)" $bench run --beta 2 --dtype bf16 "${small[@]}" 2>>"$work/extra.log" >/dev/null
     unset ATTNBENCH_HYP_FWD
-  done
-  log "forward A/B"
-  ab=(--impl tiled --pass fwd --B 32768/T --H 2048/D --D 64,128 --causal both --dtype bf16 --budget-ms 60
-      --row-timeout 30 --no-check)
-  for T in ${HYP_AB_T:-1024 4096 16384 2048 8192}; do
-    timeout "$(box 40)" $bench run --algo softmax --T $T "${ab[@]}" --out "$work/softmax.csv" 2>>"$work/sweep.log" >/dev/null
-    for v in ${HYP_AB}; do
-      ATTNBENCH_HYP_FWD=$v timeout "$(box 40)" $bench run --algo hyperbolic --T $T "${ab[@]}" --out "$work/hyp_$v.csv" \
-        2>>"$work/sweep.log" >/dev/null
-    done
-    log "T=$T done"
   done
   log "off the mid path (c = 0.25 beta = 0.5: far; c = 0.01 beta = 0.1: near), T = 4096, ${HYP_OFF:-s4 s5}"
   for cb in "0.25 0.5" "0.01 0.1"; do
