@@ -10,7 +10,8 @@
 #   T = 2048 and 8192 (as time allows: ~200 s of forward rows leave room for ~15 backward rows).
 #   Run 2 of session 3 ran this mode at commit 9e6b8f5, which also screened an FMA-pipe rcp
 #   variant (since removed, notes/tiled.md) and put the hyperbolic backward last, so it was cut.
-# HYP_AB="s5 mid s4" (session 5; values of ATTNBENCH_HYP_FWD): build; SASS counts of the
+# HYP_AB="fold s5 mid s4" (session 5; values of ATTNBENCH_HYP_FWD; HYP_DEFAULT_FWD names the
+#   default, fold since session 5 round 2, whose tests are the default run): build; SASS counts of the
 #   hyperbolic forwards; the tiled GPU tests of softmax, piecewise, hyperbolic (default), and of
 #   hyperbolic under each other ATTNBENCH_HYP_FWD value; then per T (1024, 4096, 16384, 2048,
 #   8192, as time allows) softmax and hyperbolic under each ATTNBENCH_HYP_FWD value back to back,
@@ -57,7 +58,7 @@ if [[ -n ${HYP_AB:-} ]]; then
   timeout "$(box 60)" ctest --test-dir $build -R "(softmax|piecewise|hyperbolic)_tiled" -j 8 --timeout 60 \
     --output-on-failure >"$work/tests_default.log" 2>&1
   for v in ${HYP_AB}; do
-    [[ $v == s5 ]] && continue
+    [[ $v == "${HYP_DEFAULT_FWD:-fold}" ]] && continue  # the default ran with the tests above
     ATTNBENCH_HYP_FWD=$v timeout "$(box 30)" ctest --test-dir $build -R hyperbolic_tiled -j 8 --timeout 60 \
       --output-on-failure >"$work/tests_$v.log" 2>&1
   done

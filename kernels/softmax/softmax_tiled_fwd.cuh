@@ -29,7 +29,7 @@ namespace attnbench::kernels::tiled {
 //          the first block, and data that misses the mid path pays for one failed try at most per
 //          change of path); it keeps the keys u live next to P~, which fits in the registers at
 //          D = 64 only.
-// Session 5, round 2 (ATTNBENCH_HYP_FWD=fold):
+// Session 5, round 2 (the default of the ratio-domain forward in bf16; ATTNBENCH_HYP_FWD=s5 without it):
 //   kFold: with kQ0, the rank-one term folded into S = Q K^T (one more k-step of 16), so the
 //          accumulator is the key u = q.k - q0 k0 itself (no fma per score). The extra columns
 //          carry the splits x0 = x0h + x0m + x0l (each rounded to T, exact differences; in bf16
@@ -41,17 +41,12 @@ namespace attnbench::kernels::tiled {
 //          accumulator q.k already does (a few ulps of max(|q.k|, q0 k0)). Slabs of 16 columns,
 //          32-byte rows with the 32-byte swizzle: the K side from tiled_time_coords (kx array,
 //          already in that layout), the Q side written by the consumers from their q0.
-//   kLsum (ATTNBENCH_HYP_FWD=foldl; with kFold, D = 64, the ratio-domain forward only): the row
-//          sums l on the tensor cores, as P~ times a slab of ones next to P~ V (m64n8k16 per
-//          k-step), so l sums the rounded P~ that O sums (and the per-score fp32 addition goes);
-//          the reference's own term is then its rounded P~ (ratio_finish).
 template <class T_, int D_, int NC_, int BN_, int STAGES_, bool kMid_ = true, bool kQ0_ = true, bool kFast_ = true,
-          bool kFold_ = false, bool kLsum_ = false>
+          bool kFold_ = false>
 struct FwdConfig {
   using T = T_;
   static constexpr int D = D_, NC = NC_, BM = 64 * NC_, BN = BN_, STAGES = STAGES_;
-  static constexpr bool kMid = kMid_, kQ0 = kQ0_, kFast = kFast_ && kMid_ && D_ == 64, kFold = kFold_ && kQ0_,
-                        kLsum = kLsum_ && kFold_ && kQ0_ && D_ == 64;  // D = 128: spills
+  static constexpr bool kMid = kMid_, kQ0 = kQ0_, kFast = kFast_ && kMid_ && D_ == 64, kFold = kFold_ && kQ0_;
   static constexpr int kThreads = 128 * (NC + 1);
   static constexpr uint32_t kQBytes = BM * D * 2, kKVBytes = BN * D * 2;
   // Leave P~ V in flight until the next block's S = Q K^T has been issued behind it (one wait per
@@ -71,10 +66,8 @@ struct FwdLayout {
   static constexpr bool kFold = Score::kLorentz && Cfg::kFold;
   static constexpr uint32_t kAuxBytes = !Score::kLorentz ? 0 : kFold ? Cfg::BN * 32 : Cfg::BN * 4;
   static constexpr uint32_t kQx = kAux + Cfg::STAGES * kAuxBytes;  // 32-byte swizzle: 256-byte aligned
-  static constexpr bool kLsum = Score::kRatio && Cfg::kLsum;
-  static constexpr uint32_t kOnes = kQx + (kFold ? Cfg::BM * 32 : 0);  // kLsum: 2048 bytes of ones (1024-aligned)
-  static constexpr uint32_t kBar = kOnes + (kLsum ? 2048 : 0);
-  static_assert(kQx % 256 == 0 && kOnes % 1024 == 0, "fold/lsum slabs: alignment of their swizzle");
+  static constexpr uint32_t kBar = kQx + (kFold ? Cfg::BM * 32 : 0);
+  static_assert(kQx % 256 == 0, "fold: the 32-byte swizzle repeats every 256 bytes");
   static constexpr uint32_t kBytes = kBar + (1 + 4 * Cfg::STAGES) * 8 + kSmemSlack;
 };
 
@@ -151,24 +144,6 @@ __device__ __forceinline__ void q0_from_tile(const uint8_t* q_tile, int warp_row
 __device__ __forceinline__ uint64_t desc_k_major_sw32(uint32_t addr) {
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(256 >> 4) << 32) | (uint64_t(3) << 62);
 }
-// kLsum: d[64 x 8] += A[64 x 16] (registers) B[16 x 8] (shared memory, MN-major).
-template <class T>
-__device__ __forceinline__ void wgmma_rs_n8(float (&d)[4], const uint32_t (&a)[4], uint64_t desc_b) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, "
-                 "1, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));
-  } else {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, "
-                 "1, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));
-  }
-}
-
 template <class Cfg, class Score>
 __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* smem, uint64_t* bars, int wg, int m0,
                                              int bh, const Phases& ph) {
@@ -185,8 +160,6 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
 
   float o_acc[D / 2];
   zero(o_acc);
-  float o_l[L::kLsum ? 4 : 1];  // kLsum: P~ times 8 columns of ones, each element its row's l
-  zero(o_l);
   float m_ref[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // reference key, sum of P~
   LorentzRow row[2];  // the reference of the ratio-domain forward (Score::kRatio) instead of m_ref
   float qa[2] = {0.0f, 0.0f};  // Lorentz q0 of the two rows
@@ -207,10 +180,6 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
       const int row_ = tile_row0 + f.row + 8 * r;
       *reinterpret_cast<uint2*>(smem + L::kQx + row_ * 32 + (((t >> 1) ^ ((row_ >> 2) & 1)) << 4) + (t & 1) * 8) =
           fold_q_quarter<T>(qa[r], t);
-    }
-    if constexpr (L::kLsum) {  // every warpgroup fills the whole slab (same bits), then reads it
-      const uint32_t one = std::is_same_v<T, __nv_bfloat16> ? 0x3F803F80u : 0x3C003C00u;
-      *reinterpret_cast<uint4*>(smem + L::kOnes + (threadIdx.x & 127) * 16) = make_uint4(one, one, one, one);
     }
     hopper::fence_proxy_async();  // generic-proxy stores, read by wgmma
     hopper::named_barrier_sync(1 + wg, 128);
@@ -245,7 +214,6 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
       hopper::fence_operands(s);
       if constexpr (Cfg::kDeferPV) {
         hopper::fence_operands(o_acc);
-        if constexpr (L::kLsum) hopper::fence_operands(o_l);
         if (it > 0 && f.lane == 0) hopper::mbar_arrive(&v_empty[(it - 1) % S]);
       }
 
@@ -313,32 +281,25 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
       }
       if (!have_pa) to_a_operand<T>(s, pa);
 #pragma unroll
-      for (int r = 0; r < 2; ++r) l_run[r] = L::kLsum ? 0.0f : l_run[r] * alpha[r] + rs[r];
+      for (int r = 0; r < 2; ++r) l_run[r] = l_run[r] * alpha[r] + rs[r];
       if (rescale) {
 #pragma unroll
         for (int i = 0; i < D / 2; ++i) o_acc[i] *= alpha[(i >> 1) & 1];
-        if constexpr (L::kLsum) {
-#pragma unroll
-          for (int i = 0; i < 4; ++i) o_l[i] *= alpha[(i >> 1) & 1];
-        }
       }
 
       // O += P~ V
       hopper::mbar_wait(&v_full[st], par);
       const uint32_t v_tile = sbase + L::kV + st * Cfg::kKVBytes;
       hopper::fence_operands(o_acc);
-      if constexpr (L::kLsum) hopper::fence_operands(o_l);
       hopper::wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {
         hopper::wgmma_rs<T, D>(o_acc, pa[kk], hopper::desc_mn_major(v_tile, BN, kk), 1);
-        if constexpr (L::kLsum) wgmma_rs_n8<T>(o_l, pa[kk], hopper::desc_mn_major(sbase + L::kOnes, 16, 0));
       }
       hopper::wgmma_commit();
       if constexpr (!Cfg::kDeferPV) {
         hopper::wgmma_wait<0>();
         hopper::fence_operands(o_acc);
-        if constexpr (L::kLsum) hopper::fence_operands(o_l);
         if (f.lane == 0) hopper::mbar_arrive(&v_empty[st]);
       }
     }
@@ -346,7 +307,6 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
   if constexpr (Cfg::kDeferPV) {
     hopper::wgmma_wait<0>();
     hopper::fence_operands(o_acc);
-    if constexpr (L::kLsum) hopper::fence_operands(o_l);
     if (it > 0 && f.lane == 0) hopper::mbar_arrive(&v_empty[(it - 1) % S]);
   }
 
@@ -354,12 +314,6 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
   float inv[2], lse[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    if constexpr (L::kLsum) {  // l of the rounded P~; the reference's own term likewise
-      LorentzRow rr = row[r];
-      rr.p_self = round_as<T>(rr.p_self);
-      ratio_finish(a.score, rr, o_l[2 * r], inv[r], lse[r]);
-      continue;
-    }
     const float l = quad_sum(l_run[r]);
     if constexpr (Score::kRatio) {
       ratio_finish(a.score, row[r], l, inv[r], lse[r]);

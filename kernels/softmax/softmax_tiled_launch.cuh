@@ -30,15 +30,14 @@ namespace attnbench::kernels::tiled {
 // TiledPrepared::hyp_fwd_):
 //   FwdS4  session 4's forward: no mid path, q0 from the array of tiled_time_coords_s4;
 //   FwdMid the mid path without ratio_tile_fast, q0 from the array of tiled_time_coords;
-//   FwdFold the default plus the rank-one term folded into Q K^T (kFold, softmax_tiled_fwd.cuh);
-//   FwdFoldL FwdFold plus the row sums on the tensor cores (kLsum).
+//   FwdFold Fwd plus the rank-one term folded into Q K^T (kFold, softmax_tiled_fwd.cuh): the
+//          default of the ratio-domain forward in bf16 since session 5 round 2 (Fwd: =s5).
 template <class T, int D>
 struct TiledConfigs {
   using Fwd = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2>;
   using FwdS4 = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, false, false, false>;
   using FwdMid = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, false, false>;
   using FwdFold = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, true, true, true>;
-  using FwdFoldL = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, true, true, true, true>;
   using Dkv = DkvConfig<T, D, 2, 3>;
   using Dq = DqConfig<T, D, 2, 128, D == 64 ? 3 : 2>;
 };
@@ -215,8 +214,7 @@ class TiledPrepared final : public CudaPrepared {
       allow_smem(tiled_forward<typename Cfgs::FwdS4, Score>, FwdLayout<typename Cfgs::FwdS4, Score>::kBytes);
       allow_smem(tiled_forward<typename Cfgs::FwdMid, Score>, FwdLayout<typename Cfgs::FwdMid, Score>::kBytes);
       allow_smem(tiled_forward<typename Cfgs::FwdFold, Score>, FwdLayout<typename Cfgs::FwdFold, Score>::kBytes);
-      allow_smem(tiled_forward<typename Cfgs::FwdFoldL, Score>, FwdLayout<typename Cfgs::FwdFoldL, Score>::kBytes);
-      static_assert(FwdLayout<typename Cfgs::FwdFoldL, Score>::kBytes <= kMaxSmem, "fold: shared memory");
+      static_assert(FwdLayout<typename Cfgs::FwdFold, Score>::kBytes <= kMaxSmem, "fold: shared memory");
     }
     static_assert(FwdLayout<Fw, Score>::kBytes <= kMaxSmem && DkvLayout<Kv, Score>::kBytes <= kMaxSmem &&
                       DqLayout<Qc, Score>::kBytes <= kMaxSmem,
@@ -303,11 +301,8 @@ class TiledPrepared final : public CudaPrepared {
         using F4 = typename decltype(cfgs)::FwdS4;
         using Fm = typename decltype(cfgs)::FwdMid;
         using Ff = typename decltype(cfgs)::FwdFold;
-        using Fl = typename decltype(cfgs)::FwdFoldL;
         if (hyp_fwd_ == HypFwd::fold) {
           tiled_forward<Ff, Score><<<grid, Ff::kThreads, FwdLayout<Ff, Score>::kBytes, stream_>>>(fwd_);
-        } else if (hyp_fwd_ == HypFwd::foldl) {
-          tiled_forward<Fl, Score><<<grid, Fl::kThreads, FwdLayout<Fl, Score>::kBytes, stream_>>>(fwd_);
         } else if (hyp_fwd_ == HypFwd::s4) {
           tiled_forward<F4, Score><<<grid, F4::kThreads, FwdLayout<F4, Score>::kBytes, stream_>>>(fwd_);
         } else if (hyp_fwd_ == HypFwd::mid) {
@@ -365,23 +360,23 @@ class TiledPrepared final : public CudaPrepared {
 
   int64_t TqP_ = 0, TkP_ = 0;
   // ATTNBENCH_HYP_FWD (read at prepare time; the ratio-domain hyperbolic forward in bf16 only, an
-  // A/B switch): s5 (default) the mid path, ratio_tile_fast (D = 64) and q0 from the Q tile; mid:
-  // the mid path only, q0 from tiled_time_coords; s4: session 4's forward and time coordinates;
-  // fold: s5 with the rank-one term in the QK^T GEMM; foldl: fold with the row sums on the tensor
-  // cores (session 5 round 2).
+  // A/B switch): fold (default since session 5 round 2) s5 with the rank-one term -q0 k0 inside the
+  // Q K^T GEMM (FwdFold); s5: the mid path, ratio_tile_fast (D = 64) and q0 from the Q tile (Fwd,
+  // which every other dtype and score runs); mid: the mid path only, q0 from tiled_time_coords;
+  // s4: session 4's forward and time coordinates.
   // The backward's time coordinates follow it (s4 or not), so that its q0 has the bits its own
   // forward used. H200 A/B: results/h200-20261121-s5/hyp_README.md.
-  enum class HypFwd { s5, mid, s4, fold, foldl };
-  bool fold() const { return hyp_fwd_ == HypFwd::fold || hyp_fwd_ == HypFwd::foldl; }
+  enum class HypFwd { s5, mid, s4, fold };
+  bool fold() const { return hyp_fwd_ == HypFwd::fold; }
   HypFwd hyp_fwd_ = [this] {
     const char* e = std::getenv("ATTNBENCH_HYP_FWD");
     const std::string v = e ? e : "";
-    if (!Score::kRatio || dt_ != Dtype::bf16 || v.empty() || v == "s5") return HypFwd::s5;
+    if (!Score::kRatio || dt_ != Dtype::bf16) return HypFwd::s5;
+    if (v.empty() || v == "fold") return HypFwd::fold;
+    if (v == "s5") return HypFwd::s5;
     if (v == "mid") return HypFwd::mid;
     if (v == "s4") return HypFwd::s4;
-    if (v == "fold") return HypFwd::fold;
-    if (v == "foldl") return HypFwd::foldl;
-    throw std::invalid_argument("ATTNBENCH_HYP_FWD: expected s5, mid, s4, fold or foldl, got '" + v + "'");
+    throw std::invalid_argument("ATTNBENCH_HYP_FWD: expected fold, s5, mid or s4, got '" + v + "'");
   }();
   CUtensorMap delta_o_{};  // o (the forward's output), box 64 rows, for tiled_delta
   FwdArgs<Score> fwd_{};
