@@ -10,14 +10,18 @@
 #   T = 2048 and 8192 (as time allows: ~200 s of forward rows leave room for ~15 backward rows).
 #   Run 2 of session 3 ran this mode at commit 9e6b8f5, which also screened an FMA-pipe rcp
 #   variant (since removed, notes/tiled.md) and put the hyperbolic backward last, so it was cut.
-# HYP_AB="s5 mid s4" (session 5; values of ATTNBENCH_HYP_FWD): build; SASS counts of the
+# HYP_AB="fold s5 mid s4" (session 5; values of ATTNBENCH_HYP_FWD; HYP_DEFAULT_FWD names the
+#   default, fold since session 5 round 2, whose tests are the default run): build; SASS counts of the
 #   hyperbolic forwards; the tiled GPU tests of softmax, piecewise, hyperbolic (default), and of
-#   hyperbolic under each other
-#   ATTNBENCH_HYP_FWD value; the numerics rule off the defaults (default variant; c = 0.01,
-#   beta = 0.1 (near path) fwd/bwd bf16/fp16 with total attention; c = 0.0625, beta = 0.25;
-#   c = 0.25, beta = 0.5 (z ~ 17: the far path); beta = 2 (general path)); then per T (1024, 4096,
-#   16384, 2048, 8192, as time allows) softmax and hyperbolic under each ATTNBENCH_HYP_FWD value
-#   back to back, forward, FlagAttention shapes, bf16 (HYP_AB_T overrides the T list).
+#   hyperbolic under each other ATTNBENCH_HYP_FWD value; then per T (1024, 4096, 16384, 2048,
+#   8192, as time allows) softmax and hyperbolic under each ATTNBENCH_HYP_FWD value back to back,
+#   forward, FlagAttention shapes, bf16 (HYP_AB_T overrides the T list); then the numerics rule off
+#   the defaults (c = 0.01, beta = 0.1 (near path) fwd/bwd bf16/fp16 with total attention;
+#   c = 0.0625, beta = 0.25; c = 0.25, beta = 0.5 (z ~ 17: the far path); beta = 2 (general
+#   path)); then the speed off the mid path.
+#   HYP_EXTRA_FWD="fold foldl" (default s5): the numerics rule off the defaults under each of these
+#   ATTNBENCH_HYP_FWD values (extra_<v>.csv); HYP_OFF (default "s4 s5"): the variants timed off the
+#   mid path (the ratio printed against the first).
 # Stages are boxed against HYP_DEADLINE_S (default 385 s); everything is packed into
 # OUT_DIR/hyp.tgz, and the tables are printed last.
 set -uo pipefail
@@ -54,18 +58,10 @@ if [[ -n ${HYP_AB:-} ]]; then
   timeout "$(box 60)" ctest --test-dir $build -R "(softmax|piecewise|hyperbolic)_tiled" -j 8 --timeout 60 \
     --output-on-failure >"$work/tests_default.log" 2>&1
   for v in ${HYP_AB}; do
-    [[ $v == s5 ]] && continue
+    [[ $v == "${HYP_DEFAULT_FWD:-fold}" ]] && continue  # the default ran with the tests above
     ATTNBENCH_HYP_FWD=$v timeout "$(box 30)" ctest --test-dir $build -R hyperbolic_tiled -j 8 --timeout 60 \
       --output-on-failure >"$work/tests_$v.log" 2>&1
   done
-  log "numerics rule off the defaults"
-  small=(--algo hyperbolic --impl tiled --pass fwd,bwd --T 1024 --B 2 --H 4 --D 64,128 --causal both --budget-ms 10
-         --row-timeout 30 --out "$work/extra.csv")
-  timeout "$(box 40)" $bench run --curvature 0.01 --beta 0.1 --dtype bf16,fp16 --total-attention "${small[@]}" \
-    2>>"$work/extra.log" >/dev/null
-  timeout "$(box 25)" $bench run --curvature 0.0625 --beta 0.25 --dtype bf16 "${small[@]}" 2>>"$work/extra.log" >/dev/null
-  timeout "$(box 25)" $bench run --curvature 0.25 --beta 0.5 --dtype bf16,fp16 "${small[@]}" 2>>"$work/extra.log" >/dev/null
-  timeout "$(box 25)" $bench run --beta 2 --dtype bf16 "${small[@]}" 2>>"$work/extra.log" >/dev/null
   log "forward A/B"
   ab=(--impl tiled --pass fwd --B 32768/T --H 2048/D --D 64,128 --causal both --dtype bf16 --budget-ms 60
       --row-timeout 30 --no-check)
@@ -77,10 +73,22 @@ if [[ -n ${HYP_AB:-} ]]; then
     done
     log "T=$T done"
   done
-  log "off the mid path (c = 0.25 beta = 0.5: far; c = 0.01 beta = 0.1: near), T = 4096, s4 and s5"
+  log "numerics rule off the defaults"
+  for ev in ${HYP_EXTRA_FWD:-s5}; do
+    small=(--algo hyperbolic --impl tiled --pass fwd,bwd --T 1024 --B 2 --H 4 --D 64,128 --causal both --budget-ms 10
+           --row-timeout 30 --out "$work/extra_$ev.csv")
+    export ATTNBENCH_HYP_FWD=$ev
+    timeout "$(box 40)" $bench run --curvature 0.01 --beta 0.1 --dtype bf16,fp16 --total-attention "${small[@]}" \
+      2>>"$work/extra.log" >/dev/null
+    timeout "$(box 25)" $bench run --curvature 0.0625 --beta 0.25 --dtype bf16 "${small[@]}" 2>>"$work/extra.log" >/dev/null
+    timeout "$(box 25)" $bench run --curvature 0.25 --beta 0.5 --dtype bf16,fp16 "${small[@]}" 2>>"$work/extra.log" >/dev/null
+    timeout "$(box 25)" $bench run --beta 2 --dtype bf16 "${small[@]}" 2>>"$work/extra.log" >/dev/null
+    unset ATTNBENCH_HYP_FWD
+  done
+  log "off the mid path (c = 0.25 beta = 0.5: far; c = 0.01 beta = 0.1: near), T = 4096, ${HYP_OFF:-s4 s5}"
   for cb in "0.25 0.5" "0.01 0.1"; do
     set -- $cb
-    for v in s4 s5; do
+    for v in ${HYP_OFF:-s4 s5}; do
       ATTNBENCH_HYP_FWD=$v timeout "$(box 15)" $bench run --algo hyperbolic --curvature $1 --beta $2 --T 4096 --B 8 \
         --H 2048/D --D 64,128 --causal no --impl tiled --pass fwd --dtype bf16 --budget-ms 40 --no-check \
         --out "$work/off_$v.csv" 2>>"$work/sweep.log" >/dev/null
@@ -92,14 +100,17 @@ if [[ -n ${HYP_AB:-} ]]; then
   for f in "$work"/tests_*.log; do echo "$(basename "$f"): $(grep -hE "tests passed|tests failed" "$f")"; done
   grep -hE "\(Failed\)|\(Timeout\)|\*\*\*Exception" "$work"/tests_*.log | head -20
   echo "== numerics rule off the defaults (status counts)"
-  [[ -f $work/extra.csv ]] && python3 -c "
+  for ev in ${HYP_EXTRA_FWD:-s5}; do
+  echo "-- ATTNBENCH_HYP_FWD=$ev"
+  [[ -f $work/extra_$ev.csv ]] && python3 -c "
 import csv,collections,sys
 rows=list(csv.DictReader(open(sys.argv[1])))
 c=collections.Counter((r['params'].split(';lse')[0],r['pass'],r['dtype'],r['status']) for r in rows)
 for k,v in sorted(c.items()): print(k,v)
 for r in rows:
   if r['status']!='pass': print('NOT PASS',r['params'],r['pass'],r['dtype'],r['Dk'],r['causal'],r['status'],r['err'],r['err_base'],r['floor'],r['worst'])
-" "$work/extra.csv"
+" "$work/extra_$ev.csv"
+  done
   echo "== hyperbolic / softmax fwd, same run"
   python3 - "$work" ${HYP_AB} <<'PY'
 import csv, os, sys
@@ -118,16 +129,16 @@ for k in sorted(sm):
         cells += [f"{ms:.4g}" if ms else "-", f"{ms / sm[k]:.3f}" if ms else "-"]
     print(f"| {k[0]} | {k[1]} | {k[2]} | {sm[k]:.4g} | " + " | ".join(cells) + " |")
 PY
-  echo "== off the mid path, T = 4096, non-causal (ms: s4, s5)"
-  python3 - "$work" <<'PY'
+  echo "== off the mid path, T = 4096, non-causal (ms: ${HYP_OFF:-s4 s5}; ratios to the first)"
+  python3 - "$work" ${HYP_OFF:-s4 s5} <<'PY'
 import csv, os, sys
-w = sys.argv[1]
+w, vs = sys.argv[1], sys.argv[2:]
 def load(f):
     if not os.path.exists(f): return {}
     return {(r["params"].split(";lse")[0], int(r["Dk"])): float(r["ms_median"]) for r in csv.DictReader(open(f)) if r["ms_median"]}
-a, b = load(f"{w}/off_s4.csv"), load(f"{w}/off_s5.csv")
-for k in sorted(a):
-    print(k, a[k], b.get(k), f"{b[k] / a[k]:.3f}" if k in b else "-")
+t = [load(f"{w}/off_{v}.csv") for v in vs]
+for k in sorted(t[0]):
+    print(k, *[x.get(k) for x in t], *[f"{x[k] / t[0][k]:.3f}" if k in x else "-" for x in t[1:]])
 PY
   log "done"
   exit 0

@@ -91,9 +91,11 @@ __global__ void __launch_bounds__(128) tiled_delta(const __grid_constant__ CUten
 // Lorentz time coordinates x0 = sqrt(1/c + |x|^2) (fp32, from the storage values) of every row
 // t < Tn of a [BH, Tn, D] tensor, zeros for the padding rows Tn <= t < TP. Eight lanes per row,
 // 16-byte loads, summed by time_coord() (the forward computes q0 from its Q tile the same way).
+// kx (not null): also the fold's K-side columns (fold_k_chunk) in the 32-byte swizzle.
 template <class T, int D>
 __global__ void __launch_bounds__(256) tiled_time_coords(const T* __restrict__ x, float* __restrict__ x0, int Tn,
-                                                         int TP, int64_t rows, float inv_c) {
+                                                         int TP, int64_t rows, float inv_c,
+                                                         uint4* __restrict__ kx = nullptr) {
   const int64_t row = int64_t(blockIdx.x) * 32 + threadIdx.x / 8;
   const int j = threadIdx.x & 7;
   uint4 chunk[D / 64];
@@ -111,6 +113,10 @@ __global__ void __launch_bounds__(256) tiled_time_coords(const T* __restrict__ x
   }
   const float v = time_coord<T, D>(chunk, inv_c);  // every lane (butterfly)
   if (row < rows && j == 0) x0[row] = valid ? v : 0.0f;
+  // The forward's fold (kx, its K-side columns; TP % 8 == 0, so the swizzle of row `row` is that of t).
+  if (kx && row < rows && j < 2) {
+    kx[row * 2 + (j ^ ((row >> 2) & 1))] = valid ? fold_k_chunk<T>(v, j) : make_uint4(0, 0, 0, 0);
+  }
 }
 
 // Session 4's version of tiled_time_coords (one warp per row, 4-byte loads), kept for the A/B of

@@ -29,11 +29,24 @@ namespace attnbench::kernels::tiled {
 //          the first block, and data that misses the mid path pays for one failed try at most per
 //          change of path); it keeps the keys u live next to P~, which fits in the registers at
 //          D = 64 only.
-template <class T_, int D_, int NC_, int BN_, int STAGES_, bool kMid_ = true, bool kQ0_ = true, bool kFast_ = true>
+// Session 5, round 2 (the default of the ratio-domain forward in bf16; ATTNBENCH_HYP_FWD=s5 without it):
+//   kFold: with kQ0, the rank-one term folded into S = Q K^T (one more k-step of 16), so the
+//          accumulator is the key u = q.k - q0 k0 itself (no fma per score). The extra columns
+//          carry the splits x0 = x0h + x0m + x0l (each rounded to T, exact differences; in bf16
+//          the three significands cover fp32's): Q side [-q0h, -q0h, -q0m, -q0h, -q0m, -q0l, -q0m,
+//          -q0l, 0 ...], K side [k0h, k0m, k0h, k0l, k0m, k0h, k0l, k0m, 0 ...], whose dot product
+//          is -q0 k0 but for q0l k0l (worst 4.6e-11 relative over 20000 random bf16 splits of
+//          fp32 values in [1, 300]; without the last two columns 4.2e-8). The tensor core adds the
+//          products (exact) to q.k in fp32, so u carries the same kind of error as the
+//          accumulator q.k already does (a few ulps of max(|q.k|, q0 k0)). Slabs of 16 columns,
+//          32-byte rows with the 32-byte swizzle: the K side from tiled_time_coords (kx array,
+//          already in that layout), the Q side written by the consumers from their q0.
+template <class T_, int D_, int NC_, int BN_, int STAGES_, bool kMid_ = true, bool kQ0_ = true, bool kFast_ = true,
+          bool kFold_ = false>
 struct FwdConfig {
   using T = T_;
   static constexpr int D = D_, NC = NC_, BM = 64 * NC_, BN = BN_, STAGES = STAGES_;
-  static constexpr bool kMid = kMid_, kQ0 = kQ0_, kFast = kFast_ && kMid_ && D_ == 64;
+  static constexpr bool kMid = kMid_, kQ0 = kQ0_, kFast = kFast_ && kMid_ && D_ == 64, kFold = kFold_ && kQ0_;
   static constexpr int kThreads = 128 * (NC + 1);
   static constexpr uint32_t kQBytes = BM * D * 2, kKVBytes = BN * D * 2;
   // Leave P~ V in flight until the next block's S = Q K^T has been issued behind it (one wait per
@@ -41,16 +54,20 @@ struct FwdConfig {
   static constexpr bool kDeferPV = D == 64;
 };
 
-// Shared memory: Q[slot] (BM x D), then per stage K (BN x D), V (BN x D), k0 (BN fp32, Lorentz),
-// then the barriers.
+// Shared memory: Q[slot] (BM x D), then per stage K (BN x D), V (BN x D), k0 (BN fp32, Lorentz;
+// kFold: the K side's 16 extra columns, BN x 32 bytes), then (kFold) the Q side's extra columns
+// (BM x 32 bytes), then the barriers.
 template <class Cfg, class Score>
 struct FwdLayout {
   static constexpr uint32_t kQ = 0;
   static constexpr uint32_t kK = kQ + Score::kSlots * Cfg::kQBytes;
   static constexpr uint32_t kV = kK + Cfg::STAGES * Cfg::kKVBytes;
   static constexpr uint32_t kAux = kV + Cfg::STAGES * Cfg::kKVBytes;
-  static constexpr uint32_t kAuxBytes = Score::kLorentz ? Cfg::BN * 4 : 0;
-  static constexpr uint32_t kBar = kAux + Cfg::STAGES * kAuxBytes;
+  static constexpr bool kFold = Score::kLorentz && Cfg::kFold;
+  static constexpr uint32_t kAuxBytes = !Score::kLorentz ? 0 : kFold ? Cfg::BN * 32 : Cfg::BN * 4;
+  static constexpr uint32_t kQx = kAux + Cfg::STAGES * kAuxBytes;  // 32-byte swizzle: 256-byte aligned
+  static constexpr uint32_t kBar = kQx + (kFold ? Cfg::BM * 32 : 0);
+  static_assert(kQx % 256 == 0, "fold: the 32-byte swizzle repeats every 256 bytes");
   static constexpr uint32_t kBytes = kBar + (1 + 4 * Cfg::STAGES) * 8 + kSmemSlack;
 };
 
@@ -85,7 +102,11 @@ __device__ __forceinline__ void fwd_producer(const FwdArgs<Score>& a, uint8_t* s
       hopper::mbar_wait(&k_empty[st], par ^ 1);
       hopper::mbar_arrive_expect_tx(&k_full[st], Cfg::kKVBytes + L::kAuxBytes);
       hopper::tma_load_4d(smem + L::kK + st * Cfg::kKVBytes, &a.k[slot], 0, nb * BN, 0, bhk, &k_full[st]);
-      if constexpr (Score::kLorentz) {
+      if constexpr (L::kFold) {
+        hopper::bulk_load(smem + L::kAux + st * L::kAuxBytes,
+                          static_cast<const uint8_t*>(a.score.kx) + (int64_t(bhk) * a.TkP + nb * BN) * 32,
+                          L::kAuxBytes, &k_full[st]);
+      } else if constexpr (Score::kLorentz) {
         hopper::bulk_load(smem + L::kAux + st * L::kAuxBytes, a.score.k0 + int64_t(bhk) * a.TkP + nb * BN,
                           L::kAuxBytes, &k_full[st]);
       }
@@ -118,6 +139,11 @@ __device__ __forceinline__ void q0_from_tile(const uint8_t* q_tile, int warp_row
   }
 }
 
+// kFold: K-major descriptor of a 16-column slab with 32-byte rows and the 32-byte swizzle (16-byte
+// chunk j of row r at r*32 + 16 (j ^ (r/4 % 2)); 8-row groups 256 bytes apart; base 256-aligned).
+__device__ __forceinline__ uint64_t desc_k_major_sw32(uint32_t addr) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(256 >> 4) << 32) | (uint64_t(3) << 62);
+}
 template <class Cfg, class Score>
 __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* smem, uint64_t* bars, int wg, int m0,
                                              int bh, const Phases& ph) {
@@ -147,6 +173,17 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
 #pragma unroll
     for (int r = 0; r < 2; ++r) qa[r] = i0 + 8 * r < g.Tq ? qa[r] : 0.0f;
   }
+  if constexpr (L::kFold) {  // this warpgroup's 64 rows of the Q side's extra columns
+    const int t = f.lane & 3;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row_ = tile_row0 + f.row + 8 * r;
+      *reinterpret_cast<uint2*>(smem + L::kQx + row_ * 32 + (((t >> 1) ^ ((row_ >> 2) & 1)) << 4) + (t & 1) * 8) =
+          fold_q_quarter<T>(qa[r], t);
+    }
+    hopper::fence_proxy_async();  // generic-proxy stores, read by wgmma
+    hopper::named_barrier_sync(1 + wg, 128);
+  }
 
   int it = 0;
   for (int p = 0; p < ph.n; ++p) {
@@ -168,6 +205,10 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
         hopper::wgmma_ss<T, BN>(s, hopper::desc_k_major(q_tile, BM, tile_row0, kk),
                                 hopper::desc_k_major(k_tile, BN, 0, kk), kk > 0);
       }
+      if constexpr (L::kFold) {  // + (-q0 k0): the accumulator is the key u
+        hopper::wgmma_ss<T, BN>(s, desc_k_major_sw32(sbase + L::kQx + tile_row0 * 32),
+                                desc_k_major_sw32(sbase + L::kAux + st * L::kAuxBytes), 1);
+      }
       hopper::wgmma_commit();
       hopper::wgmma_wait<0>();  // with kDeferPV, the previous block's P~ V completes here too
       hopper::fence_operands(s);
@@ -179,7 +220,7 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
       // keys of the policy (monotone in s), -inf where masked
       const float* k0s = reinterpret_cast<const float*>(smem + L::kAux + st * L::kAuxBytes);
 #pragma unroll
-      for (int c = 0; c < BN / 8; ++c) {
+      for (int c = 0; c < (L::kFold ? 0 : BN / 8); ++c) {
         float2 ka = {0.0f, 0.0f};  // k0 of columns 8c + col, 8c + col + 1
         if constexpr (Score::kLorentz) ka = *reinterpret_cast<const float2*>(k0s + 8 * c + f.col);
 #pragma unroll

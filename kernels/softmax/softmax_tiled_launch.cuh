@@ -29,12 +29,15 @@ namespace attnbench::kernels::tiled {
 // The hyperbolic forward's variants for ATTNBENCH_HYP_FWD (A/B only, bf16 only; see
 // TiledPrepared::hyp_fwd_):
 //   FwdS4  session 4's forward: no mid path, q0 from the array of tiled_time_coords_s4;
-//   FwdMid the mid path without ratio_tile_fast, q0 from the array of tiled_time_coords.
+//   FwdMid the mid path without ratio_tile_fast, q0 from the array of tiled_time_coords;
+//   FwdFold Fwd plus the rank-one term folded into Q K^T (kFold, softmax_tiled_fwd.cuh): the
+//          default of the ratio-domain forward in bf16 since session 5 round 2 (Fwd: =s5).
 template <class T, int D>
 struct TiledConfigs {
   using Fwd = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2>;
   using FwdS4 = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, false, false, false>;
   using FwdMid = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, false, false>;
+  using FwdFold = FwdConfig<T, D, 3, 128, D == 64 ? 4 : 2, true, true, true, true>;
   using Dkv = DkvConfig<T, D, 2, 3>;
   using Dq = DqConfig<T, D, 2, 128, D == 64 ? 3 : 2>;
 };
@@ -143,6 +146,7 @@ class TiledPrepared final : public CudaPrepared {
     if (Score::kLorentz) {
       scratch("q0", {p.B * p.H * TqP_}, Dtype::f32);
       scratch("k0", {p.B * p.Hkv * TkP_}, Dtype::f32);
+      if (fold()) scratch("kx", {p.B * p.Hkv * TkP_ * 8}, Dtype::f32);  // 32 bytes per key
     }
     if (pass == Pass::bwd || !has_out("lse")) scratch("lse", {p.B, p.H, p.Tq}, Dtype::f32);
     if (pass == Pass::bwd) scratch("o", {p.B, p.H, p.Tq, p.Dv}, dt);
@@ -189,7 +193,10 @@ class TiledPrepared final : public CudaPrepared {
     const auto slots = TiledPolicy<Score>::slots();
     const float* q0 = Score::kLorentz ? scratch("q0").template as<float>() : nullptr;
     const float* k0 = Score::kLorentz ? scratch("k0").template as<float>() : nullptr;
-    const Score score = TiledPolicy<Score>::make(p_, q0, k0);
+    Score score = TiledPolicy<Score>::make(p_, q0, k0);
+    if constexpr (Score::kLorentz) {
+      if (fold()) score.kx = scratch("kx").buf.get();
+    }
     const int64_t BH = p_.B * p_.H, BHkv = p_.B * p_.Hkv;
 
     FwdArgs<Score>& a = fwd_;
@@ -206,6 +213,8 @@ class TiledPrepared final : public CudaPrepared {
     if constexpr (kHypAB<Score, Fw>) {
       allow_smem(tiled_forward<typename Cfgs::FwdS4, Score>, FwdLayout<typename Cfgs::FwdS4, Score>::kBytes);
       allow_smem(tiled_forward<typename Cfgs::FwdMid, Score>, FwdLayout<typename Cfgs::FwdMid, Score>::kBytes);
+      allow_smem(tiled_forward<typename Cfgs::FwdFold, Score>, FwdLayout<typename Cfgs::FwdFold, Score>::kBytes);
+      static_assert(FwdLayout<typename Cfgs::FwdFold, Score>::kBytes <= kMaxSmem, "fold: shared memory");
     }
     static_assert(FwdLayout<Fw, Score>::kBytes <= kMaxSmem && DkvLayout<Kv, Score>::kBytes <= kMaxSmem &&
                       DqLayout<Qc, Score>::kBytes <= kMaxSmem,
@@ -276,7 +285,8 @@ class TiledPrepared final : public CudaPrepared {
       }
       tiled_time_coords<T, D><<<static_cast<unsigned>((krows + 31) / 32), 256, 0, stream_>>>(
           in("k").template as<T>(), scratch("k0").template as<float>(), static_cast<int>(p_.Tk),
-          static_cast<int>(TkP_), krows, inv_c);
+          static_cast<int>(TkP_), krows, inv_c,
+          fold() ? static_cast<uint4*>(scratch("kx").buf.get()) : nullptr);
       CUDA_CHECK_LAUNCH("tiled_time_coords(k)");
     }
   }
@@ -290,7 +300,10 @@ class TiledPrepared final : public CudaPrepared {
       if constexpr (kHypAB<Score, Fw>) {
         using F4 = typename decltype(cfgs)::FwdS4;
         using Fm = typename decltype(cfgs)::FwdMid;
-        if (hyp_fwd_ == HypFwd::s4) {
+        using Ff = typename decltype(cfgs)::FwdFold;
+        if (hyp_fwd_ == HypFwd::fold) {
+          tiled_forward<Ff, Score><<<grid, Ff::kThreads, FwdLayout<Ff, Score>::kBytes, stream_>>>(fwd_);
+        } else if (hyp_fwd_ == HypFwd::s4) {
           tiled_forward<F4, Score><<<grid, F4::kThreads, FwdLayout<F4, Score>::kBytes, stream_>>>(fwd_);
         } else if (hyp_fwd_ == HypFwd::mid) {
           tiled_forward<Fm, Score><<<grid, Fm::kThreads, FwdLayout<Fm, Score>::kBytes, stream_>>>(fwd_);
@@ -347,18 +360,23 @@ class TiledPrepared final : public CudaPrepared {
 
   int64_t TqP_ = 0, TkP_ = 0;
   // ATTNBENCH_HYP_FWD (read at prepare time; the ratio-domain hyperbolic forward in bf16 only, an
-  // A/B switch): s5 (default) the mid path, ratio_tile_fast (D = 64) and q0 from the Q tile; mid:
-  // the mid path only, q0 from tiled_time_coords; s4: session 4's forward and time coordinates.
+  // A/B switch): fold (default since session 5 round 2) s5 with the rank-one term -q0 k0 inside the
+  // Q K^T GEMM (FwdFold); s5: the mid path, ratio_tile_fast (D = 64) and q0 from the Q tile (Fwd,
+  // which every other dtype and score runs); mid: the mid path only, q0 from tiled_time_coords;
+  // s4: session 4's forward and time coordinates.
   // The backward's time coordinates follow it (s4 or not), so that its q0 has the bits its own
   // forward used. H200 A/B: results/h200-20261121-s5/hyp_README.md.
-  enum class HypFwd { s5, mid, s4 };
+  enum class HypFwd { s5, mid, s4, fold };
+  bool fold() const { return hyp_fwd_ == HypFwd::fold; }
   HypFwd hyp_fwd_ = [this] {
     const char* e = std::getenv("ATTNBENCH_HYP_FWD");
     const std::string v = e ? e : "";
-    if (!Score::kRatio || dt_ != Dtype::bf16 || v.empty() || v == "s5") return HypFwd::s5;
+    if (!Score::kRatio || dt_ != Dtype::bf16) return HypFwd::s5;
+    if (v.empty() || v == "fold") return HypFwd::fold;
+    if (v == "s5") return HypFwd::s5;
     if (v == "mid") return HypFwd::mid;
     if (v == "s4") return HypFwd::s4;
-    throw std::invalid_argument("ATTNBENCH_HYP_FWD: expected s5, mid or s4, got '" + v + "'");
+    throw std::invalid_argument("ATTNBENCH_HYP_FWD: expected fold, s5, mid or s4, got '" + v + "'");
   }();
   CUtensorMap delta_o_{};  // o (the forward's output), box 64 rows, for tiled_delta
   FwdArgs<Score> fwd_{};

@@ -208,6 +208,7 @@ struct LorentzScore : OneSlot {
   float zmin;       // 1 + 1e-6
   const float* q0;  // [B*H][TqP], rows past Tq zero
   const float* k0;  // [B*Hkv][TkP], rows past Tk zero
+  const void* kx = nullptr;  // the fold's K-side columns, [B*Hkv][TkP] rows of 32 bytes (fwd kFold only)
   // hat units (kUnit):
   float inv_c, inv_c2;  // 1/c, 1/c^2
   float u_clamp;        // -zmin/c: u_c = min(u, u_clamp) is z clamped to zmin

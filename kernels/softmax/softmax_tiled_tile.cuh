@@ -107,6 +107,36 @@ __device__ __forceinline__ float time_coord(const uint4 (&chunk)[D / 64], float 
   return __fsqrt_rn(__fadd_rn(inv_c, ss));
 }
 
+// The hyperbolic forward's fold (ATTNBENCH_HYP_FWD=fold, softmax_tiled_fwd.cuh): extra columns of Q
+// and K whose dot product is -q0 k0 but for the term q0l k0l (~2^-36 relative in bf16).
+// The split x = h + m + l (each rounded to T; the differences are exact in fp32; in bf16 the three
+// 8-bit significands cover fp32's 24, so the split is exact or nearly).
+template <class T>
+__device__ __forceinline__ void split3(float x, float& h, float& m, float& l) {
+  h = round_as<T>(x);
+  const float r = __fsub_rn(x, h);
+  m = round_as<T>(r);
+  l = round_as<T>(__fsub_rn(r, m));
+}
+// The fold's K-side row of x0 (16 elements, 2 chunks of 16 bytes): [h, m, h, l, m, h, l, m, 0 ...].
+template <class T>
+__device__ __forceinline__ uint4 fold_k_chunk(float x0, int j) {
+  float h, m, l;
+  split3<T>(x0, h, m, l);
+  if (j) return make_uint4(0, 0, 0, 0);
+  return make_uint4(hopper::pack2<T>(h, m), hopper::pack2<T>(h, l), hopper::pack2<T>(m, h), hopper::pack2<T>(l, m));
+}
+// The fold's Q-side row of q0, quarter t (4 elements) of [-h, -h, -m, -h, -m, -l, -m, -l, 0 ...]
+// (8 bytes): against the K side, -(hh + hm + mh + hl + mm + lh + ml + lm) of q0 = h + m + l.
+template <class T>
+__device__ __forceinline__ uint2 fold_q_quarter(float q0, int t) {
+  float h, m, l;
+  split3<T>(q0, h, m, l);
+  if (t == 0) return make_uint2(hopper::pack2<T>(-h, -h), hopper::pack2<T>(-m, -h));
+  if (t == 1) return make_uint2(hopper::pack2<T>(-m, -l), hopper::pack2<T>(-m, -l));
+  return make_uint2(0, 0);
+}
+
 // Element (r, c) of a swizzled shared tile of `rows` rows (see hopper.cuh), as fp32.
 template <class T>
 __device__ __forceinline__ float tile_elem(const uint8_t* tile, int rows, int r, int c) {
