@@ -11,7 +11,7 @@
 //   norm's denominator: z_i = phi(q_i) . mean_j phi(k_j) + 1e-6.
 // Evaluated in fp32, as the CPU emulation (reference/bidir.cpp) does (the tiled one-launch
 // forwards can take elu1's exp from ex2.approx.f16x2 instead, ATTNBENCH_BIDIR_EXP=h2: kElu1H2
-// below, bidir_tiled_common.cuh).
+// below, bidir_tiled_maps.cuh).
 #pragma once
 
 #include "core/problem.h"
@@ -24,7 +24,7 @@ constexpr float kNormEps = 1e-6f;       // norm's denominator epsilon
 
 // The feature map as a kernel argument.
 enum FeatureMapId : int { kIdentity = 0, kElu1 = 1, kRelu = 2, kFocused = 3 };
-// elu1 with exp from ex2.approx.f16x2: the tiled one-launch forwards only (bidir_tiled_common.cuh;
+// elu1 with exp from ex2.approx.f16x2: the tiled one-launch forwards only (bidir_tiled_maps.cuh;
 // the same map, phi rounded to the storage dtype as always, within the numerics rule in the GPU tests).
 constexpr int kElu1H2 = 4;
 

@@ -20,7 +20,7 @@
 // about 16 bits of dz), and the blocks of a head meet in split_reduce().
 // Phase 2 streams tiles of K and V; each warp owns a 16-row slab (no block barrier in the loop),
 // and is launched as a programmatic dependent of phase 1.
-#include "bidir_tiled_common.cuh"
+#include "bidir_tiled_maps.cuh"
 
 namespace attnbench::kernels::bidir {
 namespace {

@@ -3,7 +3,7 @@
 // and rounding points are in bidir_tiled_fwd.cu's header.
 #pragma once
 
-#include "bidir_tiled_common.cuh"
+#include "bidir_tiled_maps.cuh"
 
 namespace attnbench::kernels::bidir {
 
