@@ -16,10 +16,14 @@
 #           with the default environment and the picked one, or once per word of
 #           BIDIR_CHECK_TEST_ENVS ("label:VAR=v,VAR=v ...") -> tests_<label>.log.gz, tests.md
 #   ncu     Nsight Compute (--clock-control none) on one forward at T = BIDIR_CHECK_NCU_T (4096),
-#           identity, once per word of BIDIR_CHECK_NCU ("label:VAR=v,...") -> ncu_<label>.txt
+#           feature map BIDIR_CHECK_NCU_FMAP (identity), once per word of BIDIR_CHECK_NCU
+#           ("label:VAR=v,...") -> ncu_<label>.txt (speed of light, memory, warp states, pipes,
+#           instructions, schedulers); for the labels in BIDIR_CHECK_NCU_SRC also the full set with the SASS
+#           source page (per instruction: executions, stall samples) -> ncu_<label>_sass.csv.gz
 #   tiled   the checked sweeps (naive-fp32 oracle) -> tiled.csv, one per word of
 #           BIDIR_CHECK_SWEEPS ("variant:passes", default "norm:fwd,bwd simple:fwd,bwd")
-# Environment: ATTNBENCH_CUDA_ARCH (default 90a), BIDIR_CHECK_BUDGET_S (whole script, default 450),
+# Environment: BIDIR_CHECK_FMAPS (the feature maps of the ab and tiled stages, default identity,elu1),
+# ATTNBENCH_CUDA_ARCH (default 90a), BIDIR_CHECK_BUDGET_S (whole script, default 450),
 # BIDIR_CHECK_BUILD (build folder, default build/gpu-bidir; build/gpu shares it with device-stages.sh).
 # Files in OUT_DIR: run.log, tests.md, tests_<label>.log.gz, tiled.csv, ab.csv, table.md, sweep_tiled.log.
 set -uo pipefail
@@ -32,7 +36,7 @@ t_start=$SECONDS
 left() { echo $((budget - (SECONDS - t_start))); }
 log() { echo "[bidir-check $((SECONDS - t_start))s] $*" | tee -a "$out/run.log" >&2; }
 bin=${BIDIR_CHECK_BUILD:-build/gpu-bidir}
-shape=(--algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map identity,elu1)
+shape=(--algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map "${BIDIR_CHECK_FMAPS:-identity,elu1}")
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee -a "$out/run.log"
 mkdir -p build
@@ -123,6 +127,8 @@ if [[ $stages == *,tests,* ]]; then
 fi
 
 if [[ $stages == *,ncu,* ]]; then
+  ncu_shape=(--algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map "${BIDIR_CHECK_NCU_FMAP:-identity}"
+             --variant norm --pass fwd --T "${BIDIR_CHECK_NCU_T:-4096}" --no-check --budget-ms 1)
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
   for spec in ${BIDIR_CHECK_NCU:-}; do
     label=${spec%%:*} envs=${spec#*:}
@@ -131,9 +137,17 @@ if [[ $stages == *,ncu,* ]]; then
     log "ncu $label ($envs)"
     env ${envs//,/ } timeout 90 "$ncu_bin" --clock-control none -k regex:'tma_kernel|fused_kernel|output_kernel' -c 1 \
       --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats \
-      ./$bin/harness/attnbench run --algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map identity --variant norm \
-      --pass fwd --T "${BIDIR_CHECK_NCU_T:-4096}" --no-check --budget-ms 1 --out "$out/ncu_one.csv" >"$out/ncu_$label.txt" 2>&1
+      --section ComputeWorkloadAnalysis --section InstructionStats --section SchedulerStats \
+      ./$bin/harness/attnbench run "${ncu_shape[@]}" --out "$out/ncu_one.csv" >"$out/ncu_$label.txt" 2>&1
     log "ncu $label rc $?"
+    if [[ " ${BIDIR_CHECK_NCU_SRC:-} " == *" $label "* ]] && (( $(left) > 60 )); then
+      env ${envs//,/ } timeout 120 "$ncu_bin" --clock-control none -k regex:'tma_kernel|fused_kernel|output_kernel' -c 1 \
+        --set full --import-source no -f -o "build/ncu_$label" ./$bin/harness/attnbench run "${ncu_shape[@]}" \
+        --out "$out/ncu_one.csv" >>"$out/run.log" 2>&1 &&
+        "$ncu_bin" --import "build/ncu_$label.ncu-rep" --page source --csv --print-source sass 2>>"$out/run.log" |
+        gzip >"$out/ncu_${label}_sass.csv.gz"
+      log "ncu source $label rc $?"
+    fi
   done
   rm -f "$out/ncu_one.csv"
 fi
