@@ -10,8 +10,8 @@
 //       du = r (g - (g.u / ||u||^2) u),  dy = 3 y^2 du + (r g.u / ||y||^2) y,  dx = [x > 0] dy
 //   norm's denominator: z_i = phi(q_i) . mean_j phi(k_j) + 1e-6.
 // Evaluated in fp32, as the CPU emulation (reference/bidir.cpp) does (the tiled one-launch
-// forwards can take elu1's exp from ex2.approx.f16x2 instead, ATTNBENCH_BIDIR_EXP=h2: kElu1H2
-// below, bidir_tiled_maps.cuh).
+// forwards can take elu1 from packed bf16x2 / f16x2 operations instead, ATTNBENCH_BIDIR_EXP=pk:
+// kElu1Pk below, bidir_tiled_maps.cuh).
 #pragma once
 
 #include "core/problem.h"
@@ -24,9 +24,10 @@ constexpr float kNormEps = 1e-6f;       // norm's denominator epsilon
 
 // The feature map as a kernel argument.
 enum FeatureMapId : int { kIdentity = 0, kElu1 = 1, kRelu = 2, kFocused = 3 };
-// elu1 with exp from ex2.approx.f16x2: the tiled one-launch forwards only (bidir_tiled_maps.cuh;
-// the same map, phi rounded to the storage dtype as always, within the numerics rule in the GPU tests).
-constexpr int kElu1H2 = 4;
+// elu1 by packed operations on pairs of the storage dtype: the tiled one-launch forwards only
+// (bidir_tiled_maps.cuh; the same map, phi rounded to the storage dtype as always, within the
+// numerics rule in the GPU tests).
+constexpr int kElu1Pk = 4;
 
 inline FeatureMapId feature_map_id(FeatureMap f) {
   switch (f) {

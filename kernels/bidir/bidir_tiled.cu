@@ -23,9 +23,14 @@
 //                                    where Dk or Dv > 64: 16 warps spill there)
 //   ATTNBENCH_BIDIR_OSTORE=tma|st    the TMA forward's O stores: bulk tensor stores or 16-byte stores
 //   ATTNBENCH_BIDIR_ORDER=blk|rot|ilv|rotilv  the TMA forward's walk over tiles (TiledParams::order)
-//   ATTNBENCH_BIDIR_EXP=h2|f32       elu1's exp in the one-launch forwards: ex2.approx.f16x2 on the
-//                                    pair, or ex2.approx.f32 per element with x + 1 and the pick on
-//                                    packed pairs (the default: fewer instructions for bf16)
+//   ATTNBENCH_BIDIR_EXP=pk|f32       elu1 in the one-launch forwards: every operation on packed pairs
+//                                    of the storage dtype (elu1_pk_packed: ex2.approx.bf16x2 /
+//                                    f16x2 of x log2 e rounded to the dtype), or ex2.approx.f32 per
+//                                    element with x + 1 and the pick on packed pairs (f32). Until
+//                                    session 6, h2 was ex2.approx.f16x2 on fp32-converted pairs.
+//   ATTNBENCH_BIDIR_FOCUSED=rows|block  focused in the TMA forward's phase 1: each K tile mapped in
+//                                    place by the warp group that reads its rows, a named barrier
+//                                    per group (rows), or by 4 warps and a block barrier (block)
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_BOX=sw|pad       the TMA forward's boxes: dense with the 128-byte swizzle (default)
@@ -154,7 +159,8 @@ constexpr bool kDefaultTmaSw = true;
 constexpr bool kDefaultZmma = true;
 constexpr bool kDefaultEarly = true;   // session 5, above
 constexpr bool kDefaultGroupQ = true;  // session 5, above
-constexpr bool kDefaultExpH2 = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
+constexpr bool kDefaultExpPk = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
+constexpr bool kDefaultFocusedRows = true;  // session 6, above
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -263,6 +269,7 @@ class TiledBidir : public CudaPrepared {
     fused_.zmma = env("ATTNBENCH_BIDIR_ZMMA") ? std::strcmp(env("ATTNBENCH_BIDIR_ZMMA"), "0") != 0 : kDefaultZmma;
     fused_.early = env("ATTNBENCH_BIDIR_EARLY") ? std::strcmp(env("ATTNBENCH_BIDIR_EARLY"), "0") != 0 : kDefaultEarly;
     fused_.group_q = env("ATTNBENCH_BIDIR_GROUPQ") ? std::strcmp(env("ATTNBENCH_BIDIR_GROUPQ"), "0") != 0 : kDefaultGroupQ;
+    fused_.focused_rows = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "block") != 0 : kDefaultFocusedRows;
     if (const char* e = env("ATTNBENCH_BIDIR_BOX")) fused_.tma_sw = std::strcmp(e, "pad") != 0;
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
@@ -288,11 +295,11 @@ class TiledBidir : public CudaPrepared {
       if (std::strcmp(e, "fused") == 0 || std::strcmp(e, "tma") == 0) use_fused_ = major >= 9 && info1.blocks_per_sm > 0;
       if (std::strcmp(e, "two") == 0) use_fused_ = false;
     }
-    // elu1 with exp from ex2.approx.f16x2 (kernel-internal map id kElu1H2), or by ex2.approx.f32
-    // (kElu1; on whole tiles elu1_f2_packed, the default).
+    // elu1 by packed operations on pairs of the storage dtype (kernel-internal map id kElu1Pk), or
+    // by ex2.approx.f32 (kElu1; on whole tiles elu1_f2_packed).
     const char* x = env("ATTNBENCH_BIDIR_EXP");
-    const bool h2 = x ? std::strcmp(x, "h2") == 0 : kDefaultExpH2;
-    fused_.fm = h2 && state_.fm == kElu1 ? kElu1H2 : state_.fm;
+    const bool pk = x ? std::strcmp(x, "pk") == 0 : kDefaultExpPk;
+    fused_.fm = pk && state_.fm == kElu1 ? kElu1Pk : state_.fm;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;
   }

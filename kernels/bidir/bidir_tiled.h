@@ -66,6 +66,10 @@ struct TiledParams {
   // group_q (the TMA forward): a Q item is waited for and released by the warp group that computes
   // it only (else by every warp).
   bool group_q;
+  // focused_rows (the TMA forward, focused): each K tile is mapped in place by the warp group that
+  // reads its rows (every warp a few whole rows, then a named barrier of that group), else by one
+  // warp per 16-row slab and a block barrier (bidir_tiled_fwd.cuh).
+  bool focused_rows;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

@@ -41,15 +41,18 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
   const uint32_t av = LV::lane(smem_addr(cV), (mi % 2) * 8 + r8, (mi / 2) * 8);
   // A = Kf^T of k-step ks in place: phi on the 4 registers (masked where the tile is not whole).
   auto map_a = [&](uint32_t(&a)[4], int ks) {
-    if constexpr ((FM == kElu1H2 || FM == kElu1) && !MASK) {
+    if constexpr ((FM == kElu1Pk || FM == kElu1) && !MASK) {
 #pragma unroll
-      for (int j = 0; j < 4; ++j) a[j] = FM == kElu1H2 ? elu1_h2_packed<T>(a[j]) : elu1_f2_packed<T>(a[j]);
+      for (int j = 0; j < 4; ++j) a[j] = FM == kElu1Pk ? elu1_pk_packed<T>(a[j]) : elu1_f2_packed<T>(a[j]);
+    } else if constexpr (FM == kRelu) {  // relu(0) = 0: no mask needed
+#pragma unroll
+      for (int j = 0; j < 4; ++j) a[j] = relu_packed<T>(a[j]);
     } else if (FM != kIdentity) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const float2 f = phi_pair<FM>(unpack2<T>(a[j]));
         float f0 = f.x, f1 = f.y;
-        if ((FM == kElu1 || FM == kElu1H2) && MASK) {
+        if ((FM == kElu1 || FM == kElu1Pk) && MASK) {
           const int t = ks * 16 + 8 * (j / 2) + 2 * q;
           f0 = dok[j % 2] && t < tvalid ? f0 : 0.0f;
           f1 = dok[j % 2] && t + 1 < tvalid ? f1 : 0.0f;
@@ -111,11 +114,11 @@ __device__ __forceinline__ void state_tile_any(float (&acc)[DVP / 8 + 1][4], con
     } else {
       state_tile<T, DKP, DVP, kElu1, true, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
     }
-  } else if (p.fm == kElu1H2) {
+  } else if (p.fm == kElu1Pk) {
     if (whole) {
-      state_tile<T, DKP, DVP, kElu1H2, false, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
+      state_tile<T, DKP, DVP, kElu1Pk, false, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
     } else {
-      state_tile<T, DKP, DVP, kElu1H2, true, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
+      state_tile<T, DKP, DVP, kElu1Pk, true, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
     }
   } else if (p.fm == kRelu) {
     state_tile<T, DKP, DVP, kRelu, false, KSN, LK, LV, Loaded>(acc, cK, cV, row0, p, warp, ks0, lane, ones, loaded);
@@ -139,6 +142,53 @@ __device__ __forceinline__ void focused_tile_inplace(T* cK, int row0, const Tile
   phi_frags<T, Tr::KT, kFocused>(x, row_ok, p.Dk, lane);
   __syncwarp();
   store_a_frags_l<Tr::KT, LK>(slab, x, lane);
+}
+
+// focused on R whole rows [r0, r0 + R) of a K tile in shared memory (layout LK), in place, by one
+// warp (the TMA forward's phase 1, p.focused_rows): a row is DKP / 8 lanes of 8 columns (one
+// 16-byte chunk each); y = relu(x) + 1e-6 (0 at columns >= Dk), u = y^3, the row's ||y||^2 and
+// ||u||^2 are the sums over its lanes (xor shuffles), phi = u ||y|| / ||u|| rounded to the dtype,
+// and rows >= Tk become 0. The caller orders these writes before the group's reads (named barrier)
+// and before the slot's TMA refill (fence.proxy.async).
+template <class T, int DKP, int R, class LK>
+__device__ __forceinline__ void focused_rows_inplace(T* cK, int r0, int row0, const TiledParams& p, int lane) {
+  constexpr int LPR = DKP / 8, RPP = 32 / LPR;  // lanes per row, rows per pass
+  static_assert(LPR <= 32 && R % RPP == 0, "whole rows per pass");
+#pragma unroll
+  for (int pass = 0; pass < R / RPP; ++pass) {
+    const int r = r0 + pass * RPP + lane / LPR, c = (lane % LPR) * 8;
+    uint4* ptr = reinterpret_cast<uint4*>(cK + LK::off(r, c));
+    const uint4 raw = *ptr;
+    uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+    float y[8], ny2 = 0.0f, nu2 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 v = unpack2<T>(w[j]);
+      y[2 * j] = focused_y(v.x, c + 2 * j < p.Dk);
+      y[2 * j + 1] = focused_y(v.y, c + 2 * j + 1 < p.Dk);
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float y2 = y[j] * y[j], u = y2 * y[j];
+      y[j] = u;
+      ny2 += y2;
+      nu2 += u * u;
+    }
+#pragma unroll
+    for (int m = 1; m < LPR; m *= 2) {
+      ny2 += __shfl_xor_sync(0xffffffffu, ny2, m);
+      nu2 += __shfl_xor_sync(0xffffffffu, nu2, m);
+    }
+    const float rr = row0 + r < p.Tk ? sqrtf(ny2) / sqrtf(nu2) : 0.0f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) w[j] = pack2<T>(y[2 * j] * rr, y[2 * j + 1] * rr);
+    *ptr = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
+// bar.sync on named barrier `id` (1..15) by `threads` threads (whole warps).
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
 // The one-launch forwards' state exchange (bidir_tiled_fused.cu, bidir_tiled_tma.cu), by all NW

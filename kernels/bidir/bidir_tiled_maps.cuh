@@ -12,30 +12,17 @@ namespace attnbench::kernels::bidir {
 // approximation (__expf, relative error ~2^-21, far below the bf16/fp16 rounding that follows);
 // the *_frags_any() wrappers switch on the run-time map once per call.
 
-// kElu1H2: elu1 whose exp comes from ex2.approx.f16x2 (the one-launch forwards' elu1 under
-// ATTNBENCH_BIDIR_EXP=h2; two MUFU.EX2.F16 on sm_90): exp(x) = 2^t, t = x log2(e) rounded to fp16
-// (relative error of 2^t from that rounding <= 2^-11 ln2 |t|), 2^t with relative error ~2^-9.9,
-// then rounded to the storage dtype as every phi is. A kernel-internal map id (bidir_common.cuh),
-// never a user's.
+// kElu1Pk: elu1 by packed operations on whole tiles (elu1_pk_packed below); elsewhere (masked
+// tiles) it is kElu1.
 
 template <int FM>
 __device__ __forceinline__ float phi_fast(float x) {
-  if (FM == kElu1 || FM == kElu1H2) return x > 0.0f ? x + 1.0f : __expf(x);
+  if (FM == kElu1 || FM == kElu1Pk) return x > 0.0f ? x + 1.0f : __expf(x);
   if (FM == kRelu) return fmaxf(x, 0.0f);
   return x;
 }
-// phi of two elements (kElu1H2: both exps in one ex2.approx.f16x2; for x > 0, where x + 1 is
-// taken, t may be inf).
 template <int FM>
 __device__ __forceinline__ float2 phi_pair(float2 x) {
-  if (FM == kElu1H2) {
-    const __half2 t = __floats2half2_rn(x.x * 1.4426950408889634f, x.y * 1.4426950408889634f);
-    const uint32_t tb = *reinterpret_cast<const uint32_t*>(&t);
-    uint32_t eb;
-    asm("ex2.approx.f16x2 %0, %1;\n" : "=r"(eb) : "r"(tb));
-    const float2 e = __half22float2(*reinterpret_cast<const __half2*>(&eb));
-    return make_float2(x.x > 0.0f ? x.x + 1.0f : e.x, x.y > 0.0f ? x.y + 1.0f : e.y);
-  }
   return make_float2(phi_fast<FM>(x.x), phi_fast<FM>(x.y));
 }
 
@@ -59,25 +46,53 @@ __device__ __forceinline__ uint32_t elu1_pick(uint32_t a, uint32_t e) {
   return (pos & gt) | (e & ~gt);
 }
 
-// kElu1H2 on a packed pair of the storage dtype, with the roundings of
-// pack2<T>(phi_pair<kElu1H2>(unpack2<T>(a))): e = 2^t from the same t and ex2 (for fp16 no
-// conversion of e at all), then elu1_pick. Used where no element needs a mask.
+// kElu1Pk on a packed pair a of the storage dtype, every operation on the pair (7 instructions for
+// bf16, against 10-11 for elu1_f2_packed; ex2.approx.ftz.bf16x2 needs sm_90):
+//   n = relu(-(x log2 e)) = -min(x log2 e, 0)   one fma.relu, log2 e split into hi + lo (each of
+//                                                the dtype; hi alone is 0.2% off for bf16), so n is
+//                                                x log2 e rounded once to the dtype
+//   e = 2^-n                                    ex2.approx of the dtype (= exp(min(x, 0)), rounded)
+//   phi = max(e, x + 1)                         x > 0: e = 1 < x + 1;  x <= 0: exp(x) >= 1 + x,
+//                                                and rounding keeps the order (monotone)
+// The one difference from elu1_f2_packed: t = x log2 e is rounded to the dtype before the exp,
+// a relative error of up to ln2 |t| 2^-9 in exp(x) for bf16 (about 1.4x the RMS error of the
+// rounded exp alone over N(0,1) inputs; the GPU tests hold it to the numerics rule).
 template <class T>
-__device__ __forceinline__ uint32_t elu1_h2_packed(uint32_t a) {
-  const float2 x = unpack2<T>(a);
-  const __half2 t = __floats2half2_rn(x.x * 1.4426950408889634f, x.y * 1.4426950408889634f);
-  uint32_t e;
-  asm("ex2.approx.f16x2 %0, %1;\n" : "=r"(e) : "r"(*reinterpret_cast<const uint32_t*>(&t)));
-  if constexpr (!std::is_same_v<T, __half>) {
-    const float2 ef = __half22float2(*reinterpret_cast<const __half2*>(&e));
-    e = pack2<T>(ef.x, ef.y);
+__device__ __forceinline__ uint32_t elu1_pk_packed(uint32_t a) {
+  uint32_t lo, n, e, p, r;
+  if constexpr (std::is_same_v<T, __half>) {
+    // -log2 e = -1.4423828125 (0xbdc5) - 0.000312 (0x8d1e) in fp16; 1.0 = 0x3c00
+    asm("mul.rn.f16x2 %0, %1, %2;\n" : "=r"(lo) : "r"(a), "r"(0x8d1e8d1eu));
+    asm("fma.rn.relu.f16x2 %0, %1, %2, %3;\n" : "=r"(n) : "r"(a), "r"(0xbdc5bdc5u), "r"(lo));
+    asm("{ .reg .b32 m; neg.f16x2 m, %1; ex2.approx.f16x2 %0, m; }\n" : "=r"(e) : "r"(n));
+    asm("add.rn.f16x2 %0, %1, %2;\n" : "=r"(p) : "r"(a), "r"(0x3c003c00u));
+    asm("max.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(e), "r"(p));
+  } else {
+    // -log2 e = -1.4453125 (0xbfb9) + 0.00262451171875 (0x3b2c) in bf16; 1.0 = 0x3f80
+    asm("mul.rn.bf16x2 %0, %1, %2;\n" : "=r"(lo) : "r"(a), "r"(0x3b2c3b2cu));
+    asm("fma.rn.relu.bf16x2 %0, %1, %2, %3;\n" : "=r"(n) : "r"(a), "r"(0xbfb9bfb9u), "r"(lo));
+    asm("{ .reg .b32 m; neg.bf16x2 m, %1; ex2.approx.ftz.bf16x2 %0, m; }\n" : "=r"(e) : "r"(n));
+    asm("add.rn.bf16x2 %0, %1, %2;\n" : "=r"(p) : "r"(a), "r"(0x3f803f80u));
+    asm("max.bf16x2 %0, %1, %2;\n" : "=r"(r) : "r"(e), "r"(p));
   }
-  return elu1_pick<T>(a, e);
+  return r;
+}
+
+// relu on a packed pair (exact: max of the stored values).
+template <class T>
+__device__ __forceinline__ uint32_t relu_packed(uint32_t a) {
+  uint32_t r;
+  if constexpr (std::is_same_v<T, __half>) {
+    asm("max.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(0u));
+  } else {
+    asm("max.bf16x2 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(0u));
+  }
+  return r;
 }
 
 // kElu1 on a packed pair of the storage dtype where no element needs a mask: e = 2^(x log2(e))
 // by two ex2.approx.ftz.f32 (the __expf of phi_fast, relative error ~2^-22), rounded to the
-// storage dtype, then elu1_pick. For bf16 this is fewer instructions than elu1_h2_packed (no fp16
+// storage dtype, then elu1_pick. For bf16 this is fewer instructions than elu1_pk_packed (no fp16
 // round trip of t and e); the one-launch forwards' default (session 5).
 template <class T>
 __device__ __forceinline__ uint32_t elu1_f2_packed(uint32_t a) {
@@ -119,11 +134,13 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
 #pragma unroll
     for (int j = 0; j < 2; ++j) r[j] = sqrtf(quad_sum(ny2[j])) / sqrtf(quad_sum(nu2[j]));
   }
-  if constexpr ((FM == kElu1H2 || FM == kElu1) && !MASK) {
+  if constexpr ((FM == kElu1Pk || FM == kElu1 || FM == kRelu) && !MASK) {
 #pragma unroll
     for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) x[kt][i] = FM == kElu1H2 ? elu1_h2_packed<T>(x[kt][i]) : elu1_f2_packed<T>(x[kt][i]);
+      for (int i = 0; i < 4; ++i) {
+        x[kt][i] = FM == kElu1Pk ? elu1_pk_packed<T>(x[kt][i]) : FM == kRelu ? relu_packed<T>(x[kt][i]) : elu1_f2_packed<T>(x[kt][i]);
+      }
     }
   } else {
 #pragma unroll
@@ -152,7 +169,7 @@ __device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, cons
   if (full) {  // every row ok, D == 16 KT
     switch (fm) {
       case kElu1: return phi_frags<T, KT, kElu1, false>(x, row_ok, D, lane);
-      case kElu1H2: return phi_frags<T, KT, kElu1H2, false>(x, row_ok, D, lane);
+      case kElu1Pk: return phi_frags<T, KT, kElu1Pk, false>(x, row_ok, D, lane);
       case kRelu: return phi_frags<T, KT, kRelu, false>(x, row_ok, D, lane);
       case kFocused: return phi_frags<T, KT, kFocused, false>(x, row_ok, D, lane);
       default: return phi_frags<T, KT, kIdentity, false>(x, row_ok, D, lane);
@@ -160,7 +177,7 @@ __device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, cons
   }
   switch (fm) {
     case kElu1: return phi_frags<T, KT, kElu1>(x, row_ok, D, lane);
-    case kElu1H2: return phi_frags<T, KT, kElu1H2>(x, row_ok, D, lane);
+    case kElu1Pk: return phi_frags<T, KT, kElu1Pk>(x, row_ok, D, lane);
     case kRelu: return phi_frags<T, KT, kRelu>(x, row_ok, D, lane);
     case kFocused: return phi_frags<T, KT, kFocused>(x, row_ok, D, lane);
     default: return phi_frags<T, KT, kIdentity>(x, row_ok, D, lane);

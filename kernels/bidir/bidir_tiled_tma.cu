@@ -262,9 +262,21 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
     const T* cV = cK + BM * F::KROW;
     const int row0 = kv_tile(i) * BM;
     if (p.fm == kFocused) {  // the row norms need whole K rows: mapped in place first
-      focused_tile_inplace<T, DKP, DVP, LK>(cK, row0, p, warp, lane);
-      fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
-      __syncthreads();
+      // rows: the RED_WARPS warps that read rows [16 ks0, 16 (ks0 + KSN)) map them, RPW rows each,
+      // then wait for each other only (named barrier 1 + group); else 4 warps and a block barrier.
+      constexpr int RPW = 16 * F::KSN / Tr::RED_WARPS;
+      if constexpr (RPW >= 1 && RPW % (256 / DKP) == 0) {
+        if (p.focused_rows) {
+          focused_rows_inplace<T, DKP, RPW, LK>(cK, 16 * ks0 + wr * RPW, row0, p, lane);
+          fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
+          named_barrier_sync(1 + warp / Tr::RED_WARPS, 32 * Tr::RED_WARPS);
+        }
+      }
+      if (!p.focused_rows || !(RPW >= 1 && RPW % (256 / DKP) == 0)) {
+        focused_tile_inplace<T, DKP, DVP, LK>(cK, row0, p, warp, lane);
+        fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
+        __syncthreads();
+      }
     }
     // early release (p.early): the slot goes back once this warp's fragments are in registers.
     if (!nomath) {
