@@ -23,7 +23,8 @@ bin=./$bdir/harness/attnbench
 tests_bin=./$bdir/tests/kernels/kernels_tests
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee "$out/nvidia-smi.txt"
-git log -1 --format='commit %H %s' 2>/dev/null | tee "$out/commit.txt"
+# a copy outside its repository (the device tool's .wt/NAME) carries its commit in COMMIT
+{ [[ -f COMMIT ]] && echo "source commit $(cat COMMIT)" || git log -1 --format='commit %H %s'; } 2>/dev/null | tee "$out/commit.txt"
 log "configure + build (attnbench, kernels_tests)"
 cmake -S . -B $bdir -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
@@ -67,7 +68,6 @@ ATTNBENCH_LIN_FUSED=mma sweep extra-mma "$out/mma.csv" "$(cap 45 45)" --no-check
   --variant retention,lightning,scalar $D --T 4096 --pass fwd,bwd
 sweep checked-wg "$out/wg.csv" $(( $(left) - 10 )) --algo linear,gated --variant retention,scalar $D --T 1024 --pass fwd
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
-gzip -f "$out"/*.log 2>/dev/null
 
 python3 - "$out" <<'EOF' | tee "$out/ab.md"
 # ONE CSV (fwd_kernel, then the harness columns) and the table: T, variant, kernel, ms, x floor.
@@ -97,4 +97,6 @@ for k in sorted(pts, key=lambda k: (k[1], k[0], k[2], k[3])):
     a, b = pts[k].get("wg"), pts[k].get("mma")
     print("| %s | %s | %d | %s | %s | %s | %s |" % (k[0], k[1], k[2], k[3], c(a), c(b), "%.2f" % (b[0] / a[0]) if a and b else ""))
 EOF
+# few files come back from the device tool: the logs in one archive, the per-kernel CSVs merged above
+(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f lin_fwd_ab.csv ]] && rm -f wg.csv mma.csv)
 cat "$out/tests.txt"
