@@ -25,8 +25,7 @@
 //   issue QK^T (group 1), rd(S^T) Q^T (group 2) [linear: and the state update V^T K (group 3)];
 //   wait group 1 -> rd(A) tile (mask, gate factor, round) to shared memory [gated: rd(phi_k) rows];
 //   wait group 2 -> [gated: O^T columns times exp(b_r)]; fence.proxy.async; B2 (__syncthreads);
-//   issue V^T rd(A)^T (k-step kk on the rows r >= 16kk only) [gated: then the state update
-//   V^T rd(phi_k), waited for only after the output]; wait for V^T rd(A)^T;
+//   issue V^T rd(A)^T [gated: and the state update V^T rd(phi_k)]; wait all;
 //   O^T -> rd(scale O) into the staging tile; warpgroup barrier; 16-byte row stores to o.
 // Hazards: stage (c+2)%3, rd(A), phi_k and the staging were last read in chunk c - 1, whose wgmma
 // were all waited for before B1 of chunk c (the staging: before the warpgroup barrier and B1).
@@ -74,10 +73,10 @@ __device__ void wg_load(const EngineParams& p, unsigned char* stage, const Rows&
   }
 }
 
-// The gates of chunk c's rows 2 lane, 2 lane + 1 (an anti-causal pass reads g_{t+1}); loaded one
-// chunk ahead for the data-dependent gates, so their latency hides behind a chunk.
-__device__ __forceinline__ float2 wg_gate_fetch(const EngineParams& p, const Rows& rows, int bh, int c, float fixed,
-                                               int lane) {
+// The warp's copy of b_r = sum_{s <= r} g_s of chunk c (lane l rows 2l, 2l+1; an anti-causal pass
+// reads g_{t+1}), as fused_prepare.
+__device__ __forceinline__ void wg_gate_b(const EngineParams& p, const Rows& rows, int bh, int c, float fixed,
+                                          float* bw, int lane) {
   float x[2];
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
@@ -85,20 +84,15 @@ __device__ __forceinline__ float2 wg_gate_fetch(const EngineParams& p, const Row
     if (p.gate == kGateFixed) x[i] = fixed;
     else x[i] = tm < p.T ? p.g[int64_t(bh) * p.T + tm] : 0.0f;
   }
-  return make_float2(x[0], x[1]);
-}
-
-// The warp's copy of b_r = sum_{s <= r} g_s of the chunk whose gates are x (as fused_prepare).
-__device__ __forceinline__ void wg_gate_b(float2 x, float* bw, int lane) {
-  const float pair = x.x + x.y;
-  float run = pair;
+  x[1] += x[0];
+  float run = x[1];
 #pragma unroll
   for (int off = 1; off < 32; off <<= 1) {
     const float y = __shfl_up_sync(0xffffffffu, run, off);
     if (lane >= off) run += y;
   }
   __syncwarp();  // every lane's reads of the previous chunk's b are done
-  bw[2 * lane] = run - pair + x.x;
+  bw[2 * lane] = run - x[1] + x[0];
   bw[2 * lane + 1] = run;
   __syncwarp();
 }
@@ -137,8 +131,6 @@ __global__ void __launch_bounds__(256, 1) fused_wg_fwd(EngineParams p) {
 #pragma unroll
   for (int i = 0; i < 64; ++i) st[i] = 0.0f;
 
-  float2 gx = make_float2(0.0f, 0.0f);  // gates of the next chunk's rows (gated)
-  if constexpr (C::kGated) gx = wg_gate_fetch(p, rows, bh, 0, fixed, lane);
   wg_load<C>(p, base, rows, bh, 0);
   cp_async_commit();
   if (NC > 1) wg_load<C>(p, base + C::kStageBytes, rows, bh, 1);
@@ -153,11 +145,7 @@ __global__ void __launch_bounds__(256, 1) fused_wg_fwd(EngineParams p) {
     const unsigned char* Q = base + (c % C::kStages) * C::kStageBytes;
     const unsigned char* K = Q + C::kTile;
     const unsigned char* Vw = Q + 2 * C::kTile + wg * C::kChunk;  // this warpgroup's 64 value columns
-    if constexpr (C::kGated) {
-      const float2 x = gx;
-      if (c + 1 < NC) gx = wg_gate_fetch(p, rows, bh, c + 1, fixed, lane);
-      wg_gate_b(x, bw, lane);
-    }
+    if constexpr (C::kGated) wg_gate_b(p, rows, bh, c, fixed, bw, lane);
 
     uint32_t sa[8][4];  // rd(S^T) as the A fragments of the 8 k-steps over d
 #pragma unroll
@@ -244,22 +232,16 @@ __global__ void __launch_bounds__(256, 1) fused_wg_fwd(EngineParams p) {
     wg_fence();
     wg_fence_operands(acc_o);
     wg_fence_operands(st);
-    // rd(A) is zero above the diagonal: k-step kk (keys 16kk..) reaches only the rows r >= 16kk,
-    // the last 64 - 16kk columns of O^T (accumulator registers from 8kk)
-    Wgmma<64, T>::template ss<1, 0>(acc_o, wg_mn_major(Vw, 0), wg_k_major(As, 0, 0));
-    Wgmma<48, T>::template ss<1, 0>(*reinterpret_cast<float(*)[24]>(acc_o + 8), wg_mn_major(Vw, 1), wg_k_major(As, 16, 1));
-    Wgmma<32, T>::template ss<1, 0>(*reinterpret_cast<float(*)[16]>(acc_o + 16), wg_mn_major(Vw, 2), wg_k_major(As, 32, 2));
-    Wgmma<16, T>::template ss<1, 0>(*reinterpret_cast<float(*)[8]>(acc_o + 24), wg_mn_major(Vw, 3), wg_k_major(As, 48, 3));
-    wg_commit();
-    if constexpr (C::kGated) {  // the state update runs on while the output is stored
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) Wgmma<64, T>::template ss<1, 0>(acc_o, wg_mn_major(Vw, kk), wg_k_major(As, 0, kk));
+    if constexpr (C::kGated) {
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) Wgmma<128, T>::template ss<1, 1>(st, wg_mn_major(Vw, kk), wg_mn_major(Phi, kk));
-      wg_commit();
-      wg_wait<1>();
-    } else {
-      wg_wait<0>();
     }
+    wg_commit();
+    wg_wait<0>();
     wg_fence_operands(acc_o);
+    wg_fence_operands(st);
 
     // ---- o: O^T (n = 64wg + 16wi + g (+8), r = 8i + 2t4 (+1)) rounded into the staging tile [r][n]
     {
@@ -283,8 +265,6 @@ __global__ void __launch_bounds__(256, 1) fused_wg_fwd(EngineParams p) {
             *reinterpret_cast<const uint4*>(Ost + r * C::kLdO + col);
       }
     }
-    if constexpr (C::kGated) wg_wait<0>();  // the state update: before B1 frees its stage and phi_k
-    wg_fence_operands(st);
   }
 }
 
