@@ -4,6 +4,7 @@
 
 #include "linear_family_tiled_fused.cuh"
 #include "linear_family_tiled_fused_vec.cuh"
+#include "linear_family_tiled_fused_wg.cuh"
 #include "linear_family_tiled_launch.h"
 
 namespace attnbench::kernels::lin_tiled {
@@ -17,9 +18,32 @@ void launch_fused_cfg(const EngineParams& e, int BH, cudaStream_t s, const char*
   if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
 }
 
+// The wgmma forward (linear_family_tiled_fused_wg.cuh) takes q/k and value widths in (64, 128]
+// on an sm_90 device; ATTNBENCH_LIN_FUSED=mma selects the mma.sync fused_fwd there instead (A/B).
+inline bool fused_wg_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_LIN_FUSED");
+    if (s && std::string(s) == "mma") return false;
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+    return major == 9;
+  }();
+  return on;
+}
+
 // Feat::linear or Feat::gate_scalar; the caller checked fused_eligible(e).
 template <class T, Feat F>
 void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
+  if (e.Dqk > 64 && e.Dvv > 64 && fused_wg_enabled()) {
+    using C = WgCfg<T, F>;
+    auto kernel = fused_wg_fwd<C>;
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+    kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) throw_cuda_error(err, "fused_wg_fwd", __FILE__, __LINE__);
+    return;
+  }
   if (e.Dqk <= 64) {
     if (e.Dvv <= 64) launch_fused_cfg<FusedCfg<T, F, 64, 64>>(e, BH, s, "fused_fwd<64, 64>");
     else launch_fused_cfg<FusedCfg<T, F, 64, 128>>(e, BH, s, "fused_fwd<64, 128>");

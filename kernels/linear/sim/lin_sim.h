@@ -56,8 +56,16 @@ struct Fiber {
   unsigned tid = 0;
 };
 
+// A wgmma shared-memory operand: its first element and the strides (linear_family_wgmma.cuh).
+struct WgDesc {
+  const unsigned char* p = nullptr;
+  int lbo = 0, sbo = 0;
+};
+
 // Per-lane slots of the warp collectives.
 struct Lane {
+  float acc[64] = {};  // wgmma: this thread's accumulator fragment
+  WgDesc da, db;       // wgmma: the operands' descriptors
   const void* addr = nullptr;
   uint32_t in[6] = {};
   float fin[4] = {};
@@ -72,6 +80,7 @@ struct State {
   ucontext_t sched;
   Barrier block_bar;
   std::vector<Barrier> warp_bar;
+  std::vector<Barrier> wg_bar;     // warpgroups (wgmma)
   std::vector<Barrier> named_bar;  // bar.sync id, n (ids 1..15)
   std::vector<Lane> lanes;
   std::vector<unsigned char> smem;
@@ -127,6 +136,14 @@ void warp_collective(F compute) {
 }
 
 inline void syncwarp() { warp_collective([](int) {}); }
+
+// All 128 threads of the warpgroup arrive; the last one runs compute(first thread index).
+template <class F>
+void warpgroup_collective(F compute) {
+  Barrier& b = S().wg_bar[warp_id() / 4];
+  if (b.count + 1 == b.expected) compute(warp_id() / 4 * 128);
+  arrive(b);
+}
 
 inline float shfl_xor(float v, int mask) {
   my_lane().fin[0] = v;
@@ -219,6 +236,65 @@ inline void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_
   for (int i = 0; i < 4; ++i) c[i] = me.fout[i];
 }
 
+// Element (mn, k) of a wgmma operand in shared memory with the 128-byte swizzle (applied to the
+// address, as the hardware does; the kernels' tiles are 1024-byte aligned on the host too).
+inline uint16_t wg_elem(const WgDesc& d, bool mn_major, int mn, int k) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(d.p);
+  if (!mn_major) a += uintptr_t((mn / 8) * d.sbo + (mn % 8) * 128 + k * 2);
+  else a += uintptr_t((mn / 64) * d.lbo + (mn % 64) * 2 + (k / 8) * d.sbo + (k % 8) * 128);
+  a ^= ((a >> 7) & 7) << 4;
+  return *reinterpret_cast<const uint16_t*>(a);
+}
+
+// wgmma.mma_async.m64nNk16 (f32 += {bf16,f16} products), run synchronously: D = A B + D, A from
+// the threads' registers (a != nullptr, the mma.sync A layout of rows 16w..) or from da.
+template <class T, int N>
+inline void wgmma(float (&d)[N / 2], const uint32_t* a, WgDesc da, bool trans_a, WgDesc db, bool trans_b) {
+  Lane& me = my_lane();
+  for (int i = 0; i < N / 2; ++i) me.acc[i] = d[i];
+  if (a) {
+    for (int i = 0; i < 4; ++i) me.in[i] = a[i];
+  }
+  me.da = da, me.db = db;
+  const bool areg = a != nullptr;
+  warpgroup_collective([areg, trans_a, trans_b](int t0) {
+    static float A[64][16], B[16][N], C[64][N];
+    const WgDesc da = S().lanes[t0].da, db = S().lanes[t0].db;
+    auto f = [](uint16_t bits) { return half_to_f32<T>(bits); };
+    for (int m = 0; m < 64; ++m)
+      for (int k = 0; k < 16; ++k) A[m][k] = areg ? 0.0f : f(wg_elem(da, trans_a, m, k));
+    for (int k = 0; k < 16; ++k)
+      for (int n = 0; n < N; ++n) B[k][n] = f(wg_elem(db, trans_b, n, k));
+    for (int l = 0; l < 128; ++l) {
+      const Lane& L = S().lanes[t0 + l];
+      const int w = l / 32, g = (l % 32) / 4, t = l % 4, r = 16 * w + g;
+      if (areg) {
+        auto lo = [&](uint32_t v) { return f(uint16_t(v & 0xffff)); };
+        auto hi = [&](uint32_t v) { return f(uint16_t(v >> 16)); };
+        A[r][2 * t] = lo(L.in[0]), A[r][2 * t + 1] = hi(L.in[0]);
+        A[r + 8][2 * t] = lo(L.in[1]), A[r + 8][2 * t + 1] = hi(L.in[1]);
+        A[r][2 * t + 8] = lo(L.in[2]), A[r][2 * t + 9] = hi(L.in[2]);
+        A[r + 8][2 * t + 8] = lo(L.in[3]), A[r + 8][2 * t + 9] = hi(L.in[3]);
+      }
+      for (int i = 0; i < N / 8; ++i)
+        for (int e = 0; e < 4; ++e) C[r + 8 * (e / 2)][8 * i + 2 * t + e % 2] = L.acc[4 * i + e];
+    }
+    for (int m = 0; m < 64; ++m)
+      for (int n = 0; n < N; ++n) {
+        float s = C[m][n];
+        for (int k = 0; k < 16; ++k) s += A[m][k] * B[k][n];
+        C[m][n] = s;
+      }
+    for (int l = 0; l < 128; ++l) {
+      Lane& L = S().lanes[t0 + l];
+      const int w = l / 32, g = (l % 32) / 4, t = l % 4, r = 16 * w + g;
+      for (int i = 0; i < N / 8; ++i)
+        for (int e = 0; e < 4; ++e) L.acc[4 * i + e] = C[r + 8 * (e / 2)][8 * i + 2 * t + e % 2];
+    }
+  });
+  for (int i = 0; i < N / 2; ++i) d[i] = me.acc[i];
+}
+
 inline void fiber_entry() {
   State& s = S();
   s.body();
@@ -233,6 +309,7 @@ inline void fiber_entry() {
   };
   leave(s.block_bar);
   leave(s.warp_bar[f.tid / 32]);
+  leave(s.wg_bar[f.tid / 128]);
   swapcontext(&f.ctx, &s.sched);
 }
 
@@ -253,6 +330,8 @@ inline void launch(Dim3 grid, Dim3 block, size_t smem_bytes, std::function<void(
         s.fibers.assign(nthreads, Fiber{});
         s.block_bar = Barrier{0, static_cast<int>(nthreads), 0};
         s.warp_bar.assign(nthreads / 32, Barrier{0, 32, 0});
+        s.wg_bar.assign((nthreads + 127) / 128, Barrier{0, 128, 0});
+        if (nthreads % 128 != 0) s.wg_bar.back().expected = static_cast<int>(nthreads % 128);
         s.named_bar.assign(16, Barrier{0, 0, 0});
         for (unsigned t = 0; t < nthreads; ++t) {
           Fiber& f = s.fibers[t];

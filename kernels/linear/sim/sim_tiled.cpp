@@ -7,6 +7,7 @@
 #include "linear_family_tiled_fused.cuh"
 #include "linear_family_tiled_fused_vec.cuh"
 #include "linear_family_tiled_fused_based.cuh"
+#include "linear_family_tiled_fused_wg.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_quad.cuh"
 #include "linear_family_tiled_scan.cuh"
@@ -27,6 +28,11 @@ template <class C>
 struct IsFusedBased : std::false_type {};
 template <class T, int D, bool S, int W>
 struct IsFusedBased<FusedBasedCfg<T, D, S, W>> : std::true_type {};
+template <class C>
+struct IsWg : std::false_type {};
+template <class T, Feat F>
+struct IsWg<WgCfg<T, F>> : std::true_type {};
+bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's default; "mma": fused_fwd)
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
 
@@ -58,6 +64,8 @@ Tensors run_fwd(const Problem& p, const Tensors& in) {
     } else {
       sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_fwd<C>(e); });
     }
+  } else if constexpr (IsWg<C>::value) {
+    sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_wg_fwd<C>(e); });
   } else if constexpr (kFused) {
     sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_fwd<C>(e); });
   } else {
@@ -258,6 +266,7 @@ Tensors run_bwd_la(const Problem& p, const Tensors& in) {
 // The fused forward for the widths the host picks (linear_family_tiled_fused_launch.h).
 template <class T, Feat F>
 Tensors run_fused(const Problem& p, const Tensors& in) {
+  if (g_wg && p.Dk > 64 && p.Dv > 64) return run_fwd<WgCfg<T, F>, false, true>(p, in);
   if (p.Dk <= 64) {
     if (p.Dv <= 64) return run_fwd<FusedCfg<T, F, 64, 64>, false, true>(p, in);
     return run_fwd<FusedCfg<T, F, 64, 128>, false, true>(p, in);
@@ -312,7 +321,9 @@ int main(int argc, char** argv) {
   g_vec = argc > 2 && std::string(argv[2]) == "bulk" ? 1 : argc > 2 && std::string(argv[2]) == "late" ? 2 : 0;
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
-  std::printf("eligible forwards by %s\n", g_fused ? "fused_fwd" : "chunk_fwd");
+  g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
+  std::printf("eligible forwards by %s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
+              g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "");
   struct Case {
     std::string algo, variant;
     int64_t T, Dk, Dv;
@@ -327,7 +338,8 @@ int main(int argc, char** argv) {
                              {"based", "", 1, 16, 16, -1},   {"based", "", 200, 16, 64, 1},
                              {"based", "", 150, 48, 72, -1}, {"based", "", 70, 64, 64, 0},
                              {"linear", "", 200, 128, 128, 0}, {"linear", "", 260, 104, 120, 0},
-                             {"linear", "", 140, 64, 128, 0}};
+                             {"linear", "", 140, 64, 128, 0}, {"linear", "", 1, 128, 128, 0},
+                             {"linear", "", 70, 72, 128, 0}};
   // based, Taylor form (Dk = 16): the fused forward's awkward shapes
   for (int64_t T : {1, 63, 1013}) {
     for (int64_t Dv : {64, 128, 120}) {
@@ -355,6 +367,8 @@ int main(int argc, char** argv) {
   }
   cases.push_back({"gated", "scalar", 130, 64, 64, -1, 12.0});  // strong scalar gates
   cases.push_back({"gated", "scalar", 130, 128, 64, -1, 3.0});
+  cases.push_back({"gated", "scalar", 130, 128, 128, -1, 12.0});  // fused_wg_fwd, strong gates
+  cases.push_back({"gated", "retention", 1, 96, 128, -1});
   int fails = 0;
   for (const Case& c : cases) {
     if (!only.empty() && c.algo != only && c.variant != only) continue;

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# A/B of the fused forward of linear (normalize off) and the scalar gates on a GPU machine: the
+# wgmma kernel (fused_wg_fwd, the default on sm_90 for widths in (64, 128]) against the mma.sync
+# kernel (fused_fwd, ATTNBENCH_LIN_FUSED=mma). Builds attnbench and kernels_tests, runs the tiled
+# linear/gated GPU tests (default kernels, then the scalar-gate and linear cases under the knob),
+# times bf16 B=8 H=32 D=128 T=1024,4096,16384 fwd for linear and gated/retention with each kernel
+# (one process per kernel, both in this call), then extras while time is left (bwd at T=4096,
+# lightning and scalar fwd at T=4096, a checked T=1024 point), merges everything into ONE CSV
+# with a leading column fwd_kernel, and prints the table (T, variant, kernel, ms, x floor) last.
+#   scripts/lin-fwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/lin-fwd-ab)
+# Environment: LIN_AB_BUDGET_S (whole script, default 380), ATTNBENCH_CUDA_ARCH (default 90a).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-results/lin-fwd-ab}}
+mkdir -p "$out"
+budget=${LIN_AB_BUDGET_S:-380}
+t_start=$SECONDS
+left() { echo $((budget - (SECONDS - t_start))); }
+log() { echo "[lin-fwd-ab $((SECONDS - t_start))s] $*" >&2; }
+cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
+bdir=build/gpu-ab
+bin=./$bdir/harness/attnbench
+tests_bin=./$bdir/tests/kernels/kernels_tests
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee "$out/nvidia-smi.txt"
+# a copy outside its repository (the device tool's .wt/NAME) carries its commit in COMMIT
+{ [[ -f COMMIT ]] && echo "source commit $(cat COMMIT)" || git log -1 --format='commit %H %s'; } 2>/dev/null | tee "$out/commit.txt"
+log "configure + build (attnbench, kernels_tests)"
+cmake -S . -B $bdir -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+cmake --build $bdir -j 16 --target attnbench kernels_tests >>"$out/build.log" 2>&1 \
+  || { grep -E "error|FAILED" -A5 "$out/build.log" | head -60; exit 1; }
+log "built"
+
+: >"$out/tests.txt"
+gtest() {  # gtest NAME ENV FILTER SECONDS
+  local name=$1 envs=$2 filter=$3 secs=$4
+  if ((secs < 15)); then echo "tests $name: skipped (no time left)" | tee -a "$out/tests.txt" >&2; return; fi
+  log "GPU tests $name (env '$envs', filter $filter, limit ${secs}s)"
+  env $envs timeout "$secs" "$tests_bin" --gtest_filter="$filter" >"$out/tests_$name.log" 2>&1
+  local rc=$? line passed failed skipped
+  grep -E "^\[  FAILED  \]|Failure|Expected" "$out/tests_$name.log" | head -20 >&2
+  line=$(grep -E "^\[==========\] [0-9]+ tests" "$out/tests_$name.log" | tail -1)
+  passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$out/tests_$name.log" | grep -oE "[0-9]+$")
+  failed=$(grep -cE "^\[  FAILED  \] .*\(" "$out/tests_$name.log")
+  skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$out/tests_$name.log" | grep -oE "[0-9]+$")
+  echo "tests $name (env '$envs'): ${line:-? (cut short)}; passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $rc)" \
+    | tee -a "$out/tests.txt" >&2
+}
+sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
+  local name=$1 csv=$2 secs=$3
+  shift 3
+  ((secs < 20)) && { log "skip $name (no time left)"; return; }
+  log "sweep $name (limit ${secs}s)"
+  timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "$csv" >>"$out/sweep.log" 2>&1
+  log "sweep $name rc $?"
+}
+D="--impl tiled --B 8 --H 32 --D 128"
+gtest wg "" '*linear_tiled*:*gated_*_tiled*' "$(cap 35 130)"
+sweep main-wg "$out/wg.csv" "$(cap 30 75)" --no-check --algo linear,gated --variant retention $D --T 1024,4096,16384 --pass fwd
+ATTNBENCH_LIN_FUSED=mma sweep main-mma "$out/mma.csv" "$(cap 40 75)" --no-check --algo linear,gated --variant retention $D \
+  --T 1024,4096,16384 --pass fwd
+gtest mma ATTNBENCH_LIN_FUSED=mma \
+  '*linear_tiled*:*gated_retention_tiled*:*gated_lightning_tiled*:*gated_scalar_tiled_fwd*' "$(cap 30 60)"
+sweep extra-wg "$out/wg.csv" "$(cap 30 45)" --no-check --algo linear,gated --variant retention,lightning,scalar $D --T 4096 \
+  --pass fwd,bwd
+ATTNBENCH_LIN_FUSED=mma sweep extra-mma "$out/mma.csv" "$(cap 45 45)" --no-check --algo linear,gated \
+  --variant retention,lightning,scalar $D --T 4096 --pass fwd,bwd
+sweep checked-wg "$out/wg.csv" $(( $(left) - 10 )) --algo linear,gated --variant retention,scalar $D --T 1024 --pass fwd
+grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
+
+python3 - "$out" <<'EOF' | tee "$out/ab.md"
+# ONE CSV (fwd_kernel, then the harness columns) and the table: T, variant, kernel, ms, x floor.
+import csv, os, sys
+out = sys.argv[1]
+rows = []
+for kern in ("wg", "mma"):
+    p = os.path.join(out, kern + ".csv")
+    if os.path.exists(p):
+        for r in csv.DictReader(open(p)):
+            rows.append(dict(fwd_kernel=kern, **r))
+if rows:
+    with open(os.path.join(out, "lin_fwd_ab.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+pts = {}
+for r in rows:
+    if not r["ms_median"]:
+        continue
+    k = (r["algo"] + ("/" + r["variant"] if r["variant"] else ""), r["pass"], int(r["Tq"]), r["status"])
+    pts.setdefault(k, {})[r["fwd_kernel"]] = (float(r["ms_median"]), float(r["floor_ms"]) if r["floor_ms"] else None)
+c = lambda x: "%.4f (%.2f)" % (x[0], x[0] / x[1]) if x and x[1] else ("%.4f" % x[0] if x else "")
+print("| variant | pass | T | status | wgmma fused_wg_fwd ms (x floor) | mma.sync fused_fwd ms (x floor) | mma / wg |")
+print("|---|---|---|---|---|---|---|")
+for k in sorted(pts, key=lambda k: (k[1], k[0], k[2], k[3])):
+    a, b = pts[k].get("wg"), pts[k].get("mma")
+    print("| %s | %s | %d | %s | %s | %s | %s |" % (k[0], k[1], k[2], k[3], c(a), c(b), "%.2f" % (b[0] / a[0]) if a and b else ""))
+EOF
+# few files come back from the device tool: the logs in one archive, the per-kernel CSVs merged above
+(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f lin_fwd_ab.csv ]] && rm -f wg.csv mma.csv)
+cat "$out/tests.txt"
