@@ -152,6 +152,15 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   bidir_call4_ab.csv: Q items waited for and released by their warp group only (GROUPQ=1) vs by
 //   all 16 warps: identity 1.251/1.188/1.135 vs 1.268/1.212/1.149, elu1 1.328/1.266/1.227 vs
 //   1.362/1.265/1.227; the checked sweep of that call (bidir_call4_table.md) ran with GROUPQ=1.
+// Session 6 (results/h200-20261122-s6/bidir/): ncu of the elu1 forward at T = 4096 (call3): issue
+//   slots 50% busy, 0.97 eligible warps of 3.97 per scheduler, stalls mostly fixed-latency waits;
+//   phase 2 executes ~577 instructions per 16-row slab and warp (elu1 ~176 of them, the Qf KVr
+//   products and O staging ~140, the item/slot bookkeeping ~200), phase 1 ~143 per tile and warp.
+//   call4_ab.csv, fwd x floor at T = 4096/8192/16384: elu1 on packed pairs (EXP=pk, 7 instructions
+//   a pair against 10-11) 1.33/1.28/1.25 vs 1.34/1.27/1.25: no gain, not the default; relu on
+//   packed pairs (now always, exact) 1.26/1.19/1.15 (session-6 call3 before it: 1.28/1.22/1.18,
+//   another machine); focused mapped by row groups with named barriers (FOCUSED=rows, the default)
+//   1.97/1.88/1.84 vs the 4-warp block-barrier mapping 2.66/2.56/2.52.
 constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
