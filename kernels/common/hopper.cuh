@@ -157,6 +157,8 @@ __device__ __forceinline__ uint32_t swizzled_offset(int rows, int r, int c) {
   return chunk * rows * 128 + r * 128 + ((((byte >> 4) ^ (r & 7))) << 4) + (byte & 15);
 }
 
+#define ATTNBENCH_ACC_N32 \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
 #define ATTNBENCH_ACC_N64                                                                                   \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
   "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
@@ -166,51 +168,63 @@ __device__ __forceinline__ uint32_t swizzled_offset(int rows, int r, int c) {
   "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 #define ATTNBENCH_F8(d, i) \
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+#define ATTNBENCH_F16(d, i) ATTNBENCH_F8(d, i), ATTNBENCH_F8(d, i + 8)
 #define ATTNBENCH_F32(d, i) ATTNBENCH_F8(d, i), ATTNBENCH_F8(d, i + 8), ATTNBENCH_F8(d, i + 16), ATTNBENCH_F8(d, i + 24)
 #define ATTNBENCH_F64(d) ATTNBENCH_F32(d, 0), ATTNBENCH_F32(d, 32)
 
-// D[64 x N] (+)= A[64 x 16] B[16 x N]: A and B from shared memory, both K-major.
-#define ATTNBENCH_WGMMA_SS(N, TY, ACC, PA, PB, PP, ...)                                                         \
+// D[64 x N] (+)= A[64 x 16] B[16 x N]: A and B from shared memory; PTA/PTB: the operands of the
+// transpose immediates (TA = 0: A K-major, 1: M-major; TB = 0: B K-major, 1: N-major).
+#define ATTNBENCH_WGMMA_SS(N, TY, ACC, PA, PB, PP, PTA, PTB, ...)                                              \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " PP ", 0;\nwgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY \
-               "." TY " " ACC ", " PA ", " PB ", p, 1, 1, 0, 0;\n}\n"                                           \
+               "." TY " " ACC ", " PA ", " PB ", p, 1, 1, " PTA ", " PTB ";\n}\n"                               \
                : __VA_ARGS__                                                                                     \
-               : "l"(desc_a), "l"(desc_b), "r"(accumulate))
-// D[64 x N] (+)= A[64 x 16] B[16 x N]: A from registers, B from shared memory, MN-major.
-#define ATTNBENCH_WGMMA_RS(N, TY, ACC, PA, PB, PP, ...)                                                          \
+               : "l"(desc_a), "l"(desc_b), "r"(accumulate), "n"(TA), "n"(TB))
+// D[64 x N] (+)= A[64 x 16] B[16 x N]: A from registers, B from shared memory (TB as above).
+#define ATTNBENCH_WGMMA_RS(N, TY, ACC, PA, PB, PP, PTB, ...)                                                     \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " PP ", 0;\nwgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY  \
-               "." TY " " ACC ", " PA ", " PB ", p, 1, 1, 1;\n}\n"                                               \
+               "." TY " " ACC ", " PA ", " PB ", p, 1, 1, " PTB ";\n}\n"                                         \
                : __VA_ARGS__                                                                                      \
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate))
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate), "n"(TB))
 
-// T: __nv_bfloat16 or __half; N: 64 or 128. accumulate = 0 overwrites d.
-template <class T, int N>
+// T: __nv_bfloat16 or __half; N: 32, 64 or 128. accumulate = 0 overwrites d. Defaults: both
+// operands K-major (the softmax kernels' Q K^T, dO V^T).
+template <class T, int N, int TA = 0, int TB = 0>
 __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-  static_assert(N == 64 || N == 128, "wgmma_ss: N is 64 or 128");
+  static_assert(N == 32 || N == 64 || N == 128, "wgmma_ss: N is 32, 64 or 128");
   constexpr bool bf = std::is_same_v<T, __nv_bfloat16>;
-  if constexpr (N == 64 && bf) {
-    ATTNBENCH_WGMMA_SS(64, "bf16", ATTNBENCH_ACC_N64, "%32", "%33", "%34", ATTNBENCH_F32(d, 0));
+  if constexpr (N == 32 && bf) {
+    ATTNBENCH_WGMMA_SS(32, "bf16", ATTNBENCH_ACC_N32, "%16", "%17", "%18", "%19", "%20", ATTNBENCH_F16(d, 0));
+  } else if constexpr (N == 32) {
+    ATTNBENCH_WGMMA_SS(32, "f16", ATTNBENCH_ACC_N32, "%16", "%17", "%18", "%19", "%20", ATTNBENCH_F16(d, 0));
+  } else if constexpr (N == 64 && bf) {
+    ATTNBENCH_WGMMA_SS(64, "bf16", ATTNBENCH_ACC_N64, "%32", "%33", "%34", "%35", "%36", ATTNBENCH_F32(d, 0));
   } else if constexpr (N == 64) {
-    ATTNBENCH_WGMMA_SS(64, "f16", ATTNBENCH_ACC_N64, "%32", "%33", "%34", ATTNBENCH_F32(d, 0));
+    ATTNBENCH_WGMMA_SS(64, "f16", ATTNBENCH_ACC_N64, "%32", "%33", "%34", "%35", "%36", ATTNBENCH_F32(d, 0));
   } else if constexpr (bf) {
-    ATTNBENCH_WGMMA_SS(128, "bf16", ATTNBENCH_ACC_N128, "%64", "%65", "%66", ATTNBENCH_F64(d));
+    ATTNBENCH_WGMMA_SS(128, "bf16", ATTNBENCH_ACC_N128, "%64", "%65", "%66", "%67", "%68", ATTNBENCH_F64(d));
   } else {
-    ATTNBENCH_WGMMA_SS(128, "f16", ATTNBENCH_ACC_N128, "%64", "%65", "%66", ATTNBENCH_F64(d));
+    ATTNBENCH_WGMMA_SS(128, "f16", ATTNBENCH_ACC_N128, "%64", "%65", "%66", "%67", "%68", ATTNBENCH_F64(d));
   }
 }
 
-template <class T, int N>
+// Default: B MN-major (the softmax kernels' P V, dS K).
+template <class T, int N, int TB = 1>
 __device__ __forceinline__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b,
                                          int accumulate) {
-  static_assert(N == 64 || N == 128, "wgmma_rs: N is 64 or 128");
+  static_assert(N == 32 || N == 64 || N == 128, "wgmma_rs: N is 32, 64 or 128");
   constexpr bool bf = std::is_same_v<T, __nv_bfloat16>;
-  if constexpr (N == 64 && bf) {
-    ATTNBENCH_WGMMA_RS(64, "bf16", ATTNBENCH_ACC_N64, "{%32, %33, %34, %35}", "%36", "%37", ATTNBENCH_F32(d, 0));
+  if constexpr (N == 32 && bf) {
+    ATTNBENCH_WGMMA_RS(32, "bf16", ATTNBENCH_ACC_N32, "{%16, %17, %18, %19}", "%20", "%21", "%22", ATTNBENCH_F16(d, 0));
+  } else if constexpr (N == 32) {
+    ATTNBENCH_WGMMA_RS(32, "f16", ATTNBENCH_ACC_N32, "{%16, %17, %18, %19}", "%20", "%21", "%22", ATTNBENCH_F16(d, 0));
+  } else if constexpr (N == 64 && bf) {
+    ATTNBENCH_WGMMA_RS(64, "bf16", ATTNBENCH_ACC_N64, "{%32, %33, %34, %35}", "%36", "%37", "%38", ATTNBENCH_F32(d, 0));
   } else if constexpr (N == 64) {
-    ATTNBENCH_WGMMA_RS(64, "f16", ATTNBENCH_ACC_N64, "{%32, %33, %34, %35}", "%36", "%37", ATTNBENCH_F32(d, 0));
+    ATTNBENCH_WGMMA_RS(64, "f16", ATTNBENCH_ACC_N64, "{%32, %33, %34, %35}", "%36", "%37", "%38", ATTNBENCH_F32(d, 0));
   } else if constexpr (bf) {
-    ATTNBENCH_WGMMA_RS(128, "bf16", ATTNBENCH_ACC_N128, "{%64, %65, %66, %67}", "%68", "%69", ATTNBENCH_F64(d));
+    ATTNBENCH_WGMMA_RS(128, "bf16", ATTNBENCH_ACC_N128, "{%64, %65, %66, %67}", "%68", "%69", "%70", ATTNBENCH_F64(d));
   } else {
-    ATTNBENCH_WGMMA_RS(128, "f16", ATTNBENCH_ACC_N128, "{%64, %65, %66, %67}", "%68", "%69", ATTNBENCH_F64(d));
+    ATTNBENCH_WGMMA_RS(128, "f16", ATTNBENCH_ACC_N128, "{%64, %65, %66, %67}", "%68", "%69", "%70", ATTNBENCH_F64(d));
   }
 }
 
