@@ -186,12 +186,12 @@ __device__ __forceinline__ float fixed_log_gate(bool lightning, int h, int H) {
   return static_cast<float>(log1p(-exp2(-5.0 - double(h))));
 }
 
-// Scalar and fixed gates: brow[r] = b_r. An anti-causal pass reads g_{t+1} at row time t (the
-// decay between two rows is that of the gates strictly after the earlier one).
-__device__ __forceinline__ void scalar_gate_cumsum(const EngineParams& p, float* brow, const Rows& rows, int bh,
-                                                   int c, float fixed) {
-  if (threadIdx.x >= 32) return;
-  const int lane = threadIdx.x;
+// Scalar and fixed gates: brow[r] = b_r = sum_{s <= r} g_s of chunk c, by one warp (lane l rows
+// 2l, 2l+1; an inclusive scan of the pair sums over the lanes). An anti-causal pass reads g_{t+1}
+// at row time t (the decay between two rows is that of the gates strictly after the earlier one).
+// The warp syncs before writing (its reads of the previous chunk's brow are done) and after.
+__device__ __forceinline__ void warp_gate_cumsum(const EngineParams& p, float* brow, const Rows& rows, int bh, int c,
+                                                 float fixed, int lane) {
   float x[2];
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
@@ -200,15 +200,21 @@ __device__ __forceinline__ void scalar_gate_cumsum(const EngineParams& p, float*
     else x[i] = tm < p.T ? p.g[int64_t(bh) * p.T + tm] : 0.0f;
   }
   x[1] += x[0];
-  float run = x[1];  // inclusive scan of the pair sums over lanes
+  float run = x[1];
 #pragma unroll
   for (int off = 1; off < 32; off <<= 1) {
     const float y = __shfl_up_sync(0xffffffffu, run, off);
     if (lane >= off) run += y;
   }
-  const float before = run - x[1];
-  brow[2 * lane] = before + x[0];
+  __syncwarp();
+  brow[2 * lane] = run - x[1] + x[0];
   brow[2 * lane + 1] = run;
+  __syncwarp();
+}
+// The same by warp 0 of the block (chunk_fwd).
+__device__ __forceinline__ void scalar_gate_cumsum(const EngineParams& p, float* brow, const Rows& rows, int bh,
+                                                   int c, float fixed) {
+  if (threadIdx.x < 32) warp_gate_cumsum(p, brow, rows, bh, c, fixed, threadIdx.x);
 }
 
 // Vector gates: Gs [C][kDk] becomes b in place (one thread per column, in order).

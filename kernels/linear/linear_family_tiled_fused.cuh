@@ -136,26 +136,7 @@ __device__ void fused_prepare(const EngineParams& p, const FusedTile<C>& t, cons
   const T *Q = t.Qs(s), *K = t.Ks(s);
   T* A = t.As(c & 1);
   float* bw = t.Bw(warp);
-  if constexpr (C::kGated) {  // b_r = sum_{s <= r} g_s, lane l rows 2l, 2l+1 (an anti-causal pass reads g_{t+1})
-    float x[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const int r = 2 * lane + i, tm = rows.time(c, r) + (p.reverse ? 1 : 0);
-      if (p.gate == kGateFixed) x[i] = fixed;
-      else x[i] = tm < p.T ? p.g[int64_t(bh) * p.T + tm] : 0.0f;
-    }
-    x[1] += x[0];
-    float run = x[1];
-#pragma unroll
-    for (int off = 1; off < 32; off <<= 1) {
-      const float y = __shfl_up_sync(0xffffffffu, run, off);
-      if (lane >= off) run += y;
-    }
-    __syncwarp();  // every lane's reads of the previous chunk's b are done
-    bw[2 * lane] = run - x[1] + x[0];
-    bw[2 * lane + 1] = run;
-    __syncwarp();
-  }
+  if constexpr (C::kGated) warp_gate_cumsum(p, bw, rows, bh, c, fixed, lane);  // b_r = sum_{s <= r} g_s
   // ---- rd(A) tiles: (16 rows of block rb) x (8 keys of n-tile nt), masked j <= r, gated
 #pragma unroll
   for (int seg = 0; seg < 2; ++seg) {

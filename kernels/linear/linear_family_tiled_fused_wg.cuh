@@ -73,30 +73,6 @@ __device__ void wg_load(const EngineParams& p, unsigned char* stage, const Rows&
   }
 }
 
-// The warp's copy of b_r = sum_{s <= r} g_s of chunk c (lane l rows 2l, 2l+1; an anti-causal pass
-// reads g_{t+1}), as fused_prepare.
-__device__ __forceinline__ void wg_gate_b(const EngineParams& p, const Rows& rows, int bh, int c, float fixed,
-                                          float* bw, int lane) {
-  float x[2];
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const int r = 2 * lane + i, tm = rows.time(c, r) + (p.reverse ? 1 : 0);
-    if (p.gate == kGateFixed) x[i] = fixed;
-    else x[i] = tm < p.T ? p.g[int64_t(bh) * p.T + tm] : 0.0f;
-  }
-  x[1] += x[0];
-  float run = x[1];
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const float y = __shfl_up_sync(0xffffffffu, run, off);
-    if (lane >= off) run += y;
-  }
-  __syncwarp();  // every lane's reads of the previous chunk's b are done
-  bw[2 * lane] = run - x[1] + x[0];
-  bw[2 * lane + 1] = run;
-  __syncwarp();
-}
-
 // K-major operand at rows row0.. of a tile of 64-column chunks: k-step kk.
 __device__ __forceinline__ WgDesc wg_k_major(const unsigned char* tile, int row0, int kk) {
   return wg_desc(tile + (kk >> 2) * (kC * 128) + row0 * 128 + (kk & 3) * 32, 16, 1024);
@@ -145,7 +121,7 @@ __global__ void __launch_bounds__(256, 1) fused_wg_fwd(EngineParams p) {
     const unsigned char* Q = base + (c % C::kStages) * C::kStageBytes;
     const unsigned char* K = Q + C::kTile;
     const unsigned char* Vw = Q + 2 * C::kTile + wg * C::kChunk;  // this warpgroup's 64 value columns
-    if constexpr (C::kGated) wg_gate_b(p, rows, bh, c, fixed, bw, lane);
+    if constexpr (C::kGated) warp_gate_cumsum(p, bw, rows, bh, c, fixed, lane);  // the warp's copy of b
 
     uint32_t sa[8][4];  // rd(S^T) as the A fragments of the 8 k-steps over d
 #pragma unroll
