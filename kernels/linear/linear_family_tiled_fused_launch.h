@@ -4,18 +4,35 @@
 
 #include "linear_family_tiled_fused.cuh"
 #include "linear_family_tiled_fused_vec.cuh"
+#include "linear_family_tiled_fused_vec_wg.cuh"
 #include "linear_family_tiled_fused_wg.cuh"
 #include "linear_family_tiled_launch.h"
 
 namespace attnbench::kernels::lin_tiled {
 
+// A one-block-per-(b, h) kernel of configuration C: grid (1, B*H), C::kThreads, C::kSmemBytes.
 template <class C>
-void launch_fused_cfg(const EngineParams& e, int BH, cudaStream_t s, const char* name) {
-  auto kernel = fused_fwd<C>;
+void launch_per_bh(void (*kernel)(EngineParams), const EngineParams& e, int BH, cudaStream_t s, const char* name) {
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
   kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
+}
+
+template <class C>
+void launch_fused_cfg(const EngineParams& e, int BH, cudaStream_t s, const char* name) {
+  launch_per_bh<C>(fused_fwd<C>, e, BH, s, name);
+}
+
+// Whether the current device is sm_90 (the wgmma kernels' target).
+inline bool sm90_device() {
+  static const bool on = [] {
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+    return major == 9;
+  }();
+  return on;
 }
 
 // The wgmma forward (linear_family_tiled_fused_wg.cuh) takes q/k and value widths in (64, 128]
@@ -24,10 +41,7 @@ inline bool fused_wg_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_FUSED");
     if (s && std::string(s) == "mma") return false;
-    int dev = 0, major = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
-    return major == 9;
+    return sm90_device();
   }();
   return on;
 }
@@ -37,11 +51,7 @@ template <class T, Feat F>
 void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
   if (e.Dqk > 64 && e.Dvv > 64 && fused_wg_enabled()) {
     using C = WgCfg<T, F>;
-    auto kernel = fused_wg_fwd<C>;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
-    kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
-    const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) throw_cuda_error(err, "fused_wg_fwd", __FILE__, __LINE__);
+    launch_per_bh<C>(fused_wg_fwd<C>, e, BH, s, "fused_wg_fwd");
     return;
   }
   if (e.Dqk <= 64) {
@@ -56,10 +66,13 @@ void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
 // The vector gates (vector, rwkv6 with kBonus; linear_family_tiled_fused_vec.cuh), forward order.
 // A/B switches of the fused vector forward (default: cp.async loads, Qt rd(S) before the third
 // barrier): ATTNBENCH_LIN_VEC=bulk: chunk loads by cp.async.bulk per row (VecCfg::kBulk; 1.6x
-// slower on the H200); =late: Qt rd(S) after the third barrier (kEarly = false, 2% slower).
+// slower on the H200); =late: Qt rd(S) after the third barrier (kEarly = false, 2% slower);
+// =wg: the wgmma kernel (linear_family_tiled_fused_vec_wg.cuh) where q/k and value widths are in
+// (64, 128] on an sm_90 device, else the default (session 6: sim-checked, not yet measured).
 inline int vec_variant() {
   static const int v = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_VEC");
+    if (s && std::string(s) == "wg") return 3;
     if (s && std::string(s) == "late") return 2;
     return s && std::string(s) == "bulk" ? 1 : 0;
   }();
@@ -70,11 +83,7 @@ template <class T, bool kBonus, bool kEarly, bool kBulk>
 void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
   auto go = [&](auto cfg, const char* name) {
     using C = decltype(cfg);
-    auto kernel = fused_vec_fwd<C>;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
-    kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
-    const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
+    launch_per_bh<C>(fused_vec_fwd<C>, e, BH, s, name);
   };
   if (e.Dqk <= 64) {
     if (e.Dvv <= 64) go(VecCfg<T, kBonus, 64, 64, kEarly, kBulk>{}, "fused_vec_fwd<64, 64>");
@@ -88,7 +97,12 @@ void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
 template <class T, bool kBonus>
 void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
   const int v = vec_variant();
-  if (v == 0) launch_fused_vec_fwd_o<T, kBonus, true, false>(e, BH, s);
+  if (v == 3 && e.Dqk > 64 && e.Dvv > 64 && sm90_device()) {
+    using C = WgVecCfg<T, kBonus>;
+    launch_per_bh<C>(fused_vec_wg_fwd<C>, e, BH, s, "fused_vec_wg_fwd");
+    return;
+  }
+  if (v == 0 || v == 3) launch_fused_vec_fwd_o<T, kBonus, true, false>(e, BH, s);
   else if (v == 1) launch_fused_vec_fwd_o<T, kBonus, true, true>(e, BH, s);
   else launch_fused_vec_fwd_o<T, kBonus, false, false>(e, BH, s);
 }

@@ -35,6 +35,7 @@
 #pragma once
 
 #include "linear_family_tiled.cuh"
+#include "linear_family_wgmma.cuh"
 
 namespace attnbench::kernels::lin_tiled {
 
@@ -54,6 +55,9 @@ struct VecCfg {
   // an mbarrier per stage, issued by warp 0 (A/B only: 1.6x slower on the H200, the other warps
   // wait at B1 for warp 0); else cp.async of 16 bytes per thread (the default).
   static constexpr bool kBulk = kBulk_;
+  // kSwz: the q, k, v tiles and rd(A) as 64-column chunks of 128-byte rows with the 128-byte swizzle
+  // (the wgmma kernel's layout, WgVecCfg in linear_family_tiled_fused_vec_wg.cuh); else padded rows.
+  static constexpr bool kSwz = false;
   static constexpr int kDk = kDk_, kDv = kDv_;
   static constexpr int kWarps = kDv / 16, kThreads = 32 * kWarps;
   static constexpr int kLdQ = kDk + 8, kLdV = kDv + 8, kLdA = kC + 8;
@@ -96,6 +100,18 @@ struct VecTile {
   __device__ float* Bon() const { return BonP() + C::kWarps * kC; }
   __device__ int* Flags() const { return reinterpret_cast<int*>(Bon() + kC); }
   __device__ uint64_t* Bar(int s) const { return reinterpret_cast<uint64_t*>(Bon() + kC + 4) + s; }  // 8-aligned
+  // Element (r, d) of a 16-bit tile with rows of ld elements, or with C::kSwz of 64-column chunks
+  // (1024-byte aligned) of 128-byte rows with the 128-byte swizzle.
+  __device__ T* at(T* tile, int ld, int r, int d) const {
+    if constexpr (C::kSwz) {
+      unsigned char* b = reinterpret_cast<unsigned char*>(tile) + (d >> 6) * (kC * 128);
+      return reinterpret_cast<T*>(b + swz128(r * 128 + 2 * (d & 63)));
+    } else {
+      return tile + r * ld + d;
+    }
+  }
+  __device__ T* v_at(int s, int r, int n) const { return at(V(s), C::kLdV, r, n); }
+  __device__ T* a_at(int r, int j) const { return at(A(), C::kLdA, r, j); }
 };
 
 // ---- bulk copies on an mbarrier (sm_90); the host simulator copies at once ----
@@ -145,6 +161,18 @@ __device__ __forceinline__ void vec_tile_ij(int i, int& I, int& J) {
   J = i == 0 ? 0 : i < 3 ? i - 1 : i - 3;
 }
 
+// cp.async of chunk c's gate rows (g: this (b, h)'s) into G (fp32, rows of C::kLdF; zero outside
+// [0, T) and Dqk).
+template <class C>
+__device__ __forceinline__ void vec_load_g(const EngineParams& p, const float* g, float* G, const Rows& rows, int c) {
+  constexpr int kSegG = C::kDk / 4;
+  for (int idx = threadIdx.x; idx < kC * kSegG; idx += C::kThreads) {
+    const int r = idx / kSegG, col = (idx % kSegG) * 4, tm = rows.time(c, r);
+    const bool ok = tm < p.T && col < p.Dqk;
+    cp_async16(G + r * C::kLdF + col, g + (ok ? int64_t(tm) * p.Dqk + col : 0), ok);
+  }
+}
+
 // cp.async of chunk c's q, k, v, g rows into stage c % 2 (zero-filled outside [0, T) and the widths).
 template <class C>
 __device__ void vec_load(const EngineParams& p, const VecTile<C>& t, const Rows& rows, int bh, int c) {
@@ -154,7 +182,7 @@ __device__ void vec_load(const EngineParams& p, const VecTile<C>& t, const Rows&
   const T* k = static_cast<const T*>(p.k) + int64_t(bh) * p.T * p.Dqk;
   const T* v = static_cast<const T*>(p.v) + int64_t(bh) * p.T * p.Dvv;
   const float* g = p.g + int64_t(bh) * p.T * p.Dqk;
-  constexpr int kSegQ = C::kDk / 8, kSegV = C::kDv / 8, kSegG = C::kDk / 4;
+  constexpr int kSegQ = C::kDk / 8, kSegV = C::kDv / 8;
   for (int idx = threadIdx.x; idx < kC * kSegQ; idx += C::kThreads) {
     const int r = idx / kSegQ, col = (idx % kSegQ) * 8, tm = rows.time(c, r);
     const bool ok = tm < p.T && col < p.Dqk;
@@ -167,11 +195,7 @@ __device__ void vec_load(const EngineParams& p, const VecTile<C>& t, const Rows&
     const bool ok = tm < p.T && col < p.Dvv;
     cp_async16(t.V(s) + r * C::kLdV + col, v + (ok ? int64_t(tm) * p.Dvv + col : 0), ok);
   }
-  for (int idx = threadIdx.x; idx < kC * kSegG; idx += C::kThreads) {
-    const int r = idx / kSegG, col = (idx % kSegG) * 4, tm = rows.time(c, r);
-    const bool ok = tm < p.T && col < p.Dqk;
-    cp_async16(t.G(s) + r * C::kLdF + col, g + (ok ? int64_t(tm) * p.Dqk + col : 0), ok);
-  }
+  vec_load_g<C>(p, g, t.G(s), rows, c);
 }
 
 // Bulk variant of vec_load, by warp 0: rows of chunk c inside [0, T) by one bulk copy per tensor,
@@ -259,8 +283,12 @@ __device__ void vec_columns(const EngineParams& p, const VecTile<C>& t, int s, i
   const int part = lane / C::kCPW, d = warp * C::kCPW + lane % C::kCPW, r0 = part * C::kRPT;
   float* G = t.G(s) + d;
   float* Kd = t.Kd() + d;
-  T* Q = t.Q(s) + d;
-  T* K = t.K(s) + d;
+  T* const Q = C::kSwz ? t.Q(s) : t.Q(s) + d;  // element (r, d) by qk(Q, r): padded rows or swizzled chunks
+  T* const K = C::kSwz ? t.K(s) : t.K(s) + d;
+  auto qk = [&](T* tile, int r) -> T& {
+    if constexpr (C::kSwz) return *t.at(tile, 0, r, d);
+    else return tile[r * C::kLdQ];
+  };
   // pass 1: running sums at the ends of this thread's blocks; every part's, by shuffles
   float loc[C::kNB];
   float run = 0.0f;
@@ -327,12 +355,12 @@ __device__ void vec_columns(const EngineParams& p, const VecTile<C>& t, int s, i
       run += G[r * C::kLdF];
       const float b = my_off + run, bq = C::kBonus ? bprev : b;
       bprev = b;
-      const float qv = to_f32(Q[r * C::kLdQ]), kv = to_f32(K[r * C::kLdQ]);
+      const float qv = to_f32(qk(Q, r)), kv = to_f32(qk(K, r));
       const float qd = qv * __expf(bq - ref_q), kd = kv * __expf(e_i - b);
       G[r * C::kLdF] = qd;
       Kd[r * C::kLdF] = kd;
-      Q[r * C::kLdQ] = from_f32<T>(qd * P);
-      K[r * C::kLdQ] = from_f32<T>(kd * E);
+      qk(Q, r) = from_f32<T>(qd * P);
+      qk(K, r) = from_f32<T>(kd * E);
       if constexpr (C::kBonus) bon[i % kNG] = qv * kv * ud;
     }
     if constexpr (C::kBonus) {
@@ -418,7 +446,6 @@ __device__ void vec_diag(const EngineParams& p, const VecTile<C>& t, const Rows&
   for (int i = 0; i < 4; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j) acc[i][j] += __shfl_xor_sync(0xffffffffu, acc[i][j], 16);
-  T* A = t.A() + 16 * I * C::kLdA + 16 * I;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     if ((i >> 1) != hh) continue;
@@ -426,7 +453,7 @@ __device__ void vec_diag(const EngineParams& p, const VecTile<C>& t, const Rows&
     for (int j = 0; j < 4; ++j) {
       const int tt = rg + 4 * i, ss = cg + 4 * j;
       const bool keep = C::kBonus ? ss < tt : ss <= tt;
-      A[tt * C::kLdA + ss] = from_f32<T>(keep ? acc[i][j] : 0.0f);
+      *t.a_at(16 * I + tt, 16 * I + ss) = from_f32<T>(keep ? acc[i][j] : 0.0f);
     }
   }
 }
@@ -461,12 +488,32 @@ __device__ void vec_offdiag(const VecTile<C>& t, int s, int i, int lane) {
     mma16816<T>(sc[0], a, pack2<T>(y0.x, y0.y), pack2<T>(y1.x, y1.y));
     mma16816<T>(sc[1], a, pack2<T>(y2.x, y2.y), pack2<T>(y3.x, y3.y));
   }
-  T* A = t.A();
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt) {
     const int col = 16 * J + 8 * nt + 2 * q4, r = 16 * I + g;
-    *reinterpret_cast<uint32_t*>(A + r * C::kLdA + col) = pack2<T>(sc[nt][0], sc[nt][1]);
-    *reinterpret_cast<uint32_t*>(A + (r + 8) * C::kLdA + col) = pack2<T>(sc[nt][2], sc[nt][3]);
+    *reinterpret_cast<uint32_t*>(t.a_at(r, col)) = pack2<T>(sc[nt][0], sc[nt][1]);
+    *reinterpret_cast<uint32_t*>(t.a_at(r + 8, col)) = pack2<T>(sc[nt][2], sc[nt][3]);
+  }
+}
+
+// rwkv6 (after B2): a_r = the sum of the warps' partials of row r (threads r < C).
+template <class C>
+__device__ __forceinline__ void vec_bonus_sum(const VecTile<C>& t) {
+  if (C::kBonus && threadIdx.x < kC) {
+    float a = 0.0f;
+#pragma unroll
+    for (int w = 0; w < C::kWarps; ++w) a += t.BonP()[w * kC + threadIdx.x];
+    t.Bon()[threadIdx.x] = a;
+  }
+}
+
+// Off-diagonal tiles of warps 4.. (8 warps; with 4 warps every warp): tiles i0 and i0 + 4 (< 6).
+template <class C>
+__device__ __forceinline__ void vec_offdiag_warp(const VecTile<C>& t, int s, int warp, int lane) {
+  const int i0 = C::kWarps == 8 ? warp - 4 : warp;
+  if (i0 >= 0) {
+    vec_offdiag<C>(t, s, i0, lane);
+    if (i0 + 4 < 6) vec_offdiag<C>(t, s, i0 + 4, lane);
   }
 }
 
@@ -513,12 +560,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_vec_fwd(EngineParams p) 
     vec_columns<C>(p, t, s, c, h, warp, lane);
     __syncthreads();  // B2
     if (threadIdx.x == 0) t.Flags()[(c + 1) & 1] = 0;
-    if (C::kBonus && threadIdx.x < kC) {
-      float a = 0.0f;
-#pragma unroll
-      for (int w = 0; w < C::kWarps; ++w) a += t.BonP()[w * kC + threadIdx.x];
-      t.Bon()[threadIdx.x] = a;
-    }
+    vec_bonus_sum<C>(t);
     const T *Q = t.Q(s), *V = t.V(s), *A = t.A(), *Kx = t.K(s);
     // ---- o (rows 0..63, this warp's 16 columns) = Qt rd(S) + rd(A) V (+ a_r v_r)
     float oa[4][2][4];
@@ -538,13 +580,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_vec_fwd(EngineParams p) 
         }
       }
     };
-    auto offdiag = [&] {
-      const int i0 = C::kWarps == 8 ? warp - 4 : warp;
-      if (i0 >= 0) {
-        vec_offdiag<C>(t, s, i0, lane);
-        if (i0 + 4 < 6) vec_offdiag<C>(t, s, i0 + 4, lane);
-      }
-    };
+    auto offdiag = [&] { vec_offdiag_warp<C>(t, s, warp, lane); };
     if (C::kEarly && C::kWarps == 8) {  // tensor-core and FMA work of the two warps of a scheduler overlap
       if (warp < 4) {
         inter();

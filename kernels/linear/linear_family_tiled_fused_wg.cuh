@@ -82,16 +82,60 @@ __device__ __forceinline__ WgDesc wg_mn_major(const unsigned char* tile, int kk)
   return wg_desc(tile + kk * 2048, kC * 128, 1024);
 }
 
+// The first 1024-byte aligned byte of the dynamic shared memory (the swizzled tiles' alignment; the
+// simulator swizzles the host address, so it aligns that). A macro: as a function, ptxas gave
+// fused_wg_fwd<gate_scalar> 2 more registers.
+#ifdef ATTNBENCH_LIN_SIM
+#define LIN_WG_ALIGN1024(smem) ((smem) + ((1024 - (reinterpret_cast<uintptr_t>(smem) & 1023)) & 1023))
+#else
+#define LIN_WG_ALIGN1024(smem) ((smem) + ((1024 - (smem_addr(smem) & 1023)) & 1023))
+#endif
+
+// rd(S^T) (the m64n128 accumulator st) as the register A fragments of the 8 k-steps over d.
+template <class T>
+__device__ __forceinline__ void wg_pack_state(const float (&st)[64], uint32_t (&sa)[8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) sa[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
+  }
+}
+
+// o of chunk c from O^T (n = 64wg + 16wi + g (+8), r = 8i + 2t4 (+1)): rd(scale O) into the staging
+// tile Ost [r][n] (rows of C::kLdO), warpgroup barrier, the warpgroup's 64 columns to o by 16-byte
+// row stores. Ost is rewritten no earlier than after the next __syncthreads.
+template <class C>
+__device__ __forceinline__ void wg_store_o(const EngineParams& p, const Rows& rows, int c, const float (&acc_o)[32],
+                                           typename C::T* Ost, typename C::T* o, int tid) {
+  using T = typename C::T;
+  const int warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3, g = lane >> 2, t4 = lane & 3;
+  uint16_t* os = reinterpret_cast<uint16_t*>(Ost);
+  const int n0 = 64 * wg + 16 * wi + g;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int r = 8 * i + 2 * t4;
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      const uint32_t pk = pack2<T>(p.scale * acc_o[4 * i + 2 * hf], p.scale * acc_o[4 * i + 2 * hf + 1]);
+      os[r * C::kLdO + n0 + 8 * hf] = uint16_t(pk & 0xffffu);
+      os[(r + 1) * C::kLdO + n0 + 8 * hf] = uint16_t(pk >> 16);
+    }
+  }
+  wg_named_barrier(1 + wg, 128);
+  for (int idx = tid & 127; idx < kC * 8; idx += 128) {  // the warpgroup's 64 columns, 16-byte pieces
+    const int r = idx >> 3, col = 64 * wg + 8 * (idx & 7);
+    if (!rows.valid(c, r) || col >= p.Dvv) continue;
+    *reinterpret_cast<uint4*>(o + int64_t(rows.time(c, r)) * p.Dvv + col) =
+        *reinterpret_cast<const uint4*>(Ost + r * C::kLdO + col);
+  }
+}
+
 // grid (1, B*H); 256 threads; shared memory C::kSmemBytes.
 template <class C>
 __global__ void __launch_bounds__(256, 1) fused_wg_fwd(EngineParams p) {
   using T = typename C::T;
   LIN_DYN_SMEM(unsigned char, smem_raw);
-#ifdef ATTNBENCH_LIN_SIM
-  unsigned char* base = smem_raw + ((1024 - (reinterpret_cast<uintptr_t>(smem_raw) & 1023)) & 1023);
-#else
-  unsigned char* base = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
-#endif
+  unsigned char* base = LIN_WG_ALIGN1024(smem_raw);
   unsigned char* As = base + C::kStages * C::kStageBytes;
   unsigned char* Phi = As + C::kABytes;
   T* Ost = reinterpret_cast<T*>(Phi + C::kPhiBytes);
@@ -124,11 +168,7 @@ __global__ void __launch_bounds__(256, 1) fused_wg_fwd(EngineParams p) {
     if constexpr (C::kGated) warp_gate_cumsum(p, bw, rows, bh, c, fixed, lane);  // the warp's copy of b
 
     uint32_t sa[8][4];  // rd(S^T) as the A fragments of the 8 k-steps over d
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r) sa[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
-    }
+    wg_pack_state<T>(st, sa);
     if constexpr (C::kGated) {
       const float d = __expf(bw[kC - 1]);
 #pragma unroll
@@ -219,28 +259,8 @@ __global__ void __launch_bounds__(256, 1) fused_wg_fwd(EngineParams p) {
     wg_fence_operands(acc_o);
     wg_fence_operands(st);
 
-    // ---- o: O^T (n = 64wg + 16wi + g (+8), r = 8i + 2t4 (+1)) rounded into the staging tile [r][n]
-    {
-      uint16_t* os = reinterpret_cast<uint16_t*>(Ost);
-      const int n0 = 64 * wg + 16 * wi + g;
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        const int r = 8 * i + 2 * t4;
-#pragma unroll
-        for (int hf = 0; hf < 2; ++hf) {
-          const uint32_t pk = pack2<T>(p.scale * acc_o[4 * i + 2 * hf], p.scale * acc_o[4 * i + 2 * hf + 1]);
-          os[r * C::kLdO + n0 + 8 * hf] = uint16_t(pk & 0xffffu);
-          os[(r + 1) * C::kLdO + n0 + 8 * hf] = uint16_t(pk >> 16);
-        }
-      }
-      wg_named_barrier(1 + wg, 128);
-      for (int idx = tid & 127; idx < kC * 8; idx += 128) {  // the warpgroup's 64 columns, 16-byte pieces
-        const int r = idx >> 3, col = 64 * wg + 8 * (idx & 7);
-        if (!rows.valid(c, r) || col >= p.Dvv) continue;
-        *reinterpret_cast<uint4*>(o + int64_t(rows.time(c, r)) * p.Dvv + col) =
-            *reinterpret_cast<const uint4*>(Ost + r * C::kLdO + col);
-      }
-    }
+    // ---- o: O^T rounded into the staging tile, then to o
+    wg_store_o<C>(p, rows, c, acc_o, Ost, o, tid);
   }
 }
 

@@ -6,6 +6,7 @@
 #include "core/numerics.h"
 #include "linear_family_tiled_fused.cuh"
 #include "linear_family_tiled_fused_vec.cuh"
+#include "linear_family_tiled_fused_vec_wg.cuh"
 #include "linear_family_tiled_fused_based.cuh"
 #include "linear_family_tiled_fused_wg.cuh"
 #include "linear_family_tiled_fwd.cuh"
@@ -79,7 +80,8 @@ Tensors run_fwd(const Problem& p, const Tensors& in) {
 template <class T>
 Tensors dispatch_fwd(const Problem& p, const Tensors& in);
 
-// The fused vector-gate forward (linear_family_tiled_fused_vec.cuh) for a configuration.
+// The fused vector-gate forward (linear_family_tiled_fused_vec.cuh) for a configuration, or its
+// wgmma form (linear_family_tiled_fused_vec_wg.cuh) for a WgVecCfg.
 template <class C>
 Tensors run_vec(const Problem& p, const Tensors& in) {
   using T = typename C::T;
@@ -91,13 +93,19 @@ Tensors run_vec(const Problem& p, const Tensors& in) {
   e.H = int(p.H), e.T = T_, e.Dqk = int(p.Dk), e.Dvv = int(p.Dv);
   e.scale = float(p.scale());
   e.gate = kGateVector, e.g = g.p(), e.bonus = C::kBonus, e.u = u.p();
-  sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_vec_fwd<C>(e); });
+  if constexpr (C::kSwz) {
+    sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_vec_wg_fwd<C>(e); });
+  } else {
+    sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_vec_fwd<C>(e); });
+  }
   Tensors out;
   out.emplace("o", o.tensor({p.B, p.H, p.Tq, p.Dv}));
   return out;
 }
 
-int g_vec = 0;  // the fused vector forward's variant (ATTNBENCH_LIN_VEC): 0 default, 1 bulk, 2 late
+// the fused vector forward's variant (ATTNBENCH_LIN_VEC): 0 default, 1 bulk, 2 late, 3 wg (widths
+// in (64, 128]: fused_vec_wg_fwd, else the default)
+int g_vec = 0;
 
 template <class T, bool kBonus, bool kEarly, bool kBulk>
 Tensors run_fused_vec_o(const Problem& p, const Tensors& in) {
@@ -111,6 +119,7 @@ Tensors run_fused_vec_o(const Problem& p, const Tensors& in) {
 
 template <class T, bool kBonus>
 Tensors run_fused_vec(const Problem& p, const Tensors& in) {
+  if (g_vec == 3 && p.Dk > 64 && p.Dv > 64) return run_vec<WgVecCfg<T, kBonus>>(p, in);
   if (g_vec == 1) return run_fused_vec_o<T, kBonus, true, true>(p, in);
   if (g_vec == 2) return run_fused_vec_o<T, kBonus, false, false>(p, in);
   return run_fused_vec_o<T, kBonus, true, false>(p, in);
@@ -314,16 +323,18 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
 
 int main(int argc, char** argv) {
   // argv[1]: only this algo or variant ("" or "all": every case); argv[2] = "tile": eligible
-  // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd; "late": the
-  // fused vector forward's A/B variants "bulk", "late" (ATTNBENCH_LIN_VEC)
+  // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd; the fused
+  // vector forward's A/B variants "bulk", "late", "wg" (ATTNBENCH_LIN_VEC)
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
-  g_vec = argc > 2 && std::string(argv[2]) == "bulk" ? 1 : argc > 2 && std::string(argv[2]) == "late" ? 2 : 0;
+  const std::string sel = argc > 2 ? argv[2] : "";
+  g_vec = sel == "bulk" ? 1 : sel == "late" ? 2 : sel == "wg" ? 3 : 0;
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
   g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
-  std::printf("eligible forwards by %s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
-              g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "");
+  std::printf("eligible forwards by %s%s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
+              g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "",
+              g_fused && g_vec == 3 ? " (vector gates, widths in (64, 128]: fused_vec_wg_fwd)" : "");
   struct Case {
     std::string algo, variant;
     int64_t T, Dk, Dv;
@@ -364,6 +375,8 @@ int main(int argc, char** argv) {
     cases.push_back({"gated", v, 130, 64, 64, -1, 12.0});
     cases.push_back({"gated", v, 130, 128, 64, -1, 3.0});  // the backward's per-block factored path
     cases.push_back({"gated", v, 70, 128, 128, -1, 12.0});
+    cases.push_back({"gated", v, 130, 96, 120, -1});  // widths in (64, 128], padded (fused_vec_wg_fwd)
+    cases.push_back({"gated", v, 130, 128, 128, -1, 3.0});
   }
   cases.push_back({"gated", "scalar", 130, 64, 64, -1, 12.0});  // strong scalar gates
   cases.push_back({"gated", "scalar", 130, 128, 64, -1, 3.0});
