@@ -33,20 +33,7 @@ cmake --build $bdir -j 16 --target attnbench kernels_tests >>"$out/build.log" 2>
 log "built"
 
 : >"$out/tests.txt"
-gtest() {  # gtest NAME ENV FILTER SECONDS
-  local name=$1 envs=$2 filter=$3 secs=$4
-  if ((secs < 15)); then echo "tests $name: skipped (no time left)" | tee -a "$out/tests.txt" >&2; return; fi
-  log "GPU tests $name (env '$envs', filter $filter, limit ${secs}s)"
-  env $envs timeout "$secs" "$tests_bin" --gtest_filter="$filter" >"$out/tests_$name.log" 2>&1
-  local rc=$? line passed failed skipped
-  grep -E "^\[  FAILED  \]|Failure|Expected" "$out/tests_$name.log" | head -20 >&2
-  line=$(grep -E "^\[==========\] [0-9]+ tests" "$out/tests_$name.log" | tail -1)
-  passed=$(grep -oE "^\[  PASSED  \] [0-9]+" "$out/tests_$name.log" | grep -oE "[0-9]+$")
-  failed=$(grep -cE "^\[  FAILED  \] .*\(" "$out/tests_$name.log")
-  skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$out/tests_$name.log" | grep -oE "[0-9]+$")
-  echo "tests $name (env '$envs'): ${line:-? (cut short)}; passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $rc)" \
-    | tee -a "$out/tests.txt" >&2
-}
+source scripts/device-lib.sh  # gtest()
 sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
   local name=$1 csv=$2 secs=$3
   shift 3
