@@ -186,11 +186,6 @@ __device__ __forceinline__ void focused_rows_inplace(T* cK, int r0, int row0, co
   }
 }
 
-// bar.sync on named barrier `id` (1..15) by `threads` threads (whole warps).
-__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-
 // The one-launch forwards' state exchange (bidir_tiled_fused.cu, bidir_tiled_tma.cu), by all NW
 // warps of each of the C CTAs of a cluster (C = 1: no cluster). acc: this warp's phase-1 partial
 // [KV | ksum] rows 16 (w % RED_WARPS).. in C layout (warp groups w / RED_WARPS hold partials of

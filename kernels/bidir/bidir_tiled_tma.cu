@@ -36,6 +36,7 @@
 #include <cudaTypedefs.h>  // CUtensorMap, PFN_cuTensorMapEncodeTiled
 
 #include "bidir_tiled_fwd.cuh"
+#include "hopper.cuh"  // named_barrier_sync
 #include "cuda_check.h"
 
 namespace attnbench::kernels::bidir {
@@ -265,16 +266,16 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
       // rows: the RED_WARPS warps that read rows [16 ks0, 16 (ks0 + KSN)) map them, RPW rows each,
       // then wait for each other only (named barrier 1 + group); else 4 warps and a block barrier.
       constexpr int RPW = 16 * F::KSN / Tr::RED_WARPS;
-      if constexpr (RPW >= 1 && RPW % (256 / DKP) == 0) {
-        if (p.focused_rows) {
+      constexpr bool kRowsFit = RPW >= 1 && RPW % (256 / DKP) == 0;  // whole rows per lane pass
+      if (kRowsFit && p.focused_rows) {
+        if constexpr (kRowsFit) {
           focused_rows_inplace<T, DKP, RPW, LK>(cK, 16 * ks0 + wr * RPW, row0, p, lane);
           fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
-          named_barrier_sync(1 + warp / Tr::RED_WARPS, 32 * Tr::RED_WARPS);
+          hopper::named_barrier_sync(1 + warp / Tr::RED_WARPS, 32 * Tr::RED_WARPS);
         }
-      }
-      if (!p.focused_rows || !(RPW >= 1 && RPW % (256 / DKP) == 0)) {
+      } else {
         focused_tile_inplace<T, DKP, DVP, LK>(cK, row0, p, warp, lane);
-        fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
+        fence_proxy_async_smem();
         __syncthreads();
       }
     }

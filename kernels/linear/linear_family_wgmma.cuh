@@ -52,39 +52,31 @@ inline void wg_named_barrier(int id, int threads) { ::sim::named_barrier(id, thr
 #define LIN_WG_ARCH 1
 #endif
 using WgDesc = uint64_t;
-// Shared-memory matrix descriptor with the 128-byte swizzle.
+// The device side is hopper.cuh's (descriptor with the 128-byte swizzle, wgmma fences and groups,
+// proxy fence, named barrier); the wgmma ones are empty off sm_90a, where these kernels never run.
 __device__ __forceinline__ WgDesc wg_desc(const void* p, int lbo, int sbo) {
-  const uint32_t a = smem_addr(p);
-  return uint64_t((a & 0x3FFFF) >> 4) | (uint64_t((uint32_t(lbo) & 0x3FFFF) >> 4) << 16) |
-         (uint64_t((uint32_t(sbo) & 0x3FFFF) >> 4) << 32) | (uint64_t(1) << 62);
+  return hopper::smem_desc(smem_addr(p), static_cast<uint32_t>(lbo), static_cast<uint32_t>(sbo));
 }
 __device__ __forceinline__ void wg_fence() {
 #if LIN_WG_ARCH
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+  hopper::wgmma_fence();
 #endif
 }
 __device__ __forceinline__ void wg_commit() {
 #if LIN_WG_ARCH
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+  hopper::wgmma_commit();
 #endif
 }
 template <int N>
 __device__ __forceinline__ void wg_wait() {
 #if LIN_WG_ARCH
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+  hopper::wgmma_wait<N>();
 #endif
 }
-// Generic-proxy writes of shared memory (st.shared, cp.async) made visible to wgmma (async proxy).
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-// Keeps the compiler from moving accesses of accumulator registers across a wgmma boundary.
+using hopper::fence_proxy_async;
 template <int R>
-__device__ __forceinline__ void wg_fence_operands(float (&d)[R]) {
-#pragma unroll
-  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-__device__ __forceinline__ void wg_named_barrier(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
+__device__ __forceinline__ void wg_fence_operands(float (&d)[R]) { hopper::fence_operands(d); }
+__device__ __forceinline__ void wg_named_barrier(int id, int threads) { hopper::named_barrier_sync(id, threads); }
 
 // D[64 x N] += A[64 x 16] B[16 x N]. ss: A and B from descriptors (kTransA = 1: A M-major;
 // kTransB = 1: B N-major); rs: A from registers. The instructions are hopper.cuh's wrappers
