@@ -63,18 +63,20 @@ void launch_fused_fwd(const EngineParams& e, int BH, cudaStream_t s) {
   }
 }
 
-// The vector gates (vector, rwkv6 with kBonus; linear_family_tiled_fused_vec.cuh), forward order.
-// A/B switches of the fused vector forward (default: cp.async loads, Qt rd(S) before the third
-// barrier): ATTNBENCH_LIN_VEC=bulk: chunk loads by cp.async.bulk per row (VecCfg::kBulk; 1.6x
-// slower on the H200); =late: Qt rd(S) after the third barrier (kEarly = false, 2% slower);
-// =wg: the wgmma kernel (linear_family_tiled_fused_vec_wg.cuh) where q/k and value widths are in
-// (64, 128] on an sm_90 device, else the default (session 6: sim-checked, not yet measured).
+// The vector gates (vector, rwkv6 with kBonus), forward order. Default: the wgmma kernel
+// fused_vec_wg_fwd (linear_family_tiled_fused_vec_wg.cuh) where q/k and value widths are in
+// (64, 128] on an sm_90 device, else fused_vec_fwd (linear_family_tiled_fused_vec.cuh: cp.async
+// loads, Qt rd(S) before the third barrier). Session 7, H200, bf16 B=8 H=32 D=128 fwd, same run
+// (results/h200-s7-20261121/call1/vab): vector 0.2478 / 0.9708 ms (wg) against 0.2882 / 1.1214 ms
+// (fused_vec) at T = 1024 / 4096, 1.16x; 48/48 vector and rwkv6 tiled GPU tests under wg.
+// A/B switches, ATTNBENCH_LIN_VEC: =mma: fused_vec_fwd at every width; =bulk: fused_vec_fwd with
+// chunk loads by cp.async.bulk per row (VecCfg::kBulk; 1.6x slower on the H200); =late: fused_vec_fwd
+// with Qt rd(S) after the third barrier (kEarly = false, 2% slower). "wg" names the default.
 inline int vec_variant() {
   static const int v = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_VEC");
-    if (s && std::string(s) == "wg") return 3;
-    if (s && std::string(s) == "late") return 2;
-    return s && std::string(s) == "bulk" ? 1 : 0;
+    const std::string k = s ? s : "wg";
+    return k == "mma" ? 0 : k == "bulk" ? 1 : k == "late" ? 2 : 3;
   }();
   return v;
 }

@@ -103,9 +103,9 @@ Tensors run_vec(const Problem& p, const Tensors& in) {
   return out;
 }
 
-// the fused vector forward's variant (ATTNBENCH_LIN_VEC): 0 default, 1 bulk, 2 late, 3 wg (widths
-// in (64, 128]: fused_vec_wg_fwd, else the default)
-int g_vec = 0;
+// the fused vector forward's variant (ATTNBENCH_LIN_VEC): 3 wg, the default (widths in (64, 128]:
+// fused_vec_wg_fwd, else fused_vec_fwd), 0 mma (fused_vec_fwd always), 1 bulk, 2 late
+int g_vec = 3;
 
 template <class T, bool kBonus, bool kEarly, bool kBulk>
 Tensors run_fused_vec_o(const Problem& p, const Tensors& in) {
@@ -324,11 +324,12 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
 int main(int argc, char** argv) {
   // argv[1]: only this algo or variant ("" or "all": every case); argv[2] = "tile": eligible
   // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd; the fused
-  // vector forward's A/B variants "bulk", "late", "wg" (ATTNBENCH_LIN_VEC)
+  // vector forward's A/B variants "bulk", "late" (ATTNBENCH_LIN_VEC); "mma": the mma.sync kernels
+  // (fused_fwd and fused_vec_fwd) at every width, as ATTNBENCH_LIN_FUSED=mma ATTNBENCH_LIN_VEC=mma
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
   const std::string sel = argc > 2 ? argv[2] : "";
-  g_vec = sel == "bulk" ? 1 : sel == "late" ? 2 : sel == "wg" ? 3 : 0;
+  g_vec = sel == "bulk" ? 1 : sel == "late" ? 2 : sel == "mma" ? 0 : 3;
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
   g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
