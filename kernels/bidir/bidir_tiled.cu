@@ -31,6 +31,9 @@
 //   ATTNBENCH_BIDIR_FOCUSED=rows|block  focused in the TMA forward's phase 1: each K tile mapped in
 //                                    place by the warp group that reads its rows, a named barrier
 //                                    per group (rows), or by 4 warps and a block barrier (block)
+//   ATTNBENCH_BIDIR_FOCUSED2=fold|exact  focused on the query side of the forward (bf16): round(u)
+//                                    with r = ||y|| / ||u|| on the fp32 products, one pass (fold),
+//                                    or round(r u) after a pass for the norms (exact; fp16 always)
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_BOX=sw|pad       the TMA forward's boxes: dense with the 128-byte swizzle (default)
@@ -170,6 +173,7 @@ constexpr bool kDefaultEarly = true;   // session 5, above
 constexpr bool kDefaultGroupQ = true;  // session 5, above
 constexpr bool kDefaultExpPk = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
 constexpr bool kDefaultFocusedRows = true;  // session 6, above
+constexpr bool kDefaultFocusedFold = true;  // session 7, above
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -180,6 +184,8 @@ class TiledBidir : public CudaPrepared {
     b.Tq = static_cast<int>(p.Tq), b.Tk = static_cast<int>(p.Tk), b.Dk = static_cast<int>(p.Dk), b.Dv = static_cast<int>(p.Dv);
     b.fm = feature_map_id(p.params.feature_map);
     b.norm = p.variant == "norm" ? 1 : 0;
+    b.focused_fold = dt == Dtype::bf16 &&
+                     (env("ATTNBENCH_BIDIR_FOCUSED2") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED2"), "exact") != 0 : kDefaultFocusedFold);
     b.scale = static_cast<float>(p.scale());
     b.tk = static_cast<float>(p.Tk);
     b.inv_tk = 1.0f / b.tk;

@@ -70,6 +70,12 @@ struct TiledParams {
   // reads its rows (every warp a few whole rows, then a named barrier of that group), else by one
   // warp per 16-row slab and a block barrier (bidir_tiled_fwd.cuh).
   bool focused_rows;
+  // focused_fold (bf16 only; forward, Q side): a query row's focused features are round(u), u = y^3,
+  // and its factor r = ||y|| / ||u|| multiplies the row's fp32 products instead (phi(q) r^-1 is
+  // round(u) where the exact map is round(r u); one pass over the fragments instead of two). bf16
+  // has fp32's exponent range, so u = y^3 (y >= 1e-6) neither under- nor overflows where r u would
+  // not; fp16 keeps the exact two-pass map.
+  bool focused_fold;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

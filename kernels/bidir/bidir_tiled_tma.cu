@@ -14,11 +14,15 @@
 // H200 (session 4, bidir_tiled.cu). Either way every column >= D and row >= T arrives as zero.
 // No thread computes an address or waits at a block barrier for a tile: each warp waits on the
 // slot's `full` barrier alone.
-// Refill. A slot is refilled as soon as the last of the NW warps is done with it: each warp,
-// after its last read of item i, adds 1 to the slot's counter (atom.acq_rel: its reads happen
-// before); the warp that brings it to NW (u + 1) (u = i / SLOTS, the slot's use) issues item
-// i + SLOTS into the slot. So the ring runs as far ahead as the slowest warp allows, with no
-// producer warp and no __syncthreads per tile.
+// Refill. A slot is refilled as soon as the last of its readers is done with it: each warp, after
+// its last read of item i, adds 1 to the slot's counter (atom.acq_rel: its reads happen before);
+// the warp that brings it to the item's reader count (NW, or WPG for a Q item read by one warp
+// group) sets it back to 0 and issues item i + SLOTS into the slot. The reset precedes that
+// issue's mbarrier arrive (a release), and every reader of item i + SLOTS adds only after its
+// wait on that phase (an acquire), so each use counts from 0. So the ring runs as far ahead as the
+// slowest warp allows, with no producer warp and no __syncthreads per tile. Every warp walks the
+// items in order, keeping the slot s = i % SLOTS and the phase parity (i / SLOTS) & 1 as running
+// values (no division in the loops).
 // Stores (p.o_tma): each warp's 16-row O slab is staged in shared memory (in the boxes' layout) and
 // written by bulk tensor stores (rows >= Tq and columns >= Dv lie outside the map and are not
 // written), or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
@@ -206,10 +210,9 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
 
   // diagnostics (TiledParams::diag): no math in phase 1 (bits 1, 4), in phase 2 (bits 1, 8)
   const bool nomath = (p.diag & 5) != 0, nomath2 = (p.diag & 9) != 0;
-  // One thread: item i into slot i % SLOTS. Swizzled: a box per 64 columns (K, V: [BM][64] blocks;
+  // One thread: item i into its slot s = i % SLOTS. Swizzled: a box per 64 columns (K, V: [BM][64] blocks;
   // Q: [qr][64] blocks QR rows apart, as LQ places them); padded: one box per tensor.
-  auto issue = [&](int i) {
-    const int s = i % SLOTS;
+  auto issue = [&](int i, int s) {
     T* dst = slots + s * F::SLOT_ELEMS;
     if (i < n_kv) {
       const int row0 = kv_tile(i) * BM;
@@ -224,21 +227,17 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
       for (int h = 0; h < (SW ? DKP / 64 : 1); ++h) tma_load_3d(dst + h * QR * 64, &maps.q, 64 * h, q_item(i - n_kv) * qr, bh, &full[s], pol);
     }
   };
-  // This warp is done reading item i; the last of the NW warps refills the slot with i + SLOTS.
-  // The slot's count once every reader of its uses 0..u has released it (u = i / SLOTS): NW per
-  // K/V use; per Q use NW, or with p.group_q (only the item's warp group waits for it and releases
-  // it) WPG.
-  auto release = [&](int i) {
+  // This warp is done reading item i (in slot s); the last of its readers refills the slot with
+  // i + SLOTS. Readers: NW for a K/V item; for a Q item NW, or with p.group_q (only the item's warp
+  // group waits for it and releases it) WPG.
+  auto release = [&](int i, int s) {
     __syncwarp();
     if (lane == 0) {
-      const int s = i % SLOTS, u = i / SLOTS;
-      int need = NW * (u + 1);
-      if (p.group_q && i >= n_kv) {  // Q uses since the last K/V use: WPG readers each
-        const int kv_uses = (n_kv - s + SLOTS - 1) / SLOTS;  // i >= n_kv: every K/V use of slot s lies before
-        need -= (NW - F::WPG) * (u + 1 - max(kv_uses, 0));
+      const unsigned need = p.group_q && i >= n_kv ? F::WPG : NW;
+      if (atomic_add_acq_rel(&cnt[s], 1u) == need - 1) {
+        *reinterpret_cast<volatile unsigned*>(&cnt[s]) = 0u;  // the next use counts from 0
+        if (i + SLOTS < n) issue(i + SLOTS, s);
       }
-      const unsigned old = atomic_add_acq_rel(&cnt[s], 1u);
-      if (old == static_cast<unsigned>(need - 1) && i + SLOTS < n) issue(i + SLOTS);
     }
   };
 
@@ -249,16 +248,20 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
   }
   __syncthreads();
   if (tid == 0) {
-    for (int i = 0; i < SLOTS && i < n; ++i) issue(i);
+    for (int i = 0; i < SLOTS && i < n; ++i) issue(i, i);
   }
 
   // ---- phase 1: [KV | ksum] partial = Kf^T [V | 1] over the CTA's K/V tiles ----
   float acc[Tr::NV + 1][4] = {};
   const uint32_t ones = lane / 4 == 0 ? pack2<T>(1.0f, 1.0f) : 0u;  // B fragment: column 0 all ones
   const int wr = warp % Tr::RED_WARPS, ks0 = warp / Tr::RED_WARPS * F::KSN;
-  for (int i = 0; i < n_kv; ++i) {
-    const int s = i % SLOTS;
-    mbar_wait(&full[s], (i / SLOTS) & 1);
+  int s = 0;
+  unsigned par = 0;  // item i's slot i % SLOTS and phase parity (i / SLOTS) & 1
+  auto next_slot = [&] {
+    if (++s == SLOTS) s = 0, par ^= 1u;
+  };
+  for (int i = 0; i < n_kv; ++i, next_slot()) {
+    mbar_wait(&full[s], par);
     T* cK = slots + s * F::SLOT_ELEMS;
     const T* cV = cK + BM * F::KROW;
     const int row0 = kv_tile(i) * BM;
@@ -282,10 +285,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
     // early release (p.early): the slot goes back once this warp's fragments are in registers.
     if (!nomath) {
       state_tile_any<T, DKP, DVP, F::KSN, LK, LV>(acc, cK, cV, row0, p, wr, ks0, lane, ones, [&] {
-        if (p.early) release(i);
+        if (p.early) release(i, s);
       });
     }
-    if (nomath || !p.early) release(i);
+    if (nomath || !p.early) release(i, s);
   }
 
   // ---- exchange ----
@@ -294,10 +297,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
   T* oslab = sO + warp * 16 * F::VROW;
   const int grp = warp / F::WPG, wg = warp % F::WPG;
-  for (int i = n_kv; i < n; ++i) {
-    const int s = i % SLOTS, j = i - n_kv;
+  for (int i = n_kv; i < n; ++i, next_slot()) {
+    const int j = i - n_kv;
     if (p.group_q && j % F::QG != grp) continue;  // another group's item: not waited for, not counted
-    mbar_wait(&full[s], (i / SLOTS) & 1);
+    mbar_wait(&full[s], par);
     bool released = false;
     if (j % F::QG == grp) {
       const T* sq = slots + s * F::SLOT_ELEMS;
@@ -311,7 +314,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
         if (!nomath2) {
           uint32_t f[Tr::KT][4];  // the slab's Q fragments
           load_a_frags_l<Tr::KT, LQ>(f, sq + LQ::off(16 * sl, 0), lane);
-          if (p.early && sl + F::WPG >= nslab) release(i), released = true;  // this warp's last read of item i
+          if (p.early && sl + F::WPG >= nslab) release(i, s), released = true;  // this warp's last read of item i
           output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane);
         } else {
           for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
@@ -331,7 +334,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
         }
       }
     }
-    if (!released) release(i);
+    if (!released) release(i, s);
   }
   if (p.o_tma && lane == 0) bulk_wait_all();
 #endif
