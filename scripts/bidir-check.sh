@@ -24,7 +24,10 @@
 #           BIDIR_CHECK_SWEEPS ("variant:passes", default "norm:fwd,bwd simple:fwd,bwd")
 # Environment: BIDIR_CHECK_FMAPS (the feature maps of the ab and tiled stages, default identity,elu1),
 # ATTNBENCH_CUDA_ARCH (default 90a), BIDIR_CHECK_BUDGET_S (whole script, default 450),
-# BIDIR_CHECK_BUILD (build folder, default build/gpu-bidir; build/gpu shares it with device-stages.sh).
+# BIDIR_CHECK_BUILD (build folder, default build/gpu-bidir; build/gpu shares it with device-stages.sh),
+# BIDIR_CHECK_BASE (a source tree of another commit, e.g. a `git worktree` carried under .wt/: its
+# attnbench is built alongside, and the ab labels that start with "base" run it, so an A/B against
+# that commit is measured in the same run).
 # Files in OUT_DIR: run.log, tests.md, tests_<label>.log.gz, tiled.csv, ab.csv, table.md, sweep_tiled.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,12 +43,25 @@ shape=(--algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map 
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee -a "$out/run.log"
 mkdir -p build
+base=${BIDIR_CHECK_BASE:-}
+base_bin=${base:+$base/build/gpu-base/harness/attnbench}
+if [[ -n $base ]]; then
+  log "configure + build the base tree $base (attnbench), alongside"
+  ( cmake -S "$base" -B "$base/build/gpu-base" -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" && cmake --build "$base/build/gpu-base" -j 16 --target attnbench ) \
+    >build/gpu-base-build.log 2>&1 &
+  base_pid=$!
+fi
 log "configure + build (attnbench, kernels_tests)"
 cmake -S . -B $bin -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >build/gpu-bidir-build.log 2>&1 || { tail -30 build/gpu-bidir-build.log | tee -a "$out/run.log"; exit 1; }
 cmake --build $bin -j 16 --target attnbench kernels_tests >>build/gpu-bidir-build.log 2>&1 \
   || { grep -E "error|FAILED" -A5 build/gpu-bidir-build.log | head -60 | tee -a "$out/run.log"; exit 1; }
 log "built"
+if [[ -n $base ]]; then
+  wait "$base_pid" || { grep -E "error|FAILED" -A5 build/gpu-base-build.log | head -30 | tee -a "$out/run.log"; base_bin=""; }
+  log "base built: ${base_bin:-FAILED}"
+fi
 
 if [[ $stages == *,probe,* ]]; then
   log "probe: build + run scripts/bidir_copy_probe.cu"
@@ -60,9 +76,14 @@ if [[ $stages == *,ab,* ]]; then
     label=${spec%%:*}
     envs=${spec#*:}
     (( $(left) < 25 )) && { log "ab: no time left for $label"; break; }
-    log "ab $label ($envs), time left $(left)s"
+    ab_bin=./$bin/harness/attnbench
+    if [[ $label == base* ]]; then
+      [[ -z $base_bin ]] && { log "ab: no base binary for $label"; continue; }
+      ab_bin=$base_bin
+    fi
+    log "ab $label ($envs) with $ab_bin, time left $(left)s"
     rm -f "$out/ab_one.csv"
-    env ${envs//,/ } timeout $(( $(left) - 15 )) ./$bin/harness/attnbench run "${shape[@]}" --variant norm --pass fwd \
+    env ${envs//,/ } timeout $(( $(left) - 15 )) $ab_bin run "${shape[@]}" --variant norm --pass fwd \
       --T "${BIDIR_CHECK_AB_T:-256,512,1024,4096,16384}" --no-check --budget-ms 150 --out "$out/ab_one.csv" >>"$out/run.log" 2>&1
     [[ -f "$out/ab_one.csv" ]] && python3 - "$out/ab_one.csv" "$out/ab.csv" "$label" "$envs" <<'EOF'
 import csv, os, sys

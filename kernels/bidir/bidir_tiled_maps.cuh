@@ -187,7 +187,10 @@ __device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const b
     }
   }
 #pragma unroll
-  for (int j = 0; j < 2; ++j) r[j] = !MASK || row_ok[j] ? sqrtf(quad_sum(ny2[j])) * rsqrtf(quad_sum(nu2[j])) : 0.0f;
+  for (int j = 0; j < 2; ++j) {
+    const float n_y = quad_sum(ny2[j]), n_u = quad_sum(nu2[j]);  // every lane: the shuffles are warp-wide
+    r[j] = !MASK || row_ok[j] ? sqrtf(n_y) * rsqrtf(n_u) : 0.0f;
+  }
 }
 
 template <class T, int KT>
