@@ -131,14 +131,20 @@ struct TmaCfg {
   using LO = Sw128Tile<16>;  // a warp's O slab
   static constexpr int slots_for(int budget) { return (budget - FIXED) / SLOT < MAXS ? (budget - FIXED) / SLOT : MAXS; }
   static constexpr int MB = MB_REQ == 2 && slots_for(113 * 1024) >= 3 ? 2 : 1;
-  static constexpr int SLOTS = slots_for(MB == 2 ? 113 * 1024 : 227 * 1024);
+  // A multiple of QG: then every Q use of a slot belongs to one warp group (items j and j + SLOTS
+  // share j % QG), so no warp skips a use of a slot it waits on later. A warp that skipped one
+  // could reach its own item's wait while the slot's previous phase is still pending, and
+  // mbarrier.try_wait.parity with the parity of the phase two ahead reads the completed phase
+  // before the pending one as done: the warp would read the slot early and release it into the
+  // other group's count (with 11 slots, session 7's first TMA forward hung at T = 16384 that way).
+  static constexpr int SLOTS = slots_for(MB == 2 ? 113 * 1024 : 227 * 1024) / QG * QG;
   static constexpr int red_off = SLOTS * SLOT;                // 128-byte aligned: SLOT = 128 (DKP + DVP + 16)
   static constexpr int kv_off = red_off + STAGE;
   static constexpr int km_off = kv_off + DKP * Tr::VST * 2;
   static constexpr int bar_off = km_off + DKP * 4;
   static constexpr int cnt_off = bar_off + MAXS * 8;
   static constexpr int bytes = cnt_off + MAXS * 4 + ALIGN;
-  static_assert(SLOTS >= 2, "a ring of at least 2 slots");
+  static_assert(SLOTS >= 2 && SLOTS % QG == 0, "a ring of at least 2 slots, a multiple of the Q item groups");
   static_assert(QR >= 64, "a Q item holds at least 64 rows");
   static_assert(KG >= 1 && KG * Tr::RED_WARPS == NW && KSN * KG * 16 == BM, "warps split the state rows and k-steps evenly");
   static_assert(WPG * QG == NW, "Q item groups");
