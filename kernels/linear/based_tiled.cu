@@ -1,5 +1,7 @@
-// based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows): the fused
-// kernel, one block per (b, h) over all value columns (Dv <= 128; linear_family_tiled_fused_based.cuh),
+// based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows), Dv <= 128:
+// on an sm_90 device the wgmma kernel, one block per (b, h, 64 value columns)
+// (linear_family_tiled_fused_based_wg.cuh); elsewhere or under ATTNBENCH_BASED_FWD=mma the
+// mma.sync kernel, one block per (b, h) over all value columns (linear_family_tiled_fused_based.cuh);
 // else (or under ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV
 // columns (linear_family_tiled_fwd.cuh).
 #include <cstdlib>
@@ -7,6 +9,8 @@
 #include <type_traits>
 
 #include "linear_family_tiled_fused_based.cuh"
+#include "linear_family_tiled_fused_based_wg.cuh"
+#include "linear_family_tiled_fused_launch.h"  // sm90_device()
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"
 
@@ -22,6 +26,38 @@ void launch_fused_based(const EngineParams& e, int BH, cudaStream_t s) {
   kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw_cuda_error(err, "fused_based_fwd", __FILE__, __LINE__);
+}
+
+// The wgmma forward: grid (ceil(Dv / 64), B*H), 128 threads, two blocks an SM.
+template <class C>
+void launch_based_wg(const EngineParams& e, int BH, cudaStream_t s) {
+  const auto kernel = fused_based_wg_fwd<C>;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+  const unsigned nv = static_cast<unsigned>((e.Dvv + C::kCols - 1) / C::kCols);
+  kernel<<<dim3(nv, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw_cuda_error(err, "fused_based_wg_fwd", __FILE__, __LINE__);
+}
+
+// The wgmma forward runs on an sm_90 device; ATTNBENCH_BASED_FWD=mma selects the mma.sync kernels
+// below there too (an A/B switch; the SPLIT, COLS and ABL knobs apply to those only).
+inline bool based_wg_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_FWD");
+    if (s && std::string(s) == "mma") return false;
+    return sm90_device();
+  }();
+  return on;
+}
+
+// ATTNBENCH_BASED_WG=overlap: the wgmma forward's variant that overlaps chunk c - 1's state update
+// with chunk c's rd(phi_q), rd(A) and q.z (an A/B switch).
+inline bool based_wg_overlap() {
+  static const bool v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_WG");
+    return s && std::string(s) == "overlap";
+  }();
+  return v;
 }
 
 // ATTNBENCH_BASED_SPLIT=0 selects fused_based_fwd (a warp owns 16 value columns and all 160 state
@@ -57,6 +93,11 @@ inline int based_ablation() {
 template <class T>
 void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
   if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
+    if (based_wg_enabled()) {
+      if (based_wg_overlap()) launch_based_wg<BasedWgCfg<T, true>>(e, BH, s);
+      else launch_based_wg<BasedWgCfg<T, false>>(e, BH, s);
+      return;
+    }
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
       if (e.Dvv > 64 && based_ablation() != 0 && !based_split()) {
         switch (based_ablation()) {
