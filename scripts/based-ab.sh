@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A/B of based's forward (Dk = 16) on a GPU machine: the wgmma kernel fused_based_wg_fwd (the
-# default on sm_90), its variant ATTNBENCH_BASED_WG=overlap, and the mma.sync kernel
-# fused_based_fwd_split (ATTNBENCH_BASED_FWD=mma). Builds attnbench and kernels_tests, runs the
-# based GPU tests under each kernel, times bf16 B=8 H=32 Dk=16 Dv=128 T=1024,4096,16384 fwd with
-# each kernel (one process per kernel, all in this call), one checked point at T=1024 per wgmma
-# kernel, merges everything into ONE CSV with a leading column fwd_kernel (wg, ovl, mma), and
-# prints the table (kernel, T, ms, x floor) last.
+# default on sm_90; one warpgroup a block), its variants ATTNBENCH_BASED_WG=overlap, =2 (two
+# warpgroups a block), =2overlap, and the mma.sync kernel fused_based_fwd_split
+# (ATTNBENCH_BASED_FWD=mma). Builds attnbench and kernels_tests, runs the based GPU tests under each
+# kernel, times bf16 B=8 H=32 Dk=16 Dv=128 T=1024,4096,16384 fwd with each kernel (one process per
+# kernel, all in this call), one checked point at T=1024 per wgmma kernel, merges everything into
+# ONE CSV with a leading column fwd_kernel (wg, ovl, wg2, wg2o, mma), and prints the table
+# (kernel, T, ms, x floor) last.
 #   scripts/based-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/based-ab)
 # Environment: BASED_AB_BUDGET_S (whole script, default 370), BASED_AB_BUILD (build folder,
 # default build/gpu-based), ATTNBENCH_CUDA_ARCH (default 90a).
@@ -43,14 +44,17 @@ sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
   log "sweep $name rc $?"
 }
 D="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
-gtest wg "" '*based*' "$(cap 30 90)"
-sweep main-wg "$out/wg.csv" "$(cap 25 50)" --no-check $D --T 1024,4096,16384 --pass fwd
-ATTNBENCH_BASED_WG=overlap sweep main-ovl "$out/ovl.csv" "$(cap 30 50)" --no-check $D --T 1024,4096,16384 --pass fwd
-ATTNBENCH_BASED_FWD=mma sweep main-mma "$out/mma.csv" "$(cap 40 50)" --no-check $D --T 1024,4096,16384 --pass fwd
-gtest ovl ATTNBENCH_BASED_WG=overlap '*based_tiled_fwd*' "$(cap 30 40)"
-gtest mma ATTNBENCH_BASED_FWD=mma '*based_tiled_fwd*' "$(cap 30 40)"
-sweep checked-wg "$out/wg.csv" "$(cap 50 60)" $D --T 1024 --pass fwd
-ATTNBENCH_BASED_WG=overlap sweep checked-ovl "$out/ovl.csv" "$(cap 90 60)" $D --T 1024 --pass fwd
+export ATTNBENCH_BASED_WG_INFO=1  # the wgmma kernels print their blocks an SM once a process
+gtest wg "" '*based*' "$(cap 25 90)"
+declare -A knob=([wg]="" [ovl]="ATTNBENCH_BASED_WG=overlap" [wg2]="ATTNBENCH_BASED_WG=2"
+                 [wg2o]="ATTNBENCH_BASED_WG=2overlap" [mma]="ATTNBENCH_BASED_FWD=mma")
+with() { local e=$1; shift; ( [[ -n $e ]] && export "$e"; "$@" ); }  # with VAR=VALUE|"" CMD...: CMD under VAR
+for k in wg ovl wg2 wg2o mma; do
+  with "${knob[$k]}" sweep main-$k "$out/$k.csv" "$(cap 20 40)" --no-check $D --T 1024,4096,16384 --pass fwd
+done
+for k in ovl wg2 wg2o mma; do gtest $k "${knob[$k]}" '*based_tiled_fwd*' "$(cap 15 30)"; done
+for k in wg ovl wg2 wg2o; do with "${knob[$k]}" sweep checked-$k "$out/$k.csv" "$(cap 25 40)" $D --T 1024 --pass fwd; done
+grep -h "blocks an SM" "$out/sweep.log" "$out"/tests_*.log | sort -u >&2
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 cat "$out/tests.txt"
 
@@ -59,7 +63,7 @@ python3 - "$out" <<'EOF' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern in ("wg", "ovl", "mma"):
+for kern in ("wg", "ovl", "wg2", "wg2o", "mma"):
     p = os.path.join(out, kern + ".csv")
     if os.path.exists(p):
         for r in csv.DictReader(open(p)):
@@ -73,9 +77,10 @@ for r in rows:  # the checked rows (and any failure) above the table
     if r["status"] != "unchecked":
         print("%s T=%s: %s (err %s, err_base %s, floor %s, rel_rms %s, oracle %s)" % (
             r["fwd_kernel"], r["Tq"], r["status"], r["err"], r["err_base"], r["floor"], r["rel_rms"], r.get("oracle", "")))
-name = {"wg": "fused_based_wg_fwd (default)", "ovl": "fused_based_wg_fwd, ATTNBENCH_BASED_WG=overlap",
+name = {"wg": "fused_based_wg_fwd, 1 warpgroup a block (default)", "ovl": "fused_based_wg_fwd, ATTNBENCH_BASED_WG=overlap",
+        "wg2": "fused_based_wg_fwd, ATTNBENCH_BASED_WG=2", "wg2o": "fused_based_wg_fwd, ATTNBENCH_BASED_WG=2overlap",
         "mma": "fused_based_fwd_split (ATTNBENCH_BASED_FWD=mma)"}
-order = {"wg": 0, "ovl": 1, "mma": 2}
+order = {"wg": 0, "ovl": 1, "wg2": 2, "wg2o": 3, "mma": 4}
 print("| kernel | T | status | ms | x floor_ms | floor_ms | noise |")
 print("|---|---|---|---|---|---|---|")
 for r in sorted(rows, key=lambda r: (order[r["fwd_kernel"]], int(r["Tq"]), r["status"] != "unchecked")):
@@ -86,4 +91,4 @@ for r in sorted(rows, key=lambda r: (order[r["fwd_kernel"]], int(r["Tq"]), r["st
                                                    "%.2f" % (ms / fl) if fl else "", r["floor_ms"], r["noise"]))
 EOF
 # few files come back from the device tool: the logs in one archive, the per-kernel CSVs merged above
-(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f based_fwd_ab.csv ]] && rm -f wg.csv ovl.csv mma.csv)
+(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f based_fwd_ab.csv ]] && rm -f wg.csv ovl.csv wg2.csv wg2o.csv mma.csv)

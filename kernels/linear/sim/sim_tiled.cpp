@@ -32,8 +32,8 @@ template <class T, int D, bool S, int W>
 struct IsFusedBased<FusedBasedCfg<T, D, S, W>> : std::true_type {};
 template <class C>
 struct IsBasedWg : std::false_type {};
-template <class T, bool O>
-struct IsBasedWg<BasedWgCfg<T, O>> : std::true_type {};
+template <class T, int W, bool O>
+struct IsBasedWg<BasedWgCfg<T, W, O>> : std::true_type {};
 template <class C>
 struct IsWg : std::false_type {};
 template <class T, Feat F>
@@ -43,7 +43,7 @@ bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fw
 int g_based_cols = 32;      // based split: value columns a warp
 bool g_based_wg = true;     // based: fused_based_wg_fwd (the host's default on sm_90; "mma", "nosplit",
                             // "cols16": the mma.sync kernels, as ATTNBENCH_BASED_FWD=mma)
-bool g_based_overlap = false;  // based, "overlap": its variant BasedWgCfg<T, true> (ATTNBENCH_BASED_WG=overlap)
+int g_based_wgv = 0;  // based: fused_based_wg_fwd's variant (ATTNBENCH_BASED_WG): bit 1 "2" two warpgroups, bit 0 "overlap"
 
 template <class C, bool kBonus, bool kFused = false>
 Tensors run_fwd(const Problem& p, const Tensors& in) {
@@ -304,8 +304,10 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
     if (p.algo == "gated" && !g_reverse && p.variant == "vector") return run_fused_vec<T, false>(p, in);
     if (p.algo == "gated" && !g_reverse && p.variant == "rwkv6") return run_fused_vec<T, true>(p, in);
     if (p.algo == "based" && p.Dk <= kBasedDk && !g_reverse) {  // based_tiled.cu: fused_based_fwd
-      if (g_based_wg && g_based_overlap) return run_fwd<BasedWgCfg<T, true>, false, true>(p, in);
-      if (g_based_wg) return run_fwd<BasedWgCfg<T, false>, false, true>(p, in);
+      if (g_based_wg && g_based_wgv == 1) return run_fwd<BasedWgCfg<T, 1, true>, false, true>(p, in);
+      if (g_based_wg && g_based_wgv == 2) return run_fwd<BasedWgCfg<T, 2, false>, false, true>(p, in);
+      if (g_based_wg && g_based_wgv == 3) return run_fwd<BasedWgCfg<T, 2, true>, false, true>(p, in);
+      if (g_based_wg) return run_fwd<BasedWgCfg<T, 1, false>, false, true>(p, in);
       if (g_based_split && g_based_cols == 16) {
         if (p.Dv <= 64) return run_fwd<FusedBasedCfg<T, 64, true, 16>, false, true>(p, in);
         return run_fwd<FusedBasedCfg<T, 128, true, 16>, false, true>(p, in);
@@ -346,14 +348,13 @@ int main(int argc, char** argv) {
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
   g_based_wg = !(sel == "mma" || sel == "nosplit" || sel == "cols16");  // based: the mma.sync kernels
-  g_based_overlap = sel == "overlap";
+  g_based_wgv = (sel == "2" || sel == "2overlap" ? 2 : 0) | (sel == "overlap" || sel == "2overlap" ? 1 : 0);
   g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
   std::printf("eligible forwards by %s%s%s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
               g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "",
               g_fused && g_vec == 3 ? " (vector gates, widths in (64, 128]: fused_vec_wg_fwd)" : "",
-              g_fused && g_based_wg ? (g_based_overlap ? " (based, Dk <= 16: fused_based_wg_fwd, overlap)"
-                                                       : " (based, Dk <= 16: fused_based_wg_fwd)")
-                                    : "");
+              g_fused && g_based_wg ? " (based, Dk <= 16: fused_based_wg_fwd)" : "");
+  if (g_fused && g_based_wg) std::printf("based: fused_based_wg_fwd, warpgroups %d, overlap %d\n", 1 + (g_based_wgv >> 1), g_based_wgv & 1);
   struct Case {
     std::string algo, variant;
     int64_t T, Dk, Dv;
