@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# A/B of based's forward (Dk = 16) on a GPU machine: the wgmma kernel fused_based_wg_fwd (the
-# default on sm_90; one warpgroup a block), its variants ATTNBENCH_BASED_WG=overlap, =2 (two
-# warpgroups a block), =2overlap, and the mma.sync kernel fused_based_fwd_split
-# (ATTNBENCH_BASED_FWD=mma). Builds attnbench and kernels_tests, runs the based GPU tests under each
-# kernel, times bf16 B=8 H=32 Dk=16 Dv=128 T=1024,4096,16384 fwd with each kernel (one process per
-# kernel, all in this call), one checked point at T=1024 per wgmma kernel, merges everything into
-# ONE CSV with a leading column fwd_kernel (wg, ovl, wg2, wg2o, mma), and prints the table
-# (kernel, T, ms, x floor) last.
+# A/B of based's forward (Dk = 16) on a GPU machine: the mma.sync kernel fused_based_fwd_split (the
+# default) against the wgmma kernel fused_based_wg_fwd (ATTNBENCH_BASED_FWD=wg: one warpgroup a
+# block) and its variants (ATTNBENCH_BASED_WG=overlap, =2: two warpgroups a block, =2overlap).
+# Builds attnbench and kernels_tests, runs the based GPU tests under each kernel, times bf16 B=8
+# H=32 Dk=16 Dv=128 T=1024,4096,16384 fwd with each kernel (one process per kernel, all in this
+# call), one checked point at T=1024 per wgmma kernel, merges everything into ONE CSV with a leading
+# column fwd_kernel (wg, ovl, wg2, wg2o, mma), and prints the table (kernel, T, ms, x floor) last.
+# (Session 7's two calls ran this script at 8d60552 and 982e437, when the wgmma kernel was the
+# default and ATTNBENCH_BASED_FWD=mma selected the mma.sync one; the kernels and labels are the same.)
 #   scripts/based-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/based-ab)
 # Environment: BASED_AB_BUDGET_S (whole script, default 370), BASED_AB_BUILD (build folder,
 # default build/gpu-based), ATTNBENCH_CUDA_ARCH (default 90a).
@@ -45,14 +46,15 @@ sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
 }
 D="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
 export ATTNBENCH_BASED_WG_INFO=1  # the wgmma kernels print their blocks an SM once a process
-gtest wg "" '*based*' "$(cap 25 90)"
-declare -A knob=([wg]="" [ovl]="ATTNBENCH_BASED_WG=overlap" [wg2]="ATTNBENCH_BASED_WG=2"
-                 [wg2o]="ATTNBENCH_BASED_WG=2overlap" [mma]="ATTNBENCH_BASED_FWD=mma")
-with() { local e=$1; shift; ( [[ -n $e ]] && export "$e"; "$@" ); }  # with VAR=VALUE|"" CMD...: CMD under VAR
+declare -A knob=([wg]="ATTNBENCH_BASED_FWD=wg" [ovl]="ATTNBENCH_BASED_FWD=wg ATTNBENCH_BASED_WG=overlap"
+                 [wg2]="ATTNBENCH_BASED_FWD=wg ATTNBENCH_BASED_WG=2" [wg2o]="ATTNBENCH_BASED_FWD=wg ATTNBENCH_BASED_WG=2overlap"
+                 [mma]="")
+gtest wg "${knob[wg]}" '*based*' "$(cap 25 90)"
+with() { local e=$1 x; shift; ( for x in $e; do export "$x"; done; "$@" ); }  # with "VAR=VALUE ..." CMD...
 for k in wg ovl wg2 wg2o mma; do
   with "${knob[$k]}" sweep main-$k "$out/$k.csv" "$(cap 20 40)" --no-check $D --T 1024,4096,16384 --pass fwd
 done
-for k in ovl wg2 wg2o mma; do gtest $k "${knob[$k]}" '*based_tiled_fwd*' "$(cap 15 30)"; done
+for k in ovl wg2 wg2o mma; do gtest $k "${knob[$k]}" '*based_tiled_fwd*' "$(cap 15 30)"; done  # mma: the default
 for k in wg ovl wg2 wg2o; do with "${knob[$k]}" sweep checked-$k "$out/$k.csv" "$(cap 25 40)" $D --T 1024 --pass fwd; done
 grep -h "blocks an SM" "$out/sweep.log" "$out"/tests_*.log | sort -u >&2
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
@@ -77,9 +79,9 @@ for r in rows:  # the checked rows (and any failure) above the table
     if r["status"] != "unchecked":
         print("%s T=%s: %s (err %s, err_base %s, floor %s, rel_rms %s, oracle %s)" % (
             r["fwd_kernel"], r["Tq"], r["status"], r["err"], r["err_base"], r["floor"], r["rel_rms"], r.get("oracle", "")))
-name = {"wg": "fused_based_wg_fwd, 1 warpgroup a block (default)", "ovl": "fused_based_wg_fwd, ATTNBENCH_BASED_WG=overlap",
+name = {"wg": "fused_based_wg_fwd, 1 warpgroup a block", "ovl": "fused_based_wg_fwd, ATTNBENCH_BASED_WG=overlap",
         "wg2": "fused_based_wg_fwd, ATTNBENCH_BASED_WG=2", "wg2o": "fused_based_wg_fwd, ATTNBENCH_BASED_WG=2overlap",
-        "mma": "fused_based_fwd_split (ATTNBENCH_BASED_FWD=mma)"}
+        "mma": "fused_based_fwd_split (default)"}
 order = {"wg": 0, "ovl": 1, "wg2": 2, "wg2o": 3, "mma": 4}
 print("| kernel | T | status | ms | x floor_ms | floor_ms | noise |")
 print("|---|---|---|---|---|---|---|")

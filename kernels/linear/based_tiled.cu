@@ -1,9 +1,9 @@
 // based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows), Dv <= 128:
-// on an sm_90 device the wgmma kernel, one block per (b, h, 64 value columns)
-// (linear_family_tiled_fused_based_wg.cuh); elsewhere or under ATTNBENCH_BASED_FWD=mma the
-// mma.sync kernel, one block per (b, h) over all value columns (linear_family_tiled_fused_based.cuh);
-// else (or under ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV
-// columns (linear_family_tiled_fwd.cuh).
+// the mma.sync kernel, one block per (b, h) over all value columns (linear_family_tiled_fused_based.cuh);
+// under ATTNBENCH_BASED_FWD=wg on an sm_90 device the wgmma kernel (linear_family_tiled_fused_based_wg.cuh;
+// correct, but 1.11-1.24x slower on the H200: kernels/linear/README.md, Session 7); else (or under
+// ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV columns
+// (linear_family_tiled_fwd.cuh).
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -51,18 +51,18 @@ void launch_based_wg(const EngineParams& e, int BH, cudaStream_t s) {
   if (err != cudaSuccess) throw_cuda_error(err, "fused_based_wg_fwd", __FILE__, __LINE__);
 }
 
-// The wgmma forward runs on an sm_90 device; ATTNBENCH_BASED_FWD=mma selects the mma.sync kernels
-// below there too (an A/B switch; the SPLIT, COLS and ABL knobs apply to those only).
+// ATTNBENCH_BASED_FWD=wg selects the wgmma forward on an sm_90 device (an A/B switch: measured
+// slower than the mma.sync kernels below, the default; their SPLIT, COLS and ABL knobs apply to
+// them only).
 inline bool based_wg_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_BASED_FWD");
-    if (s && std::string(s) == "mma") return false;
-    return sm90_device();
+    return s && std::string(s) == "wg" && sm90_device();
   }();
   return on;
 }
 
-// ATTNBENCH_BASED_WG (A/B switches of the wgmma forward): "2" two warpgroups a block (one block
+// ATTNBENCH_BASED_WG (variants of the wgmma forward, with ATTNBENCH_BASED_FWD=wg): "2" two warpgroups a block (one block
 // per (b, h) at Dv = 128, the features shared), "overlap" chunk c - 1's state update overlapping
 // chunk c's rd(phi_q), rd(A) and q.z, "2overlap" both; unset: one warpgroup a block.
 inline int based_wg_variant() {  // bit 1: two warpgroups, bit 0: overlap

@@ -6,6 +6,9 @@
 //   o_r  = (rd(phi_q) rd(S) + rd(A) V)_r / den_r,   den_r = phi(q_r).z + sum_j A_rj + 1e-6  (fp32)
 //   S   <- S + rd(phi_k)^T V,   z <- z + sum_j phi(k_j)  (fp32, from the inputs: based_z_add)
 //
+// Selected by ATTNBENCH_BASED_FWD=wg on an sm_90 device: measured on the H200 (README.md, Session 7)
+// it is correct but 1.11-1.24x slower than fused_based_fwd_split, the default.
+//
 // Layout. One block of one warpgroup (128 threads) per (b, h, 64 value columns): grid
 // (ceil(Dv / 64), B*H), so B*H*2 blocks at Dv = 128, two of them resident on an SM (108 KB of
 // shared memory and <= 255 registers each), each block's barriers and element-wise phases hidden
