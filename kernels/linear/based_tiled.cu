@@ -1,12 +1,17 @@
-// based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows): the fused
-// kernel, one block per (b, h) over all value columns (Dv <= 128; linear_family_tiled_fused_based.cuh),
-// else (or under ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV
-// columns (linear_family_tiled_fwd.cuh).
+// based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows), Dv <= 128:
+// the mma.sync kernel, one block per (b, h) over all value columns (linear_family_tiled_fused_based.cuh);
+// under ATTNBENCH_BASED_FWD=wg on an sm_90 device the wgmma kernel (linear_family_tiled_fused_based_wg.cuh;
+// correct, but 1.11-1.24x slower on the H200: kernels/linear/README.md, Session 7); else (or under
+// ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV columns
+// (linear_family_tiled_fwd.cuh).
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
 
 #include "linear_family_tiled_fused_based.cuh"
+#include "linear_family_tiled_fused_based_wg.cuh"
+#include "linear_family_tiled_fused_launch.h"  // sm90_device()
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"
 
@@ -22,6 +27,51 @@ void launch_fused_based(const EngineParams& e, int BH, cudaStream_t s) {
   kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw_cuda_error(err, "fused_based_fwd", __FILE__, __LINE__);
+}
+
+// The wgmma forward: grid (ceil(Dv / C::kCols), B*H), C::kThreads threads; the largest shared
+// memory carveout, so that two one-warpgroup blocks fit an SM. ATTNBENCH_BASED_WG_INFO=1 prints the
+// blocks an SM (the occupancy calculator) once.
+template <class C>
+void launch_based_wg(const EngineParams& e, int BH, cudaStream_t s) {
+  const auto kernel = fused_based_wg_fwd<C>;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+  static bool told = false;
+  if (!told && std::getenv("ATTNBENCH_BASED_WG_INFO")) {
+    told = true;
+    int nb = 0;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, kernel, C::kThreads, C::kSmemBytes));
+    std::fprintf(stderr, "fused_based_wg_fwd<warpgroups %d, overlap %d>: %d threads, %d bytes of shared memory, %d blocks an SM\n",
+                 C::kWG, int(C::kOverlap), C::kThreads, C::kSmemBytes, nb);
+  }
+  const unsigned nv = static_cast<unsigned>((e.Dvv + C::kCols - 1) / C::kCols);
+  kernel<<<dim3(nv, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw_cuda_error(err, "fused_based_wg_fwd", __FILE__, __LINE__);
+}
+
+// ATTNBENCH_BASED_FWD=wg selects the wgmma forward on an sm_90 device (an A/B switch: measured
+// slower than the mma.sync kernels below, the default; their SPLIT, COLS and ABL knobs apply to
+// them only).
+inline bool based_wg_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_FWD");
+    return s && std::string(s) == "wg" && sm90_device();
+  }();
+  return on;
+}
+
+// ATTNBENCH_BASED_WG (variants of the wgmma forward, with ATTNBENCH_BASED_FWD=wg): "2" two warpgroups a block (one block
+// per (b, h) at Dv = 128, the features shared), "overlap" chunk c - 1's state update overlapping
+// chunk c's rd(phi_q), rd(A) and q.z, "2overlap" both; unset: one warpgroup a block.
+inline int based_wg_variant() {  // bit 1: two warpgroups, bit 0: overlap
+  static const int v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_WG");
+    const std::string x = s ? s : "";
+    return (x == "2" || x == "2overlap" ? 2 : 0) | (x == "overlap" || x == "2overlap" ? 1 : 0);
+  }();
+  return v;
 }
 
 // ATTNBENCH_BASED_SPLIT=0 selects fused_based_fwd (a warp owns 16 value columns and all 160 state
@@ -57,6 +107,15 @@ inline int based_ablation() {
 template <class T>
 void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
   if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
+    if (based_wg_enabled()) {
+      switch (based_wg_variant()) {
+        case 1: launch_based_wg<BasedWgCfg<T, 1, true>>(e, BH, s); break;
+        case 2: launch_based_wg<BasedWgCfg<T, 2, false>>(e, BH, s); break;
+        case 3: launch_based_wg<BasedWgCfg<T, 2, true>>(e, BH, s); break;
+        default: launch_based_wg<BasedWgCfg<T, 1, false>>(e, BH, s); break;
+      }
+      return;
+    }
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
       if (e.Dvv > 64 && based_ablation() != 0 && !based_split()) {
         switch (based_ablation()) {

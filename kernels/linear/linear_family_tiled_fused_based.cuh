@@ -192,12 +192,11 @@ __device__ void based_prepare(const EngineParams& p, const FusedBasedTile<C>& t,
   if (q4 == 0) t.rs(b, part)[r0] = rsum[0], t.rs(b, part)[r1] = rsum[1];
 }
 
-// z += the keys of chunk c (one warp, on tensor cores: products of T values are exact in fp32):
-// Z2 += K^T K, z1 += K^T 1, n += valid rows.
-template <class C>
-__device__ void based_z_update(const FusedBasedTile<C>& t, const Rows& rows, int c, int lane) {
-  using T = typename C::T;
-  const T* K = t.Ks(c % C::kStages);
+// z += the keys of a chunk (one warp, on tensor cores: products of T values are exact in fp32):
+// Z2 += K^T K, z1 += K^T 1, n += valid rows. K: the chunk's key rows [kC][kLdQ]; f: the floats
+// n (f[0]), z1 (f[kZ1..]), Z2 (f[kZ2..], rows of kLdZ).
+template <class T, int kLdQ, int kZ1, int kZ2, int kLdZ>
+__device__ __forceinline__ void based_z_add(const T* K, float* f, int valid_rows, int lane) {
   const int g = lane >> 2, q4 = lane & 3;
   float z2[2][4], z1[4];
   zero_acc(z2);
@@ -206,39 +205,41 @@ __device__ void based_z_update(const FusedBasedTile<C>& t, const Rows& rows, int
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) {
     uint32_t a[4], b[4];
-    ldsm_a_trans(a, K, C::kLdQ, 0, 16 * kk, lane);  // K^T: rows d, columns the chunk rows
-    ldsm_b_kn(b, K, C::kLdQ, 16 * kk, 0, lane);     // K: columns d 0..7, 8..15
+    ldsm_a_trans(a, K, kLdQ, 0, 16 * kk, lane);  // K^T: rows d, columns the chunk rows
+    ldsm_b_kn(b, K, kLdQ, 16 * kk, 0, lane);     // K: columns d 0..7, 8..15
     mma16816<T>(z2[0], a, b[0], b[1]);
     mma16816<T>(z2[1], a, b[2], b[3]);
     mma16816<T>(z1, a, one, one);
   }
-  float* f = t.fl();
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt) {
     const int col = 8 * nt + 2 * q4;
-    f[C::kZ2 + g * C::kLdZ + col] += z2[nt][0], f[C::kZ2 + g * C::kLdZ + col + 1] += z2[nt][1];
-    f[C::kZ2 + (g + 8) * C::kLdZ + col] += z2[nt][2], f[C::kZ2 + (g + 8) * C::kLdZ + col + 1] += z2[nt][3];
+    f[kZ2 + g * kLdZ + col] += z2[nt][0], f[kZ2 + g * kLdZ + col + 1] += z2[nt][1];
+    f[kZ2 + (g + 8) * kLdZ + col] += z2[nt][2], f[kZ2 + (g + 8) * kLdZ + col + 1] += z2[nt][3];
   }
-  if (q4 == 0) f[C::kZ1 + g] += z1[0], f[C::kZ1 + g + 8] += z1[2];
-  if (lane == 0) f[0] += float(min(kC, rows.T - kC * c));
+  if (q4 == 0) f[kZ1 + g] += z1[0], f[kZ1 + g + 8] += z1[2];
+  if (lane == 0) f[0] += float(valid_rows);
+}
+template <class C>
+__device__ void based_z_update(const FusedBasedTile<C>& t, const Rows& rows, int c, int lane) {
+  based_z_add<typename C::T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(t.Ks(c % C::kStages), t.fl(), min(kC, rows.T - kC * c),
+                                                              lane);
 }
 
-// qz[c % 2][r] = phi(q_r).z = n + scale q.z1 + scale^2/2 q^T Z2 q for chunk c's rows: four threads
-// a row, thread i of a row taking a = i, i + 4, i + 8, i + 12 (Z2 row stride 20: no bank conflicts).
-template <class C>
-__device__ void based_qz(const EngineParams& p, const FusedBasedTile<C>& t, int c) {
-  using T = typename C::T;
-  const T* Q = t.Qs(c % C::kStages);
-  const float* f = t.fl();
-  for (int idx = threadIdx.x; idx < 4 * kC; idx += C::kThreads) {
+// qz[r] = phi(q_r).z = n + scale q.z1 + scale^2/2 q^T Z2 q for a chunk's query rows Q [kC][kLdQ]
+// (f as in based_z_add): four threads a row, thread i of a row taking a = i, i + 4, i + 8, i + 12
+// (Z2 row stride 20: no bank conflicts); kThreads threads, a multiple of 4 dividing 4 kC.
+template <class T, int kThreads, int kLdQ, int kZ1, int kZ2, int kLdZ>
+__device__ __forceinline__ void based_qz_rows(float scale, const T* Q, const float* f, float* qz) {
+  for (int idx = threadIdx.x; idx < 4 * kC; idx += kThreads) {
     const int r = idx >> 2, qt = idx & 3;
     float q[16];
-    load_row16<T>(Q + r * C::kLdQ, q, 1.0f);
+    load_row16<T>(Q + r * kLdQ, q, 1.0f);
     float acc1 = 0.0f, acc2 = 0.0f;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int a = qt + 4 * i;
-      const float* z2 = f + C::kZ2 + a * C::kLdZ;
+      const float* z2 = f + kZ2 + a * kLdZ;
       float inner = 0.0f;
 #pragma unroll
       for (int m = 0; m < 4; ++m) {
@@ -246,13 +247,19 @@ __device__ void based_qz(const EngineParams& p, const FusedBasedTile<C>& t, int 
         inner += zz.x * q[4 * m] + zz.y * q[4 * m + 1] + zz.z * q[4 * m + 2] + zz.w * q[4 * m + 3];
       }
       const float qa = qt == 0 ? q[4 * i] : qt == 1 ? q[4 * i + 1] : qt == 2 ? q[4 * i + 2] : q[4 * i + 3];
-      acc1 += qa * f[C::kZ1 + a];
+      acc1 += qa * f[kZ1 + a];
       acc2 += qa * inner;
     }
-    float part = p.scale * acc1 + 0.5f * p.scale * p.scale * acc2;
+    float part = scale * acc1 + 0.5f * scale * scale * acc2;
     part = quad_sum(part);
-    if (qt == 0) t.qz(c & 1)[r] = f[0] + part;
+    if (qt == 0) qz[r] = f[0] + part;
   }
+}
+// qz[c % 2] for chunk c's rows.
+template <class C>
+__device__ void based_qz(const EngineParams& p, const FusedBasedTile<C>& t, int c) {
+  based_qz_rows<typename C::T, C::kThreads, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(p.scale, t.Qs(c % C::kStages), t.fl(),
+                                                                             t.qz(c & 1));
 }
 
 // grid (1, B*H); C::kThreads threads; shared memory C::kSmemBytes.

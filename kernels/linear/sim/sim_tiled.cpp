@@ -8,6 +8,7 @@
 #include "linear_family_tiled_fused_vec.cuh"
 #include "linear_family_tiled_fused_vec_wg.cuh"
 #include "linear_family_tiled_fused_based.cuh"
+#include "linear_family_tiled_fused_based_wg.cuh"
 #include "linear_family_tiled_fused_wg.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_quad.cuh"
@@ -30,12 +31,19 @@ struct IsFusedBased : std::false_type {};
 template <class T, int D, bool S, int W>
 struct IsFusedBased<FusedBasedCfg<T, D, S, W>> : std::true_type {};
 template <class C>
+struct IsBasedWg : std::false_type {};
+template <class T, int W, bool O>
+struct IsBasedWg<BasedWgCfg<T, W, O>> : std::true_type {};
+template <class C>
 struct IsWg : std::false_type {};
 template <class T, Feat F>
 struct IsWg<WgCfg<T, F>> : std::true_type {};
 bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's default; "mma": fused_fwd)
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
+bool g_based_wg = false;    // based: fused_based_wg_fwd ("wg", "2", "overlap", "2overlap": the host's
+                            // ATTNBENCH_BASED_FWD=wg with ATTNBENCH_BASED_WG unset, 2, overlap, 2overlap)
+int g_based_wgv = 0;  // based: fused_based_wg_fwd's variant (ATTNBENCH_BASED_WG): bit 1 "2" two warpgroups, bit 0 "overlap"
 
 template <class C, bool kBonus, bool kFused = false>
 Tensors run_fwd(const Problem& p, const Tensors& in) {
@@ -59,7 +67,10 @@ Tensors run_fwd(const Problem& p, const Tensors& in) {
     if (e.gate != kGateFixed) e.g = g.p();
     if (e.bonus) e.u = u.p();
   }
-  if constexpr (IsFusedBased<C>::value) {
+  if constexpr (IsBasedWg<C>::value) {
+    const unsigned nv = unsigned((e.Dvv + C::kCols - 1) / C::kCols);
+    sim::launch({nv, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_wg_fwd<C>(e); });
+  } else if constexpr (IsFusedBased<C>::value) {
     if constexpr (C::kSplit) {
       sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_fwd_split<C>(e); });
     } else {
@@ -293,6 +304,10 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
     if (p.algo == "gated" && !g_reverse && p.variant == "vector") return run_fused_vec<T, false>(p, in);
     if (p.algo == "gated" && !g_reverse && p.variant == "rwkv6") return run_fused_vec<T, true>(p, in);
     if (p.algo == "based" && p.Dk <= kBasedDk && !g_reverse) {  // based_tiled.cu: fused_based_fwd
+      if (g_based_wg && g_based_wgv == 1) return run_fwd<BasedWgCfg<T, 1, true>, false, true>(p, in);
+      if (g_based_wg && g_based_wgv == 2) return run_fwd<BasedWgCfg<T, 2, false>, false, true>(p, in);
+      if (g_based_wg && g_based_wgv == 3) return run_fwd<BasedWgCfg<T, 2, true>, false, true>(p, in);
+      if (g_based_wg) return run_fwd<BasedWgCfg<T, 1, false>, false, true>(p, in);
       if (g_based_split && g_based_cols == 16) {
         if (p.Dv <= 64) return run_fwd<FusedBasedCfg<T, 64, true, 16>, false, true>(p, in);
         return run_fwd<FusedBasedCfg<T, 128, true, 16>, false, true>(p, in);
@@ -325,17 +340,22 @@ int main(int argc, char** argv) {
   // argv[1]: only this algo or variant ("" or "all": every case); argv[2] = "tile": eligible
   // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd; the fused
   // vector forward's A/B variants "bulk", "late" (ATTNBENCH_LIN_VEC); "mma": the mma.sync kernels
-  // (fused_fwd and fused_vec_fwd) at every width, as ATTNBENCH_LIN_FUSED=mma ATTNBENCH_LIN_VEC=mma
+  // (fused_fwd and fused_vec_fwd) at every width, as ATTNBENCH_LIN_FUSED=mma ATTNBENCH_LIN_VEC=mma;
+  // based's wgmma forward: "wg" (one warpgroup a block), "2" (two), "overlap", "2overlap"
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
   const std::string sel = argc > 2 ? argv[2] : "";
   g_vec = sel == "bulk" ? 1 : sel == "late" ? 2 : sel == "mma" ? 0 : 3;
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
+  g_based_wg = sel == "wg" || sel == "2" || sel == "overlap" || sel == "2overlap";  // based: the wgmma forward
+  g_based_wgv = (sel == "2" || sel == "2overlap" ? 2 : 0) | (sel == "overlap" || sel == "2overlap" ? 1 : 0);
   g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
-  std::printf("eligible forwards by %s%s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
+  std::printf("eligible forwards by %s%s%s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
               g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "",
-              g_fused && g_vec == 3 ? " (vector gates, widths in (64, 128]: fused_vec_wg_fwd)" : "");
+              g_fused && g_vec == 3 ? " (vector gates, widths in (64, 128]: fused_vec_wg_fwd)" : "",
+              g_fused && g_based_wg ? " (based, Dk <= 16: fused_based_wg_fwd)" : "");
+  if (g_fused && g_based_wg) std::printf("based: fused_based_wg_fwd, warpgroups %d, overlap %d\n", 1 + (g_based_wgv >> 1), g_based_wgv & 1);
   struct Case {
     std::string algo, variant;
     int64_t T, Dk, Dv;
