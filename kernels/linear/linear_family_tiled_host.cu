@@ -1,5 +1,6 @@
 // The tiled linear-family Prepared: what it supports and how each pass is launched (see
 // linear_family_tiled_launch.h), and the registration of linear/tiled, based/tiled, gated/tiled.
+#include <cstdio>
 #include <fmt/format.h>
 
 #include "linear_family_host.h"
@@ -87,10 +88,19 @@ void ChunkTiled::gated_backward() {
   EngineParams e = base_params();
   e.Dqk = static_cast<int>(p_.Dk), e.Dvv = static_cast<int>(p_.Dv), e.NV = NV;
   e.k = in("q").buf.get(), e.v = in("do").buf.get(), e.states = D.buf.get();
+  // ATTNBENCH_LIN_GBWD=prof|oldprof: events between the launches (measurement only)
+  const bool prof = gbwd_prof();
+  cudaEvent_t ev[5] = {};
+  if (prof) {
+    for (cudaEvent_t& x : ev) CUDA_CHECK(cudaEventCreate(&x));
+    CUDA_CHECK(cudaEventRecord(ev[0], stream_));
+  }
   launch_gated_scan(dt_, e, BH, stream_, true);
+  if (prof) CUDA_CHECK(cudaEventRecord(ev[1], stream_));
   e.k = in("k").buf.get(), e.v = in("v").buf.get(), e.states = S.buf.get(), e.bnd_states = D.buf.get();
   e.bnd = bnd.as<float>();
   launch_gated_scan(dt_, e, BH, stream_, false);
+  if (prof) CUDA_CHECK(cudaEventRecord(ev[2], stream_));
   GateBwdParams gp{};
   gp.q = in("q").buf.get(), gp.k = in("k").buf.get(), gp.v = in("v").buf.get(), gp.dout = in("do").buf.get();
   gp.g = in("g").as<float>();
@@ -103,9 +113,19 @@ void ChunkTiled::gated_backward() {
   gp.vector_gate = p_.variant != "scalar";
   if (bonus) gp.du_part = lin_host::workspace(ws_, "du_part", {BH, NC, p_.Dk}, Dtype::f32).as<float>();
   launch_gated_bwd_chunk(dt_, gp, bonus, NC, BH, stream_);
+  if (prof) CUDA_CHECK(cudaEventRecord(ev[3], stream_));
   if (bonus) {
     launch_gated_du(gp.du_part, out("du").as<float>(), static_cast<int>(p_.B), static_cast<int>(p_.H), NC,
                     static_cast<int>(p_.Dk), stream_);
+  }
+  if (prof) {
+    CUDA_CHECK(cudaEventRecord(ev[4], stream_));
+    CUDA_CHECK(cudaEventSynchronize(ev[4]));
+    float ms[4];
+    for (int i = 0; i < 4; ++i) CUDA_CHECK(cudaEventElapsedTime(&ms[i], ev[i], ev[i + 1]));
+    std::fprintf(stderr, "gbwd-prof %s %s T=%d rev_scan %.4f fwd_scan %.4f chunk %.4f du %.4f ms\n",
+                 p_.variant.c_str(), gbwd_old() ? "old" : "new", static_cast<int>(p_.Tq), ms[0], ms[1], ms[2], ms[3]);
+    for (cudaEvent_t& x : ev) CUDA_CHECK(cudaEventDestroy(x));
   }
 }
 

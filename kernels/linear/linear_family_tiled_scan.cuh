@@ -17,6 +17,18 @@
 
 namespace attnbench::kernels::lin_tiled {
 
+// The vector-gate scans' configuration since session 7: chunk_fwd's Cfg without the tiles the
+// scans never touch (K~ and the diagonal scratch, 34 KB at Dk = 128), one stage: 97 KB at Dk = 128,
+// two blocks an SM (Cfg's 131 KB: one), so one block's loads overlap the other's chunk. The
+// session-5 scans (ATTNBENCH_LIN_GBWD=old) run with Cfg itself.
+template <class Base>
+struct ScanCfg : Base {
+  static constexpr int kKgBytes = 0, kDiagBytes = 0;
+  static constexpr int kFixedBytes = Base::kSBytes + Base::kFeatBytes + Base::kRowBytes + Base::kZBytes;
+  static constexpr int kStages = 1;
+  static constexpr int kSmemBytes = Base::kStageBytes + kFixedBytes;
+};
+
 // grid (value tiles, B*H); 128 threads; shared memory C::kSmemBytes.
 template <class C, bool kBonus, bool kRev>
 __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {

@@ -13,6 +13,7 @@
 #include "linear_family_tiled_quad.cuh"
 #include "linear_family_tiled_scan.cuh"
 #include "linear_family_tiled_gbwd.cuh"
+#include "linear_family_tiled_gbwd2.cuh"
 #include "sim_util.h"
 
 using namespace attnbench;
@@ -36,6 +37,7 @@ struct IsWg<WgCfg<T, F>> : std::true_type {};
 bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's default; "mma": fused_fwd)
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
+bool g_gbwd_old = false;    // gated backward: gated_bwd_chunk (argv[2] "gbwdold") instead of gated_bwd_chunk2
 
 template <class C, bool kBonus, bool kFused = false>
 Tensors run_fwd(const Problem& p, const Tensors& in) {
@@ -222,8 +224,14 @@ Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
   e.gate = vec ? kGateVector : kGateScalar, e.bonus = kBonus, e.g = g.p(), e.u = u.p();
   auto scan = [&](auto rev) {
     constexpr bool kRev = decltype(rev)::value;
-    if (vec) sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV::kSmemBytes, [&] { chunk_scan<CV, kBonus, kRev>(e); });
-    else sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CS::kSmemBytes, [&] { chunk_scan<CS, false, kRev>(e); });
+    using CV2 = ScanCfg<CV>;
+    if (vec && g_gbwd_old) {
+      sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV::kSmemBytes, [&] { chunk_scan<CV, kBonus, kRev>(e); });
+    } else if (vec) {
+      sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV2::kSmemBytes, [&] { chunk_scan<CV2, kBonus, kRev>(e); });
+    } else {
+      sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CS::kSmemBytes, [&] { chunk_scan<CS, false, kRev>(e); });
+    }
   };
   e.k = q.p(), e.v = dO.p(), e.states = Dst.p();  // the reverse scan first: rd(D_c)
   scan(std::true_type{});
@@ -237,7 +245,10 @@ Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
   gp.vector_gate = vec;
   auto bc = [&](auto cfg) {
     using G = decltype(cfg);
-    sim::launch({unsigned(NC), unsigned(BH)}, {kGThreads}, G::kSmemBytes, [&] { gated_bwd_chunk<G, kBonus>(gp); });
+    sim::launch({unsigned(NC), unsigned(BH)}, {kGThreads}, g_gbwd_old ? G::kSmemBytes : gbwd2_smem_bytes<G>(), [&] {
+      if (g_gbwd_old) gated_bwd_chunk<G, kBonus>(gp);
+      else gated_bwd_chunk2<G, kBonus>(gp);
+    });
   };
   if (p.Dv <= 64) bc(GbwdCfg<T, W, 64>{});
   else bc(GbwdCfg<T, W, 128>{});
@@ -332,7 +343,8 @@ int main(int argc, char** argv) {
   g_vec = sel == "bulk" ? 1 : sel == "late" ? 2 : sel == "mma" ? 0 : 3;
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
-  g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
+  g_wg = !(argc > 2 && std::string(argv[2]) == "mma");
+  g_gbwd_old = sel == "gbwdold";  // the gated backward by gated_bwd_chunk (ATTNBENCH_LIN_GBWD=old)  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
   std::printf("eligible forwards by %s%s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
               g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "",
               g_fused && g_vec == 3 ? " (vector gates, widths in (64, 128]: fused_vec_wg_fwd)" : "");

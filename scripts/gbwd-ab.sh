@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# A/B of the gated backward with vector gates (gated/vector, gated/rwkv6) on a GPU machine: the
+# default gradient kernel gated_bwd_chunk2 against the session-5 gated_bwd_chunk
+# (ATTNBENCH_LIN_GBWD=old), same build, same call. Builds attnbench and kernels_tests, times bf16
+# B=8 H=32 D=128 T=1024,4096 --pass fwd,bwd --no-check with each kernel (one process each), the
+# per-launch split of the backward (ATTNBENCH_LIN_GBWD=prof / oldprof: CUDA events between the
+# reverse scan, forward scan, gradient kernel and du), optionally Nsight Compute on one T=4096
+# backward (GBWD_NCU=1), the GPU tests '*gated_*' (default kernels), one checked point (T=1024
+# --pass bwd, vector and rwkv6), merges the timings into ONE CSV (leading column gbwd_kernel) and
+# prints the table (variant, T, pass, kernel, ms, x floor) last.
+#   scripts/gbwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/gbwd-ab)
+# Environment: GBWD_AB_BUDGET_S (whole script, default 370), GBWD_NCU (default 0),
+#              ATTNBENCH_CUDA_ARCH (default 90a).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-results/gbwd-ab}}
+mkdir -p "$out"
+budget=${GBWD_AB_BUDGET_S:-370}
+t_start=$SECONDS
+left() { echo $((budget - (SECONDS - t_start))); }
+log() { echo "[gbwd-ab $((SECONDS - t_start))s] $*" >&2; }
+cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
+bdir=build/gpu-gbwd
+bin=./$bdir/harness/attnbench
+tests_bin=./$bdir/tests/kernels/kernels_tests
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee "$out/nvidia-smi.txt"
+{ [[ -f COMMIT ]] && echo "source commit $(cat COMMIT)" || git log -1 --format='commit %H %s'; } 2>/dev/null | tee "$out/commit.txt"
+log "configure + build (attnbench, kernels_tests)"
+cmake -S . -B $bdir -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+cmake --build $bdir -j 16 --target attnbench kernels_tests >>"$out/build.log" 2>&1 \
+  || { grep -E "error|FAILED" -A5 "$out/build.log" | head -60; exit 1; }
+log "built"
+
+: >"$out/tests.txt"
+source scripts/device-lib.sh  # gtest()
+sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
+  local name=$1 csv=$2 secs=$3
+  shift 3
+  ((secs < 15)) && { log "skip $name (no time left)"; return; }
+  log "sweep $name (limit ${secs}s)"
+  timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "$csv" >>"$out/sweep.log" 2>&1
+  log "sweep $name rc $?"
+}
+D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
+sweep new "$out/new.csv" "$(cap 25 60)" --no-check $D --T 1024,4096 --pass fwd,bwd
+ATTNBENCH_LIN_GBWD=old sweep old "$out/old.csv" "$(cap 25 60)" --no-check $D --T 1024,4096 --pass bwd
+# the split of one backward into its launches (events synchronize: measurement only)
+for m in prof oldprof; do
+  s=$(cap 15 25)
+  ((s < 10)) && break
+  log "split $m (limit ${s}s)"
+  ATTNBENCH_LIN_GBWD=$m timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --max-samples 5 --no-check $D --T 4096 \
+    --pass bwd --out "$out/prof_$m.csv" >"$out/prof_$m.log" 2>&1
+done
+grep -h "gbwd-prof" "$out"/prof_*.log 2>/dev/null | sort | uniq -c | sort -rn | head -4 >&2
+if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 120 )); then
+  log "ncu (limit 60s)"
+  timeout 60 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
+    --section MemoryWorkloadAnalysis -k regex:'gated_bwd_chunk|chunk_scan' --launch-count 3 \
+    "$bin" run --dtype bf16 --max-samples 1 --budget-ms 1 --no-check --algo gated --variant vector --impl tiled \
+    --B 8 --H 32 --D 128 --T 4096 --pass bwd --out "$out/ncu_run.csv" >"$out/ncu.log" 2>&1
+  log "ncu rc $?"
+fi
+gtest gated "" '*gated_*' "$(cap 60 110)"
+sweep checked "$out/checked.csv" "$(cap 90 60)" $D --T 1024 --pass bwd
+grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
+
+python3 - "$out" <<'EOF' | tee "$out/ab.md"
+# ONE CSV (gbwd_kernel, then the harness columns) and the table: variant, T, pass, kernel, ms, x floor.
+import csv, os, sys
+out = sys.argv[1]
+rows = []
+for kern, name in (("new", "new"), ("old", "old"), ("new", "checked")):
+    p = os.path.join(out, name + ".csv")
+    if os.path.exists(p):
+        for r in csv.DictReader(open(p)):
+            rows.append(dict(gbwd_kernel=kern, **r))
+if rows:
+    with open(os.path.join(out, "gbwd_ab.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+print("| variant | T | pass | kernel | status | ms | x floor | err (base, floor) |")
+print("|---|---|---|---|---|---|---|---|")
+for r in sorted(rows, key=lambda r: (r["variant"], int(r["Tq"]), r["pass"], r["status"] != "pass", r["gbwd_kernel"])):
+    ms = float(r["ms_median"]) if r["ms_median"] else None
+    fl = float(r["floor_ms"]) if r["floor_ms"] else None
+    kern = r["gbwd_kernel"] if r["pass"] == "bwd" else "-"
+    err = "%s (%s, %s)" % (r["err"], r["err_base"], r["floor"]) if r["err"] else ""
+    print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (r["variant"], r["Tq"], r["pass"], kern, r["status"],
+          "%.4f" % ms if ms else "", "%.2f" % (ms / fl) if ms and fl else "", err))
+EOF
+(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f gbwd_ab.csv ]] && rm -f new.csv old.csv checked.csv)
+cat "$out/tests.txt"
