@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # A/B of the gated backward with vector gates (gated/vector, gated/rwkv6) on a GPU machine: the
 # default gradient kernel gated_bwd_chunk2 against the session-5 gated_bwd_chunk
-# (ATTNBENCH_LIN_GBWD=old), same build, same call. Builds attnbench and kernels_tests, times bf16
-# B=8 H=32 D=128 T=1024,4096 --pass fwd,bwd --no-check with each kernel (one process each), the
-# per-launch split of the backward (ATTNBENCH_LIN_GBWD=prof / oldprof: CUDA events between the
-# reverse scan, forward scan, gradient kernel and du), optionally Nsight Compute on one T=4096
-# backward (GBWD_NCU=1), the GPU tests '*gated_*' (default kernels), one checked point (T=1024
-# --pass bwd, vector and rwkv6), merges the timings into ONE CSV (leading column gbwd_kernel) and
-# prints the table (variant, T, pass, kernel, ms, x floor) last.
+# (ATTNBENCH_LIN_GBWD=old) and gated_bwd_chunk2 with A on CUDA cores (=fp32a), same build, same
+# call. Builds attnbench and kernels_tests, times bf16 B=8 H=32 D=128 T=1024,4096 --pass fwd,bwd
+# --no-check with each kernel (one process each), the per-launch split of the backward
+# (ATTNBENCH_LIN_GBWD=prof, old+prof, fp32a+prof: CUDA events between the reverse scan, forward
+# scan, gradient kernel and du), optionally Nsight Compute on one T=4096 backward (GBWD_NCU=1),
+# the GPU tests '*gated_*' (default kernels), one checked point (T=1024 --pass bwd, vector and
+# rwkv6), merges the timings into ONE CSV (leading column gbwd_kernel) and prints the table
+# (variant, T, pass, kernel, ms, x floor) last.
 #   scripts/gbwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/gbwd-ab)
 # Environment: GBWD_AB_BUDGET_S (whole script, default 370), GBWD_NCU (default 0),
 #              ATTNBENCH_CUDA_ARCH (default 90a).
@@ -46,15 +47,16 @@ sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
 D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
 sweep new "$out/new.csv" "$(cap 25 60)" --no-check $D --T 1024,4096 --pass fwd,bwd
 ATTNBENCH_LIN_GBWD=old sweep old "$out/old.csv" "$(cap 25 60)" --no-check $D --T 1024,4096 --pass bwd
+ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
 # the split of one backward into its launches (events synchronize: measurement only)
-for m in prof oldprof; do
-  s=$(cap 15 25)
+for m in prof old+prof fp32a+prof; do
+  s=$(cap 12 25)
   ((s < 10)) && break
   log "split $m (limit ${s}s)"
   ATTNBENCH_LIN_GBWD=$m timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --max-samples 5 --no-check $D --T 4096 \
-    --pass bwd --out "$out/prof_$m.csv" >"$out/prof_$m.log" 2>&1
+    --pass bwd --out "$out/prof_${m/+/_}.csv" >"$out/prof_${m/+/_}.log" 2>&1
 done
-grep -h "gbwd-prof" "$out"/prof_*.log 2>/dev/null | sort | uniq -c | sort -rn | head -4 >&2
+grep -h "gbwd-prof" "$out"/prof_*.log 2>/dev/null | sort | uniq -c | sort -rn | head -12 >&2
 if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 120 )); then
   log "ncu (limit 60s)"
   timeout 60 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
@@ -72,7 +74,7 @@ python3 - "$out" <<'EOF' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern, name in (("new", "new"), ("old", "old"), ("new", "checked")):
+for kern, name in (("new", "new"), ("old", "old"), ("fp32a", "fp32a"), ("new", "checked")):
     p = os.path.join(out, name + ".csv")
     if os.path.exists(p):
         for r in csv.DictReader(open(p)):
@@ -92,5 +94,5 @@ for r in sorted(rows, key=lambda r: (r["variant"], int(r["Tq"]), r["pass"], r["s
     print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (r["variant"], r["Tq"], r["pass"], kern, r["status"],
           "%.4f" % ms if ms else "", "%.2f" % (ms / fl) if ms and fl else "", err))
 EOF
-(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f gbwd_ab.csv ]] && rm -f new.csv old.csv checked.csv)
+(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f gbwd_ab.csv ]] && rm -f new.csv old.csv fp32a.csv checked.csv)
 cat "$out/tests.txt"

@@ -50,6 +50,7 @@ struct GateBwdParams {
   int H, T, Dk, Dv, NV;
   float scale;
   bool vector_gate;
+  bool fp32_a;  // gated_bwd_chunk2: A on CUDA cores only (ATTNBENCH_LIN_GBWD=fp32a)
 };
 
 template <class T_, int kDk_, int kDv_>

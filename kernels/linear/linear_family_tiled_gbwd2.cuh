@@ -10,6 +10,8 @@
 //  - the dg reverse sum reads its rows into registers 16 at a time before the dependent adds.
 #pragma once
 
+#include <type_traits>
+
 #include "linear_family_tiled_gbwd.cuh"
 
 namespace attnbench::kernels::lin_tiled {
@@ -19,6 +21,13 @@ namespace attnbench::kernels::lin_tiled {
 template <class C>
 constexpr int gbwd2_smem_bytes() {
   return C::kSmemBytes + (C::kHalves == 2 ? C::kHalf : 0);
+}
+
+// Two adjacent fp32 values rounded to a packed pair of T (an mma operand register).
+template <class T>
+__device__ __forceinline__ uint32_t gbwd_rd2(const float* x) {
+  const float2 v = *reinterpret_cast<const float2*>(x);
+  return pack2<T>(v.x, v.y);
 }
 
 template <class C, bool kBonus>
@@ -51,6 +60,9 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   T* Kt = C::kKtInS ? Ss : reinterpret_cast<T*>(bh2 + (C::kHalves == 2 ? kC * C::kLdH : 0));
   T* Ab = Kt + kC * C::kLdK;
 
+  // bf16: A's off-diagonal blocks of a one-reference half on tensor cores (fp16's range cannot hold
+  // the factors exp(+-80)); p.fp32_a (ATTNBENCH_LIN_GBWD=fp32a): all of A on CUDA cores (A/B)
+  const bool tc_a = std::is_same<T, __nv_bfloat16>::value && !p.fp32_a;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
   const int cc = blockIdx.x, bh_ = blockIdx.y, h = bh_ % p.H, NC = gridDim.x, T_ = p.T, t0 = cc * kC;
   const int n = min(kC, T_ - t0);
@@ -233,11 +245,25 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     if (qwarp) {
       // A over this half: rows rA, rB (block wr) against keys 8nt + 2q4 (+1) of blocks J <= wr,
       // sum_d Qf M_IJ Kf (M_II = invD_I: the factored diagonal)
-      for (int d = 0; d < 64 && single; ++d) {  // one reference: M = 1
+      if (tc_a && single) {  // bf16, one reference: the blocks J < wr on tensor cores, rd(Qf) rd(Kf)^T
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          const float* xa = qh + rA * C::kLdH + 16 * kk + 2 * q4;
+          const float* xb = qh + rB * C::kLdH + 16 * kk + 2 * q4;
+          const uint32_t a[4] = {gbwd_rd2<T>(xa), gbwd_rd2<T>(xb), gbwd_rd2<T>(xa + 8), gbwd_rd2<T>(xb + 8)};
+#pragma unroll
+          for (int nt = 0; nt < 6; ++nt) {
+            if (nt >= 2 * wr) continue;
+            const float* y = kh + (8 * nt + g) * C::kLdH + 16 * kk + 2 * q4;
+            mma16816<T>(aacc[nt], a, gbwd_rd2<T>(y), gbwd_rd2<T>(y + 8));
+          }
+        }
+      }
+      for (int d = 0; d < 64 && single; ++d) {  // one reference: M = 1 (kTcA: the diagonal block only)
         const float x0 = qh[rA * C::kLdH + d], x1 = qh[rB * C::kLdH + d];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
-          if (nt > 2 * wr + 1) continue;
+          if (nt > 2 * wr + 1 || (tc_a && nt < 2 * wr)) continue;
           const float k0 = kh[(8 * nt + 2 * q4) * C::kLdH + d], k1 = kh[(8 * nt + 2 * q4 + 1) * C::kLdH + d];
           aacc[nt][0] += x0 * k0, aacc[nt][1] += x0 * k1, aacc[nt][2] += x1 * k0, aacc[nt][3] += x1 * k1;
         }
