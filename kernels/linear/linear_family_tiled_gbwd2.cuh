@@ -72,7 +72,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   const int64_t soff = (int64_t(bh_) * NC + cc) * C::kDk * p.Dv;
   const T *S = static_cast<const T*>(p.s_states) + soff, *D = static_cast<const T*>(p.d_states) + soff;
 
-  // ---- loads: q, k, v, dO rows of the chunk, rd(S_c) and rd(D_c)
+  // ---- loads: q, k, v, dO rows of the chunk, then rd(S_c) and rd(D_c)
   {
     constexpr int kSegK = C::kDk / 8, kSegV = C::kDv / 8;
     for (int idx = threadIdx.x; idx < kC * kSegK; idx += kGThreads) {
@@ -89,6 +89,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       cp_async16(Vs + r * C::kLdV + col, v + off, ok);
       cp_async16(Os + r * C::kLdV + col, dO + off, ok);
     }
+    cp_async_commit();  // group 1: q, k, v, dO; group 2: the states (needed after the halves)
     for (int idx = threadIdx.x; idx < C::kDk * kSegV; idx += kGThreads) {
       const int f = idx / kSegV, col = (idx % kSegV) * 8;
       const bool ok = f < p.Dk && col < p.Dv;
@@ -125,10 +126,10 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     }
     bnd[d] = s;
   }
-  cp_async_wait<0>();
+  cp_async_wait<1>();
   __syncthreads();
 
-  // ---- tensor cores: dA (warps 0-3), the inter-chunk parts of dq (warps 0-3) and dk (warps 4-7)
+  // ---- tensor cores: dA (warps 0-3)
   const bool qwarp = warp < 4;
   const int wr = warp & 3;                      // row block of this warp
   const int rA = 16 * wr + g, rB = rA + 8;      // its two rows
@@ -158,32 +159,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         if (j == r) dAd[r] = x;
       }
     }
-    // dq inter: dO rd(S)^T (the factor scale exp(bq) comes with the halves)
-#pragma unroll
-    for (int kk = 0; kk < C::kDv / 16; ++kk) {
-      uint32_t a[4];
-      ldsm_a(a, Os, C::kLdV, 16 * wr, 16 * kk, lane);
-#pragma unroll
-      for (int np = 0; np < C::kDk / 16; ++np) {
-        uint32_t b[4];
-        ldsm_b_nk(b, Ss, C::kLdV, 16 * np, 16 * kk, lane);
-        mma_pair<T>(gacc, np, a, b);
-      }
-    }
-  } else {  // dk inter: V rd(D)^T (the factor exp(last - b) comes with the halves)
-#pragma unroll
-    for (int kk = 0; kk < C::kDv / 16; ++kk) {
-      uint32_t a[4];
-      ldsm_a(a, Vs, C::kLdV, 16 * wr, 16 * kk, lane);
-#pragma unroll
-      for (int np = 0; np < C::kDk / 16; ++np) {
-        uint32_t b[4];
-        ldsm_b_nk(b, Ds, C::kLdV, 16 * np, 16 * kk, lane);
-        mma_pair<T>(gacc, np, a, b);
-      }
-    }
   }
-  __syncthreads();  // S is free (its room takes Kt and rd(A)); dAm is complete
+  __syncthreads();  // dAm is complete
 
   // ---- fp32, over Dk in halves of 64 columns
   float aacc[8][4];  // A (query warps)
@@ -193,15 +170,9 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     const int d0 = 64 * hf;
     if (threadIdx.x < 5) exact[threadIdx.x] = 0;
     // b of the half (vector gates: cumulative sums of the columns; scalar: b per row)
-    if (p.vector_gate) {
-      if (hf == 1) {  // b of the second half into bh (its first use was the factors of half 0)
-        for (int idx = threadIdx.x; idx < kC * 16; idx += kGThreads) {
-          const int r = idx / 16, c4 = 4 * (idx % 16);
-          *reinterpret_cast<float4*>(bh + r * C::kLdH + c4) = *reinterpret_cast<const float4*>(bh2 + r * C::kLdH + c4);
-        }
-      }
-    } else {
-      for (int idx = threadIdx.x; idx < kC * 64; idx += kGThreads) bh[(idx / 64) * C::kLdH + idx % 64] = brow[idx / 64];
+    float* const bcur = hf == 0 ? bh : bh2;  // b of the half (vector gates: written at the start)
+    if (!p.vector_gate) {
+      for (int idx = threadIdx.x; idx < kC * 64; idx += kGThreads) bcur[(idx / 64) * C::kLdH + idx % 64] = brow[idx / 64];
     }
     __syncthreads();
     // per column: e_I, last, M_IJ, invD_I; a span beyond kGbwdSpanMax makes block I's diagonal exact,
@@ -209,9 +180,9 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     for (int d = threadIdx.x; d < 64; d += kGThreads) {
       float e[4];
 #pragma unroll
-      for (int I = 0; I < 4; ++I) e[I] = bh[(16 * I + 15) * C::kLdH + d];
+      for (int I = 0; I < 4; ++I) e[I] = bcur[(16 * I + 15) * C::kLdH + d];
       lastb[d0 + d] = e[3];
-      const float m = bh[31 * C::kLdH + d];
+      const float m = bcur[31 * C::kLdH + d];
       if (!(-m <= kGbwdSingleMax && m - e[3] <= kGbwdSingleMax)) *blocked = 1;
 #pragma unroll
       for (int I = 1; I < 4; ++I) {
@@ -226,17 +197,16 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       }
     }
     __syncthreads();
-    // Qf = q qfac, Kf = k kfac (references e_{I-1}, e_I of the row's block, or m); Kt = rd(k exp(last - b))
+    // Qf = q qfac, Kf = k kfac (references e_{I-1}, e_I of the row's block, or m)
     const bool single = *blocked == 0;
     for (int idx = threadIdx.x; idx < kC * 64; idx += kGThreads) {
       const int r = idx / 64, d = idx % 64, I = r / 16;
-      const float b = bh[r * C::kLdH + d], bq = bq_at<kBonus>(bh, C::kLdH, r, d), m = bh[31 * C::kLdH + d];
-      const float eq = single ? m : I == 0 ? 0.0f : bh[(16 * I - 1) * C::kLdH + d];
-      const float ek = single ? m : bh[(16 * I + 15) * C::kLdH + d];
+      const float b = bcur[r * C::kLdH + d], bq = bq_at<kBonus>(bcur, C::kLdH, r, d), m = bcur[31 * C::kLdH + d];
+      const float eq = single ? m : I == 0 ? 0.0f : bcur[(16 * I - 1) * C::kLdH + d];
+      const float ek = single ? m : bcur[(16 * I + 15) * C::kLdH + d];
       const float kv = to_f32(Ks[r * C::kLdK + d0 + d]);
       qh[r * C::kLdH + d] = to_f32(Qs[r * C::kLdK + d0 + d]) * __expf(bq - eq);
       kh[r * C::kLdH + d] = kv * __expf(ek - b);
-      Kt[r * C::kLdK + d0 + d] = from_f32<T>(kv * __expf(lastb[d0 + d] - b));
     }
     __syncthreads();
     const bool ex = exact[wr] != 0;  // this warp's block (query rows I = wr, or key rows J = wr); not single
@@ -284,13 +254,13 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       if (ex) {  // the exact diagonal block: q_i k_j exp(bq_i - b_j), pairs j <= i (rwkv6 j < i)
         for (int d = 0; d < 64; ++d) {
           const float qa = to_f32(Qs[rA * C::kLdK + d0 + d]), qb = to_f32(Qs[rB * C::kLdK + d0 + d]);
-          const float ba = bq_at<kBonus>(bh, C::kLdH, rA, d), bb = bq_at<kBonus>(bh, C::kLdH, rB, d);
+          const float ba = bq_at<kBonus>(bcur, C::kLdH, rA, d), bb = bq_at<kBonus>(bcur, C::kLdH, rB, d);
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt) {
             if ((nt >> 1) != wr) continue;
             const int j0 = 8 * nt + 2 * q4, j1 = j0 + 1;
             const float k0 = to_f32(Ks[j0 * C::kLdK + d0 + d]), k1 = to_f32(Ks[j1 * C::kLdK + d0 + d]);
-            const float b0 = bh[j0 * C::kLdH + d], b1 = bh[j1 * C::kLdH + d];
+            const float b0 = bcur[j0 * C::kLdH + d], b1 = bcur[j1 * C::kLdH + d];
             aacc[nt][0] += qa * k0 * gbwd_pair_exp(kBonus ? j0 < rA : j0 <= rA, ba - b0);
             aacc[nt][1] += qa * k1 * gbwd_pair_exp(kBonus ? j1 < rA : j1 <= rA, ba - b1);
             aacc[nt][2] += qb * k0 * gbwd_pair_exp(kBonus ? j0 < rB : j0 <= rB, bb - b0);
@@ -298,7 +268,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
           }
         }
       }
-      // dq of the half's columns: qfac sum_J M_IJ (dAm_{I,J} Kf_J) + scale exp(bq) (inter)
+      // dq of the half's columns: qfac sum_J M_IJ (dAm_{I,J} Kf_J) (the inter term after the halves)
       for (int j = 0; j < 16 * wr + 16 && single; ++j) {  // one reference: M = 1
         const float a0 = dAm[rA * C::kLdA + j], a1 = dAm[rB * C::kLdA + j];
 #pragma unroll
@@ -325,10 +295,9 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
-          const float bq = bq_at<kBonus>(bh, C::kLdH, r, dl);
-          const float eq = single ? bh[31 * C::kLdH + dl] : wr == 0 ? 0.0f : bh[(16 * wr - 1) * C::kLdH + dl];
-          float& acc = gacc[8 * hf + nt][e];
-          acc = p.scale * __expf(bq) * acc + __expf(bq - eq) * it[nt][e];
+          const float bq = bq_at<kBonus>(bcur, C::kLdH, r, dl);
+          const float eq = single ? bcur[31 * C::kLdH + dl] : wr == 0 ? 0.0f : bcur[(16 * wr - 1) * C::kLdH + dl];
+          gacc[8 * hf + nt][e] = __expf(bq - eq) * it[nt][e];
         }
       }
       if (ex) {  // the exact diagonal block: sum_{j < i} dAm_ij k_jd exp(bq_id - b_jd)
@@ -339,9 +308,9 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
           for (int nt = 0; nt < 8; ++nt) {
             const int dl = 8 * nt + 2 * q4;
             const float2 kv = unpack2<T>(*reinterpret_cast<const uint32_t*>(Ks + j * C::kLdK + d0 + dl));
-            const float2 bj = *reinterpret_cast<const float2*>(bh + j * C::kLdH + dl);
-            const float qa0 = bq_at<kBonus>(bh, C::kLdH, rA, dl), qa1 = bq_at<kBonus>(bh, C::kLdH, rA, dl + 1);
-            const float qb0 = bq_at<kBonus>(bh, C::kLdH, rB, dl), qb1 = bq_at<kBonus>(bh, C::kLdH, rB, dl + 1);
+            const float2 bj = *reinterpret_cast<const float2*>(bcur + j * C::kLdH + dl);
+            const float qa0 = bq_at<kBonus>(bcur, C::kLdH, rA, dl), qa1 = bq_at<kBonus>(bcur, C::kLdH, rA, dl + 1);
+            const float qb0 = bq_at<kBonus>(bcur, C::kLdH, rB, dl), qb1 = bq_at<kBonus>(bcur, C::kLdH, rB, dl + 1);
             iz[nt][0] += a0 * kv.x * gbwd_pair_exp(j < rA, qa0 - bj.x);
             iz[nt][1] += a0 * kv.y * gbwd_pair_exp(j < rA, qa1 - bj.y);
             iz[nt][2] += a1 * kv.x * gbwd_pair_exp(j < rB, qb0 - bj.x);
@@ -351,7 +320,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         gbwd_add(gacc + 8 * hf, iz);
       }
     } else {
-      // dk of the half's columns: kfac sum_I M_IJ (dAm_{I,J}^T Qf_I) + exp(last - b) (inter)
+      // dk of the half's columns: kfac sum_I M_IJ (dAm_{I,J}^T Qf_I) (the inter term after the halves)
       for (int i = 16 * wr; i < kC && single; ++i) {  // one reference: M = 1
         const float a0 = dAm[i * C::kLdA + rA], a1 = dAm[i * C::kLdA + rB];
 #pragma unroll
@@ -378,9 +347,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
-          const float b = bh[r * C::kLdH + dl], ek = bh[(single ? 31 : 16 * wr + 15) * C::kLdH + dl];
-          float& acc = gacc[8 * hf + nt][e];
-          acc = __expf(lastb[d0 + dl] - b) * acc + __expf(ek - b) * it[nt][e];
+          const float b = bcur[r * C::kLdH + dl], ek = bcur[(single ? 31 : 16 * wr + 15) * C::kLdH + dl];
+          gacc[8 * hf + nt][e] = __expf(ek - b) * it[nt][e];
         }
       }
       if (ex) {  // the exact diagonal block: sum_{i > j} dAm_ij q_id exp(bq_id - b_jd)
@@ -391,9 +359,9 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
           for (int nt = 0; nt < 8; ++nt) {
             const int dl = 8 * nt + 2 * q4;
             const float2 qv = unpack2<T>(*reinterpret_cast<const uint32_t*>(Qs + i * C::kLdK + d0 + dl));
-            const float bq0 = bq_at<kBonus>(bh, C::kLdH, i, dl), bq1 = bq_at<kBonus>(bh, C::kLdH, i, dl + 1);
-            const float2 ba = *reinterpret_cast<const float2*>(bh + rA * C::kLdH + dl);
-            const float2 bb = *reinterpret_cast<const float2*>(bh + rB * C::kLdH + dl);
+            const float bq0 = bq_at<kBonus>(bcur, C::kLdH, i, dl), bq1 = bq_at<kBonus>(bcur, C::kLdH, i, dl + 1);
+            const float2 ba = *reinterpret_cast<const float2*>(bcur + rA * C::kLdH + dl);
+            const float2 bb = *reinterpret_cast<const float2*>(bcur + rB * C::kLdH + dl);
             iz[nt][0] += a0 * qv.x * gbwd_pair_exp(rA < i, bq0 - ba.x);
             iz[nt][1] += a0 * qv.y * gbwd_pair_exp(rA < i, bq1 - ba.y);
             iz[nt][2] += a1 * qv.x * gbwd_pair_exp(rB < i, bq0 - bb.x);
@@ -404,6 +372,46 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       }
     }
     __syncthreads();  // the half tiles and factors are overwritten next
+  }
+
+  // ---- tensor cores, once the states have landed: the inter-chunk terms, added with their factors,
+  // dq += scale exp(bq) (dO rd(S)^T) (warps 0-3), dk += exp(last - b) (V rd(D)^T) (warps 4-7), one
+  // 16-column block of Dk at a time (A fragments of dO or V held for all k-steps)
+  cp_async_wait<0>();
+  __syncthreads();
+  {
+    uint32_t a[C::kDv / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < C::kDv / 16; ++kk) ldsm_a(a[kk], qwarp ? Os : Vs, C::kLdV, 16 * wr, 16 * kk, lane);
+    const T* X = qwarp ? Ss : Ds;
+#pragma unroll
+    for (int np = 0; np < C::kDk / 16; ++np) {
+      float x[2][4];
+      zero_acc(x);
+#pragma unroll
+      for (int kk = 0; kk < C::kDv / 16; ++kk) {
+        uint32_t b[4];
+        ldsm_b_nk(b, X, C::kLdV, 16 * np, 16 * kk, lane);
+        mma_pair<T>(x, 0, a[kk], b);
+      }
+      const float* bb = np < 4 ? bh : bh2;  // b of the columns' half
+#pragma unroll
+      for (int t = 0; t < 2; ++t) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = e < 2 ? rA : rB, d = 16 * np + 8 * t + 2 * q4 + (e & 1), dl = d & 63;
+          const float f = qwarp ? p.scale * __expf(bq_at<kBonus>(bb, C::kLdH, r, dl)) : __expf(lastb[d] - bb[r * C::kLdH + dl]);
+          gacc[2 * np + t][e] += f * x[t][e];
+        }
+      }
+    }
+  }
+  __syncthreads();  // S is free: its room takes Kt and rd(A)
+  // Kt = rd(k exp(last - b))
+  for (int idx = threadIdx.x; idx < kC * C::kDk; idx += kGThreads) {
+    const int r = idx / C::kDk, d = idx % C::kDk;
+    const float* bb = d < 64 ? bh : bh2;
+    Kt[r * C::kLdK + d] = from_f32<T>(to_f32(Ks[r * C::kLdK + d]) * __expf(lastb[d] - bb[r * C::kLdH + (d & 63)]));
   }
 
   // ---- rd(A) over the pairs (query warps); the bonus a_i
@@ -429,6 +437,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     s += __shfl_xor_sync(0xffffffffu, s, 2);
     if (part == 0) bon[r] = s;
   }
+  __syncthreads();  // Kt has read b: the dG tile takes bh's room
   // ---- dG = q dq - k dk over the gated parts (rwkv6: the q term one row up), then dq, dk out
   if (qwarp) {
 #pragma unroll
