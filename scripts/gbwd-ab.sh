@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# A/B of the gated backward with vector gates (gated/vector, gated/rwkv6) on a GPU machine: the
-# default gradient kernel gated_bwd_chunk2 against the session-5 gated_bwd_chunk
-# (ATTNBENCH_LIN_GBWD=old) and gated_bwd_chunk2 with A on CUDA cores (=fp32a), same build, same
-# call. Builds attnbench and kernels_tests, times bf16 B=8 H=32 D=128 T=1024,4096 --pass fwd,bwd
-# --no-check with each kernel (one process each), the per-launch split of the backward
-# (ATTNBENCH_LIN_GBWD=prof, old+prof, fp32a+prof: CUDA events between the reverse scan, forward
-# scan, gradient kernel and du), optionally Nsight Compute on one T=4096 backward (GBWD_NCU=1),
-# the GPU tests '*gated_*' (default kernels), one checked point (T=1024 --pass bwd, vector and
-# rwkv6), merges the timings into ONE CSV (leading column gbwd_kernel) and prints the table
-# (variant, T, pass, kernel, ms, x floor) last.
+# A/B of the gated backward with vector gates (gated/vector, gated/rwkv6) on a GPU machine, one
+# build, one call: the default (session-7 scans, gradient kernel gated_bwd_chunk2) against
+# ATTNBENCH_LIN_GBWD=chunk1 (session-7 scans, the session-5 gated_bwd_chunk) and =old (session 5
+# throughout). Builds attnbench and kernels_tests, times bf16 B=8 H=32 D=128 T=1024,4096 --no-check
+# (fwd once, bwd per kernel; one process each), the per-launch split of the backward at T=4096
+# (ATTNBENCH_LIN_GBWD=prof+abl, chunk1+prof: CUDA events between the reverse scan, forward scan,
+# gradient kernel and du; abl also times gated_bwd_chunk2 with phases skipped), the GPU tests
+# '*gated_*' (default kernels), one checked point (T=1024 --pass bwd, vector and rwkv6), optionally
+# Nsight Compute on gated_bwd_chunk2 (GBWD_NCU=1), merges the timings into ONE CSV (leading column
+# gbwd_kernel) and prints the table (variant, T, pass, kernel, ms, x floor) last.
 #   scripts/gbwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/gbwd-ab)
-# Environment: GBWD_AB_BUDGET_S (whole script, default 370), GBWD_NCU (default 0),
-#              ATTNBENCH_CUDA_ARCH (default 90a).
+# Environment: GBWD_AB_BUDGET_S (whole script, default 370), GBWD_NCU (default 0), GBWD_FP32A (1: also
+#              time ATTNBENCH_LIN_GBWD=fp32a), GBWD_SPLITS (the split runs, default "prof+abl";
+#              chunk1+prof runs last while time is left), ATTNBENCH_CUDA_ARCH (default 90a).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-results/gbwd-ab}}
@@ -46,27 +47,38 @@ sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
 }
 D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
 sweep new "$out/new.csv" "$(cap 25 60)" --no-check $D --T 1024,4096 --pass fwd,bwd
-ATTNBENCH_LIN_GBWD=old sweep old "$out/old.csv" "$(cap 25 60)" --no-check $D --T 1024,4096 --pass bwd
-ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
-# the split of one backward into its launches (events synchronize: measurement only)
-for m in prof old+prof fp32a+prof; do
-  s=$(cap 12 25)
+ATTNBENCH_LIN_GBWD=chunk1 sweep chunk1 "$out/chunk1.csv" "$(cap 25 45)" --no-check $D --T 1024,4096 --pass bwd
+ATTNBENCH_LIN_GBWD=old sweep old "$out/old.csv" "$(cap 25 45)" --no-check $D --T 1024,4096 --pass bwd
+[[ ${GBWD_FP32A:-0} == 1 ]] && ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
+# the split of one backward into its launches (events synchronize: measurement only), and the
+# gradient kernel with phases skipped (abl: linear_family_tiled_host.cu)
+for m in ${GBWD_SPLITS:-prof+abl}; do
+  s=$(cap 12 30)
   ((s < 10)) && break
   log "split $m (limit ${s}s)"
-  ATTNBENCH_LIN_GBWD=$m timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --max-samples 5 --no-check $D --T 4096 \
-    --pass bwd --out "$out/prof_${m/+/_}.csv" >"$out/prof_${m/+/_}.log" 2>&1
+  ATTNBENCH_LIN_GBWD=$m timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --max-samples 3 --no-check $D --T 4096 \
+    --pass bwd --out "$out/prof_${m//+/_}.csv" >"$out/prof_${m//+/_}.log" 2>&1
 done
 grep -h "gbwd-prof" "$out"/prof_*.log 2>/dev/null | sort | uniq -c | sort -rn | head -12 >&2
-if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 120 )); then
-  log "ncu (limit 60s)"
-  timeout 60 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
-    --section MemoryWorkloadAnalysis -k regex:'gated_bwd_chunk|chunk_scan' --launch-count 3 \
+grep -h "gbwd-abl" "$out"/prof_*.log 2>/dev/null | head -6 >&2
+gtest gated "" '*gated_*' "$(cap 60 110)"
+if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 60 )); then
+  log "ncu (limit 50s)"
+  timeout 50 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
+    --section InstructionStats --section LaunchStats -k regex:'gated_bwd_chunk2' --launch-count 1 \
     "$bin" run --dtype bf16 --max-samples 1 --budget-ms 1 --no-check --algo gated --variant vector --impl tiled \
     --B 8 --H 32 --D 128 --T 4096 --pass bwd --out "$out/ncu_run.csv" >"$out/ncu.log" 2>&1
   log "ncu rc $?"
+  grep -E "Stall|Warp Cycles|Issued|Eligible|Duration|Throughput|Executed Ipc|No Eligible|Registers|Shared Memory" "$out/ncu.log" | head -60 >&2
 fi
-gtest gated "" '*gated_*' "$(cap 60 110)"
 sweep checked "$out/checked.csv" "$(cap 90 60)" $D --T 1024 --pass bwd
+s=$(cap 90 25)
+if ((s >= 10)); then  # the split with the session-5 gradient kernel (scans as the default)
+  log "split chunk1+prof (limit ${s}s)"
+  ATTNBENCH_LIN_GBWD=chunk1+prof timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --max-samples 3 --no-check $D \
+    --T 4096 --pass bwd --out "$out/prof_chunk1_prof.csv" >"$out/prof_chunk1_prof.log" 2>&1
+  grep -h "gbwd-prof" "$out/prof_chunk1_prof.log" | head -3 >&2
+fi
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 
 python3 - "$out" <<'EOF' | tee "$out/ab.md"
@@ -74,7 +86,7 @@ python3 - "$out" <<'EOF' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern, name in (("new", "new"), ("old", "old"), ("fp32a", "fp32a"), ("new", "checked")):
+for kern, name in (("new", "new"), ("chunk1", "chunk1"), ("old", "old"), ("fp32a", "fp32a"), ("new", "checked")):
     p = os.path.join(out, name + ".csv")
     if os.path.exists(p):
         for r in csv.DictReader(open(p)):
@@ -94,5 +106,7 @@ for r in sorted(rows, key=lambda r: (r["variant"], int(r["Tq"]), r["pass"], r["s
     print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (r["variant"], r["Tq"], r["pass"], kern, r["status"],
           "%.4f" % ms if ms else "", "%.2f" % (ms / fl) if ms and fl else "", err))
 EOF
-(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f gbwd_ab.csv ]] && rm -f new.csv old.csv fp32a.csv checked.csv)
+# at most 8 files come back from the device tool: the logs and side CSVs in one archive
+(cd "$out" && tar czf logs.tar.gz *.log $(ls prof_*.csv ncu_run.csv 2>/dev/null) && rm -f *.log prof_*.csv ncu_run.csv \
+  && [[ -f gbwd_ab.csv ]] && rm -f new.csv chunk1.csv old.csv fp32a.csv checked.csv)
 cat "$out/tests.txt"

@@ -1,6 +1,6 @@
 // gated, tiled, backward with data-dependent gates (scalar, vector, rwkv6): the two state scans
 // and the chunk-parallel gradient kernel (gated_bwd_chunk2; gated_bwd_chunk under
-// ATTNBENCH_LIN_GBWD=old), instantiated for q/k widths 64 and 128 and value widths
+// ATTNBENCH_LIN_GBWD=old or =chunk1), instantiated for q/k widths 64 and 128 and value widths
 // 64 and 128. Math in linear_family_tiled_scan.cuh and linear_family_tiled_gbwd.cuh.
 #include "linear_family_tiled_gbwd.cuh"
 #include "linear_family_tiled_gbwd2.cuh"
@@ -26,7 +26,7 @@ void scan_w(const EngineParams& e, int BH, cudaStream_t s, bool rev) {
 
 template <class G, bool kBonus>
 void chunk_cfg(const GateBwdParams& gp, int NC, int BH, cudaStream_t s) {
-  const bool old = gbwd_old();
+  const bool old = gbwd_old() || gbwd_mode("chunk1");
   auto kernel = old ? gated_bwd_chunk<G, kBonus> : gated_bwd_chunk2<G, kBonus>;
   const int smem = old ? G::kSmemBytes : gbwd2_smem_bytes<G>();
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));

@@ -23,6 +23,21 @@ constexpr int gbwd2_smem_bytes() {
   return C::kSmemBytes + (C::kHalves == 2 ? C::kHalf : 0);
 }
 
+// acc[8 hf + nt] = x[nt] (kAdd: +=), the 8 n-tiles of half hf; hf is a run-time index (the halves'
+// loop is not unrolled), so the branch per half keeps acc's indices compile-time (registers).
+template <bool kAdd, int N>
+__device__ __forceinline__ void gbwd_put(float (&acc)[N][4], int hf, const float (&x)[8][4]) {
+#pragma unroll
+  for (int h = 0; h < N / 8; ++h) {
+    if (h != hf) continue;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[8 * h + nt][e] = kAdd ? acc[8 * h + nt][e] + x[nt][e] : x[nt][e];
+    }
+  }
+}
+
 // Two adjacent fp32 values rounded to a packed pair of T (an mma operand register).
 template <class T>
 __device__ __forceinline__ uint32_t gbwd_rd2(const float* x) {
@@ -73,7 +88,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   const T *S = static_cast<const T*>(p.s_states) + soff, *D = static_cast<const T*>(p.d_states) + soff;
 
   // ---- loads: q, k, v, dO rows of the chunk, then rd(S_c) and rd(D_c)
-  {
+  if (!(p.abl & 32)) {
     constexpr int kSegK = C::kDk / 8, kSegV = C::kDv / 8;
     for (int idx = threadIdx.x; idx < kC * kSegK; idx += kGThreads) {
       const int r = idx / kSegK, col = (idx % kSegK) * 8;
@@ -135,7 +150,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   const int rA = 16 * wr + g, rB = rA + 8;      // its two rows
   float gacc[C::kDk / 8][4];                    // dq (query warps) or dk (key warps), gated part
   zero_acc(gacc);
-  if (qwarp) {
+  if (qwarp && !(p.abl & 64)) {
     float da[8][4];
     zero_acc(da);
 #pragma unroll
@@ -165,8 +180,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   // ---- fp32, over Dk in halves of 64 columns
   float aacc[8][4];  // A (query warps)
   zero_acc(aacc);
-#pragma unroll
-  for (int hf = 0; hf < C::kHalves; ++hf) {
+#pragma unroll 1
+  for (int hf = 0; hf < C::kHalves; ++hf) {  // one copy of the code for both halves
     const int d0 = 64 * hf;
     if (threadIdx.x < 5) exact[threadIdx.x] = 0;
     // b of the half (vector gates: cumulative sums of the columns; scalar: b per row)
@@ -177,7 +192,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     __syncthreads();
     // per column: e_I, last, M_IJ, invD_I; a span beyond kGbwdSpanMax makes block I's diagonal exact,
     // a half-chunk span (0 - m or m - last) beyond kGbwdSingleMax the half's references per block
-    for (int d = threadIdx.x; d < 64; d += kGThreads) {
+    for (int d = threadIdx.x; d < (p.abl & 2 ? 0 : 64); d += kGThreads) {
       float e[4];
 #pragma unroll
       for (int I = 0; I < 4; ++I) e[I] = bcur[(16 * I + 15) * C::kLdH + d];
@@ -199,7 +214,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     __syncthreads();
     // Qf = q qfac, Kf = k kfac (references e_{I-1}, e_I of the row's block, or m)
     const bool single = *blocked == 0;
-    for (int idx = threadIdx.x; idx < kC * 64; idx += kGThreads) {
+    for (int idx = threadIdx.x; idx < (p.abl & 2 ? 0 : kC * 64); idx += kGThreads) {
       const int r = idx / 64, d = idx % 64, I = r / 16;
       const float b = bcur[r * C::kLdH + d], bq = bq_at<kBonus>(bcur, C::kLdH, r, d), m = bcur[31 * C::kLdH + d];
       const float eq = single ? m : I == 0 ? 0.0f : bcur[(16 * I - 1) * C::kLdH + d];
@@ -212,7 +227,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     const bool ex = exact[wr] != 0;  // this warp's block (query rows I = wr, or key rows J = wr); not single
     float it[8][4], iz[8][4];        // the half's intra-chunk sum; one block's part of it
     zero_acc(it);
-    if (qwarp) {
+    if (p.abl & 1) {
+    } else if (qwarp) {
       // A over this half: rows rA, rB (block wr) against keys 8nt + 2q4 (+1) of blocks J <= wr,
       // sum_d Qf M_IJ Kf (M_II = invD_I: the factored diagonal)
       if (tc_a && single) {  // bf16, one reference: the blocks J < wr on tensor cores, rd(Qf) rd(Kf)^T
@@ -229,7 +245,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
           }
         }
       }
-      for (int d = 0; d < 64 && single; ++d) {  // one reference: M = 1 (kTcA: the diagonal block only)
+#pragma unroll 4
+      for (int d = 0; d < (single ? 64 : 0); ++d) {  // one reference: M = 1 (tc_a: the diagonal block only)
         const float x0 = qh[rA * C::kLdH + d], x1 = qh[rB * C::kLdH + d];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
@@ -269,7 +286,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         }
       }
       // dq of the half's columns: qfac sum_J M_IJ (dAm_{I,J} Kf_J) (the inter term after the halves)
-      for (int j = 0; j < 16 * wr + 16 && single; ++j) {  // one reference: M = 1
+#pragma unroll 4
+      for (int j = 0; j < (single ? 16 * wr + 16 : 0); ++j) {  // one reference: M = 1
         const float a0 = dAm[rA * C::kLdA + j], a1 = dAm[rB * C::kLdA + j];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
@@ -297,9 +315,10 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
           const float bq = bq_at<kBonus>(bcur, C::kLdH, r, dl);
           const float eq = single ? bcur[31 * C::kLdH + dl] : wr == 0 ? 0.0f : bcur[(16 * wr - 1) * C::kLdH + dl];
-          gacc[8 * hf + nt][e] = __expf(bq - eq) * it[nt][e];
+          it[nt][e] *= __expf(bq - eq);
         }
       }
+      gbwd_put<false>(gacc, hf, it);
       if (ex) {  // the exact diagonal block: sum_{j < i} dAm_ij k_jd exp(bq_id - b_jd)
         zero_acc(iz);
         for (int j = 16 * wr; j < 16 * wr + 15; ++j) {
@@ -317,11 +336,12 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
             iz[nt][3] += a1 * kv.y * gbwd_pair_exp(j < rB, qb1 - bj.y);
           }
         }
-        gbwd_add(gacc + 8 * hf, iz);
+        gbwd_put<true>(gacc, hf, iz);
       }
     } else {
       // dk of the half's columns: kfac sum_I M_IJ (dAm_{I,J}^T Qf_I) (the inter term after the halves)
-      for (int i = 16 * wr; i < kC && single; ++i) {  // one reference: M = 1
+#pragma unroll 4
+      for (int i = 16 * wr; i < (single ? kC : 0); ++i) {  // one reference: M = 1
         const float a0 = dAm[i * C::kLdA + rA], a1 = dAm[i * C::kLdA + rB];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
@@ -348,9 +368,10 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
           const float b = bcur[r * C::kLdH + dl], ek = bcur[(single ? 31 : 16 * wr + 15) * C::kLdH + dl];
-          gacc[8 * hf + nt][e] = __expf(ek - b) * it[nt][e];
+          it[nt][e] *= __expf(ek - b);
         }
       }
+      gbwd_put<false>(gacc, hf, it);
       if (ex) {  // the exact diagonal block: sum_{i > j} dAm_ij q_id exp(bq_id - b_jd)
         zero_acc(iz);
         for (int i = 16 * wr + 1; i < 16 * wr + 16; ++i) {
@@ -368,7 +389,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
             iz[nt][3] += a1 * qv.y * gbwd_pair_exp(rB < i, bq1 - bb.y);
           }
         }
-        gbwd_add(gacc + 8 * hf, iz);
+        gbwd_put<true>(gacc, hf, iz);
       }
     }
     __syncthreads();  // the half tiles and factors are overwritten next
@@ -379,7 +400,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   // 16-column block of Dk at a time (A fragments of dO or V held for all k-steps)
   cp_async_wait<0>();
   __syncthreads();
-  {
+  if (!(p.abl & 4)) {
     uint32_t a[C::kDv / 16][4];
 #pragma unroll
     for (int kk = 0; kk < C::kDv / 16; ++kk) ldsm_a(a[kk], qwarp ? Os : Vs, C::kLdV, 16 * wr, 16 * kk, lane);
@@ -408,14 +429,14 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   }
   __syncthreads();  // S is free: its room takes Kt and rd(A)
   // Kt = rd(k exp(last - b))
-  for (int idx = threadIdx.x; idx < kC * C::kDk; idx += kGThreads) {
+  for (int idx = threadIdx.x; idx < (p.abl & 4 ? 0 : kC * C::kDk); idx += kGThreads) {
     const int r = idx / C::kDk, d = idx % C::kDk;
     const float* bb = d < 64 ? bh : bh2;
     Kt[r * C::kLdK + d] = from_f32<T>(to_f32(Ks[r * C::kLdK + d]) * __expf(lastb[d] - bb[r * C::kLdH + (d & 63)]));
   }
 
   // ---- rd(A) over the pairs (query warps); the bonus a_i
-  if (qwarp) {
+  if (qwarp && !(p.abl & 16)) {
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
@@ -439,7 +460,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   }
   __syncthreads();  // Kt has read b: the dG tile takes bh's room
   // ---- dG = q dq - k dk over the gated parts (rwkv6: the q term one row up), then dq, dk out
-  if (qwarp) {
+  if (qwarp && !(p.abl & 16)) {
 #pragma unroll
     for (int nt = 0; nt < C::kDk / 8; ++nt) {
 #pragma unroll
@@ -460,6 +481,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   const float* u = kBonus ? p.u + h * p.Dk : nullptr;
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
+    if (p.abl & 16) break;
     const int r = hr == 0 ? rA : rB;
 #pragma unroll
     for (int nt = 0; nt < C::kDk / 8; ++nt) {
@@ -484,7 +506,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   __syncthreads();
 
   // ---- dg: chunk-local reverse cumulative sum plus the boundary term
-  for (int d = threadIdx.x; d < C::kDk; d += kGThreads) {
+  for (int d = threadIdx.x; d < (p.abl & 16 ? 0 : C::kDk); d += kGThreads) {
     float run = bnd[d];
     for (int r0 = kC - 16; r0 >= 0; r0 -= 16) {
       float x[16];  // 16 rows first (the adds below depend on each other, the loads need not)
@@ -511,7 +533,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   }
 
   // ---- dv: warp w takes rows 16 (w % 4) and value columns [ (w / 4) Dv/2, ... )
-  {
+  if (!(p.abl & 8)) {
     constexpr int kNV = C::kDv / 16;  // n-tiles in half the value columns
     const int c0 = (warp >> 2) * (C::kDv / 2);
     float acc[kNV][4];

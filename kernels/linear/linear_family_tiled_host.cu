@@ -76,6 +76,32 @@ QuadParams ChunkTiled::quad_params() const {
   return qp;
 }
 
+// ATTNBENCH_LIN_GBWD=abl: gated_bwd_chunk2 timed with phases skipped (measurement only: wrong
+// outputs, which the real launch after it overwrites). GateBwdParams::abl bits: 1 the intra-chunk
+// products and their folds, 2 the factors and Qf/Kf, 4 the inter-chunk terms and Kt, 8 dv, 16 rd(A),
+// dG and the dq/dk/dg stores, 32 the cp.async loads, 64 dA. Prints "gbwd-abl ... mask:ms ...".
+static void gbwd_ablate(Dtype dt, GateBwdParams gp, bool bonus, int NC, int BH, cudaStream_t s,
+                        const std::string& variant, int T) {
+  static const int kMasks[] = {0, 1, 2, 4, 8, 16, 32, 64, 3, 95, 127};
+  cudaEvent_t a, b;
+  CUDA_CHECK(cudaEventCreate(&a));
+  CUDA_CHECK(cudaEventCreate(&b));
+  std::string line = fmt::format("gbwd-abl {} T={}", variant, T);
+  for (int m : kMasks) {
+    gp.abl = m;
+    CUDA_CHECK(cudaEventRecord(a, s));
+    launch_gated_bwd_chunk(dt, gp, bonus, NC, BH, s);
+    CUDA_CHECK(cudaEventRecord(b, s));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    line += fmt::format(" {}:{:.3f}", m, ms);
+  }
+  std::fprintf(stderr, "%s ms\n", line.c_str());
+  CUDA_CHECK(cudaEventDestroy(a));
+  CUDA_CHECK(cudaEventDestroy(b));
+}
+
 // gated backward with data-dependent gates: reverse state scan (rd(D_c)), forward state scan
 // (rd(S_c), boundary partials from rd(D_c)), the chunk-parallel gradients, and du (rwkv6).
 void ChunkTiled::gated_backward() {
@@ -113,6 +139,9 @@ void ChunkTiled::gated_backward() {
   gp.vector_gate = p_.variant != "scalar";
   gp.fp32_a = gbwd_mode("fp32a");
   if (bonus) gp.du_part = lin_host::workspace(ws_, "du_part", {BH, NC, p_.Dk}, Dtype::f32).as<float>();
+  if (gbwd_mode("abl") && !gbwd_old() && !gbwd_mode("chunk1")) {
+    gbwd_ablate(dt_, gp, bonus, NC, BH, stream_, p_.variant, static_cast<int>(p_.Tq));
+  }
   launch_gated_bwd_chunk(dt_, gp, bonus, NC, BH, stream_);
   if (prof) CUDA_CHECK(cudaEventRecord(ev[3], stream_));
   if (bonus) {
@@ -124,7 +153,7 @@ void ChunkTiled::gated_backward() {
     CUDA_CHECK(cudaEventSynchronize(ev[4]));
     float ms[4];
     for (int i = 0; i < 4; ++i) CUDA_CHECK(cudaEventElapsedTime(&ms[i], ev[i], ev[i + 1]));
-    const char* kern = gbwd_old() ? "old" : gp.fp32_a ? "fp32a" : "new";
+    const char* kern = gbwd_old() ? "old" : gbwd_mode("chunk1") ? "chunk1" : gp.fp32_a ? "fp32a" : "new";
     std::fprintf(stderr, "gbwd-prof %s %s T=%d rev_scan %.4f fwd_scan %.4f chunk %.4f du %.4f ms\n",
                  p_.variant.c_str(), kern, static_cast<int>(p_.Tq), ms[0], ms[1], ms[2], ms[3]);
     for (cudaEvent_t& x : ev) CUDA_CHECK(cudaEventDestroy(x));

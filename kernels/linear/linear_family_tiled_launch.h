@@ -44,8 +44,10 @@ void launch_gated_bwd_chunk(Dtype dt, const GateBwdParams& gp, bool bonus, int N
 void launch_gated_du(const float* du_part, float* du, int B, int H, int NC, int Dk, cudaStream_t s);
 // ATTNBENCH_LIN_GBWD, words joined by '+' (A/B switches of the gated backward with vector gates):
 // "old": the session-5 kernels (gated_bwd_chunk, the scans with chunk_fwd's configuration);
-// "fp32a": gated_bwd_chunk2 with all of A on CUDA cores; "prof": each launch of the backward timed
-// by CUDA events and printed to stderr ("gbwd-prof ...", measurement only: it synchronizes).
+// "chunk1": the session-7 scans with gated_bwd_chunk; "fp32a": gated_bwd_chunk2 with all of A on
+// CUDA cores; "prof": each launch of the backward timed by CUDA events and printed to stderr
+// ("gbwd-prof ...", measurement only: it synchronizes); "abl": gated_bwd_chunk2 also timed with
+// phases skipped (linear_family_tiled_host.cu; measurement only).
 inline bool gbwd_mode(const char* word) {
   static const std::string m = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_GBWD");
