@@ -46,9 +46,9 @@ sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
   log "sweep $name rc $?"
 }
 D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
-sweep new "$out/new.csv" "$(cap 25 60)" --no-check $D --T 1024,4096 --pass fwd,bwd
-ATTNBENCH_LIN_GBWD=chunk1 sweep chunk1 "$out/chunk1.csv" "$(cap 25 45)" --no-check $D --T 1024,4096 --pass bwd
+sweep new "$out/new.csv" "$(cap 25 50)" --no-check $D --T 1024,4096 --pass fwd,bwd
 ATTNBENCH_LIN_GBWD=old sweep old "$out/old.csv" "$(cap 25 45)" --no-check $D --T 1024,4096 --pass bwd
+ATTNBENCH_LIN_GBWD=chunk1 sweep chunk1 "$out/chunk1.csv" "$(cap 20 35)" --no-check $D --T 4096 --pass bwd
 [[ ${GBWD_FP32A:-0} == 1 ]] && ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
 # the split of one backward into its launches (events synchronize: measurement only), and the
 # gradient kernel with phases skipped (abl: linear_family_tiled_host.cu)
@@ -61,7 +61,8 @@ for m in ${GBWD_SPLITS:-prof+abl}; do
 done
 grep -h "gbwd-prof" "$out"/prof_*.log 2>/dev/null | sort | uniq -c | sort -rn | head -12 >&2
 grep -h "gbwd-abl" "$out"/prof_*.log 2>/dev/null | head -6 >&2
-gtest gated "" '*gated_*' "$(cap 60 110)"
+gtest gated "" '*gated_*' "$(cap 60 60)"
+sweep checked "$out/checked.csv" "$(cap 90 40)" $D --T 1024 --pass bwd
 if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 60 )); then
   log "ncu (limit 50s)"
   timeout 50 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
@@ -71,7 +72,6 @@ if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 60 )); then
   log "ncu rc $?"
   grep -E "Stall|Warp Cycles|Issued|Eligible|Duration|Throughput|Executed Ipc|No Eligible|Registers|Shared Memory" "$out/ncu.log" | head -60 >&2
 fi
-sweep checked "$out/checked.csv" "$(cap 90 60)" $D --T 1024 --pass bwd
 s=$(cap 90 25)
 if ((s >= 10)); then  # the split with the session-5 gradient kernel (scans as the default)
   log "split chunk1+prof (limit ${s}s)"
