@@ -56,7 +56,7 @@ for m in ${GBWD_SPLITS:-prof+abl}; do
   s=$(cap 12 30)
   ((s < 10)) && break
   log "split $m (limit ${s}s)"
-  ATTNBENCH_LIN_GBWD=$m timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --max-samples 3 --no-check $D --T 4096 \
+  ATTNBENCH_LIN_GBWD=$m timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --min-samples 1 --max-samples 3 --no-check $D --T 4096 \
     --pass bwd --out "$out/prof_${m//+/_}.csv" >"$out/prof_${m//+/_}.log" 2>&1
 done
 grep -h "gbwd-prof" "$out"/prof_*.log 2>/dev/null | sort | uniq -c | sort -rn | head -12 >&2
@@ -67,7 +67,7 @@ if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 60 )); then
   log "ncu (limit 50s)"
   timeout 50 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
     --section InstructionStats --section LaunchStats -k regex:'gated_bwd_chunk2' --launch-count 1 \
-    "$bin" run --dtype bf16 --max-samples 1 --budget-ms 1 --no-check --algo gated --variant vector --impl tiled \
+    "$bin" run --dtype bf16 --min-samples 1 --max-samples 1 --budget-ms 1 --no-check --algo gated --variant vector --impl tiled \
     --B 8 --H 32 --D 128 --T 4096 --pass bwd --out "$out/ncu_run.csv" >"$out/ncu.log" 2>&1
   log "ncu rc $?"
   grep -E "Stall|Warp Cycles|Issued|Eligible|Duration|Throughput|Executed Ipc|No Eligible|Registers|Shared Memory" "$out/ncu.log" | head -60 >&2
@@ -75,7 +75,7 @@ fi
 s=$(cap 90 25)
 if ((s >= 10)); then  # the split with the session-5 gradient kernel (scans as the default)
   log "split chunk1+prof (limit ${s}s)"
-  ATTNBENCH_LIN_GBWD=chunk1+prof timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --max-samples 3 --no-check $D \
+  ATTNBENCH_LIN_GBWD=chunk1+prof timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --min-samples 1 --max-samples 3 --no-check $D \
     --T 4096 --pass bwd --out "$out/prof_chunk1_prof.csv" >"$out/prof_chunk1_prof.log" 2>&1
   grep -h "gbwd-prof" "$out/prof_chunk1_prof.log" | head -3 >&2
 fi
