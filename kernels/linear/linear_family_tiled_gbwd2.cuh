@@ -1,13 +1,21 @@
 // gated_bwd_chunk2: the chunk-parallel gradient kernel of the gated backward (scalar, vector,
-// rwkv6), the default since session 7; `ATTNBENCH_LIN_GBWD=old` selects gated_bwd_chunk
-// (linear_family_tiled_gbwd.cuh, whose header holds the math, the notation and the block layout,
-// unchanged here). What differs (session 7):
+// rwkv6), the default since session 7; `ATTNBENCH_LIN_GBWD=old` (or =chunk1) selects
+// gated_bwd_chunk (linear_family_tiled_gbwd.cuh, whose header holds the math, the notation and the
+// block layout, unchanged here: same products, same rounding points). What differs (session 7):
+//  - one copy of the code for both halves of Dk (the halves' loop is not unrolled; gbwd_put keeps
+//    the per-half accumulators in registers): 190 KB of SASS instead of 251 KB (bf16, 128/128);
 //  - the gate columns are read from global memory at once: the key warps (threads 128 + d, one per
-//    column d) load their column's 64 gates into registers while the chunk's tiles land, and sum
-//    them in order in registers (the same b as before, bit for bit); gated_bwd_chunk had 64 threads
-//    walk the 64 rows one dependent global load at a time, per half (scalar gates: thread 0, once);
-//  - rwkv6's bonus a_r = sum_d q_rd k_rd u_d by 4 threads a row (gated_bwd_chunk: one);
-//  - the dg reverse sum reads its rows into registers 16 at a time before the dependent adds.
+//    column d) load their column's 64 gates into registers while the chunk's tiles land, sum them
+//    in order (the same b, bit for bit) and store b of both halves (bh, bh2: 17 KB more shared
+//    memory at Dk = 128); gated_bwd_chunk walked the rows per half with 64 threads;
+//  - two cp.async groups: q, k, v, dO first; rd(S_c), rd(D_c) are waited for after the halves, so
+//    the inter-chunk terms dq += scale exp(bq) (dO rd(S)^T) and dk += exp(last - b) (V rd(D)^T)
+//    and Kt = rd(k exp(last - b)) come after the intra-chunk sums (gated_bwd_chunk: before);
+//  - bf16 (not fp16: exp(+-80) is out of its range): A's off-diagonal blocks of a one-reference half
+//    on tensor cores, rd(Qf) rd(Kf)^T, as the fused forward's off-diagonal tiles (A only reaches dv
+//    through rd(A)); `ATTNBENCH_LIN_GBWD=fp32a` keeps them in fp32 (A/B);
+//  - rwkv6's bonus a_r by 4 threads a row; the dg reverse sum loads 16 rows before its adds;
+//  - GateBwdParams::abl skips phases (measurement only, `ATTNBENCH_LIN_GBWD=abl`).
 #pragma once
 
 #include <type_traits>
