@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # A/B of the gated backward with vector gates (gated/vector, gated/rwkv6) on a GPU machine, one
 # build, one call: the default (session-7 scans, gradient kernel gated_bwd_chunk2) against
-# ATTNBENCH_LIN_GBWD=chunk1 (session-7 scans, the session-5 gated_bwd_chunk) and =old (session 5
-# throughout). Builds attnbench and kernels_tests, times bf16 B=8 H=32 D=128 T=1024,4096 --no-check
-# (fwd once, bwd per kernel; one process each), the per-launch split of the backward at T=4096
-# (ATTNBENCH_LIN_GBWD=prof+abl, chunk1+prof: CUDA events between the reverse scan, forward scan,
-# gradient kernel and du; abl also times gated_bwd_chunk2 with phases skipped), the GPU tests
-# '*gated_*' (default kernels), one checked point (T=1024 --pass bwd, vector and rwkv6), optionally
-# Nsight Compute on gated_bwd_chunk2 (GBWD_NCU=1), merges the timings into ONE CSV (leading column
-# gbwd_kernel) and prints the table (variant, T, pass, kernel, ms, x floor) last.
+# ATTNBENCH_LIN_GBWD=chunk1 (session-7 scans, the session-5 gated_bwd_chunk), =scanpre (the forward
+# scan loads rd(D) by cp.async) and =old (session 5 throughout). Builds attnbench and kernels_tests,
+# times bf16 B=8 H=32 D=128 T=1024,4096 --no-check (fwd once, bwd per kernel; one process each),
+# the per-launch split of the backward at T=4096 (ATTNBENCH_LIN_GBWD=prof+abl, scanpre+prof,
+# chunk1+prof: CUDA events between the reverse scan, forward scan, gradient kernel and du; abl also
+# times gated_bwd_chunk2 with phases skipped), the GPU tests '*gated_*' (default kernels), one
+# checked point (T=1024 --pass bwd, vector and rwkv6), optionally Nsight Compute on
+# gated_bwd_chunk2 (GBWD_NCU=1), merges the timings into ONE CSV (leading column gbwd_kernel) and
+# prints the table (variant, T, pass, kernel, ms, x floor) last.
 #   scripts/gbwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/gbwd-ab)
-# Environment: GBWD_AB_BUDGET_S (whole script, default 370), GBWD_NCU (default 0), GBWD_FP32A (1: also
-#              time ATTNBENCH_LIN_GBWD=fp32a), GBWD_SPLITS (the split runs, default "prof+abl";
-#              chunk1+prof runs last while time is left), ATTNBENCH_CUDA_ARCH (default 90a).
+# Environment: GBWD_AB_BUDGET_S (whole script, default 370), GBWD_NCU (default 0), GBWD_FP32A (1:
+#              also time ATTNBENCH_LIN_GBWD=fp32a), GBWD_SPLITS (the split runs, default "prof+abl
+#              scanpre+prof"; chunk1+prof runs last while time is left), ATTNBENCH_CUDA_ARCH
+#              (default 90a).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-results/gbwd-ab}}
@@ -49,10 +51,11 @@ D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
 sweep new "$out/new.csv" "$(cap 25 50)" --no-check $D --T 1024,4096 --pass fwd,bwd
 ATTNBENCH_LIN_GBWD=old sweep old "$out/old.csv" "$(cap 25 45)" --no-check $D --T 1024,4096 --pass bwd
 ATTNBENCH_LIN_GBWD=chunk1 sweep chunk1 "$out/chunk1.csv" "$(cap 20 35)" --no-check $D --T 4096 --pass bwd
+ATTNBENCH_LIN_GBWD=scanpre sweep scanpre "$out/scanpre.csv" "$(cap 20 35)" --no-check $D --T 4096 --pass bwd
 [[ ${GBWD_FP32A:-0} == 1 ]] && ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
 # the split of one backward into its launches (events synchronize: measurement only), and the
 # gradient kernel with phases skipped (abl: linear_family_tiled_host.cu)
-for m in ${GBWD_SPLITS:-prof+abl}; do
+for m in ${GBWD_SPLITS:-prof+abl scanpre+prof}; do
   s=$(cap 12 30)
   ((s < 10)) && break
   log "split $m (limit ${s}s)"
@@ -86,7 +89,8 @@ python3 - "$out" <<'EOF' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern, name in (("new", "new"), ("chunk1", "chunk1"), ("old", "old"), ("fp32a", "fp32a"), ("new", "checked")):
+for kern, name in (("new", "new"), ("chunk1", "chunk1"), ("scanpre", "scanpre"), ("old", "old"), ("fp32a", "fp32a"),
+                   ("new", "checked")):
     p = os.path.join(out, name + ".csv")
     if os.path.exists(p):
         for r in csv.DictReader(open(p)):
@@ -108,5 +112,5 @@ for r in sorted(rows, key=lambda r: (r["variant"], int(r["Tq"]), r["pass"], r["s
 EOF
 # at most 8 files come back from the device tool: the logs and side CSVs in one archive
 (cd "$out" && tar czf logs.tar.gz *.log $(ls prof_*.csv ncu_run.csv 2>/dev/null) && rm -f *.log prof_*.csv ncu_run.csv \
-  && [[ -f gbwd_ab.csv ]] && rm -f new.csv chunk1.csv old.csv fp32a.csv checked.csv)
+  && [[ -f gbwd_ab.csv ]] && rm -f new.csv chunk1.csv scanpre.csv old.csv fp32a.csv checked.csv)
 cat "$out/tests.txt"

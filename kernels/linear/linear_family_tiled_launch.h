@@ -47,7 +47,8 @@ void launch_gated_du(const float* du_part, float* du, int B, int H, int NC, int 
 // "chunk1": the session-7 scans with gated_bwd_chunk; "fp32a": gated_bwd_chunk2 with all of A on
 // CUDA cores; "prof": each launch of the backward timed by CUDA events and printed to stderr
 // ("gbwd-prof ...", measurement only: it synchronizes); "abl": gated_bwd_chunk2 also timed with
-// phases skipped (linear_family_tiled_host.cu; measurement only).
+// phases skipped (linear_family_tiled_host.cu; measurement only); "scanpre": the forward scan
+// loads rd(D) by cp.async (linear_family_tiled_scan.cuh; not yet measured).
 inline bool gbwd_mode(const char* word) {
   static const std::string m = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_GBWD");

@@ -45,9 +45,25 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
   // forward scan of the gated backward: rd(D_c) of the reverse scan (run first), for the boundary term
   const T* d_states =
       !kRev && p.bnd ? static_cast<const T*>(p.bnd_states) + int64_t(bh) * NC * C::kF * p.Dvv : nullptr;
+  // ATTNBENCH_LIN_GBWD=scanpre (one-stage configurations, an A/B switch): the forward scan's
+  // rd(D_{cc-1}) tile comes into the Ss room (unused by the scans) by cp.async with the chunk's
+  // tiles, instead of element by element from global memory inside the state-store loop
+  const bool pre_d = d_states && p.scan_pre && C::kStages == 1;
+  auto load_d = [&](int c) {
+    const int cn = rows.chunk(c);
+    if (!pre_d || cn == 0) return;
+    const T* src = d_states + int64_t(cn - 1) * C::kF * p.Dvv + v0;
+    constexpr int kSeg = C::kBV / 8;
+    for (int idx = threadIdx.x; idx < C::kF * kSeg; idx += kThreads) {
+      const int f = idx / kSeg, col = (idx % kSeg) * 8;
+      const bool ok = v0 + col < p.Dvv;
+      cp_async16(t.Ss + f * C::kLdV + col, src + (ok ? int64_t(f) * p.Dvv + col : 0), ok);
+    }
+  };
   State<C> st;
   st.zero();
   load_chunk<C, false>(p, t, rows, bh, v0, 0, 0);
+  load_d(0);
   cp_async_commit();
   for (int c = 0; c < NC; ++c) {
     const int s = C::kStages == 2 ? (c & 1) : 0, cc = rows.chunk(c);
@@ -98,7 +114,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
             *reinterpret_cast<uint32_t*>(states + off) = pack2<T>(x0, x1);
             if (d_states && cc > 0) {
               const int64_t prv = off - int64_t(C::kF) * p.Dvv;
-              bsum += x0 * to_f32(d_states[prv]) + x1 * to_f32(d_states[prv + 1]);
+              const uint32_t* dp = reinterpret_cast<const uint32_t*>(t.Ss + f * C::kLdV + 8 * nt + 2 * q4);
+              const float2 dd = pre_d ? unpack2<T>(*dp) : make_float2(to_f32(d_states[prv]), to_f32(d_states[prv + 1]));
+              bsum += x0 * dd.x + x1 * dd.y;
             }
           }
         }
@@ -120,6 +138,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
     __syncthreads();
     if (C::kStages == 1 && c + 1 < NC) {
       load_chunk<C, false>(p, t, rows, bh, v0, c + 1, 0);
+      load_d(c + 1);
       cp_async_commit();
     }
   }

@@ -38,6 +38,7 @@ bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's def
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
 bool g_gbwd_old = false;    // gated backward: gated_bwd_chunk (argv[2] "gbwdold") instead of gated_bwd_chunk2
+bool g_scan_pre = false;    // gated backward: EngineParams::scan_pre (argv[2] "scanpre")
 
 template <class C, bool kBonus, bool kFused = false>
 Tensors run_fwd(const Problem& p, const Tensors& in) {
@@ -236,6 +237,7 @@ Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
   e.k = q.p(), e.v = dO.p(), e.states = Dst.p();  // the reverse scan first: rd(D_c)
   scan(std::true_type{});
   e.k = k.p(), e.v = v.p(), e.states = Sst.p(), e.bnd_states = Dst.p(), e.bnd = bnd.p();
+  e.scan_pre = g_scan_pre && !g_gbwd_old;
   scan(std::false_type{});
   GateBwdParams gp{};
   gp.q = q.p(), gp.k = k.p(), gp.v = v.p(), gp.dout = dO.p(), gp.g = g.p(), gp.u = u.p();
@@ -336,15 +338,17 @@ int main(int argc, char** argv) {
   // argv[1]: only this algo or variant ("" or "all": every case); argv[2] = "tile": eligible
   // forwards by chunk_fwd (the host's ATTNBENCH_LIN_FWD=tile) instead of fused_fwd; the fused
   // vector forward's A/B variants "bulk", "late" (ATTNBENCH_LIN_VEC); "mma": the mma.sync kernels
-  // (fused_fwd and fused_vec_fwd) at every width, as ATTNBENCH_LIN_FUSED=mma ATTNBENCH_LIN_VEC=mma
+  // (fused_fwd and fused_vec_fwd) at every width, as ATTNBENCH_LIN_FUSED=mma ATTNBENCH_LIN_VEC=mma;
+  // the gated backward's "gbwdold" and "scanpre" (ATTNBENCH_LIN_GBWD=old, =scanpre)
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
   const std::string sel = argc > 2 ? argv[2] : "";
   g_vec = sel == "bulk" ? 1 : sel == "late" ? 2 : sel == "mma" ? 0 : 3;
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
-  g_wg = !(argc > 2 && std::string(argv[2]) == "mma");
-  g_gbwd_old = sel == "gbwdold";  // the gated backward by gated_bwd_chunk (ATTNBENCH_LIN_GBWD=old)  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
+  g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
+  g_gbwd_old = sel == "gbwdold";  // the gated backward by gated_bwd_chunk (ATTNBENCH_LIN_GBWD=old)
+  g_scan_pre = sel == "scanpre";  // the forward scan loads rd(D) by cp.async (ATTNBENCH_LIN_GBWD=scanpre)
   std::printf("eligible forwards by %s%s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
               g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "",
               g_fused && g_vec == 3 ? " (vector gates, widths in (64, 128]: fused_vec_wg_fwd)" : "");
