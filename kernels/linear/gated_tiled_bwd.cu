@@ -21,7 +21,11 @@ void scan_w(const EngineParams& e, int BH, cudaStream_t s, bool rev) {
   using CV = Cfg<T, Feat::gate_vector, W, 64>;
   if (e.gate != kGateVector) scan_cfg<Cfg<T, Feat::gate_scalar, W, 64>, false>(e, BH, s, rev);
   else if (gbwd_old()) e.bonus ? scan_cfg<CV, true>(e, BH, s, rev) : scan_cfg<CV, false>(e, BH, s, rev);
-  else e.bonus ? scan_cfg<ScanCfg<CV>, true>(e, BH, s, rev) : scan_cfg<ScanCfg<CV>, false>(e, BH, s, rev);
+  else if (rev || !gbwd_mode("scanpre")) {
+    e.bonus ? scan_cfg<ScanCfg<CV>, true>(e, BH, s, rev) : scan_cfg<ScanCfg<CV>, false>(e, BH, s, rev);
+  } else {  // the forward scan with rd(D) by cp.async (A/B)
+    e.bonus ? scan_cfg<ScanCfg<CV, true>, true>(e, BH, s, false) : scan_cfg<ScanCfg<CV, true>, false>(e, BH, s, false);
+  }
 }
 
 template <class G, bool kBonus>

@@ -60,7 +60,6 @@ struct EngineParams {
   bool bonus;              // rwkv6
   bool normalize;
   bool reverse;            // anti-causal pass: row t of the tile is time Tpad - 1 - (64 c + r)
-  bool scan_pre;           // forward scan, gated backward: rd(D) by cp.async (ATTNBENCH_LIN_GBWD=scanpre)
 };
 
 // Compile-time shape of a chunk kernel.

@@ -125,7 +125,6 @@ void ChunkTiled::gated_backward() {
   if (prof) CUDA_CHECK(cudaEventRecord(ev[1], stream_));
   e.k = in("k").buf.get(), e.v = in("v").buf.get(), e.states = S.buf.get(), e.bnd_states = D.buf.get();
   e.bnd = bnd.as<float>();
-  e.scan_pre = gbwd_mode("scanpre") && !gbwd_old();
   launch_gated_scan(dt_, e, BH, stream_, false);
   if (prof) CUDA_CHECK(cudaEventRecord(ev[2], stream_));
   GateBwdParams gp{};

@@ -38,7 +38,7 @@ bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's def
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
 bool g_gbwd_old = false;    // gated backward: gated_bwd_chunk (argv[2] "gbwdold") instead of gated_bwd_chunk2
-bool g_scan_pre = false;    // gated backward: EngineParams::scan_pre (argv[2] "scanpre")
+bool g_scan_pre = false;    // gated backward: the forward scan by ScanCfg<_, true> (argv[2] "scanpre")
 
 template <class C, bool kBonus, bool kFused = false>
 Tensors run_fwd(const Problem& p, const Tensors& in) {
@@ -226,8 +226,11 @@ Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
   auto scan = [&](auto rev) {
     constexpr bool kRev = decltype(rev)::value;
     using CV2 = ScanCfg<CV>;
+    using CV3 = ScanCfg<CV, true>;
     if (vec && g_gbwd_old) {
       sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV::kSmemBytes, [&] { chunk_scan<CV, kBonus, kRev>(e); });
+    } else if (vec && g_scan_pre && !kRev) {
+      sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV3::kSmemBytes, [&] { chunk_scan<CV3, kBonus, false>(e); });
     } else if (vec) {
       sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV2::kSmemBytes, [&] { chunk_scan<CV2, kBonus, kRev>(e); });
     } else {
@@ -237,7 +240,6 @@ Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
   e.k = q.p(), e.v = dO.p(), e.states = Dst.p();  // the reverse scan first: rd(D_c)
   scan(std::true_type{});
   e.k = k.p(), e.v = v.p(), e.states = Sst.p(), e.bnd_states = Dst.p(), e.bnd = bnd.p();
-  e.scan_pre = g_scan_pre && !g_gbwd_old;
   scan(std::false_type{});
   GateBwdParams gp{};
   gp.q = q.p(), gp.k = k.p(), gp.v = v.p(), gp.dout = dO.p(), gp.g = g.p(), gp.u = u.p();
