@@ -50,6 +50,9 @@ struct GateBwdParams {
   int H, T, Dk, Dv, NV;
   float scale;
   bool vector_gate;
+  bool fp32_a;  // gated_bwd_chunk2: A on CUDA cores only (ATTNBENCH_LIN_GBWD=fp32a)
+  int abl;      // gated_bwd_chunk2, measurement only (wrong results): phases skipped, bits as in
+                // linear_family_tiled_host.cu (ATTNBENCH_LIN_GBWD=abl)
 };
 
 template <class T_, int kDk_, int kDv_>

@@ -1,5 +1,6 @@
 // The tiled linear-family Prepared: what it supports and how each pass is launched (see
 // linear_family_tiled_launch.h), and the registration of linear/tiled, based/tiled, gated/tiled.
+#include <cstdio>
 #include <fmt/format.h>
 
 #include "linear_family_host.h"
@@ -75,6 +76,32 @@ QuadParams ChunkTiled::quad_params() const {
   return qp;
 }
 
+// ATTNBENCH_LIN_GBWD=abl: gated_bwd_chunk2 timed with phases skipped (measurement only: wrong
+// outputs, which the real launch after it overwrites). GateBwdParams::abl bits: 1 the intra-chunk
+// products and their folds, 2 the factors and Qf/Kf, 4 the inter-chunk terms and Kt, 8 dv, 16 rd(A),
+// dG and the dq/dk/dg stores, 32 the cp.async loads, 64 dA. Prints "gbwd-abl ... mask:ms ...".
+static void gbwd_ablate(Dtype dt, GateBwdParams gp, bool bonus, int NC, int BH, cudaStream_t s,
+                        const std::string& variant, int T) {
+  static const int kMasks[] = {0, 1, 2, 4, 8, 16, 32, 64, 3, 95, 127};
+  cudaEvent_t a, b;
+  CUDA_CHECK(cudaEventCreate(&a));
+  CUDA_CHECK(cudaEventCreate(&b));
+  std::string line = fmt::format("gbwd-abl {} T={}", variant, T);
+  for (int m : kMasks) {
+    gp.abl = m;
+    CUDA_CHECK(cudaEventRecord(a, s));
+    launch_gated_bwd_chunk(dt, gp, bonus, NC, BH, s);
+    CUDA_CHECK(cudaEventRecord(b, s));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    line += fmt::format(" {}:{:.3f}", m, ms);
+  }
+  std::fprintf(stderr, "%s ms\n", line.c_str());
+  CUDA_CHECK(cudaEventDestroy(a));
+  CUDA_CHECK(cudaEventDestroy(b));
+}
+
 // gated backward with data-dependent gates: reverse state scan (rd(D_c)), forward state scan
 // (rd(S_c), boundary partials from rd(D_c)), the chunk-parallel gradients, and du (rwkv6).
 void ChunkTiled::gated_backward() {
@@ -87,10 +114,19 @@ void ChunkTiled::gated_backward() {
   EngineParams e = base_params();
   e.Dqk = static_cast<int>(p_.Dk), e.Dvv = static_cast<int>(p_.Dv), e.NV = NV;
   e.k = in("q").buf.get(), e.v = in("do").buf.get(), e.states = D.buf.get();
+  // ATTNBENCH_LIN_GBWD=prof (also old+prof, fp32a+prof): events between the launches (measurement only)
+  const bool prof = gbwd_prof();
+  cudaEvent_t ev[5] = {};
+  if (prof) {
+    for (cudaEvent_t& x : ev) CUDA_CHECK(cudaEventCreate(&x));
+    CUDA_CHECK(cudaEventRecord(ev[0], stream_));
+  }
   launch_gated_scan(dt_, e, BH, stream_, true);
+  if (prof) CUDA_CHECK(cudaEventRecord(ev[1], stream_));
   e.k = in("k").buf.get(), e.v = in("v").buf.get(), e.states = S.buf.get(), e.bnd_states = D.buf.get();
   e.bnd = bnd.as<float>();
   launch_gated_scan(dt_, e, BH, stream_, false);
+  if (prof) CUDA_CHECK(cudaEventRecord(ev[2], stream_));
   GateBwdParams gp{};
   gp.q = in("q").buf.get(), gp.k = in("k").buf.get(), gp.v = in("v").buf.get(), gp.dout = in("do").buf.get();
   gp.g = in("g").as<float>();
@@ -101,11 +137,26 @@ void ChunkTiled::gated_backward() {
   gp.H = static_cast<int>(p_.H), gp.T = static_cast<int>(p_.Tq), gp.Dk = static_cast<int>(p_.Dk);
   gp.Dv = static_cast<int>(p_.Dv), gp.NV = NV, gp.scale = static_cast<float>(p_.scale());
   gp.vector_gate = p_.variant != "scalar";
+  gp.fp32_a = gbwd_mode("fp32a");
   if (bonus) gp.du_part = lin_host::workspace(ws_, "du_part", {BH, NC, p_.Dk}, Dtype::f32).as<float>();
+  if (gbwd_mode("abl") && !gbwd_old() && !gbwd_mode("chunk1")) {
+    gbwd_ablate(dt_, gp, bonus, NC, BH, stream_, p_.variant, static_cast<int>(p_.Tq));
+  }
   launch_gated_bwd_chunk(dt_, gp, bonus, NC, BH, stream_);
+  if (prof) CUDA_CHECK(cudaEventRecord(ev[3], stream_));
   if (bonus) {
     launch_gated_du(gp.du_part, out("du").as<float>(), static_cast<int>(p_.B), static_cast<int>(p_.H), NC,
                     static_cast<int>(p_.Dk), stream_);
+  }
+  if (prof) {
+    CUDA_CHECK(cudaEventRecord(ev[4], stream_));
+    CUDA_CHECK(cudaEventSynchronize(ev[4]));
+    float ms[4];
+    for (int i = 0; i < 4; ++i) CUDA_CHECK(cudaEventElapsedTime(&ms[i], ev[i], ev[i + 1]));
+    const char* kern = gbwd_old() ? "old" : gbwd_mode("chunk1") ? "chunk1" : gp.fp32_a ? "fp32a" : "new";
+    std::fprintf(stderr, "gbwd-prof %s %s T=%d rev_scan %.4f fwd_scan %.4f chunk %.4f du %.4f ms\n",
+                 p_.variant.c_str(), kern, static_cast<int>(p_.Tq), ms[0], ms[1], ms[2], ms[3]);
+    for (cudaEvent_t& x : ev) CUDA_CHECK(cudaEventDestroy(x));
   }
 }
 

@@ -13,9 +13,33 @@
 // The states are [B*H][NC][Dk][Dv] in the storage type; bnd is [B*H][NV][NC][Dk] fp32.
 #pragma once
 
+#include <type_traits>
+
 #include "linear_family_tiled.cuh"
 
 namespace attnbench::kernels::lin_tiled {
+
+// The vector-gate scans' configuration since session 7: chunk_fwd's Cfg without the tiles the
+// scans never touch (K~ and the diagonal scratch, 34 KB at Dk = 128), one stage: 97 KB at Dk = 128,
+// two blocks an SM (Cfg's 131 KB: one), so one block's loads overlap the other's chunk. The
+// session-5 scans (ATTNBENCH_LIN_GBWD=old) run with Cfg itself. kPre (ATTNBENCH_LIN_GBWD=scanpre,
+// forward scan, an A/B switch): rd(D_{cc-1}) of the boundary term comes into the Ss room (unused
+// by the scans) by cp.async with the chunk's tiles, instead of element by element from global
+// memory inside the state-store loop.
+template <class Base, bool kPre = false>
+struct ScanCfg : Base {
+  static constexpr bool kPreD = kPre;
+  static constexpr int kKgBytes = 0, kDiagBytes = 0;
+  static constexpr int kFixedBytes = Base::kSBytes + Base::kFeatBytes + Base::kRowBytes + Base::kZBytes;
+  static constexpr int kStages = 1;
+  static constexpr int kSmemBytes = Base::kStageBytes + kFixedBytes;
+};
+
+// C::kPreD where C defines it (ScanCfg), else false.
+template <class C, class = void>
+struct PreD : std::false_type {};
+template <class C>
+struct PreD<C, std::void_t<decltype(C::kPreD)>> : std::bool_constant<C::kPreD> {};
 
 // grid (value tiles, B*H); 128 threads; shared memory C::kSmemBytes.
 template <class C, bool kBonus, bool kRev>
@@ -33,9 +57,24 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
   // forward scan of the gated backward: rd(D_c) of the reverse scan (run first), for the boundary term
   const T* d_states =
       !kRev && p.bnd ? static_cast<const T*>(p.bnd_states) + int64_t(bh) * NC * C::kF * p.Dvv : nullptr;
+  // ScanCfg<_, true>: rd(D_{cc-1}) by cp.async into Ss (loaded with the chunk's tiles)
+  constexpr bool kPreD = PreD<C>::value && !kRev;
+  static_assert(!kPreD || C::kStages == 1, "a one-stage configuration");
+  auto load_d = [&](int c) {
+    const int cn = rows.chunk(c);
+    if (!kPreD || !d_states || cn == 0) return;
+    const T* src = d_states + int64_t(cn - 1) * C::kF * p.Dvv + v0;
+    constexpr int kSeg = C::kBV / 8;
+    for (int idx = threadIdx.x; idx < C::kF * kSeg; idx += kThreads) {
+      const int f = idx / kSeg, col = (idx % kSeg) * 8;
+      const bool ok = v0 + col < p.Dvv;
+      cp_async16(t.Ss + f * C::kLdV + col, src + (ok ? int64_t(f) * p.Dvv + col : 0), ok);
+    }
+  };
   State<C> st;
   st.zero();
   load_chunk<C, false>(p, t, rows, bh, v0, 0, 0);
+  load_d(0);
   cp_async_commit();
   for (int c = 0; c < NC; ++c) {
     const int s = C::kStages == 2 ? (c & 1) : 0, cc = rows.chunk(c);
@@ -86,7 +125,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
             *reinterpret_cast<uint32_t*>(states + off) = pack2<T>(x0, x1);
             if (d_states && cc > 0) {
               const int64_t prv = off - int64_t(C::kF) * p.Dvv;
-              bsum += x0 * to_f32(d_states[prv]) + x1 * to_f32(d_states[prv + 1]);
+              if constexpr (kPreD) {
+                const uint32_t w = *reinterpret_cast<const uint32_t*>(t.Ss + f * C::kLdV + 8 * nt + 2 * q4);
+                const float2 dd = unpack2<T>(w);
+                bsum += x0 * dd.x + x1 * dd.y;
+              } else {
+                bsum += x0 * to_f32(d_states[prv]) + x1 * to_f32(d_states[prv + 1]);
+              }
             }
           }
         }
@@ -108,6 +153,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_scan(EngineParams p) {
     __syncthreads();
     if (C::kStages == 1 && c + 1 < NC) {
       load_chunk<C, false>(p, t, rows, bh, v0, c + 1, 0);
+      load_d(c + 1);
       cp_async_commit();
     }
   }

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# A/B of the gated backward with vector gates (gated/vector, gated/rwkv6) on a GPU machine, one
+# build, one call: the default (session-7 scans, gradient kernel gated_bwd_chunk2) against
+# ATTNBENCH_LIN_GBWD=chunk1 (session-7 scans, the session-5 gated_bwd_chunk), =scanpre (the forward
+# scan loads rd(D) by cp.async) and =old (session 5 throughout). Builds attnbench and kernels_tests,
+# times bf16 B=8 H=32 D=128 T=1024,4096 --no-check (fwd once, bwd per kernel; one process each),
+# the per-launch split of the backward at T=4096 (ATTNBENCH_LIN_GBWD=prof+abl, scanpre+prof,
+# chunk1+prof: CUDA events between the reverse scan, forward scan, gradient kernel and du; abl also
+# times gated_bwd_chunk2 with phases skipped), the GPU tests '*gated_*' (default kernels), one
+# checked point (T=1024 --pass bwd, vector and rwkv6), optionally Nsight Compute on
+# gated_bwd_chunk2 (GBWD_NCU=1), merges the timings into ONE CSV (leading column gbwd_kernel) and
+# prints the table (variant, T, pass, kernel, ms, x floor) last.
+#   scripts/gbwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/gbwd-ab)
+# Environment: GBWD_AB_BUDGET_S (whole script, default 370), GBWD_NCU (default 0), GBWD_FP32A (1:
+#              also time ATTNBENCH_LIN_GBWD=fp32a), GBWD_SPLITS (the split runs, default "prof+abl
+#              scanpre+prof"; chunk1+prof runs last while time is left), ATTNBENCH_CUDA_ARCH
+#              (default 90a).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-results/gbwd-ab}}
+mkdir -p "$out"
+budget=${GBWD_AB_BUDGET_S:-370}
+t_start=$SECONDS
+left() { echo $((budget - (SECONDS - t_start))); }
+log() { echo "[gbwd-ab $((SECONDS - t_start))s] $*" >&2; }
+cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
+bdir=build/gpu-gbwd
+bin=./$bdir/harness/attnbench
+tests_bin=./$bdir/tests/kernels/kernels_tests
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee "$out/nvidia-smi.txt"
+{ [[ -f COMMIT ]] && echo "source commit $(cat COMMIT)" || git log -1 --format='commit %H %s'; } 2>/dev/null | tee "$out/commit.txt"
+log "configure + build (attnbench, kernels_tests)"
+cmake -S . -B $bdir -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+cmake --build $bdir -j 16 --target attnbench kernels_tests >>"$out/build.log" 2>&1 \
+  || { grep -E "error|FAILED" -A5 "$out/build.log" | head -60; exit 1; }
+log "built"
+
+: >"$out/tests.txt"
+source scripts/device-lib.sh  # gtest()
+sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
+  local name=$1 csv=$2 secs=$3
+  shift 3
+  ((secs < 15)) && { log "skip $name (no time left)"; return; }
+  log "sweep $name (limit ${secs}s)"
+  timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "$csv" >>"$out/sweep.log" 2>&1
+  log "sweep $name rc $?"
+}
+D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
+sweep new "$out/new.csv" "$(cap 25 50)" --no-check $D --T 1024,4096 --pass fwd,bwd
+ATTNBENCH_LIN_GBWD=old sweep old "$out/old.csv" "$(cap 25 45)" --no-check $D --T 1024,4096 --pass bwd
+ATTNBENCH_LIN_GBWD=chunk1 sweep chunk1 "$out/chunk1.csv" "$(cap 20 35)" --no-check $D --T 4096 --pass bwd
+ATTNBENCH_LIN_GBWD=scanpre sweep scanpre "$out/scanpre.csv" "$(cap 20 35)" --no-check $D --T 4096 --pass bwd
+[[ ${GBWD_FP32A:-0} == 1 ]] && ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
+# the split of one backward into its launches (events synchronize: measurement only), and the
+# gradient kernel with phases skipped (abl: linear_family_tiled_host.cu)
+for m in ${GBWD_SPLITS:-prof+abl scanpre+prof}; do
+  s=$(cap 12 30)
+  ((s < 10)) && break
+  log "split $m (limit ${s}s)"
+  ATTNBENCH_LIN_GBWD=$m timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --min-samples 1 --max-samples 3 --no-check $D --T 4096 \
+    --pass bwd --out "$out/prof_${m//+/_}.csv" >"$out/prof_${m//+/_}.log" 2>&1
+done
+grep -h "gbwd-prof" "$out"/prof_*.log 2>/dev/null | sort | uniq -c | sort -rn | head -12 >&2
+grep -h "gbwd-abl" "$out"/prof_*.log 2>/dev/null | head -6 >&2
+gtest gated "" '*gated_*' "$(cap 60 60)"
+sweep checked "$out/checked.csv" "$(cap 90 40)" $D --T 1024 --pass bwd
+if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 60 )); then
+  log "ncu (limit 50s)"
+  timeout 50 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
+    --section InstructionStats --section LaunchStats -k regex:'gated_bwd_chunk2' --launch-count 1 \
+    "$bin" run --dtype bf16 --min-samples 1 --max-samples 1 --budget-ms 1 --no-check --algo gated --variant vector --impl tiled \
+    --B 8 --H 32 --D 128 --T 4096 --pass bwd --out "$out/ncu_run.csv" >"$out/ncu.log" 2>&1
+  log "ncu rc $?"
+  grep -E "Stall|Warp Cycles|Issued|Eligible|Duration|Throughput|Executed Ipc|No Eligible|Registers|Shared Memory" "$out/ncu.log" | head -60 >&2
+fi
+s=$(cap 90 25)
+if ((s >= 10)); then  # the split with the session-5 gradient kernel (scans as the default)
+  log "split chunk1+prof (limit ${s}s)"
+  ATTNBENCH_LIN_GBWD=chunk1+prof timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --min-samples 1 --max-samples 3 --no-check $D \
+    --T 4096 --pass bwd --out "$out/prof_chunk1_prof.csv" >"$out/prof_chunk1_prof.log" 2>&1
+  grep -h "gbwd-prof" "$out/prof_chunk1_prof.log" | head -3 >&2
+fi
+grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
+
+python3 - "$out" <<'EOF' | tee "$out/ab.md"
+# ONE CSV (gbwd_kernel, then the harness columns) and the table: variant, T, pass, kernel, ms, x floor.
+import csv, os, sys
+out = sys.argv[1]
+rows = []
+for kern, name in (("new", "new"), ("chunk1", "chunk1"), ("scanpre", "scanpre"), ("old", "old"), ("fp32a", "fp32a"),
+                   ("new", "checked")):
+    p = os.path.join(out, name + ".csv")
+    if os.path.exists(p):
+        for r in csv.DictReader(open(p)):
+            rows.append(dict(gbwd_kernel=kern, **r))
+if rows:
+    with open(os.path.join(out, "gbwd_ab.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+print("| variant | T | pass | kernel | status | ms | x floor | err (base, floor) |")
+print("|---|---|---|---|---|---|---|---|")
+for r in sorted(rows, key=lambda r: (r["variant"], int(r["Tq"]), r["pass"], r["status"] != "pass", r["gbwd_kernel"])):
+    ms = float(r["ms_median"]) if r["ms_median"] else None
+    fl = float(r["floor_ms"]) if r["floor_ms"] else None
+    kern = r["gbwd_kernel"] if r["pass"] == "bwd" else "-"
+    err = "%s (%s, %s)" % (r["err"], r["err_base"], r["floor"]) if r["err"] else ""
+    print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (r["variant"], r["Tq"], r["pass"], kern, r["status"],
+          "%.4f" % ms if ms else "", "%.2f" % (ms / fl) if ms and fl else "", err))
+EOF
+# at most 8 files come back from the device tool: the logs and side CSVs in one archive
+(cd "$out" && tar czf logs.tar.gz *.log $(ls prof_*.csv ncu_run.csv 2>/dev/null) && rm -f *.log prof_*.csv ncu_run.csv \
+  && [[ -f gbwd_ab.csv ]] && rm -f new.csv chunk1.csv scanpre.csv old.csv fp32a.csv checked.csv)
+cat "$out/tests.txt"
