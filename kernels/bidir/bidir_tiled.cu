@@ -162,20 +162,16 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   packed pairs (now always, exact) 1.26/1.19/1.15 (session-6 call3 before it: 1.28/1.22/1.18,
 //   another machine); focused mapped by row groups with named barriers (FOCUSED=rows, the default)
 //   1.97/1.88/1.84 vs the 4-warp block-barrier mapping 2.66/2.56/2.52.
-// Session 7 (results/h200-s7-20261121/, README there): this file and the TMA forward are session 6's,
-//   with one fix found on the way: the 16-warp kernel's ring had 11 slots, an odd count, so a warp
-//   group's Q items shared slots with the other group's, and a warp that skipped the other group's
-//   use of a slot could pass the wait for its own next use a phase early (mbarrier parity
-//   aliasing). The ring is now a multiple of the groups (10 slots; bidir_tiled_tma.cu TmaCfg).
-//   Branch s7-bidir holds the session's forward changes, measured in part but not yet passed
-//   through the GPU tests: per-use slot counts and running slot/parity (no division), focused's
-//   query side folded (bf16: round(u) with r = ||y|| / ||u|| on the fp32 products, one pass), one
-//   kernel per feature map for the 16-warp configuration (spill-free for identity, elu1, relu),
-//   padded boxes removed. call2 (87a202f, every map): focused 1.83 / 1.73 / 1.69x floor with the
-//   fold against 2.00 / 1.91 / 1.87 exact, and the 2x8 configuration fastest on every map
-//   (identity 1.30 / 1.23 / 1.18, elu1 1.35 / 1.28 / 1.23, focused 1.64 / 1.53 / 1.48) on a machine
-//   that timed identity ~7% slower than session 6's; call3 (b890414, 11 slots): identity 1.23 /
-//   1.17x at T = 4096 / 8192, then the race hung T = 16384.
+// Session 7 (results/h200-s7-20261121/, README there), branch s7-bidir: NOT yet through the GPU
+//   tests. Per-use slot counts and running slot/parity (no division), focused's query side folded
+//   (ATTNBENCH_BIDIR_FOCUSED2 above), one TMA kernel per feature map for the 16-warp configuration
+//   (spill-free for identity, elu1, relu), padded boxes removed, and (as on main) a ring that is a
+//   multiple of the Q item groups (10 slots: with 11, a warp that skipped the other group's use of a
+//   slot could pass its own wait a phase early by mbarrier parity aliasing; call3 hung at
+//   T = 16384). call2 (87a202f, every map): focused 1.83 / 1.73 / 1.69x floor with the fold against
+//   2.00 / 1.91 / 1.87 exact, and the 2x8 configuration fastest on every map (identity 1.30 / 1.23
+//   / 1.18, elu1 1.35 / 1.28 / 1.23, focused 1.64 / 1.53 / 1.48) on a machine that timed identity
+//   ~7% slower than session 6's; call3 (b890414): identity 1.23 / 1.17x at T = 4096 / 8192.
 constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
