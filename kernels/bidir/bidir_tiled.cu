@@ -164,8 +164,8 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   1.97/1.88/1.84 vs the 4-warp block-barrier mapping 2.66/2.56/2.52.
 // Session 7 (results/h200-s7-20261121/, README there), branch s7-bidir: NOT yet through the GPU
 //   tests. Per-use slot counts and running slot/parity (no division), focused's query side folded
-//   (ATTNBENCH_BIDIR_FOCUSED2 above), one TMA kernel per feature map for the 16-warp configuration
-//   (spill-free for identity, elu1, relu), padded boxes removed, and (as on main) a ring that is a
+//   (ATTNBENCH_BIDIR_FOCUSED2 above), one TMA kernel per feature map for the 16-warp and the 2x8
+//   configurations where Dk, Dv <= 64 (spill-free but the 16-warp focused, 16 B), padded boxes removed, and (as on main) a ring that is a
 //   multiple of the Q item groups (10 slots: with 11, a warp that skipped the other group's use of a
 //   slot could pass its own wait a phase early by mbarrier parity aliasing; call3 hung at
 //   T = 16384). call2 (87a202f, every map): focused 1.83 / 1.73 / 1.69x floor with the fold against

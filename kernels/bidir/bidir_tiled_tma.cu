@@ -377,12 +377,15 @@ void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
 }
 
-// The kernel the plan asks for (FM: see tma_kernel). Configuration 1 (16 warps) runs only where Dk and Dv are <= 64 (bidir_tiled.cu), so it
-// exists only there, one kernel per map.
+// The kernel the plan asks for (FM: see tma_kernel). Where Dk and Dv are <= 64 (the published
+// shape) the 16-warp configuration 1 (the default there) and the 2x8 configuration 0 have one
+// kernel per map; configuration 1 runs only there (bidir_tiled.cu), so it exists only there.
+template <int DKP, int DVP>
+constexpr bool kPerMap = DKP == 64 && DVP == 64;
 template <int CFG, int DKP, int DVP>
-constexpr int kCfgExists = CFG != 1 || (DKP == 64 && DVP == 64);
+constexpr int kCfgExists = CFG != 1 || kPerMap<DKP, DVP>;
 template <class T, int DKP, int DVP, int CFG>
-constexpr int info_fm() { return CFG == 1 ? kIdentity : -1; }
+constexpr int info_fm() { return CFG != 2 && kPerMap<DKP, DVP> ? kIdentity : -1; }
 
 template <class T, int DKP, int DVP, int CFG>
 FusedInfo tma_info_cfg(int cluster) {
@@ -407,22 +410,29 @@ FusedInfo tma_info_cfg(int cluster) {
   return info;
 }
 
-template <class T, int DKP, int DVP>
-void launch_tma_typed(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
-  if (p.tma_cfg == 1) {
-    if constexpr (kCfgExists<1, DKP, DVP>) {
-      switch (p.fm) {
-        case kElu1: return launch_tma_cfg<T, DKP, DVP, 1, kElu1>(p, m, s);
-        case kElu1Pk: return launch_tma_cfg<T, DKP, DVP, 1, kElu1Pk>(p, m, s);
-        case kRelu: return launch_tma_cfg<T, DKP, DVP, 1, kRelu>(p, m, s);
-        case kFocused: return launch_tma_cfg<T, DKP, DVP, 1, kFocused>(p, m, s);
-        default: return launch_tma_cfg<T, DKP, DVP, 1, kIdentity>(p, m, s);
-      }
+// Configuration CFG (0 or 1) with one kernel per map (kPerMap) or the all-maps kernel.
+template <class T, int DKP, int DVP, int CFG>
+void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  if constexpr (kPerMap<DKP, DVP>) {
+    switch (p.fm) {
+      case kElu1: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1>(p, m, s);
+      case kElu1Pk: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1Pk>(p, m, s);
+      case kRelu: return launch_tma_cfg<T, DKP, DVP, CFG, kRelu>(p, m, s);
+      case kFocused: return launch_tma_cfg<T, DKP, DVP, CFG, kFocused>(p, m, s);
+      default: return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity>(p, m, s);
     }
+  } else if constexpr (CFG != 1) {
+    launch_tma_cfg<T, DKP, DVP, CFG, -1>(p, m, s);
+  } else {
     throw std::runtime_error("bidir tiled: the 16-warp TMA forward exists for Dk, Dv <= 64 only");
   }
+}
+
+template <class T, int DKP, int DVP>
+void launch_tma_typed(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  if (p.tma_cfg == 1) return launch_tma_maps<T, DKP, DVP, 1>(p, m, s);
   if (p.tma_cfg == 2) return launch_tma_cfg<T, DKP, DVP, 2, -1>(p, m, s);
-  launch_tma_cfg<T, DKP, DVP, 0, -1>(p, m, s);
+  launch_tma_maps<T, DKP, DVP, 0>(p, m, s);
 }
 
 template <class T, int DKP, int DVP>
