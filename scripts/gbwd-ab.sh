@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # A/B of the gated backward with vector gates (gated/vector, gated/rwkv6) on a GPU machine, one
 # build, one call: the default (session-7 scans, gradient kernel gated_bwd_chunk2) against
-# ATTNBENCH_LIN_GBWD=chunk1 (session-7 scans, the session-5 gated_bwd_chunk), =scanpre (the forward
-# scan loads rd(D) by cp.async) and =old (session 5 throughout). Builds attnbench and kernels_tests,
+# ATTNBENCH_LIN_GBWD=scanpre (the forward scan loads rd(D) by cp.async). (Session 7's calls also
+# timed session 5's kernels, =old and =chunk1; they were removed after.) Builds attnbench and kernels_tests,
 # times bf16 B=8 H=32 D=128 T=1024,4096 --no-check (fwd once, bwd per kernel; one process each),
-# the per-launch split of the backward at T=4096 (ATTNBENCH_LIN_GBWD=prof+abl, scanpre+prof,
-# chunk1+prof: CUDA events between the reverse scan, forward scan, gradient kernel and du; abl also
+# the per-launch split of the backward at T=4096 (ATTNBENCH_LIN_GBWD=prof+abl, scanpre+prof:
+# CUDA events between the reverse scan, forward scan, gradient kernel and du; abl also
 # times gated_bwd_chunk2 with phases skipped), the GPU tests '*gated_*' (default kernels), one
 # checked point (T=1024 --pass bwd, vector and rwkv6), optionally Nsight Compute on
 # gated_bwd_chunk2 (GBWD_NCU=1), merges the timings into ONE CSV (leading column gbwd_kernel) and
@@ -13,7 +13,7 @@
 #   scripts/gbwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/gbwd-ab)
 # Environment: GBWD_AB_BUDGET_S (whole script, default 370), GBWD_NCU (default 0), GBWD_FP32A (1:
 #              also time ATTNBENCH_LIN_GBWD=fp32a), GBWD_SPLITS (the split runs, default "prof+abl
-#              scanpre+prof"; chunk1+prof runs last while time is left), ATTNBENCH_CUDA_ARCH
+#              scanpre+prof"), ATTNBENCH_CUDA_ARCH
 #              (default 90a).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,8 +49,6 @@ sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
 }
 D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
 sweep new "$out/new.csv" "$(cap 25 50)" --no-check $D --T 1024,4096 --pass fwd,bwd
-ATTNBENCH_LIN_GBWD=old sweep old "$out/old.csv" "$(cap 25 45)" --no-check $D --T 1024,4096 --pass bwd
-ATTNBENCH_LIN_GBWD=chunk1 sweep chunk1 "$out/chunk1.csv" "$(cap 20 35)" --no-check $D --T 4096 --pass bwd
 ATTNBENCH_LIN_GBWD=scanpre sweep scanpre "$out/scanpre.csv" "$(cap 20 35)" --no-check $D --T 4096 --pass bwd
 [[ ${GBWD_FP32A:-0} == 1 ]] && ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
 # the split of one backward into its launches (events synchronize: measurement only), and the
@@ -75,13 +73,6 @@ if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 60 )); then
   log "ncu rc $?"
   grep -E "Stall|Warp Cycles|Issued|Eligible|Duration|Throughput|Executed Ipc|No Eligible|Registers|Shared Memory" "$out/ncu.log" | head -60 >&2
 fi
-s=$(cap 90 25)
-if ((s >= 10)); then  # the split with the session-5 gradient kernel (scans as the default)
-  log "split chunk1+prof (limit ${s}s)"
-  ATTNBENCH_LIN_GBWD=chunk1+prof timeout "$s" "$bin" run --dtype bf16 --budget-ms 20 --min-samples 1 --max-samples 3 --no-check $D \
-    --T 4096 --pass bwd --out "$out/prof_chunk1_prof.csv" >"$out/prof_chunk1_prof.log" 2>&1
-  grep -h "gbwd-prof" "$out/prof_chunk1_prof.log" | head -3 >&2
-fi
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 
 python3 - "$out" <<'EOF' | tee "$out/ab.md"
@@ -89,7 +80,7 @@ python3 - "$out" <<'EOF' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern, name in (("new", "new"), ("chunk1", "chunk1"), ("scanpre", "scanpre"), ("old", "old"), ("fp32a", "fp32a"),
+for kern, name in (("new", "new"), ("scanpre", "scanpre"), ("fp32a", "fp32a"),
                    ("new", "checked")):
     p = os.path.join(out, name + ".csv")
     if os.path.exists(p):
@@ -112,5 +103,5 @@ for r in sorted(rows, key=lambda r: (r["variant"], int(r["Tq"]), r["pass"], r["s
 EOF
 # at most 8 files come back from the device tool: the logs and side CSVs in one archive
 (cd "$out" && tar czf logs.tar.gz *.log $(ls prof_*.csv ncu_run.csv 2>/dev/null) && rm -f *.log prof_*.csv ncu_run.csv \
-  && [[ -f gbwd_ab.csv ]] && rm -f new.csv chunk1.csv scanpre.csv old.csv fp32a.csv checked.csv)
+  && [[ -f gbwd_ab.csv ]] && rm -f new.csv scanpre.csv fp32a.csv checked.csv)
 cat "$out/tests.txt"

@@ -1,6 +1,5 @@
 // gated, tiled, backward with data-dependent gates (scalar, vector, rwkv6): the two state scans
-// and the chunk-parallel gradient kernel (gated_bwd_chunk2; gated_bwd_chunk under
-// ATTNBENCH_LIN_GBWD=old or =chunk1), instantiated for q/k widths 64 and 128 and value widths
+// and the chunk-parallel gradient kernel (gated_bwd_chunk2), instantiated for q/k widths 64 and 128 and value widths
 // 64 and 128. Math in linear_family_tiled_scan.cuh and linear_family_tiled_gbwd.cuh.
 #include "linear_family_tiled_gbwd.cuh"
 #include "linear_family_tiled_gbwd2.cuh"
@@ -20,7 +19,6 @@ template <class T, int W>
 void scan_w(const EngineParams& e, int BH, cudaStream_t s, bool rev) {
   using CV = Cfg<T, Feat::gate_vector, W, 64>;
   if (e.gate != kGateVector) scan_cfg<Cfg<T, Feat::gate_scalar, W, 64>, false>(e, BH, s, rev);
-  else if (gbwd_old()) e.bonus ? scan_cfg<CV, true>(e, BH, s, rev) : scan_cfg<CV, false>(e, BH, s, rev);
   else if (rev || !gbwd_mode("scanpre")) {
     e.bonus ? scan_cfg<ScanCfg<CV>, true>(e, BH, s, rev) : scan_cfg<ScanCfg<CV>, false>(e, BH, s, rev);
   } else {  // the forward scan with rd(D) by cp.async (A/B)
@@ -30,12 +28,11 @@ void scan_w(const EngineParams& e, int BH, cudaStream_t s, bool rev) {
 
 template <class G, bool kBonus>
 void chunk_cfg(const GateBwdParams& gp, int NC, int BH, cudaStream_t s) {
-  const bool old = gbwd_old() || gbwd_mode("chunk1");
-  auto kernel = old ? gated_bwd_chunk<G, kBonus> : gated_bwd_chunk2<G, kBonus>;
-  const int smem = old ? G::kSmemBytes : gbwd2_smem_bytes<G>();
+  auto kernel = gated_bwd_chunk2<G, kBonus>;
+  const int smem = gbwd2_smem_bytes<G>();
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   kernel<<<dim3(static_cast<unsigned>(NC), static_cast<unsigned>(BH)), kGThreads, smem, s>>>(gp);
-  CUDA_CHECK_LAUNCH("gated_bwd_chunk");
+  CUDA_CHECK_LAUNCH("gated_bwd_chunk2");
 }
 
 template <class T, int W>

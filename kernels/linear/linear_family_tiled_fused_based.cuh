@@ -126,6 +126,34 @@ __device__ __forceinline__ void load_row16(const T* x, float (&y)[16], float mul
   }
 }
 
+// The scores of query row block rb (16 rows) against the chunk's key n-tiles [lo, hi) (Dk <= 16:
+// one k-step): acc[nt] = Q_rb K_nt^T, fp32 C tiles (the others stay 0). Q, K: [kC][kLdQ] rows of
+// the storage dtype (rd(q), rd(k)); pairs of n-tiles share one ldmatrix.x4.
+template <class T, int kLdQ>
+__device__ __forceinline__ void based_qk_tiles(float (&acc)[8][4], const T* Q, const T* K, int rb, int lo, int hi, int lane) {
+  uint32_t a[4];
+  ldsm_a(a, Q, kLdQ, 16 * rb, 0, lane);
+  zero_acc(acc);
+#pragma unroll
+  for (int np = 0; np < 4; ++np) {
+    const bool t0 = 2 * np >= lo && 2 * np < hi, t1 = 2 * np + 1 >= lo && 2 * np + 1 < hi;
+    if (t0 && t1) {
+      uint32_t bb[4];
+      ldsm_b_nk(bb, K, kLdQ, 16 * np, 0, lane);
+      mma16816<T>(acc[2 * np], a, bb[0], bb[1]);
+      mma16816<T>(acc[2 * np + 1], a, bb[2], bb[3]);
+    } else if (t0) {
+      uint32_t bb[2];
+      ldsm_b_nk1(bb, K, kLdQ, 16 * np, 0, lane);
+      mma16816<T>(acc[2 * np], a, bb[0], bb[1]);
+    } else if (t1) {
+      uint32_t bb[2];
+      ldsm_b_nk1(bb, K, kLdQ, 16 * np + 8, 0, lane);
+      mma16816<T>(acc[2 * np + 1], a, bb[0], bb[1]);
+    }
+  }
+}
+
 // prepare(c): the features of chunk c's q and k rows (two threads a row, 80 features each) and the
 // warp's tiles of rd(A) with their partial row sums (8 warps: row block w % 4, n-tiles split at
 // w % 4 + 1 between warps w and w + 4; 4 warps: row block w, all its n-tiles).
@@ -147,28 +175,8 @@ __device__ void based_prepare(const EngineParams& p, const FusedBasedTile<C>& t,
   // ---- rd(A) tiles of row block rb, key n-tiles [lo, hi)
   const int rb = warp & 3, part = (warp >> 2) % C::kParts;  // n-tiles [0, 2rb + 2) in kParts parts
   const int lo = (2 * rb + 2) * part / C::kParts, hi = (2 * rb + 2) * (part + 1) / C::kParts;
-  uint32_t a[4];
-  ldsm_a(a, Q, C::kLdQ, 16 * rb, 0, lane);
   float acc[8][4];
-  zero_acc(acc);
-#pragma unroll
-  for (int np = 0; np < 4; ++np) {
-    const bool t0 = 2 * np >= lo && 2 * np < hi, t1 = 2 * np + 1 >= lo && 2 * np + 1 < hi;
-    if (t0 && t1) {
-      uint32_t bb[4];
-      ldsm_b_nk(bb, K, C::kLdQ, 16 * np, 0, lane);
-      mma16816<T>(acc[2 * np], a, bb[0], bb[1]);
-      mma16816<T>(acc[2 * np + 1], a, bb[2], bb[3]);
-    } else if (t0) {
-      uint32_t bb[2];
-      ldsm_b_nk1(bb, K, C::kLdQ, 16 * np, 0, lane);
-      mma16816<T>(acc[2 * np], a, bb[0], bb[1]);
-    } else if (t1) {
-      uint32_t bb[2];
-      ldsm_b_nk1(bb, K, C::kLdQ, 16 * np + 8, 0, lane);
-      mma16816<T>(acc[2 * np + 1], a, bb[0], bb[1]);
-    }
-  }
+  based_qk_tiles<T, C::kLdQ>(acc, Q, K, rb, lo, hi, lane);
   const int r0 = 16 * rb + g, r1 = r0 + 8;
   float rsum[2] = {0.0f, 0.0f};
   T* A = t.As(b);

@@ -178,28 +178,8 @@ __device__ __forceinline__ void based_wg_a(const EngineParams& p, const typename
   const int g = lane >> 2, q4 = lane & 3;
   const int rb = warp & 3, part = warp >> 2;
   const int lo = C::kWG == 1 ? 0 : (rb + 1) * part, hi = C::kWG == 1 ? 2 * rb + 2 : (rb + 1) * (part + 1);
-  uint32_t a[4];
-  ldsm_a(a, Q, C::kLdQ, 16 * rb, 0, lane);
   float acc[8][4];
-  zero_acc(acc);
-#pragma unroll
-  for (int np = 0; np < 4; ++np) {
-    const bool t0 = 2 * np >= lo && 2 * np < hi, t1 = 2 * np + 1 >= lo && 2 * np + 1 < hi;
-    if (t0 && t1) {
-      uint32_t bb[4];
-      ldsm_b_nk(bb, K, C::kLdQ, 16 * np, 0, lane);
-      mma16816<T>(acc[2 * np], a, bb[0], bb[1]);
-      mma16816<T>(acc[2 * np + 1], a, bb[2], bb[3]);
-    } else if (t0) {
-      uint32_t bb[2];
-      ldsm_b_nk1(bb, K, C::kLdQ, 16 * np, 0, lane);
-      mma16816<T>(acc[2 * np], a, bb[0], bb[1]);
-    } else if (t1) {
-      uint32_t bb[2];
-      ldsm_b_nk1(bb, K, C::kLdQ, 16 * np + 8, 0, lane);
-      mma16816<T>(acc[2 * np + 1], a, bb[0], bb[1]);
-    }
-  }
+  based_qk_tiles<T, C::kLdQ>(acc, Q, K, rb, lo, hi, lane);
   const int r0 = 16 * rb + g, r1 = r0 + 8;
   float rsum[2] = {0.0f, 0.0f};
 #pragma unroll

@@ -1,7 +1,8 @@
 // gated_bwd_chunk2: the chunk-parallel gradient kernel of the gated backward (scalar, vector,
-// rwkv6), the default since session 7; `ATTNBENCH_LIN_GBWD=old` (or =chunk1) selects
-// gated_bwd_chunk (linear_family_tiled_gbwd.cuh, whose header holds the math, the notation and the
-// block layout, unchanged here: same products, same rounding points). What differs (session 7):
+// rwkv6) since session 7. linear_family_tiled_gbwd.cuh's header holds the math, the notation and
+// the block layout. It replaced session 5's gated_bwd_chunk (same products, same rounding points;
+// H200, T = 4096: 9.60 / 10.37 ms against 12.66 / 13.46 for the whole vector / rwkv6 backward,
+// scans included; results/h200-s7-20261121/gbwd_call2_*), which was then removed. What differed:
 //  - one copy of the code for both halves of Dk (the halves' loop is not unrolled; gbwd_put keeps
 //    the per-half accumulators in registers): 190 KB of SASS instead of 251 KB (bf16, 128/128);
 //  - the gate columns are read from global memory at once: the key warps (threads 128 + d, one per

@@ -114,7 +114,7 @@ void ChunkTiled::gated_backward() {
   EngineParams e = base_params();
   e.Dqk = static_cast<int>(p_.Dk), e.Dvv = static_cast<int>(p_.Dv), e.NV = NV;
   e.k = in("q").buf.get(), e.v = in("do").buf.get(), e.states = D.buf.get();
-  // ATTNBENCH_LIN_GBWD=prof (also old+prof, fp32a+prof): events between the launches (measurement only)
+  // ATTNBENCH_LIN_GBWD=prof (also fp32a+prof): events between the launches (measurement only)
   const bool prof = gbwd_prof();
   cudaEvent_t ev[5] = {};
   if (prof) {
@@ -139,7 +139,7 @@ void ChunkTiled::gated_backward() {
   gp.vector_gate = p_.variant != "scalar";
   gp.fp32_a = gbwd_mode("fp32a");
   if (bonus) gp.du_part = lin_host::workspace(ws_, "du_part", {BH, NC, p_.Dk}, Dtype::f32).as<float>();
-  if (gbwd_mode("abl") && !gbwd_old() && !gbwd_mode("chunk1")) {
+  if (gbwd_mode("abl")) {
     gbwd_ablate(dt_, gp, bonus, NC, BH, stream_, p_.variant, static_cast<int>(p_.Tq));
   }
   launch_gated_bwd_chunk(dt_, gp, bonus, NC, BH, stream_);
@@ -153,7 +153,7 @@ void ChunkTiled::gated_backward() {
     CUDA_CHECK(cudaEventSynchronize(ev[4]));
     float ms[4];
     for (int i = 0; i < 4; ++i) CUDA_CHECK(cudaEventElapsedTime(&ms[i], ev[i], ev[i + 1]));
-    const char* kern = gbwd_old() ? "old" : gbwd_mode("chunk1") ? "chunk1" : gp.fp32_a ? "fp32a" : "new";
+    const char* kern = gp.fp32_a ? "fp32a" : "new";
     std::fprintf(stderr, "gbwd-prof %s %s T=%d rev_scan %.4f fwd_scan %.4f chunk %.4f du %.4f ms\n",
                  p_.variant.c_str(), kern, static_cast<int>(p_.Tq), ms[0], ms[1], ms[2], ms[3]);
     for (cudaEvent_t& x : ev) CUDA_CHECK(cudaEventDestroy(x));

@@ -42,9 +42,8 @@ struct GateBwdParams;
 void launch_gated_scan(Dtype dt, const EngineParams& e, int BH, cudaStream_t s, bool rev);
 void launch_gated_bwd_chunk(Dtype dt, const GateBwdParams& gp, bool bonus, int NC, int BH, cudaStream_t s);
 void launch_gated_du(const float* du_part, float* du, int B, int H, int NC, int Dk, cudaStream_t s);
-// ATTNBENCH_LIN_GBWD, words joined by '+' (A/B switches of the gated backward with vector gates):
-// "old": the session-5 kernels (gated_bwd_chunk, the scans with chunk_fwd's configuration);
-// "chunk1": the session-7 scans with gated_bwd_chunk; "fp32a": gated_bwd_chunk2 with all of A on
+// ATTNBENCH_LIN_GBWD, words joined by '+' (A/B switches of the gated backward with vector gates;
+// session 5's kernels, "old" and "chunk1" in session 7's A/B, are gone): "fp32a": gated_bwd_chunk2 with all of A on
 // CUDA cores; "prof": each launch of the backward timed by CUDA events and printed to stderr
 // ("gbwd-prof ...", measurement only: it synchronizes); "abl": gated_bwd_chunk2 also timed with
 // phases skipped (linear_family_tiled_host.cu; measurement only); "scanpre": the forward scan
@@ -56,7 +55,6 @@ inline bool gbwd_mode(const char* word) {
   }();
   return m.find("+" + std::string(word) + "+") != std::string::npos;
 }
-inline bool gbwd_old() { return gbwd_mode("old"); }
 inline bool gbwd_prof() { return gbwd_mode("prof"); }
 
 // q/k widths the kernels are built for (the tensor's width is padded up to one of these).

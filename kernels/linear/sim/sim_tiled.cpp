@@ -45,7 +45,6 @@ int g_based_cols = 32;      // based split: value columns a warp
 bool g_based_wg = false;    // based: fused_based_wg_fwd ("wg", "2", "overlap", "2overlap": the host's
                             // ATTNBENCH_BASED_FWD=wg with ATTNBENCH_BASED_WG unset, 2, overlap, 2overlap)
 int g_based_wgv = 0;  // based: fused_based_wg_fwd's variant (ATTNBENCH_BASED_WG): bit 1 "2" two warpgroups, bit 0 "overlap"
-bool g_gbwd_old = false;    // gated backward: gated_bwd_chunk (argv[2] "gbwdold") instead of gated_bwd_chunk2
 bool g_scan_pre = false;    // gated backward: the forward scan by ScanCfg<_, true> (argv[2] "scanpre")
 
 template <class C, bool kBonus, bool kFused = false>
@@ -238,9 +237,7 @@ Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
     constexpr bool kRev = decltype(rev)::value;
     using CV2 = ScanCfg<CV>;
     using CV3 = ScanCfg<CV, true>;
-    if (vec && g_gbwd_old) {
-      sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV::kSmemBytes, [&] { chunk_scan<CV, kBonus, kRev>(e); });
-    } else if (vec && g_scan_pre && !kRev) {
+    if (vec && g_scan_pre && !kRev) {
       sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV3::kSmemBytes, [&] { chunk_scan<CV3, kBonus, false>(e); });
     } else if (vec) {
       sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV2::kSmemBytes, [&] { chunk_scan<CV2, kBonus, kRev>(e); });
@@ -260,10 +257,7 @@ Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
   gp.vector_gate = vec;
   auto bc = [&](auto cfg) {
     using G = decltype(cfg);
-    sim::launch({unsigned(NC), unsigned(BH)}, {kGThreads}, g_gbwd_old ? G::kSmemBytes : gbwd2_smem_bytes<G>(), [&] {
-      if (g_gbwd_old) gated_bwd_chunk<G, kBonus>(gp);
-      else gated_bwd_chunk2<G, kBonus>(gp);
-    });
+    sim::launch({unsigned(NC), unsigned(BH)}, {kGThreads}, gbwd2_smem_bytes<G>(), [&] { gated_bwd_chunk2<G, kBonus>(gp); });
   };
   if (p.Dv <= 64) bc(GbwdCfg<T, W, 64>{});
   else bc(GbwdCfg<T, W, 128>{});
@@ -357,7 +351,7 @@ int main(int argc, char** argv) {
   // vector forward's A/B variants "bulk", "late" (ATTNBENCH_LIN_VEC); "mma": the mma.sync kernels
   // (fused_fwd and fused_vec_fwd) at every width, as ATTNBENCH_LIN_FUSED=mma ATTNBENCH_LIN_VEC=mma;
   // based's wgmma forward: "wg" (one warpgroup a block), "2" (two), "overlap", "2overlap";
-  // the gated backward's "gbwdold" and "scanpre" (ATTNBENCH_LIN_GBWD=old, =scanpre)
+  // the gated backward's "scanpre" (ATTNBENCH_LIN_GBWD=scanpre)
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
   const std::string sel = argc > 2 ? argv[2] : "";
@@ -367,7 +361,6 @@ int main(int argc, char** argv) {
   g_based_wg = sel == "wg" || sel == "2" || sel == "overlap" || sel == "2overlap";  // based: the wgmma forward
   g_based_wgv = (sel == "2" || sel == "2overlap" ? 2 : 0) | (sel == "overlap" || sel == "2overlap" ? 1 : 0);
   g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
-  g_gbwd_old = sel == "gbwdold";  // the gated backward by gated_bwd_chunk (ATTNBENCH_LIN_GBWD=old)
   g_scan_pre = sel == "scanpre";  // the forward scan loads rd(D) by cp.async (ATTNBENCH_LIN_GBWD=scanpre)
   std::printf("eligible forwards by %s%s%s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
               g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "",
@@ -379,7 +372,7 @@ int main(int argc, char** argv) {
     int64_t T, Dk, Dv;
     int normalize;
     double gate_mul = 1.0;  // > 1: larger log-gates (the exact diagonal paths of the fused vector
-                            // forward and of gated_bwd_chunk; -DATTNBENCH_LIN_GBWD_SPAN_MAX=-1.0f:
+                            // forward and of gated_bwd_chunk2; -DATTNBENCH_LIN_GBWD_SPAN_MAX=-1.0f:
                             // the backward's exact path on every case)
   };
   std::vector<Case> cases = {{"linear", "", 1, 64, 64, 0},    {"linear", "", 130, 64, 72, 0},
