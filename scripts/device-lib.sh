@@ -1,5 +1,5 @@
 # Shell functions shared by the device scripts (sourced from the repository root; the caller
-# defines log(), $out and $tests_bin).
+# defines log(), left(), $out, and $bin / $tests_bin or the build folder ab_build sets them from).
 #
 # gtest NAME ENV FILTER SECONDS: one kernels_tests run under ENV with --gtest_filter=FILTER,
 # bounded by SECONDS (skipped under 15 s); prints its failures and records its counts in
@@ -21,4 +21,35 @@ gtest() {
   skipped=$(grep -oE "^\[  SKIPPED \] [0-9]+" "$out/tests_$name.log" | grep -oE "[0-9]+$")
   echo "tests $name (env '$envs'): ${line:-? (cut short)}; passed ${passed:-0}, failed $failed, skipped ${skipped:-0} (rc $rc)" \
     | tee -a "$out/tests.txt" >&2
+}
+
+# ab_build BDIR: the A/B scripts' start: the device's facts (nvidia-smi.txt) and the source commit
+# (commit.txt; a copy outside its repository, the device tool's .wt/NAME, carries it in COMMIT) in
+# $out, then configure and build attnbench and kernels_tests in BDIR (the build bounded by what is
+# left but 60 s; exits with the errors on failure). Sets $bin and $tests_bin; empties tests.txt.
+ab_build() {
+  local bdir=$1
+  bin=$bdir/harness/attnbench
+  tests_bin=$bdir/tests/kernels/kernels_tests
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee "$out/nvidia-smi.txt"
+  { [[ -f COMMIT ]] && echo "source commit $(cat COMMIT)" || git log -1 --format='commit %H %s'; } 2>/dev/null | tee "$out/commit.txt"
+  log "configure + build (attnbench, kernels_tests) in $bdir"
+  cmake -S . -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+  timeout $(( $(left) - 60 )) cmake --build "$bdir" -j 16 --target attnbench kernels_tests >>"$out/build.log" 2>&1 \
+    || { grep -E "error|FAILED" -A5 "$out/build.log" | head -60; tail -5 "$out/build.log"; exit 1; }
+  log "built"
+  : >"$out/tests.txt"
+}
+
+# sweep NAME CSV SECONDS ARGS...: one `attnbench run` (bf16, 60 ms budget, <= 30 samples) of ARGS
+# into CSV, bounded by SECONDS (skipped under 15 s), its output appended to $out/sweep.log; the
+# environment is the caller's.
+sweep() {
+  local name=$1 csv=$2 secs=$3
+  shift 3
+  ((secs < 15)) && { log "skip $name (no time left)"; return; }
+  log "sweep $name (limit ${secs}s)"
+  timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "$csv" >>"$out/sweep.log" 2>&1
+  log "sweep $name rc $?"
 }

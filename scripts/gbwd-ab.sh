@@ -25,28 +25,9 @@ left() { echo $((budget - (SECONDS - t_start))); }
 log() { echo "[gbwd-ab $((SECONDS - t_start))s] $*" >&2; }
 cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
 bdir=build/gpu-gbwd
-bin=./$bdir/harness/attnbench
-tests_bin=./$bdir/tests/kernels/kernels_tests
 
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee "$out/nvidia-smi.txt"
-{ [[ -f COMMIT ]] && echo "source commit $(cat COMMIT)" || git log -1 --format='commit %H %s'; } 2>/dev/null | tee "$out/commit.txt"
-log "configure + build (attnbench, kernels_tests)"
-cmake -S . -B $bdir -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
-cmake --build $bdir -j 16 --target attnbench kernels_tests >>"$out/build.log" 2>&1 \
-  || { grep -E "error|FAILED" -A5 "$out/build.log" | head -60; exit 1; }
-log "built"
-
-: >"$out/tests.txt"
-source scripts/device-lib.sh  # gtest()
-sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
-  local name=$1 csv=$2 secs=$3
-  shift 3
-  ((secs < 15)) && { log "skip $name (no time left)"; return; }
-  log "sweep $name (limit ${secs}s)"
-  timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "$csv" >>"$out/sweep.log" 2>&1
-  log "sweep $name rc $?"
-}
+source scripts/device-lib.sh  # ab_build(), gtest(), sweep()
+ab_build "$bdir"
 D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
 sweep new "$out/new.csv" "$(cap 25 50)" --no-check $D --T 1024,4096 --pass fwd,bwd
 ATTNBENCH_LIN_GBWD=scanpre sweep scanpre "$out/scanpre.csv" "$(cap 20 35)" --no-check $D --T 4096 --pass bwd

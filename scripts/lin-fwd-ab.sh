@@ -19,29 +19,9 @@ left() { echo $((budget - (SECONDS - t_start))); }
 log() { echo "[lin-fwd-ab $((SECONDS - t_start))s] $*" >&2; }
 cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
 bdir=build/gpu-ab
-bin=./$bdir/harness/attnbench
-tests_bin=./$bdir/tests/kernels/kernels_tests
 
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee "$out/nvidia-smi.txt"
-# a copy outside its repository (the device tool's .wt/NAME) carries its commit in COMMIT
-{ [[ -f COMMIT ]] && echo "source commit $(cat COMMIT)" || git log -1 --format='commit %H %s'; } 2>/dev/null | tee "$out/commit.txt"
-log "configure + build (attnbench, kernels_tests)"
-cmake -S . -B $bdir -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
-cmake --build $bdir -j 16 --target attnbench kernels_tests >>"$out/build.log" 2>&1 \
-  || { grep -E "error|FAILED" -A5 "$out/build.log" | head -60; exit 1; }
-log "built"
-
-: >"$out/tests.txt"
-source scripts/device-lib.sh  # gtest()
-sweep() {  # sweep NAME CSV SECONDS ARGS... (env set by the caller)
-  local name=$1 csv=$2 secs=$3
-  shift 3
-  ((secs < 20)) && { log "skip $name (no time left)"; return; }
-  log "sweep $name (limit ${secs}s)"
-  timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "$csv" >>"$out/sweep.log" 2>&1
-  log "sweep $name rc $?"
-}
+source scripts/device-lib.sh  # ab_build(), gtest(), sweep()
+ab_build "$bdir"
 D="--impl tiled --B 8 --H 32 --D 128"
 gtest wg "" '*linear_tiled*:*gated_*_tiled*' "$(cap 35 130)"
 sweep main-wg "$out/wg.csv" "$(cap 30 75)" --no-check --algo linear,gated --variant retention $D --T 1024,4096,16384 --pass fwd

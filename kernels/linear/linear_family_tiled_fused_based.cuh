@@ -154,6 +154,34 @@ __device__ __forceinline__ void based_qk_tiles(float (&acc)[8][4], const T* Q, c
   }
 }
 
+// The weights of row block rb's key n-tiles [lo, hi) from their scores acc (based_qk_tiles):
+// A_ij = 1 + s + s^2/2, s = scale q_i.k_j, and 0 for j > i or an invalid key row j; put(r, j, x)
+// stores the packed pair rd(A_{r,j}), rd(A_{r,j+1}); rsum: the fp32 (unrounded) sums of rows
+// 16 rb + g and 16 rb + g + 8 over these tiles, summed over the quad.
+template <class T, class Put>
+__device__ __forceinline__ void based_a_weights(const float (&acc)[8][4], float scale, const Rows& rows, int c, int rb,
+                                                int lo, int hi, int lane, float (&rsum)[2], Put put) {
+  const int r0 = 16 * rb + (lane >> 2), r1 = r0 + 8, q4 = lane & 3;
+  rsum[0] = rsum[1] = 0.0f;
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    if (nt < lo || nt >= hi) continue;
+    const int j = 8 * nt + 2 * q4;
+    float x[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int r = e < 2 ? r0 : r1, jj = j + (e & 1);
+      const float sx = scale * acc[nt][e];
+      const float w = 1.0f + sx + 0.5f * sx * sx;
+      x[e] = jj <= r && rows.valid(c, jj) ? w : 0.0f;
+      rsum[e >> 1] += x[e];
+    }
+    put(r0, j, pack2<T>(x[0], x[1]));
+    put(r1, j, pack2<T>(x[2], x[3]));
+  }
+  rsum[0] = quad_sum(rsum[0]), rsum[1] = quad_sum(rsum[1]);
+}
+
 // prepare(c): the features of chunk c's q and k rows (two threads a row, 80 features each) and the
 // warp's tiles of rd(A) with their partial row sums (8 warps: row block w % 4, n-tiles split at
 // w % 4 + 1 between warps w and w + 4; 4 warps: row block w, all its n-tiles).
@@ -178,25 +206,10 @@ __device__ void based_prepare(const EngineParams& p, const FusedBasedTile<C>& t,
   float acc[8][4];
   based_qk_tiles<T, C::kLdQ>(acc, Q, K, rb, lo, hi, lane);
   const int r0 = 16 * rb + g, r1 = r0 + 8;
-  float rsum[2] = {0.0f, 0.0f};
+  float rsum[2];
   T* A = t.As(b);
-#pragma unroll
-  for (int nt = 0; nt < 8; ++nt) {
-    if (nt < lo || nt >= hi) continue;
-    const int j = 8 * nt + 2 * q4;
-    float x[4];
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int r = e < 2 ? r0 : r1, jj = j + (e & 1);
-      const float sx = p.scale * acc[nt][e];
-      const float w = 1.0f + sx + 0.5f * sx * sx;
-      x[e] = jj <= r && rows.valid(c, jj) ? w : 0.0f;
-      rsum[e >> 1] += x[e];
-    }
-    *reinterpret_cast<uint32_t*>(A + r0 * C::kLdA + j) = pack2<T>(x[0], x[1]);
-    *reinterpret_cast<uint32_t*>(A + r1 * C::kLdA + j) = pack2<T>(x[2], x[3]);
-  }
-  rsum[0] = quad_sum(rsum[0]), rsum[1] = quad_sum(rsum[1]);
+  based_a_weights<T>(acc, p.scale, rows, c, rb, lo, hi, lane, rsum,
+                     [&](int r, int j, uint32_t x) { *reinterpret_cast<uint32_t*>(A + r * C::kLdA + j) = x; });
   if (q4 == 0) t.rs(b, part)[r0] = rsum[0], t.rs(b, part)[r1] = rsum[1];
 }
 

@@ -181,24 +181,9 @@ __device__ __forceinline__ void based_wg_a(const EngineParams& p, const typename
   float acc[8][4];
   based_qk_tiles<T, C::kLdQ>(acc, Q, K, rb, lo, hi, lane);
   const int r0 = 16 * rb + g, r1 = r0 + 8;
-  float rsum[2] = {0.0f, 0.0f};
-#pragma unroll
-  for (int nt = 0; nt < 8; ++nt) {
-    if (nt < lo || nt >= hi) continue;
-    const int j = 8 * nt + 2 * q4;
-    float x[4];
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int r = e < 2 ? r0 : r1, jj = j + (e & 1);
-      const float sx = p.scale * acc[nt][e];
-      const float w = 1.0f + sx + 0.5f * sx * sx;
-      x[e] = jj <= r && rows.valid(c, jj) ? w : 0.0f;
-      rsum[e >> 1] += x[e];
-    }
-    *reinterpret_cast<uint32_t*>(As + swz128(r0 * 128 + 2 * j)) = pack2<T>(x[0], x[1]);
-    *reinterpret_cast<uint32_t*>(As + swz128(r1 * 128 + 2 * j)) = pack2<T>(x[2], x[3]);
-  }
-  rsum[0] = quad_sum(rsum[0]), rsum[1] = quad_sum(rsum[1]);
+  float rsum[2];
+  based_a_weights<T>(acc, p.scale, rows, c, rb, lo, hi, lane, rsum,
+                     [&](int r, int j, uint32_t x) { *reinterpret_cast<uint32_t*>(As + swz128(r * 128 + 2 * j)) = x; });
   if (q4 == 0) rs[part * kC + r0] = rsum[0], rs[part * kC + r1] = rsum[1];
 }
 
