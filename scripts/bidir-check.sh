@@ -27,7 +27,8 @@
 # BIDIR_CHECK_BUILD (build folder, default build/gpu-bidir; build/gpu shares it with device-stages.sh),
 # BIDIR_CHECK_BASE (a source tree of another commit, e.g. a `git worktree` carried under .wt/: its
 # attnbench is built alongside, and the ab labels that start with "base" run it, so an A/B against
-# that commit is measured in the same run).
+# that commit is measured in the same run), BIDIR_CHECK_BASE_BIN (a base attnbench already built,
+# e.g. a copy of build/gpu's from the previous call on a warm machine: no base build).
 # Files in OUT_DIR: run.log, tests.md, tests_<label>.log.gz, tiled.csv, ab.csv, table.md, sweep_tiled.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,8 @@ shape=(--algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader 2>&1 | tee -a "$out/run.log"
 mkdir -p build
 base=${BIDIR_CHECK_BASE:-}
-base_bin=${base:+$base/build/gpu-base/harness/attnbench}
+base_bin=${BIDIR_CHECK_BASE_BIN:-${base:+$base/build/gpu-base/harness/attnbench}}
+[[ -n ${BIDIR_CHECK_BASE_BIN:-} ]] && base=""
 if [[ -n $base ]]; then
   log "configure + build the base tree $base (attnbench), alongside"
   ( cmake -S "$base" -B "$base/build/gpu-base" -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \

@@ -31,10 +31,11 @@
 //   ATTNBENCH_BIDIR_FOCUSED=rows|block  focused in the TMA forward's phase 1: each K tile mapped in
 //                                    place by the warp group that reads its rows, a named barrier
 //                                    per group (rows), or by 4 warps and a block barrier (block)
+//   ATTNBENCH_BIDIR_FOCUSED2=fold|exact  focused on the query side of the forward (bf16): round(u)
+//                                    with r = ||y|| / ||u|| on the fp32 products, one pass (fold),
+//                                    or round(r u) after a pass for the norms (exact; fp16 always)
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
-//   ATTNBENCH_BIDIR_BOX=sw|pad       the TMA forward's boxes: dense with the 128-byte swizzle (default)
-//                                    or padded to D + 8 columns
 //   ATTNBENCH_BIDIR_ZMMA=1|0         norm's z in the one-launch forwards on tensor cores (default) or
 //                                    by fp32 dots
 //   ATTNBENCH_BIDIR_EARLY=1|0        the TMA forward's warps release a ring slot once their
@@ -161,29 +162,25 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   packed pairs (now always, exact) 1.26/1.19/1.15 (session-6 call3 before it: 1.28/1.22/1.18,
 //   another machine); focused mapped by row groups with named barriers (FOCUSED=rows, the default)
 //   1.97/1.88/1.84 vs the 4-warp block-barrier mapping 2.66/2.56/2.52.
-// Session 7 (results/h200-s7-20261121/, README there): this file and the TMA forward are session 6's,
-//   with one fix found on the way: the 16-warp kernel's ring had 11 slots, an odd count, so a warp
-//   group's Q items shared slots with the other group's, and a warp that skipped the other group's
-//   use of a slot could pass the wait for its own next use a phase early (mbarrier parity
-//   aliasing). The ring is now a multiple of the groups (10 slots; bidir_tiled_tma.cu TmaCfg).
-//   Branch s7-bidir holds the session's forward changes, measured in part but not yet passed
-//   through the GPU tests: per-use slot counts and running slot/parity (no division), focused's
-//   query side folded (bf16: round(u) with r = ||y|| / ||u|| on the fp32 products, one pass), one
-//   kernel per feature map for the 16-warp configuration (spill-free for identity, elu1, relu),
-//   padded boxes removed. call2 (87a202f, every map): focused 1.83 / 1.73 / 1.69x floor with the
-//   fold against 2.00 / 1.91 / 1.87 exact, and the 2x8 configuration fastest on every map
-//   (identity 1.30 / 1.23 / 1.18, elu1 1.35 / 1.28 / 1.23, focused 1.64 / 1.53 / 1.48) on a machine
-//   that timed identity ~7% slower than session 6's; call3 (b890414, 11 slots): identity 1.23 /
-//   1.17x at T = 4096 / 8192, then the race hung T = 16384.
+// Session 7 (results/h200-s7-20261121/, README there), branch s7-bidir: NOT yet through the GPU
+//   tests. Per-use slot counts and running slot/parity (no division), focused's query side folded
+//   (ATTNBENCH_BIDIR_FOCUSED2 above), one TMA kernel per feature map for the 16-warp and the 2x8
+//   configurations where Dk, Dv <= 64 (spill-free but the 16-warp focused, 16 B), padded boxes removed, and (as on main) a ring that is a
+//   multiple of the Q item groups (10 slots: with 11, a warp that skipped the other group's use of a
+//   slot could pass its own wait a phase early by mbarrier parity aliasing; call3 hung at
+//   T = 16384). call2 (87a202f, every map): focused 1.83 / 1.73 / 1.69x floor with the fold against
+//   2.00 / 1.91 / 1.87 exact, and the 2x8 configuration fastest on every map (identity 1.30 / 1.23
+//   / 1.18, elu1 1.35 / 1.28 / 1.23, focused 1.64 / 1.53 / 1.48) on a machine that timed identity
+//   ~7% slower than session 6's; call3 (b890414): identity 1.23 / 1.17x at T = 4096 / 8192.
 constexpr int kDefaultTmaCfg = 1;
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
-constexpr bool kDefaultTmaSw = true;
 constexpr bool kDefaultZmma = true;
 constexpr bool kDefaultEarly = true;   // session 5, above
 constexpr bool kDefaultGroupQ = true;  // session 5, above
 constexpr bool kDefaultExpPk = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
 constexpr bool kDefaultFocusedRows = true;  // session 6, above
+constexpr bool kDefaultFocusedFold = true;  // session 7, above
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -194,6 +191,8 @@ class TiledBidir : public CudaPrepared {
     b.Tq = static_cast<int>(p.Tq), b.Tk = static_cast<int>(p.Tk), b.Dk = static_cast<int>(p.Dk), b.Dv = static_cast<int>(p.Dv);
     b.fm = feature_map_id(p.params.feature_map);
     b.norm = p.variant == "norm" ? 1 : 0;
+    b.focused_fold = dt == Dtype::bf16 &&
+                     (env("ATTNBENCH_BIDIR_FOCUSED2") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED2"), "exact") != 0 : kDefaultFocusedFold);
     b.scale = static_cast<float>(p.scale());
     b.tk = static_cast<float>(p.Tk);
     b.inv_tk = 1.0f / b.tk;
@@ -288,18 +287,16 @@ class TiledBidir : public CudaPrepared {
     fused_.o_tma = kDefaultOTma;
     if (const char* e = env("ATTNBENCH_BIDIR_OSTORE")) fused_.o_tma = std::strcmp(e, "st") != 0;
     fused_.diag = env("ATTNBENCH_BIDIR_DIAG") ? std::atoi(env("ATTNBENCH_BIDIR_DIAG")) : 0;
-    fused_.tma_sw = kDefaultTmaSw;
     fused_.zmma = env("ATTNBENCH_BIDIR_ZMMA") ? std::strcmp(env("ATTNBENCH_BIDIR_ZMMA"), "0") != 0 : kDefaultZmma;
     fused_.early = env("ATTNBENCH_BIDIR_EARLY") ? std::strcmp(env("ATTNBENCH_BIDIR_EARLY"), "0") != 0 : kDefaultEarly;
     fused_.group_q = env("ATTNBENCH_BIDIR_GROUPQ") ? std::strcmp(env("ATTNBENCH_BIDIR_GROUPQ"), "0") != 0 : kDefaultGroupQ;
     fused_.focused_rows = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "block") != 0 : kDefaultFocusedRows;
-    if (const char* e = env("ATTNBENCH_BIDIR_BOX")) fused_.tma_sw = std::strcmp(e, "pad") != 0;
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
       fused_.order = (std::strstr(e, "rot") ? 1 : 0) | (std::strstr(e, "ilv") ? 2 : 0);
     }
     auto info = [&](int c) {
-      return one_ == OneLaunch::tma ? tiled_tma_info(dt, fused_.Dk, fused_.Dv, c, cfg, fused_.tma_sw) : tiled_fused_info(dt, fused_.Dk, fused_.Dv, c, warps);
+      return one_ == OneLaunch::tma ? tiled_tma_info(dt, fused_.Dk, fused_.Dv, c, cfg) : tiled_fused_info(dt, fused_.Dk, fused_.Dv, c, warps);
     };
     const FusedInfo info1 = info(1);
     double fill = 0;

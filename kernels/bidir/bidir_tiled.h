@@ -50,9 +50,6 @@ struct TiledParams {
   int tma_cfg;
   bool o_tma;
   int order;  // the TMA forward's walk: bit 1 rank-strided tiles (else blocks), bit 0 rotated start
-  // tma_sw: its tiles move as dense 64-column boxes with the 128-byte swizzle (Sw128Tile), else as
-  // padded (D + 8)-column boxes (PadTile).
-  bool tma_sw;
   // zmma (the one-launch forwards): norm's z = Qf . kmean on tensor cores from kmean's three
   // storage-dtype terms in sKV's padding columns (output_slab_smem), else fp32 dots.
   bool zmma;
@@ -70,10 +67,16 @@ struct TiledParams {
   // reads its rows (every warp a few whole rows, then a named barrier of that group), else by one
   // warp per 16-row slab and a block barrier (bidir_tiled_fwd.cuh).
   bool focused_rows;
+  // focused_fold (bf16 only; forward, Q side): a query row's focused features are round(u), u = y^3,
+  // and its factor r = ||y|| / ||u|| multiplies the row's fp32 products instead (phi(q) r^-1 is
+  // round(u) where the exact map is round(r u); one pass over the fragments instead of two). bf16
+  // has fp32's exponent range, so u = y^3 (y >= 1e-6) neither under- nor overflows where r u would
+  // not; fp16 keeps the exact two-pass map.
+  bool focused_fold;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:
-// [BH][T][D] with boxes of (padded D + 8) x rows (q: q_rows, k and v: kTiledRows, o: 16).
+// [BH][T][D] in boxes of 64 columns x rows with the 128-byte swizzle (q: q_rows, k and v: kTiledRows, o: 16).
 struct alignas(64) TiledMaps {
   alignas(64) unsigned char q[128];
   alignas(64) unsigned char k[128];
@@ -105,7 +108,7 @@ FusedInfo tiled_fused_info(Dtype dt, int Dk, int Dv, int cluster, int warps);
 // The same forward fed by bulk tensor copies (sm_90): the maps from encode_tiled_maps (false where
 // the driver cannot make them; p's pointers, dims, BH and q_rows set).
 void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s);
-FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg, bool sw);
+FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg);
 bool encode_tiled_maps(TiledMaps& m, const TiledParams& p, Dtype dt);
 
 }  // namespace attnbench::kernels::bidir

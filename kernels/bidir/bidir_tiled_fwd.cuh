@@ -261,9 +261,19 @@ __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT]
                                              int row0, const TiledParams& p, int lane) {
   using Tr = Traits<DKP, DVP>;
   const int mi = lane / 8, r8 = lane % 8, q = lane % 4, row = row0 + lane / 4;
+  // fr: the focused rows' factor r where the map is folded (f holds round(u); every product of f
+  // below is r^-1 times the exact map's, so r multiplies z and the output: focused_fold_frags)
+  float fr[2] = {1.0f, 1.0f};
+  const bool fold = std::is_same_v<T, __nv_bfloat16> && p.fm == kFocused && p.focused_fold;
   if (p.fm != kIdentity) {
     const bool row_ok[2] = {row < p.Tq, row + 8 < p.Tq};
-    phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, row0 + 16 <= p.Tq && p.Dk == DKP);
+    const bool full = row0 + 16 <= p.Tq && p.Dk == DKP;
+    if (fold) {
+      if (full) focused_fold_frags<T, Tr::KT, false>(f, row_ok, p.Dk, lane, fr);
+      else focused_fold_frags<T, Tr::KT>(f, row_ok, p.Dk, lane, fr);
+    } else {
+      phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full);
+    }
   }
   float rs[2] = {p.scale, p.scale};  // o = rs * acc
   if (p.norm && p.zmma) {
@@ -281,7 +291,7 @@ __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT]
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const float part = q == 0 ? zc[2 * j] + zc[2 * j + 1] : (q == 1 ? zc[2 * j] : 0.0f);
-      rs[j] = p.inv_tk / (quad_sum(part) + kNormEps);
+      rs[j] = p.inv_tk / (fr[j] * quad_sum(part) + kNormEps);
     }
   } else if (p.norm) {
     float z[2] = {0.0f, 0.0f};  // Qf . kmean over this thread's columns, then the quad
@@ -295,8 +305,9 @@ __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT]
       }
     }
 #pragma unroll
-    for (int j = 0; j < 2; ++j) rs[j] = p.inv_tk / (quad_sum(z[j]) + kNormEps);
+    for (int j = 0; j < 2; ++j) rs[j] = p.inv_tk / (fr[j] * quad_sum(z[j]) + kNormEps);
   }
+  if (fold) rs[0] *= fr[0], rs[1] *= fr[1];
 #pragma unroll
   for (int nc = 0; nc < DVP / 32; ++nc) {
     float acc[4][4] = {};

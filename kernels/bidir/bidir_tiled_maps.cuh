@@ -163,6 +163,36 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
   }
 }
 
+// focused, folded (TiledParams::focused_fold; bf16): x <- round(u), u = y^3, y = relu(x) + 1e-6
+// (0 at columns >= D and in rows with !row_ok[i]), in one pass over the A fragments of a slab, and
+// r[i] = ||y|| / ||u|| of row g + 8i (0 where !row_ok[i]); the caller multiplies the row's fp32
+// products by r. phi(x) = r u, so phi . w = r (u . w) for every w; the only difference from the
+// exact map is where the rounding falls: round(u) instead of round(r u), a relative error of the
+// same bound (2^-9) per element. MASK = false: every row ok and D the padded width.
+template <class T, int KT, bool MASK = true>
+__device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const bool (&row_ok)[2], int D, int lane, float (&r)[2]) {
+  const int q = lane % 4;
+  float ny2[2] = {0.0f, 0.0f}, nu2[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const bool ok = !MASK || (row_ok[i % 2] && kt * 16 + 8 * (i / 2) + 2 * q < D);
+      const float2 v = unpack2<T>(x[kt][i]);
+      const float y0 = focused_y(v.x, ok), y1 = focused_y(v.y, ok && (!MASK || kt * 16 + 8 * (i / 2) + 2 * q + 1 < D));
+      const float s0 = y0 * y0, s1 = y1 * y1, u0 = s0 * y0, u1 = s1 * y1;
+      ny2[i % 2] += s0 + s1;
+      nu2[i % 2] = fmaf(u0, u0, fmaf(u1, u1, nu2[i % 2]));
+      x[kt][i] = pack2<T>(u0, u1);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const float n_y = quad_sum(ny2[j]), n_u = quad_sum(nu2[j]);  // every lane: the shuffles are warp-wide
+    r[j] = !MASK || row_ok[j] ? sqrtf(n_y) * rsqrtf(n_u) : 0.0f;
+  }
+}
+
 template <class T, int KT>
 __device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, const bool (&row_ok)[2], int D, int lane,
                                               bool full = false) {

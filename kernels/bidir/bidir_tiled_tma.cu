@@ -5,20 +5,23 @@
 //
 // Loads. Every streamed tile arrives by bulk tensor copies (cp.async.bulk.tensor.3d, issued by one
 // thread) that complete on the slot's mbarrier `full` (transaction bytes). The tensor maps view
-// q, k, v as [BH][T][D] (3-D, innermost D). Default (p.tma_sw): boxes of 64 columns x rows, one
-// per 64 columns of the padded width DP, with the 128-byte swizzle: the shared tile is the
-// Sw128Tile layout (bidir_tiled_common.cuh; conflict-free ldmatrix without padding), and the rows
-// move as the dense 128-byte lines they are in memory. Else (ATTNBENCH_BIDIR_BOX=pad) one box of
-// (DP + 8) x rows: the 8 columns past DP lie outside the tensor and arrive as zeros, giving the
-// cp.async kernels' padded layout [rows][DP + 8] (PadTile) — about 0.1x of floor slower on the
-// H200 (session 4, bidir_tiled.cu). Either way every column >= D and row >= T arrives as zero.
+// q, k, v as [BH][T][D] (3-D, innermost D), in boxes of 64 columns x rows, one per 64 columns of
+// the padded width DP, with the 128-byte swizzle: the shared tile is the Sw128Tile layout
+// (bidir_tiled_common.cuh; conflict-free ldmatrix without padding), and the rows move as the dense
+// 128-byte lines they are in memory. Every column >= D and row >= T arrives as zero. (Padded
+// (DP + 8)-column boxes, the cp.async kernels' layout, measured about 0.1x of floor slower in
+// session 4 and were removed in session 7.)
 // No thread computes an address or waits at a block barrier for a tile: each warp waits on the
 // slot's `full` barrier alone.
-// Refill. A slot is refilled as soon as the last of the NW warps is done with it: each warp,
-// after its last read of item i, adds 1 to the slot's counter (atom.acq_rel: its reads happen
-// before); the warp that brings it to NW (u + 1) (u = i / SLOTS, the slot's use) issues item
-// i + SLOTS into the slot. So the ring runs as far ahead as the slowest warp allows, with no
-// producer warp and no __syncthreads per tile.
+// Refill. A slot is refilled as soon as the last of its readers is done with it: each warp, after
+// its last read of item i, adds 1 to the slot's counter (atom.acq_rel: its reads happen before);
+// the warp that brings it to the item's reader count (NW, or WPG for a Q item read by one warp
+// group) sets it back to 0 and issues item i + SLOTS into the slot. The reset precedes that
+// issue's mbarrier arrive (a release), and every reader of item i + SLOTS adds only after its
+// wait on that phase (an acquire), so each use counts from 0. So the ring runs as far ahead as the
+// slowest warp allows, with no producer warp and no __syncthreads per tile. Every warp walks the
+// items in order, keeping the slot s = i % SLOTS and the phase parity (i / SLOTS) & 1 as running
+// values (no division in the loops).
 // Stores (p.o_tma): each warp's 16-row O slab is staged in shared memory (in the boxes' layout) and
 // written by bulk tensor stores (rows >= Tq and columns >= Dv lie outside the map and are not
 // written), or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
@@ -105,36 +108,35 @@ __device__ __forceinline__ void prefetch_map(const void* map) {
 
 // ---- geometry -------------------------------------------------------------------------------------
 
-// NW warps, MB_REQ CTAs per SM where at least 3 slots fit that way (else one). SW: the tiles are
+// NW warps, MB_REQ CTAs per SM where at least 3 slots fit that way (else one). The tiles are
 // swizzled dense boxes (Sw128Tile: rows of DKP / DVP elements, the shared memory 1024-byte aligned
-// at run time, hence 1 KB of slack), else padded boxes (PadTile: rows of KST / VST).
-template <int DKP, int DVP, int NW_, int MB_REQ, bool SW>
+// at run time, hence 1 KB of slack).
+template <int DKP, int DVP, int NW_, int MB_REQ>
 struct TmaCfg {
   using Tr = Traits<DKP, DVP>;
   static constexpr int NW = NW_, NTHR = 32 * NW, BM = Tr::BM;
   static constexpr int KG = NW / Tr::RED_WARPS, KSN = BM / 16 / KG;  // state rows x k-step groups
-  static constexpr int KROW = SW ? DKP : Tr::KST, VROW = SW ? DVP : Tr::VST;  // elements a tile row takes
+  static constexpr int KROW = DKP, VROW = DVP;  // elements a tile row takes
   static constexpr int SLOT_ELEMS = BM * (KROW + VROW), SLOT = SLOT_ELEMS * 2;
   static constexpr int QFIT = SLOT_ELEMS / KROW / 16 * 16;
   static constexpr int QR = QFIT < 256 ? QFIT : 256;                     // Q rows per item (a box has <= 256)
   static constexpr int QG = NW >= 16 ? NW / 8 : 1, WPG = NW / QG;        // Q items in turn over QG groups of WPG warps
   static constexpr int RED = DKP * Tr::NCOL * 4, OST = NW * 16 * VROW * 2;
   static constexpr int STAGE = RED > OST ? RED : OST;                    // partial state, later O staging
-  static constexpr int MAXS = 12, ALIGN = SW ? 1024 : 0;
+  static constexpr int MAXS = 12, ALIGN = 1024;
   static constexpr int FIXED = STAGE + DKP * Tr::VST * 2 + DKP * 4 + MAXS * 8 + MAXS * 4 + ALIGN;
-  using LK = std::conditional_t<SW, Sw128Tile<BM>, PadTile<Tr::KST>>;    // K tile
-  using LV = std::conditional_t<SW, Sw128Tile<BM>, PadTile<Tr::VST>>;    // V tile
-  using LQ = std::conditional_t<SW, Sw128Tile<QR>, PadTile<Tr::KST>>;    // Q item
-  using LO = std::conditional_t<SW, Sw128Tile<16>, PadTile<Tr::VST>>;    // a warp's O slab
+  using LK = Sw128Tile<BM>;  // K tile
+  using LV = Sw128Tile<BM>;  // V tile
+  using LQ = Sw128Tile<QR>;  // Q item
+  using LO = Sw128Tile<16>;  // a warp's O slab
   static constexpr int slots_for(int budget) { return (budget - FIXED) / SLOT < MAXS ? (budget - FIXED) / SLOT : MAXS; }
   static constexpr int MB = MB_REQ == 2 && slots_for(113 * 1024) >= 3 ? 2 : 1;
   // A multiple of QG: then every Q use of a slot belongs to one warp group (items j and j + SLOTS
   // share j % QG), so no warp skips a use of a slot it waits on later. A warp that skipped one
   // could reach its own item's wait while the slot's previous phase is still pending, and
   // mbarrier.try_wait.parity with the parity of the phase two ahead reads the completed phase
-  // before the pending one as done: the warp would read the slot before its data landed (session
-  // 7: with 11 slots in the default 16-warp kernel; a per-use count made it hang at T = 16384,
-  // results/h200-s7-20261121/call3).
+  // before the pending one as done: the warp would read the slot early and release it into the
+  // other group's count (with 11 slots, session 7's first TMA forward hung at T = 16384 that way).
   static constexpr int SLOTS = slots_for(MB == 2 ? 113 * 1024 : 227 * 1024) / QG * QG;
   static constexpr int red_off = SLOTS * SLOT;                // 128-byte aligned: SLOT = 128 (DKP + DVP + 16)
   static constexpr int kv_off = red_off + STAGE;
@@ -147,7 +149,7 @@ struct TmaCfg {
   static_assert(KG >= 1 && KG * Tr::RED_WARPS == NW && KSN * KG * 16 == BM, "warps split the state rows and k-steps evenly");
   static_assert(WPG * QG == NW, "Q item groups");
   static_assert(SLOT % 128 == 0 && (16 * Tr::VST * 2) % 128 == 0 && STAGE % 16 == 0, "TMA boxes 128-byte aligned");
-  static_assert(!SW || (SLOT % 1024 == 0 && BM * KROW * 2 % 1024 == 0 && 16 * VROW * 2 % 1024 == 0 && QR % 8 == 0),
+  static_assert(SLOT % 1024 == 0 && BM * KROW * 2 % 1024 == 0 && 16 * VROW * 2 % 1024 == 0 && QR % 8 == 0,
                 "swizzled boxes 1024-byte aligned");
 };
 
@@ -160,13 +162,18 @@ struct CfgShape<1> { static constexpr int NW = 16, MB = 1; };
 template <>
 struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 
-template <class T, int DKP, int DVP, int NW, int MB, bool SW>
-__global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
-    tma_kernel(const TiledParams p, const __grid_constant__ TiledMaps maps) {
+// FM >= 0: the kernel of that feature map alone (p.fm == FM; the default 16-warp configuration,
+// so that no map's registers weigh on another's: bidir_tiled.cu, session 7); FM = -1: every map,
+// chosen at run time by p.fm.
+template <class T, int DKP, int DVP, int NW, int MB, int FM>
+__global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
+    tma_kernel(const TiledParams p_, const __grid_constant__ TiledMaps maps) {
 #ifndef BIDIR_TMA_PTX
   __trap();  // launched only on sm_90+ (bidir_tiled.cu)
 #else
-  using F = TmaCfg<DKP, DVP, NW, MB, SW>;
+  TiledParams p = p_;
+  if constexpr (FM >= 0) p.fm = FM;  // a constant: every switch on the map below folds
+  using F = TmaCfg<DKP, DVP, NW, MB>;
   using Tr = typename F::Tr;
   using LK = typename F::LK;
   using LV = typename F::LV;
@@ -174,7 +181,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
   using LO = typename F::LO;
   constexpr int BM = F::BM, SLOTS = F::SLOTS, QR = F::QR;
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  unsigned char* smem = smem_raw + (SW ? (1024u - smem_addr(smem_raw) % 1024u) % 1024u : 0u);
+  unsigned char* smem = smem_raw + (1024u - smem_addr(smem_raw) % 1024u) % 1024u;
   T* slots = reinterpret_cast<T*>(smem);
   float* red = reinterpret_cast<float*>(smem + F::red_off);
   T* sKV = reinterpret_cast<T*>(smem + F::kv_off);
@@ -213,39 +220,34 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
 
   // diagnostics (TiledParams::diag): no math in phase 1 (bits 1, 4), in phase 2 (bits 1, 8)
   const bool nomath = (p.diag & 5) != 0, nomath2 = (p.diag & 9) != 0;
-  // One thread: item i into slot i % SLOTS. Swizzled: a box per 64 columns (K, V: [BM][64] blocks;
-  // Q: [qr][64] blocks QR rows apart, as LQ places them); padded: one box per tensor.
-  auto issue = [&](int i) {
-    const int s = i % SLOTS;
+  // One thread: item i into its slot s = i % SLOTS, a box per 64 columns (K, V: [BM][64] blocks;
+  // Q: [qr][64] blocks QR rows apart, as LQ places them).
+  auto issue = [&](int i, int s) {
     T* dst = slots + s * F::SLOT_ELEMS;
     if (i < n_kv) {
       const int row0 = kv_tile(i) * BM;
       mbar_arrive_expect_tx(&full[s], F::SLOT);
 #pragma unroll
-      for (int h = 0; h < (SW ? DKP / 64 : 1); ++h) tma_load_3d(dst + h * BM * 64, &maps.k, 64 * h, row0, bh, &full[s], pol);
+      for (int h = 0; h < DKP / 64; ++h) tma_load_3d(dst + h * BM * 64, &maps.k, 64 * h, row0, bh, &full[s], pol);
 #pragma unroll
-      for (int h = 0; h < (SW ? DVP / 64 : 1); ++h) tma_load_3d(dst + BM * F::KROW + h * BM * 64, &maps.v, 64 * h, row0, bh, &full[s], pol);
+      for (int h = 0; h < DVP / 64; ++h) tma_load_3d(dst + BM * F::KROW + h * BM * 64, &maps.v, 64 * h, row0, bh, &full[s], pol);
     } else {
       mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * F::KROW * 2));
 #pragma unroll
-      for (int h = 0; h < (SW ? DKP / 64 : 1); ++h) tma_load_3d(dst + h * QR * 64, &maps.q, 64 * h, q_item(i - n_kv) * qr, bh, &full[s], pol);
+      for (int h = 0; h < DKP / 64; ++h) tma_load_3d(dst + h * QR * 64, &maps.q, 64 * h, q_item(i - n_kv) * qr, bh, &full[s], pol);
     }
   };
-  // This warp is done reading item i; the last of the NW warps refills the slot with i + SLOTS.
-  // The slot's count once every reader of its uses 0..u has released it (u = i / SLOTS): NW per
-  // K/V use; per Q use NW, or with p.group_q (only the item's warp group waits for it and releases
-  // it) WPG.
-  auto release = [&](int i) {
+  // This warp is done reading item i (in slot s); the last of its readers refills the slot with
+  // i + SLOTS. Readers: NW for a K/V item; for a Q item NW, or with p.group_q (only the item's warp
+  // group waits for it and releases it) WPG.
+  auto release = [&](int i, int s) {
     __syncwarp();
     if (lane == 0) {
-      const int s = i % SLOTS, u = i / SLOTS;
-      int need = NW * (u + 1);
-      if (p.group_q && i >= n_kv) {  // Q uses since the last K/V use: WPG readers each
-        const int kv_uses = (n_kv - s + SLOTS - 1) / SLOTS;  // i >= n_kv: every K/V use of slot s lies before
-        need -= (NW - F::WPG) * (u + 1 - max(kv_uses, 0));
+      const unsigned need = p.group_q && i >= n_kv ? F::WPG : NW;
+      if (atomic_add_acq_rel(&cnt[s], 1u) == need - 1) {
+        *reinterpret_cast<volatile unsigned*>(&cnt[s]) = 0u;  // the next use counts from 0
+        if (i + SLOTS < n) issue(i + SLOTS, s);
       }
-      const unsigned old = atomic_add_acq_rel(&cnt[s], 1u);
-      if (old == static_cast<unsigned>(need - 1) && i + SLOTS < n) issue(i + SLOTS);
     }
   };
 
@@ -256,16 +258,20 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
   }
   __syncthreads();
   if (tid == 0) {
-    for (int i = 0; i < SLOTS && i < n; ++i) issue(i);
+    for (int i = 0; i < SLOTS && i < n; ++i) issue(i, i);
   }
 
   // ---- phase 1: [KV | ksum] partial = Kf^T [V | 1] over the CTA's K/V tiles ----
   float acc[Tr::NV + 1][4] = {};
   const uint32_t ones = lane / 4 == 0 ? pack2<T>(1.0f, 1.0f) : 0u;  // B fragment: column 0 all ones
   const int wr = warp % Tr::RED_WARPS, ks0 = warp / Tr::RED_WARPS * F::KSN;
-  for (int i = 0; i < n_kv; ++i) {
-    const int s = i % SLOTS;
-    mbar_wait(&full[s], (i / SLOTS) & 1);
+  int s = 0;
+  unsigned par = 0;  // item i's slot i % SLOTS and phase parity (i / SLOTS) & 1
+  auto next_slot = [&] {
+    if (++s == SLOTS) s = 0, par ^= 1u;
+  };
+  for (int i = 0; i < n_kv; ++i, next_slot()) {
+    mbar_wait(&full[s], par);
     T* cK = slots + s * F::SLOT_ELEMS;
     const T* cV = cK + BM * F::KROW;
     const int row0 = kv_tile(i) * BM;
@@ -289,10 +295,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
     // early release (p.early): the slot goes back once this warp's fragments are in registers.
     if (!nomath) {
       state_tile_any<T, DKP, DVP, F::KSN, LK, LV>(acc, cK, cV, row0, p, wr, ks0, lane, ones, [&] {
-        if (p.early) release(i);
+        if (p.early) release(i, s);
       });
     }
-    if (nomath || !p.early) release(i);
+    if (nomath || !p.early) release(i, s);
   }
 
   // ---- exchange ----
@@ -301,10 +307,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
   T* oslab = sO + warp * 16 * F::VROW;
   const int grp = warp / F::WPG, wg = warp % F::WPG;
-  for (int i = n_kv; i < n; ++i) {
-    const int s = i % SLOTS, j = i - n_kv;
+  for (int i = n_kv; i < n; ++i, next_slot()) {
+    const int j = i - n_kv;
     if (p.group_q && j % F::QG != grp) continue;  // another group's item: not waited for, not counted
-    mbar_wait(&full[s], (i / SLOTS) & 1);
+    mbar_wait(&full[s], par);
     bool released = false;
     if (j % F::QG == grp) {
       const T* sq = slots + s * F::SLOT_ELEMS;
@@ -318,7 +324,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
         if (!nomath2) {
           uint32_t f[Tr::KT][4];  // the slab's Q fragments
           load_a_frags_l<Tr::KT, LQ>(f, sq + LQ::off(16 * sl, 0), lane);
-          if (p.early && sl + F::WPG >= nslab) release(i), released = true;  // this warp's last read of item i
+          if (p.early && sl + F::WPG >= nslab) release(i, s), released = true;  // this warp's last read of item i
           output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane);
         } else {
           for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
@@ -328,7 +334,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
           __syncwarp();
           if (lane == 0) {
 #pragma unroll
-            for (int h = 0; h < (SW ? DVP / 64 : 1); ++h) tma_store_3d(&maps.o, oslab + h * 16 * 64, 64 * h, r0 + 16 * sl, bh);
+            for (int h = 0; h < DVP / 64; ++h) tma_store_3d(&maps.o, oslab + h * 16 * 64, 64 * h, r0 + 16 * sl, bh);
             bulk_commit();
           }
         } else {
@@ -338,18 +344,18 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB, SW>::MB)
         }
       }
     }
-    if (!released) release(i);
+    if (!released) release(i, s);
   }
   if (p.o_tma && lane == 0) bulk_wait_all();
 #endif
 }
 
-template <class T, int DKP, int DVP, int NW, int MB, bool SW>
+template <class T, int DKP, int DVP, int NW, int MB>
 cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[1], cudaStream_t s) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(p.cluster, p.BH);
   cfg.blockDim = dim3(32 * NW);
-  cfg.dynamicSmemBytes = TmaCfg<DKP, DVP, NW, MB, SW>::bytes;
+  cfg.dynamicSmemBytes = TmaCfg<DKP, DVP, NW, MB>::bytes;
   cfg.stream = s;
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = static_cast<unsigned>(p.cluster);
@@ -360,32 +366,42 @@ cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[
   return cfg;
 }
 
-template <class T, int DKP, int DVP, int CFG, bool SW>
+template <class T, int DKP, int DVP, int CFG, int FM>
 void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, SW>, TmaCfg<DKP, DVP, NW, MB, SW>::bytes), true);
+  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
   (void)allowed;
   cudaLaunchAttribute attr[1];
-  const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB, SW>(p, attr, s);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, SW>, p, m));
+  const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM>, p, m));
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
 }
 
-template <class T, int DKP, int DVP, int CFG, bool SW>
+// The kernel the plan asks for (FM: see tma_kernel). Where Dk and Dv are <= 64 (the published
+// shape) the 16-warp configuration 1 (the default there) and the 2x8 configuration 0 have one
+// kernel per map; configuration 1 runs only there (bidir_tiled.cu), so it exists only there.
+template <int DKP, int DVP>
+constexpr bool kPerMap = DKP == 64 && DVP == 64;
+template <int CFG, int DKP, int DVP>
+constexpr int kCfgExists = CFG != 1 || kPerMap<DKP, DVP>;
+template <class T, int DKP, int DVP, int CFG>
+constexpr int info_fm() { return CFG != 2 && kPerMap<DKP, DVP> ? kIdentity : -1; }
+
+template <class T, int DKP, int DVP, int CFG>
 FusedInfo tma_info_cfg(int cluster) {
-  constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  using F = TmaCfg<DKP, DVP, NW, MB, SW>;
+  constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB, FM = info_fm<T, DKP, DVP, CFG>();
+  using F = TmaCfg<DKP, DVP, NW, MB>;
   FusedInfo info;
-  info.blocks_per_sm = resident_blocks(tma_kernel<T, DKP, DVP, NW, MB, SW>, F::NTHR, F::bytes);
+  info.blocks_per_sm = resident_blocks(tma_kernel<T, DKP, DVP, NW, MB, FM>, F::NTHR, F::bytes);
   info.max_q_rows = F::QR;
   info.cluster_fits = cluster == 1;
   if (cluster > 1) {
     TiledParams p{};
     p.cluster = cluster, p.BH = 1;
     cudaLaunchAttribute attr[1];
-    cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB, SW>(p, attr, nullptr);
+    cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, nullptr);
     int n = 0;
-    if (cudaOccupancyMaxActiveClusters(&n, tma_kernel<T, DKP, DVP, NW, MB, SW>, &cfg) == cudaSuccess) {
+    if (cudaOccupancyMaxActiveClusters(&n, tma_kernel<T, DKP, DVP, NW, MB, FM>, &cfg) == cudaSuccess) {
       info.cluster_fits = n > 0;
     } else {
       (void)cudaGetLastError();  // no clusters on this device
@@ -394,31 +410,38 @@ FusedInfo tma_info_cfg(int cluster) {
   return info;
 }
 
-template <class T, int DKP, int DVP, bool SW>
-void launch_tma_sw(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
-  switch (p.tma_cfg) {
-    case 1: return launch_tma_cfg<T, DKP, DVP, 1, SW>(p, m, s);
-    case 2: return launch_tma_cfg<T, DKP, DVP, 2, SW>(p, m, s);
-    default: return launch_tma_cfg<T, DKP, DVP, 0, SW>(p, m, s);
+// Configuration CFG (0 or 1) with one kernel per map (kPerMap) or the all-maps kernel.
+template <class T, int DKP, int DVP, int CFG>
+void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  if constexpr (kPerMap<DKP, DVP>) {
+    switch (p.fm) {
+      case kElu1: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1>(p, m, s);
+      case kElu1Pk: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1Pk>(p, m, s);
+      case kRelu: return launch_tma_cfg<T, DKP, DVP, CFG, kRelu>(p, m, s);
+      case kFocused: return launch_tma_cfg<T, DKP, DVP, CFG, kFocused>(p, m, s);
+      default: return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity>(p, m, s);
+    }
+  } else if constexpr (CFG != 1) {
+    launch_tma_cfg<T, DKP, DVP, CFG, -1>(p, m, s);
+  } else {
+    throw std::runtime_error("bidir tiled: the 16-warp TMA forward exists for Dk, Dv <= 64 only");
   }
-}
-template <class T, int DKP, int DVP>
-void launch_tma_typed(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
-  if (p.tma_sw) return launch_tma_sw<T, DKP, DVP, true>(p, m, s);
-  launch_tma_sw<T, DKP, DVP, false>(p, m, s);
 }
 
-template <class T, int DKP, int DVP, bool SW>
-FusedInfo tma_info_sw(int cluster, int cfg) {
-  switch (cfg) {
-    case 1: return tma_info_cfg<T, DKP, DVP, 1, SW>(cluster);
-    case 2: return tma_info_cfg<T, DKP, DVP, 2, SW>(cluster);
-    default: return tma_info_cfg<T, DKP, DVP, 0, SW>(cluster);
-  }
-}
 template <class T, int DKP, int DVP>
-FusedInfo tma_info_typed(int cluster, int cfg, bool sw) {
-  return sw ? tma_info_sw<T, DKP, DVP, true>(cluster, cfg) : tma_info_sw<T, DKP, DVP, false>(cluster, cfg);
+void launch_tma_typed(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  if (p.tma_cfg == 1) return launch_tma_maps<T, DKP, DVP, 1>(p, m, s);
+  if (p.tma_cfg == 2) return launch_tma_cfg<T, DKP, DVP, 2, -1>(p, m, s);
+  launch_tma_maps<T, DKP, DVP, 0>(p, m, s);
+}
+
+template <class T, int DKP, int DVP>
+FusedInfo tma_info_typed(int cluster, int cfg) {
+  if (cfg == 1) {
+    if constexpr (kCfgExists<1, DKP, DVP>) return tma_info_cfg<T, DKP, DVP, 1>(cluster);
+    return FusedInfo{};  // not made: no CTA resident
+  }
+  return cfg == 2 ? tma_info_cfg<T, DKP, DVP, 2>(cluster) : tma_info_cfg<T, DKP, DVP, 0>(cluster);
 }
 
 PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
@@ -435,18 +458,18 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
-// [BH][T][D] in the storage dtype; box (box_cols, box_rows, 1): box_cols = the padded row, or 64
-// columns (128 bytes) with the 128-byte swizzle (sw).
-bool encode_map(void* out, Dtype dt, const void* base, int D, int T, int BH, int box_cols, int box_rows, bool sw) {
+// [BH][T][D] in the storage dtype; boxes of 64 columns (128 bytes) x box_rows with the 128-byte
+// swizzle.
+bool encode_map(void* out, Dtype dt, const void* base, int D, int T, int BH, int box_rows) {
   const PFN_cuTensorMapEncodeTiled_v12000 fn = encode_fn();
   if (!fn) return false;
   const cuuint64_t dims[3] = {static_cast<cuuint64_t>(D), static_cast<cuuint64_t>(T), static_cast<cuuint64_t>(BH)};
   const cuuint64_t strides[2] = {static_cast<cuuint64_t>(D) * 2, static_cast<cuuint64_t>(T) * D * 2};  // bytes
-  const cuuint32_t box[3] = {static_cast<cuuint32_t>(box_cols), static_cast<cuuint32_t>(box_rows), 1};
+  const cuuint32_t box[3] = {64, static_cast<cuuint32_t>(box_rows), 1};
   const cuuint32_t estr[3] = {1, 1, 1};
   const CUtensorMapDataType ty = dt == Dtype::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
   return fn(static_cast<CUtensorMap*>(out), ty, 3, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-            sw ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
@@ -456,15 +479,13 @@ void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaSt
   BIDIR_TILED_DISPATCH(dt, p.Dk, p.Dv, launch_tma_typed, p, m, s);
 }
 
-FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg, bool sw) {
-  BIDIR_TILED_DISPATCH(dt, Dk, Dv, tma_info_typed, cluster, cfg, sw);
+FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg) {
+  BIDIR_TILED_DISPATCH(dt, Dk, Dv, tma_info_typed, cluster, cfg);
 }
 
 bool encode_tiled_maps(TiledMaps& m, const TiledParams& p, Dtype dt) {
-  const bool sw = p.tma_sw;
-  const int KB = sw ? 64 : tiled_padded_dim(p.Dk) + 8, VB = sw ? 64 : tiled_padded_dim(p.Dv) + 8;  // box columns
-  return encode_map(m.q, dt, p.q, p.Dk, p.Tq, p.BH, KB, p.q_rows, sw) && encode_map(m.k, dt, p.k, p.Dk, p.Tk, p.BH, KB, kTiledRows, sw) &&
-         encode_map(m.v, dt, p.v, p.Dv, p.Tk, p.BH, VB, kTiledRows, sw) && encode_map(m.o, dt, p.o, p.Dv, p.Tq, p.BH, VB, 16, sw);
+  return encode_map(m.q, dt, p.q, p.Dk, p.Tq, p.BH, p.q_rows) && encode_map(m.k, dt, p.k, p.Dk, p.Tk, p.BH, kTiledRows) &&
+         encode_map(m.v, dt, p.v, p.Dv, p.Tk, p.BH, kTiledRows) && encode_map(m.o, dt, p.o, p.Dv, p.Tq, p.BH, 16);
 }
 
 }  // namespace attnbench::kernels::bidir
