@@ -19,8 +19,9 @@
 //   ATTNBENCH_BIDIR_FWD=fused|tma|two  force the forward's path: one launch fed by cp.async
 //                                    (fused) or by bulk tensor copies (tma), or two launches
 //                                    (default: the plan below)
-//   ATTNBENCH_BIDIR_TMA=2x8|1x16|1x8 the TMA forward's CTAs per SM x warps per CTA (default 1x16; 1x8
-//                                    where Dk or Dv > 64: 16 warps spill there)
+//   ATTNBENCH_BIDIR_TMA=2x8|1x16|1x8 the TMA forward's CTAs per SM x warps per CTA (default 1x16,
+//                                    2x8 for focused at Dk, Dv <= 64; 1x8 where Dk or Dv > 64:
+//                                    16 warps spill there)
 //   ATTNBENCH_BIDIR_OSTORE=tma|st    the TMA forward's O stores: bulk tensor stores or 16-byte stores
 //   ATTNBENCH_BIDIR_ORDER=blk|rot|ilv|rotilv  the TMA forward's walk over tiles (TiledParams::order)
 //   ATTNBENCH_BIDIR_EXP=pk|f32       elu1 in the one-launch forwards: every operation on packed pairs
@@ -162,17 +163,25 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   packed pairs (now always, exact) 1.26/1.19/1.15 (session-6 call3 before it: 1.28/1.22/1.18,
 //   another machine); focused mapped by row groups with named barriers (FOCUSED=rows, the default)
 //   1.97/1.88/1.84 vs the 4-warp block-barrier mapping 2.66/2.56/2.52.
-// Session 7 (results/h200-s7-20261121/, README there), branch s7-bidir: NOT yet through the GPU
-//   tests. Per-use slot counts and running slot/parity (no division), focused's query side folded
+// Session 7 (results/h200-s7-20261121/, README there), branch s7-bidir (merged in session 8):
+//   per-use slot counts and running slot/parity (no division), focused's query side folded
 //   (ATTNBENCH_BIDIR_FOCUSED2 above), one TMA kernel per feature map for the 16-warp and the 2x8
-//   configurations where Dk, Dv <= 64 (spill-free but the 16-warp focused, 16 B), padded boxes removed, and (as on main) a ring that is a
-//   multiple of the Q item groups (10 slots: with 11, a warp that skipped the other group's use of a
-//   slot could pass its own wait a phase early by mbarrier parity aliasing; call3 hung at
+//   configurations where Dk, Dv <= 64 (spill-free but the 16-warp focused, 16 B), padded boxes
+//   removed, and (as on main) a ring that is a multiple of the Q item groups (10 slots: with 11, a
+//   warp that skipped the other group's use of a slot could pass its own wait a phase early by mbarrier parity aliasing; call3 hung at
 //   T = 16384). call2 (87a202f, every map): focused 1.83 / 1.73 / 1.69x floor with the fold against
 //   2.00 / 1.91 / 1.87 exact, and the 2x8 configuration fastest on every map (identity 1.30 / 1.23
 //   / 1.18, elu1 1.35 / 1.28 / 1.23, focused 1.64 / 1.53 / 1.48) on a machine that timed identity
 //   ~7% slower than session 6's; call3 (b890414): identity 1.23 / 1.17x at T = 4096 / 8192.
+// Session 8 (results/h200-s8-20261121/call2, s7-bidir at 8f53ef2 against main's 4fa0ca7 built in the
+//   same run, BIDIR_CHECK_BASE_BIN; fwd x floor at T = 4096 / 8192 / 16384): 896/896 bidir GPU
+//   tests (1x16 and 2x8). 1x16: identity 1.23 / 1.17 / 1.13 (main 1.24 / 1.18 / 1.13), relu 1.24 /
+//   1.18 / 1.13 (1.26 / 1.19 / 1.14), elu1 1.26 / 1.23 / 1.20 (1.31 / 1.24 / 1.20), focused 1.69 /
+//   1.61 / 1.57 (1.93 / 1.85 / 1.81; exact map 1.83 / 1.76 / 1.72). 2x8: identity 1.26 / 1.19 /
+//   1.14, relu 1.27 / 1.19 / 1.14, elu1 1.30 / 1.23 / 1.17, focused 1.56 / 1.46 / 1.42: the default
+//   for focused at Dk, Dv <= 64 (kDefaultTmaCfgFocused).
 constexpr int kDefaultTmaCfg = 1;
+constexpr int kDefaultTmaCfgFocused = 0;  // 2x8
 constexpr bool kDefaultOTma = true;
 constexpr int kDefaultOrder = 0;
 constexpr bool kDefaultZmma = true;
@@ -276,13 +285,14 @@ class TiledBidir : public CudaPrepared {
     const int ktiles = ceil_div(p.Tk, kTiledRows);
     const char* w = env("ATTNBENCH_BIDIR_FUSED_WARPS");
     const int warps = fused_.fused_warps = w && std::atoi(w) == 4 && p.Dk <= kTiledDimSmall ? 4 : 8;
-    int cfg = kDefaultTmaCfg;
+    const bool small = p.Dk <= kTiledDimSmall && p.Dv <= kTiledDimSmall;
+    int cfg = fused_.fm == kFocused && small ? kDefaultTmaCfgFocused : kDefaultTmaCfg;
     if (const char* e = env("ATTNBENCH_BIDIR_TMA")) {
       if (std::strcmp(e, "2x8") == 0) cfg = 0;
       if (std::strcmp(e, "1x16") == 0) cfg = 1;
       if (std::strcmp(e, "1x8") == 0) cfg = 2;
     }
-    if (cfg == 1 && (p.Dk > kTiledDimSmall || p.Dv > kTiledDimSmall)) cfg = 2;  // 16 warps spill at D = 128
+    if (cfg == 1 && !small) cfg = 2;  // 16 warps spill at D = 128
     fused_.tma_cfg = cfg;
     fused_.o_tma = kDefaultOTma;
     if (const char* e = env("ATTNBENCH_BIDIR_OSTORE")) fused_.o_tma = std::strcmp(e, "st") != 0;
