@@ -43,9 +43,9 @@
 //                                    fragments of it are in registers (before the math) or after it
 //   ATTNBENCH_BIDIR_GROUPQ=1|0       the TMA forward's Q items waited for and released only by the warp
 //                                    group that computes them (else by all warps)
-//   ATTNBENCH_BIDIR_DIAG=1|4|8       diagnostics, wrong output (TiledParams::diag): the TMA forward
+//   ATTNBENCH_BIDIR_DIAG=1|4|8|16    diagnostics, wrong output (TiledParams::diag): the TMA forward
 //                                    with no math (its data movement alone), or none in phase 1 (4)
-//                                    or in phase 2 (8) only
+//                                    or in phase 2 (8) only, or without focused's in-place K map (16)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
 #include <algorithm>

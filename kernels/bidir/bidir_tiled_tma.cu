@@ -26,7 +26,8 @@
 // written by bulk tensor stores (rows >= Tq and columns >= Dv lie outside the map and are not
 // written), or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
 // Diagnostics (p.diag, ATTNBENCH_BIDIR_DIAG=1): the same walk with the math skipped, to time the
-// data movement alone (o is then wrong).
+// data movement alone (o is then wrong); 4: none in phase 1, 8: none in phase 2, 16: focused's
+// in-place map of the K tiles skipped (the rest of the math kept).
 // Order (p.order): which tiles a CTA takes and where its walk starts (see the share below); the
 // state's fp32 sums run in the walk's order, fixed for a given shape and launch plan. (H200: the
 // rotated and rank-strided walks timed within 0.5% of the plain one; the default is plain.)
@@ -275,7 +276,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     T* cK = slots + s * F::SLOT_ELEMS;
     const T* cV = cK + BM * F::KROW;
     const int row0 = kv_tile(i) * BM;
-    if (p.fm == kFocused) {  // the row norms need whole K rows: mapped in place first
+    if (p.fm == kFocused && !(p.diag & 16)) {  // the row norms need whole K rows: mapped in place first
       // rows: the RED_WARPS warps that read rows [16 ks0, 16 (ks0 + KSN)) map them, RPW rows each,
       // then wait for each other only (named barrier 1 + group); else 4 warps and a block barrier.
       constexpr int RPW = 16 * F::KSN / Tr::RED_WARPS;
