@@ -29,9 +29,11 @@
 //                                    f16x2 of x log2 e rounded to the dtype), or ex2.approx.f32 per
 //                                    element with x + 1 and the pick on packed pairs (f32). Until
 //                                    session 6, h2 was ex2.approx.f16x2 on fp32-converted pairs.
-//   ATTNBENCH_BIDIR_FOCUSED=rows|block  focused in the TMA forward's phase 1: each K tile mapped in
-//                                    place by the warp group that reads its rows, a named barrier
-//                                    per group (rows), or by 4 warps and a block barrier (block)
+//   ATTNBENCH_BIDIR_FOCUSED=pipe|rows|block  focused in the TMA forward's phase 1: each K tile
+//                                    mapped in place by the warp group that reads its rows, a named
+//                                    barrier per group (rows; pipe: tile i + 1 mapped before the
+//                                    products of tile i, TiledParams::focused_pipe), or by 4 warps
+//                                    and a block barrier (block)
 //   ATTNBENCH_BIDIR_FOCUSED2=fold|exact  focused on the query side of the forward (bf16): round(u)
 //                                    with r = ||y|| / ||u|| on the fp32 products, one pass (fold),
 //                                    or round(r u) after a pass for the norms (exact; fp16 always)
@@ -189,6 +191,7 @@ constexpr bool kDefaultEarly = true;   // session 5, above
 constexpr bool kDefaultGroupQ = true;  // session 5, above
 constexpr bool kDefaultExpPk = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
 constexpr bool kDefaultFocusedRows = true;  // session 6, above
+constexpr bool kDefaultFocusedPipe = false;
 constexpr bool kDefaultFocusedFold = true;  // session 7, above
 
 class TiledBidir : public CudaPrepared {
@@ -301,6 +304,7 @@ class TiledBidir : public CudaPrepared {
     fused_.early = env("ATTNBENCH_BIDIR_EARLY") ? std::strcmp(env("ATTNBENCH_BIDIR_EARLY"), "0") != 0 : kDefaultEarly;
     fused_.group_q = env("ATTNBENCH_BIDIR_GROUPQ") ? std::strcmp(env("ATTNBENCH_BIDIR_GROUPQ"), "0") != 0 : kDefaultGroupQ;
     fused_.focused_rows = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "block") != 0 : kDefaultFocusedRows;
+    fused_.focused_pipe = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "pipe") == 0 : kDefaultFocusedPipe;
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
       fused_.order = (std::strstr(e, "rot") ? 1 : 0) | (std::strstr(e, "ilv") ? 2 : 0);

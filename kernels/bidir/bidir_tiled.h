@@ -67,6 +67,10 @@ struct TiledParams {
   // reads its rows (every warp a few whole rows, then a named barrier of that group), else by one
   // warp per 16-row slab and a block barrier (bidir_tiled_fwd.cuh).
   bool focused_rows;
+  // focused_pipe (with focused_rows): the group maps K tile i + 1 before its products of tile i,
+  // and its barrier comes after them, so the map's latency overlaps the tensor work instead of
+  // preceding it.
+  bool focused_pipe;
   // focused_fold (bf16 only; forward, Q side): a query row's focused features are round(u), u = y^3,
   // and its factor r = ||y|| / ||u|| multiplies the row's fp32 products instead (phi(q) r^-1 is
   // round(u) where the exact map is round(r u); one pass over the fragments instead of two). bf16

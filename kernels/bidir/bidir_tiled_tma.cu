@@ -271,27 +271,45 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   auto next_slot = [&] {
     if (++s == SLOTS) s = 0, par ^= 1u;
   };
+  // focused (p.focused_rows): the RED_WARPS warps that read rows [16 ks0, 16 (ks0 + KSN)) of a K
+  // tile map them in place first, RPW rows each, then wait for each other only (named barrier
+  // 1 + group); else 4 warps and a block barrier. With p.focused_pipe the group maps tile i + 1
+  // (waiting for it first) before its products of tile i, and the barrier follows those products.
+  constexpr int RPW = 16 * F::KSN / Tr::RED_WARPS;
+  constexpr bool kRowsFit = RPW >= 1 && RPW % (256 / DKP) == 0;  // whole rows per lane pass
+  const bool fmap = p.fm == kFocused && !(p.diag & 16);
+  const bool rows = fmap && kRowsFit && p.focused_rows, pipe = rows && p.focused_pipe;
+  auto map_rows = [&](int it, int st) {  // this warp's rows of K tile it (in slot st), in place
+    if constexpr (kRowsFit) {
+      focused_rows_inplace<T, DKP, RPW, LK>(slots + st * F::SLOT_ELEMS, 16 * ks0 + wr * RPW, kv_tile(it) * BM, p, lane);
+      fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
+    }
+  };
+  auto group_sync = [&] { hopper::named_barrier_sync(1 + warp / Tr::RED_WARPS, 32 * Tr::RED_WARPS); };
+  if (pipe && n_kv > 0) {
+    mbar_wait(&full[0], 0u);
+    map_rows(0, 0);
+    group_sync();
+  }
   for (int i = 0; i < n_kv; ++i, next_slot()) {
     mbar_wait(&full[s], par);
     T* cK = slots + s * F::SLOT_ELEMS;
     const T* cV = cK + BM * F::KROW;
     const int row0 = kv_tile(i) * BM;
-    if (p.fm == kFocused && !(p.diag & 16)) {  // the row norms need whole K rows: mapped in place first
-      // rows: the RED_WARPS warps that read rows [16 ks0, 16 (ks0 + KSN)) map them, RPW rows each,
-      // then wait for each other only (named barrier 1 + group); else 4 warps and a block barrier.
-      constexpr int RPW = 16 * F::KSN / Tr::RED_WARPS;
-      constexpr bool kRowsFit = RPW >= 1 && RPW % (256 / DKP) == 0;  // whole rows per lane pass
-      if (kRowsFit && p.focused_rows) {
-        if constexpr (kRowsFit) {
-          focused_rows_inplace<T, DKP, RPW, LK>(cK, 16 * ks0 + wr * RPW, row0, p, lane);
-          fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
-          hopper::named_barrier_sync(1 + warp / Tr::RED_WARPS, 32 * Tr::RED_WARPS);
-        }
-      } else {
-        focused_tile_inplace<T, DKP, DVP, LK>(cK, row0, p, warp, lane);
-        fence_proxy_async_smem();
-        __syncthreads();
+    if (pipe) {
+      if (i + 1 < n_kv) {
+        const int s1 = s + 1 == SLOTS ? 0 : s + 1;
+        const unsigned par1 = s + 1 == SLOTS ? par ^ 1u : par;
+        mbar_wait(&full[s1], par1);
+        map_rows(i + 1, s1);
       }
+    } else if (rows) {
+      map_rows(i, s);
+      group_sync();
+    } else if (fmap) {
+      focused_tile_inplace<T, DKP, DVP, LK>(cK, row0, p, warp, lane);
+      fence_proxy_async_smem();
+      __syncthreads();
     }
     // early release (p.early): the slot goes back once this warp's fragments are in registers.
     if (!nomath) {
@@ -300,6 +318,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
       });
     }
     if (nomath || !p.early) release(i, s);
+    if (pipe && i + 1 < n_kv) group_sync();  // tile i + 1 is mapped
   }
 
   // ---- exchange ----
