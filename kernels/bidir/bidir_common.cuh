@@ -55,6 +55,9 @@ __device__ __forceinline__ float dphi_elem(int fm, float x, float g) {
 
 // focused: y of one element (0 outside the row's D columns, so padding adds nothing to the norms).
 __device__ __forceinline__ float focused_y(float x, bool in_row) { return in_row ? fmaxf(x, 0.0f) + kFocusedShift : 0.0f; }
+// r = ||y|| / ||u|| from the squared norms (both > 0: y >= 1e-6), as sqrt(ny2) rsqrt(nu2) with
+// sqrt(ny2) = ny2 rsqrt(ny2): two MUFU.RSQ and no IEEE square root or division (a few ulps of fp32).
+__device__ __forceinline__ float focused_ratio(float ny2, float nu2) { return ny2 * rsqrtf(ny2) * rsqrtf(nu2); }
 
 // focused backward of one element, given the row's r = ||y||/||u||, ||y||^2, ||u||^2 and g.u.
 __device__ __forceinline__ float focused_dx(float x, float g, float r, float ny2, float nu2, float gu) {

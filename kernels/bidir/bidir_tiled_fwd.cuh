@@ -149,8 +149,10 @@ __device__ __forceinline__ void focused_tile_inplace(T* cK, int row0, const Tile
 // 16-byte chunk each); y = relu(x) + 1e-6 (0 at columns >= Dk), u = y^3, the row's ||y||^2 and
 // ||u||^2 are the sums over its lanes (xor shuffles), phi = u ||y|| / ||u|| rounded to the dtype,
 // and rows >= Tk become 0. The caller orders these writes before the group's reads (named barrier)
-// and before the slot's TMA refill (fence.proxy.async).
-template <class T, int DKP, int R, class LK>
+// and before the slot's TMA refill (fence.proxy.async). MASK = false where Dk == DKP (no column
+// test); relu on the packed pairs, r by focused_ratio (session 8: the pass was ~160 instructions
+// for 8 elements a lane, the column tests and the IEEE square roots and division a third of them).
+template <class T, int DKP, int R, class LK, bool MASK = true>
 __device__ __forceinline__ void focused_rows_inplace(T* cK, int r0, int row0, const TiledParams& p, int lane) {
   constexpr int LPR = DKP / 8, RPP = 32 / LPR;  // lanes per row, rows per pass
   static_assert(LPR <= 32 && R % RPP == 0, "whole rows per pass");
@@ -163,23 +165,23 @@ __device__ __forceinline__ void focused_rows_inplace(T* cK, int r0, int row0, co
     float y[8], ny2 = 0.0f, nu2 = 0.0f;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const float2 v = unpack2<T>(w[j]);
-      y[2 * j] = focused_y(v.x, c + 2 * j < p.Dk);
-      y[2 * j + 1] = focused_y(v.y, c + 2 * j + 1 < p.Dk);
+      const float2 v = unpack2<T>(relu_packed<T>(w[j]));
+      y[2 * j] = !MASK || c + 2 * j < p.Dk ? v.x + kFocusedShift : 0.0f;
+      y[2 * j + 1] = !MASK || c + 2 * j + 1 < p.Dk ? v.y + kFocusedShift : 0.0f;
     }
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const float y2 = y[j] * y[j], u = y2 * y[j];
       y[j] = u;
       ny2 += y2;
-      nu2 += u * u;
+      nu2 = fmaf(u, u, nu2);
     }
 #pragma unroll
     for (int m = 1; m < LPR; m *= 2) {
       ny2 += __shfl_xor_sync(0xffffffffu, ny2, m);
       nu2 += __shfl_xor_sync(0xffffffffu, nu2, m);
     }
-    const float rr = row0 + r < p.Tk ? sqrtf(ny2) / sqrtf(nu2) : 0.0f;
+    const float rr = row0 + r < p.Tk ? focused_ratio(ny2, nu2) : 0.0f;
 #pragma unroll
     for (int j = 0; j < 4; ++j) w[j] = pack2<T>(y[2 * j] * rr, y[2 * j + 1] * rr);
     *ptr = make_uint4(w[0], w[1], w[2], w[3]);

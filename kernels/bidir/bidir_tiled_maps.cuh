@@ -177,9 +177,15 @@ __device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const b
   for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const bool ok = !MASK || (row_ok[i % 2] && kt * 16 + 8 * (i / 2) + 2 * q < D);
-      const float2 v = unpack2<T>(x[kt][i]);
-      const float y0 = focused_y(v.x, ok), y1 = focused_y(v.y, ok && (!MASK || kt * 16 + 8 * (i / 2) + 2 * q + 1 < D));
+      float y0, y1;
+      if constexpr (MASK) {
+        const bool ok = row_ok[i % 2] && kt * 16 + 8 * (i / 2) + 2 * q < D;
+        const float2 v = unpack2<T>(x[kt][i]);
+        y0 = focused_y(v.x, ok), y1 = focused_y(v.y, ok && kt * 16 + 8 * (i / 2) + 2 * q + 1 < D);
+      } else {  // relu on the packed pair (exact), then the shift
+        const float2 v = unpack2<T>(relu_packed<T>(x[kt][i]));
+        y0 = v.x + kFocusedShift, y1 = v.y + kFocusedShift;
+      }
       const float s0 = y0 * y0, s1 = y1 * y1, u0 = s0 * y0, u1 = s1 * y1;
       ny2[i % 2] += s0 + s1;
       nu2[i % 2] = fmaf(u0, u0, fmaf(u1, u1, nu2[i % 2]));
@@ -189,7 +195,7 @@ __device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const b
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
     const float n_y = quad_sum(ny2[j]), n_u = quad_sum(nu2[j]);  // every lane: the shuffles are warp-wide
-    r[j] = !MASK || row_ok[j] ? sqrtf(n_y) * rsqrtf(n_u) : 0.0f;
+    r[j] = !MASK || row_ok[j] ? focused_ratio(n_y, n_u) : 0.0f;
   }
 }
 

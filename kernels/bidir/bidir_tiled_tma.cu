@@ -281,7 +281,9 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   const bool rows = fmap && kRowsFit && p.focused_rows, pipe = rows && p.focused_pipe;
   auto map_rows = [&](int it, int st) {  // this warp's rows of K tile it (in slot st), in place
     if constexpr (kRowsFit) {
-      focused_rows_inplace<T, DKP, RPW, LK>(slots + st * F::SLOT_ELEMS, 16 * ks0 + wr * RPW, kv_tile(it) * BM, p, lane);
+      T* cK = slots + st * F::SLOT_ELEMS;
+      if (p.Dk == DKP) focused_rows_inplace<T, DKP, RPW, LK, false>(cK, 16 * ks0 + wr * RPW, kv_tile(it) * BM, p, lane);
+      else focused_rows_inplace<T, DKP, RPW, LK>(cK, 16 * ks0 + wr * RPW, kv_tile(it) * BM, p, lane);
       fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
     }
   };
