@@ -1,6 +1,7 @@
 #include "host_info.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -47,8 +48,12 @@ std::string cpu_model() {
   return fmt::format("{} ({} threads)", model, std::thread::hardware_concurrency());
 }
 
+// The source tree's commit: $ATTNBENCH_COMMIT where set (a copy of a checkout whose git metadata
+// does not match its files, as the device tool's copies), else git describe at run time, else the
+// configure-time value.
 std::string git_commit() {
   static const std::string commit = [] {
+    if (const char* e = std::getenv("ATTNBENCH_COMMIT"); e && *e) return std::string(e);
     std::string c = run_command("git -C '" ATTNBENCH_SOURCE_DIR "' describe --always --dirty --abbrev=12 2>/dev/null");
     return c.empty() ? std::string(ATTNBENCH_CONFIGURE_COMMIT) : c;
   }();

@@ -182,6 +182,13 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   1.61 / 1.57 (1.93 / 1.85 / 1.81; exact map 1.83 / 1.76 / 1.72). 2x8: identity 1.26 / 1.19 /
 //   1.14, relu 1.27 / 1.19 / 1.14, elu1 1.30 / 1.23 / 1.17, focused 1.56 / 1.46 / 1.42: the default
 //   for focused at Dk, Dv <= 64 (kDefaultTmaCfgFocused).
+//   call3 (focused, 2x8): without the in-place K map (DIAG=16) 1.35 / 1.24 / 1.19; call5 (ncu,
+//   T = 4096): the map added ~313 warp instructions per K tile (50.7 M against 30.2 M), issue
+//   slots 55% busy against 40%; call4: mapping tile i + 1 before the products of tile i
+//   (ATTNBENCH_BIDIR_FOCUSED=pipe) gained <= 1%: issue work, not latency. call6 (6b50aeb against
+//   22414fb, same run): the map without column tests where Dk == DKP, relu on packed pairs and r
+//   by two rsqrt (focused_ratio), in phase 1 and in the phase-2 fold: focused 1.45 / 1.35 / 1.33
+//   against 1.57 / 1.47 / 1.42, the other maps unchanged; 1344/1344 bidir GPU tests.
 constexpr int kDefaultTmaCfg = 1;
 constexpr int kDefaultTmaCfgFocused = 0;  // 2x8
 constexpr bool kDefaultOTma = true;
@@ -191,7 +198,7 @@ constexpr bool kDefaultEarly = true;   // session 5, above
 constexpr bool kDefaultGroupQ = true;  // session 5, above
 constexpr bool kDefaultExpPk = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
 constexpr bool kDefaultFocusedRows = true;  // session 6, above
-constexpr bool kDefaultFocusedPipe = false;
+constexpr bool kDefaultFocusedPipe = false;  // session 8, call4 / call6: no gain
 constexpr bool kDefaultFocusedFold = true;  // session 7, above
 
 class TiledBidir : public CudaPrepared {
