@@ -34,8 +34,9 @@
 // Configurations (p.tma_cfg): 0 = 8 warps, two CTAs per SM (the smem of 4 slots each at D = 64);
 // 1 = 16 warps, one CTA per SM (10 slots; the default but for focused, which runs 0:
 // bidir_tiled.cu); 2 = 8 warps, one CTA per SM (11 slots). With one CTA per SM and 16 warps,
-// warps 0-7 take the even Q items and 8-15 the odd ones (one 16-row slab each of a 128-row item); every warp still counts every item (and waits for it first, so that
-// its count belongs to this use of the slot).
+// warps 0-7 take the even Q items and 8-15 the odd ones (one 16-row slab each of a 128-row item);
+// every warp still counts every item (and waits for it first, so that its count belongs to this
+// use of the slot).
 #include <cudaTypedefs.h>  // CUtensorMap, PFN_cuTensorMapEncodeTiled
 
 #include "bidir_tiled_fwd.cuh"
