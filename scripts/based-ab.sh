@@ -13,16 +13,9 @@
 # default build/gpu-based), ATTNBENCH_CUDA_ARCH (default 90a).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-${OUT:-results/based-ab}}
-mkdir -p "$out"
-budget=${BASED_AB_BUDGET_S:-370}
-t_start=$SECONDS
-left() { echo $((budget - (SECONDS - t_start))); }
-log() { echo "[based-ab $((SECONDS - t_start))s] $*" >&2; }
-cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
+source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
+ab_start based-ab "${1:-${OUT:-results/based-ab}}" "${BASED_AB_BUDGET_S:-370}"
 bdir=${BASED_AB_BUILD:-build/gpu-based}
-
-source scripts/device-lib.sh  # ab_build(), gtest(), sweep()
 ab_build "$bdir"
 D="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
 export ATTNBENCH_BASED_WG_INFO=1  # the wgmma kernels print their blocks an SM once a process

@@ -1,6 +1,19 @@
 # Shell functions shared by the device scripts (sourced from the repository root; the caller
-# defines log(), left(), $out, and $bin / $tests_bin or the build folder ab_build sets them from).
+# defines log(), left(), $out (or has ab_start define them), and $bin / $tests_bin or the build
+# folder ab_build sets them from).
 #
+# ab_start NAME OUT_DIR BUDGET_S: the A/B scripts' clock: $out (created), $budget, and the functions
+# left (seconds left of the budget), log (to stderr as "[NAME Ns] ...") and cap PERCENT MAX_S (that
+# share of what is left, at most MAX_S). Defined only by this call, so that a caller with its own
+# log() keeps it.
+ab_start() {
+  ab_name=$1 out=$2 budget=$3 t_start=$SECONDS
+  mkdir -p "$out"
+  left() { echo $((budget - (SECONDS - t_start))); }
+  log() { echo "[$ab_name $((SECONDS - t_start))s] $*" >&2; }
+  cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }
+}
+
 # gtest NAME ENV FILTER SECONDS: one kernels_tests run under ENV with --gtest_filter=FILTER,
 # bounded by SECONDS (skipped under 15 s); prints its failures and records its counts in
 # $out/tests.txt (log: $out/tests_NAME.log).

@@ -17,16 +17,9 @@
 #              (default 90a).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-${OUT:-results/gbwd-ab}}
-mkdir -p "$out"
-budget=${GBWD_AB_BUDGET_S:-370}
-t_start=$SECONDS
-left() { echo $((budget - (SECONDS - t_start))); }
-log() { echo "[gbwd-ab $((SECONDS - t_start))s] $*" >&2; }
-cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
+source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
+ab_start gbwd-ab "${1:-${OUT:-results/gbwd-ab}}" "${GBWD_AB_BUDGET_S:-370}"
 bdir=build/gpu-gbwd
-
-source scripts/device-lib.sh  # ab_build(), gtest(), sweep()
 ab_build "$bdir"
 D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
 sweep new "$out/new.csv" "$(cap 25 50)" --no-check $D --T 1024,4096 --pass fwd,bwd

@@ -11,16 +11,9 @@
 # Environment: LIN_AB_BUDGET_S (whole script, default 380), ATTNBENCH_CUDA_ARCH (default 90a).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-${OUT:-results/lin-fwd-ab}}
-mkdir -p "$out"
-budget=${LIN_AB_BUDGET_S:-380}
-t_start=$SECONDS
-left() { echo $((budget - (SECONDS - t_start))); }
-log() { echo "[lin-fwd-ab $((SECONDS - t_start))s] $*" >&2; }
-cap() { local x=$(( $(left) * $1 / 100 )); echo $(( x < $2 ? x : $2 )); }  # cap PERCENT MAX_S
+source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
+ab_start lin-fwd-ab "${1:-${OUT:-results/lin-fwd-ab}}" "${LIN_AB_BUDGET_S:-380}"
 bdir=build/gpu-ab
-
-source scripts/device-lib.sh  # ab_build(), gtest(), sweep()
 ab_build "$bdir"
 D="--impl tiled --B 8 --H 32 --D 128"
 gtest wg "" '*linear_tiled*:*gated_*_tiled*' "$(cap 35 130)"
