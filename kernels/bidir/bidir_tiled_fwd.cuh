@@ -165,9 +165,9 @@ __device__ __forceinline__ void focused_rows_inplace(T* cK, int r0, int row0, co
     float y[8], ny2 = 0.0f, nu2 = 0.0f;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const float2 v = unpack2<T>(relu_packed<T>(w[j]));
-      y[2 * j] = !MASK || c + 2 * j < p.Dk ? v.x + kFocusedShift : 0.0f;
-      y[2 * j + 1] = !MASK || c + 2 * j + 1 < p.Dk ? v.y + kFocusedShift : 0.0f;
+      const float2 v = focused_y2<T>(w[j]);
+      y[2 * j] = !MASK || c + 2 * j < p.Dk ? v.x : 0.0f;
+      y[2 * j + 1] = !MASK || c + 2 * j + 1 < p.Dk ? v.y : 0.0f;
     }
 #pragma unroll
     for (int j = 0; j < 8; ++j) {

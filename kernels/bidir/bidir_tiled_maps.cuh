@@ -163,6 +163,13 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
   }
 }
 
+// focused's y = relu(x) + 1e-6 of a packed pair: relu on the pair (exact), then the shift in fp32.
+template <class T>
+__device__ __forceinline__ float2 focused_y2(uint32_t a) {
+  const float2 v = unpack2<T>(relu_packed<T>(a));
+  return make_float2(v.x + kFocusedShift, v.y + kFocusedShift);
+}
+
 // focused, folded (TiledParams::focused_fold; bf16): x <- round(u), u = y^3, y = relu(x) + 1e-6
 // (0 at columns >= D and in rows with !row_ok[i]), in one pass over the A fragments of a slab, and
 // r[i] = ||y|| / ||u|| of row g + 8i (0 where !row_ok[i]); the caller multiplies the row's fp32
@@ -182,9 +189,9 @@ __device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const b
         const bool ok = row_ok[i % 2] && kt * 16 + 8 * (i / 2) + 2 * q < D;
         const float2 v = unpack2<T>(x[kt][i]);
         y0 = focused_y(v.x, ok), y1 = focused_y(v.y, ok && kt * 16 + 8 * (i / 2) + 2 * q + 1 < D);
-      } else {  // relu on the packed pair (exact), then the shift
-        const float2 v = unpack2<T>(relu_packed<T>(x[kt][i]));
-        y0 = v.x + kFocusedShift, y1 = v.y + kFocusedShift;
+      } else {
+        const float2 y = focused_y2<T>(x[kt][i]);
+        y0 = y.x, y1 = y.y;
       }
       const float s0 = y0 * y0, s1 = y1 * y1, u0 = s0 * y0, u1 = s1 * y1;
       ny2[i % 2] += s0 + s1;
