@@ -7,19 +7,22 @@
 # Stages (BIDIR_CHECK_STAGES, comma-separated; default ab,tests,tiled), in this order:
 #   probe   scripts/bidir_copy_probe.cu: memcpy and a 3-read 1-write stream kernel at the forward's
 #           byte counts, timed as the harness times (what no-math traffic gets) -> probe.md
-#   ab      unchecked forward A/B runs, one per word of BIDIR_CHECK_AB ("label:VAR=v,VAR=v"; the
-#           knobs are in kernels/bidir/bidir_tiled.cu; "default:" for none), norm, identity and
-#           elu1, T = BIDIR_CHECK_AB_T -> ab.csv. With BIDIR_CHECK_PICK=1 the label with the
+#   ab      unchecked A/B runs of the pass BIDIR_CHECK_AB_PASS (fwd; or bwd), one per word of
+#           BIDIR_CHECK_AB ("label:VAR=v,VAR=v"; the knobs are in kernels/bidir/bidir_tiled.cu;
+#           "default:" for none), norm, identity and elu1, T = BIDIR_CHECK_AB_T -> ab.csv. With BIDIR_CHECK_PICK=1 the label with the
 #           lowest mean time relative to the first label is picked: the stages below run with its
 #           environment (the tests also without it).
 #   tests   kernels_tests --gtest_filter='*bidir*' (every CUDA bidir case against the CPU reference),
 #           with the default environment and the picked one, or once per word of
 #           BIDIR_CHECK_TEST_ENVS ("label:VAR=v,VAR=v ...") -> tests_<label>.log.gz, tests.md
-#   ncu     Nsight Compute (--clock-control none) on one forward at T = BIDIR_CHECK_NCU_T (4096),
-#           feature map BIDIR_CHECK_NCU_FMAP (identity), once per word of BIDIR_CHECK_NCU
-#           ("label:VAR=v,...") -> ncu_<label>.txt (speed of light, memory, warp states, pipes,
-#           instructions, schedulers); for the labels in BIDIR_CHECK_NCU_SRC also the full set with the SASS
+#   ncu     Nsight Compute (--clock-control none) on one pass BIDIR_CHECK_NCU_PASS (fwd: the forward
+#           kernel; bwd: the query and the key kernels), once per word of BIDIR_CHECK_NCU
+#           ("label:VAR=v,...") x feature map of BIDIR_CHECK_NCU_FMAP (identity; comma-separated) x
+#           T of BIDIR_CHECK_NCU_T (4096; comma-separated) -> ncu_<label>[_<fmap>_<T>].txt (speed of
+#           light, memory, warp states, pipes, instructions, schedulers; the suffix where more than
+#           one map or T); for the labels in BIDIR_CHECK_NCU_SRC also the full set with the SASS
 #           source page (per instruction: executions, stall samples) -> ncu_<label>_sass.csv.gz
+#           (the first map and T)
 #   tiled   the checked sweeps (naive-fp32 oracle) -> tiled.csv, one per word of
 #           BIDIR_CHECK_SWEEPS ("variant:passes", default "norm:fwd,bwd simple:fwd,bwd")
 # Environment: BIDIR_CHECK_FMAPS (the feature maps of the ab and tiled stages, default identity,elu1),
@@ -86,7 +89,7 @@ if [[ $stages == *,ab,* ]]; then
     log "ab $label ($envs) with $ab_bin, time left $(left)s"
     rm -f "$out/ab_one.csv"
     # at most 120 s a label (one takes ~40 s): a hung kernel costs one label, not the budget
-    env ${envs//,/ } timeout $(( $(left) - 15 < 120 ? $(left) - 15 : 120 )) $ab_bin run "${shape[@]}" --variant norm --pass fwd \
+    env ${envs//,/ } timeout $(( $(left) - 15 < 120 ? $(left) - 15 : 120 )) $ab_bin run "${shape[@]}" --variant norm --pass "${BIDIR_CHECK_AB_PASS:-fwd}" \
       --T "${BIDIR_CHECK_AB_T:-256,512,1024,4096,16384}" --no-check --budget-ms 150 --out "$out/ab_one.csv" >>"$out/run.log" 2>&1
     [[ -f "$out/ab_one.csv" ]] && python3 - "$out/ab_one.csv" "$out/ab.csv" "$label" "$envs" <<'EOF'
 import csv, os, sys
@@ -152,29 +155,48 @@ if [[ $stages == *,tests,* ]]; then
 fi
 
 if [[ $stages == *,ncu,* ]]; then
-  ncu_shape=(--algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map "${BIDIR_CHECK_NCU_FMAP:-identity}"
-             --variant norm --pass fwd --T "${BIDIR_CHECK_NCU_T:-4096}" --no-check --budget-ms 1)
+  ncu_pass=${BIDIR_CHECK_NCU_PASS:-fwd}
+  ncu_k='tma_kernel|fused_kernel|output_kernel' ncu_c=1
+  [[ $ncu_pass == bwd ]] && ncu_k='query_kernel|key_kernel' ncu_c=2
+  ncu_fmaps=${BIDIR_CHECK_NCU_FMAP:-identity} ncu_ts=${BIDIR_CHECK_NCU_T:-4096}
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
   for spec in ${BIDIR_CHECK_NCU:-}; do
     label=${spec%%:*} envs=${spec#*:}
-    (( $(left) < 60 )) && { log "ncu: no time left for $label"; break; }
     [[ -z $ncu_bin ]] && { log "ncu: not found"; break; }
-    log "ncu $label ($envs)"
-    env ${envs//,/ } timeout 90 "$ncu_bin" --clock-control none -k regex:'tma_kernel|fused_kernel|output_kernel' -c 1 \
-      --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats \
-      --section ComputeWorkloadAnalysis --section InstructionStats --section SchedulerStats \
-      ./$bin/harness/attnbench run "${ncu_shape[@]}" --out "$out/ncu_one.csv" >"$out/ncu_$label.txt" 2>&1
-    log "ncu $label rc $?"
-    if [[ " ${BIDIR_CHECK_NCU_SRC:-} " == *" $label "* ]] && (( $(left) > 60 )); then
-      env ${envs//,/ } timeout 120 "$ncu_bin" --clock-control none -k regex:'tma_kernel|fused_kernel|output_kernel' -c 1 \
-        --set full --import-source no -f -o "build/ncu_$label" ./$bin/harness/attnbench run "${ncu_shape[@]}" \
-        --out "$out/ncu_one.csv" >>"$out/run.log" 2>&1 &&
-        "$ncu_bin" --import "build/ncu_$label.ncu-rep" --page source --csv --print-source sass 2>>"$out/run.log" |
-        gzip >"$out/ncu_${label}_sass.csv.gz"
-      log "ncu source $label rc $?"
-    fi
+    first=1
+    for fm in ${ncu_fmaps//,/ }; do
+      for T in ${ncu_ts//,/ }; do
+        (( $(left) < 60 )) && { log "ncu: no time left for $label $fm $T"; break 3; }
+        name=$label
+        [[ $ncu_fmaps == *,* || $ncu_ts == *,* ]] && name=${label}_${fm}_$T
+        ncu_shape=(--algo bidir --impl tiled --dtype bf16 --B 8 --H 16 --D 64 --feature-map "$fm"
+                   --variant norm --pass "$ncu_pass" --T "$T" --no-check --budget-ms 1)
+        log "ncu $name ($envs)"
+        env ${envs//,/ } timeout 90 "$ncu_bin" --clock-control none -k regex:"$ncu_k" -c $ncu_c \
+          --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats \
+          --section ComputeWorkloadAnalysis --section InstructionStats --section SchedulerStats \
+          ./$bin/harness/attnbench run "${ncu_shape[@]}" --out "$out/ncu_one.csv" >"$out/ncu_$name.txt" 2>&1
+        log "ncu $name rc $?"
+        if (( first )) && [[ " ${BIDIR_CHECK_NCU_SRC:-} " == *" $label "* ]] && (( $(left) > 60 )); then
+          env ${envs//,/ } timeout 120 "$ncu_bin" --clock-control none -k regex:"$ncu_k" -c $ncu_c \
+            --set full --import-source no -f -o "build/ncu_$label" ./$bin/harness/attnbench run "${ncu_shape[@]}" \
+            --out "$out/ncu_one.csv" >>"$out/run.log" 2>&1 &&
+            "$ncu_bin" --import "build/ncu_$label.ncu-rep" --page source --csv --print-source sass 2>>"$out/run.log" |
+            gzip >"$out/ncu_${label}_sass.csv.gz"
+          log "ncu source $label rc $?"
+        fi
+        first=0
+      done
+    done
   done
   rm -f "$out/ncu_one.csv"
+  # per kernel: duration, DRAM throughput, executed instructions (one line each)
+  for f in "$out"/ncu_*.txt; do
+    [[ -f $f ]] || continue
+    awk -v n="$(basename "$f" .txt)" '/^  void /{match($0, /[a-z_]+_kernel/); k=substr($0, RSTART, RLENGTH)}
+      /^    Duration/{d=$NF" "$(NF-1)} /^    DRAM Throughput/{b=$NF}
+      /^    Executed Instructions  /{print n, k, "duration", d, "dram%", b, "instr", $NF}' "$f"
+  done | tee -a "$out/run.log" >&2
 fi
 
 tiled_rc=0

@@ -59,13 +59,19 @@ __device__ __forceinline__ float focused_y(float x, bool in_row) { return in_row
 // sqrt(ny2) = ny2 rsqrt(ny2): two MUFU.RSQ and no IEEE square root or division (a few ulps of fp32).
 __device__ __forceinline__ float focused_ratio(float ny2, float nu2) { return ny2 * rsqrtf(ny2) * rsqrtf(nu2); }
 
-// focused backward of one element, given the row's r = ||y||/||u||, ||y||^2, ||u||^2 and g.u.
-__device__ __forceinline__ float focused_dx(float x, float g, float r, float ny2, float nu2, float gu) {
+// focused backward of one element from its row's factors r = ||y||/||u||, a = g.u / ||u||^2 and
+// b = r g.u / ||y||^2 (the tiled backward computes a and b once per row).
+__device__ __forceinline__ float focused_dx_ab(float x, float g, float r, float a, float b) {
   const float y = fmaxf(x, 0.0f) + kFocusedShift;
   const float u = y * y * y;
-  const float du = r * (g - (gu / nu2) * u);
-  const float dy = kFocusedPower * (y * y) * du + (r * gu / ny2) * y;
+  const float du = r * (g - a * u);
+  const float dy = kFocusedPower * (y * y) * du + b * y;
   return x > 0.0f ? dy : 0.0f;
+}
+
+// focused backward of one element, given the row's r = ||y||/||u||, ||y||^2, ||u||^2 and g.u.
+__device__ __forceinline__ float focused_dx(float x, float g, float r, float ny2, float nu2, float gu) {
+  return focused_dx_ab(x, g, r, gu / nu2, r * gu / ny2);
 }
 
 }  // namespace attnbench::kernels::bidir

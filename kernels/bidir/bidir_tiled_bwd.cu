@@ -103,7 +103,11 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS, DKP + DVP <= 12
 
       uint32_t f[Tr::KT][4];  // Qf (A fragments), also into shared memory for the reduction
       load_a_frags<Tr::KT, Tr::KST>(f, qslab, lane);
-      if (p.fm != kIdentity) phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane);  // identity: zero fill masks
+      FocusedRows fr{};  // focused: the rows' norms, from phi to phi'
+      if (p.fm != kIdentity) {  // identity: zero fill masks
+        const bool full = t * BM + warp * 16 + 16 <= p.Tq && p.Dk == DKP;  // warp-uniform (quad shuffles)
+        phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full, &fr);
+      }
       store_a_frags<Tr::KT, Tr::KST>(sQf + warp * 16 * Tr::KST, f, lane);
 
       float pa[Tr::NK][4] = {};  // P = dO KVr^T: A = dO, B[e][d] = KVr[d][e] (ldmatrix, no trans)
@@ -147,7 +151,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS, DKP + DVP <= 12
       }
       uint32_t x[Tr::KT][4];  // raw q again, for phi'
       load_a_frags<Tr::KT, Tr::KST>(x, qslab, lane);
-      dphi_frags_any<T, Tr::KT>(x, pa, p.fm, p.Dk, lane);
+      dphi_frags_any<T, Tr::KT>(x, pa, p.fm, fr);
       __syncwarp();
       store_c_tiles<Tr::NK, Tr::KST>(qslab, pa, 0, lane);  // dq over the raw q slab (read above)
       if (p.norm) {  // G = round(w dO) in place; dz for the reduction
@@ -282,7 +286,11 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) key_kernel(cons
 
     uint32_t f[Tr::KT][4];  // Kf, A fragments
     load_a_frags<Tr::KT, Tr::KST>(f, kslab, lane);
-    if (p.fm != kIdentity) phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane);  // identity: zero fill masks
+    FocusedRows fr{};  // focused: the rows' norms, from phi to phi'
+    if (p.fm != kIdentity) {  // identity: zero fill masks
+      const bool full = t * BM + warp * 16 + 16 <= p.Tk && p.Dk == DKP;  // warp-uniform (quad shuffles)
+      phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full, &fr);
+    }
 
     {  // dKf = V dKVr^T + dkmean / Tk: A = V, B[e][d] = dKVr[d][e] (ldmatrix, no trans); then dk
       float dkf[Tr::NK][4] = {};
@@ -305,7 +313,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) key_kernel(cons
       }
       uint32_t x[Tr::KT][4];  // raw k, for phi'
       load_a_frags<Tr::KT, Tr::KST>(x, kslab, lane);
-      dphi_frags_any<T, Tr::KT>(x, dkf, p.fm, p.Dk, lane);
+      dphi_frags_any<T, Tr::KT>(x, dkf, p.fm, fr);
       __syncwarp();
       store_c_tiles<Tr::NK, Tr::KST>(kslab, dkf, 0, lane);  // dk over the raw k slab
     }

@@ -110,11 +110,25 @@ __device__ __forceinline__ float dphi_fast(float x, float g) {
   return g;
 }
 
+// focused's y = relu(x) + 1e-6 of a packed pair: relu on the pair (exact), then the shift in fp32.
+template <class T>
+__device__ __forceinline__ float2 focused_y2(uint32_t a) {
+  const float2 v = unpack2<T>(relu_packed<T>(a));
+  return make_float2(v.x + kFocusedShift, v.y + kFocusedShift);
+}
+
+// focused's statistics of a slab's rows g and g + 8 (i = 0, 1): ||y||^2, ||u||^2 and
+// r = ||y|| / ||u||. The backward keeps them from phi to phi' of the same rows.
+struct FocusedRows {
+  float ny2[2], nu2[2], r[2];
+};
+
 // x <- round(phi(x)) on the A fragments of a 16-row slab; rows with !row_ok[i] (i = 0: row g,
 // 1: row g+8) and columns >= D become 0. focused: the row norms are quad sums. MASK = false: the
 // caller knows every row is ok and D is the padded width (no per-element tests).
 template <class T, int KT, int FM, bool MASK = true>
-__device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row_ok)[2], int D, int lane) {
+__device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row_ok)[2], int D, int lane,
+                                          FocusedRows* rows = nullptr) {
   const int q = lane % 4;
   float r[2] = {0.0f, 0.0f};
   if (FM == kFocused) {
@@ -123,16 +137,25 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
     for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const bool in_row = !MASK || kt * 16 + 8 * (i / 2) + 2 * q < D;
-        const float2 v = unpack2<T>(x[kt][i]);
-        const float y0 = focused_y(v.x, in_row), y1 = focused_y(v.y, in_row);
-        const float u0 = y0 * y0 * y0, u1 = y1 * y1 * y1;
-        ny2[i % 2] += y0 * y0 + y1 * y1;
-        nu2[i % 2] += u0 * u0 + u1 * u1;
+        float2 y;
+        if constexpr (MASK) {
+          const bool in_row = kt * 16 + 8 * (i / 2) + 2 * q < D;
+          const float2 v = unpack2<T>(x[kt][i]);
+          y = make_float2(focused_y(v.x, in_row), focused_y(v.y, in_row));
+        } else {
+          y = focused_y2<T>(x[kt][i]);
+        }
+        const float s0 = y.x * y.x, s1 = y.y * y.y, u0 = s0 * y.x, u1 = s1 * y.y;
+        ny2[i % 2] += s0 + s1;
+        nu2[i % 2] = fmaf(u0, u0, fmaf(u1, u1, nu2[i % 2]));
       }
     }
 #pragma unroll
-    for (int j = 0; j < 2; ++j) r[j] = sqrtf(quad_sum(ny2[j])) / sqrtf(quad_sum(nu2[j]));
+    for (int j = 0; j < 2; ++j) {
+      ny2[j] = quad_sum(ny2[j]), nu2[j] = quad_sum(nu2[j]);
+      r[j] = focused_ratio(ny2[j], nu2[j]);
+      if (rows) rows->ny2[j] = ny2[j], rows->nu2[j] = nu2[j], rows->r[j] = r[j];
+    }
   }
   if constexpr ((FM == kElu1Pk || FM == kElu1 || FM == kRelu) && !MASK) {
 #pragma unroll
@@ -151,8 +174,8 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
         const float2 v = unpack2<T>(x[kt][i]);
         float f0, f1;
         if (FM == kFocused) {
-          const float y0 = focused_y(v.x, true), y1 = focused_y(v.y, true);
-          f0 = y0 * y0 * y0 * r[i % 2], f1 = y1 * y1 * y1 * r[i % 2];
+          const float2 y = focused_y2<T>(x[kt][i]);
+          f0 = y.x * y.x * y.x * r[i % 2], f1 = y.y * y.y * y.y * r[i % 2];
         } else {
           const float2 f = phi_pair<FM>(v);
           f0 = f.x, f1 = f.y;
@@ -161,13 +184,6 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
       }
     }
   }
-}
-
-// focused's y = relu(x) + 1e-6 of a packed pair: relu on the pair (exact), then the shift in fp32.
-template <class T>
-__device__ __forceinline__ float2 focused_y2(uint32_t a) {
-  const float2 v = unpack2<T>(relu_packed<T>(a));
-  return make_float2(v.x + kFocusedShift, v.y + kFocusedShift);
 }
 
 // focused, folded (TiledParams::focused_fold; bf16): x <- round(u), u = y^3, y = relu(x) + 1e-6
@@ -206,15 +222,16 @@ __device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const b
   }
 }
 
+// rows: focused's row statistics, for dphi_frags_any (the backward).
 template <class T, int KT>
 __device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, const bool (&row_ok)[2], int D, int lane,
-                                              bool full = false) {
+                                              bool full = false, FocusedRows* rows = nullptr) {
   if (full) {  // every row ok, D == 16 KT
     switch (fm) {
       case kElu1: return phi_frags<T, KT, kElu1, false>(x, row_ok, D, lane);
       case kElu1Pk: return phi_frags<T, KT, kElu1Pk, false>(x, row_ok, D, lane);
       case kRelu: return phi_frags<T, KT, kRelu, false>(x, row_ok, D, lane);
-      case kFocused: return phi_frags<T, KT, kFocused, false>(x, row_ok, D, lane);
+      case kFocused: return phi_frags<T, KT, kFocused, false>(x, row_ok, D, lane, rows);
       default: return phi_frags<T, KT, kIdentity, false>(x, row_ok, D, lane);
     }
   }
@@ -222,7 +239,7 @@ __device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, cons
     case kElu1: return phi_frags<T, KT, kElu1>(x, row_ok, D, lane);
     case kElu1Pk: return phi_frags<T, KT, kElu1Pk>(x, row_ok, D, lane);
     case kRelu: return phi_frags<T, KT, kRelu>(x, row_ok, D, lane);
-    case kFocused: return phi_frags<T, KT, kFocused>(x, row_ok, D, lane);
+    case kFocused: return phi_frags<T, KT, kFocused>(x, row_ok, D, lane, rows);
     default: return phi_frags<T, KT, kIdentity>(x, row_ok, D, lane);
   }
 }
@@ -260,10 +277,11 @@ __device__ __forceinline__ void row_dot_vec(float (&out)[2], const uint32_t (&a)
 }
 
 // g <- phi'(x)^T g for a slab: x the raw A fragments (KT k-steps), g fp32 in C layout (2 KT
-// tiles). Columns >= D are left as they are (their g is 0 and they are never stored).
+// tiles). Columns >= D are left as they are (their g is 0 and they are never stored). focused:
+// rows = the statistics phi_frags kept for the same rows (so only g.u is summed here; at columns
+// >= D, g = 0 adds nothing to it).
 template <class T, int KT, int FM>
-__device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g)[2 * KT][4], int D, int lane) {
-  const int q = lane % 4;
+__device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g)[2 * KT][4], const FocusedRows& rows) {
   if (FM != kFocused) {
     if (FM == kIdentity) return;
 #pragma unroll
@@ -278,26 +296,22 @@ __device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g
     }
     return;
   }
-  float ny2[2] = {0.0f, 0.0f}, nu2[2] = {0.0f, 0.0f}, gu[2] = {0.0f, 0.0f};
+  float gu[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const bool in_row = kt * 16 + 8 * (i / 2) + 2 * q < D;
-      const float2 v = unpack2<T>(x[kt][i]);
-      const float y0 = focused_y(v.x, in_row), y1 = focused_y(v.y, in_row);
-      const float u0 = y0 * y0 * y0, u1 = y1 * y1 * y1;
+      const float2 y = focused_y2<T>(x[kt][i]);
       const float* gg = &g[2 * kt + i / 2][2 * (i % 2)];
-      ny2[i % 2] += y0 * y0 + y1 * y1;
-      nu2[i % 2] += u0 * u0 + u1 * u1;
-      gu[i % 2] += gg[0] * u0 + gg[1] * u1;
+      gu[i % 2] = fmaf(gg[0], y.x * y.x * y.x, fmaf(gg[1], y.y * y.y * y.y, gu[i % 2]));
     }
   }
-  float r[2];
+  float a[2], b[2];  // focused_dx_ab's row factors
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
-    ny2[j] = quad_sum(ny2[j]), nu2[j] = quad_sum(nu2[j]), gu[j] = quad_sum(gu[j]);
-    r[j] = sqrtf(ny2[j]) / sqrtf(nu2[j]);
+    gu[j] = quad_sum(gu[j]);
+    a[j] = gu[j] / rows.nu2[j];
+    b[j] = rows.r[j] * gu[j] / rows.ny2[j];
   }
 #pragma unroll
   for (int kt = 0; kt < KT; ++kt) {
@@ -306,18 +320,18 @@ __device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g
       const float2 v = unpack2<T>(x[kt][i]);
       const int j = i % 2;
       float* gg = &g[2 * kt + i / 2][2 * j];
-      gg[0] = focused_dx(v.x, gg[0], r[j], ny2[j], nu2[j], gu[j]);
-      gg[1] = focused_dx(v.y, gg[1], r[j], ny2[j], nu2[j], gu[j]);
+      gg[0] = focused_dx_ab(v.x, gg[0], rows.r[j], a[j], b[j]);
+      gg[1] = focused_dx_ab(v.y, gg[1], rows.r[j], a[j], b[j]);
     }
   }
 }
 
 template <class T, int KT>
-__device__ __forceinline__ void dphi_frags_any(const uint32_t (&x)[KT][4], float (&g)[2 * KT][4], int fm, int D, int lane) {
+__device__ __forceinline__ void dphi_frags_any(const uint32_t (&x)[KT][4], float (&g)[2 * KT][4], int fm, const FocusedRows& rows) {
   switch (fm) {
-    case kElu1: return dphi_frags<T, KT, kElu1>(x, g, D, lane);
-    case kRelu: return dphi_frags<T, KT, kRelu>(x, g, D, lane);
-    case kFocused: return dphi_frags<T, KT, kFocused>(x, g, D, lane);
+    case kElu1: return dphi_frags<T, KT, kElu1>(x, g, rows);
+    case kRelu: return dphi_frags<T, KT, kRelu>(x, g, rows);
+    case kFocused: return dphi_frags<T, KT, kFocused>(x, g, rows);
     default: return;  // identity
   }
 }
