@@ -157,7 +157,7 @@ fi
 if [[ $stages == *,ncu,* ]]; then
   ncu_pass=${BIDIR_CHECK_NCU_PASS:-fwd}
   ncu_k='tma_kernel|fused_kernel|output_kernel' ncu_c=1
-  [[ $ncu_pass == bwd ]] && ncu_k='query_kernel|key_kernel' ncu_c=2
+  [[ $ncu_pass == bwd ]] && ncu_k='query_kernel|query_ws_kernel|key_kernel' ncu_c=2
   ncu_fmaps=${BIDIR_CHECK_NCU_FMAP:-identity} ncu_ts=${BIDIR_CHECK_NCU_T:-4096}
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
   for spec in ${BIDIR_CHECK_NCU:-}; do

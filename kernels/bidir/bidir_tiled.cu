@@ -48,6 +48,9 @@
 //   ATTNBENCH_BIDIR_DIAG=1|4|8|16    diagnostics, wrong output (TiledParams::diag): the TMA forward
 //                                    with no math (its data movement alone), or none in phase 1 (4)
 //                                    or in phase 2 (8) only, or without focused's in-place K map (16)
+//   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
+//                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
+//                                    block barriers
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
 #include <algorithm>
@@ -200,6 +203,7 @@ constexpr bool kDefaultExpPk = false;  // elu1 in the one-launch forwards: ex2.a
 constexpr bool kDefaultFocusedRows = true;  // session 6, above
 constexpr bool kDefaultFocusedPipe = false;  // session 8, call4 / call6: no gain
 constexpr bool kDefaultFocusedFold = true;  // session 7, above
+constexpr bool kDefaultBwdQWs = true;  // session 9, above
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -239,7 +243,9 @@ class TiledBidir : public CudaPrepared {
       b.dkv = scratch("dkv", {b.BH, DKP, DVP}, dt).buf.get();
       b.dkmean = scratch("dkmean", {b.BH, DKP}, Dtype::f32).as<float>();
       first_ = b;
-      plan_splits(first_, p.Tq, tiled_bwd_blocks_per_sm(TiledKernel::query, dt, b.Dk, b.Dv));
+      first_.bwd_q_ws = DKP == kTiledDimSmall &&
+                        (env("ATTNBENCH_BIDIR_BWDQ") ? std::strcmp(env("ATTNBENCH_BIDIR_BWDQ"), "block") != 0 : kDefaultBwdQWs);
+      plan_splits(first_, p.Tq, tiled_bwd_blocks_per_sm(first_.bwd_q_ws ? TiledKernel::query_ws : TiledKernel::query, dt, b.Dk, b.Dv));
       second_ = b;
       plan_chunks(second_, p.Tk, tiled_bwd_blocks_per_sm(TiledKernel::key, dt, b.Dk, b.Dv));
       max_splits = std::max(max_splits, first_.splits);

@@ -77,6 +77,10 @@ struct TiledParams {
   // has fp32's exponent range, so u = y^3 (y >= 1e-6) neither under- nor overflows where r u would
   // not; fp16 keeps the exact two-pass map.
   bool focused_fold;
+  // bwd_q_ws (the backward's query kernel): warp-specialized (reduction warps and slab warps, double
+  // buffers between them, no block barrier in the loop) instead of every warp doing both between
+  // block barriers (bidir_tiled_bwd.cu).
+  bool bwd_q_ws;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:
@@ -88,11 +92,11 @@ struct alignas(64) TiledMaps {
   alignas(64) unsigned char o[128];
 };
 
-enum class TiledKernel { state, output, query, key };
+enum class TiledKernel { state, output, query, query_ws, key };
 
 // Blocks of one kernel resident per SM (occupancy API), for the launch plan (Dk, Dv unpadded).
 int tiled_fwd_blocks_per_sm(TiledKernel k, Dtype dt, int Dk, int Dv);  // state, output
-int tiled_bwd_blocks_per_sm(TiledKernel k, Dtype dt, int Dk, int Dv);  // query, key
+int tiled_bwd_blocks_per_sm(TiledKernel k, Dtype dt, int Dk, int Dv);  // query, query_ws, key
 
 // Launch one kernel on `s` (the grid is (splits or chunks, BH)); every launch is checked.
 void launch_tiled_state(const TiledParams& p, Dtype dt, cudaStream_t s);   // KVr, kmean

@@ -81,6 +81,11 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
+// Arrive at barrier `id` without waiting (the producer side: its shared-memory writes before the
+// arrive are visible to the threads that bar.sync on the same barrier after it completes).
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
 
 // Register reallocation between warpgroups (needs a register cap at kernel entry, i.e.
 // __launch_bounds__(threads, 1)); every warp of a warpgroup executes the same one.
