@@ -10,10 +10,7 @@
 //     dq = phi'(q)^T dQf;  dKVr = round(dKV)
 //   phase 2, key:
 //     dKf = V dKVr^T (+ dkmean / Tk),  dV = Kf dKVr,  dk = phi'(k)^T dKf
-// (the roundings of the CPU emulation, reference/bidir.cpp, except that dz uses the unrounded o;
-// and focused in bf16 with p.focused_fold, the default: Qf and Kf are round(u), u = y^3, and each
-// row's r = ||y|| / ||u|| multiplies that row's products instead: z, s, G = round(r w dO), r dz, and
-// dV's rows; round(u) for round(r u) is the forward's query-side fold, the same rounding bound).
+// (the roundings of the CPU emulation, reference/bidir.cpp, except that dz uses the unrounded o).
 //
 // Phase 1 splits Tq over `splits` blocks per head. Per 64-row tile, each warp on its 16-row slab:
 // Qf = phi(Q) on fragments (stored to shared memory for the reduction), z, w, P (MMA, B = KVr),
@@ -47,16 +44,10 @@ __device__ __forceinline__ void query_slab(const TiledParams& p, T* qslab, const
   uint32_t f[Tr::KT][4];  // Qf (A fragments), also into shared memory for the reduction
   load_a_frags<Tr::KT, Tr::KST>(f, qslab, lane);
   FocusedRows fr{};  // focused: the rows' norms, from phi to phi'
-  // focused, folded (bf16, p.focused_fold): f = round(u) and the row factor rf = r goes where the
-  // row's products go: z, s, G (round(r w dO)) and dz (r dz), as Qf^T G = round(u)^T (r G).
-  const bool fold = std::is_same_v<T, __nv_bfloat16> && p.fm == kFocused && p.focused_fold;
   if (p.fm != kIdentity) {  // identity: zero fill masks
     const bool full = row0 + 16 <= p.Tq && p.Dk == DKP;  // warp-uniform (quad shuffles)
-    if (fold && full) focused_fold_frags<T, Tr::KT, false>(f, row_ok, p.Dk, lane, fr.r, &fr);
-    else if (fold) focused_fold_frags<T, Tr::KT>(f, row_ok, p.Dk, lane, fr.r, &fr);
-    else phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full, &fr);
+    phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full, &fr);
   }
-  const float rf[2] = {fold ? fr.r[0] : 1.0f, fold ? fr.r[1] : 1.0f};
   store_a_frags<Tr::KT, Tr::KST>(qf_dst, f, lane);
 
   float pa[Tr::NK][4] = {};  // P = dO KVr^T: A = dO, B[e][d] = KVr[d][e] (ldmatrix, no trans)
@@ -90,9 +81,9 @@ __device__ __forceinline__ void query_slab(const TiledParams& p, T* qslab, const
     }
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      z[j] = fmaf(z[j], rf[j], kNormEps);
+      z[j] += kNormEps;
       w[j] = 1.0f / (p.tk * z[j]);
-      dz[j] = -w[j] * (quad_sum(s[j]) * rf[j]) / z[j];
+      dz[j] = -w[j] * quad_sum(s[j]) / z[j];
     }
   }
 #pragma unroll
@@ -105,13 +96,13 @@ __device__ __forceinline__ void query_slab(const TiledParams& p, T* qslab, const
   dphi_frags_any<T, Tr::KT>(x, pa, p.fm, fr);
   __syncwarp();
   store_c_tiles<Tr::NK, Tr::KST>(qslab, pa, 0, lane);  // dq over the raw q slab (read above)
-  if (p.norm || fold || g_dst != doslab) {  // G = round(rf w dO) (norm) or round(rf dO) (simple)
-    const float gw[2] = {(p.norm ? w[0] : 1.0f) * rf[0], (p.norm ? w[1] : 1.0f) * rf[1]};
+  if (p.norm || g_dst != doslab) {  // G = round(w dO) (norm) or dO (simple)
+    const float gw[2] = {p.norm ? w[0] : 1.0f, p.norm ? w[1] : 1.0f};
 #pragma unroll
     for (int kt = 0; kt < Tr::VT; ++kt) {
       uint32_t a[4];
       ldsm_x4(a, doslab + (lane % 16) * Tr::VST + kt * 16 + (lane / 16) * 8);
-      if (p.norm || fold) {
+      if (p.norm) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const float2 v = unpack2<T>(a[i]);
@@ -121,7 +112,7 @@ __device__ __forceinline__ void query_slab(const TiledParams& p, T* qslab, const
       uint32_t a2[1][4] = {{a[0], a[1], a[2], a[3]}};
       store_a_frags<1, Tr::VST>(g_dst + kt * 16, a2, lane);
     }
-    if (p.norm && lane % 4 == 0) dz_dst[g] = dz[0] * rf[0], dz_dst[g + 8] = dz[1] * rf[1];
+    if (p.norm && lane % 4 == 0) dz_dst[g] = dz[0], dz_dst[g + 8] = dz[1];
   }
   __syncwarp();
   store_slab_rows<DKP, Tr::KST>(dqg, qslab, row0, p.Tq, p.Dk, lane);
@@ -425,8 +416,6 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) key_kernel(cons
   load_frag_cols<Tr::KT>(km, skm, lane);
 
   const int mi = lane / 8, r8 = lane % 8;
-  // focused, folded (bf16, p.focused_fold): Kf = round(u), and r scales the rows of dV
-  const bool fold = std::is_same_v<T, __nv_bfloat16> && p.fm == kFocused && p.focused_fold;
   for (int t = t0; t < t1; ++t) {
     cp_async_wait<Tr::STAGES - 2>();
     __syncwarp();
@@ -442,9 +431,7 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) key_kernel(cons
     FocusedRows fr{};  // focused: the rows' norms, from phi to phi'
     if (p.fm != kIdentity) {  // identity: zero fill masks
       const bool full = t * BM + warp * 16 + 16 <= p.Tk && p.Dk == DKP;  // warp-uniform (quad shuffles)
-      if (fold && full) focused_fold_frags<T, Tr::KT, false>(f, row_ok, p.Dk, lane, fr.r, &fr);
-      else if (fold) focused_fold_frags<T, Tr::KT>(f, row_ok, p.Dk, lane, fr.r, &fr);
-      else phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full, &fr);
+      phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full, &fr);
     }
 
     {  // dKf = V dKVr^T + dkmean / Tk: A = V, B[e][d] = dKVr[d][e] (ldmatrix, no trans); then dk
@@ -483,13 +470,6 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::ROW_THREADS) key_kernel(cons
           ldsm_x4_t(b, sKV + (kt * 16 + (mi % 2) * 8 + r8) * Tr::VST + nc * 64 + np * 16 + (mi / 2) * 8);
           mma16816<T>(dv[2 * np], f[kt], b[0], b[1]);
           mma16816<T>(dv[2 * np + 1], f[kt], b[2], b[3]);
-        }
-      }
-      if (fold) {  // dV = phi(K) dKVr = r (round(u) dKVr), row by row
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-          for (int i = 0; i < 4; ++i) dv[nt][i] *= fr.r[i / 2];
         }
       }
       __syncwarp();

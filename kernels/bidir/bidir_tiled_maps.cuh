@@ -191,11 +191,9 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
 // r[i] = ||y|| / ||u|| of row g + 8i (0 where !row_ok[i]); the caller multiplies the row's fp32
 // products by r. phi(x) = r u, so phi . w = r (u . w) for every w; the only difference from the
 // exact map is where the rounding falls: round(u) instead of round(r u), a relative error of the
-// same bound (2^-9) per element. MASK = false: every row ok and D the padded width. rows: the
-// statistics for dphi_frags (the backward).
+// same bound (2^-9) per element. MASK = false: every row ok and D the padded width.
 template <class T, int KT, bool MASK = true>
-__device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const bool (&row_ok)[2], int D, int lane, float (&r)[2],
-                                                   FocusedRows* rows = nullptr) {
+__device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const bool (&row_ok)[2], int D, int lane, float (&r)[2]) {
   const int q = lane % 4;
   float ny2[2] = {0.0f, 0.0f}, nu2[2] = {0.0f, 0.0f};
 #pragma unroll
@@ -221,7 +219,6 @@ __device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const b
   for (int j = 0; j < 2; ++j) {
     const float n_y = quad_sum(ny2[j]), n_u = quad_sum(nu2[j]);  // every lane: the shuffles are warp-wide
     r[j] = !MASK || row_ok[j] ? focused_ratio(n_y, n_u) : 0.0f;
-    if (rows) rows->ny2[j] = n_y, rows->nu2[j] = n_u, rows->r[j] = r[j];
   }
 }
 
