@@ -8,7 +8,8 @@
 //            idle (few heads, long rows), two launches:
 //            state kernel (KVr = round(Kf^T V), kmean; Tk split over blocks, then reduced)
 //          + output kernel (o from Qf, KVr, kmean)
-// backward = query kernel (dq; dKVr = round(Qf^T G), dkmean = Qf^T dz; Tq split, then reduced)
+// backward = query kernel (dq; dKVr = round(Qf^T G), dkmean = Qf^T dz; Tq split, then reduced;
+//            warp-specialized at Dk <= 64: reduction warps and slab warps, bidir_tiled_bwd.cu)
 //          + key kernel (dk, dv)
 // The backward reads the state its forward saved (KVr, kmean: Dk x Dv + Dk values per head, as
 // FlashAttention saves its log-normalizers); prepare() runs that forward, untimed. Each pass is
@@ -192,6 +193,17 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   22414fb, same run): the map without column tests where Dk == DKP, relu on packed pairs and r
 //   by two rsqrt (focused_ratio), in phase 1 and in the phase-2 fold: focused 1.45 / 1.35 / 1.33
 //   against 1.57 / 1.47 / 1.42, the other maps unchanged; 1344/1344 bidir GPU tests.
+// Session 9 (results/h200-s9-20261121/, README there), the backward (bwd ms, norm, bf16, B=8 H=16
+//   D=64): the maps on full slabs without masks (packed relu / elu1, focused's y by focused_y2) and
+//   focused's row norms kept from phi to phi' (call1, same run against 46722bc): focused 0.1103 ->
+//   0.0917 at T = 1024, 0.3188 -> 0.2468 at 4096; elu1 0.0887 -> 0.0794, 0.2479 -> 0.2167. ncu
+//   then put the time in the query kernel (identity 42.4 us against the key kernel's 23.0 at
+//   T = 1024; 12 warps an SM, issue slots 40% busy, two block barriers a tile). call2: the
+//   warp-specialized query kernel (ATTNBENCH_BIDIR_BWDQ, kDefaultBwdQWs) against the block one,
+//   same binary: identity 0.0651 -> 0.0549 at 1024, 0.1833 -> 0.1674 at 4096; focused 0.0924 ->
+//   0.0837, 0.2470 -> 0.2346; 896/896 bidir GPU tests. call3: the focused fold in the backward
+//   (round(u), r on the rows' products) gained ~5% and failed one bf16 case of the numerics rule
+//   (simple, T = 1: dk): reverted.
 constexpr int kDefaultTmaCfg = 1;
 constexpr int kDefaultTmaCfgFocused = 0;  // 2x8
 constexpr bool kDefaultOTma = true;
@@ -203,7 +215,7 @@ constexpr bool kDefaultExpPk = false;  // elu1 in the one-launch forwards: ex2.a
 constexpr bool kDefaultFocusedRows = true;  // session 6, above
 constexpr bool kDefaultFocusedPipe = false;  // session 8, call4 / call6: no gain
 constexpr bool kDefaultFocusedFold = true;  // session 7, above
-constexpr bool kDefaultBwdQWs = true;  // session 9, above
+constexpr bool kDefaultBwdQWs = true;  // session 9 (call2), above
 
 class TiledBidir : public CudaPrepared {
  public:
