@@ -170,6 +170,22 @@ __device__ __forceinline__ void query_finish(const TiledParams& p, float (&acc)[
   });
 }
 
+// A query kernel block's share of its head: tiles [t0, t1) of split `split` (blockIdx.x) of head bh
+// (blockIdx.y), and the head's Q, dO and dq slices.
+template <class T>
+struct QuerySlice {
+  int split, bh, t0, t1;
+  const T *q, *dout;
+  T* dq;
+  __device__ explicit QuerySlice(const TiledParams& p) : split(blockIdx.x), bh(blockIdx.y) {
+    const int ntiles = (p.Tq + kTiledRows - 1) / kTiledRows;
+    t0 = split * p.split_tiles, t1 = min(t0 + p.split_tiles, ntiles);
+    q = static_cast<const T*>(p.q) + static_cast<int64_t>(bh) * p.Tq * p.Dk;
+    dout = static_cast<const T*>(p.dout) + static_cast<int64_t>(bh) * p.Tq * p.Dv;
+    dq = static_cast<T*>(p.dq) + static_cast<int64_t>(bh) * p.Tq * p.Dk;
+  }
+};
+
 // The head's state (written by the forward before this launch) into shared memory: KVr [DKP][VST]
 // and kmean [DKP] fp32 (0 for simple), by all NTHR threads.
 template <class T, int DKP, int DVP, int NTHR>
@@ -214,12 +230,10 @@ __global__ void __launch_bounds__(Traits<DKP, DVP>::RED_THREADS, DKP + DVP <= 12
   pdl_launch_dependents();
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int split = blockIdx.x, bh = blockIdx.y;
-  const int ntiles = (p.Tq + BM - 1) / BM;
-  const int t0 = split * p.split_tiles, t1 = min(t0 + p.split_tiles, ntiles);
-  const T* qg = static_cast<const T*>(p.q) + static_cast<int64_t>(bh) * p.Tq * p.Dk;
-  const T* dog = static_cast<const T*>(p.dout) + static_cast<int64_t>(bh) * p.Tq * p.Dv;
-  T* dqg = static_cast<T*>(p.dq) + static_cast<int64_t>(bh) * p.Tq * p.Dk;
+  const QuerySlice<T> sl(p);
+  const int split = sl.split, bh = sl.bh, t0 = sl.t0, t1 = sl.t1;
+  const T *qg = sl.q, *dog = sl.dout;
+  T* dqg = sl.dq;
 
   auto load = [&](int t) {
     const int stage = (t - t0) % Tr::STAGES;
@@ -302,12 +316,10 @@ __global__ void __launch_bounds__(kQueryWsThreads<DKP, DVP>, DKP + DVP <= 128 ? 
   pdl_launch_dependents();
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int split = blockIdx.x, bh = blockIdx.y;
-  const int ntiles = (p.Tq + BM - 1) / BM;
-  const int t0 = split * p.split_tiles, t1 = min(t0 + p.split_tiles, ntiles);
-  const T* qg = static_cast<const T*>(p.q) + static_cast<int64_t>(bh) * p.Tq * p.Dk;
-  const T* dog = static_cast<const T*>(p.dout) + static_cast<int64_t>(bh) * p.Tq * p.Dv;
-  T* dqg = static_cast<T*>(p.dq) + static_cast<int64_t>(bh) * p.Tq * p.Dk;
+  const QuerySlice<T> sl(p);
+  const int split = sl.split, bh = sl.bh, t0 = sl.t0, t1 = sl.t1;
+  const T *qg = sl.q, *dog = sl.dout;
+  T* dqg = sl.dq;
   const int ws = warp - NRED;  // slab warps: the slab index
 
   auto load = [&](int t) {  // this slab warp's 16 rows of tile t
