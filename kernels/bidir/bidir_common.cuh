@@ -57,17 +57,28 @@ __device__ __forceinline__ float dphi_elem(int fm, float x, float g) {
 __device__ __forceinline__ float focused_y(float x, bool in_row) { return in_row ? fmaxf(x, 0.0f) + kFocusedShift : 0.0f; }
 // r = ||y|| / ||u|| from the squared norms (both > 0: y >= 1e-6), as sqrt(ny2) rsqrt(nu2) with
 // sqrt(ny2) = ny2 rsqrt(ny2): two MUFU.RSQ and no IEEE square root or division (a few ulps of fp32).
-__device__ __forceinline__ float focused_ratio(float ny2, float nu2) { return ny2 * rsqrtf(ny2) * rsqrtf(nu2); }
+// The .ftz form: both sums are normal numbers (ny2 >= 1e-12 and nu2 >= (1e-6)^6 = 1e-36 > 2^-126
+// wherever a row has an entry), so rsqrtf's subnormal scaling (6 instructions a call) never
+// applies; an empty row (0) gives inf, as rsqrtf does, and its callers mask it.
+__device__ __forceinline__ float rsqrt_ftz(float x) {
+  float r;
+  asm("rsqrt.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float focused_ratio(float ny2, float nu2) { return ny2 * rsqrt_ftz(ny2) * rsqrt_ftz(nu2); }
 
 // focused backward of one element from its row's factors r = ||y||/||u||, a = g.u / ||u||^2 and
 // b = r g.u / ||y||^2 (the tiled backward computes a and b once per row).
 // dy = 3 y^2 du + b y with du = r (g - a u), u = y^3, as s (c1 g - c2 u) + b y with s = y^2,
 // c1 = 3 r and c2 = 3 r a (row constants).
-__device__ __forceinline__ float focused_dx_ab(float x, float g, float r, float a, float b) {
-  const float y = fmaxf(x, 0.0f) + kFocusedShift, s = y * y;
-  const float c1 = kFocusedPower * r, c2 = c1 * a;
+// focused_dx_y: the same from y = relu(x) + 1e-6 and pos = (x > 0), where the caller has y.
+__device__ __forceinline__ float focused_dx_y(float y, bool pos, float g, float r, float a, float b) {
+  const float s = y * y, c1 = kFocusedPower * r, c2 = c1 * a;
   const float dy = fmaf(s, fmaf(-c2, s * y, c1 * g), b * y);
-  return x > 0.0f ? dy : 0.0f;
+  return pos ? dy : 0.0f;
+}
+__device__ __forceinline__ float focused_dx_ab(float x, float g, float r, float a, float b) {
+  return focused_dx_y(fmaxf(x, 0.0f) + kFocusedShift, x > 0.0f, g, r, a, b);
 }
 
 // focused backward of one element, given the row's r = ||y||/||u||, ||y||^2, ||u||^2 and g.u.

@@ -204,9 +204,11 @@ __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
 
 template <class T>
 __device__ __forceinline__ float2 unpack2(uint32_t v);
+// bf16 -> fp32 is a move of the 16 bits into the high half: lo = v << 16, hi = v & 0xffff0000
+// (two instructions a pair; __bfloat1622float2 compiled to three: PRMT, SHF, IMAD).
 template <>
 __device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t v) {
-  return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
+  return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xffff0000u));
 }
 template <>
 __device__ __forceinline__ float2 unpack2<__half>(uint32_t v) {

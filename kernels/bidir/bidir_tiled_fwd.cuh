@@ -145,36 +145,45 @@ __device__ __forceinline__ void focused_tile_inplace(T* cK, int row0, const Tile
 }
 
 // focused on R whole rows [r0, r0 + R) of a K tile in shared memory (layout LK), in place, by one
-// warp (the TMA forward's phase 1, p.focused_rows): a row is DKP / 8 lanes of 8 columns (one
-// 16-byte chunk each); y = relu(x) + 1e-6 (0 at columns >= Dk), u = y^3, the row's ||y||^2 and
-// ||u||^2 are the sums over its lanes (xor shuffles), phi = u ||y|| / ||u|| rounded to the dtype,
-// and rows >= Tk become 0. The caller orders these writes before the group's reads (named barrier)
-// and before the slot's TMA refill (fence.proxy.async). MASK = false where Dk == DKP (no column
-// test); relu on the packed pairs, r by focused_ratio (session 8: the pass was ~160 instructions
-// for 8 elements a lane, the column tests and the IEEE square roots and division a third of them).
+// warp (the TMA forward's phase 1, p.focused_rows): a row is LPR lanes of CPL 16-byte chunks (8
+// columns each; lane j of a row takes chunks j, j + LPR, ..., so that each 16-byte load of the warp
+// reads chunks 0..LPR-1 of RPP rows: conflict-free under the 128-byte swizzle); y = relu(x) + 1e-6
+// (0 at columns >= Dk), u = y^3, the row's ||y||^2 and ||u||^2 are the sums over its lanes (xor
+// shuffles), phi = u ||y|| / ||u|| rounded to the dtype, and rows >= Tk become 0. The caller orders
+// these writes before the group's reads (named barrier) and before the slot's TMA refill
+// (fence.proxy.async). MASK = false where Dk == DKP (no column test); relu on the packed pairs, r by
+// focused_ratio. CPL = 2 where R allows (session 10: half the shuffles and ratios an element of
+// CPL = 1; session 8: the pass was ~160 instructions for 8 elements a lane, the column tests and
+// the IEEE square roots and division a third of them).
 template <class T, int DKP, int R, class LK, bool MASK = true>
 __device__ __forceinline__ void focused_rows_inplace(T* cK, int r0, int row0, const TiledParams& p, int lane) {
-  constexpr int LPR = DKP / 8, RPP = 32 / LPR;  // lanes per row, rows per pass
+  constexpr int CPL = R % (512 / DKP) == 0 ? 2 : 1;  // chunks per lane
+  constexpr int LPR = DKP / 8 / CPL, RPP = 32 / LPR;  // lanes per row, rows per pass
   static_assert(LPR <= 32 && R % RPP == 0, "whole rows per pass");
 #pragma unroll
   for (int pass = 0; pass < R / RPP; ++pass) {
-    const int r = r0 + pass * RPP + lane / LPR, c = (lane % LPR) * 8;
-    uint4* ptr = reinterpret_cast<uint4*>(cK + LK::off(r, c));
-    const uint4 raw = *ptr;
-    uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
-    float y[8], ny2 = 0.0f, nu2 = 0.0f;
+    const int r = r0 + pass * RPP + lane / LPR, c0 = (lane % LPR) * 8;
+    uint4* ptr[CPL];
+    uint32_t w[CPL][4];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float2 v = focused_y2<T>(w[j]);
-      y[2 * j] = !MASK || c + 2 * j < p.Dk ? v.x : 0.0f;
-      y[2 * j + 1] = !MASK || c + 2 * j + 1 < p.Dk ? v.y : 0.0f;
+    for (int h = 0; h < CPL; ++h) {
+      ptr[h] = reinterpret_cast<uint4*>(cK + LK::off(r, c0 + h * 8 * LPR));
+      const uint4 raw = *ptr[h];
+      w[h][0] = raw.x, w[h][1] = raw.y, w[h][2] = raw.z, w[h][3] = raw.w;
     }
+    float u[CPL][8], ny2 = 0.0f, nu2 = 0.0f;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const float y2 = y[j] * y[j], u = y2 * y[j];
-      y[j] = u;
-      ny2 += y2;
-      nu2 = fmaf(u, u, nu2);
+    for (int h = 0; h < CPL; ++h) {
+      const int c = c0 + h * 8 * LPR;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 v = focused_y2<T>(w[h][j]);
+        const float y0 = !MASK || c + 2 * j < p.Dk ? v.x : 0.0f, y1 = !MASK || c + 2 * j + 1 < p.Dk ? v.y : 0.0f;
+        const float s0 = y0 * y0, s1 = y1 * y1;
+        u[h][2 * j] = s0 * y0, u[h][2 * j + 1] = s1 * y1;
+        ny2 += s0 + s1;
+        nu2 = fmaf(u[h][2 * j], u[h][2 * j], fmaf(u[h][2 * j + 1], u[h][2 * j + 1], nu2));
+      }
     }
 #pragma unroll
     for (int m = 1; m < LPR; m *= 2) {
@@ -183,8 +192,12 @@ __device__ __forceinline__ void focused_rows_inplace(T* cK, int r0, int row0, co
     }
     const float rr = row0 + r < p.Tk ? focused_ratio(ny2, nu2) : 0.0f;
 #pragma unroll
-    for (int j = 0; j < 4; ++j) w[j] = pack2<T>(y[2 * j] * rr, y[2 * j + 1] * rr);
-    *ptr = make_uint4(w[0], w[1], w[2], w[3]);
+    for (int h = 0; h < CPL; ++h) {
+      uint32_t o[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) o[j] = pack2<T>(u[h][2 * j] * rr, u[h][2 * j + 1] * rr);
+      *ptr[h] = make_uint4(o[0], o[1], o[2], o[3]);
+    }
   }
 }
 

@@ -131,6 +131,9 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
                                           FocusedRows* rows = nullptr) {
   const int q = lane % 4;
   float r[2] = {0.0f, 0.0f};
+  // focused: u = y^3 of every element, kept in fp32 from the norms' pass to phi = round(r u) (one
+  // computation of y and u an element: session 10)
+  float u[FM == kFocused ? KT : 1][4][2];
   if (FM == kFocused) {
     float ny2[2] = {0.0f, 0.0f}, nu2[2] = {0.0f, 0.0f};
 #pragma unroll
@@ -146,6 +149,7 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
           y = focused_y2<T>(x[kt][i]);
         }
         const float s0 = y.x * y.x, s1 = y.y * y.y, u0 = s0 * y.x, u1 = s1 * y.y;
+        u[kt][i][0] = u0, u[kt][i][1] = u1;
         ny2[i % 2] += s0 + s1;
         nu2[i % 2] = fmaf(u0, u0, fmaf(u1, u1, nu2[i % 2]));
       }
@@ -171,13 +175,11 @@ __device__ __forceinline__ void phi_frags(uint32_t (&x)[KT][4], const bool (&row
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const bool ok = !MASK || (row_ok[i % 2] && kt * 16 + 8 * (i / 2) + 2 * q < D);
-        const float2 v = unpack2<T>(x[kt][i]);
         float f0, f1;
-        if (FM == kFocused) {
-          const float2 y = focused_y2<T>(x[kt][i]);
-          f0 = y.x * y.x * y.x * r[i % 2], f1 = y.y * y.y * y.y * r[i % 2];
+        if constexpr (FM == kFocused) {
+          f0 = u[kt][i][0] * r[i % 2], f1 = u[kt][i][1] * r[i % 2];
         } else {
-          const float2 f = phi_pair<FM>(v);
+          const float2 f = phi_pair<FM>(unpack2<T>(x[kt][i]));
           f0 = f.x, f1 = f.y;
         }
         x[kt][i] = pack2<T>(ok ? f0 : 0.0f, ok ? f1 : 0.0f);
@@ -296,6 +298,9 @@ __device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g
     }
     return;
   }
+  // y = relu(x) + 1e-6 is computed in both passes (keeping it from one to the other took ~70
+  // more registers in the key kernel: 161 -> 236); relu on the packed pairs, and x > 0 tested on
+  // relu(x) (exact), without an fp32 max.
   float gu[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int kt = 0; kt < KT; ++kt) {
@@ -317,11 +322,11 @@ __device__ __forceinline__ void dphi_frags(const uint32_t (&x)[KT][4], float (&g
   for (int kt = 0; kt < KT; ++kt) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const float2 v = unpack2<T>(x[kt][i]);
+      const float2 rx = unpack2<T>(relu_packed<T>(x[kt][i]));
       const int j = i % 2;
       float* gg = &g[2 * kt + i / 2][2 * j];
-      gg[0] = focused_dx_ab(v.x, gg[0], rows.r[j], a[j], b[j]);
-      gg[1] = focused_dx_ab(v.y, gg[1], rows.r[j], a[j], b[j]);
+      gg[0] = focused_dx_y(rx.x + kFocusedShift, rx.x > 0.0f, gg[0], rows.r[j], a[j], b[j]);
+      gg[1] = focused_dx_y(rx.y + kFocusedShift, rx.y > 0.0f, gg[1], rows.r[j], a[j], b[j]);
     }
   }
 }

@@ -276,7 +276,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   // 1 + group); else 4 warps and a block barrier. With p.focused_pipe the group maps tile i + 1
   // (waiting for it first) before its products of tile i, and the barrier follows those products.
   constexpr int RPW = 16 * F::KSN / Tr::RED_WARPS;
-  constexpr bool kRowsFit = RPW >= 1 && RPW % (256 / DKP) == 0;  // whole rows per lane pass
+  constexpr bool kRowsFit = RPW >= 1 && RPW % (256 / DKP) == 0;  // whole rows per lane pass (focused_rows_inplace)
   const bool fmap = p.fm == kFocused && !(p.diag & 16);
   const bool rows = fmap && kRowsFit && p.focused_rows, pipe = rows && p.focused_pipe;
   auto map_rows = [&](int it, int st) {  // this warp's rows of K tile it (in slot st), in place
