@@ -24,10 +24,6 @@
 //                                    2x8 for focused at Dk, Dv <= 64; 1x8 where Dk or Dv > 64:
 //                                    16 warps spill there)
 //   ATTNBENCH_BIDIR_OSTORE=tma|st    the TMA forward's O stores: bulk tensor stores or 16-byte stores
-//   ATTNBENCH_BIDIR_OWAIT=late|early the TMA forward's wait for its previous bulk store to have read
-//                                    the warp's O staging slab: just before the slab is written
-//                                    again (late: the Q fragments, the map and the products run
-//                                    while the store reads) or before the slab starts (early)
 //   ATTNBENCH_BIDIR_ORDER=blk|rot|ilv|rotilv  the TMA forward's walk over tiles (TiledParams::order)
 //   ATTNBENCH_BIDIR_EXP=pk|f32       elu1 in the one-launch forwards: every operation on packed pairs
 //                                    of the storage dtype (elu1_pk_packed: ex2.approx.bf16x2 /
@@ -211,7 +207,6 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 constexpr int kDefaultTmaCfg = 1;
 constexpr int kDefaultTmaCfgFocused = 0;  // 2x8
 constexpr bool kDefaultOTma = true;
-constexpr bool kDefaultOWaitLate = true;  // session 10
 constexpr int kDefaultOrder = 0;
 constexpr bool kDefaultZmma = true;
 constexpr bool kDefaultEarly = true;   // session 5, above
@@ -329,7 +324,6 @@ class TiledBidir : public CudaPrepared {
     fused_.tma_cfg = cfg;
     fused_.o_tma = kDefaultOTma;
     if (const char* e = env("ATTNBENCH_BIDIR_OSTORE")) fused_.o_tma = std::strcmp(e, "st") != 0;
-    fused_.o_wait_late = env("ATTNBENCH_BIDIR_OWAIT") ? std::strcmp(env("ATTNBENCH_BIDIR_OWAIT"), "early") != 0 : kDefaultOWaitLate;
     fused_.diag = env("ATTNBENCH_BIDIR_DIAG") ? std::atoi(env("ATTNBENCH_BIDIR_DIAG")) : 0;
     fused_.zmma = env("ATTNBENCH_BIDIR_ZMMA") ? std::strcmp(env("ATTNBENCH_BIDIR_ZMMA"), "0") != 0 : kDefaultZmma;
     fused_.early = env("ATTNBENCH_BIDIR_EARLY") ? std::strcmp(env("ATTNBENCH_BIDIR_EARLY"), "0") != 0 : kDefaultEarly;

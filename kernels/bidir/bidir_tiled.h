@@ -49,10 +49,6 @@ struct TiledParams {
   // tensor stores (else 16-byte stores).
   int tma_cfg;
   bool o_tma;
-  // o_wait_late (with o_tma): a warp waits for its previous bulk store to have read its O staging
-  // slab just before it writes the slab again (after the slab's products), else before it starts
-  // the slab (its Q fragments, the map and the products wait for the store's read).
-  bool o_wait_late;
   int order;  // the TMA forward's walk: bit 1 rank-strided tiles (else blocks), bit 0 rotated start
   // zmma (the one-launch forwards): norm's z = Qf . kmean on tensor cores from kmean's three
   // storage-dtype terms in sKV's padding columns (output_slab_smem), else fp32 dots.

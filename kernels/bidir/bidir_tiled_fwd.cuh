@@ -271,14 +271,9 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
 // LQ::off(16 s, 0)) and of oslab.
 // output_frags: the same from the slab's Q fragments already in registers (f, A layout; the TMA
 // forward reads them, releases the slot, then computes).
-// before_store() runs once, right before the first write to oslab (the TMA forward waits there
-// for its previous bulk store to have read oslab).
-struct NoOp {
-  __device__ void operator()() const {}
-};
-template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>, class BeforeStore = NoOp>
+template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>>
 __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT][4], T* oslab, const T* sKV, const float* skm,
-                                             int row0, const TiledParams& p, int lane, BeforeStore&& before_store = NoOp{}) {
+                                             int row0, const TiledParams& p, int lane) {
   using Tr = Traits<DKP, DVP>;
   const int mi = lane / 8, r8 = lane % 8, q = lane % 4, row = row0 + lane / 4;
   // fr: the focused rows' factor r where the map is folded (f holds round(u); every product of f
@@ -346,7 +341,6 @@ __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT]
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[nt][i] *= rs[i / 2];
     }
-    if (nc == 0) before_store();
     store_c_tiles_l<4, LO>(oslab, acc, nc * 32, lane);
   }
 }

@@ -339,19 +339,15 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
       const int r0 = q_item(j) * qr;
       const int nslab = min(qr, p.Tq - r0 + 15) / 16;  // slabs with a row < Tq
       for (int sl = wg; sl < nslab; sl += F::WPG) {
-        auto wait_oslab = [&] {  // the previous bulk store has read oslab
+        if (p.o_tma) {  // the previous bulk store has read oslab
           if (lane == 0) bulk_wait_read_all();
           __syncwarp();
-        };
-        const bool late = p.o_tma && p.o_wait_late && !nomath2;
-        if (p.o_tma && !late) wait_oslab();
+        }
         if (!nomath2) {
           uint32_t f[Tr::KT][4];  // the slab's Q fragments
           load_a_frags_l<Tr::KT, LQ>(f, sq + LQ::off(16 * sl, 0), lane);
           if (p.early && sl + F::WPG >= nslab) release(i, s), released = true;  // this warp's last read of item i
-          output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane, [&] {
-            if (late) wait_oslab();
-          });
+          output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane);
         } else {
           for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
         }
