@@ -60,6 +60,11 @@ struct TiledParams {
   // early (the TMA forward): a warp releases a ring slot as soon as its fragments of the item are
   // in registers, before the math (else after it), so the slot refills while the warp computes.
   bool early;
+  // release_defer (with early, the TMA forward): 0: a warp waits for its slot counter's atomic
+  // before its next instruction; 1: in phase 1 the tile's products issue before the warp reads the
+  // atomic's result (and refills the slot if it was the last reader); 2: also in phase 2, where the
+  // result is read once the Q slab's map is applied.
+  int release_defer;
   // group_q (the TMA forward): a Q item is waited for and released by the warp group that computes
   // it only (else by every warp).
   bool group_q;

@@ -271,9 +271,13 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
 // LQ::off(16 s, 0)) and of oslab.
 // output_frags: the same from the slab's Q fragments already in registers (f, A layout; the TMA
 // forward reads them, releases the slot, then computes).
-template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>>
+// after_map() runs once the map is applied (the TMA forward's deferred slot release ends there).
+struct NoOp {
+  __device__ __forceinline__ void operator()() const {}
+};
+template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>, class AfterMap = NoOp>
 __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT][4], T* oslab, const T* sKV, const float* skm,
-                                             int row0, const TiledParams& p, int lane) {
+                                             int row0, const TiledParams& p, int lane, AfterMap after_map = {}) {
   using Tr = Traits<DKP, DVP>;
   const int mi = lane / 8, r8 = lane % 8, q = lane % 4, row = row0 + lane / 4;
   // fr: the focused rows' factor r where the map is folded (f holds round(u); every product of f
@@ -290,6 +294,7 @@ __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT]
       phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full);
     }
   }
+  after_map();
   float rs[2] = {p.scale, p.scale};  // o = rs * acc
   if (p.norm && p.zmma) {
     // z = Qf . kmean on tensor cores: B = sKV's padding columns DVP.. = [hi, mid, lo, 0...] of

@@ -241,16 +241,23 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   // This warp is done reading item i (in slot s); the last of its readers refills the slot with
   // i + SLOTS. Readers: NW for a K/V item; for a Q item NW, or with p.group_q (only the item's warp
   // group waits for it and releases it) WPG.
-  auto release = [&](int i, int s) {
+  // release_add / release_end: the same in two steps, so that the warp's next instructions (the
+  // tile's products) issue while the atomic's result is on its way (p.release_defer); the refill
+  // waits for release_end.
+  auto release_add = [&](int s) {
     __syncwarp();
-    if (lane == 0) {
-      const unsigned need = p.group_q && i >= n_kv ? F::WPG : NW;
-      if (atomic_add_acq_rel(&cnt[s], 1u) == need - 1) {
-        *reinterpret_cast<volatile unsigned*>(&cnt[s]) = 0u;  // the next use counts from 0
-        if (i + SLOTS < n) issue(i + SLOTS, s);
-      }
+    unsigned old = 0;
+    if (lane == 0) old = atomic_add_acq_rel(&cnt[s], 1u);
+    return old;
+  };
+  auto release_end = [&](int i, int s, unsigned old) {
+    const unsigned need = p.group_q && i >= n_kv ? F::WPG : NW;
+    if (lane == 0 && old == need - 1) {
+      *reinterpret_cast<volatile unsigned*>(&cnt[s]) = 0u;  // the next use counts from 0
+      if (i + SLOTS < n) issue(i + SLOTS, s);
     }
   };
+  auto release = [&](int i, int s) { release_end(i, s, release_add(s)); };
 
   if (tid == 0) {
     prefetch_map(&maps.q), prefetch_map(&maps.k), prefetch_map(&maps.v), prefetch_map(&maps.o);
@@ -315,9 +322,13 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     }
     // early release (p.early): the slot goes back once this warp's fragments are in registers.
     if (!nomath) {
+      const bool defer = p.early && p.release_defer >= 1;
+      unsigned old = 0;
       state_tile_any<T, DKP, DVP, F::KSN, LK, LV>(acc, cK, cV, row0, p, wr, ks0, lane, ones, [&] {
-        if (p.early) release(i, s);
+        if (defer) old = release_add(s);
+        else if (p.early) release(i, s);
       });
+      if (defer) release_end(i, s, old);
     }
     if (nomath || !p.early) release(i, s);
     if (pipe && i + 1 < n_kv) group_sync();  // tile i + 1 is mapped
@@ -346,8 +357,15 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
         if (!nomath2) {
           uint32_t f[Tr::KT][4];  // the slab's Q fragments
           load_a_frags_l<Tr::KT, LQ>(f, sq + LQ::off(16 * sl, 0), lane);
-          if (p.early && sl + F::WPG >= nslab) release(i, s), released = true;  // this warp's last read of item i
-          output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane);
+          const bool last = p.early && sl + F::WPG >= nslab;  // this warp's last read of item i
+          const bool defer = last && p.release_defer >= 2;
+          unsigned old = 0;
+          if (defer) old = release_add(s);
+          else if (last) release(i, s);
+          released = last;
+          output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane, [&] {
+            if (defer) release_end(i, s, old);
+          });
         } else {
           for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
         }
