@@ -48,6 +48,9 @@
 //                                    counter's atomic at once (0), or issues the tile's products
 //                                    first (1: phase 1; 2: also phase 2, after the slab's map)
 //                                    (TiledParams::release_defer)
+//   ATTNBENCH_BIDIR_FENCE=late|now   focused's in-place K map: its proxy fence just before the slot's
+//                                    release (late) or right after the map's writes (now)
+//                                    (TiledParams::fence_late)
 //   ATTNBENCH_BIDIR_GROUPQ=1|0       the TMA forward's Q items waited for and released only by the warp
 //                                    group that computes them (else by all warps)
 //   ATTNBENCH_BIDIR_DIAG=1|4|8|16    diagnostics, wrong output (TiledParams::diag): the TMA forward
@@ -216,6 +219,7 @@ constexpr bool kDefaultZmma = true;
 constexpr bool kDefaultEarly = true;   // session 5, above
 constexpr bool kDefaultGroupQ = true;  // session 5, above
 constexpr int kDefaultReleaseDefer = 0;  // session 10
+constexpr bool kDefaultFenceLate = false;  // session 10
 constexpr bool kDefaultExpPk = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
 constexpr bool kDefaultFocusedRows = true;  // session 6, above
 constexpr bool kDefaultFocusedPipe = false;  // session 8, call4 / call6: no gain
@@ -333,6 +337,7 @@ class TiledBidir : public CudaPrepared {
     fused_.zmma = env("ATTNBENCH_BIDIR_ZMMA") ? std::strcmp(env("ATTNBENCH_BIDIR_ZMMA"), "0") != 0 : kDefaultZmma;
     fused_.early = env("ATTNBENCH_BIDIR_EARLY") ? std::strcmp(env("ATTNBENCH_BIDIR_EARLY"), "0") != 0 : kDefaultEarly;
     fused_.release_defer = env("ATTNBENCH_BIDIR_RELEASE") ? std::atoi(env("ATTNBENCH_BIDIR_RELEASE")) : kDefaultReleaseDefer;
+    fused_.fence_late = env("ATTNBENCH_BIDIR_FENCE") ? std::strcmp(env("ATTNBENCH_BIDIR_FENCE"), "late") == 0 : kDefaultFenceLate;
     fused_.group_q = env("ATTNBENCH_BIDIR_GROUPQ") ? std::strcmp(env("ATTNBENCH_BIDIR_GROUPQ"), "0") != 0 : kDefaultGroupQ;
     fused_.focused_rows = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "block") != 0 : kDefaultFocusedRows;
     fused_.focused_pipe = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "pipe") == 0 : kDefaultFocusedPipe;

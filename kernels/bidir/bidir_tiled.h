@@ -65,6 +65,9 @@ struct TiledParams {
   // atomic's result (and refills the slot if it was the last reader); 2: also in phase 2, where the
   // result is read once the Q slab's map is applied.
   int release_defer;
+  // fence_late (focused, rows mode): the fence.proxy.async after the in-place K map runs just before
+  // the warp's release of the slot instead of right after the map's writes (before the barrier).
+  bool fence_late;
   // group_q (the TMA forward): a Q item is waited for and released by the warp group that computes
   // it only (else by every warp).
   bool group_q;

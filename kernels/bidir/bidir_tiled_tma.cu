@@ -291,8 +291,13 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
       T* cK = slots + st * F::SLOT_ELEMS;
       if (p.Dk == DKP) focused_rows_inplace<T, DKP, RPW, LK, false>(cK, 16 * ks0 + wr * RPW, kv_tile(it) * BM, p, lane);
       else focused_rows_inplace<T, DKP, RPW, LK>(cK, 16 * ks0 + wr * RPW, kv_tile(it) * BM, p, lane);
-      fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
+      if (!p.fence_late) fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
     }
+  };
+  // p.fence_late: the proxy fence of the in-place map just before this warp's release of the slot
+  // (the refill is ordered after the release; the group's generic reads only need the barrier).
+  auto fence_before_release = [&] {
+    if (rows && p.fence_late) fence_proxy_async_smem();
   };
   auto group_sync = [&] { hopper::named_barrier_sync(1 + warp / Tr::RED_WARPS, 32 * Tr::RED_WARPS); };
   if (pipe && n_kv > 0) {
@@ -325,12 +330,13 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
       const bool defer = p.early && p.release_defer >= 1;
       unsigned old = 0;
       state_tile_any<T, DKP, DVP, F::KSN, LK, LV>(acc, cK, cV, row0, p, wr, ks0, lane, ones, [&] {
+        if (p.early) fence_before_release();
         if (defer) old = release_add(s);
         else if (p.early) release(i, s);
       });
       if (defer) release_end(i, s, old);
     }
-    if (nomath || !p.early) release(i, s);
+    if (nomath || !p.early) fence_before_release(), release(i, s);
     if (pipe && i + 1 < n_kv) group_sync();  // tile i + 1 is mapped
   }
 
