@@ -46,11 +46,11 @@
 //                                    fragments of it are in registers (before the math) or after it
 //   ATTNBENCH_BIDIR_RELEASE=0|1|2    the TMA forward's early slot release: the warp waits for its
 //                                    counter's atomic at once (0), or issues the tile's products
-//                                    first (1: phase 1; 2: also phase 2, after the slab's map)
-//                                    (TiledParams::release_defer)
+//                                    first (1: phase 1; 2, the default: also phase 2, after the
+//                                    slab's map) (TiledParams::release_defer)
 //   ATTNBENCH_BIDIR_FENCE=late|now   focused's in-place K map: its proxy fence just before the slot's
-//                                    release (late) or right after the map's writes (now)
-//                                    (TiledParams::fence_late)
+//                                    release (late, the default) or right after the map's writes
+//                                    (now) (TiledParams::fence_late)
 //   ATTNBENCH_BIDIR_GROUPQ=1|0       the TMA forward's Q items waited for and released only by the warp
 //                                    group that computes them (else by all warps)
 //   ATTNBENCH_BIDIR_DIAG=1|4|8|16    diagnostics, wrong output (TiledParams::diag): the TMA forward
@@ -211,6 +211,23 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   0.0837, 0.2470 -> 0.2346; 896/896 bidir GPU tests. call3: the focused fold in the backward
 //   (round(u), r on the rows' products) gained ~5% and failed one bf16 case of the numerics rule
 //   (simple, T = 1: dk): reverted.
+// Session 10 (results/h200-s10-20261121/, README there; norm, bf16, B=8 H=16 D=64). call1 (bb6e68a,
+//   DIAG A/B, fwd ms at T = 1024 / 4096): focused 0.0319 / 0.0908, without the in-place K map
+//   (DIAG=16) 0.0311 / 0.0847, no phase-1 math (4) 0.0310 / 0.0854, no phase-2 math (8) 0.0261 /
+//   0.0832; identity 0.0266 / 0.0779, (8) 0.0224 / 0.0740: phase 2's math costs even identity ~4 us.
+//   ncu + SASS source (focused, T = 4096): the K map 209 instructions per warp and tile (31% of
+//   44.0 M), the phase-2 fold 306 per slab (23%). d1ff4b7: bf16 unpack by bit operations, r by
+//   rsqrt.approx.ftz, the K map with two chunks a lane, the backward's phi keeping u, its phi'
+//   testing x > 0 on the packed relu: 159 and 254 instructions (39.0 M); call2/call4 sweeps: focused
+//   fwd 1.37 / 1.31 / 1.28 x floor at T = 4096 / 8192 / 16384 (1.42 / 1.33 / 1.30 before), fwd+bwd
+//   2.45 at T = 1024 (2.59). call3 (same binary): the O staging wait moved after the products
+//   (dabdc50, reverted): no gain; 1x16 for focused 9-12% slower than 2x8. call4: elu1 by packed
+//   pairs (EXP=pk) 0.0802 / 0.0803 ms at T = 4096 (no gain). call5 (e48cbe0, same binary, fwd ms
+//   at T = 4096 / 8192 / 16384, another machine): RELEASE=2 + FENCE=late (now the default) against
+//   0 + now: elu1 0.0814 / 0.1574 / 0.3059 against 0.0831 / 0.1607 / 0.3148, focused 0.0879 /
+//   0.1662 / 0.3269 against 0.0898 / 0.1689 / 0.3308, identity equal (0.0780 / 0.1497 / 0.2879);
+//   RELEASE=1 alone: elu1 as 2, focused unchanged; FENCE=late alone: focused 0.0885 / 0.1652 /
+//   0.3245. 448/448 bidir GPU tests under the default and under RELEASE=2 + FENCE=late.
 constexpr int kDefaultTmaCfg = 1;
 constexpr int kDefaultTmaCfgFocused = 0;  // 2x8
 constexpr bool kDefaultOTma = true;
@@ -218,8 +235,8 @@ constexpr int kDefaultOrder = 0;
 constexpr bool kDefaultZmma = true;
 constexpr bool kDefaultEarly = true;   // session 5, above
 constexpr bool kDefaultGroupQ = true;  // session 5, above
-constexpr int kDefaultReleaseDefer = 0;  // session 10
-constexpr bool kDefaultFenceLate = false;  // session 10
+constexpr int kDefaultReleaseDefer = 2;  // session 10 (call5), above
+constexpr bool kDefaultFenceLate = true;  // session 10 (call5), above
 constexpr bool kDefaultExpPk = false;  // elu1 in the one-launch forwards: ex2.approx.f32 on packed pairs (session 5, above)
 constexpr bool kDefaultFocusedRows = true;  // session 6, above
 constexpr bool kDefaultFocusedPipe = false;  // session 8, call4 / call6: no gain

@@ -63,10 +63,11 @@ struct TiledParams {
   // release_defer (with early, the TMA forward): 0: a warp waits for its slot counter's atomic
   // before its next instruction; 1: in phase 1 the tile's products issue before the warp reads the
   // atomic's result (and refills the slot if it was the last reader); 2: also in phase 2, where the
-  // result is read once the Q slab's map is applied.
+  // result is read once the Q slab's map is applied (the default: session 10).
   int release_defer;
   // fence_late (focused, rows mode): the fence.proxy.async after the in-place K map runs just before
-  // the warp's release of the slot instead of right after the map's writes (before the barrier).
+  // the warp's release of the slot instead of right after the map's writes (before the barrier;
+  // late is the default: session 10).
   bool fence_late;
   // group_q (the TMA forward): a Q item is waited for and released by the warp group that computes
   // it only (else by every warp).
