@@ -23,13 +23,13 @@ namespace attnbench::kernels::bidir {
 // loads swizzled boxes).
 // Loaded: called once this warp has read all it reads of the tile (the TMA forward releases the
 // slot there, so the ring refills while the warp still computes: bidir_tiled_tma.cu). With a
-// Loaded other than NoLoaded, and where the fragments fit (KSN (2 NV + 4) <= 40 registers), every
+// Loaded other than NoOp, and where the fragments fit (KSN (2 NV + 4) <= 40 registers), every
 // fragment is read first, then the math runs; else Loaded runs after the math.
-struct NoLoaded {
+struct NoOp {  // a callback that does nothing (the default Loaded, AfterMap)
   __device__ __forceinline__ void operator()() const {}
 };
 template <class T, int DKP, int DVP, int FM, bool MASK, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>,
-          class Loaded = NoLoaded>
+          class Loaded = NoOp>
 __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
                                            const TiledParams& p, int warp, int ks0, int lane, uint32_t ones,
                                            Loaded loaded = {}) {
@@ -61,7 +61,7 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
       }
     }
   };
-  constexpr bool PRE = !std::is_same_v<Loaded, NoLoaded> && KSN * (2 * Tr::NV + 4) <= 40;
+  constexpr bool PRE = !std::is_same_v<Loaded, NoOp> && KSN * (2 * Tr::NV + 4) <= 40;
   if constexpr (PRE) {
     uint32_t a[KSN][4], b[KSN][Tr::NV / 2][4];  // B = V [t][e]: rows t = k, ldmatrix.trans
 #pragma unroll
@@ -103,7 +103,7 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
 
 // state_tile with the run-time map (focused: mapped in place beforehand, here as identity) and
 // the mask only where the tile needs it.
-template <class T, int DKP, int DVP, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>, class Loaded = NoLoaded>
+template <class T, int DKP, int DVP, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>, class Loaded = NoOp>
 __device__ __forceinline__ void state_tile_any(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
                                                const TiledParams& p, int warp, int ks0, int lane, uint32_t ones,
                                                Loaded loaded = {}) {
@@ -272,9 +272,6 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
 // output_frags: the same from the slab's Q fragments already in registers (f, A layout; the TMA
 // forward reads them, releases the slot, then computes).
 // after_map() runs once the map is applied (the TMA forward's deferred slot release ends there).
-struct NoOp {
-  __device__ __forceinline__ void operator()() const {}
-};
 template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>, class AfterMap = NoOp>
 __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT][4], T* oslab, const T* sKV, const float* skm,
                                              int row0, const TiledParams& p, int lane, AfterMap after_map = {}) {
