@@ -1,6 +1,8 @@
 // The tiled linear-family Prepared: what it supports and how each pass is launched (see
 // linear_family_tiled_launch.h), and the registration of linear/tiled, based/tiled, gated/tiled.
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fmt/format.h>
 
 #include "linear_family_host.h"
@@ -8,6 +10,7 @@
 #include "linear_family_tiled_gbwd.cuh"
 #include "linear_family_tiled_quad.cuh"
 #include "linear_kernels.h"
+#include "softmax_kernels.h"
 
 namespace attnbench::kernels {
 namespace lin_tiled {
@@ -269,6 +272,20 @@ void ChunkTiled::run() {
 
 namespace {
 
+// based's quadratic regime (Dk = Dv in {64, 128}, normalize on) runs on the tiled softmax-family
+// flash kernels (softmax/softmax_tiled_based.cu) unless ATTNBENCH_BASED_QUAD=mma asks for the
+// quadratic mma.sync form of linear_family_tiled_quad.cuh (an A/B switch; it is also the form
+// wherever the flash kernels do not apply).
+bool based_flash(const Problem& p, Dtype dt) {
+  if (p.algo != "based") return false;
+  const char* e = std::getenv("ATTNBENCH_BASED_QUAD");
+  if (e && std::strcmp(e, "mma") == 0) return false;
+  if (e && *e && std::strcmp(e, "flash") != 0) {
+    throw std::invalid_argument(std::string("ATTNBENCH_BASED_QUAD: expected flash or mma, got '") + e + "'");
+  }
+  return tiled_based_flash_supports(p, dt).ok;
+}
+
 void add_tiled(Registry& r, const std::string& algo, const std::string& summary) {
   Impl impl;
   impl.algo = algo;
@@ -278,6 +295,7 @@ void add_tiled(Registry& r, const std::string& algo, const std::string& summary)
   impl.supports = [](const Problem& p, Pass pass, Dtype dt) { return lin_tiled::tiled_supports(p, pass, dt); };
   impl.prepare = [](const Problem& p, Pass pass, Dtype dt, const Tensors& in,
                     const PrepareOptions&) -> std::unique_ptr<Prepared> {
+    if (based_flash(p, dt)) return make_tiled_based_flash(p, pass, dt, in);
     return std::make_unique<lin_tiled::ChunkTiled>(p, pass, dt, in);
   };
   r.add(impl);
@@ -291,8 +309,9 @@ void register_linear_tiled(Registry& r) {
 }
 void register_based_tiled(Registry& r) {
   add_tiled(r, "based",
-            "forward: chunkwise on Taylor features (F=160) for Dk <= 16, else quadratic tiled; backward: quadratic "
-            "tiled; tensor cores; bf16/fp16; Dk, Dv <= 128");
+            "Dk = Dv in {64, 128} with normalize: the tiled softmax-family flash kernels (wgmma + TMA, weight "
+            "1 + s + s^2/2 as the score policy, sm_90); else forward chunkwise on Taylor features (F=160) for "
+            "Dk <= 16 or quadratic tiled, backward quadratic tiled (mma.sync); bf16/fp16; Dk, Dv <= 128");
 }
 void register_gated_tiled(Registry& r) {
   add_tiled(r, "gated",

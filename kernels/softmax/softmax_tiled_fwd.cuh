@@ -314,7 +314,7 @@ __device__ __forceinline__ void fwd_consumer(const FwdArgs<Score>& a, uint8_t* s
   float inv[2], lse[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const float l = quad_sum(l_run[r]);
+    const float l = final_row_sum(a.score, quad_sum(l_run[r]), m_ref[r]);  // based: + eps / a_ref
     if constexpr (Score::kRatio) {
       ratio_finish(a.score, row[r], l, inv[r], lse[r]);
     } else {

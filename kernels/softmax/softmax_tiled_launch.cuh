@@ -73,6 +73,17 @@ struct TiledPolicy<PiecewiseScore> {
   }
 };
 
+template <>
+struct TiledPolicy<TaylorScore> {
+  static std::vector<SlotNames> slots() { return {{"q", "k", "dq", "dk"}}; }
+  static TaylorScore make(const Problem& p, const float*, const float*) {
+    TaylorScore s;
+    s.scale = static_cast<float>(p.scale());
+    s.eps = 1e-6f;  // DESIGN.md: o_i = sum_j a_ij v_j / (sum_j a_ij + 1e-6)
+    return s;
+  }
+};
+
 // beta / sqrt(c) == 1 exactly selects the ratio-domain forward (LorentzScore<true>).
 inline bool lorentz_unit(const Problem& p) { return p.params.beta / std::sqrt(p.params.curvature) == 1.0; }
 

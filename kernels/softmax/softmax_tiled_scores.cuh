@@ -1,4 +1,5 @@
-// Score policies of the tiled softmax-family kernels (softmax, piecewise, hyperbolic), and the
+// Score policies of the tiled softmax-family kernels (softmax, piecewise, hyperbolic, and based's
+// quadratic form), and the
 // geometry they share: which (query, key) pairs are visible, and in which order a tile row or a
 // tile column visits its blocks.
 //
@@ -7,6 +8,7 @@
 // GEMM, acc = x_i . y_j (plus the per-row aux values qa_i, ka_j), into the score s, and dS = dL/ds
 // into G, the operand of the gradient GEMMs:
 //   softmax:    acc = q.k,   s = scale acc;                        G = dS,  dq = scale G K
+//   based:      acc = q.k,   s = ln(1 + t + t^2/2), t = scale acc;  G = dS (1 + t) / a, dq = scale G K
 //   piecewise:  two slots, slot 0 = (q1, k1) on near pairs (dist < w), slot 1 = (q2, k2) on far
 //               pairs (dist >= w); s = scale acc of the pair's slot; dq_slot = scale G_slot K_slot
 //   hyperbolic: acc = q.k, z = -c (acc - q0 k0) (the Lorentz product as a GEMM plus a rank-one
@@ -39,6 +41,8 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <type_traits>
+#include <utility>
 
 #include "hopper.cuh"
 
@@ -188,6 +192,66 @@ struct PiecewiseScore : LinearScore {
     return ph;
   }
 };
+
+// based (DESIGN.md; the quadratic form, Dk = Dv in {64, 128}): weight a = 1 + s + s^2/2 of
+// s = scale q.k, o_i = sum_j a_ij v_j / (sum_j a_ij + eps). Every weight is positive,
+// a = ((s + 1)^2 + 1) / 2 >= 1/2, so based is softmax over the score s' = ln a: softmax(s')
+// weighs a / sum a. eps enters at the end of the forward (sum_eps: L_i = ln(sum_j a_ij + eps)), so
+// the backward's P = exp(s' - L) = a / (sum a + eps) is exact with it, and D_i = dO_i . o_i, dS'
+// = P (dP - D) are softmax's.
+//   forward: in the ratio domain of a, no exp: key = a (masked -inf), P~ = a / a_ref by one
+//            multiply with the row's reciprocal (max(., 0) sends -inf to 0), natural(a) = ln a
+//            once per row at the end;
+//   backward: s' = ln a, ds'/du = scale (1 + s) / a, u = q.k: G = dS' (1 + s) / a, dq = scale G K.
+// natural(key(acc)) and eval(acc).s are the same operations, so L of a row that sees one key is
+// exactly s' (plus eps / a).
+struct TaylorScore : OneSlot {
+  static constexpr bool kLorentz = false;
+  static constexpr bool kRatio = false;
+  float scale;  // s = scale acc
+  float eps;    // the denominator's epsilon (1e-6)
+
+  __device__ static float lg2(float v) {
+    float r;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+    return r;
+  }
+  __device__ static float rcp(float v) {
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+    return r;
+  }
+  // a = 1 + s + s^2/2 = (s/2 + 1) s + 1
+  __device__ float weight(float acc) const {
+    const float s = __fmul_rn(acc, scale);
+    return __fmaf_rn(__fmaf_rn(s, 0.5f, 1.0f), s, 1.0f);
+  }
+  __device__ float key(float acc, float, float) const { return weight(acc); }
+  __device__ float prob(float k, float ref) const { return fmaxf(__fmul_rn(k, rcp(ref)), 0.0f); }
+  __device__ float sum_term(float p, float, float) const { return p; }
+  __device__ float natural(float k) const { return __fmul_rn(lg2(k), kLn2); }
+  __device__ bool rebase(float mx, float ref) const { return __fmul_rn(ref, 256.0f) < mx; }  // both -inf: no
+  // The row sum's extra term in units of the reference: (sum a + eps) = a_ref (l + eps / a_ref).
+  __device__ float sum_eps(float ref) const { return __fdiv_rn(eps, ref); }
+  __device__ ScoreEval eval(float acc, float, float) const {
+    const float s = __fmul_rn(acc, scale);
+    const float a = __fmaf_rn(__fmaf_rn(s, 0.5f, 1.0f), s, 1.0f);
+    return {__fmul_rn(lg2(a), kLn2), __fmul_rn(__fadd_rn(s, 1.0f), rcp(a))};
+  }
+  __device__ float grad_factor() const { return scale; }
+};
+
+// The forward's final row sum l (in units of the reference ref): l plus the policy's sum_eps where
+// it has one (based), else l.
+template <class Score, class = void>
+struct has_sum_eps : std::false_type {};
+template <class Score>
+struct has_sum_eps<Score, std::void_t<decltype(std::declval<const Score&>().sum_eps(0.0f))>> : std::true_type {};
+template <class Score>
+__device__ __forceinline__ float final_row_sum(const Score& sc, float l, float ref) {
+  if constexpr (has_sum_eps<Score>::value) return l > 0.0f ? __fadd_rn(l, sc.sum_eps(ref)) : l;
+  else return l;
+}
 
 // hyperbolic: s = -(beta/sqrt c) acosh(max(z, zmin)), z = -c (q.k - q0 k0); qa = q0_i, ka = k0_j.
 // acosh(z) = ln y, y = z + sqrt(z^2 - 1), with sqrt(x) = x rsqrt(x) and x = z^2 - 1 by one fma.
