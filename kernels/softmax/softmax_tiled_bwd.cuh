@@ -28,13 +28,16 @@
 
 namespace attnbench::kernels::tiled {
 
-// L_i for rows i < Tq of every (b, h), zeros for the padding rows Tq <= i < TqP.
+// L_i for rows i < Tq of every (b, h), zeros for the padding rows Tq <= i < TqP; kExpNeg: exp(-L_i)
+// instead (the backward of a policy with weight_grad(), based; 0 for the padding rows too).
+template <bool kExpNeg = false>
 static __global__ void __launch_bounds__(256) tiled_lse_pad(const float* lse, float* lse_pad, int Tq, int TqP, int64_t rows) {
   const int64_t row = int64_t(blockIdx.x) * 256 + threadIdx.x;
   if (row >= rows) return;
   const int64_t bh = row / TqP;
   const int i = static_cast<int>(row % TqP);
-  lse_pad[row] = i < Tq ? lse[bh * Tq + i] : 0.0f;
+  if constexpr (kExpNeg) lse_pad[row] = i < Tq ? expf(-lse[bh * Tq + i]) : 0.0f;
+  else lse_pad[row] = i < Tq ? lse[bh * Tq + i] : 0.0f;
 }
 
 // D_i = dO_i . o_i for the 64 rows [m0, m0 + 64) of one (b, h) (rows past Tq read as zeros): the
@@ -296,10 +299,18 @@ __device__ __forceinline__ void dkv_consumer(const DkvArgs<Score>& a, uint8_t* s
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int x = 4 * c + e, r = e >> 1, cc = e & 1;
-            const ScoreEval ev = a.score.eval(s[x], cc ? q0.y : q0.x, ka[r]);
-            const bool vis_x = 8 * c + cc >= vis[r].lo && 8 * c + cc <= vis[r].hi;
-            P[e] = vis_x ? hopper::ex2(__fmul_rn(__fsub_rn(ev.s, cc ? lse.y : lse.x), kLog2e)) : 0.0f;
-            s[x] = P[e] * ev.dsdu;
+            if constexpr (has_weight_grad<Score>::value) {  // lse holds w = exp(-L)
+              const bool vis_x = 8 * c + cc >= vis[r].lo && 8 * c + cc <= vis[r].hi;
+              const float2 w = a.score.weight_grad(s[x]);
+              const float wl = cc ? lse.y : lse.x;
+              P[e] = vis_x ? __fmul_rn(w.x, wl) : 0.0f;
+              s[x] = vis_x ? __fmul_rn(w.y, wl) : 0.0f;
+            } else {
+              const ScoreEval ev = a.score.eval(s[x], cc ? q0.y : q0.x, ka[r]);
+              const bool vis_x = 8 * c + cc >= vis[r].lo && 8 * c + cc <= vis[r].hi;
+              P[e] = vis_x ? hopper::ex2(__fmul_rn(__fsub_rn(ev.s, cc ? lse.y : lse.x), kLog2e)) : 0.0f;
+              s[x] = P[e] * ev.dsdu;
+            }
           }
           pa[c >> 1][2 * (c & 1)] = hopper::pack2<T>(P[0], P[1]);
           pa[c >> 1][2 * (c & 1) + 1] = hopper::pack2<T>(P[2], P[3]);

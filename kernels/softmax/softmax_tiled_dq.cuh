@@ -157,9 +157,14 @@ __device__ __forceinline__ void dq_consumer(const DqArgs<Score>& a, uint8_t* sme
           const int x = 4 * c + e, r = e >> 1, col = 8 * c + f.col + (e & 1);
           float ka = 0.0f;
           if constexpr (Score::kLorentz) ka = k0s[col];
-          const ScoreEval ev = a.score.eval(s[x], qa[r], ka);
-          const bool vis_x = 8 * c + (e & 1) >= vis[r].lo && 8 * c + (e & 1) <= vis[r].hi;
-          s[x] = vis_x ? hopper::ex2(__fmul_rn(__fsub_rn(ev.s, lse[r]), kLog2e)) * ev.dsdu : 0.0f;
+          if constexpr (has_weight_grad<Score>::value) {  // lse holds w = exp(-L): P ds'/du / scale = w (1 + s)
+            const bool vis_x = 8 * c + (e & 1) >= vis[r].lo && 8 * c + (e & 1) <= vis[r].hi;
+            s[x] = vis_x ? __fmul_rn(a.score.weight_grad(s[x]).y, lse[r]) : 0.0f;
+          } else {
+            const ScoreEval ev = a.score.eval(s[x], qa[r], ka);
+            const bool vis_x = 8 * c + (e & 1) >= vis[r].lo && 8 * c + (e & 1) <= vis[r].hi;
+            s[x] = vis_x ? hopper::ex2(__fmul_rn(__fsub_rn(ev.s, lse[r]), kLog2e)) * ev.dsdu : 0.0f;
+          }
         }
       hopper::wgmma_wait<0>();
       hopper::fence_operands(dp);

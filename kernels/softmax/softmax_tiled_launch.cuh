@@ -341,7 +341,12 @@ class TiledPrepared final : public CudaPrepared {
   void row_statistics(bool with_delta) {
     const int64_t rows = p_.B * p_.H * TqP_;
     const float* lse = ((pass_ == Pass::fwd && has_out("lse")) ? out("lse") : scratch("lse")).template as<float>();
-    tiled_lse_pad<<<static_cast<unsigned>((rows + 255) / 256), 256, 0, stream_>>>(
+    // the backward of a policy with weight_grad() (based) reads w = exp(-L) (softmax_tiled_scores.cuh)
+    auto* pad = tiled_lse_pad<false>;
+    if constexpr (has_weight_grad<Score>::value) {
+      if (with_delta) pad = tiled_lse_pad<true>;
+    }
+    pad<<<static_cast<unsigned>((rows + 255) / 256), 256, 0, stream_>>>(
         lse, scratch("lse_pad").template as<float>(), static_cast<int>(p_.Tq), static_cast<int>(TqP_), rows);
     CUDA_CHECK_LAUNCH("tiled_lse_pad");
     if (with_delta) {

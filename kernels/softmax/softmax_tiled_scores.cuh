@@ -239,7 +239,20 @@ struct TaylorScore : OneSlot {
     return {__fmul_rn(lg2(a), kLn2), __fmul_rn(__fadd_rn(s, 1.0f), rcp(a))};
   }
   __device__ float grad_factor() const { return scale; }
+  // The backward's shortcut (has_weight_grad): with w_i = exp(-L_i) = 1 / (sum_j a_ij + eps) per
+  // query row (the row statistics hand the kernels w instead of L), P = a w and P ds'/du / scale =
+  // w (1 + s): no log, exp or reciprocal per pair. Returns {a, 1 + s}.
+  __device__ float2 weight_grad(float acc) const {
+    const float s = __fmul_rn(acc, scale);
+    return {__fmaf_rn(__fmaf_rn(s, 0.5f, 1.0f), s, 1.0f), __fadd_rn(s, 1.0f)};
+  }
 };
+
+// Whether the backward kernels take P and G from weight_grad() and w = exp(-L) (based).
+template <class Score, class = void>
+struct has_weight_grad : std::false_type {};
+template <class Score>
+struct has_weight_grad<Score, std::void_t<decltype(std::declval<const Score&>().weight_grad(0.0f))>> : std::true_type {};
 
 // The forward's final row sum l (in units of the reference ref): l plus the policy's sum_eps where
 // it has one (based), else l.
