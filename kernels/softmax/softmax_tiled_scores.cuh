@@ -227,8 +227,9 @@ struct TaylorScore : OneSlot {
     return __fmaf_rn(__fmaf_rn(s, 0.5f, 1.0f), s, 1.0f);
   }
   __device__ float key(float acc, float, float) const { return weight(acc); }
-  // (__frcp_rn, not rcp.approx asm: the compiler hoists it out of the row's loop, one per row and block)
-  __device__ float prob(float k, float ref) const { return fmaxf(__fmul_rn(k, __frcp_rn(ref)), 0.0f); }
+  // 1/a_ref by __fdividef (MUFU.RCP, no asm), which the compiler hoists out of the row's loop: one per
+  // row and block
+  __device__ float prob(float k, float ref) const { return fmaxf(__fmul_rn(k, __fdividef(1.0f, ref)), 0.0f); }
   __device__ float sum_term(float p, float, float) const { return p; }
   __device__ float natural(float k) const { return __fmul_rn(lg2(k), kLn2); }
   __device__ bool rebase(float mx, float ref) const { return __fmul_rn(ref, 256.0f) < mx; }  // both -inf: no
