@@ -211,16 +211,8 @@ struct TaylorScore : OneSlot {
   float scale;  // s = scale acc
   float eps;    // the denominator's epsilon (1e-6)
 
-  __device__ static float lg2(float v) {
-    float r;
-    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
-    return r;
-  }
-  __device__ static float rcp(float v) {
-    float r;
-    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
-    return r;
-  }
+  __device__ static float lg2(float v) { return hopper::lg2(v); }
+  __device__ static float rcp(float v) { return hopper::rcp(v); }
   // a = 1 + s + s^2/2 = (s/2 + 1) s + 1
   __device__ float weight(float acc) const {
     const float s = __fmul_rn(acc, scale);
@@ -300,16 +292,8 @@ struct LorentzScore : OneSlot {
   float u_mid;          // -z_mid/c: keys with u <= u_mid may take the shorter series (softmax_tiled_ratio.cuh)
   float mid_k;          // its coefficient kappa/(4c^2)
 
-  __device__ static float lg2(float v) {
-    float r;
-    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
-    return r;
-  }
-  __device__ static float rcp(float v) {
-    float r;
-    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
-    return r;
-  }
+  __device__ static float lg2(float v) { return hopper::lg2(v); }
+  __device__ static float rcp(float v) { return hopper::rcp(v); }
   __device__ static float rsqrt(float v) {
     float r;
     asm("rsqrt.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
