@@ -25,7 +25,8 @@
 //     or exp(s(mx) - s(ref)) > 2^kRebaseLog2: below that the stale reference is kept, the sums
 //     stay in range, and O is not rescaled; FlashAttention-4's conditional rescaling).
 //   backward and total attention: eval(acc, qa, ka) = {s, ds/du}, G = dS ds/du.
-//   The row-sum term of the reference is exactly 1 and natural() is computed exactly as eval().s,
+//   The row-sum term of the reference is exactly 1 (based's: within an ulp, TaylorScore) and
+//   natural() is computed exactly as eval().s,
 //   so a row that sees one key gets L = s, P = 1 and (with D_i from the same tensor-core sums as
 //   dP) dS = 0 bitwise, as the exact answer and the same-precision reference have it.
 //   kRatio policies (the hyperbolic score with beta/sqrt(c) = 1) replace key/prob/natural/rebase
@@ -199,12 +200,13 @@ struct PiecewiseScore : LinearScore {
 // weighs a / sum a. eps enters at the end of the forward (sum_eps: L_i = ln(sum_j a_ij + eps)), so
 // the backward's P = exp(s' - L) = a / (sum a + eps) is exact with it, and D_i = dO_i . o_i, dS'
 // = P (dP - D) are softmax's.
-//   forward: in the ratio domain of a, no exp: key = a (masked -inf), P~ = a / a_ref by one
-//            multiply with the row's reciprocal (max(., 0) sends -inf to 0), natural(a) = ln a
-//            once per row at the end;
-//   backward: s' = ln a, ds'/du = scale (1 + s) / a, u = q.k: G = dS' (1 + s) / a, dq = scale G K.
-// natural(key(acc)) and eval(acc).s are the same operations, so L of a row that sees one key is
-// exactly s' (plus eps / a).
+//   forward: in the ratio domain of a, no exp: key = a (masked -inf), P~ = a rcp(a_ref)
+//            (max(., 0) sends -inf to 0), natural(a) = ln a once per row at the end. The reference's
+//            own term a rcp(a) is within an ulp of 1, not exactly 1 as softmax's (with eps the exact
+//            dS of a row that sees one key is not 0 either);
+//   backward: s' = ln a, ds'/du = scale (1 + s) / a, u = q.k: G = dS' (1 + s) / a, dq = scale G K,
+//            taken by the kernels through weight_grad() below; eval() serves the total-attention
+//            pass, and natural(key(acc)) and eval(acc).s are the same operations.
 struct TaylorScore : OneSlot {
   static constexpr bool kLorentz = false;
   static constexpr bool kRatio = false;
@@ -213,12 +215,10 @@ struct TaylorScore : OneSlot {
 
   __device__ static float lg2(float v) { return hopper::lg2(v); }
   __device__ static float rcp(float v) { return hopper::rcp(v); }
+  __device__ float score(float acc) const { return __fmul_rn(acc, scale); }
   // a = 1 + s + s^2/2 = (s/2 + 1) s + 1
-  __device__ float weight(float acc) const {
-    const float s = __fmul_rn(acc, scale);
-    return __fmaf_rn(__fmaf_rn(s, 0.5f, 1.0f), s, 1.0f);
-  }
-  __device__ float key(float acc, float, float) const { return weight(acc); }
+  __device__ static float weight_of(float s) { return __fmaf_rn(__fmaf_rn(s, 0.5f, 1.0f), s, 1.0f); }
+  __device__ float key(float acc, float, float) const { return weight_of(score(acc)); }
   // rcp.approx of a_ref per pair (the asm is not hoisted). Session 11 (H200, bf16 B=8 H=32 D=128, fwd
   // ms at T = 1024 / 16384, two binaries alternating in one call): one reciprocal per row and block
   // by __fdividef 0.2508, 0.2521 / 33.33, 33.02 against 0.2497, 0.2494 / 32.94, 32.89 per pair
@@ -230,17 +230,16 @@ struct TaylorScore : OneSlot {
   // The row sum's extra term in units of the reference: (sum a + eps) = a_ref (l + eps / a_ref).
   __device__ float sum_eps(float ref) const { return __fdiv_rn(eps, ref); }
   __device__ ScoreEval eval(float acc, float, float) const {
-    const float s = __fmul_rn(acc, scale);
-    const float a = __fmaf_rn(__fmaf_rn(s, 0.5f, 1.0f), s, 1.0f);
-    return {__fmul_rn(lg2(a), kLn2), __fmul_rn(__fadd_rn(s, 1.0f), rcp(a))};
+    const float s = score(acc), a = weight_of(s);
+    return {natural(a), __fmul_rn(__fadd_rn(s, 1.0f), rcp(a))};
   }
   __device__ float grad_factor() const { return scale; }
   // The backward's shortcut (has_weight_grad): with w_i = exp(-L_i) = 1 / (sum_j a_ij + eps) per
   // query row (the row statistics hand the kernels w instead of L), P = a w and P ds'/du / scale =
   // w (1 + s): no log, exp or reciprocal per pair. Returns {a, 1 + s}.
   __device__ float2 weight_grad(float acc) const {
-    const float s = __fmul_rn(acc, scale);
-    return {__fmaf_rn(__fmaf_rn(s, 0.5f, 1.0f), s, 1.0f), __fadd_rn(s, 1.0f)};
+    const float s = score(acc);
+    return {weight_of(s), __fadd_rn(s, 1.0f)};
   }
 };
 
