@@ -38,6 +38,11 @@
 //   ATTNBENCH_BIDIR_FOCUSED2=fold|exact  focused on the query side of the forward (bf16): round(u)
 //                                    with r = ||y|| / ||u|| on the fp32 products, one pass (fold),
 //                                    or round(r u) after a pass for the norms (exact; fp16 always)
+//   ATTNBENCH_BIDIR_FOCUSEDPK=0|1|2  focused in the forward (bf16): the K map of phase 1 (where a warp
+//                                    maps 8 whole rows and Dk is the padded width) and the Q-side
+//                                    fold on whole slabs by packed bf16x2 operations with the row
+//                                    norms on tensor cores (TiledParams::focused_pk: 1 rounds u
+//                                    and r u twice, 2 once), or the fp32 maps (0)
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_ZMMA=1|0         norm's z in the one-launch forwards on tensor cores (default) or
@@ -242,6 +247,7 @@ constexpr bool kDefaultFocusedRows = true;  // session 6, above
 constexpr bool kDefaultFocusedPipe = false;  // session 8, call4 / call6: no gain
 constexpr bool kDefaultFocusedFold = true;  // session 7, above
 constexpr bool kDefaultBwdQWs = true;  // session 9 (call2), above
+constexpr int kDefaultFocusedPk = 2;  // session 12, above
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -254,6 +260,7 @@ class TiledBidir : public CudaPrepared {
     b.norm = p.variant == "norm" ? 1 : 0;
     b.focused_fold = dt == Dtype::bf16 &&
                      (env("ATTNBENCH_BIDIR_FOCUSED2") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED2"), "exact") != 0 : kDefaultFocusedFold);
+    b.focused_pk = dt == Dtype::bf16 ? (env("ATTNBENCH_BIDIR_FOCUSEDPK") ? std::atoi(env("ATTNBENCH_BIDIR_FOCUSEDPK")) : kDefaultFocusedPk) : 0;
     b.scale = static_cast<float>(p.scale());
     b.tk = static_cast<float>(p.Tk);
     b.inv_tk = 1.0f / b.tk;

@@ -86,6 +86,12 @@ struct TiledParams {
   // has fp32's exponent range, so u = y^3 (y >= 1e-6) neither under- nor overflows where r u would
   // not; fp16 keeps the exact two-pass map.
   bool focused_fold;
+  // focused_pk (bf16 only; forward): focused's K map in phase 1 (the in-place rows of 8, where
+  // Dk is the padded width) and the Q-side fold on whole slabs on packed bf16x2 pairs, with the
+  // row norms on tensor cores (bidir_tiled_maps.cuh, focused_pk): 0 = the fp32 maps, 1 = packed
+  // with u = round(round(y^2) y) and phi = round(u round(r)), 2 = packed with u and phi rounded
+  // once (an fma split each).
+  int focused_pk;
   // bwd_q_ws (the backward's query kernel): warp-specialized (reduction warps and slab warps, double
   // buffers between them, no block barrier in the loop) instead of every warp doing both between
   // block barriers (bidir_tiled_bwd.cu).

@@ -138,6 +138,22 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t a) {
 }
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) { ldsm_x4(r, smem_addr(p)); }
 __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) { ldsm_x4_t(r, smem_addr(p)); }
+// stmatrix x4: the inverse of ldsm_x4 (each lane's registers back to where ldsm_x4 read them).
+__device__ __forceinline__ void stsm_x4(uint32_t a, const uint32_t (&r)[4], int lane) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  (void)lane;
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(r[0]), "r"(r[1]), "r"(r[2]),
+               "r"(r[3])
+               : "memory");
+#else
+  // register m of lane (g, q) is row g, columns 2q, 2q + 1 of matrix m, whose row g lane 8m + g addresses
+#pragma unroll
+  for (int m = 0; m < 4; ++m) {
+    const uint32_t row = __shfl_sync(0xffffffffu, a, 8 * m + lane / 4);
+    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(row + 4u * (lane % 4)), "r"(r[m]) : "memory");
+  }
+#endif
+}
 __device__ __forceinline__ void sts32(uint32_t a, uint32_t v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a), "r"(v) : "memory"); }
 
 template <class T>

@@ -201,6 +201,49 @@ __device__ __forceinline__ void focused_rows_inplace(T* cK, int r0, int row0, co
   }
 }
 
+// focused_rows_inplace on packed bf16 pairs (focused_pk, TiledParams::focused_pk; Dk == DKP): the
+// warp's 8 rows [r0, r0 + 8) by ldmatrix as 8x8 blocks (register c of lane (g, q): row r0 + g,
+// columns 8c + 2q, +1), the row norms by mma with A = [s of the rows; w of the rows] (A rows 0-7
+// and 8-15) and B = ones, so lane (g, q) reads row g's ||y||^2 in c[0] and ||u||^2 in c[2] (no
+// shuffles); phi = round(r u) (focused_pk_scale), rows >= Tk 0; stmatrix writes phi back where
+// ldmatrix read it. ~70 (PRECISE ~100) instructions a warp for 8 rows of 64 columns, against the
+// fp32 pass's ~159.
+template <int DKP, class LK, bool PRECISE>
+__device__ __forceinline__ void focused_rows_pk(__nv_bfloat16* cK, int r0, int row0, const TiledParams& p, int lane) {
+  constexpr int NX = DKP / 32;  // ldmatrix.x4 per row block: 4 chunks of 8 columns each
+  uint32_t addr[NX], x[NX][4], s[NX][4], w[NX][4];
+  const uint32_t base = smem_addr(cK);
+#pragma unroll
+  for (int h = 0; h < NX; ++h) {
+    addr[h] = LK::lane(base, r0 + lane % 8, (4 * h + lane / 8) * 8);
+    ldsm_x4(x[h], addr[h]);
+  }
+#pragma unroll
+  for (int h = 0; h < NX; ++h) {
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+      const FocusedPk f = focused_pk<PRECISE>(x[h][m]);
+      x[h][m] = f.u, s[h][m] = f.s, w[h][m] = f.w;
+    }
+  }
+  float c[4] = {};
+#pragma unroll
+  for (int h = 0; h < NX; ++h) {
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk) {  // columns 32 h + 16 kk .. + 15: chunks 2 kk, 2 kk + 1 of block h
+      const uint32_t a[4] = {s[h][2 * kk], w[h][2 * kk], s[h][2 * kk + 1], w[h][2 * kk + 1]};
+      mma16816<__nv_bfloat16>(c, a, kBf16OnesPair, kBf16OnesPair);
+    }
+  }
+  const float r = row0 + r0 + lane / 4 < p.Tk ? focused_ratio(c[0], c[2]) : 0.0f;
+#pragma unroll
+  for (int h = 0; h < NX; ++h) {
+#pragma unroll
+    for (int m = 0; m < 4; ++m) x[h][m] = focused_pk_scale<PRECISE>(x[h][m], r);
+    stsm_x4(addr[h], x[h], lane);
+  }
+}
+
 // The one-launch forwards' state exchange (bidir_tiled_fused.cu, bidir_tiled_tma.cu), by all NW
 // warps of each of the C CTAs of a cluster (C = 1: no cluster). acc: this warp's phase-1 partial
 // [KV | ksum] rows 16 (w % RED_WARPS).. in C layout (warp groups w / RED_WARPS hold partials of
@@ -285,8 +328,12 @@ __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT]
     const bool row_ok[2] = {row < p.Tq, row + 8 < p.Tq};
     const bool full = row0 + 16 <= p.Tq && p.Dk == DKP;
     if (fold) {
-      if (full) focused_fold_frags<T, Tr::KT, false>(f, row_ok, p.Dk, lane, fr);
-      else focused_fold_frags<T, Tr::KT>(f, row_ok, p.Dk, lane, fr);
+      if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        if (full && p.focused_pk == 2) focused_fold_pk<Tr::KT, true>(f, fr);
+        else if (full && p.focused_pk == 1) focused_fold_pk<Tr::KT, false>(f, fr);
+        else if (full) focused_fold_frags<T, Tr::KT, false>(f, row_ok, p.Dk, lane, fr);
+        else focused_fold_frags<T, Tr::KT>(f, row_ok, p.Dk, lane, fr);
+      }
     } else {
       phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full);
     }

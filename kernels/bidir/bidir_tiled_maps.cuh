@@ -224,6 +224,78 @@ __device__ __forceinline__ void focused_fold_frags(uint32_t (&x)[KT][4], const b
   }
 }
 
+// ---- focused on packed bf16 pairs (TiledParams::focused_pk; session 12) -------------------------
+// The fp32 maps above spend ~14 instructions on a pair (unpack, the shift, y^2, y^3, two norm
+// sums, pack) plus the quad shuffles of the norms. Here every step is one packed bf16x2 operation
+// (HFMA2 / HMNMX2 on both elements), and the row norms run on the tensor cores:
+//   y = round(relu(x) + 1e-6)         max, add
+//   s = round(y^2)                    mul
+//   u = y^3, rounded:                 PRECISE: s y - e y with e = s - y^2 (fma: the exact square
+//                                     minus s, rounded once), so u = round(y^3) up to ~2^-17;
+//                                     else round(s y) (two roundings, up to ~2^-8 relative)
+//   w = round(u^2)                    mul
+// ||y||^2 = sum s and ||u||^2 = sum w: an mma.m16n8k16 whose one operand holds the pairs and the
+// other is all ones adds 16 columns of a row in fp32 (the products by 1 are exact). s and w carry
+// a relative 2^-9 rounding each, of either sign, so the sums of 64 terms are good to ~2^-11.
+// bf16 only: bf16 has fp32's exponent range, so u^2 (up to |x|^6) neither overflows nor flushes
+// where the fp32 map's would not; fp16 keeps the fp32 maps.
+struct FocusedPk {
+  uint32_t u, s, w;
+};
+__device__ __forceinline__ __nv_bfloat162 bf2(uint32_t v) { return *reinterpret_cast<const __nv_bfloat162*>(&v); }
+__device__ __forceinline__ uint32_t u32(__nv_bfloat162 v) { return *reinterpret_cast<const uint32_t*>(&v); }
+constexpr uint32_t kBf16OnesPair = 0x3f803f80u;  // (1, 1) in bf16
+
+template <bool PRECISE>
+__device__ __forceinline__ FocusedPk focused_pk(uint32_t x) {
+  const __nv_bfloat162 y = __hadd2(__hmax2(bf2(x), bf2(0u)), __float2bfloat162_rn(kFocusedShift));
+  const __nv_bfloat162 s = __hmul2(y, y);
+  __nv_bfloat162 u;
+  if constexpr (PRECISE) {
+    const __nv_bfloat162 ny = __hneg2(y);
+    const __nv_bfloat162 e = __hfma2(ny, y, s);  // s - y^2
+    u = __hfma2(s, y, __hmul2(e, ny));          // s y - e y = y^3
+  } else {
+    u = __hmul2(s, y);
+  }
+  return {u32(u), u32(s), u32(__hmul2(u, u))};
+}
+
+// r = round(v) as a bf16 pair (r, r), and (PRECISE) the remainder v - r the same way: then
+// fma(u, hi, u lo) = round(u v) up to ~2^-17 instead of round(u round(v)).
+template <bool PRECISE>
+__device__ __forceinline__ uint32_t focused_pk_scale(uint32_t u, float v) {
+  const __nv_bfloat162 hi = __float2bfloat162_rn(v);
+  if constexpr (PRECISE) {
+    const __nv_bfloat162 lo = __float2bfloat162_rn(v - __low2float(hi));
+    return u32(__hfma2(bf2(u), hi, __hmul2(bf2(u), lo)));
+  } else {
+    return u32(__hmul2(bf2(u), hi));
+  }
+}
+
+// focused_fold_frags on packed pairs (every row ok, D the padded width; bf16): x <- round(u) on
+// the A fragments of a 16-row slab, r[i] = ||y|| / ||u|| of row g + 8i. The norms: A = the slab's
+// s (then w) fragments, B = ones, so C[m][n] = the sum over row m for every n: lane (g, q) reads
+// row g's in c[0] and row g + 8's in c[2]. With PRECISE, round(u) is the fp32 fold's round(y^3).
+template <int KT, bool PRECISE>
+__device__ __forceinline__ void focused_fold_pk(uint32_t (&x)[KT][4], float (&r)[2]) {
+  float cy[4] = {}, cu[4] = {};
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+    uint32_t s[4], w[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const FocusedPk f = focused_pk<PRECISE>(x[kt][i]);
+      x[kt][i] = f.u, s[i] = f.s, w[i] = f.w;
+    }
+    mma16816<__nv_bfloat16>(cy, s, kBf16OnesPair, kBf16OnesPair);
+    mma16816<__nv_bfloat16>(cu, w, kBf16OnesPair, kBf16OnesPair);
+  }
+  r[0] = focused_ratio(cy[0], cu[0]);
+  r[1] = focused_ratio(cy[2], cu[2]);
+}
+
 // rows: focused's row statistics, for dphi_frags_any (the backward).
 template <class T, int KT>
 __device__ __forceinline__ void phi_frags_any(uint32_t (&x)[KT][4], int fm, const bool (&row_ok)[2], int D, int lane,

@@ -289,8 +289,16 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   auto map_rows = [&](int it, int st) {  // this warp's rows of K tile it (in slot st), in place
     if constexpr (kRowsFit) {
       T* cK = slots + st * F::SLOT_ELEMS;
-      if (p.Dk == DKP) focused_rows_inplace<T, DKP, RPW, LK, false>(cK, 16 * ks0 + wr * RPW, kv_tile(it) * BM, p, lane);
-      else focused_rows_inplace<T, DKP, RPW, LK>(cK, 16 * ks0 + wr * RPW, kv_tile(it) * BM, p, lane);
+      const int r0 = 16 * ks0 + wr * RPW, row0 = kv_tile(it) * BM;
+      // packed bf16 (p.focused_pk) where the warp has 8 whole rows: focused_rows_pk
+      constexpr bool kPk = std::is_same_v<T, __nv_bfloat16> && RPW == 8;
+      const int pk = kPk && p.Dk == DKP ? p.focused_pk : 0;
+      if constexpr (kPk) {
+        if (pk == 2) focused_rows_pk<DKP, LK, true>(cK, r0, row0, p, lane);
+        if (pk == 1) focused_rows_pk<DKP, LK, false>(cK, r0, row0, p, lane);
+      }
+      if (pk == 0 && p.Dk == DKP) focused_rows_inplace<T, DKP, RPW, LK, false>(cK, r0, row0, p, lane);
+      if (pk == 0 && p.Dk != DKP) focused_rows_inplace<T, DKP, RPW, LK>(cK, r0, row0, p, lane);
       if (!p.fence_late) fence_proxy_async_smem();  // these writes precede the TMA refill of the slot
     }
   };
