@@ -60,7 +60,9 @@
 //                                    group that computes them (else by all warps)
 //   ATTNBENCH_BIDIR_DIAG=1|4|8|16    diagnostics, wrong output (TiledParams::diag): the TMA forward
 //                                    with no math (its data movement alone), or none in phase 1 (4)
-//                                    or in phase 2 (8) only, or without focused's in-place K map (16)
+//                                    or in phase 2 (8) only, or without focused's in-place K map (16);
+//                                    32 (added to any of these, or alone: right output) prints a
+//                                    timeline per CTA (scripts/bidir_timeline.py)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers

@@ -27,7 +27,8 @@
 // written), or, without o_tma, by 16-byte stores as in bidir_tiled_fused.cu.
 // Diagnostics (p.diag, ATTNBENCH_BIDIR_DIAG=1): the same walk with the math skipped, to time the
 // data movement alone (o is then wrong); 4: none in phase 1, 8: none in phase 2, 16: focused's
-// in-place map of the K tiles skipped (the rest of the math kept).
+// in-place map of the K tiles skipped (the rest of the math kept); 32 (with any of these): a
+// timeline printed by every CTA (stamp() below, scripts/bidir_timeline.py).
 // Order (p.order): which tiles a CTA takes and where its walk starts (see the share below); the
 // state's fp32 sums run in the walk's order, fixed for a given shape and launch plan. (H200: the
 // rotated and rank-strided walks timed within 0.5% of the plain one; the default is plain.)
@@ -219,8 +220,15 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   T* og = static_cast<T*>(p.o) + static_cast<int64_t>(bh) * p.Tq * p.Dv;
   const uint64_t pol = l2_policy(p.l2_evict_first);
 
-  // diagnostics (TiledParams::diag): no math in phase 1 (bits 1, 4), in phase 2 (bits 1, 8)
-  const bool nomath = (p.diag & 5) != 0, nomath2 = (p.diag & 9) != 0;
+  // diagnostics (TiledParams::diag): no math in phase 1 (bits 1, 4), in phase 2 (bits 1, 8);
+  // bit 32: a timeline (thread 0 of every CTA prints its start, the end of phase 1, of the exchange
+  // and its end, by %globaltimer in ns, and its SM: scripts/bidir_timeline.py reads them)
+  const bool nomath = (p.diag & 5) != 0, nomath2 = (p.diag & 9) != 0, stamps = (p.diag & 32) != 0;
+  uint64_t ts[4] = {};
+  auto stamp = [&](int k) {
+    if (stamps && tid == 0) asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(ts[k])::"memory");
+  };
+  stamp(0);
   // One thread: item i into its slot s = i % SLOTS, a box per 64 columns (K, V: [BM][64] blocks;
   // Q: [qr][64] blocks QR rows apart, as LQ places them).
   auto issue = [&](int i, int s) {
@@ -349,7 +357,9 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   }
 
   // ---- exchange ----
+  stamp(1);
   cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank);
+  stamp(2);
 
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
   T* oslab = sO + warp * 16 * F::VROW;
@@ -401,6 +411,13 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     if (!released) release(i, s);
   }
   if (p.o_tma && lane == 0) bulk_wait_all();
+  stamp(3);
+  if (stamps && tid == 0) {
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
+    printf("bidir-ts %d %d %u %llu %llu %llu %llu\n", bh, rank, sm, static_cast<unsigned long long>(ts[0]),
+           static_cast<unsigned long long>(ts[1]), static_cast<unsigned long long>(ts[2]), static_cast<unsigned long long>(ts[3]));
+  }
 #endif
 }
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""The TMA bidir forward's timeline (ATTNBENCH_BIDIR_DIAG=32: every CTA prints
+`bidir-ts bh rank sm t0 t1 t2 t3`, %globaltimer ns at its start, the end of phase 1, the end of the
+state exchange and its end) as a table per launch: each phase's duration over the CTAs (min /
+median / max, us), the CTAs' start and end offsets from the launch's first start, and the span.
+
+  scripts/bidir_timeline.py LOG [--last N]      (LOG: the harness run's output; '-' for stdin)
+"""
+import argparse
+import statistics
+import sys
+
+
+def launches(rows, gap_ns=20_000):
+    """Groups the rows by launch: a launch's CTAs all start within gap_ns of its first."""
+    rows = sorted(rows, key=lambda r: r[3])
+    out, cur = [], []
+    for r in rows:
+        if cur and r[3] - cur[0][3] > gap_ns:
+            out.append(cur)
+            cur = []
+        cur.append(r)
+    if cur:
+        out.append(cur)
+    return out
+
+
+def stats(xs):
+    xs = sorted(xs)
+    return f"{xs[0] / 1e3:7.2f} {statistics.median(xs) / 1e3:7.2f} {xs[-1] / 1e3:7.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("log")
+    ap.add_argument("--last", type=int, default=3, help="launches to print (the last N; default 3)")
+    a = ap.parse_args()
+    f = sys.stdin if a.log == "-" else open(a.log, errors="replace")
+    rows = []
+    for line in f:
+        w = line.split()
+        if len(w) == 8 and w[0] == "bidir-ts":
+            rows.append(tuple(int(x) for x in w[1:]))
+    if not rows:
+        sys.exit("bidir_timeline: no 'bidir-ts' lines (run with ATTNBENCH_BIDIR_DIAG=32 on the TMA forward)")
+    ls = launches(rows)
+    print(f"{len(rows)} CTA lines, {len(ls)} launches; the last {min(a.last, len(ls))} (us: min median max over the CTAs)")
+    print("| launch | CTAs | span | start | phase 1 | exchange | phase 2 | end |")
+    print("|---|---|---|---|---|---|---|---|")
+    for i, L in enumerate(ls[-a.last:]):
+        t0 = min(r[3] for r in L)
+        span = max(r[6] for r in L) - t0
+        cols = [
+            [r[3] - t0 for r in L],
+            [r[4] - r[3] for r in L],
+            [r[5] - r[4] for r in L],
+            [r[6] - r[5] for r in L],
+            [r[6] - t0 for r in L],
+        ]
+        print(f"| {len(ls) - min(a.last, len(ls)) + i} | {len(L)} | {span / 1e3:.2f} | " + " | ".join(stats(c) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
