@@ -306,7 +306,7 @@ class TiledBidir : public CudaPrepared {
     float* partial = scratch("partial", {b.BH, max_splits, DKP, DVP + 8}, Dtype::f32).as<float>();
     DeviceTensor& counter = scratch("counter", {b.BH}, Dtype::f32);  // unsigned counters, 4 bytes each
     CUDA_CHECK(cudaMemsetAsync(counter.buf.get(), 0, counter.buf.bytes(), stream_));
-    for (TiledParams* t : {&state_, &first_, &second_}) {
+    for (TiledParams* t : {&state_, &first_, &second_, &fused_}) {  // fused_: the TMA forward's timeline (diag 32)
       t->partial = partial;
       t->counter = counter.as<unsigned>();
     }

@@ -225,11 +225,15 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
 
   // diagnostics (TiledParams::diag): no math in phase 1 (bits 1, 4), in phase 2 (bits 1, 8);
   // bit 32: a timeline (thread 0 of every CTA prints its start, the end of phase 1, of the exchange
-  // and its end, by %globaltimer in ns, and its SM: scripts/bidir_timeline.py reads them)
+  // and its end, by %globaltimer in ns, and its SM: scripts/bidir_timeline.py reads them). The
+  // stamps wait in the (here unused) partial-sum scratch, so that no register holds them.
   const bool nomath = (p.diag & 5) != 0, nomath2 = (p.diag & 9) != 0, stamps = (p.diag & 32) != 0;
-  uint64_t ts[4] = {};
   auto stamp = [&](int k) {
-    if (stamps && tid == 0) asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(ts[k])::"memory");
+    if (stamps && tid == 0) {
+      uint64_t t;
+      asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t)::"memory");
+      reinterpret_cast<uint64_t*>(p.partial)[(blockIdx.y * gridDim.x + blockIdx.x) * 4 + k] = t;
+    }
   };
   stamp(0);
   // One thread: item i into its slot s = i % SLOTS, a box per 64 columns (K, V: [BM][64] blocks;
@@ -301,12 +305,14 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     if constexpr (kRowsFit) {
       T* cK = slots + st * F::SLOT_ELEMS;
       const int r0 = 16 * ks0 + wr * RPW, row0 = kv_tile(it) * BM;
-      // packed bf16 (p.focused_pk) where the warp has 8 whole rows: focused_rows_pk
-      constexpr bool kPk = std::is_same_v<T, __nv_bfloat16> && RPW == 8;
+      // packed bf16 (p.focused_pk) by 8 whole rows a warp (focused_rows_pk); with 4 rows a warp
+      // (16 warps), the even warps of the group map their rows and the next warp's
+      constexpr bool kPk = std::is_same_v<T, __nv_bfloat16> && (RPW == 8 || RPW == 4);
       const int pk = kPk && p.Dk == DKP ? p.focused_pk : 0;
       if constexpr (kPk) {
-        if (pk == 2) focused_rows_pk<DKP, LK, true>(cK, r0, row0, p, lane);
-        if (pk == 1) focused_rows_pk<DKP, LK, false>(cK, r0, row0, p, lane);
+        const bool mine = RPW == 8 || wr % 2 == 0;
+        if (pk == 2 && mine) focused_rows_pk<DKP, LK, true>(cK, r0, row0, p, lane);
+        if (pk == 1 && mine) focused_rows_pk<DKP, LK, false>(cK, r0, row0, p, lane);
       }
       if (pk == 0 && p.Dk == DKP) focused_rows_inplace<T, DKP, RPW, LK, false>(cK, r0, row0, p, lane);
       if (pk == 0 && p.Dk != DKP) focused_rows_inplace<T, DKP, RPW, LK>(cK, r0, row0, p, lane);
@@ -418,8 +424,8 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   if (stamps && tid == 0) {
     unsigned sm;
     asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
-    printf("bidir-ts %d %d %u %llu %llu %llu %llu\n", bh, rank, sm, static_cast<unsigned long long>(ts[0]),
-           static_cast<unsigned long long>(ts[1]), static_cast<unsigned long long>(ts[2]), static_cast<unsigned long long>(ts[3]));
+    const unsigned long long* ts = reinterpret_cast<const unsigned long long*>(p.partial) + (blockIdx.y * gridDim.x + blockIdx.x) * 4;
+    printf("bidir-ts %d %d %u %llu %llu %llu %llu\n", bh, rank, sm, ts[0], ts[1], ts[2], ts[3]);
   }
 #endif
 }
