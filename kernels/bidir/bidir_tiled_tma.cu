@@ -305,14 +305,14 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     if constexpr (kRowsFit) {
       T* cK = slots + st * F::SLOT_ELEMS;
       const int r0 = 16 * ks0 + wr * RPW, row0 = kv_tile(it) * BM;
-      // packed bf16 (p.focused_pk) by 8 whole rows a warp (focused_rows_pk); with 4 rows a warp
-      // (16 warps), the even warps of the group map their rows and the next warp's
-      constexpr bool kPk = std::is_same_v<T, __nv_bfloat16> && (RPW == 8 || RPW == 4);
+      // packed bf16 (p.focused_pk) where the warp has 8 whole rows (focused_rows_pk). With 16
+      // warps (4 rows each) the fp32 pass stays: the even warps of a group mapping 8 rows each
+      // ran 28% slower than the 2x8 default (session 12, call4), not adopted.
+      constexpr bool kPk = std::is_same_v<T, __nv_bfloat16> && RPW == 8;
       const int pk = kPk && p.Dk == DKP ? p.focused_pk : 0;
       if constexpr (kPk) {
-        const bool mine = RPW == 8 || wr % 2 == 0;
-        if (pk == 2 && mine) focused_rows_pk<DKP, LK, true>(cK, r0, row0, p, lane);
-        if (pk == 1 && mine) focused_rows_pk<DKP, LK, false>(cK, r0, row0, p, lane);
+        if (pk == 2) focused_rows_pk<DKP, LK, true>(cK, r0, row0, p, lane);
+        if (pk == 1) focused_rows_pk<DKP, LK, false>(cK, r0, row0, p, lane);
       }
       if (pk == 0 && p.Dk == DKP) focused_rows_inplace<T, DKP, RPW, LK, false>(cK, r0, row0, p, lane);
       if (pk == 0 && p.Dk != DKP) focused_rows_inplace<T, DKP, RPW, LK>(cK, r0, row0, p, lane);
