@@ -43,6 +43,10 @@
 //                                    fold on whole slabs by packed bf16x2 operations with the row
 //                                    norms on tensor cores (TiledParams::focused_pk: 1 rounds u
 //                                    and r u twice, 2 once), or the fp32 maps (0)
+//   ATTNBENCH_BIDIR_HWCLUSTER=1|2|4|8 the TMA forward's launch clusters: this many CTAs of several
+//                                    heads (TiledParams::heads_per_cluster), where every cluster is
+//                                    resident at once and BH divides; 1 (or the head's CTAs): a
+//                                    cluster per head
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_ZMMA=1|0         norm's z in the one-launch forwards on tensor cores (default) or
@@ -69,6 +73,7 @@
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -243,8 +248,8 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   sweep under 1, norm and simple fwd, T = 128 .. 16384, err / (2 err_base + floor) <= 0.42 (2:
 //   <= 0.45). call2's timeline (ATTNBENCH_BIDIR_DIAG=32) at T = 4096: identity's CTAs, one an SM,
 //   equal work, end between 60 and 75 us, by SM (GPC bandwidth shares); call3 (f5d00c7): launch
-//   clusters of several heads, to even the CTAs per GPC, never fit this GPU (15 of the 16 clusters
-//   of 8, 30 of the 32 clusters of 4 resident at once; the knob is gone). call4 (473cdbf): the
+//   clusters of several heads (ATTNBENCH_BIDIR_HWCLUSTER), to even the CTAs per GPC, never fit this
+//   GPU (15 of the 16 clusters of 8, 30 of the 32 clusters of 4 resident at once): default 1. call4 (473cdbf): the
 //   16-warp configuration for focused (packed map on 8-row pairs) 1.70 / 1.66 / 1.63 against 2x8's
 //   1.33 / 1.27 / 1.24: 2x8 stays; 448/448 bidir GPU tests.
 constexpr int kDefaultTmaCfg = 1;
@@ -262,6 +267,7 @@ constexpr bool kDefaultFocusedPipe = false;  // session 8, call4 / call6: no gai
 constexpr bool kDefaultFocusedFold = true;  // session 7, above
 constexpr bool kDefaultBwdQWs = true;  // session 9 (call2), above
 constexpr int kDefaultFocusedPk = 1;  // session 12, above
+constexpr int kDefaultHwCluster = 1;  // session 12, above
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -394,6 +400,19 @@ class TiledBidir : public CudaPrepared {
       if ((want == 1 || want == 2 || want == 4 || want == 8) && info(want).cluster_fits) c = want;
     }
     fused_.cluster = c;
+    // Launch clusters of several heads (TiledParams::heads_per_cluster), where BH divides evenly
+    // and every cluster of them is resident at once.
+    fused_.heads_per_cluster = 1;
+    const char* hwc = env("ATTNBENCH_BIDIR_HWCLUSTER");
+    const int hw = hwc ? std::atoi(hwc) : kDefaultHwCluster;
+    if (one_ == OneLaunch::tma && hw > c && hw <= 8 && hw % c == 0 && fused_.BH % (hw / c) == 0) {
+      const FusedInfo ih = info(hw);
+      if (ih.cluster_fits && int64_t{ih.max_clusters} * hw >= int64_t{fused_.BH} * c) fused_.heads_per_cluster = hw / c;
+    }
+    if (hwc && fused_.heads_per_cluster * c != hw) {
+      std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_HWCLUSTER=%d not used here (%d CTAs a head, BH=%d; clusters of %d CTAs: %d resident)\n",
+                   hw, c, fused_.BH, hw, hw > c && hw <= 8 ? info(hw).max_clusters : 0);
+    }
     // Q slots: an equal share of the rows per CTA, in whole 16-row slabs, at most a slot's worth.
     const int64_t share = (p.Tq + c - 1) / c;
     fused_.q_rows = static_cast<int>(std::clamp<int64_t>((share + 15) / 16 * 16, 16, info1.max_q_rows));

@@ -42,6 +42,11 @@ struct TiledParams {
   // cluster: 1, 2, 4 or 8), each taking an equal share of the K/V tiles and of the Q rows, in
   // slots of q_rows rows; l2_evict_first: streamed inputs carry the L2 evict_first policy.
   int cluster, q_rows;
+  // heads_per_cluster (the TMA forward): the launch's thread block clusters hold this many heads'
+  // CTAs (cluster * heads_per_cluster CTAs, all in one GPC), so that the hardware places the same
+  // number of CTAs in every GPC: a GPC's SMs share its bandwidth, and with one head per cluster
+  // the CTAs of the fuller GPCs finish last (session 12's timeline). 1: a cluster per head.
+  int heads_per_cluster;
   int fused_warps;  // 8; 4 (an A/B option) where Dk <= 64
   bool l2_evict_first;
   // The TMA-fed one-launch forward (bidir_tiled_tma.cu): configuration (0: 8 warps, two CTAs per
@@ -125,6 +130,7 @@ void launch_tiled_key(const TiledParams& p, Dtype dt, cudaStream_t s);     // dk
 struct FusedInfo {
   int blocks_per_sm = 0, max_q_rows = 0;
   bool cluster_fits = false;
+  int max_clusters = 0;  // the TMA forward: clusters of `cluster` CTAs resident at once (0: unknown)
 };
 void launch_tiled_fused(const TiledParams& p, Dtype dt, cudaStream_t s);
 FusedInfo tiled_fused_info(Dtype dt, int Dk, int Dv, int cluster, int warps);

@@ -255,9 +255,11 @@ __device__ __forceinline__ void focused_rows_pk(__nv_bfloat16* cK, int r0, int r
 //      timing and is the same for every CTA), rounds KVr = round(KV), forms kmean = ksum / Tk,
 //      and writes both into every CTA's sKV, skm;
 //   3. (cluster barrier) after it no CTA reads another's red again, so red may be reused.
+// rank0: the cluster rank of the head's first CTA (the launch's clusters may hold several heads:
+// TiledParams::heads_per_cluster; then the barriers span all of them).
 template <class T, int DKP, int DVP, int NW>
 __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 8 + 1][4], float* red, T* sKV, float* skm,
-                                                       const TiledParams& p, int C, int rank) {
+                                                       const TiledParams& p, int C, int rank, int rank0 = 0) {
   using Tr = Traits<DKP, DVP>;
   constexpr int NTHR = 32 * NW, KG = NW / Tr::RED_WARPS, NCOL = Tr::NCOL;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
@@ -282,24 +284,24 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
     const int d = d0 + u / G, e = (u % G) * 8;
     float s[8] = {};
     for (int r = 0; r < C; ++r) {
-      const float4* src = reinterpret_cast<const float4*>((C > 1 ? cluster_map(red, r) : red) + d * NCOL + e);
+      const float4* src = reinterpret_cast<const float4*>((C > 1 ? cluster_map(red, rank0 + r) : red) + d * NCOL + e);
       const float4 a = src[0], b = src[1];
       s[0] += a.x, s[1] += a.y, s[2] += a.z, s[3] += a.w, s[4] += b.x, s[5] += b.y, s[6] += b.z, s[7] += b.w;
     }
     const uint4 kvr = make_uint4(pack2<T>(s[0], s[1]), pack2<T>(s[2], s[3]), pack2<T>(s[4], s[5]), pack2<T>(s[6], s[7]));
-    for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, r) : sKV) + d * Tr::VST + e) = kvr;
+    for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + e) = kvr;
   }
   for (int d = d0 + tid; d < d0 + rows; d += NTHR) {
     float s = 0.0f;
-    for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, r) : red)[d * NCOL + DVP];
+    for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, rank0 + r) : red)[d * NCOL + DVP];
     const float km = p.norm ? s * p.inv_tk : 0.0f;
     // kmean also as three storage-dtype terms hi + mid + lo (the fp32 value to ~24 bits) in the
     // padding columns DVP.. of sKV row d, for output_slab_smem's z on tensor cores (p.zmma).
     const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
     const uint4 kz = make_uint4(pack2<T>(hi, mid), pack2<T>(lo, 0.0f), 0u, 0u);
     for (int r = 0; r < C; ++r) {
-      (C > 1 ? cluster_map(skm, r) : skm)[d] = km;
-      *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, r) : sKV) + d * Tr::VST + DVP) = kz;
+      (C > 1 ? cluster_map(skm, rank0 + r) : skm)[d] = km;
+      *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + DVP) = kz;
     }
   }
   if (C > 1) cluster_sync(); else __syncthreads();  // sKV, skm complete here; no CTA reads red again

@@ -193,7 +193,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   T* sO = reinterpret_cast<T*>(smem + F::red_off);  // O staging, once the exchange is over
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int C = p.cluster, rank = blockIdx.x, bh = blockIdx.y;
+  // grid (C G, BH / G) in clusters of C G CTAs, G = p.heads_per_cluster: CTA x of cluster y works
+  // on head y G + x / C as the head's CTA `rank`
+  const int C = p.cluster, rank = blockIdx.x % C, rank0 = blockIdx.x - rank;
+  const int bh = blockIdx.y * p.heads_per_cluster + blockIdx.x / C;
   // This CTA's share: n_kv of the head's nkt K/V tiles and n_q of its nqs Q items of qr rows;
   // its i-th tile is kv_tile(i), its j-th Q item q_item(j). p.order bit 1: blocks (as
   // bidir_tiled_fused.cu: tiles [kt0, kt0 + n_kv)) or rank-strided (tiles rank, rank + C, ...: the
@@ -364,7 +367,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
 
   // ---- exchange ----
   stamp(1);
-  cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank);
+  cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank, rank0);
   stamp(2);
 
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
@@ -430,16 +433,17 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
 template <class T, int DKP, int DVP, int NW, int MB>
 cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[1], cudaStream_t s) {
   cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(p.cluster, p.BH);
+  const int hw = p.cluster * std::max(p.heads_per_cluster, 1);  // CTAs of a launch cluster
+  cfg.gridDim = dim3(hw, p.BH / std::max(p.heads_per_cluster, 1));
   cfg.blockDim = dim3(32 * NW);
   cfg.dynamicSmemBytes = TmaCfg<DKP, DVP, NW, MB>::bytes;
   cfg.stream = s;
   attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(p.cluster);
+  attr[0].val.clusterDim.x = static_cast<unsigned>(hw);
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = p.cluster > 1 ? 1 : 0;
+  cfg.numAttrs = hw > 1 ? 1 : 0;
   return cfg;
 }
 
@@ -480,6 +484,7 @@ FusedInfo tma_info_cfg(int cluster) {
     int n = 0;
     if (cudaOccupancyMaxActiveClusters(&n, tma_kernel<T, DKP, DVP, NW, MB, FM>, &cfg) == cudaSuccess) {
       info.cluster_fits = n > 0;
+      info.max_clusters = n;
     } else {
       (void)cudaGetLastError();  // no clusters on this device
     }
