@@ -206,8 +206,8 @@ __device__ __forceinline__ void focused_rows_inplace(T* cK, int r0, int row0, co
 // columns 8c + 2q, +1), the row norms by mma with A = [s of the rows; w of the rows] (A rows 0-7
 // and 8-15) and B = ones, so lane (g, q) reads row g's ||y||^2 in c[0] and ||u||^2 in c[2] (no
 // shuffles); phi = round(r u) (focused_pk_scale), rows >= Tk 0; stmatrix writes phi back where
-// ldmatrix read it. ~70 (PRECISE ~100) instructions a warp for 8 rows of 64 columns, against the
-// fp32 pass's ~159.
+// ldmatrix read it. By the source, ~70 instructions a warp for 8 rows of 64 columns (PRECISE
+// ~100; not profiled), against the ~159 SASS instructions session 10 counted for the fp32 pass.
 template <int DKP, class LK, bool PRECISE>
 __device__ __forceinline__ void focused_rows_pk(__nv_bfloat16* cK, int r0, int row0, const TiledParams& p, int lane) {
   constexpr int NX = DKP / 32;  // ldmatrix.x4 per row block: 4 chunks of 8 columns each
