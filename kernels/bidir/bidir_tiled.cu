@@ -249,9 +249,11 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   <= 0.45). call2's timeline (ATTNBENCH_BIDIR_DIAG=32) at T = 4096: identity's CTAs, one an SM,
 //   equal work, end between 60 and 75 us, by SM (GPC bandwidth shares); call3 (f5d00c7): launch
 //   clusters of several heads (ATTNBENCH_BIDIR_HWCLUSTER), to even the CTAs per GPC, never fit this
-//   GPU (15 of the 16 clusters of 8, 30 of the 32 clusters of 4 resident at once): default 1. call4 (473cdbf): the
-//   16-warp configuration for focused (packed map on 8-row pairs) 1.70 / 1.66 / 1.63 against 2x8's
-//   1.33 / 1.27 / 1.24: 2x8 stays; 448/448 bidir GPU tests.
+//   GPU (15 of the 16 clusters of 8, 30 of the 32 clusters of 4 resident at once): default 1.
+//   call4 (473cdbf): the 16-warp configuration for focused (packed map on 8-row pairs) 1.70 / 1.66
+//   / 1.63 against 2x8's 1.33 / 1.27 / 1.24: 2x8 stays; 448/448 bidir GPU tests. call5 (6a9a2b2,
+//   main's kernels): 448/448; identity 1.226 / 1.162 / 1.118, relu 1.238 / 1.170 / 1.124, elu1
+//   1.290 / 1.235 / 1.212, focused 1.323 / 1.264 / 1.233.
 constexpr int kDefaultTmaCfg = 1;
 constexpr int kDefaultTmaCfgFocused = 0;  // 2x8
 constexpr bool kDefaultOTma = true;
