@@ -47,6 +47,9 @@
 //                                    heads (TiledParams::heads_per_cluster), where every cluster is
 //                                    resident at once and BH divides; 1 (or the head's CTAs): a
 //                                    cluster per head
+//   ATTNBENCH_BIDIR_STEAL=K          the TMA forward's phase 2 steals Q items across heads, claimed in
+//                                    chunks of K (0: off; bidir_tiled_steal.cuh; where a head's
+//                                    state fits a ring slot: not at Dk = Dv = 128)
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_ZMMA=1|0         norm's z in the one-launch forwards on tensor cores (default) or
@@ -66,7 +69,9 @@
 //                                    with no math (its data movement alone), or none in phase 1 (4)
 //                                    or in phase 2 (8) only, or without focused's in-place K map (16);
 //                                    32 (added to any of these, or alone: right output) prints a
-//                                    timeline per CTA (scripts/bidir_timeline.py)
+//                                    timeline per CTA (scripts/bidir_timeline.py); 64 (with
+//                                    ATTNBENCH_BIDIR_STEAL, right output): every CTA steals before
+//                                    it takes its own pool (the tests' mode, tests/kernels/test_bidir_steal.cpp)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -81,6 +86,7 @@
 #include "bidir_kernels.h"
 #include "bidir_tiled.h"
 #include "bidir_common.cuh"
+#include "bidir_tiled_steal.cuh"  // steal_blob_bytes
 #include "core/gpu.h"
 #include "cuda_check.h"
 #include "device_tensor.h"
@@ -270,6 +276,7 @@ constexpr bool kDefaultFocusedFold = true;  // session 7, above
 constexpr bool kDefaultBwdQWs = true;  // session 9 (call2), above
 constexpr int kDefaultFocusedPk = 1;  // session 12, above
 constexpr int kDefaultHwCluster = 1;  // session 12, above
+constexpr int kDefaultSteal = 0;  // session 13
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -323,6 +330,14 @@ class TiledBidir : public CudaPrepared {
     for (TiledParams* t : {&state_, &first_, &second_, &fused_}) {  // fused_: the TMA forward's timeline (diag 32)
       t->partial = partial;
       t->counter = counter.as<unsigned>();
+    }
+    if (pass == Pass::fwd && use_fused_ && one_ == OneLaunch::tma && fused_.steal > 0) {
+      // phase-2 stealing: a pool word per CTA and the finished count (zero), a state per CTA
+      const int64_t ctas = int64_t{fused_.BH} * fused_.cluster;
+      DeviceTensor& pool = scratch("steal_pool", {ctas + 1}, Dtype::f32);  // unsigned words
+      CUDA_CHECK(cudaMemsetAsync(pool.buf.get(), 0, pool.buf.bytes(), stream_));
+      fused_.steal_pool = pool.as<unsigned>();
+      fused_.steal_blob = scratch("steal_blob", {ctas, steal_blob_bytes(DKP, DVP) / 4}, Dtype::f32).buf.get();
     }
     if (pass == Pass::bwd) {  // the forward's state, once, untimed
       launch_tiled_state(state_, dt_, stream_);
@@ -387,6 +402,7 @@ class TiledBidir : public CudaPrepared {
     fused_.group_q = env("ATTNBENCH_BIDIR_GROUPQ") ? std::strcmp(env("ATTNBENCH_BIDIR_GROUPQ"), "0") != 0 : kDefaultGroupQ;
     fused_.focused_rows = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "block") != 0 : kDefaultFocusedRows;
     fused_.focused_pipe = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "pipe") == 0 : kDefaultFocusedPipe;
+    fused_.steal = env("ATTNBENCH_BIDIR_STEAL") ? std::max(std::atoi(env("ATTNBENCH_BIDIR_STEAL")), 0) : kDefaultSteal;
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
       fused_.order = (std::strstr(e, "rot") ? 1 : 0) | (std::strstr(e, "ilv") ? 2 : 0);
