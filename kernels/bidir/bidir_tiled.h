@@ -68,6 +68,8 @@ struct TiledParams {
   // finished CTAs (zero between launches: the last CTA resets them); steal_blob: BH * cluster
   // published states (kStealBlobBytes each).
   int steal;
+  int steal_own;  // the owner claims its own pool in chunks of this many
+  int steal_min;  // a thief takes only from pools with at least this many unclaimed items
   unsigned* steal_pool;
   void* steal_blob;
   // early (the TMA forward): a warp releases a ring slot as soon as its fragments of the item are

@@ -54,26 +54,24 @@ struct StealDesc {
 // cta's pool), the head whose state the group's consumers hold, and the mode.
 // own_last (a test mode, TiledParams::diag 64): steal first, then the own pool, so that nearly
 // every pool item runs in another CTA than its owner.
+// The chunk: items base + stride * k of CTA cta's pool (head `head`), k in [next, end).
 struct ClaimState {
-  int cta, next, end, loaded, mode, tries, own_last, pad;  // mode: 0 own pool, 1 stealing, 2 done
+  int cta, head, base, stride, next, end;
+  int loaded, mode, tries, own_last, pad[2];  // mode: 0 own pool, 1 stealing, 2 done
 };
 
-// The Q items of the CTAs of one head (the TMA kernel's share; any rank, any head): nqs items of
-// q_rows, split over C ranks in blocks (or rank-strided with `ilv`), each rank's walk rotated by
-// bh * n / BH with `rot`.
+// The Q items of the CTAs of one head (the TMA kernel's share, any rank; stealing needs the
+// unrotated walks): nqs items of q_rows, split over C ranks in blocks (or rank-strided with
+// `ilv`); a rank's j-th item is first(rank) + stride() * j.
 struct QShare {
-  int nqs, C, qper, BH;
-  bool ilv, rot;
+  int nqs, C, qper;
+  bool ilv;
   __device__ __forceinline__ int count(int rank) const {
     const int qs0 = min(rank * qper, nqs);
     return ilv ? (rank < nqs ? (nqs - rank + C - 1) / C : 0) : min(qs0 + qper, nqs) - qs0;
   }
-  __device__ __forceinline__ int item(int bh, int rank, int j) const {
-    const int n = count(rank);
-    const int r0 = rot ? static_cast<int>(static_cast<int64_t>(bh) * n / BH) : 0;
-    const int r = j + r0 < n ? j + r0 : j + r0 - n;
-    return ilv ? rank + C * r : min(rank * qper, nqs) + r;
-  }
+  __device__ __forceinline__ int first(int rank) const { return ilv ? rank : min(rank * qper, nqs); }
+  __device__ __forceinline__ int stride() const { return ilv ? C : 1; }
 };
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
@@ -115,11 +113,21 @@ __device__ __forceinline__ void steal_publish(const void* state, void* blobs, un
   }
 }
 
+// Lane 0 of the warp refilling a slot: the group's next item where its chunk has one and the
+// group holds that head's state (the common case, inlined at the refill); false: steal_next.
+__device__ __forceinline__ bool steal_fast(ClaimState* cs, StealDesc* d) {
+  const int next = cs->next;
+  if (next >= cs->end || cs->head != cs->loaded) return false;
+  cs->next = next + 1;
+  *d = StealDesc{cs->head, cs->base + cs->stride * next};
+  return true;
+}
+
 // One warp: the ready pool (of the 256 CTAs from `cta` + 1 on, cyclically: with fewer, every CTA,
-// the own last) with the most unclaimed items, or -1 where none has any. psize(u): the size of
+// the own last) with the most unclaimed items, at least min_rem, or -1 where none has that many. psize(u): the size of
 // u's pool. Every lane gets the answer.
 template <class PoolSize>
-__device__ __forceinline__ int steal_pick(const unsigned* pool, int ncta, int cta, int lane, PoolSize psize) {
+__device__ __forceinline__ int steal_pick(const unsigned* pool, int ncta, int cta, int lane, int min_rem, PoolSize psize) {
   const int w = min(ncta, 256);
   int best_rem = 0, best_u = -1;
 #pragma unroll
@@ -130,7 +138,7 @@ __device__ __forceinline__ int steal_pick(const unsigned* pool, int ncta, int ct
       if (u >= ncta) u -= ncta;
       const unsigned word = steal_load(pool + u);
       const int rem = (word & kPoolReady) ? psize(u) - static_cast<int>(word & kPoolCount) : 0;
-      if (rem > best_rem) best_rem = rem, best_u = u;
+      if (rem >= min_rem && rem > best_rem) best_rem = rem, best_u = u;
     }
   }
   const int top = static_cast<int>(__reduce_max_sync(~0u, static_cast<unsigned>(best_rem)));
@@ -140,26 +148,30 @@ __device__ __forceinline__ int steal_pick(const unsigned* pool, int ncta, int ct
 }
 
 // The whole warp: the next descriptor of a warp group's claim machine `cs` (CTA `cta` of ncta;
-// pools of share's items past the first SLOTS). A new chunk comes from the own pool while it
-// lasts, then from the fullest ready pool; the head's state goes first where the group holds
-// another's. Not inlined: it runs once a ring index, off the hot loop, whose registers it must not
-// raise (session 13: inlined, it made the 128-register kernels spill).
+// pools of share's items past the first SLOTS), where steal_fast has none. A new chunk comes from
+// the own pool while it lasts (own_chunk items), then from the fullest ready pool (chunk items);
+// the head's state goes first where the group holds another's. sizes: chunk | own_chunk << 10 |
+// min_rem << 20 (each below 1024; one argument, for the caller's registers). Not inlined: it runs
+// once a chunk, off the hot loop, whose registers it must not raise (session 13: inlined at the
+// refills, it made the 128-register kernels spill).
 template <int SLOTS>
-__device__ __noinline__ StealDesc steal_next(ClaimState* cs, unsigned* pool, int chunk, int cta, int ncta, QShare share, int lane) {
-  const int C = share.C;
+__device__ __noinline__ StealDesc steal_next(ClaimState* cs, unsigned* pool, int sizes, int cta, int ncta, QShare share, int lane) {
+  const int C = share.C, chunk = sizes & 1023, own_chunk = sizes >> 10 & 1023, min_rem = sizes >> 20;
   auto psize = [&](int u) { return max(share.count(u % C) - SLOTS, 0); };
   ClaimState c = *cs;
   while (c.next >= c.end && c.mode != 2) {  // a new chunk
-    const int v = c.mode == 0 ? cta : steal_pick(pool, ncta, cta, lane, psize);
+    const int v = c.mode == 0 ? cta : steal_pick(pool, ncta, cta, lane, min_rem, psize);
     if (v < 0) {
       c.mode = c.own_last && c.mode == 1 ? 0 : 2;
       continue;
     }
+    const int k = c.mode == 0 ? own_chunk : chunk;
     unsigned old = 0;
-    if (lane == 0) old = steal_atomic_add(pool + v, static_cast<unsigned>(chunk));
+    if (lane == 0) old = steal_atomic_add(pool + v, static_cast<unsigned>(k));
     const int got = static_cast<int>(__shfl_sync(~0u, old, 0) & kPoolCount), ps = psize(v);
     if (got < ps) {
-      c.cta = v, c.next = got, c.end = min(got + chunk, ps), c.tries = 0;
+      c.cta = v, c.head = v / C, c.base = share.first(v % C) + share.stride() * SLOTS, c.stride = share.stride();
+      c.next = got, c.end = min(got + k, ps), c.tries = 0;
     } else if (c.mode == 0) {
       c.mode = c.own_last ? 2 : 1;
     } else if (++c.tries >= 4) {
@@ -167,10 +179,10 @@ __device__ __noinline__ StealDesc steal_next(ClaimState* cs, unsigned* pool, int
     }
   }
   StealDesc d{kDescEnd, 0};
-  if (c.mode != 2 && c.cta / C != c.loaded) {
-    d = StealDesc{kDescState, c.cta}, c.loaded = c.cta / C;
+  if (c.mode != 2 && c.head != c.loaded) {
+    d = StealDesc{kDescState, c.cta}, c.loaded = c.head;
   } else if (c.mode != 2) {
-    d = StealDesc{c.cta / C, share.item(c.cta / C, c.cta % C, SLOTS + c.next)}, ++c.next;
+    d = StealDesc{c.head, c.base + c.stride * c.next}, ++c.next;
   }
   __syncwarp();
   if (lane == 0) *cs = c;

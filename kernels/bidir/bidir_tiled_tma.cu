@@ -236,7 +236,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   const uint64_t pol = l2_policy(p.l2_evict_first);
   // Phase-2 stealing (p.steal, bidir_tiled_steal.cuh): this CTA's index and pool; ring indices from
   // dyn0 on are chosen at issue time. A pool is a share's items past its first SLOTS.
-  const bool steal = STEAL && F::CAN_STEAL && p.steal > 0 && (F::QG == 1 || p.group_q);
+  const bool steal = STEAL && F::CAN_STEAL && p.steal > 0 && (F::QG == 1 || p.group_q) && !(p.order & 1);
   const int dyn0 = n_kv + SLOTS;
   StealDesc* desc = reinterpret_cast<StealDesc*>(smem + F::desc_off);
   ClaimState* claims = reinterpret_cast<ClaimState*>(smem + F::claim_off);
@@ -275,22 +275,29 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   };
   // The whole warp: ring index x >= dyn0 into slot s, chosen by its group's claim machine (the
   // group's next item, the state of its next head first, or its end; bidir_tiled_steal.cuh).
+  // issue_q: one thread, Q item `item` of head `head` into slot s (a dynamic index; the slot's
+  // descriptor says which, for its consumers after their wait).
+  auto issue_q = [&](int s, StealDesc d) {
+    desc[s] = d;
+    mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * F::KROW * 2));
+#pragma unroll
+    for (int h = 0; h < DKP / 64; ++h) tma_load_3d(slots + s * F::SLOT_ELEMS + h * QR * 64, &maps.q, 64 * h, d.item * qr, d.head, &full[s], pol);
+  };
   auto issue_dyn = [&](int x, int s) {
-    const StealDesc d = steal_next<SLOTS>(claims + (x - n_kv) % F::QG, p.steal_pool, p.steal, bh * C + rank, p.BH * C,
-                                          QShare{nqs, C, qper, p.BH, ilv, (p.order & 1) != 0}, lane);
+    const StealDesc d = steal_next<SLOTS>(claims + (x - n_kv) % F::QG, p.steal_pool, p.steal | p.steal_own << 10 | p.steal_min << 20, bh * C + rank, p.BH * C,
+                                          QShare{nqs, C, qper, ilv}, lane);
     if (lane == 0) {
-      desc[s] = d;  // read by the slot's consumers after their wait
-      if (d.head == kDescEnd) {
+      if (d.head >= 0) {
+        issue_q(s, d);
+      } else if (d.head == kDescEnd) {
+        desc[s] = d;
         mbar_arrive_plain(&full[s]);
-      } else if (d.head == kDescState) {
+      } else {
+        desc[s] = d;
         steal_fence_proxy_global();
         mbar_arrive_expect_tx(&full[s], F::BLOB);
         bulk_copy_g2s(slots + s * F::SLOT_ELEMS, static_cast<const unsigned char*>(p.steal_blob) + static_cast<int64_t>(d.item) * F::BLOB,
                       F::BLOB, &full[s]);
-      } else {
-        mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * F::KROW * 2));
-#pragma unroll
-        for (int h = 0; h < DKP / 64; ++h) tma_load_3d(slots + s * F::SLOT_ELEMS + h * QR * 64, &maps.q, 64 * h, d.item * qr, d.head, &full[s], pol);
       }
     }
     __syncwarp();
@@ -307,15 +314,22 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     if (lane == 0) old = atomic_add_acq_rel(&cnt[s], 1u);
     return old;
   };
-  // With stealing, a refill of index >= dyn0 waits in `pend` (lane 0: index << 4 | slot) for the
-  // end of the warp's loop iteration, where the whole warp makes it (flush_refill: one place).
+  // With stealing, a refill of index >= dyn0 is the group's next chunk item at once where it has
+  // one (steal_fast), else it waits in `pend` (lane 0: index << 4 | slot) for the end of the warp's
+  // loop iteration, where the whole warp makes it (flush_refill: one place, not inlined at every
+  // release).
   int pend = -1;
   auto release_end = [&](int i, int s, unsigned old) {
     const unsigned need = p.group_q && i >= n_kv ? F::WPG : NW;
     if (lane == 0 && old == need - 1) {
       *reinterpret_cast<volatile unsigned*>(&cnt[s]) = 0u;  // the next use counts from 0
-      if (steal && i + SLOTS >= dyn0) pend = (i + SLOTS) << 4 | s;
-      else if (steal || i + SLOTS < n) issue(i + SLOTS, s);
+      if (steal && i + SLOTS >= dyn0) {
+        StealDesc d;
+        if (steal_fast(claims + (i + SLOTS - n_kv) % F::QG, &d)) issue_q(s, d);
+        else pend = (i + SLOTS) << 4 | s;
+      } else if (steal || i + SLOTS < n) {
+        issue(i + SLOTS, s);
+      }
     }
   };
   auto flush_refill = [&] {
@@ -331,7 +345,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     prefetch_map(&maps.q), prefetch_map(&maps.k), prefetch_map(&maps.v), prefetch_map(&maps.o);
     for (int s = 0; s < SLOTS; ++s) mbar_init(&full[s], 1), cnt[s] = 0;
     const int own_last = (p.diag & 64) != 0;
-    for (int g = 0; g < F::QG; ++g) claims[g] = ClaimState{-1, 0, 0, bh, own_last, 0, own_last, 0};
+    for (int g = 0; g < F::QG; ++g) claims[g] = ClaimState{-1, bh, 0, 0, 0, 0, bh, own_last, 0, own_last, {0, 0}};
     mbar_init_fence();
   }
   __syncthreads();
@@ -541,11 +555,12 @@ void launch_tma_kernel(const TiledParams& p, const TiledMaps& m, cudaStream_t s)
 }
 
 // The stealing kernels (bidir_tiled_steal.cuh) exist for bf16 with Dk, Dv <= 64 (the targets'
-// shape), one per map, in the 16-warp and the 2x8 configurations: each instantiation costs build
+// shape), one per map, in the 16-warp (but focused: it spilled 104 bytes there; focused runs 2x8)
+// and the 2x8 configurations: each instantiation costs build
 // time, and its registers must not weigh on the kernels without it (they spilled when one kernel
 // held both: session 13).
 template <class T, int DKP, int DVP, int CFG, int FM>
-constexpr bool kStealKernel = std::is_same_v<T, __nv_bfloat16> && DKP == 64 && DVP == 64 && CFG != 2 && FM >= 0;
+constexpr bool kStealKernel = std::is_same_v<T, __nv_bfloat16> && DKP == 64 && DVP == 64 && FM >= 0 && (CFG == 0 || (CFG == 1 && FM != kFocused));
 
 template <class T, int DKP, int DVP, int CFG, int FM>
 void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
