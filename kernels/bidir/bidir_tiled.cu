@@ -48,10 +48,12 @@
 //                                    resident at once and BH divides; 1 (or the head's CTAs): a
 //                                    cluster per head
 //   ATTNBENCH_BIDIR_STEAL=K          the TMA forward's phase 2 steals Q items across heads, claimed in
-//                                    chunks of K < 1024 (0: off; bidir_tiled_steal.cuh; where a head's
+//                                    chunks of K < 512 (0: off; bidir_tiled_steal.cuh; where a head's
 //                                    state fits a ring slot: not at Dk = Dv = 128; plain walks only)
 //   ATTNBENCH_BIDIR_STEAL_OWN=K      the owner claims its own pool in chunks of K (default: STEAL's)
 //   ATTNBENCH_BIDIR_STEAL_MIN=R      a thief takes only from pools with at least R unclaimed items
+//   ATTNBENCH_BIDIR_STEAL_GUIDED=1   a thief takes half the victim's unclaimed items (at least K)
+//   ATTNBENCH_BIDIR_STEAL_NOCASCADE=1  an owner robbed by a thief does not steal in turn
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_ZMMA=1|0         norm's z in the one-launch forwards on tensor cores (default) or
@@ -280,6 +282,8 @@ constexpr int kDefaultFocusedPk = 1;  // session 12, above
 constexpr int kDefaultHwCluster = 1;  // session 12, above
 constexpr int kDefaultSteal = 0;  // session 13
 constexpr int kDefaultStealMin = 1;
+constexpr int kDefaultStealGuided = 0;
+constexpr int kDefaultStealNoCascade = 0;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -405,9 +409,14 @@ class TiledBidir : public CudaPrepared {
     fused_.group_q = env("ATTNBENCH_BIDIR_GROUPQ") ? std::strcmp(env("ATTNBENCH_BIDIR_GROUPQ"), "0") != 0 : kDefaultGroupQ;
     fused_.focused_rows = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "block") != 0 : kDefaultFocusedRows;
     fused_.focused_pipe = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "pipe") == 0 : kDefaultFocusedPipe;
-    fused_.steal = env("ATTNBENCH_BIDIR_STEAL") ? std::clamp(std::atoi(env("ATTNBENCH_BIDIR_STEAL")), 0, 1023) : kDefaultSteal;
-    fused_.steal_own = env("ATTNBENCH_BIDIR_STEAL_OWN") ? std::clamp(std::atoi(env("ATTNBENCH_BIDIR_STEAL_OWN")), 1, 1023) : std::max(fused_.steal, 1);
-    fused_.steal_min = env("ATTNBENCH_BIDIR_STEAL_MIN") ? std::clamp(std::atoi(env("ATTNBENCH_BIDIR_STEAL_MIN")), 1, 1023) : kDefaultStealMin;
+    {  // phase-2 stealing (bidir_tiled_steal.cuh)
+      auto knob = [](const char* name, int dflt) { return env(name) ? std::clamp(std::atoi(env(name)), 0, 511) : dflt; };
+      fused_.steal = knob("ATTNBENCH_BIDIR_STEAL", kDefaultSteal);
+      fused_.steal_sizes = steal_sizes(std::max(fused_.steal, 1), std::max(knob("ATTNBENCH_BIDIR_STEAL_OWN", fused_.steal), 1),
+                                       std::max(knob("ATTNBENCH_BIDIR_STEAL_MIN", kDefaultStealMin), 1),
+                                       knob("ATTNBENCH_BIDIR_STEAL_GUIDED", kDefaultStealGuided) != 0,
+                                       knob("ATTNBENCH_BIDIR_STEAL_NOCASCADE", kDefaultStealNoCascade) != 0);
+    }
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
       fused_.order = (std::strstr(e, "rot") ? 1 : 0) | (std::strstr(e, "ilv") ? 2 : 0);

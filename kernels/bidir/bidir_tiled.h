@@ -68,8 +68,9 @@ struct TiledParams {
   // finished CTAs (zero between launches: the last CTA resets them); steal_blob: BH * cluster
   // published states (kStealBlobBytes each).
   int steal;
-  int steal_own;  // the owner claims its own pool in chunks of this many
-  int steal_min;  // a thief takes only from pools with at least this many unclaimed items
+  // steal_sizes (bidir_tiled_steal.cuh steal_sizes()): the thief's chunk (= steal), the owner's
+  // chunk, the least unclaimed items a thief takes from, and the guided / no-cascade flags.
+  int steal_sizes;
   unsigned* steal_pool;
   void* steal_blob;
   // early (the TMA forward): a warp releases a ring slot as soon as its fragments of the item are

@@ -35,7 +35,15 @@
 
 namespace attnbench::kernels::bidir {
 
-constexpr unsigned kPoolReady = 0x80000000u, kPoolCount = 0x7fffffffu;
+// A pool word: the items claimed (low 30 bits), bit 30: a thief took some (the owner then does
+// not steal in turn, with kStealNoCascade), bit 31: the blob is ready.
+constexpr unsigned kPoolReady = 0x80000000u, kPoolRobbed = 0x40000000u, kPoolCount = 0x3fffffffu;
+// steal_next's `sizes`: chunk | own_chunk << 9 | min_rem << 18 (each below 512) | these flags.
+constexpr int kStealGuided = 1 << 27;     // a thief takes half the victim's unclaimed items (at least chunk)
+constexpr int kStealNoCascade = 1 << 28;  // a robbed owner does not steal
+__host__ __device__ constexpr int steal_sizes(int chunk, int own_chunk, int min_rem, bool guided, bool no_cascade) {
+  return chunk | own_chunk << 9 | min_rem << 18 | (guided ? kStealGuided : 0) | (no_cascade ? kStealNoCascade : 0);
+}
 
 // The state's bytes: KVr [DKP][DVP + 8] in the storage dtype (kmean's terms in the padding
 // columns) then kmean [DKP] fp32; the TMA kernel keeps sKV and skm adjacent in this order.
@@ -127,7 +135,7 @@ __device__ __forceinline__ bool steal_fast(ClaimState* cs, StealDesc* d) {
 // the own last) with the most unclaimed items, at least min_rem, or -1 where none has that many. psize(u): the size of
 // u's pool. Every lane gets the answer.
 template <class PoolSize>
-__device__ __forceinline__ int steal_pick(const unsigned* pool, int ncta, int cta, int lane, int min_rem, PoolSize psize) {
+__device__ __forceinline__ int steal_pick(const unsigned* pool, int ncta, int cta, int lane, int min_rem, PoolSize psize, int* rem_out) {
   const int w = min(ncta, 256);
   int best_rem = 0, best_u = -1;
 #pragma unroll
@@ -142,6 +150,7 @@ __device__ __forceinline__ int steal_pick(const unsigned* pool, int ncta, int ct
     }
   }
   const int top = static_cast<int>(__reduce_max_sync(~0u, static_cast<unsigned>(best_rem)));
+  *rem_out = top;
   if (top <= 0) return -1;
   const unsigned who = __ballot_sync(~0u, best_rem == top);
   return __shfl_sync(~0u, best_u, __ffs(who) - 1);
@@ -150,30 +159,35 @@ __device__ __forceinline__ int steal_pick(const unsigned* pool, int ncta, int ct
 // The whole warp: the next descriptor of a warp group's claim machine `cs` (CTA `cta` of ncta;
 // pools of share's items past the first SLOTS), where steal_fast has none. A new chunk comes from
 // the own pool while it lasts (own_chunk items), then from the fullest ready pool (chunk items);
-// the head's state goes first where the group holds another's. sizes: chunk | own_chunk << 10 |
-// min_rem << 20 (each below 1024; one argument, for the caller's registers). Not inlined: it runs
+// the head's state goes first where the group holds another's. sizes: steal_sizes() (one argument,
+// for the caller's registers). Not inlined: it runs
 // once a chunk, off the hot loop, whose registers it must not raise (session 13: inlined at the
 // refills, it made the 128-register kernels spill).
 template <int SLOTS>
 __device__ __noinline__ StealDesc steal_next(ClaimState* cs, unsigned* pool, int sizes, int cta, int ncta, QShare share, int lane) {
-  const int C = share.C, chunk = sizes & 1023, own_chunk = sizes >> 10 & 1023, min_rem = sizes >> 20;
+  const int C = share.C, chunk = sizes & 511, own_chunk = sizes >> 9 & 511, min_rem = sizes >> 18 & 511;
   auto psize = [&](int u) { return max(share.count(u % C) - SLOTS, 0); };
   ClaimState c = *cs;
   while (c.next >= c.end && c.mode != 2) {  // a new chunk
-    const int v = c.mode == 0 ? cta : steal_pick(pool, ncta, cta, lane, min_rem, psize);
+    int rem = 0;
+    const int v = c.mode == 0 ? cta : steal_pick(pool, ncta, cta, lane, min_rem, psize, &rem);
     if (v < 0) {
       c.mode = c.own_last && c.mode == 1 ? 0 : 2;
       continue;
     }
-    const int k = c.mode == 0 ? own_chunk : chunk;
+    const int k = c.mode == 0 ? own_chunk : (sizes & kStealGuided) ? max(chunk, (rem + 1) / 2) : chunk;
     unsigned old = 0;
-    if (lane == 0) old = steal_atomic_add(pool + v, static_cast<unsigned>(k));
-    const int got = static_cast<int>(__shfl_sync(~0u, old, 0) & kPoolCount), ps = psize(v);
+    if (lane == 0) {
+      old = steal_atomic_add(pool + v, static_cast<unsigned>(k));
+      if (c.mode == 1 && (old & kPoolCount) < static_cast<unsigned>(psize(v))) atomicOr(pool + v, kPoolRobbed);
+    }
+    old = __shfl_sync(~0u, old, 0);
+    const int got = static_cast<int>(old & kPoolCount), ps = psize(v);
     if (got < ps) {
       c.cta = v, c.head = v / C, c.base = share.first(v % C) + share.stride() * SLOTS, c.stride = share.stride();
       c.next = got, c.end = min(got + k, ps), c.tries = 0;
     } else if (c.mode == 0) {
-      c.mode = c.own_last ? 2 : 1;
+      c.mode = c.own_last || ((sizes & kStealNoCascade) && (old & kPoolRobbed)) ? 2 : 1;
     } else if (++c.tries >= 4) {
       c.mode = c.own_last ? 0 : 2;  // the thief lost four races in a row: what is left is nearly done
     }

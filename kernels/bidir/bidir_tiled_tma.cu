@@ -284,7 +284,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     for (int h = 0; h < DKP / 64; ++h) tma_load_3d(slots + s * F::SLOT_ELEMS + h * QR * 64, &maps.q, 64 * h, d.item * qr, d.head, &full[s], pol);
   };
   auto issue_dyn = [&](int x, int s) {
-    const StealDesc d = steal_next<SLOTS>(claims + (x - n_kv) % F::QG, p.steal_pool, p.steal | p.steal_own << 10 | p.steal_min << 20, bh * C + rank, p.BH * C,
+    const StealDesc d = steal_next<SLOTS>(claims + (x - n_kv) % F::QG, p.steal_pool, p.steal_sizes, bh * C + rank, p.BH * C,
                                           QShare{nqs, C, qper, ilv}, lane);
     if (lane == 0) {
       if (d.head >= 0) {
