@@ -54,6 +54,7 @@
 //   ATTNBENCH_BIDIR_STEAL_MIN=R      a thief takes only from pools with at least R unclaimed items
 //   ATTNBENCH_BIDIR_STEAL_GUIDED=1   a thief takes half the victim's unclaimed items (at least K)
 //   ATTNBENCH_BIDIR_STEAL_NOCASCADE=1  an owner robbed by a thief does not steal in turn
+//   ATTNBENCH_BIDIR_STEAL_TAIL=M     only a share's last M items are in its pool (one claim each)
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_ZMMA=1|0         norm's z in the one-launch forwards on tensor cores (default) or
@@ -284,6 +285,7 @@ constexpr int kDefaultSteal = 0;  // session 13
 constexpr int kDefaultStealMin = 1;
 constexpr int kDefaultStealGuided = 0;
 constexpr int kDefaultStealNoCascade = 0;
+constexpr int kDefaultStealTail = 0;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -416,6 +418,7 @@ class TiledBidir : public CudaPrepared {
                                        std::max(knob("ATTNBENCH_BIDIR_STEAL_MIN", kDefaultStealMin), 1),
                                        knob("ATTNBENCH_BIDIR_STEAL_GUIDED", kDefaultStealGuided) != 0,
                                        knob("ATTNBENCH_BIDIR_STEAL_NOCASCADE", kDefaultStealNoCascade) != 0);
+      fused_.steal_tail = knob("ATTNBENCH_BIDIR_STEAL_TAIL", kDefaultStealTail);
     }
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {

@@ -71,6 +71,7 @@ struct TiledParams {
   // steal_sizes (bidir_tiled_steal.cuh steal_sizes()): the thief's chunk (= steal), the owner's
   // chunk, the least unclaimed items a thief takes from, and the guided / no-cascade flags.
   int steal_sizes;
+  int steal_tail;  // > 0: only a share's last steal_tail items are in its pool (the rest static)
   unsigned* steal_pool;
   void* steal_blob;
   // early (the TMA forward): a warp releases a ring slot as soon as its fragments of the item are

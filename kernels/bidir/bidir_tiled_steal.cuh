@@ -71,9 +71,15 @@ struct ClaimState {
 // The Q items of the CTAs of one head (the TMA kernel's share, any rank; stealing needs the
 // unrotated walks): nqs items of q_rows, split over C ranks in blocks (or rank-strided with
 // `ilv`); a rank's j-th item is first(rank) + stride() * j.
+// A rank's first fixed(rank, SLOTS) items are its own (static); the rest are its pool: all past
+// the first SLOTS, or with `tail` > 0 only its last `tail` items (but never one of the first SLOTS).
 struct QShare {
-  int nqs, C, qper;
+  int nqs, C, qper, tail;
   bool ilv;
+  __device__ __forceinline__ int fixed(int rank, int slots) const {
+    const int n = count(rank);
+    return tail > 0 && n - tail > slots ? n - tail : slots;
+  }
   __device__ __forceinline__ int count(int rank) const {
     const int qs0 = min(rank * qper, nqs);
     return ilv ? (rank < nqs ? (nqs - rank + C - 1) / C : 0) : min(qs0 + qper, nqs) - qs0;
@@ -166,7 +172,7 @@ __device__ __forceinline__ int steal_pick(const unsigned* pool, int ncta, int ct
 template <int SLOTS>
 __device__ __noinline__ StealDesc steal_next(ClaimState* cs, unsigned* pool, int sizes, int cta, int ncta, QShare share, int lane) {
   const int C = share.C, chunk = sizes & 511, own_chunk = sizes >> 9 & 511, min_rem = sizes >> 18 & 511;
-  auto psize = [&](int u) { return max(share.count(u % C) - SLOTS, 0); };
+  auto psize = [&](int u) { return max(share.count(u % C) - share.fixed(u % C, SLOTS), 0); };
   ClaimState c = *cs;
   while (c.next >= c.end && c.mode != 2) {  // a new chunk
     int rem = 0;
@@ -184,7 +190,7 @@ __device__ __noinline__ StealDesc steal_next(ClaimState* cs, unsigned* pool, int
     old = __shfl_sync(~0u, old, 0);
     const int got = static_cast<int>(old & kPoolCount), ps = psize(v);
     if (got < ps) {
-      c.cta = v, c.head = v / C, c.base = share.first(v % C) + share.stride() * SLOTS, c.stride = share.stride();
+      c.cta = v, c.head = v / C, c.base = share.first(v % C) + share.stride() * share.fixed(v % C, SLOTS), c.stride = share.stride();
       c.next = got, c.end = min(got + k, ps), c.tries = 0;
     } else if (c.mode == 0) {
       c.mode = c.own_last || ((sizes & kStealNoCascade) && (old & kPoolRobbed)) ? 2 : 1;

@@ -235,9 +235,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   };
   const uint64_t pol = l2_policy(p.l2_evict_first);
   // Phase-2 stealing (p.steal, bidir_tiled_steal.cuh): this CTA's index and pool; ring indices from
-  // dyn0 on are chosen at issue time. A pool is a share's items past its first SLOTS.
+  // dyn0 on are chosen at issue time. A pool is a share's items past its first SLOTS (or its tail:
+  // QShare::fixed).
   const bool steal = STEAL && F::CAN_STEAL && p.steal > 0 && (F::QG == 1 || p.group_q) && !(p.order & 1);
-  const int dyn0 = n_kv + SLOTS;
+  const int dyn0 = n_kv + (p.steal_tail > 0 && n_q - p.steal_tail > SLOTS ? n_q - p.steal_tail : SLOTS);  // QShare::fixed
   StealDesc* desc = reinterpret_cast<StealDesc*>(smem + F::desc_off);
   ClaimState* claims = reinterpret_cast<ClaimState*>(smem + F::claim_off);
 
@@ -285,7 +286,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   };
   auto issue_dyn = [&](int x, int s) {
     const StealDesc d = steal_next<SLOTS>(claims + (x - n_kv) % F::QG, p.steal_pool, p.steal_sizes, bh * C + rank, p.BH * C,
-                                          QShare{nqs, C, qper, ilv}, lane);
+                                          QShare{nqs, C, qper, p.steal_tail, ilv}, lane);
     if (lane == 0) {
       if (d.head >= 0) {
         issue_q(s, d);
