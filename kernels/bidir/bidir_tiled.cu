@@ -47,14 +47,6 @@
 //                                    heads (TiledParams::heads_per_cluster), where every cluster is
 //                                    resident at once and BH divides; 1 (or the head's CTAs): a
 //                                    cluster per head
-//   ATTNBENCH_BIDIR_STEAL=K          the TMA forward's phase 2 steals Q items across heads, claimed in
-//                                    chunks of K < 512 (0: off; bidir_tiled_steal.cuh; where a head's
-//                                    state fits a ring slot: not at Dk = Dv = 128; plain walks only)
-//   ATTNBENCH_BIDIR_STEAL_OWN=K      the owner claims its own pool in chunks of K (default: STEAL's)
-//   ATTNBENCH_BIDIR_STEAL_MIN=R      a thief takes only from pools with at least R unclaimed items
-//   ATTNBENCH_BIDIR_STEAL_GUIDED=1   a thief takes half the victim's unclaimed items (at least K)
-//   ATTNBENCH_BIDIR_STEAL_NOCASCADE=1  an owner robbed by a thief does not steal in turn
-//   ATTNBENCH_BIDIR_STEAL_TAIL=M     only a share's last M items are in its pool (one claim each)
 //   ATTNBENCH_BIDIR_CLUSTER=1|2|4|8  force the one-launch forward's CTAs per head
 //   ATTNBENCH_BIDIR_L2=first|normal  L2 policy of the streamed inputs (default first)
 //   ATTNBENCH_BIDIR_ZMMA=1|0         norm's z in the one-launch forwards on tensor cores (default) or
@@ -74,9 +66,7 @@
 //                                    with no math (its data movement alone), or none in phase 1 (4)
 //                                    or in phase 2 (8) only, or without focused's in-place K map (16);
 //                                    32 (added to any of these, or alone: right output) prints a
-//                                    timeline per CTA (scripts/bidir_timeline.py); 64 (with
-//                                    ATTNBENCH_BIDIR_STEAL, right output): every CTA steals before
-//                                    it takes its own pool (the tests' mode, tests/kernels/test_bidir_steal.cpp)
+//                                    timeline per CTA (scripts/bidir_timeline.py)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -91,7 +81,6 @@
 #include "bidir_kernels.h"
 #include "bidir_tiled.h"
 #include "bidir_common.cuh"
-#include "bidir_tiled_steal.cuh"  // steal_blob_bytes
 #include "core/gpu.h"
 #include "cuda_check.h"
 #include "device_tensor.h"
@@ -281,11 +270,6 @@ constexpr bool kDefaultFocusedFold = true;  // session 7, above
 constexpr bool kDefaultBwdQWs = true;  // session 9 (call2), above
 constexpr int kDefaultFocusedPk = 1;  // session 12, above
 constexpr int kDefaultHwCluster = 1;  // session 12, above
-constexpr int kDefaultSteal = 0;  // session 13
-constexpr int kDefaultStealMin = 1;
-constexpr int kDefaultStealGuided = 0;
-constexpr int kDefaultStealNoCascade = 0;
-constexpr int kDefaultStealTail = 0;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -339,14 +323,6 @@ class TiledBidir : public CudaPrepared {
     for (TiledParams* t : {&state_, &first_, &second_, &fused_}) {  // fused_: the TMA forward's timeline (diag 32)
       t->partial = partial;
       t->counter = counter.as<unsigned>();
-    }
-    if (pass == Pass::fwd && use_fused_ && one_ == OneLaunch::tma && fused_.steal > 0) {
-      // phase-2 stealing: a pool word per CTA and the finished count (zero), a state per CTA
-      const int64_t ctas = int64_t{fused_.BH} * fused_.cluster;
-      DeviceTensor& pool = scratch("steal_pool", {ctas + 1}, Dtype::f32);  // unsigned words
-      CUDA_CHECK(cudaMemsetAsync(pool.buf.get(), 0, pool.buf.bytes(), stream_));
-      fused_.steal_pool = pool.as<unsigned>();
-      fused_.steal_blob = scratch("steal_blob", {ctas, steal_blob_bytes(DKP, DVP) / 4}, Dtype::f32).buf.get();
     }
     if (pass == Pass::bwd) {  // the forward's state, once, untimed
       launch_tiled_state(state_, dt_, stream_);
@@ -411,15 +387,6 @@ class TiledBidir : public CudaPrepared {
     fused_.group_q = env("ATTNBENCH_BIDIR_GROUPQ") ? std::strcmp(env("ATTNBENCH_BIDIR_GROUPQ"), "0") != 0 : kDefaultGroupQ;
     fused_.focused_rows = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "block") != 0 : kDefaultFocusedRows;
     fused_.focused_pipe = env("ATTNBENCH_BIDIR_FOCUSED") ? std::strcmp(env("ATTNBENCH_BIDIR_FOCUSED"), "pipe") == 0 : kDefaultFocusedPipe;
-    {  // phase-2 stealing (bidir_tiled_steal.cuh)
-      auto knob = [](const char* name, int dflt) { return env(name) ? std::clamp(std::atoi(env(name)), 0, 511) : dflt; };
-      fused_.steal = knob("ATTNBENCH_BIDIR_STEAL", kDefaultSteal);
-      fused_.steal_sizes = steal_sizes(std::max(fused_.steal, 1), std::max(knob("ATTNBENCH_BIDIR_STEAL_OWN", fused_.steal), 1),
-                                       std::max(knob("ATTNBENCH_BIDIR_STEAL_MIN", kDefaultStealMin), 1),
-                                       knob("ATTNBENCH_BIDIR_STEAL_GUIDED", kDefaultStealGuided) != 0,
-                                       knob("ATTNBENCH_BIDIR_STEAL_NOCASCADE", kDefaultStealNoCascade) != 0);
-      fused_.steal_tail = knob("ATTNBENCH_BIDIR_STEAL_TAIL", kDefaultStealTail);
-    }
     fused_.order = kDefaultOrder;
     if (const char* e = env("ATTNBENCH_BIDIR_ORDER")) {
       fused_.order = (std::strstr(e, "rot") ? 1 : 0) | (std::strstr(e, "ilv") ? 2 : 0);

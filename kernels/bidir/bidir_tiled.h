@@ -60,20 +60,8 @@ struct TiledParams {
   bool zmma;
   // Diagnostics of the TMA forward only (ATTNBENCH_BIDIR_DIAG=1; o is then NOT the output): the math
   // is skipped (the state stays zero, each O slab is zero-filled), so the kernel times its data
-  // movement alone. 4, 8, 16, 32: bidir_tiled_tma.cu; 64 (with steal): every CTA steals before it
-  // takes its own pool (a test mode: most pool items then run away from their owner).
+  // movement alone.
   int diag;
-  // steal (the TMA forward): phase-2 work stealing across heads, Q items claimed in chunks of this
-  // many (0: off; bidir_tiled_steal.cuh). steal_pool: BH * cluster pool words and a count of
-  // finished CTAs (zero between launches: the last CTA resets them); steal_blob: BH * cluster
-  // published states (kStealBlobBytes each).
-  int steal;
-  // steal_sizes (bidir_tiled_steal.cuh steal_sizes()): the thief's chunk (= steal), the owner's
-  // chunk, the least unclaimed items a thief takes from, and the guided / no-cascade flags.
-  int steal_sizes;
-  int steal_tail;  // > 0: only a share's last steal_tail items are in its pool (the rest static)
-  unsigned* steal_pool;
-  void* steal_blob;
   // early (the TMA forward): a warp releases a ring slot as soon as its fragments of the item are
   // in registers, before the math (else after it), so the slot refills while the warp computes.
   bool early;

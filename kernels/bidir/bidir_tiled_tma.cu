@@ -41,7 +41,6 @@
 #include <cudaTypedefs.h>  // CUtensorMap, PFN_cuTensorMapEncodeTiled
 
 #include "bidir_tiled_fwd.cuh"
-#include "bidir_tiled_steal.cuh"
 #include "hopper.cuh"  // named_barrier_sync
 #include "cuda_check.h"
 
@@ -127,13 +126,7 @@ struct TmaCfg {
   static constexpr int RED = DKP * Tr::NCOL * 4, OST = NW * 16 * VROW * 2;
   static constexpr int STAGE = RED > OST ? RED : OST;                    // partial state, later O staging
   static constexpr int MAXS = 12, ALIGN = 1024;
-  // Phase-2 stealing (bidir_tiled_steal.cuh): a head's state arrives in a slot, so it must fit
-  // one; with two warp groups each holds a stolen state in a buffer of its own.
-  static constexpr int BLOB = kStealBlobBytes<DKP, DVP>;
-  static constexpr bool CAN_STEAL = BLOB <= SLOT;
-  static constexpr int STBUF = QG > 1 && CAN_STEAL ? QG * BLOB : 0;
-  static constexpr int STEAL_FIXED = MAXS * static_cast<int>(sizeof(StealDesc)) + 2 * static_cast<int>(sizeof(ClaimState)) + STBUF;
-  static constexpr int FIXED = STAGE + DKP * Tr::VST * 2 + DKP * 4 + MAXS * 8 + MAXS * 4 + STEAL_FIXED + ALIGN;
+  static constexpr int FIXED = STAGE + DKP * Tr::VST * 2 + DKP * 4 + MAXS * 8 + MAXS * 4 + ALIGN;
   using LK = Sw128Tile<BM>;  // K tile
   using LV = Sw128Tile<BM>;  // V tile
   using LQ = Sw128Tile<QR>;  // Q item
@@ -152,12 +145,7 @@ struct TmaCfg {
   static constexpr int km_off = kv_off + DKP * Tr::VST * 2;
   static constexpr int bar_off = km_off + DKP * 4;
   static constexpr int cnt_off = bar_off + MAXS * 8;
-  static constexpr int desc_off = cnt_off + MAXS * 4;
-  static constexpr int claim_off = desc_off + MAXS * static_cast<int>(sizeof(StealDesc));
-  static constexpr int stb_off = claim_off + 2 * static_cast<int>(sizeof(ClaimState));
-  static constexpr int bytes = stb_off + STBUF + ALIGN;
-  static_assert(km_off == kv_off + DKP * Tr::VST * 2 && BLOB == DKP * Tr::VST * 2 + DKP * 4, "sKV, skm: the blob's layout");
-  static_assert(stb_off % 16 == 0 && QG <= 2, "stolen-state buffers");
+  static constexpr int bytes = cnt_off + MAXS * 4 + ALIGN;
   static_assert(SLOTS >= 2 && SLOTS % QG == 0, "a ring of at least 2 slots, a multiple of the Q item groups");
   static_assert(QR >= 64, "a Q item holds at least 64 rows");
   static_assert(KG >= 1 && KG * Tr::RED_WARPS == NW && KSN * KG * 16 == BM, "warps split the state rows and k-steps evenly");
@@ -179,8 +167,7 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // FM >= 0: the kernel of that feature map alone (p.fm == FM; the default 16-warp configuration,
 // so that no map's registers weigh on another's: bidir_tiled.cu, session 7); FM = -1: every map,
 // chosen at run time by p.fm.
-// STEAL: the kernel with phase-2 stealing (made only where kStealKernel, below; p.steal > 0).
-template <class T, int DKP, int DVP, int NW, int MB, int FM, bool STEAL>
+template <class T, int DKP, int DVP, int NW, int MB, int FM>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     tma_kernel(const TiledParams p_, const __grid_constant__ TiledMaps maps) {
 #ifndef BIDIR_TMA_PTX
@@ -233,14 +220,8 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     const int r = j + rot2 < n_q ? j + rot2 : j + rot2 - n_q;
     return ilv ? rank + C * r : qs0 + r;
   };
+  T* og = static_cast<T*>(p.o) + static_cast<int64_t>(bh) * p.Tq * p.Dv;
   const uint64_t pol = l2_policy(p.l2_evict_first);
-  // Phase-2 stealing (p.steal, bidir_tiled_steal.cuh): this CTA's index and pool; ring indices from
-  // dyn0 on are chosen at issue time. A pool is a share's items past its first SLOTS (or its tail:
-  // QShare::fixed).
-  const bool steal = STEAL && F::CAN_STEAL && p.steal > 0 && (F::QG == 1 || p.group_q) && !(p.order & 1);
-  const int dyn0 = n_kv + (p.steal_tail > 0 && n_q - p.steal_tail > SLOTS ? n_q - p.steal_tail : SLOTS);  // QShare::fixed
-  StealDesc* desc = reinterpret_cast<StealDesc*>(smem + F::desc_off);
-  ClaimState* claims = reinterpret_cast<ClaimState*>(smem + F::claim_off);
 
   // diagnostics (TiledParams::diag): no math in phase 1 (bits 1, 4), in phase 2 (bits 1, 8);
   // bit 32: a timeline (thread 0 of every CTA prints its start, the end of phase 1, of the exchange
@@ -266,42 +247,11 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
       for (int h = 0; h < DKP / 64; ++h) tma_load_3d(dst + h * BM * 64, &maps.k, 64 * h, row0, bh, &full[s], pol);
 #pragma unroll
       for (int h = 0; h < DVP / 64; ++h) tma_load_3d(dst + BM * F::KROW + h * BM * 64, &maps.v, 64 * h, row0, bh, &full[s], pol);
-    } else if (!steal || i - n_kv < n_q) {
+    } else {
       mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * F::KROW * 2));
 #pragma unroll
       for (int h = 0; h < DKP / 64; ++h) tma_load_3d(dst + h * QR * 64, &maps.q, 64 * h, q_item(i - n_kv) * qr, bh, &full[s], pol);
-    } else {
-      mbar_arrive_plain(&full[s]);  // (stealing) a static index past the share: no item
     }
-  };
-  // The whole warp: ring index x >= dyn0 into slot s, chosen by its group's claim machine (the
-  // group's next item, the state of its next head first, or its end; bidir_tiled_steal.cuh).
-  // issue_q: one thread, Q item `item` of head `head` into slot s (a dynamic index; the slot's
-  // descriptor says which, for its consumers after their wait).
-  auto issue_q = [&](int s, StealDesc d) {
-    desc[s] = d;
-    mbar_arrive_expect_tx(&full[s], static_cast<unsigned>(qr * F::KROW * 2));
-#pragma unroll
-    for (int h = 0; h < DKP / 64; ++h) tma_load_3d(slots + s * F::SLOT_ELEMS + h * QR * 64, &maps.q, 64 * h, d.item * qr, d.head, &full[s], pol);
-  };
-  auto issue_dyn = [&](int x, int s) {
-    const StealDesc d = steal_next<SLOTS>(claims + (x - n_kv) % F::QG, p.steal_pool, p.steal_sizes, bh * C + rank, p.BH * C,
-                                          QShare{nqs, C, qper, p.steal_tail, ilv}, lane);
-    if (lane == 0) {
-      if (d.head >= 0) {
-        issue_q(s, d);
-      } else if (d.head == kDescEnd) {
-        desc[s] = d;
-        mbar_arrive_plain(&full[s]);
-      } else {
-        desc[s] = d;
-        steal_fence_proxy_global();
-        mbar_arrive_expect_tx(&full[s], F::BLOB);
-        bulk_copy_g2s(slots + s * F::SLOT_ELEMS, static_cast<const unsigned char*>(p.steal_blob) + static_cast<int64_t>(d.item) * F::BLOB,
-                      F::BLOB, &full[s]);
-      }
-    }
-    __syncwarp();
   };
   // This warp is done reading item i (in slot s); the last of its readers refills the slot with
   // i + SLOTS. Readers: NW for a K/V item; for a Q item NW, or with p.group_q (only the item's warp
@@ -315,29 +265,11 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     if (lane == 0) old = atomic_add_acq_rel(&cnt[s], 1u);
     return old;
   };
-  // With stealing, a refill of index >= dyn0 is the group's next chunk item at once where it has
-  // one (steal_fast), else it waits in `pend` (lane 0: index << 4 | slot) for the end of the warp's
-  // loop iteration, where the whole warp makes it (flush_refill: one place, not inlined at every
-  // release).
-  int pend = -1;
   auto release_end = [&](int i, int s, unsigned old) {
     const unsigned need = p.group_q && i >= n_kv ? F::WPG : NW;
     if (lane == 0 && old == need - 1) {
       *reinterpret_cast<volatile unsigned*>(&cnt[s]) = 0u;  // the next use counts from 0
-      if (steal && i + SLOTS >= dyn0) {
-        StealDesc d;
-        if (steal_fast(claims + (i + SLOTS - n_kv) % F::QG, &d)) issue_q(s, d);
-        else pend = (i + SLOTS) << 4 | s;
-      } else if (steal || i + SLOTS < n) {
-        issue(i + SLOTS, s);
-      }
-    }
-  };
-  auto flush_refill = [&] {
-    if (steal) {
-      const int x = __shfl_sync(~0u, pend, 0);
-      if (x >= 0) issue_dyn(x >> 4, x & 15);
-      pend = -1;
+      if (i + SLOTS < n) issue(i + SLOTS, s);
     }
   };
   auto release = [&](int i, int s) { release_end(i, s, release_add(s)); };
@@ -345,13 +277,11 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   if (tid == 0) {
     prefetch_map(&maps.q), prefetch_map(&maps.k), prefetch_map(&maps.v), prefetch_map(&maps.o);
     for (int s = 0; s < SLOTS; ++s) mbar_init(&full[s], 1), cnt[s] = 0;
-    const int own_last = (p.diag & 64) != 0;
-    for (int g = 0; g < F::QG; ++g) claims[g] = ClaimState{-1, bh, 0, 0, 0, 0, bh, own_last, 0, own_last, {0, 0}};
     mbar_init_fence();
   }
   __syncthreads();
   if (tid == 0) {
-    for (int i = 0; i < SLOTS && (steal || i < n); ++i) issue(i, i);
+    for (int i = 0; i < SLOTS && i < n; ++i) issue(i, i);
   }
 
   // ---- phase 1: [KV | ksum] partial = Kf^T [V | 1] over the CTA's K/V tiles ----
@@ -439,39 +369,18 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   stamp(1);
   cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank, rank0);
   stamp(2);
-  if (steal && warp == NW - 1) steal_publish<F::BLOB>(sKV, p.steal_blob, p.steal_pool, bh * C + rank, lane);  // sKV, skm: the blob
 
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
-  // (stealing: past dyn0, the slot's descriptor says which head's item, a state, or the end)
   T* oslab = sO + warp * 16 * F::VROW;
   const int grp = warp / F::WPG, wg = warp % F::WPG;
-  bool stolen = false;  // the group's items use its stolen state (stbuf), not sKV
-  auto stbuf = [&] { return F::QG > 1 ? reinterpret_cast<T*>(smem + F::stb_off + grp * F::STBUF / F::QG) : sKV; };
-  for (int i = n_kv; steal || i < n; ++i, next_slot(), flush_refill()) {
+  for (int i = n_kv; i < n; ++i, next_slot()) {
     const int j = i - n_kv;
     if (p.group_q && j % F::QG != grp) continue;  // another group's item: not waited for, not counted
     mbar_wait(&full[s], par);
-    int hv = bh, item = -1;  // head and Q item (-1: none)
-    if (!(steal && i >= dyn0)) {
-      if (!steal || j < n_q) item = q_item(j);
-    } else {
-      const StealDesc d = desc[s];
-      if (d.head == kDescEnd) break;
-      if (d.head == kDescState) {  // the group switches heads: all done with the old state, copy, go on
-        hopper::named_barrier_sync(8 + grp, 32 * F::WPG);
-        const uint4* src = reinterpret_cast<const uint4*>(slots + s * F::SLOT_ELEMS);
-        for (int e = wg * 32 + lane; e < F::BLOB / 16; e += 32 * F::WPG) reinterpret_cast<uint4*>(stbuf())[e] = src[e];
-        hopper::named_barrier_sync(8 + grp, 32 * F::WPG);
-        stolen = true;
-        release(i, s);
-        continue;
-      }
-      hv = d.head, item = d.item;
-    }
     bool released = false;
-    if ((!steal || item >= 0) && j % F::QG == grp) {
+    if (j % F::QG == grp) {
       const T* sq = slots + s * F::SLOT_ELEMS;
-      const int r0 = item * qr;
+      const int r0 = q_item(j) * qr;
       const int nslab = min(qr, p.Tq - r0 + 15) / 16;  // slabs with a row < Tq
       for (int sl = wg; sl < nslab; sl += F::WPG) {
         if (p.o_tma) {  // the previous bulk store has read oslab
@@ -487,8 +396,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
           if (defer) old = release_add(s);
           else if (last) release(i, s);
           released = last;
-          const T* vKV = stolen ? stbuf() : sKV;  // sKV, skm: the blob's layout
-          output_frags<T, DKP, DVP, LO>(f, oslab, vKV, reinterpret_cast<const float*>(vKV + DKP * Tr::VST), r0 + 16 * sl, p, lane, [&] {
+          output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane, [&] {
             if (defer) release_end(i, s, old);
           });
         } else {
@@ -499,12 +407,11 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
           __syncwarp();
           if (lane == 0) {
 #pragma unroll
-            for (int h = 0; h < DVP / 64; ++h) tma_store_3d(&maps.o, oslab + h * 16 * 64, 64 * h, r0 + 16 * sl, hv);
+            for (int h = 0; h < DVP / 64; ++h) tma_store_3d(&maps.o, oslab + h * 16 * 64, 64 * h, r0 + 16 * sl, bh);
             bulk_commit();
           }
         } else {
           __syncwarp();
-          T* og = static_cast<T*>(p.o) + static_cast<int64_t>(hv) * p.Tq * p.Dv;
           store_slab_rows_l<DVP, LO>(og, oslab, r0 + 16 * sl, p.Tq, p.Dv, lane);
           __syncwarp();
         }
@@ -519,10 +426,6 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
     const unsigned long long* ts = reinterpret_cast<const unsigned long long*>(p.partial) + (blockIdx.y * gridDim.x + blockIdx.x) * 4;
     printf("bidir-ts %d %d %u %llu %llu %llu %llu\n", bh, rank, sm, ts[0], ts[1], ts[2], ts[3]);
-  }
-  if (steal) {  // the last CTA out zeroes the pools for the next launch
-    __syncthreads();
-    if (tid == 0) steal_finish(p.steal_pool, p.BH * C);
   }
 #endif
 }
@@ -544,31 +447,15 @@ cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[
   return cfg;
 }
 
-template <class T, int DKP, int DVP, int CFG, int FM, bool STEAL>
-void launch_tma_kernel(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+template <class T, int DKP, int DVP, int CFG, int FM>
+void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, STEAL>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
+  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
   (void)allowed;
   cudaLaunchAttribute attr[1];
   const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, STEAL>, p, m));
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM>, p, m));
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
-}
-
-// The stealing kernels (bidir_tiled_steal.cuh) exist for bf16 with Dk, Dv <= 64 (the targets'
-// shape), one per map, in the 16-warp (but focused: it spilled 104 bytes there; focused runs 2x8)
-// and the 2x8 configurations: each instantiation costs build
-// time, and its registers must not weigh on the kernels without it (they spilled when one kernel
-// held both: session 13).
-template <class T, int DKP, int DVP, int CFG, int FM>
-constexpr bool kStealKernel = std::is_same_v<T, __nv_bfloat16> && DKP == 64 && DVP == 64 && FM >= 0 && (CFG == 0 || (CFG == 1 && FM != kFocused));
-
-template <class T, int DKP, int DVP, int CFG, int FM>
-void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
-  if constexpr (kStealKernel<T, DKP, DVP, CFG, FM>) {
-    if (p.steal > 0) return launch_tma_kernel<T, DKP, DVP, CFG, FM, true>(p, m, s);
-  }
-  launch_tma_kernel<T, DKP, DVP, CFG, FM, false>(p, m, s);
 }
 
 // The kernel the plan asks for (FM: see tma_kernel). Where Dk and Dv are <= 64 (the published
@@ -586,7 +473,7 @@ FusedInfo tma_info_cfg(int cluster) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB, FM = info_fm<T, DKP, DVP, CFG>();
   using F = TmaCfg<DKP, DVP, NW, MB>;
   FusedInfo info;
-  info.blocks_per_sm = resident_blocks(tma_kernel<T, DKP, DVP, NW, MB, FM, false>, F::NTHR, F::bytes);
+  info.blocks_per_sm = resident_blocks(tma_kernel<T, DKP, DVP, NW, MB, FM>, F::NTHR, F::bytes);
   info.max_q_rows = F::QR;
   info.cluster_fits = cluster == 1;
   if (cluster > 1) {
@@ -595,7 +482,7 @@ FusedInfo tma_info_cfg(int cluster) {
     cudaLaunchAttribute attr[1];
     cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, nullptr);
     int n = 0;
-    if (cudaOccupancyMaxActiveClusters(&n, tma_kernel<T, DKP, DVP, NW, MB, FM, false>, &cfg) == cudaSuccess) {
+    if (cudaOccupancyMaxActiveClusters(&n, tma_kernel<T, DKP, DVP, NW, MB, FM>, &cfg) == cudaSuccess) {
       info.cluster_fits = n > 0;
       info.max_clusters = n;
     } else {
