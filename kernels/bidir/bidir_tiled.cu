@@ -254,6 +254,15 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   / 1.63 against 2x8's 1.33 / 1.27 / 1.24: 2x8 stays; 448/448 bidir GPU tests. call5 (6a9a2b2,
 //   main's kernels): 448/448; identity 1.226 / 1.162 / 1.118, relu 1.238 / 1.170 / 1.124, elu1
 //   1.290 / 1.235 / 1.212, focused 1.323 / 1.264 / 1.233.
+// Session 13 (results/h200-s13-20261121/, README there): phase-2 work stealing across heads in
+//   the TMA forward (each CTA publishes its state after the exchange; Q items past the ring's first
+//   SLOTS claimed in chunks by atomic adds, by the owner or by thieves; a head switch by a bulk copy
+//   of the state and two group barriers; commits ace1bc7 .. c880393), tried in four calls and
+//   removed: slower in every mode, map and T. Chunks of 1 / 2 / 4 (call1): identity 1.53 / 1.48 /
+//   1.44 at T = 4096 against 1.23 without; guided thieves, no cascades, owner chunks of 8 (call3):
+//   >= 1.42; only a share's last 4 or 8 items movable (call4): identity 1.39 / 1.40 against 1.24,
+//   1.157 against 1.125 at T = 16384. A claim made in the ring's refill path cost about 1 us of
+//   kernel time; 460/460 bidir GPU tests with stealing on (and its own tests, a thief mode).
 constexpr int kDefaultTmaCfg = 1;
 constexpr int kDefaultTmaCfgFocused = 0;  // 2x8
 constexpr bool kDefaultOTma = true;
