@@ -70,9 +70,6 @@
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
-//   ATTNBENCH_BIDIR_QPAIR=1|0        the TMA forward's phase 2 in Q pairs: each warp takes its slab of
-//                                    two of its group's items at once (TiledParams::q_pair; kernels
-//                                    for each map's default configuration at Dk, Dv <= 64)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
 #include <algorithm>
@@ -282,7 +279,6 @@ constexpr bool kDefaultFocusedFold = true;  // session 7, above
 constexpr bool kDefaultBwdQWs = true;  // session 9 (call2), above
 constexpr int kDefaultFocusedPk = 1;  // session 12, above
 constexpr int kDefaultHwCluster = 1;  // session 12, above
-constexpr bool kDefaultQPair = false;  // session 14, above
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -442,15 +438,6 @@ class TiledBidir : public CudaPrepared {
     const char* x = env("ATTNBENCH_BIDIR_EXP");
     const bool pk = x ? std::strcmp(x, "pk") == 0 : kDefaultExpPk;
     fused_.fm = pk && state_.fm == kElu1 ? kElu1Pk : state_.fm;
-    // Q pairs (TiledParams::q_pair): where the kernel has them and the release scheme they assume is on.
-    const char* qp = env("ATTNBENCH_BIDIR_QPAIR");
-    const bool want_pair = qp ? std::strcmp(qp, "0") != 0 : kDefaultQPair;
-    fused_.q_pair = want_pair && one_ == OneLaunch::tma && fused_.group_q && fused_.early && fused_.release_defer == 2 &&
-                    tiled_tma_has_pairs(fused_.Dk, fused_.Dv, cfg, fused_.fm);
-    if (qp && want_pair && !fused_.q_pair && use_fused_) {
-      std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_QPAIR not used here (no pair kernel for this shape, map and configuration, or "
-                           "GROUPQ, EARLY, RELEASE=2 off)\n");
-    }
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;
   }

@@ -101,10 +101,6 @@ struct TiledParams {
   // buffers between them, no block barrier in the loop) instead of every warp doing both between
   // block barriers (bidir_tiled_bwd.cu).
   bool bwd_q_ws;
-  // q_pair (the TMA forward, with group_q, early and release_defer 2; tiled_tma_has_pairs): each
-  // warp takes its slab of two of its group's Q items at once (two independent chains, one read of
-  // each KVr fragment for both), instead of one item at a time.
-  bool q_pair;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:
@@ -142,9 +138,6 @@ FusedInfo tiled_fused_info(Dtype dt, int Dk, int Dv, int cluster, int warps);
 // the driver cannot make them; p's pointers, dims, BH and q_rows set).
 void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s);
 FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg);
-// Whether the TMA forward has Q-pair kernels (TiledParams::q_pair) for this shape, configuration
-// and feature map id (fm: the kernel-internal id, kElu1Pk has none).
-bool tiled_tma_has_pairs(int Dk, int Dv, int cfg, int fm);
 bool encode_tiled_maps(TiledMaps& m, const TiledParams& p, Dtype dt);
 
 }  // namespace attnbench::kernels::bidir

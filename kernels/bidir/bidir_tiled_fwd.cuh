@@ -307,22 +307,28 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
   if (C > 1) cluster_sync(); else __syncthreads();  // sKV, skm complete here; no CTA reads red again
 }
 
-// Phase 2's map of one slab's Q fragments in place: Qf = round(phi(Q)) (rows >= Tq and columns
-// >= Dk stay 0), or with focused folded (bf16, p.focused_fold) round(u), and fr = the rows' r
-// (else 1). (output_frags' first step; output_frags_pair maps its two slabs with it.)
-// FULL: the caller knows the slab whole (row0 + 16 <= Tq, Dk == DKP).
-template <class T, int DKP, int DVP, bool FULL = false>
-__device__ __forceinline__ void output_map(uint32_t (&f)[Traits<DKP, DVP>::KT][4], int row0, const TiledParams& p, int lane,
-                                           float (&fr)[2]) {
+// Phase 2 on one 16-row slab of Q (shared rows of stride KST; slice rows row0..row0+15), by one
+// warp: Qf = round(phi(Q)) on the A fragments, the row scale rs (simple: scale; norm:
+// (1/Tk) / (Qf . kmean + 1e-6), with kmean [DKP] fp32 in shared memory), o = round(rs Qf KVr)
+// with KVr [DKP][VST] in shared memory, 32 output columns at a time (fewer live registers),
+// into `oslab` (16 rows of stride VST, this warp's). The caller stores oslab (output_slab: 16-byte
+// stores; the TMA forward: one bulk tensor store). LQ, LO: the layouts of the Q tile (slab = tile +
+// LQ::off(16 s, 0)) and of oslab.
+// output_frags: the same from the slab's Q fragments already in registers (f, A layout; the TMA
+// forward reads them, releases the slot, then computes).
+// after_map() runs once the map is applied (the TMA forward's deferred slot release ends there).
+template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>, class AfterMap = NoOp>
+__device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT][4], T* oslab, const T* sKV, const float* skm,
+                                             int row0, const TiledParams& p, int lane, AfterMap after_map = {}) {
   using Tr = Traits<DKP, DVP>;
-  const int row = row0 + lane / 4;
+  const int mi = lane / 8, r8 = lane % 8, q = lane % 4, row = row0 + lane / 4;
   // fr: the focused rows' factor r where the map is folded (f holds round(u); every product of f
-  // is r^-1 times the exact map's, so r multiplies z and the output: focused_fold_frags)
-  fr[0] = fr[1] = 1.0f;
+  // below is r^-1 times the exact map's, so r multiplies z and the output: focused_fold_frags)
+  float fr[2] = {1.0f, 1.0f};
   const bool fold = std::is_same_v<T, __nv_bfloat16> && p.fm == kFocused && p.focused_fold;
   if (p.fm != kIdentity) {
     const bool row_ok[2] = {row < p.Tq, row + 8 < p.Tq};
-    const bool full = FULL || (row0 + 16 <= p.Tq && p.Dk == DKP);
+    const bool full = row0 + 16 <= p.Tq && p.Dk == DKP;
     if (fold) {
       if constexpr (std::is_same_v<T, __nv_bfloat16>) {
         if (full && p.focused_pk == 2) focused_fold_pk<Tr::KT, true>(f, fr);
@@ -334,17 +340,8 @@ __device__ __forceinline__ void output_map(uint32_t (&f)[Traits<DKP, DVP>::KT][4
       phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full);
     }
   }
-}
-
-// The row scale of a mapped slab: o = rs Qf KVr with rs = scale (simple) or (1/Tk) / (Qf . kmean
-// + 1e-6) (norm; z on tensor cores with p.zmma), times fr where focused is folded.
-template <class T, int DKP, int DVP>
-__device__ __forceinline__ void output_scale(const uint32_t (&f)[Traits<DKP, DVP>::KT][4], const T* sKV, const float* skm,
-                                             const TiledParams& p, int lane, const float (&fr)[2], float (&rs)[2]) {
-  using Tr = Traits<DKP, DVP>;
-  const int q = lane % 4;
-  const bool fold = std::is_same_v<T, __nv_bfloat16> && p.fm == kFocused && p.focused_fold;
-  rs[0] = rs[1] = p.scale;  // o = rs * acc
+  after_map();
+  float rs[2] = {p.scale, p.scale};  // o = rs * acc
   if (p.norm && p.zmma) {
     // z = Qf . kmean on tensor cores: B = sKV's padding columns DVP.. = [hi, mid, lo, 0...] of
     // kmean (cluster_state_exchange), two k-steps per ldmatrix.x4 (lane l: row 16 kt + l); the
@@ -377,24 +374,6 @@ __device__ __forceinline__ void output_scale(const uint32_t (&f)[Traits<DKP, DVP
     for (int j = 0; j < 2; ++j) rs[j] = p.inv_tk / (fr[j] * quad_sum(z[j]) + kNormEps);
   }
   if (fold) rs[0] *= fr[0], rs[1] *= fr[1];
-}
-
-// Phase 2 on one 16-row slab of Q (shared rows of stride KST; slice rows row0..row0+15), by one
-// warp: Qf = round(phi(Q)) on the A fragments, the row scale rs (simple: scale; norm:
-// (1/Tk) / (Qf . kmean + 1e-6), with kmean [DKP] fp32 in shared memory), o = round(rs Qf KVr)
-// with KVr [DKP][VST] in shared memory, 32 output columns at a time (fewer live registers),
-// into `oslab` (16 rows of stride VST, this warp's). The caller stores oslab (output_slab: 16-byte
-// stores; the TMA forward: one bulk tensor store). LQ, LO: the layouts of the Q tile (slab = tile +
-// LQ::off(16 s, 0)) and of oslab.
-// output_frags: the same from the slab's Q fragments already in registers (f, A layout; the TMA
-// forward reads them, releases the slot, then computes).
-// after_map() runs once the map is applied (the TMA forward's deferred slot release ends there).
-// o = round(rs Qf KVr) of a mapped slab into oslab, 32 output columns at a time (fewer live registers).
-template <class T, int DKP, int DVP, class LO>
-__device__ __forceinline__ void output_products(const uint32_t (&f)[Traits<DKP, DVP>::KT][4], const float (&rs)[2], T* oslab,
-                                                const T* sKV, int lane) {
-  using Tr = Traits<DKP, DVP>;
-  const int mi = lane / 8, r8 = lane % 8;
 #pragma unroll
   for (int nc = 0; nc < DVP / 32; ++nc) {
     float acc[4][4] = {};
@@ -416,43 +395,6 @@ __device__ __forceinline__ void output_products(const uint32_t (&f)[Traits<DKP, 
     store_c_tiles_l<4, LO>(oslab, acc, nc * 32, lane);
   }
 }
-
-template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>, class AfterMap = NoOp>
-__device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT][4], T* oslab, const T* sKV, const float* skm,
-                                             int row0, const TiledParams& p, int lane, AfterMap after_map = {}) {
-  float fr[2];
-  output_map<T, DKP, DVP>(f, row0, p, lane, fr);
-  after_map();
-  float rs[2];
-  output_scale<T, DKP, DVP>(f, sKV, skm, p, lane, fr, rs);
-  output_products<T, DKP, DVP, LO>(f, rs, oslab, sKV, lane);
-}
-
-// output_frags on two 16-row slabs at once (the TMA forward's Q pairs, TiledParams::q_pair): the
-// two maps and row scales are independent chains that the warp's instructions interleave. One
-// staging slab: slab a's outputs go into oslab first; staged() runs once they are complete (the
-// caller stores them and waits until the store has read oslab), while slab b's products issue.
-template <class T, int DKP, int DVP, class LO, class AfterMap, class Staged>
-__device__ __forceinline__ void output_frags_pair(uint32_t (&fa)[Traits<DKP, DVP>::KT][4], uint32_t (&fb)[Traits<DKP, DVP>::KT][4],
-                                                  T* oslab, const T* sKV, const float* skm, int row0a, int row0b,
-                                                  const TiledParams& p, int lane, AfterMap after_map, Staged staged) {
-  float fra[2], frb[2];
-  if (row0a + 16 <= p.Tq && row0b + 16 <= p.Tq && p.Dk == DKP) {  // both whole: one straight-line block
-    output_map<T, DKP, DVP, true>(fa, row0a, p, lane, fra);
-    output_map<T, DKP, DVP, true>(fb, row0b, p, lane, frb);
-  } else {
-    output_map<T, DKP, DVP>(fa, row0a, p, lane, fra);
-    output_map<T, DKP, DVP>(fb, row0b, p, lane, frb);
-  }
-  after_map();
-  float rsa[2], rsb[2];
-  output_scale<T, DKP, DVP>(fa, sKV, skm, p, lane, fra, rsa);
-  output_scale<T, DKP, DVP>(fb, sKV, skm, p, lane, frb, rsb);
-  output_products<T, DKP, DVP, LO>(fa, rsa, oslab, sKV, lane);
-  staged();
-  output_products<T, DKP, DVP, LO>(fb, rsb, oslab, sKV, lane);
-}
-
 template <class T, int DKP, int DVP, class LQ = PadTile<DKP + 8>, class LO = PadTile<DVP + 8>>
 __device__ __forceinline__ void output_slab_smem(const T* slab, T* oslab, const T* sKV, const float* skm, int row0,
                                                  const TiledParams& p, int lane) {

@@ -167,9 +167,7 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // FM >= 0: the kernel of that feature map alone (p.fm == FM; the default 16-warp configuration,
 // so that no map's registers weigh on another's: bidir_tiled.cu, session 7); FM = -1: every map,
 // chosen at run time by p.fm.
-// QPAIR: phase 2 in Q pairs (TiledParams::q_pair; a separate instantiation, so that the default
-// kernels' registers stay as they are).
-template <class T, int DKP, int DVP, int NW, int MB, int FM, bool QPAIR = false>
+template <class T, int DKP, int DVP, int NW, int MB, int FM>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     tma_kernel(const TiledParams p_, const __grid_constant__ TiledMaps maps) {
 #ifndef BIDIR_TMA_PTX
@@ -375,117 +373,51 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
   T* oslab = sO + warp * 16 * F::VROW;
   const int grp = warp / F::WPG, wg = warp % F::WPG;
-  // The O slab's store (bulk tensor store, or 16-byte stores), and the wait until the previous
-  // bulk store has read oslab.
-  auto store_o = [&](int row) {
-    if (p.o_tma) {
-      fence_proxy_async_smem();
-      __syncwarp();
-      if (lane == 0) {
+  for (int i = n_kv; i < n; ++i, next_slot()) {
+    const int j = i - n_kv;
+    if (p.group_q && j % F::QG != grp) continue;  // another group's item: not waited for, not counted
+    mbar_wait(&full[s], par);
+    bool released = false;
+    if (j % F::QG == grp) {
+      const T* sq = slots + s * F::SLOT_ELEMS;
+      const int r0 = q_item(j) * qr;
+      const int nslab = min(qr, p.Tq - r0 + 15) / 16;  // slabs with a row < Tq
+      for (int sl = wg; sl < nslab; sl += F::WPG) {
+        if (p.o_tma) {  // the previous bulk store has read oslab
+          if (lane == 0) bulk_wait_read_all();
+          __syncwarp();
+        }
+        if (!nomath2) {
+          uint32_t f[Tr::KT][4];  // the slab's Q fragments
+          load_a_frags_l<Tr::KT, LQ>(f, sq + LQ::off(16 * sl, 0), lane);
+          const bool last = p.early && sl + F::WPG >= nslab;  // this warp's last read of item i
+          const bool defer = last && p.release_defer >= 2;
+          unsigned old = 0;
+          if (defer) old = release_add(s);
+          else if (last) release(i, s);
+          released = last;
+          output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane, [&] {
+            if (defer) release_end(i, s, old);
+          });
+        } else {
+          for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
+        }
+        if (p.o_tma) {
+          fence_proxy_async_smem();
+          __syncwarp();
+          if (lane == 0) {
 #pragma unroll
-        for (int h = 0; h < DVP / 64; ++h) tma_store_3d(&maps.o, oslab + h * 16 * 64, 64 * h, row, bh);
-        bulk_commit();
-      }
-    } else {
-      __syncwarp();
-      store_slab_rows_l<DVP, LO>(og, oslab, row, p.Tq, p.Dv, lane);
-      __syncwarp();
-    }
-  };
-  auto oslab_free = [&] {
-    if (p.o_tma) {
-      if (lane == 0) bulk_wait_read_all();
-      __syncwarp();
-    }
-  };
-  if constexpr (QPAIR) {
-    // Q pairs (p.q_pair, which the host sets only with group_q, early and release_defer 2): the
-    // warp takes its slab of its group's items j and j + QG together (the group's items in pairs,
-    // j / QG even): two independent chains of map, scale and products, and each KVr fragment read
-    // once for both (output_frags_pair). Item j + QG is in slot s + QG of this or the next phase;
-    // its previous use (item j + QG - SLOTS <= j - QG, this group's) was released before.
-    static_assert(F::QR / 16 <= F::WPG && SLOTS >= 2 * F::QG, "one slab a warp an item; both items of a pair in the ring");
-    auto single = [&](int i1, int s1, int row) {  // the warp's slab of one item (slot s1), or its release alone
-      oslab_free();
-      if (!nomath2) {
-        uint32_t f[Tr::KT][4];
-        load_a_frags_l<Tr::KT, LQ>(f, slots + s1 * F::SLOT_ELEMS + LQ::off(16 * wg, 0), lane);
-        const unsigned old = release_add(s1);
-        output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, row, p, lane, [&] { release_end(i1, s1, old); });
-      } else {
-        for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
-        release(i1, s1);
-      }
-      store_o(row);
-    };
-    for (int i = n_kv; i < n; ++i, next_slot()) {
-      const int j = i - n_kv;
-      if (j % F::QG != grp || (j / F::QG) % 2 != 0) continue;
-      const int i2 = i + F::QG;
-      const bool two = i2 < n;
-      int s2 = s + F::QG;
-      unsigned par2 = par;
-      if (s2 >= SLOTS) s2 -= SLOTS, par2 ^= 1u;
-      const int r0 = q_item(j) * qr, r2 = two ? q_item(j + F::QG) * qr : 0;
-      const bool has = wg < min(qr, p.Tq - r0 + 15) / 16, has2 = two && wg < min(qr, p.Tq - r2 + 15) / 16;
-      mbar_wait(&full[s], par);
-      if (two) mbar_wait(&full[s2], par2);
-      if (has && has2 && !nomath2) {
-        oslab_free();
-        uint32_t fa[Tr::KT][4], fb[Tr::KT][4];
-        load_a_frags_l<Tr::KT, LQ>(fa, slots + s * F::SLOT_ELEMS + LQ::off(16 * wg, 0), lane);
-        load_a_frags_l<Tr::KT, LQ>(fb, slots + s2 * F::SLOT_ELEMS + LQ::off(16 * wg, 0), lane);
-        const unsigned olda = release_add(s), oldb = release_add(s2);
-        output_frags_pair<T, DKP, DVP, LO>(
-            fa, fb, oslab, sKV, skm, r0 + 16 * wg, r2 + 16 * wg, p, lane,
-            [&] {
-              release_end(i, s, olda);
-              release_end(i2, s2, oldb);
-            },
-            [&] {
-              store_o(r0 + 16 * wg);
-              oslab_free();
-            });
-        store_o(r2 + 16 * wg);
-      } else {
-        if (has) single(i, s, r0 + 16 * wg);
-        else release(i, s);
-        if (has2) single(i2, s2, r2 + 16 * wg);
-        else if (two) release(i2, s2);
-      }
-    }
-  } else {
-    for (int i = n_kv; i < n; ++i, next_slot()) {
-      const int j = i - n_kv;
-      if (p.group_q && j % F::QG != grp) continue;  // another group's item: not waited for, not counted
-      mbar_wait(&full[s], par);
-      bool released = false;
-      if (j % F::QG == grp) {
-        const T* sq = slots + s * F::SLOT_ELEMS;
-        const int r0 = q_item(j) * qr;
-        const int nslab = min(qr, p.Tq - r0 + 15) / 16;  // slabs with a row < Tq
-        for (int sl = wg; sl < nslab; sl += F::WPG) {
-          oslab_free();  // the previous bulk store has read oslab
-          if (!nomath2) {
-            uint32_t f[Tr::KT][4];  // the slab's Q fragments
-            load_a_frags_l<Tr::KT, LQ>(f, sq + LQ::off(16 * sl, 0), lane);
-            const bool last = p.early && sl + F::WPG >= nslab;  // this warp's last read of item i
-            const bool defer = last && p.release_defer >= 2;
-            unsigned old = 0;
-            if (defer) old = release_add(s);
-            else if (last) release(i, s);
-            released = last;
-            output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane, [&] {
-              if (defer) release_end(i, s, old);
-            });
-          } else {
-            for (int e = lane; e < 16 * F::VROW / 8; e += 32) reinterpret_cast<uint4*>(oslab)[e] = make_uint4(0, 0, 0, 0);
+            for (int h = 0; h < DVP / 64; ++h) tma_store_3d(&maps.o, oslab + h * 16 * 64, 64 * h, r0 + 16 * sl, bh);
+            bulk_commit();
           }
-          store_o(r0 + 16 * sl);
+        } else {
+          __syncwarp();
+          store_slab_rows_l<DVP, LO>(og, oslab, r0 + 16 * sl, p.Tq, p.Dv, lane);
+          __syncwarp();
         }
       }
-      if (!released) release(i, s);
     }
+    if (!released) release(i, s);
   }
   if (p.o_tma && lane == 0) bulk_wait_all();
   stamp(3);
@@ -515,14 +447,14 @@ cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[
   return cfg;
 }
 
-template <class T, int DKP, int DVP, int CFG, int FM, bool QPAIR = false>
+template <class T, int DKP, int DVP, int CFG, int FM>
 void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, QPAIR>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
+  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
   (void)allowed;
   cudaLaunchAttribute attr[1];
   const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, QPAIR>, p, m));
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM>, p, m));
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
 }
 
@@ -560,24 +492,9 @@ FusedInfo tma_info_cfg(int cluster) {
   return info;
 }
 
-// Configuration CFG (0 or 1) with one kernel per map (kPerMap) or the all-maps kernel. The Q-pair
-// kernels (p.q_pair) exist for each map's default configuration at the published shape only
-// (tiled_tma_has_pairs; bf16 and fp16).
+// Configuration CFG (0 or 1) with one kernel per map (kPerMap) or the all-maps kernel.
 template <class T, int DKP, int DVP, int CFG>
 void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
-  if constexpr (kPerMap<DKP, DVP> && CFG == 1) {
-    if (p.q_pair) {
-      switch (p.fm) {
-        case kElu1: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1, true>(p, m, s);
-        case kRelu: return launch_tma_cfg<T, DKP, DVP, CFG, kRelu, true>(p, m, s);
-        case kIdentity: return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, true>(p, m, s);
-        default: break;
-      }
-    }
-  }
-  if constexpr (kPerMap<DKP, DVP> && CFG == 0) {
-    if (p.q_pair && p.fm == kFocused) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, true>(p, m, s);
-  }
   if constexpr (kPerMap<DKP, DVP>) {
     switch (p.fm) {
       case kElu1: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1>(p, m, s);
@@ -642,11 +559,6 @@ bool encode_map(void* out, Dtype dt, const void* base, int D, int T, int BH, int
 
 void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s) {
   BIDIR_TILED_DISPATCH(dt, p.Dk, p.Dv, launch_tma_typed, p, m, s);
-}
-
-bool tiled_tma_has_pairs(int Dk, int Dv, int cfg, int fm) {
-  const bool per_map = tiled_padded_dim(Dk) == 64 && tiled_padded_dim(Dv) == 64;
-  return per_map && (cfg == 1 ? fm == kElu1 || fm == kRelu || fm == kIdentity : cfg == 0 && fm == kFocused);
 }
 
 FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg) {
