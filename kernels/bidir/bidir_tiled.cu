@@ -70,9 +70,6 @@
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
-//   ATTNBENCH_BIDIR_LOCK=L           the TMA forward's phase 1 in lockstep: no warp starts K/V tile i
-//                                    before every warp is done with tile i - L (TiledParams::lockstep;
-//                                    kernels for identity, relu, elu1 in the 16-warp configuration)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
 #include <algorithm>
@@ -441,14 +438,6 @@ class TiledBidir : public CudaPrepared {
     const char* x = env("ATTNBENCH_BIDIR_EXP");
     const bool pk = x ? std::strcmp(x, "pk") == 0 : kDefaultExpPk;
     fused_.fm = pk && state_.fm == kElu1 ? kElu1Pk : state_.fm;
-    // Phase 1 in lockstep (TiledParams::lockstep), where the kernel has it.
-    if (const char* e = env("ATTNBENCH_BIDIR_LOCK")) {
-      const int l = std::atoi(e);
-      fused_.lockstep = one_ == OneLaunch::tma && l > 0 && tiled_tma_has_lockstep(fused_.Dk, fused_.Dv, cfg, fused_.fm) ? l : 0;
-      if (l > 0 && !fused_.lockstep && use_fused_) {
-        std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_LOCK=%d not used here (no lockstep kernel for this shape, map and configuration)\n", l);
-      }
-    }
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;
   }

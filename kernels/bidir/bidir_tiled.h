@@ -101,9 +101,6 @@ struct TiledParams {
   // buffers between them, no block barrier in the loop) instead of every warp doing both between
   // block barriers (bidir_tiled_bwd.cu).
   bool bwd_q_ws;
-  // lockstep L > 0 (the TMA forward's phase 1; tiled_tma_has_lockstep): no warp starts K/V tile i
-  // before every warp is done with tile i - L.
-  int lockstep;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:
@@ -141,9 +138,6 @@ FusedInfo tiled_fused_info(Dtype dt, int Dk, int Dv, int cluster, int warps);
 // the driver cannot make them; p's pointers, dims, BH and q_rows set).
 void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s);
 FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg);
-// Whether the TMA forward has lockstep kernels (TiledParams::lockstep) for this shape, configuration
-// and feature map id (the kernel-internal id).
-bool tiled_tma_has_lockstep(int Dk, int Dv, int cfg, int fm);
 bool encode_tiled_maps(TiledMaps& m, const TiledParams& p, Dtype dt);
 
 }  // namespace attnbench::kernels::bidir

@@ -167,9 +167,7 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // FM >= 0: the kernel of that feature map alone (p.fm == FM; the default 16-warp configuration,
 // so that no map's registers weigh on another's: bidir_tiled.cu, session 7); FM = -1: every map,
 // chosen at run time by p.fm.
-// LOCK: phase 1 in lockstep (TiledParams::lockstep; a separate instantiation, so that the default
-// kernels' registers stay as they are).
-template <class T, int DKP, int DVP, int NW, int MB, int FM, bool LOCK = false>
+template <class T, int DKP, int DVP, int NW, int MB, int FM>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     tma_kernel(const TiledParams p_, const __grid_constant__ TiledMaps maps) {
 #ifndef BIDIR_TMA_PTX
@@ -261,22 +259,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   // release_add / release_end: the same in two steps, so that the warp's next instructions (the
   // tile's products) issue while the atomic's result is on its way (p.release_defer); the refill
   // waits for release_end.
-  // LOCK (p.lockstep = L > 0): every warp also arrives on the slot's `empty` barrier (count NW) when
-  // it is done with a K/V tile, and waits before tile i until every warp is done with tile i - L,
-  // so that no warp runs more than L tiles ahead of the slowest: the warps end phase 1 together,
-  // instead of the last few finishing their tiles alone while the others wait at the exchange.
-  // The barriers lie in the O staging past the partial state (free until phase 2).
-  uint64_t* empty = reinterpret_cast<uint64_t*>(smem + F::red_off + F::RED);
-  static_assert(!LOCK || F::RED + SLOTS * 8 <= F::STAGE, "the lockstep barriers fit past the partial state");
-  const int lock = LOCK ? p.lockstep : 0;
-  bool phase1 = true;  // LOCK: the arrivals are phase 1's only
   auto release_add = [&](int s) {
     __syncwarp();
     unsigned old = 0;
     if (lane == 0) old = atomic_add_acq_rel(&cnt[s], 1u);
-    if constexpr (LOCK) {
-      if (lane == 0 && phase1) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(&empty[s])) : "memory");
-    }
     return old;
   };
   auto release_end = [&](int i, int s, unsigned old) {
@@ -291,9 +277,6 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   if (tid == 0) {
     prefetch_map(&maps.q), prefetch_map(&maps.k), prefetch_map(&maps.v), prefetch_map(&maps.o);
     for (int s = 0; s < SLOTS; ++s) mbar_init(&full[s], 1), cnt[s] = 0;
-    if constexpr (LOCK) {
-      for (int s = 0; s < SLOTS; ++s) mbar_init(&empty[s], NW);
-    }
     mbar_init_fence();
   }
   __syncthreads();
@@ -348,12 +331,6 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     group_sync();
   }
   for (int i = 0; i < n_kv; ++i, next_slot()) {
-    if constexpr (LOCK) {
-      if (lock > 0 && i >= lock) {  // every warp is done with tile i - lock (its slot and phase)
-        const int sl = s >= lock ? s - lock : s - lock + SLOTS;
-        mbar_wait(&empty[sl], s >= lock ? par : par ^ 1u);
-      }
-    }
     mbar_wait(&full[s], par);
     T* cK = slots + s * F::SLOT_ELEMS;
     const T* cV = cK + BM * F::KROW;
@@ -389,15 +366,8 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   }
 
   // ---- exchange ----
-  phase1 = false;
   stamp(1);
   cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank, rank0);
-  if constexpr (LOCK) {  // every warp is past phase 1: the barriers' memory becomes O staging
-    if (tid == 0) {
-      for (int s = 0; s < SLOTS; ++s) asm volatile("mbarrier.inval.shared::cta.b64 [%0];\n" ::"r"(smem_addr(&empty[s])) : "memory");
-    }
-    __syncthreads();
-  }
   stamp(2);
 
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
@@ -477,14 +447,14 @@ cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[
   return cfg;
 }
 
-template <class T, int DKP, int DVP, int CFG, int FM, bool LOCK = false>
+template <class T, int DKP, int DVP, int CFG, int FM>
 void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, LOCK>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
+  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
   (void)allowed;
   cudaLaunchAttribute attr[1];
   const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, LOCK>, p, m));
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM>, p, m));
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
 }
 
@@ -525,16 +495,6 @@ FusedInfo tma_info_cfg(int cluster) {
 // Configuration CFG (0 or 1) with one kernel per map (kPerMap) or the all-maps kernel.
 template <class T, int DKP, int DVP, int CFG>
 void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
-  if constexpr (kPerMap<DKP, DVP> && CFG == 1) {  // the lockstep kernels (tiled_tma_has_lockstep)
-    if (p.lockstep > 0) {
-      switch (p.fm) {
-        case kElu1: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1, true>(p, m, s);
-        case kRelu: return launch_tma_cfg<T, DKP, DVP, CFG, kRelu, true>(p, m, s);
-        case kIdentity: return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, true>(p, m, s);
-        default: break;
-      }
-    }
-  }
   if constexpr (kPerMap<DKP, DVP>) {
     switch (p.fm) {
       case kElu1: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1>(p, m, s);
@@ -599,10 +559,6 @@ bool encode_map(void* out, Dtype dt, const void* base, int D, int T, int BH, int
 
 void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s) {
   BIDIR_TILED_DISPATCH(dt, p.Dk, p.Dv, launch_tma_typed, p, m, s);
-}
-
-bool tiled_tma_has_lockstep(int Dk, int Dv, int cfg, int fm) {
-  return tiled_padded_dim(Dk) == 64 && tiled_padded_dim(Dv) == 64 && cfg == 1 && (fm == kElu1 || fm == kRelu || fm == kIdentity);
 }
 
 FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg) {
