@@ -70,6 +70,9 @@
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
+//   ATTNBENCH_BIDIR_ZLATE=1|0        the TMA forward's phase 2: a slab's first 32 columns' products
+//                                    issue before its row scale (TiledParams::z_late; kernels for each
+//                                    map's default configuration at Dk, Dv <= 64)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
 #include <algorithm>
@@ -438,6 +441,14 @@ class TiledBidir : public CudaPrepared {
     const char* x = env("ATTNBENCH_BIDIR_EXP");
     const bool pk = x ? std::strcmp(x, "pk") == 0 : kDefaultExpPk;
     fused_.fm = pk && state_.fm == kElu1 ? kElu1Pk : state_.fm;
+    // Phase 2's row scale after the first products (TiledParams::z_late), where the kernel has it.
+    if (const char* e = env("ATTNBENCH_BIDIR_ZLATE")) {
+      const bool want = std::strcmp(e, "0") != 0;
+      fused_.z_late = want && one_ == OneLaunch::tma && tiled_tma_has_z_late(fused_.Dk, fused_.Dv, cfg, fused_.fm);
+      if (want && !fused_.z_late && use_fused_) {
+        std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_ZLATE not used here (no such kernel for this shape, map and configuration)\n");
+      }
+    }
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;
   }

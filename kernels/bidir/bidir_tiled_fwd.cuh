@@ -307,24 +307,17 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
   if (C > 1) cluster_sync(); else __syncthreads();  // sKV, skm complete here; no CTA reads red again
 }
 
-// Phase 2 on one 16-row slab of Q (shared rows of stride KST; slice rows row0..row0+15), by one
-// warp: Qf = round(phi(Q)) on the A fragments, the row scale rs (simple: scale; norm:
-// (1/Tk) / (Qf . kmean + 1e-6), with kmean [DKP] fp32 in shared memory), o = round(rs Qf KVr)
-// with KVr [DKP][VST] in shared memory, 32 output columns at a time (fewer live registers),
-// into `oslab` (16 rows of stride VST, this warp's). The caller stores oslab (output_slab: 16-byte
-// stores; the TMA forward: one bulk tensor store). LQ, LO: the layouts of the Q tile (slab = tile +
-// LQ::off(16 s, 0)) and of oslab.
-// output_frags: the same from the slab's Q fragments already in registers (f, A layout; the TMA
-// forward reads them, releases the slot, then computes).
-// after_map() runs once the map is applied (the TMA forward's deferred slot release ends there).
-template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>, class AfterMap = NoOp>
-__device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT][4], T* oslab, const T* sKV, const float* skm,
-                                             int row0, const TiledParams& p, int lane, AfterMap after_map = {}) {
+// Phase 2's map of one slab's Q fragments in place: Qf = round(phi(Q)) (rows >= Tq and columns
+// >= Dk stay 0), or with focused folded (bf16, p.focused_fold) round(u), and fr = the rows' r
+// (else 1): output_frags' first step.
+template <class T, int DKP, int DVP>
+__device__ __forceinline__ void output_map(uint32_t (&f)[Traits<DKP, DVP>::KT][4], int row0, const TiledParams& p, int lane,
+                                           float (&fr)[2]) {
   using Tr = Traits<DKP, DVP>;
-  const int mi = lane / 8, r8 = lane % 8, q = lane % 4, row = row0 + lane / 4;
+  const int row = row0 + lane / 4;
   // fr: the focused rows' factor r where the map is folded (f holds round(u); every product of f
-  // below is r^-1 times the exact map's, so r multiplies z and the output: focused_fold_frags)
-  float fr[2] = {1.0f, 1.0f};
+  // is r^-1 times the exact map's, so r multiplies z and the output: focused_fold_frags)
+  fr[0] = fr[1] = 1.0f;
   const bool fold = std::is_same_v<T, __nv_bfloat16> && p.fm == kFocused && p.focused_fold;
   if (p.fm != kIdentity) {
     const bool row_ok[2] = {row < p.Tq, row + 8 < p.Tq};
@@ -340,8 +333,17 @@ __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT]
       phi_frags_any<T, Tr::KT>(f, p.fm, row_ok, p.Dk, lane, full);
     }
   }
-  after_map();
-  float rs[2] = {p.scale, p.scale};  // o = rs * acc
+}
+
+// The row scale of a mapped slab: o = rs Qf KVr with rs = scale (simple) or (1/Tk) / (Qf . kmean
+// + 1e-6) (norm; z on tensor cores with p.zmma), times fr where focused is folded.
+template <class T, int DKP, int DVP>
+__device__ __forceinline__ void output_scale(const uint32_t (&f)[Traits<DKP, DVP>::KT][4], const T* sKV, const float* skm,
+                                             const TiledParams& p, int lane, const float (&fr)[2], float (&rs)[2]) {
+  using Tr = Traits<DKP, DVP>;
+  const int q = lane % 4;
+  const bool fold = std::is_same_v<T, __nv_bfloat16> && p.fm == kFocused && p.focused_fold;
+  rs[0] = rs[1] = p.scale;  // o = rs * acc
   if (p.norm && p.zmma) {
     // z = Qf . kmean on tensor cores: B = sKV's padding columns DVP.. = [hi, mid, lo, 0...] of
     // kmean (cluster_state_exchange), two k-steps per ldmatrix.x4 (lane l: row 16 kt + l); the
@@ -374,27 +376,67 @@ __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT]
     for (int j = 0; j < 2; ++j) rs[j] = p.inv_tk / (fr[j] * quad_sum(z[j]) + kNormEps);
   }
   if (fold) rs[0] *= fr[0], rs[1] *= fr[1];
+}
+
+// acc = Qf KVr over output columns [32 nc, 32 nc + 32) of a mapped slab (KVr [DKP][VST] in shared
+// memory, read by ldmatrix.trans).
+template <class T, int DKP, int DVP>
+__device__ __forceinline__ void output_products(const uint32_t (&f)[Traits<DKP, DVP>::KT][4], float (&acc)[4][4], const T* sKV,
+                                                int nc, int lane) {
+  using Tr = Traits<DKP, DVP>;
+  const int mi = lane / 8, r8 = lane % 8;
 #pragma unroll
-  for (int nc = 0; nc < DVP / 32; ++nc) {
-    float acc[4][4] = {};
+  for (int nt = 0; nt < 4; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
 #pragma unroll
-    for (int kt = 0; kt < Tr::KT; ++kt) {
+  for (int kt = 0; kt < Tr::KT; ++kt) {
 #pragma unroll
-      for (int np = 0; np < 2; ++np) {
-        uint32_t b[4];  // B = KVr [d][e]: rows d = k, ldmatrix.trans
-        ldsm_x4_t(b, sKV + (kt * 16 + (mi % 2) * 8 + r8) * Tr::VST + nc * 32 + np * 16 + (mi / 2) * 8);
-        mma16816<T>(acc[2 * np], f[kt], b[0], b[1]);
-        mma16816<T>(acc[2 * np + 1], f[kt], b[2], b[3]);
-      }
+    for (int np = 0; np < 2; ++np) {
+      uint32_t b[4];  // B = KVr [d][e]: rows d = k, ldmatrix.trans
+      ldsm_x4_t(b, sKV + (kt * 16 + (mi % 2) * 8 + r8) * Tr::VST + nc * 32 + np * 16 + (mi / 2) * 8);
+      mma16816<T>(acc[2 * np], f[kt], b[0], b[1]);
+      mma16816<T>(acc[2 * np + 1], f[kt], b[2], b[3]);
     }
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[nt][i] *= rs[i / 2];
-    }
-    store_c_tiles_l<4, LO>(oslab, acc, nc * 32, lane);
   }
 }
+// o = round(rs acc) into those columns of oslab.
+template <class T, class LO>
+__device__ __forceinline__ void output_store(float (&acc)[4][4], const float (&rs)[2], T* oslab, int nc, int lane) {
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[nt][i] *= rs[i / 2];
+  }
+  store_c_tiles_l<4, LO>(oslab, acc, nc * 32, lane);
+}
+
+// Phase 2 on one 16-row slab of Q (shared rows of stride KST; slice rows row0..row0+15), by one
+// warp: Qf = round(phi(Q)) on the A fragments, the row scale rs (simple: scale; norm:
+// (1/Tk) / (Qf . kmean + 1e-6), with kmean [DKP] fp32 in shared memory), o = round(rs Qf KVr)
+// with KVr [DKP][VST] in shared memory, 32 output columns at a time (fewer live registers),
+// into `oslab` (16 rows of stride VST, this warp's). The caller stores oslab (output_slab: 16-byte
+// stores; the TMA forward: one bulk tensor store). LQ, LO: the layouts of the Q tile (slab = tile +
+// LQ::off(16 s, 0)) and of oslab.
+// output_frags: the same from the slab's Q fragments already in registers (f, A layout; the TMA
+// forward reads them, releases the slot, then computes).
+// after_map() runs once the map is applied (the TMA forward's deferred slot release ends there).
+// ZLATE (TiledParams::z_late): the first 32 columns' products issue before the row scale, so that
+// the scale's dependent chain (z's mma steps, the quad sum, the reciprocal) runs while they do.
+template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>, bool ZLATE = false, class AfterMap = NoOp>
+__device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT][4], T* oslab, const T* sKV, const float* skm,
+                                             int row0, const TiledParams& p, int lane, AfterMap after_map = {}) {
+  float fr[2];
+  output_map<T, DKP, DVP>(f, row0, p, lane, fr);
+  after_map();
+  float rs[2], acc[4][4];
+  if constexpr (ZLATE) output_products<T, DKP, DVP>(f, acc, sKV, 0, lane);
+  output_scale<T, DKP, DVP>(f, sKV, skm, p, lane, fr, rs);
+#pragma unroll
+  for (int nc = 0; nc < DVP / 32; ++nc) {
+    if (!ZLATE || nc > 0) output_products<T, DKP, DVP>(f, acc, sKV, nc, lane);
+    output_store<T, LO>(acc, rs, oslab, nc, lane);
+  }
+}
+
 template <class T, int DKP, int DVP, class LQ = PadTile<DKP + 8>, class LO = PadTile<DVP + 8>>
 __device__ __forceinline__ void output_slab_smem(const T* slab, T* oslab, const T* sKV, const float* skm, int row0,
                                                  const TiledParams& p, int lane) {

@@ -167,7 +167,9 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // FM >= 0: the kernel of that feature map alone (p.fm == FM; the default 16-warp configuration,
 // so that no map's registers weigh on another's: bidir_tiled.cu, session 7); FM = -1: every map,
 // chosen at run time by p.fm.
-template <class T, int DKP, int DVP, int NW, int MB, int FM>
+// ZLATE: phase 2's row scale after the first products (TiledParams::z_late, output_frags; a separate
+// instantiation, so that the default kernels' registers stay as they are).
+template <class T, int DKP, int DVP, int NW, int MB, int FM, bool ZLATE = false>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     tma_kernel(const TiledParams p_, const __grid_constant__ TiledMaps maps) {
 #ifndef BIDIR_TMA_PTX
@@ -396,7 +398,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
           if (defer) old = release_add(s);
           else if (last) release(i, s);
           released = last;
-          output_frags<T, DKP, DVP, LO>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane, [&] {
+          output_frags<T, DKP, DVP, LO, ZLATE>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane, [&] {
             if (defer) release_end(i, s, old);
           });
         } else {
@@ -447,14 +449,14 @@ cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[
   return cfg;
 }
 
-template <class T, int DKP, int DVP, int CFG, int FM>
+template <class T, int DKP, int DVP, int CFG, int FM, bool ZLATE = false>
 void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
+  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
   (void)allowed;
   cudaLaunchAttribute attr[1];
   const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM>, p, m));
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE>, p, m));
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
 }
 
@@ -495,6 +497,19 @@ FusedInfo tma_info_cfg(int cluster) {
 // Configuration CFG (0 or 1) with one kernel per map (kPerMap) or the all-maps kernel.
 template <class T, int DKP, int DVP, int CFG>
 void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  if constexpr (kPerMap<DKP, DVP> && CFG == 1) {  // the z_late kernels (tiled_tma_has_z_late)
+    if (p.z_late) {
+      switch (p.fm) {
+        case kElu1: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1, true>(p, m, s);
+        case kRelu: return launch_tma_cfg<T, DKP, DVP, CFG, kRelu, true>(p, m, s);
+        case kIdentity: return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, true>(p, m, s);
+        default: break;
+      }
+    }
+  }
+  if constexpr (kPerMap<DKP, DVP> && CFG == 0) {
+    if (p.z_late && p.fm == kFocused) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, true>(p, m, s);
+  }
   if constexpr (kPerMap<DKP, DVP>) {
     switch (p.fm) {
       case kElu1: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1>(p, m, s);
@@ -559,6 +574,11 @@ bool encode_map(void* out, Dtype dt, const void* base, int D, int T, int BH, int
 
 void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s) {
   BIDIR_TILED_DISPATCH(dt, p.Dk, p.Dv, launch_tma_typed, p, m, s);
+}
+
+bool tiled_tma_has_z_late(int Dk, int Dv, int cfg, int fm) {
+  const bool per_map = tiled_padded_dim(Dk) == 64 && tiled_padded_dim(Dv) == 64;
+  return per_map && (cfg == 1 ? fm == kElu1 || fm == kRelu || fm == kIdentity : cfg == 0 && fm == kFocused);
 }
 
 FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg) {
