@@ -70,9 +70,6 @@
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
-//   ATTNBENCH_BIDIR_ZLATE=1|0        the TMA forward's phase 2: a slab's first 32 columns' products
-//                                    issue before its row scale (TiledParams::z_late; kernels for each
-//                                    map's default configuration at Dk, Dv <= 64)
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
 #include <algorithm>
@@ -266,6 +263,24 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   >= 1.42; only a share's last 4 or 8 items movable (call4): identity 1.39 / 1.40 against 1.24,
 //   1.157 against 1.125 at T = 16384. A claim made in the ring's refill path cost about 1 us of
 //   kernel time; 460/460 bidir GPU tests with stealing on (and its own tests, a thief mode).
+// Session 14 (results/h200-s14-20261121/, README there; norm, bf16, B=8 H=16 D=64, fwd x floor at
+//   T = 4096 / 8192 / 16384). call1 (cf170eb): more CTAs a head in several waves, so that the
+//   block scheduler balances the SMs (ATTNBENCH_BIDIR_CLUSTER): identity 1x16 c1 / c2 / c4 / c8
+//   1.229 / 1.333 / 1.817 / 2.248 at 4096, 2x8 c4 / c8 1.666 / 1.901; every map and T slower (a
+//   cluster's exchange took 3.5-18 us). call2-3 (fade2ac): phase 2 in Q pairs (a warp's slab of two
+//   of its group's items at once, two independent chains): elu1 1.318 against 1.303, identity 1.245
+//   against 1.235, with bulk or 16-byte O stores alike; removed. call3 (ncu, T = 4096): elu1 37.7 M
+//   warp instructions against identity's 24.8 M, issue slots 50% against 38% busy; the K map adds
+//   40 instructions a warp and tile, the Q map 167 a slab. call4 (734975b): phase 1 in lockstep (no
+//   warp more than L tiles ahead, by per-slot `empty` barriers): elu1 1.339 with L = 2 against 1.295
+//   (the exchange's wait for the last warps fell 4.7 -> 2.1 us, phase 1 rose 37.3 -> 42.8 us);
+//   removed. No math in phase 1 (DIAG=4) / phase 2 (8): elu1 1.284 / 1.203 against 1.295, identity
+//   1.235 / 1.167 against 1.232: at T = 4096 the time the math costs is phase 2's. call5 (e4963df,
+//   same binary): a slab's first products issued before its row scale (output_frags' ZLATE):
+//   identity 1.234 / 1.168 / 1.127 against 1.237 / 1.175 / 1.129, relu 1.249 / 1.176 / 1.131
+//   against 1.258 / 1.183 / 1.136, elu1 1.307 / 1.239 / 1.222 against 1.307 / 1.253 / 1.224,
+//   focused 1.335 / 1.275 / 1.242 against 1.335 / 1.278 / 1.247; 448/448 bidir GPU tests under
+//   each: the default since then (bidir_tiled_tma.cu kZLate).
 constexpr int kDefaultTmaCfg = 1;
 constexpr int kDefaultTmaCfgFocused = 0;  // 2x8
 constexpr bool kDefaultOTma = true;
@@ -441,14 +456,6 @@ class TiledBidir : public CudaPrepared {
     const char* x = env("ATTNBENCH_BIDIR_EXP");
     const bool pk = x ? std::strcmp(x, "pk") == 0 : kDefaultExpPk;
     fused_.fm = pk && state_.fm == kElu1 ? kElu1Pk : state_.fm;
-    // Phase 2's row scale after the first products (TiledParams::z_late), where the kernel has it.
-    if (const char* e = env("ATTNBENCH_BIDIR_ZLATE")) {
-      const bool want = std::strcmp(e, "0") != 0;
-      fused_.z_late = want && one_ == OneLaunch::tma && tiled_tma_has_z_late(fused_.Dk, fused_.Dv, cfg, fused_.fm);
-      if (want && !fused_.z_late && use_fused_) {
-        std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_ZLATE not used here (no such kernel for this shape, map and configuration)\n");
-      }
-    }
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;
   }

@@ -101,9 +101,6 @@ struct TiledParams {
   // buffers between them, no block barrier in the loop) instead of every warp doing both between
   // block barriers (bidir_tiled_bwd.cu).
   bool bwd_q_ws;
-  // z_late (the TMA forward; tiled_tma_has_z_late): phase 2 issues a slab's first products before
-  // its row scale (output_frags' ZLATE).
-  bool z_late;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:
@@ -141,9 +138,6 @@ FusedInfo tiled_fused_info(Dtype dt, int Dk, int Dv, int cluster, int warps);
 // the driver cannot make them; p's pointers, dims, BH and q_rows set).
 void launch_tiled_tma(const TiledParams& p, const TiledMaps& m, Dtype dt, cudaStream_t s);
 FusedInfo tiled_tma_info(Dtype dt, int Dk, int Dv, int cluster, int cfg);
-// Whether the TMA forward has z_late kernels (TiledParams::z_late) for this shape, configuration and
-// feature map id (the kernel-internal id).
-bool tiled_tma_has_z_late(int Dk, int Dv, int cfg, int fm);
 bool encode_tiled_maps(TiledMaps& m, const TiledParams& p, Dtype dt);
 
 }  // namespace attnbench::kernels::bidir
