@@ -62,11 +62,13 @@
 //                                    (now) (TiledParams::fence_late)
 //   ATTNBENCH_BIDIR_GROUPQ=1|0       the TMA forward's Q items waited for and released only by the warp
 //                                    group that computes them (else by all warps)
-//   ATTNBENCH_BIDIR_DIAG=1|4|8|16    diagnostics, wrong output (TiledParams::diag): the TMA forward
+//   ATTNBENCH_BIDIR_DIAG=1|4|8|16|128|256 diagnostics, wrong output (TiledParams::diag): the TMA forward
 //                                    with no math (its data movement alone), or none in phase 1 (4)
 //                                    or in phase 2 (8) only, or without focused's in-place K map (16);
 //                                    32 (added to any of these, or alone: right output) prints a
-//                                    timeline per CTA (scripts/bidir_timeline.py)
+//                                    timeline per CTA (scripts/bidir_timeline.py); 128: phase 2's
+//                                    products without KVr's shared reads, 256: without the row scale
+//                                    (bf16, the default kernels of identity, elu1, focused only)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers

@@ -380,9 +380,11 @@ __device__ __forceinline__ void output_scale(const uint32_t (&f)[Traits<DKP, DVP
 
 // acc = Qf KVr over output columns [32 nc, 32 nc + 32) of a mapped slab (KVr [DKP][VST] in shared
 // memory, read by ldmatrix.trans).
-template <class T, int DKP, int DVP>
+// NOKVR (a diagnostic, wrong output): B is `breg` in every k-step instead of KVr's fragments (the
+// same tensor work without its shared-memory reads).
+template <class T, int DKP, int DVP, bool NOKVR = false>
 __device__ __forceinline__ void output_products(const uint32_t (&f)[Traits<DKP, DVP>::KT][4], float (&acc)[4][4], const T* sKV,
-                                                int nc, int lane) {
+                                                int nc, int lane, uint32_t breg = 0) {
   using Tr = Traits<DKP, DVP>;
   const int mi = lane / 8, r8 = lane % 8;
 #pragma unroll
@@ -391,8 +393,8 @@ __device__ __forceinline__ void output_products(const uint32_t (&f)[Traits<DKP, 
   for (int kt = 0; kt < Tr::KT; ++kt) {
 #pragma unroll
     for (int np = 0; np < 2; ++np) {
-      uint32_t b[4];  // B = KVr [d][e]: rows d = k, ldmatrix.trans
-      ldsm_x4_t(b, sKV + (kt * 16 + (mi % 2) * 8 + r8) * Tr::VST + nc * 32 + np * 16 + (mi / 2) * 8);
+      uint32_t b[4] = {breg, breg, breg, breg};  // B = KVr [d][e]: rows d = k, ldmatrix.trans
+      if constexpr (!NOKVR) ldsm_x4_t(b, sKV + (kt * 16 + (mi % 2) * 8 + r8) * Tr::VST + nc * 32 + np * 16 + (mi / 2) * 8);
       mma16816<T>(acc[2 * np], f[kt], b[0], b[1]);
       mma16816<T>(acc[2 * np + 1], f[kt], b[2], b[3]);
     }
@@ -419,20 +421,30 @@ __device__ __forceinline__ void output_store(float (&acc)[4][4], const float (&r
 // output_frags: the same from the slab's Q fragments already in registers (f, A layout; the TMA
 // forward reads them, releases the slot, then computes).
 // after_map() runs once the map is applied (the TMA forward's deferred slot release ends there).
-// ZLATE (TiledParams::z_late): the first 32 columns' products issue before the row scale, so that
-// the scale's dependent chain (z's mma steps, the quad sum, the reciprocal) runs while they do.
-template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>, bool ZLATE = false, class AfterMap = NoOp>
+// ZLATE (the TMA forward's default kernels: bidir_tiled_tma.cu kZLate): the first 32 columns'
+// products issue before the row scale, so that the scale's dependent chain (z's mma steps, the quad
+// sum, the reciprocal) runs while they do.
+// DIAGP (diagnostics, wrong output; TiledParams::diag): 128: the products without KVr's shared
+// reads (output_products' NOKVR); 256: no row scale chain (rs = 1/Tk).
+template <class T, int DKP, int DVP, class LO = PadTile<DVP + 8>, bool ZLATE = false, bool DIAGP = false, class AfterMap = NoOp>
 __device__ __forceinline__ void output_frags(uint32_t (&f)[Traits<DKP, DVP>::KT][4], T* oslab, const T* sKV, const float* skm,
                                              int row0, const TiledParams& p, int lane, AfterMap after_map = {}) {
   float fr[2];
   output_map<T, DKP, DVP>(f, row0, p, lane, fr);
   after_map();
   float rs[2], acc[4][4];
-  if constexpr (ZLATE) output_products<T, DKP, DVP>(f, acc, sKV, 0, lane);
-  output_scale<T, DKP, DVP>(f, sKV, skm, p, lane, fr, rs);
+  const bool nokvr = DIAGP && (p.diag & 128) != 0;
+  const uint32_t breg = __float_as_uint(p.scale);  // a run-time value: no constant folding
+  auto products = [&](int nc) {
+    if (nokvr) output_products<T, DKP, DVP, DIAGP>(f, acc, sKV, nc, lane, breg);
+    else output_products<T, DKP, DVP>(f, acc, sKV, nc, lane);
+  };
+  if constexpr (ZLATE) products(0);
+  if (DIAGP && (p.diag & 256)) rs[0] = rs[1] = p.inv_tk;
+  else output_scale<T, DKP, DVP>(f, sKV, skm, p, lane, fr, rs);
 #pragma unroll
   for (int nc = 0; nc < DVP / 32; ++nc) {
-    if (!ZLATE || nc > 0) output_products<T, DKP, DVP>(f, acc, sKV, nc, lane);
+    if (!ZLATE || nc > 0) products(nc);
     output_store<T, LO>(acc, rs, oslab, nc, lane);
   }
 }

@@ -167,8 +167,10 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // FM >= 0: the kernel of that feature map alone (p.fm == FM; the default 16-warp configuration,
 // so that no map's registers weigh on another's: bidir_tiled.cu, session 7); FM = -1: every map,
 // chosen at run time by p.fm.
-// ZLATE: phase 2's row scale after the first products (output_frags; kZLate below).
-template <class T, int DKP, int DVP, int NW, int MB, int FM, bool ZLATE = false>
+// ZLATE: phase 2's row scale after the first products (output_frags; kZLate below). DIAGP: with
+// phase 2's diagnostics of TiledParams::diag 128 and 256 (output_frags; a separate instantiation,
+// launched only for them).
+template <class T, int DKP, int DVP, int NW, int MB, int FM, bool ZLATE = false, bool DIAGP = false>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     tma_kernel(const TiledParams p_, const __grid_constant__ TiledMaps maps) {
 #ifndef BIDIR_TMA_PTX
@@ -397,7 +399,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
           if (defer) old = release_add(s);
           else if (last) release(i, s);
           released = last;
-          output_frags<T, DKP, DVP, LO, ZLATE>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane, [&] {
+          output_frags<T, DKP, DVP, LO, ZLATE, DIAGP>(f, oslab, sKV, skm, r0 + 16 * sl, p, lane, [&] {
             if (defer) release_end(i, s, old);
           });
         } else {
@@ -455,14 +457,14 @@ cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[
 template <int DKP, int DVP, int CFG, int FM>
 constexpr bool kZLate = DKP == 64 && DVP == 64 && (CFG == 1 ? FM == kIdentity || FM == kRelu || FM == kElu1 : CFG == 0 && FM == kFocused);
 
-template <class T, int DKP, int DVP, int CFG, int FM, bool ZLATE = kZLate<DKP, DVP, CFG, FM>>
+template <class T, int DKP, int DVP, int CFG, int FM, bool DIAGP = false, bool ZLATE = kZLate<DKP, DVP, CFG, FM>>
 void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
+  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
   (void)allowed;
   cudaLaunchAttribute attr[1];
   const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE>, p, m));
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP>, p, m));
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
 }
 
@@ -503,6 +505,16 @@ FusedInfo tma_info_cfg(int cluster) {
 // Configuration CFG (0 or 1) with one kernel per map (kPerMap) or the all-maps kernel.
 template <class T, int DKP, int DVP, int CFG>
 void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  if constexpr (kPerMap<DKP, DVP> && std::is_same_v<T, __nv_bfloat16>) {  // phase 2's diagnostics (bf16, default kernels)
+    if (p.diag & 384) {
+      if constexpr (CFG == 1) {
+        if (p.fm == kElu1) return launch_tma_cfg<T, DKP, DVP, CFG, kElu1, true>(p, m, s);
+        if (p.fm == kIdentity) return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, true>(p, m, s);
+      } else {
+        if (p.fm == kFocused) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, true>(p, m, s);
+      }
+    }
+  }
   if constexpr (kPerMap<DKP, DVP>) {
     switch (p.fm) {
       case kElu1: return launch_tma_cfg<T, DKP, DVP, CFG, kElu1>(p, m, s);
