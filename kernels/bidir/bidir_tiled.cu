@@ -282,7 +282,13 @@ constexpr OneLaunch kDefaultOneLaunch = OneLaunch::tma;
 //   identity 1.234 / 1.168 / 1.127 against 1.237 / 1.175 / 1.129, relu 1.249 / 1.176 / 1.131
 //   against 1.258 / 1.183 / 1.136, elu1 1.307 / 1.239 / 1.222 against 1.307 / 1.253 / 1.224,
 //   focused 1.335 / 1.275 / 1.242 against 1.335 / 1.278 / 1.247; 448/448 bidir GPU tests under
-//   each: the default since then (bidir_tiled_tma.cu kZLate).
+//   each: the default since then (bidir_tiled_tma.cu kZLate). call6 (2860df4, main's kernels):
+//   448/448; identity 1.235 / 1.168 / 1.125, relu 1.246 / 1.176 / 1.129, elu1 1.307 / 1.242 /
+//   1.223, focused 1.341 / 1.276 / 1.242; the checked sweep (norm fwd, T = 128 .. 16384) 32/32.
+//   call7 (7460190): phase 2's math in parts at T = 4096 (DIAG 128: no KVr reads, 256: no row
+//   scale, 384: neither, 8: no phase-2 math): identity 1.222 / 1.221 / 1.194 / 1.168 against
+//   1.241, elu1 1.306 / 1.302 / 1.279 / 1.203 against 1.316, focused 1.344 / 1.332 / 1.317 /
+//   1.250 against 1.342: most of elu1's and focused's phase-2 cost is the Q map and the products.
 constexpr int kDefaultTmaCfg = 1;
 constexpr int kDefaultTmaCfgFocused = 0;  // 2x8
 constexpr bool kDefaultOTma = true;
