@@ -464,6 +464,14 @@ class TiledBidir : public CudaPrepared {
     const char* x = env("ATTNBENCH_BIDIR_EXP");
     const bool pk = x ? std::strcmp(x, "pk") == 0 : kDefaultExpPk;
     fused_.fm = pk && state_.fm == kElu1 ? kElu1Pk : state_.fm;
+    // Phase 2's diagnostics 128 / 256 exist in the bf16 default TMA kernels of identity, elu1 and
+    // focused at Dk, Dv <= 64 only (bidir_tiled_tma.cu launch_tma_maps); elsewhere they do nothing.
+    const bool diag_p2 = one_ == OneLaunch::tma && dt == Dtype::bf16 && small &&
+                         (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kElu1 : cfg == 0 && fused_.fm == kFocused);
+    if ((fused_.diag & 384) && use_fused_ && !diag_p2) {
+      std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_DIAG=%d: bits 128 and 256 not used here (bf16 default kernels of identity, elu1, focused at Dk, Dv <= 64 only)\n",
+                   fused_.diag);
+    }
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;
   }

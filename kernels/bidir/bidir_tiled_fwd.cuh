@@ -400,6 +400,7 @@ __device__ __forceinline__ void output_products(const uint32_t (&f)[Traits<DKP, 
     }
   }
 }
+
 // o = round(rs acc) into those columns of oslab.
 template <class T, class LO>
 __device__ __forceinline__ void output_store(float (&acc)[4][4], const float (&rs)[2], T* oslab, int nc, int lane) {
