@@ -74,8 +74,6 @@
 //                                    block barriers
 //   ATTNBENCH_BIDIR_FUSED_WARPS=4|8  warps per CTA of the one-launch forward (default 8; 4 only
 //                                    where Dk <= 64)
-//   ATTNBENCH_BIDIR_SPLIT=n / _CHUNK=n the two-launch forward's K/V tiles per state block and Q tiles
-//                                    per output block (default: one wave of equal blocks)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -334,16 +332,11 @@ class TiledBidir : public CudaPrepared {
 
     state_ = b;
     plan_splits(state_, p.Tk, tiled_fwd_blocks_per_sm(TiledKernel::state, dt, b.Dk, b.Dv));
-    if (pass == Pass::fwd && env("ATTNBENCH_BIDIR_SPLIT")) {  // A/B: the state kernel's tiles per block
-      state_.split_tiles = std::max(1, std::atoi(env("ATTNBENCH_BIDIR_SPLIT")));
-      state_.splits = ceil_div(ceil_div(p.Tk, kTiledRows), state_.split_tiles);
-    }
     int max_splits = state_.splits;
     if (pass == Pass::fwd) {
       second_ = b;
       second_.o = out("o").buf.get();
       plan_chunks(second_, p.Tq, tiled_fwd_blocks_per_sm(TiledKernel::output, dt, b.Dk, b.Dv));
-      if (const char* e = env("ATTNBENCH_BIDIR_CHUNK")) second_.chunk_tiles = std::max(1, std::atoi(e));  // A/B
       fused_ = second_;
       plan_fused(p, dt, major);
     } else {
