@@ -2,6 +2,10 @@
 // tensor widths (q/k 64 or 128, values 64 or 128) and the launch, grid (1, B*H).
 #pragma once
 
+#include <cstdlib>
+#include <string>
+#include <type_traits>
+
 #include "linear_family_tiled_fused.cuh"
 #include "linear_family_tiled_fused_vec.cuh"
 #include "linear_family_tiled_fused_vec_wg.cuh"
@@ -76,9 +80,33 @@ inline int vec_variant() {
   static const int v = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_VEC");
     const std::string k = s ? s : "wg";
+    if (k.rfind("abl", 0) == 0) return 100 + std::atoi(k.c_str() + 3);  // measurement only
     return k == "mma" ? 0 : k == "bulk" ? 1 : k == "late" ? 2 : 3;
   }();
   return v;
+}
+
+// ATTNBENCH_LIN_VEC=abl<N> (bf16 vector, widths in (64, 128], sm_90; measurement only, wrong
+// results): fused_vec_wg_fwd with the parts of WgVecCfg::kAbl's bits N skipped, N one of 1, 2, 4,
+// 8, 16, 32, 7 (columns + A + products: loads, barriers and stores alone), 39 (7 + loads).
+template <class T>
+bool launch_vec_wg_abl(int n, const EngineParams& e, int BH, cudaStream_t s) {
+  auto go = [&](auto cfg) {
+    using C = decltype(cfg);
+    launch_per_bh<C>(fused_vec_wg_fwd<C>, e, BH, s, "fused_vec_wg_fwd (ablated)");
+    return true;
+  };
+  switch (n) {
+    case 1: return go(WgVecAblCfg<T, false, 1>{});
+    case 2: return go(WgVecAblCfg<T, false, 2>{});
+    case 4: return go(WgVecAblCfg<T, false, 4>{});
+    case 8: return go(WgVecAblCfg<T, false, 8>{});
+    case 16: return go(WgVecAblCfg<T, false, 16>{});
+    case 32: return go(WgVecAblCfg<T, false, 32>{});
+    case 7: return go(WgVecAblCfg<T, false, 7>{});
+    case 39: return go(WgVecAblCfg<T, false, 39>{});
+    default: return false;
+  }
 }
 
 template <class T, bool kBonus, bool kEarly, bool kBulk>
@@ -98,7 +126,10 @@ void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
 
 template <class T, bool kBonus>
 void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
-  const int v = vec_variant();
+  const int v = vec_variant() >= 100 ? 3 : vec_variant();  // abl<N> elsewhere: the default
+  if constexpr (std::is_same_v<T, __nv_bfloat16> && !kBonus) {
+    if (vec_variant() >= 100 && e.Dqk > 64 && e.Dvv > 64 && sm90_device() && launch_vec_wg_abl<T>(vec_variant() - 100, e, BH, s)) return;
+  }
   if (v == 3 && e.Dqk > 64 && e.Dvv > 64 && sm90_device()) {
     using C = WgVecCfg<T, kBonus>;
     launch_per_bh<C>(fused_vec_wg_fwd<C>, e, BH, s, "fused_vec_wg_fwd");

@@ -57,6 +57,14 @@ struct WgVecCfg : VecCfg<T_, kBonus_, 128, 128> {
   static_assert(kStageBytes % 1024 == 0 && Base::kFBytes % 1024 == 0, "tiles stay 1024-byte aligned");
   static_assert(kC * kLdO * 2 <= Base::kFBytes, "the staging tile fits in kd's space");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
+  // Measurement only (ATTNBENCH_LIN_VEC=abl<N>, wrong results): parts of each chunk skipped, bits
+  // kAblColumns .. kAblLoads below; 0 in every kernel that computes.
+  static constexpr int kAbl = 0;
+};
+constexpr int kAblColumns = 1, kAblA = 2, kAblWgmma = 4, kAblStore = 8, kAblDiag = 16, kAblLoads = 32;
+template <class T_, bool kBonus_, int kAbl_>
+struct WgVecAblCfg : WgVecCfg<T_, kBonus_> {
+  static constexpr int kAbl = kAbl_;
 };
 
 // Chunk c's q, k, v (swizzled, wg_load) and g (padded fp32 rows) into stage c % 2.
@@ -93,10 +101,10 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
     cp_async_wait<0>();
     fence_proxy_async();
     __syncthreads();  // B1: chunk c landed; chunk c - 1 done everywhere
-    if (c + 1 < NC) vec_wg_load<C>(p, t, rows, bh, c + 1);
+    if (c + 1 < NC && !(C::kAbl & kAblLoads)) vec_wg_load<C>(p, t, rows, bh, c + 1);
     cp_async_commit();
     const int s = c & 1;
-    vec_columns<C>(p, t, s, c, h, warp, lane);
+    if constexpr (!(C::kAbl & kAblColumns)) vec_columns<C>(p, t, s, c, h, warp, lane);
     fence_proxy_async();  // Qt, Kt (generic stores) before the wgmma reads
     __syncthreads();      // B2
     if (tid == 0) t.Flags()[(c + 1) & 1] = 0;
@@ -122,21 +130,30 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
     wg_fence();
     wg_fence_operands(acc_o);
     wg_fence_operands(st);
+    if constexpr (!(C::kAbl & kAblWgmma)) {
 #pragma unroll
-    for (int kk = 0; kk < 8; ++kk) Wgmma<64, T>::template rs<0>(acc_o, sa[kk], wg_k_major(Qt, 0, kk));
+      for (int kk = 0; kk < 8; ++kk) Wgmma<64, T>::template rs<0>(acc_o, sa[kk], wg_k_major(Qt, 0, kk));
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) Wgmma<128, T>::template ss<1, 1>(st, wg_mn_major(Vw, kk), wg_mn_major(Kt, kk));
+      for (int kk = 0; kk < 4; ++kk) Wgmma<128, T>::template ss<1, 1>(st, wg_mn_major(Vw, kk), wg_mn_major(Kt, kk));
+    }
     wg_commit();
 
     // ---- rd(A): warps 0..3 diagonal block `warp` (fp32), warps 4..7 the off-diagonal tiles
-    if (warp < 4) vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
-    else vec_offdiag_warp<C>(t, s, warp, lane);
+    if constexpr (!(C::kAbl & kAblA)) {
+      if (warp < 4) {
+        if constexpr (!(C::kAbl & kAblDiag)) vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
+      } else {
+        vec_offdiag_warp<C>(t, s, warp, lane);
+      }
+    }
     fence_proxy_async();
     __syncthreads();  // B3: rd(A) and a_r ready
     wg_fence();
     wg_fence_operands(acc_o);
+    if constexpr (!(C::kAbl & kAblWgmma)) {
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) Wgmma<64, T>::template ss<1, 0>(acc_o, wg_mn_major(Vw, kk), wg_k_major(As, 0, kk));
+      for (int kk = 0; kk < 4; ++kk) Wgmma<64, T>::template ss<1, 0>(acc_o, wg_mn_major(Vw, kk), wg_k_major(As, 0, kk));
+    }
     wg_commit();
     wg_wait<0>();
     wg_fence_operands(acc_o);
@@ -152,7 +169,7 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
         }
       }
     }
-    wg_store_o<C>(p, rows, c, acc_o, Ost, o, tid);
+    if constexpr (!(C::kAbl & kAblStore)) wg_store_o<C>(p, rows, c, acc_o, Ost, o, tid);
   }
 }
 
