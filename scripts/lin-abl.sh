@@ -5,8 +5,41 @@
 #      kernels/linear/linear_family_tiled_fused_launch.h), bf16 vector, B=8 H=32 D=128, one process
 #      per N, T = LIN_ABL_T (default 4096) -> vec_abl.csv, vec_abl.md (ms and x floor);
 #   2. the backward's launches timed apart and gated_bwd_chunk2 with phases skipped
-#      (ATTNBENCH_LIN_GBWD=abl+prof timeout 120 "$bin" run --algo gated --impl tiled --dtype bf16 --B 8 --H 32 --D 128 \
-  --T "${LIN_ABL_T:-4096}" --no-check --budget-ms 10 --min-samples 5 --max-samples 5 --variant vector,rwkv6 --pass bwd \
+#      (ATTNBENCH_LIN_GBWD=abl+prof: the gbwd-prof and gbwd-abl lines) -> gbwd_abl.txt.
+#   scripts/lin-abl.sh OUT_DIR [BUILD_DIR]   (BUILD_DIR default build/gpu; configured and built here)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=$1
+bdir=${2:-build/gpu}
+mkdir -p "$out"
+log() { echo "[lin-abl $SECONDS s] $*" >&2; }
+cmake -S . -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+cmake --build "$bdir" -j 16 --target attnbench >>"$out/build.log" 2>&1 \
+  || { grep -E "error|FAILED" -A5 "$out/build.log" | head -60; exit 1; }
+log "built"
+bin=./$bdir/harness/attnbench
+T=${LIN_ABL_T:-4096}
+rm -f "$out/vec_abl.csv"
+for n in default abl1 abl2 abl16 abl4 abl8 abl32 abl7 abl39; do
+  env ATTNBENCH_LIN_VEC=$([[ $n == default ]] && echo wg || echo $n) timeout 60 "$bin" run --algo gated --impl tiled \
+    --dtype bf16 --B 8 --H 32 --D 128 --T "$T" --no-check --budget-ms 60 --max-samples 30 --variant vector --pass fwd \
+    --out "$out/one.csv" >>"$out/run.log" 2>&1 || log "vec $n failed"
+  [[ -f $out/one.csv ]] && python3 - "$out/one.csv" "$out/vec_abl.csv" "$n" <<'EOF'
+import csv, os, sys
+src, dst, label = sys.argv[1:]
+rows = list(csv.DictReader(open(src)))
+new = not os.path.exists(dst)
+with open(dst, "a", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=["abl"] + list(rows[0].keys()))
+    if new: w.writeheader()
+    for r in rows: w.writerow({"abl": label, **r})
+EOF
+  rm -f "$out/one.csv"
+done
+log "gbwd abl+prof"
+ATTNBENCH_LIN_GBWD=abl+prof timeout 120 "$bin" run --algo gated --impl tiled --dtype bf16 --B 8 --H 32 --D 128 \
+  --T "$T" --no-check --budget-ms 10 --min-samples 5 --max-samples 5 --variant vector,rwkv6 --pass bwd \
   --out "$out/gbwd.csv" 2>&1 | grep -E "gbwd-(abl|prof)" | tail -8 >"$out/gbwd_abl.txt"
 python3 - "$out/vec_abl.csv" <<'EOF' | tee "$out/vec_abl.md"
 import csv, sys
