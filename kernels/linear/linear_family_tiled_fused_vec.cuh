@@ -289,12 +289,17 @@ __device__ void vec_columns(const EngineParams& p, const VecTile<C>& t, int s, i
     if constexpr (C::kSwz) return *t.at(tile, 0, r, d);
     else return tile[r * C::kLdQ];
   };
-  // pass 1: running sums at the ends of this thread's blocks; every part's, by shuffles
+  // pass 1: running sums at the ends of this thread's blocks; every part's, by shuffles. The gates
+  // stay in registers for pass 2 where a thread has at most 32 rows (kKeepG).
+  constexpr bool kKeepG = C::kRPT <= 32;
+  float gk[kKeepG ? C::kRPT : 1];
   float loc[C::kNB];
   float run = 0.0f;
 #pragma unroll
   for (int i = 0; i < C::kRPT; ++i) {
-    run += G[(r0 + i) * C::kLdF];
+    const float gi = G[(r0 + i) * C::kLdF];
+    if constexpr (kKeepG) gk[i] = gi;
+    run += gi;
     if ((i & 15) == 15) loc[i >> 4] = run;
   }
   float got[C::kTPC][C::kNB], all[C::kTPC][C::kNB];  // got[m]: part ^ m's (warp-uniform masks)
@@ -349,13 +354,25 @@ __device__ void vec_columns(const EngineParams& p, const VecTile<C>& t, int s, i
     const int I = part * C::kNB + nb;
     const float ref_q = I == 0 ? 0.0f : pick(e, I - 1), e_i = pick(e, I);
     const float P = __expf(ref_q), E = __expf(last - e_i);
+    // The block's loads first, then its math and stores: the compiler may not move a load above
+    // a store to the same tiles, so loads interleaved with the stores would each wait in turn.
+    float gb[16];
+    T qb[16], kb[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const int r = r0 + 16 * nb + i;
+      if constexpr (kKeepG) gb[i] = gk[16 * nb + i];
+      else gb[i] = G[r * C::kLdF];
+      qb[i] = qk(Q, r);
+      kb[i] = qk(K, r);
+    }
 #pragma unroll
     for (int i = 16 * nb; i < 16 * nb + 16; ++i) {
       const int r = r0 + i;
-      run += G[r * C::kLdF];
+      run += gb[i - 16 * nb];
       const float b = my_off + run, bq = C::kBonus ? bprev : b;
       bprev = b;
-      const float qv = to_f32(qk(Q, r)), kv = to_f32(qk(K, r));
+      const float qv = to_f32(qb[i - 16 * nb]), kv = to_f32(kb[i - 16 * nb]);
       const float qd = qv * __expf(bq - ref_q), kd = kv * __expf(e_i - b);
       G[r * C::kLdF] = qd;
       Kd[r * C::kLdF] = kd;
