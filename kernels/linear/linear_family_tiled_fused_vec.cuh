@@ -72,6 +72,7 @@ struct VecCfg {
   static constexpr int kABytes = kC * kLdA * 2;
   static constexpr int kConstBytes = 11 * kDk * 4;     // M [6][Dk], invD [4][Dk], exp(last) [Dk]
   static constexpr int kRowBytes = (kWarps + 1) * kC * 4;  // a_r partials per warp, a_r
+  static constexpr int kTotFloats = 0;                 // vec_columns_pk's block sums (its configs only)
   static constexpr int kSmemBytes = 2 * kStageBytes + kFBytes + kABytes + kConstBytes + kRowBytes + 32;
   static_assert(kDv == 64 || kDv == 128, "4 or 8 warps");
   static_assert(kDk == 64 || kDk == 128, "q/k width 64 or 128");
@@ -96,7 +97,8 @@ struct VecTile {
   }
   __device__ float* InvD() const { return M() + 6 * C::kDk; }
   __device__ float* Dec() const { return M() + 10 * C::kDk; }
-  __device__ float* BonP() const { return M() + 11 * C::kDk; }  // [kWarps][C]
+  __device__ float* Tot() const { return M() + 11 * C::kDk; }  // [4][Dk] (C::kTotFloats)
+  __device__ float* BonP() const { return M() + 11 * C::kDk + C::kTotFloats; }  // [kWarps][C]
   __device__ float* Bon() const { return BonP() + C::kWarps * kC; }
   __device__ int* Flags() const { return reinterpret_cast<int*>(Bon() + kC); }
   __device__ uint64_t* Bar(int s) const { return reinterpret_cast<uint64_t*>(Bon() + kC + 4) + s; }  // 8-aligned

@@ -52,8 +52,9 @@ struct WgVecCfg : VecCfg<T_, kBonus_, 128, 128> {
   static constexpr int kStageBytes = 2 * kQBytes + kVBytes + Base::kFBytes;
   static constexpr int kABytes = kChunk;     // rd(A) [64 r][64 j]
   static constexpr int kLdO = 128 + 8;       // output staging rows (in kd's space)
-  static constexpr int kSmemBytes =
-      1024 + 2 * kStageBytes + Base::kFBytes + kABytes + Base::kConstBytes + Base::kRowBytes + 32;
+  static constexpr int kTotFloats = 4 * 128;  // vec_columns_pk: the 16-row blocks' gate sums [4][Dk]
+  static constexpr int kSmemBytes = 1024 + 2 * kStageBytes + Base::kFBytes + kABytes + Base::kConstBytes +
+                                    4 * kTotFloats + Base::kRowBytes + 32;
   static_assert(kStageBytes % 1024 == 0 && Base::kFBytes % 1024 == 0, "tiles stay 1024-byte aligned");
   static_assert(kC * kLdO * 2 <= Base::kFBytes, "the staging tile fits in kd's space");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
@@ -62,6 +63,7 @@ struct WgVecCfg : VecCfg<T_, kBonus_, 128, 128> {
   static constexpr int kAbl = 0;
 };
 constexpr int kAblColumns = 1, kAblA = 2, kAblWgmma = 4, kAblStore = 8, kAblDiag = 16, kAblLoads = 32;
+constexpr int kAblOldColumns = 64;  // not an ablation: vec_columns instead of vec_columns_pk (A/B)
 template <class T_, bool kBonus_, int kAbl_>
 struct WgVecAblCfg : WgVecCfg<T_, kBonus_> {
   static constexpr int kAbl = kAbl_;
@@ -74,6 +76,103 @@ __device__ __forceinline__ void vec_wg_load(const EngineParams& p, const VecTile
   const int s = c & 1;
   wg_load<C>(p, reinterpret_cast<unsigned char*>(t.Q(s)), rows, bh, c);
   vec_load_g<C>(p, p.g + int64_t(bh) * p.T * p.Dqk, t.G(s), rows, c);
+}
+
+// The column phase (vec_columns' factors, operands and roundings; see the header of
+// linear_family_tiled_fused_vec.cuh) on column pairs: warp w owns the 16-row block I = w >> 1 and
+// the columns d = 64 (w & 1) + 2 lane, d + 1. A warp's shared-memory accesses are whole rows of its
+// 64 columns (fp32 pairs of 8 bytes, 16-bit pairs of 4), free of bank conflicts; vec_columns' warps
+// (16 columns, two 32-row parts) conflict two ways and access 16-bit elements one by one. Each
+// thread's gates stay in registers between the passes, and a block's loads all issue before its
+// stores. The blocks' totals meet through shared memory (Tot) under a named barrier of the four
+// warps of a column half: e_I = e_{I-1} + (block I's running sum), in order, so b_r = e_{I-1} +
+// (its running sum from the block's start), as vec_columns forms b across its parts.
+template <class C>
+__device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s, int c, int h, int warp, int lane) {
+  using T = typename C::T;
+  static_assert(C::kSwz && C::kDk == 128 && C::kThreads == 256, "the wgmma kernel's shape");
+  const int I = warp >> 1, half = warp & 1, d = 64 * half + 2 * lane, r0 = 16 * I;
+  float* G = t.G(s) + d;
+  float* Kd = t.Kd() + d;
+  // pass 1: the block's gates (kept) and its total
+  float2 g[16];
+  float2 run = make_float2(0.0f, 0.0f);
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    g[i] = *reinterpret_cast<const float2*>(G + (r0 + i) * C::kLdF);
+    run.x += g[i].x, run.y += g[i].y;
+  }
+  *reinterpret_cast<float2*>(t.Tot() + I * C::kDk + d) = run;
+  wg_named_barrier(3 + half, 128);
+  float2 e[4];
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const float2 tq = *reinterpret_cast<const float2*>(t.Tot() + q * C::kDk + d);
+    e[q] = q == 0 ? tq : make_float2(e[q - 1].x + tq.x, e[q - 1].y + tq.y);
+  }
+  const float2 last = e[3];
+  const float2 ref_q = I == 0 ? make_float2(0.0f, 0.0f) : I == 1 ? e[0] : I == 2 ? e[1] : e[2];  // e_{I-1}
+  const float2 e_i = I == 0 ? e[0] : I == 1 ? e[1] : I == 2 ? e[2] : e[3];
+  if (I == 0) {  // per column: M_IJ, invD_I, exp(last), and the span test
+    bool big = false;
+#pragma unroll
+    for (int i = 0; i < 6; ++i) {
+      int Ii, Jj;
+      vec_tile_ij(i, Ii, Jj);
+      *reinterpret_cast<float2*>(t.M() + i * C::kDk + d) =
+          make_float2(__expf(e[Ii - 1].x - e[Jj].x), __expf(e[Ii - 1].y - e[Jj].y));
+    }
+#pragma unroll
+    for (int Ii = 0; Ii < 4; ++Ii) {
+      const float2 prev = Ii == 0 ? make_float2(0.0f, 0.0f) : e[Ii - 1];
+      *reinterpret_cast<float2*>(t.InvD() + Ii * C::kDk + d) =
+          make_float2(__expf(prev.x - e[Ii].x), __expf(prev.y - e[Ii].y));
+      big = big || prev.x - e[Ii].x > kSpanMax || prev.y - e[Ii].y > kSpanMax;
+    }
+    *reinterpret_cast<float2*>(t.Dec() + d) = make_float2(__expf(last.x), __expf(last.y));
+    if (big) t.Flags()[c & 1] = 1;
+  }
+  // pass 2: per row, the factors and operands; the block's q and k pairs loaded first
+  const float2 P = make_float2(__expf(ref_q.x), __expf(ref_q.y));
+  const float2 E = make_float2(__expf(last.x - e_i.x), __expf(last.y - e_i.y));
+  uint32_t qb[16], kb[16];
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    qb[i] = *reinterpret_cast<const uint32_t*>(t.at(t.Q(s), 0, r0 + i, d));
+    kb[i] = *reinterpret_cast<const uint32_t*>(t.at(t.K(s), 0, r0 + i, d));
+  }
+  float2 ud = make_float2(0.0f, 0.0f);
+  if (C::kBonus && d < p.Dqk) ud = *reinterpret_cast<const float2*>(p.u + h * p.Dqk + d);
+  float bon[C::kBonus ? 16 : 1];
+  float2 bprev = ref_q;  // b_{r0 - 1}
+  run = make_float2(0.0f, 0.0f);
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const int r = r0 + i;
+    run.x += g[i].x, run.y += g[i].y;
+    const float2 b = make_float2(ref_q.x + run.x, ref_q.y + run.y), bq = C::kBonus ? bprev : b;
+    bprev = b;
+    const float2 qv = unpack2<T>(qb[i]), kv = unpack2<T>(kb[i]);
+    const float2 qd = make_float2(qv.x * __expf(bq.x - ref_q.x), qv.y * __expf(bq.y - ref_q.y));
+    const float2 kd = make_float2(kv.x * __expf(e_i.x - b.x), kv.y * __expf(e_i.y - b.y));
+    *reinterpret_cast<float2*>(G + r * C::kLdF) = qd;
+    *reinterpret_cast<float2*>(Kd + r * C::kLdF) = kd;
+    *reinterpret_cast<uint32_t*>(t.at(t.Q(s), 0, r, d)) = pack2<T>(qd.x * P.x, qd.y * P.y);
+    *reinterpret_cast<uint32_t*>(t.at(t.K(s), 0, r, d)) = pack2<T>(kd.x * E.x, kd.y * E.y);
+    if constexpr (C::kBonus) bon[i] = qv.x * kv.x * ud.x + qv.y * kv.y * ud.y;
+  }
+  if constexpr (C::kBonus) {  // a_r over this warp's 64 columns: reduce-scatter over the lanes
+    int row = r0;
+    reduce_scatter<16, 16>(bon, lane, row);  // lanes l, l ^ 1 hold halves of row `row`'s sum
+    const float a = bon[0] + __shfl_xor_sync(0xffffffffu, bon[0], 1);
+    if ((lane & 1) == 0) t.BonP()[half * kC + row] = a;
+  }
+}
+
+// rwkv6 (after B2), with vec_columns_pk: a_r = the two column halves' partials of row r.
+template <class C>
+__device__ __forceinline__ void vec_bonus_sum_pk(const VecTile<C>& t) {
+  if (C::kBonus && threadIdx.x < kC) t.Bon()[threadIdx.x] = t.BonP()[threadIdx.x] + t.BonP()[kC + threadIdx.x];
 }
 
 // grid (1, B*H); 256 threads; shared memory C::kSmemBytes. Forward order only.
@@ -104,11 +203,17 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
     if (c + 1 < NC && !(C::kAbl & kAblLoads)) vec_wg_load<C>(p, t, rows, bh, c + 1);
     cp_async_commit();
     const int s = c & 1;
-    if constexpr (!(C::kAbl & kAblColumns)) vec_columns<C>(p, t, s, c, h, warp, lane);
+    if constexpr (C::kAbl & kAblColumns) {
+    } else if constexpr (C::kAbl & kAblOldColumns) {
+      vec_columns<C>(p, t, s, c, h, warp, lane);
+    } else {
+      vec_columns_pk<C>(p, t, s, c, h, warp, lane);
+    }
     fence_proxy_async();  // Qt, Kt (generic stores) before the wgmma reads
     __syncthreads();      // B2
     if (tid == 0) t.Flags()[(c + 1) & 1] = 0;
-    vec_bonus_sum<C>(t);
+    if constexpr (C::kAbl & kAblOldColumns) vec_bonus_sum<C>(t);
+    else vec_bonus_sum_pk<C>(t);
     const unsigned char* Qt = reinterpret_cast<const unsigned char*>(t.Q(s));
     const unsigned char* Kt = reinterpret_cast<const unsigned char*>(t.K(s));
     const unsigned char* Vw = reinterpret_cast<const unsigned char*>(t.V(s)) + wg * C::kChunk;  // 64 value columns
