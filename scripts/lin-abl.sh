@@ -30,7 +30,7 @@ bin=./$bdir/harness/attnbench
 T=${LIN_ABL_T:-4096}
 rm -f "$out/vec_abl.csv"
 for n in ${LIN_ABL_LIST:-default abl1 abl2 abl16 abl4 abl8 abl32 abl7 abl39}; do
-  env ATTNBENCH_LIN_VEC=$([[ $n == default ]] && echo wg || echo $n) timeout 60 "$bin" run --algo gated --impl tiled \
+  env ATTNBENCH_LIN_VEC=$([[ $n == default ]] && echo wg || echo $n) timeout 200 "$bin" run --algo gated --impl tiled \
     --dtype bf16 --B 8 --H 32 --D 128 --T "$T" --no-check --budget-ms 60 --max-samples 30 --variant $([[ $n == default ]] && echo vector,rwkv6 || echo vector) --pass fwd \
     --out "$out/one.csv" >>"$out/run.log" 2>&1 || log "vec $n failed"
   [[ -f $out/one.csv ]] && python3 - "$out/one.csv" "$out/vec_abl.csv" "$n" <<'EOF'

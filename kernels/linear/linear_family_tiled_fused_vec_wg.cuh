@@ -64,6 +64,7 @@ struct WgVecCfg : VecCfg<T_, kBonus_, 128, 128> {
 };
 constexpr int kAblColumns = 1, kAblA = 2, kAblWgmma = 4, kAblStore = 8, kAblDiag = 16, kAblLoads = 32;
 constexpr int kAblOldColumns = 64;  // not an ablation: vec_columns instead of vec_columns_pk (A/B)
+constexpr int kAblDirectExp = 128;  // not an ablation: vec_columns_pk with two exps an element (A/B)
 template <class T_, bool kBonus_, int kAbl_>
 struct WgVecAblCfg : WgVecCfg<T_, kBonus_> {
   static constexpr int kAbl = kAbl_;
@@ -144,22 +145,57 @@ __device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s
   float2 ud = make_float2(0.0f, 0.0f);
   if (C::kBonus && d < p.Dqk) ud = *reinterpret_cast<const float2*>(p.u + h * p.Dqk + d);
   float bon[C::kBonus ? 16 : 1];
-  float2 bprev = ref_q;  // b_{r0 - 1}
-  run = make_float2(0.0f, 0.0f);
+  if constexpr (C::kAbl & kAblDirectExp) {  // two exps per element, of the cumulative sums
+    float2 bprev = ref_q;  // b_{r0 - 1}
+    run = make_float2(0.0f, 0.0f);
 #pragma unroll
-  for (int i = 0; i < 16; ++i) {
-    const int r = r0 + i;
-    run.x += g[i].x, run.y += g[i].y;
-    const float2 b = make_float2(ref_q.x + run.x, ref_q.y + run.y), bq = C::kBonus ? bprev : b;
-    bprev = b;
-    const float2 qv = unpack2<T>(qb[i]), kv = unpack2<T>(kb[i]);
-    const float2 qd = make_float2(qv.x * __expf(bq.x - ref_q.x), qv.y * __expf(bq.y - ref_q.y));
-    const float2 kd = make_float2(kv.x * __expf(e_i.x - b.x), kv.y * __expf(e_i.y - b.y));
-    *reinterpret_cast<float2*>(G + r * C::kLdF) = qd;
-    *reinterpret_cast<float2*>(Kd + r * C::kLdF) = kd;
-    *reinterpret_cast<uint32_t*>(t.at(t.Q(s), 0, r, d)) = pack2<T>(qd.x * P.x, qd.y * P.y);
-    *reinterpret_cast<uint32_t*>(t.at(t.K(s), 0, r, d)) = pack2<T>(kd.x * E.x, kd.y * E.y);
-    if constexpr (C::kBonus) bon[i] = qv.x * kv.x * ud.x + qv.y * kv.y * ud.y;
+    for (int i = 0; i < 16; ++i) {
+      const int r = r0 + i;
+      run.x += g[i].x, run.y += g[i].y;
+      const float2 b = make_float2(ref_q.x + run.x, ref_q.y + run.y), bq = C::kBonus ? bprev : b;
+      bprev = b;
+      const float2 qv = unpack2<T>(qb[i]), kv = unpack2<T>(kb[i]);
+      const float2 qd = make_float2(qv.x * __expf(bq.x - ref_q.x), qv.y * __expf(bq.y - ref_q.y));
+      const float2 kd = make_float2(kv.x * __expf(e_i.x - b.x), kv.y * __expf(e_i.y - b.y));
+      *reinterpret_cast<float2*>(G + r * C::kLdF) = qd;
+      *reinterpret_cast<float2*>(Kd + r * C::kLdF) = kd;
+      *reinterpret_cast<uint32_t*>(t.at(t.Q(s), 0, r, d)) = pack2<T>(qd.x * P.x, qd.y * P.y);
+      *reinterpret_cast<uint32_t*>(t.at(t.K(s), 0, r, d)) = pack2<T>(kd.x * E.x, kd.y * E.y);
+      if constexpr (C::kBonus) bon[i] = qv.x * kv.x * ud.x + qv.y * kv.y * ud.y;
+    }
+  } else {
+    // One exp per element: x_u = exp(g_u) <= 1, and the factors as running products of them,
+    //   exp(bq_t - e_{I-1}) = prod_{r0 <= u <= t} x_u   (rwkv6: u < t),
+    //   exp(e_I - b_s)      = prod_{s < u <= r0 + 15} x_u,
+    // each within ~16 roundings of fp32 (the direct form rounds the sums b instead), with the same
+    // underflow to zero where the true factor is below fp32's normal range.
+#pragma unroll
+    for (int i = 0; i < 16; ++i) g[i] = make_float2(__expf(g[i].x), __expf(g[i].y));
+    float2 f = make_float2(1.0f, 1.0f);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {  // queries, forward
+      const int r = r0 + i;
+      if constexpr (!C::kBonus) f.x *= g[i].x, f.y *= g[i].y;
+      const float2 qv = unpack2<T>(qb[i]);
+      const float2 qd = make_float2(qv.x * f.x, qv.y * f.y);
+      *reinterpret_cast<float2*>(G + r * C::kLdF) = qd;
+      *reinterpret_cast<uint32_t*>(t.at(t.Q(s), 0, r, d)) = pack2<T>(qd.x * P.x, qd.y * P.y);
+      if constexpr (C::kBonus) {
+        const float2 kv = unpack2<T>(kb[i]);
+        bon[i] = qv.x * kv.x * ud.x + qv.y * kv.y * ud.y;
+        f.x *= g[i].x, f.y *= g[i].y;
+      }
+    }
+    f = make_float2(1.0f, 1.0f);
+#pragma unroll
+    for (int i = 15; i >= 0; --i) {  // keys, backward
+      const int r = r0 + i;
+      const float2 kv = unpack2<T>(kb[i]);
+      const float2 kd = make_float2(kv.x * f.x, kv.y * f.y);
+      *reinterpret_cast<float2*>(Kd + r * C::kLdF) = kd;
+      *reinterpret_cast<uint32_t*>(t.at(t.K(s), 0, r, d)) = pack2<T>(kd.x * E.x, kd.y * E.y);
+      f.x *= g[i].x, f.y *= g[i].y;
+    }
   }
   if constexpr (C::kBonus) {  // a_r over this warp's 64 columns: reduce-scatter over the lanes
     int row = r0;
