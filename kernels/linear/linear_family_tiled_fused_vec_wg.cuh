@@ -65,6 +65,7 @@ struct WgVecCfg : VecCfg<T_, kBonus_, 128, 128> {
 constexpr int kAblColumns = 1, kAblA = 2, kAblWgmma = 4, kAblStore = 8, kAblDiag = 16, kAblLoads = 32;
 constexpr int kAblOldColumns = 64;  // not an ablation: vec_columns instead of vec_columns_pk (A/B)
 constexpr int kAblDirectExp = 128;  // not an ablation: vec_columns_pk with two exps an element (A/B)
+constexpr int kAblOldDiag = 256;  // not an ablation: rd(A) split as session 14 (A/B)
 template <class T_, bool kBonus_, int kAbl_>
 struct WgVecAblCfg : WgVecCfg<T_, kBonus_> {
   static constexpr int kAbl = kAbl_;
@@ -88,6 +89,18 @@ __device__ __forceinline__ void vec_wg_load(const EngineParams& p, const VecTile
 // stores. The blocks' totals meet through shared memory (Tot) under a named barrier of the four
 // warps of a column half: e_I = e_{I-1} + (block I's running sum), in order, so b_r = e_{I-1} +
 // (its running sum from the block's start), as vec_columns forms b across its parts.
+// exp(x) by ex2.approx.ftz (results below fp32's normal range flush to zero): __expf's ex2.approx
+// without ftz adds a compare and two conditional multiplies around every MUFU.EX2.
+__device__ __forceinline__ float vec_exp(float x) {
+#if defined(ATTNBENCH_LIN_SIM)
+  return __expf(x);
+#else
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * 1.4426950408889634f));
+  return y;
+#endif
+}
+
 template <class C>
 __device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s, int c, int h, int warp, int lane) {
   using T = typename C::T;
@@ -121,21 +134,21 @@ __device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s
       int Ii, Jj;
       vec_tile_ij(i, Ii, Jj);
       *reinterpret_cast<float2*>(t.M() + i * C::kDk + d) =
-          make_float2(__expf(e[Ii - 1].x - e[Jj].x), __expf(e[Ii - 1].y - e[Jj].y));
+          make_float2(vec_exp(e[Ii - 1].x - e[Jj].x), vec_exp(e[Ii - 1].y - e[Jj].y));
     }
 #pragma unroll
     for (int Ii = 0; Ii < 4; ++Ii) {
       const float2 prev = Ii == 0 ? make_float2(0.0f, 0.0f) : e[Ii - 1];
       *reinterpret_cast<float2*>(t.InvD() + Ii * C::kDk + d) =
-          make_float2(__expf(prev.x - e[Ii].x), __expf(prev.y - e[Ii].y));
+          make_float2(vec_exp(prev.x - e[Ii].x), vec_exp(prev.y - e[Ii].y));
       big = big || prev.x - e[Ii].x > kSpanMax || prev.y - e[Ii].y > kSpanMax;
     }
-    *reinterpret_cast<float2*>(t.Dec() + d) = make_float2(__expf(last.x), __expf(last.y));
+    *reinterpret_cast<float2*>(t.Dec() + d) = make_float2(vec_exp(last.x), vec_exp(last.y));
     if (big) t.Flags()[c & 1] = 1;
   }
   // pass 2: per row, the factors and operands; the block's q and k pairs loaded first
-  const float2 P = make_float2(__expf(ref_q.x), __expf(ref_q.y));
-  const float2 E = make_float2(__expf(last.x - e_i.x), __expf(last.y - e_i.y));
+  const float2 P = make_float2(vec_exp(ref_q.x), vec_exp(ref_q.y));
+  const float2 E = make_float2(vec_exp(last.x - e_i.x), vec_exp(last.y - e_i.y));
   uint32_t qb[16], kb[16];
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
@@ -155,8 +168,8 @@ __device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s
       const float2 b = make_float2(ref_q.x + run.x, ref_q.y + run.y), bq = C::kBonus ? bprev : b;
       bprev = b;
       const float2 qv = unpack2<T>(qb[i]), kv = unpack2<T>(kb[i]);
-      const float2 qd = make_float2(qv.x * __expf(bq.x - ref_q.x), qv.y * __expf(bq.y - ref_q.y));
-      const float2 kd = make_float2(kv.x * __expf(e_i.x - b.x), kv.y * __expf(e_i.y - b.y));
+      const float2 qd = make_float2(qv.x * vec_exp(bq.x - ref_q.x), qv.y * vec_exp(bq.y - ref_q.y));
+      const float2 kd = make_float2(kv.x * vec_exp(e_i.x - b.x), kv.y * vec_exp(e_i.y - b.y));
       *reinterpret_cast<float2*>(G + r * C::kLdF) = qd;
       *reinterpret_cast<float2*>(Kd + r * C::kLdF) = kd;
       *reinterpret_cast<uint32_t*>(t.at(t.Q(s), 0, r, d)) = pack2<T>(qd.x * P.x, qd.y * P.y);
@@ -170,7 +183,7 @@ __device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s
     // each within ~16 roundings of fp32 (the direct form rounds the sums b instead), with the same
     // underflow to zero where the true factor is below fp32's normal range.
 #pragma unroll
-    for (int i = 0; i < 16; ++i) g[i] = make_float2(__expf(g[i].x), __expf(g[i].y));
+    for (int i = 0; i < 16; ++i) g[i] = make_float2(vec_exp(g[i].x), vec_exp(g[i].y));
     float2 f = make_float2(1.0f, 1.0f);
 #pragma unroll
     for (int i = 0; i < 16; ++i) {  // queries, forward
@@ -281,10 +294,15 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
 
     // ---- rd(A): warps 0..3 diagonal block `warp` (fp32), warps 4..7 the off-diagonal tiles
     if constexpr (!(C::kAbl & kAblA)) {
-      if (warp < 4) {
-        if constexpr (!(C::kAbl & kAblDiag)) vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
-      } else {
-        vec_offdiag_warp<C>(t, s, warp, lane);
+      if constexpr (C::kAbl & kAblOldDiag) {  // session 14: warps 0..3 a diagonal block each, 4..7 the tiles
+        if (warp < 4) vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
+        else vec_offdiag_warp<C>(t, s, warp, lane);
+      } else {  // each diagonal block by two warps (row groups {0, 3} and {1, 2}), a tile each to warps 2..7
+        if constexpr (!(C::kAbl & kAblDiag)) {
+          if (warp < 4) vec_diag<C, 1>(p, t, rows, s, bh, c, warp, lane);
+          else vec_diag<C, 2>(p, t, rows, s, bh, c, warp - 4, lane);
+        }
+        if (warp >= 2) vec_offdiag<C>(t, s, warp - 2, lane);
       }
     }
     fence_proxy_async();
