@@ -90,8 +90,7 @@ inline int vec_variant() {
 // results): fused_vec_wg_fwd with the parts of WgVecCfg::kAbl's bits N skipped, N one of 1, 2, 4,
 // 8, 16, 32, 7 (columns + A + products: loads, barriers and stores alone), 39 (7 + loads); 64 is
 // the kernel with session 14's column phase (vec_columns; right results), for A/B, and 128 the
-// column pairs with two exps an element (vec_columns_pk's direct form; right results), 256 rd(A)
-// split as in session 14 (warps 0..3 a diagonal block each; right results).
+// column pairs with two exps an element (vec_columns_pk's direct form; right results).
 template <class T>
 bool launch_vec_wg_abl(int n, const EngineParams& e, int BH, cudaStream_t s) {
   auto go = [&](auto cfg) {
@@ -110,7 +109,6 @@ bool launch_vec_wg_abl(int n, const EngineParams& e, int BH, cudaStream_t s) {
     case 39: return go(WgVecAblCfg<T, false, 39>{});
     case 64: return go(WgVecAblCfg<T, false, 64>{});  // correct: vec_columns (the A/B of vec_columns_pk)
     case 128: return go(WgVecAblCfg<T, false, 128>{});  // correct: vec_columns_pk's direct exps (A/B)
-    case 256: return go(WgVecAblCfg<T, false, 256>{});  // correct: rd(A) split as session 14 (A/B)
     default: return false;
   }
 }

@@ -395,12 +395,9 @@ __device__ void vec_columns(const EngineParams& p, const VecTile<C>& t, int s, i
 }
 
 // Diagonal block I of A (warp I < 4): lane (half hh, rows rg + 4i, keys cg + 4j), d in half hh.
-// kRows: all four row groups i (0), or half of the block's work for one of two warps: i in {0, 3}
-// (1) or i in {1, 2} (2), 5 of the 10 lower-triangle lane tiles each.
-template <class C, int kRows = 0>
+template <class C>
 __device__ void vec_diag(const EngineParams& p, const VecTile<C>& t, const Rows& rows, int s, int bh, int c, int I,
                          int lane) {
-  constexpr auto on = [](int i) { return kRows == 0 || (kRows == 1) == (i == 0 || i == 3); };
   using T = typename C::T;
   const int hh = lane >> 4, rg = (lane >> 2) & 3, cg = lane & 3;
   float acc[4][4];
@@ -417,20 +414,16 @@ __device__ void vec_diag(const EngineParams& p, const VecTile<C>& t, const Rows&
     for (int d = hh * kHalf; d < hh * kHalf + kHalf; d += 4) {
       const float4 w = *reinterpret_cast<const float4*>(iD + d);
       float4 qv[4], kv[4];
-      constexpr int kMaxI = kRows == 2 ? 2 : 3;  // the key groups needed: j <= the largest row group
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        if (on(i)) {
-          qv[i] = *reinterpret_cast<const float4*>(Qd + (rg + 4 * i) * C::kLdF + d);
-          qv[i].x *= w.x, qv[i].y *= w.y, qv[i].z *= w.z, qv[i].w *= w.w;
-        }
-        if (i <= kMaxI) kv[i] = *reinterpret_cast<const float4*>(Kd + (cg + 4 * i) * C::kLdF + d);
+        qv[i] = *reinterpret_cast<const float4*>(Qd + (rg + 4 * i) * C::kLdF + d);
+        qv[i].x *= w.x, qv[i].y *= w.y, qv[i].z *= w.z, qv[i].w *= w.w;
+        kv[i] = *reinterpret_cast<const float4*>(Kd + (cg + 4 * i) * C::kLdF + d);
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
         for (int j = 0; j <= i; ++j) {  // keys cg + 4j > rows rg + 4i for j > i: masked
-          if (!on(i)) continue;
           acc[i][j] += qv[i].x * kv[j].x;
           acc[i][j] += qv[i].y * kv[j].y;
           acc[i][j] += qv[i].z * kv[j].z;
@@ -465,19 +458,16 @@ __device__ void vec_diag(const EngineParams& p, const VecTile<C>& t, const Rows&
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
-          if (on(i)) acc[i][j] += qv[i] * kv[j] * __expf(ex[i][j]);
+        for (int j = 0; j < 4; ++j) acc[i][j] += qv[i] * kv[j] * __expf(ex[i][j]);
     }
   }
 #pragma unroll
   for (int i = 0; i < 4; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
-      if (on(i)) acc[i][j] += __shfl_xor_sync(0xffffffffu, acc[i][j], 16);
+    for (int j = 0; j < 4; ++j) acc[i][j] += __shfl_xor_sync(0xffffffffu, acc[i][j], 16);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    // the half hh writes: all rows, i >> 1 == hh; half a block, the lower active group (hh 0) or the upper
-    if (!on(i) || (kRows == 0 ? (i >> 1) != hh : (i == 0 || i == 1) != (hh == 0))) continue;
+    if ((i >> 1) != hh) continue;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int tt = rg + 4 * i, ss = cg + 4 * j;

@@ -1,8 +1,9 @@
 // The fused vector-gate forward (gated/vector, gated/rwkv6) on warpgroup MMA (wgmma, sm_90a):
 // one block of two warpgroups per (b, h), q/k and value widths in (64, 128] (zero-padded to 128).
 // The math, the factoring of the gates and every rounding point are those of fused_vec_fwd
-// (linear_family_tiled_fused_vec.cuh, whose column phase, diagonal and off-diagonal blocks of A
-// this kernel calls unchanged); the state products are those of fused_wg_fwd
+// (linear_family_tiled_fused_vec.cuh, whose diagonal and off-diagonal blocks of A this kernel
+// calls unchanged; its column phase is vec_columns_pk below, the same factors on column pairs with
+// one exp an element: session 15); the state products are those of fused_wg_fwd
 // (linear_family_tiled_fused_wg.cuh), everything transposed with the value columns as wgmma's M:
 //   Qt = rd(q exp(bq)) = rd(qd P_I),  Kt = rd(k exp(last - b)) = rd(kd E_J)   (column phase, in place)
 //   O^T  = rd(S^T) Qt^T + V^T rd(A)^T   [+ a_r v_r, rwkv6, fp32]   o = rd(scale O)
@@ -21,7 +22,7 @@
 // of q, k, v, g; kd; rd(A); the gate constants; a_r. The output staging tile lives in kd's space.
 // Per chunk c, three barriers:
 //   wait chunk c; fence.proxy.async; B1 -> issue the loads of chunk c + 1 (stage (c+1)%2);
-//      column phase (vec_columns): b, qd (over g), kd, Qt (over q), Kt (over k), M, invD, exp(last),
+//      column phase (vec_columns_pk): b, qd (over g), kd, Qt (over q), Kt (over k), M, invD, exp(last),
 //      rwkv6's a_r partials; fence.proxy.async;
 //   B2 -> a_r; pack rd(S^T), S^T *= exp(last) per column d; issue rd(S^T) Qt^T (8 k-steps, m64n64)
 //      and V^T Kt (4 k-steps, m64n128), one commit group; rd(A) blocks to shared memory;
@@ -65,7 +66,6 @@ struct WgVecCfg : VecCfg<T_, kBonus_, 128, 128> {
 constexpr int kAblColumns = 1, kAblA = 2, kAblWgmma = 4, kAblStore = 8, kAblDiag = 16, kAblLoads = 32;
 constexpr int kAblOldColumns = 64;  // not an ablation: vec_columns instead of vec_columns_pk (A/B)
 constexpr int kAblDirectExp = 128;  // not an ablation: vec_columns_pk with two exps an element (A/B)
-constexpr int kAblOldDiag = 256;  // not an ablation: rd(A) split as session 14 (A/B)
 template <class T_, bool kBonus_, int kAbl_>
 struct WgVecAblCfg : WgVecCfg<T_, kBonus_> {
   static constexpr int kAbl = kAbl_;
@@ -80,15 +80,6 @@ __device__ __forceinline__ void vec_wg_load(const EngineParams& p, const VecTile
   vec_load_g<C>(p, p.g + int64_t(bh) * p.T * p.Dqk, t.G(s), rows, c);
 }
 
-// The column phase (vec_columns' factors, operands and roundings; see the header of
-// linear_family_tiled_fused_vec.cuh) on column pairs: warp w owns the 16-row block I = w >> 1 and
-// the columns d = 64 (w & 1) + 2 lane, d + 1. A warp's shared-memory accesses are whole rows of its
-// 64 columns (fp32 pairs of 8 bytes, 16-bit pairs of 4), free of bank conflicts; vec_columns' warps
-// (16 columns, two 32-row parts) conflict two ways and access 16-bit elements one by one. Each
-// thread's gates stay in registers between the passes, and a block's loads all issue before its
-// stores. The blocks' totals meet through shared memory (Tot) under a named barrier of the four
-// warps of a column half: e_I = e_{I-1} + (block I's running sum), in order, so b_r = e_{I-1} +
-// (its running sum from the block's start), as vec_columns forms b across its parts.
 // exp(x) by ex2.approx.ftz (results below fp32's normal range flush to zero): __expf's ex2.approx
 // without ftz adds a compare and two conditional multiplies around every MUFU.EX2.
 __device__ __forceinline__ float vec_exp(float x) {
@@ -101,6 +92,15 @@ __device__ __forceinline__ float vec_exp(float x) {
 #endif
 }
 
+// The column phase (vec_columns' factors, operands and roundings; see the header of
+// linear_family_tiled_fused_vec.cuh) on column pairs: warp w owns the 16-row block I = w >> 1 and
+// the columns d = 64 (w & 1) + 2 lane, d + 1. A warp's shared-memory accesses are whole rows of its
+// 64 columns (fp32 pairs of 8 bytes, 16-bit pairs of 4), free of bank conflicts; vec_columns' warps
+// (16 columns, two 32-row parts) conflict two ways and access 16-bit elements one by one. Each
+// thread's gates stay in registers between the passes, and a block's loads all issue before its
+// stores. The blocks' totals meet through shared memory (Tot) under a named barrier of the four
+// warps of a column half: e_I = e_{I-1} + (block I's running sum), in order, so b_r = e_{I-1} +
+// (its running sum from the block's start), as vec_columns forms b across its parts.
 template <class C>
 __device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s, int c, int h, int warp, int lane) {
   using T = typename C::T;
@@ -294,15 +294,10 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
 
     // ---- rd(A): warps 0..3 diagonal block `warp` (fp32), warps 4..7 the off-diagonal tiles
     if constexpr (!(C::kAbl & kAblA)) {
-      if constexpr (C::kAbl & kAblOldDiag) {  // session 14: warps 0..3 a diagonal block each, 4..7 the tiles
-        if (warp < 4) vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
-        else vec_offdiag_warp<C>(t, s, warp, lane);
-      } else {  // each diagonal block by two warps (row groups {0, 3} and {1, 2}), a tile each to warps 2..7
-        if constexpr (!(C::kAbl & kAblDiag)) {
-          if (warp < 4) vec_diag<C, 1>(p, t, rows, s, bh, c, warp, lane);
-          else vec_diag<C, 2>(p, t, rows, s, bh, c, warp - 4, lane);
-        }
-        if (warp >= 2) vec_offdiag<C>(t, s, warp - 2, lane);
+      if (warp < 4) {
+        if constexpr (!(C::kAbl & kAblDiag)) vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
+      } else {
+        vec_offdiag_warp<C>(t, s, warp, lane);
       }
     }
     fence_proxy_async();
