@@ -130,10 +130,11 @@ void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
 
 template <class T, bool kBonus>
 void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
-  const int v = vec_variant() >= 100 ? 3 : vec_variant();  // abl<N> elsewhere: the default
+  const int knob = vec_variant();
   if constexpr (std::is_same_v<T, __nv_bfloat16> && !kBonus) {
-    if (vec_variant() >= 100 && e.Dqk > 64 && e.Dvv > 64 && sm90_device() && launch_vec_wg_abl<T>(vec_variant() - 100, e, BH, s)) return;
+    if (knob >= 100 && e.Dqk > 64 && e.Dvv > 64 && sm90_device() && launch_vec_wg_abl<T>(knob - 100, e, BH, s)) return;
   }
+  const int v = knob >= 100 ? 3 : knob;  // abl<N> where it has no kernel: the default
   if (v == 3 && e.Dqk > 64 && e.Dvv > 64 && sm90_device()) {
     using C = WgVecCfg<T, kBonus>;
     launch_per_bh<C>(fused_vec_wg_fwd<C>, e, BH, s, "fused_vec_wg_fwd");

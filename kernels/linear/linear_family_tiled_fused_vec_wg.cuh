@@ -80,15 +80,13 @@ __device__ __forceinline__ void vec_wg_load(const EngineParams& p, const VecTile
   vec_load_g<C>(p, p.g + int64_t(bh) * p.T * p.Dqk, t.G(s), rows, c);
 }
 
-// exp(x) by ex2.approx.ftz (results below fp32's normal range flush to zero): __expf's ex2.approx
-// without ftz adds a compare and two conditional multiplies around every MUFU.EX2.
+// exp(x) by ex2.approx.ftz (hopper::ex2; results below fp32's normal range flush to zero): __expf's
+// ex2.approx without ftz adds a compare and two conditional multiplies around every MUFU.EX2.
 __device__ __forceinline__ float vec_exp(float x) {
 #if defined(ATTNBENCH_LIN_SIM)
   return __expf(x);
 #else
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * 1.4426950408889634f));
-  return y;
+  return hopper::ex2(x * 1.4426950408889634f);
 #endif
 }
 
