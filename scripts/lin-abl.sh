@@ -8,8 +8,8 @@
 #      (ATTNBENCH_LIN_GBWD=abl+prof: the gbwd-prof and gbwd-abl lines) -> gbwd_abl.txt.
 #   scripts/lin-abl.sh OUT_DIR [BUILD_DIR]   (BUILD_DIR default build/gpu; configured and built here)
 # Environment: LIN_ABL_T (T list, default 4096), LIN_ABL_LIST (the words of step 1: default or
-# abl<N>; default "default abl1 abl2 abl16 abl4 abl8 abl32 abl7 abl39"; "default" times vector and
-# rwkv6), LIN_ABL_GBWD (0 skips step 2), LIN_ABL_TESTS (a gtest filter: kernels_tests is built and
+# abl<N>, each optionally with :<variants>; default "default abl1 abl2 abl16 abl4 abl8 abl32 abl7
+# abl39"; "default" times vector and rwkv6, abl<N> vector; e.g. abl768:rwkv6), LIN_ABL_GBWD (0 skips step 2), LIN_ABL_TESTS (a gtest filter: kernels_tests is built and
 # run with it first -> tests.txt).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +29,12 @@ fi
 bin=./$bdir/harness/attnbench
 T=${LIN_ABL_T:-4096}
 rm -f "$out/vec_abl.csv"
-for n in ${LIN_ABL_LIST:-default abl1 abl2 abl16 abl4 abl8 abl32 abl7 abl39}; do
+for word in ${LIN_ABL_LIST:-default abl1 abl2 abl16 abl4 abl8 abl32 abl7 abl39}; do
+  n=${word%%:*}
+  vars=$([[ $n == default ]] && echo vector,rwkv6 || echo vector)
+  [[ $word == *:* ]] && vars=${word#*:}
   env ATTNBENCH_LIN_VEC=$([[ $n == default ]] && echo wg || echo $n) timeout 200 "$bin" run --algo gated --impl tiled \
-    --dtype bf16 --B 8 --H 32 --D 128 --T "$T" --no-check --budget-ms 60 --max-samples 30 --variant $([[ $n == default ]] && echo vector,rwkv6 || echo vector) --pass fwd \
+    --dtype bf16 --B 8 --H 32 --D 128 --T "$T" --no-check --budget-ms 60 --max-samples 30 --variant "$vars" --pass fwd \
     --out "$out/one.csv" >>"$out/run.log" 2>&1 || log "vec $n failed"
   [[ -f $out/one.csv ]] && python3 - "$out/one.csv" "$out/vec_abl.csv" "$n" <<'EOF'
 import csv, os, sys

@@ -86,18 +86,27 @@ inline int vec_variant() {
   return v;
 }
 
-// ATTNBENCH_LIN_VEC=abl<N> (bf16 vector, widths in (64, 128], sm_90; measurement only, wrong
-// results): fused_vec_wg_fwd with the parts of WgVecCfg::kAbl's bits N skipped, N one of 1, 2, 4,
-// 8, 16, 32, 7 (columns + A + products: loads, barriers and stores alone), 39 (7 + loads); 64 is
-// the kernel with session 14's column phase (vec_columns; right results), for A/B, and 128 the
-// column pairs with two exps an element (vec_columns_pk's direct form; right results).
-template <class T>
+// ATTNBENCH_LIN_VEC=abl<N> (bf16, widths in (64, 128], sm_90): fused_vec_wg_fwd with the parts of
+// WgVecCfg::kAbl's bits N skipped (vector only; measurement only, wrong results), N one of 1, 2, 4,
+// 8, 16, 32, 7 (columns + A + products: loads, barriers and stores alone), 39 (7 + loads). Right
+// results, for A/B against session 15's kernel: 256, the diagonal blocks of A in fp32 (vector and
+// rwkv6); 512, rwkv6's bonus in the fp32 epilogue; 768, both (session 15's rwkv6 kernel).
+// (Session 15's 64 and 128, its earlier column phases, were removed in session 16.)
+template <class T, bool kBonus>
 bool launch_vec_wg_abl(int n, const EngineParams& e, int BH, cudaStream_t s) {
   auto go = [&](auto cfg) {
     using C = decltype(cfg);
     launch_per_bh<C>(fused_vec_wg_fwd<C>, e, BH, s, "fused_vec_wg_fwd (ablated)");
     return true;
   };
+  if constexpr (kBonus) {
+    switch (n) {
+      case 256: return go(WgVecAblCfg<T, true, 256>{});
+      case 512: return go(WgVecAblCfg<T, true, 512>{});
+      case 768: return go(WgVecAblCfg<T, true, 768>{});
+      default: return false;
+    }
+  }
   switch (n) {
     case 1: return go(WgVecAblCfg<T, false, 1>{});
     case 2: return go(WgVecAblCfg<T, false, 2>{});
@@ -107,8 +116,7 @@ bool launch_vec_wg_abl(int n, const EngineParams& e, int BH, cudaStream_t s) {
     case 32: return go(WgVecAblCfg<T, false, 32>{});
     case 7: return go(WgVecAblCfg<T, false, 7>{});
     case 39: return go(WgVecAblCfg<T, false, 39>{});
-    case 64: return go(WgVecAblCfg<T, false, 64>{});  // correct: vec_columns (the A/B of vec_columns_pk)
-    case 128: return go(WgVecAblCfg<T, false, 128>{});  // correct: vec_columns_pk's direct exps (A/B)
+    case 256: return go(WgVecAblCfg<T, false, 256>{});  // correct: fp32 diagonal blocks (A/B)
     default: return false;
   }
 }
@@ -131,8 +139,9 @@ void launch_fused_vec_fwd_o(const EngineParams& e, int BH, cudaStream_t s) {
 template <class T, bool kBonus>
 void launch_fused_vec_fwd(const EngineParams& e, int BH, cudaStream_t s) {
   const int knob = vec_variant();
-  if constexpr (std::is_same_v<T, __nv_bfloat16> && !kBonus) {
-    if (knob >= 100 && e.Dqk > 64 && e.Dvv > 64 && sm90_device() && launch_vec_wg_abl<T>(knob - 100, e, BH, s)) return;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (knob >= 100 && e.Dqk > 64 && e.Dvv > 64 && sm90_device() && launch_vec_wg_abl<T, kBonus>(knob - 100, e, BH, s))
+      return;
   }
   const int v = knob >= 100 ? 3 : knob;  // abl<N> where it has no kernel: the default
   if (v == 3 && e.Dqk > 64 && e.Dvv > 64 && sm90_device()) {

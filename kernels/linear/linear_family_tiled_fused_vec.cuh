@@ -395,7 +395,9 @@ __device__ void vec_columns(const EngineParams& p, const VecTile<C>& t, int s, i
 }
 
 // Diagonal block I of A (warp I < 4): lane (half hh, rows rg + 4i, keys cg + 4j), d in half hh.
-template <class C>
+// kBonA (rwkv6 in fused_vec_wg_fwd): A_rr = rd(a_r), a_r from vec_columns_pk's two column-half
+// partials (BonP [2][C]), so that rd(A) V carries the bonus; else A_rr = 0 there (strict j < r).
+template <class C, bool kBonA = false>
 __device__ void vec_diag(const EngineParams& p, const VecTile<C>& t, const Rows& rows, int s, int bh, int c, int I,
                          int lane) {
   using T = typename C::T;
@@ -472,7 +474,9 @@ __device__ void vec_diag(const EngineParams& p, const VecTile<C>& t, const Rows&
     for (int j = 0; j < 4; ++j) {
       const int tt = rg + 4 * i, ss = cg + 4 * j;
       const bool keep = C::kBonus ? ss < tt : ss <= tt;
-      *t.a_at(16 * I + tt, 16 * I + ss) = from_f32<T>(keep ? acc[i][j] : 0.0f);
+      float x = keep ? acc[i][j] : 0.0f;
+      if (kBonA && ss == tt) x = t.BonP()[16 * I + tt] + t.BonP()[kC + 16 * I + tt];
+      *t.a_at(16 * I + tt, 16 * I + ss) = from_f32<T>(x);
     }
   }
 }

@@ -1,12 +1,15 @@
 // The fused vector-gate forward (gated/vector, gated/rwkv6) on warpgroup MMA (wgmma, sm_90a):
 // one block of two warpgroups per (b, h), q/k and value widths in (64, 128] (zero-padded to 128).
-// The math, the factoring of the gates and every rounding point are those of fused_vec_fwd
-// (linear_family_tiled_fused_vec.cuh, whose diagonal and off-diagonal blocks of A this kernel
-// calls unchanged; its column phase is vec_columns_pk below, the same factors on column pairs with
-// one exp an element: session 15); the state products are those of fused_wg_fwd
+// The math and the factoring of the gates are those of fused_vec_fwd
+// (linear_family_tiled_fused_vec.cuh, whose off-diagonal tiles of A this kernel calls unchanged;
+// its column phase is vec_columns_pk below, the same factors on column pairs with one exp an
+// element: session 15). Two rounding points differ (session 16): in bf16 the diagonal blocks of A
+// are products of bf16 operands on tensor cores (vec_diag_tc below; fused_vec: fp32 on CUDA cores,
+// still used for fp16 and for spans beyond kSpanMax), and rwkv6's bonus a_r enters rd(A)'s diagonal
+// (fused_vec: added in fp32 after the products). The state products are those of fused_wg_fwd
 // (linear_family_tiled_fused_wg.cuh), everything transposed with the value columns as wgmma's M:
 //   Qt = rd(q exp(bq)) = rd(qd P_I),  Kt = rd(k exp(last - b)) = rd(kd E_J)   (column phase, in place)
-//   O^T  = rd(S^T) Qt^T + V^T rd(A)^T   [+ a_r v_r, rwkv6, fp32]   o = rd(scale O)
+//   O^T  = rd(S^T) Qt^T + V^T rd(A)^T   (rwkv6: A_rr = a_r)   o = rd(scale O)
 //   S^T <- S^T diag(exp(last)) + V^T Kt
 // Warpgroup wg (warps 4wg..4wg+3) owns value columns n in [64wg, 64wg + 64): S^T is its m64n128
 // accumulator (64 registers a thread), rd(S^T) packed to T is the register A operand of
@@ -14,8 +17,8 @@
 // read K-major, and Kt [j][d] the N-major B of the state update. Since Qt carries the query's
 // decay, O^T needs no element-wise step between its two products, and the state update needs only
 // Kt and V: both products of S^T are issued right after the column phase and run while the warps
-// form rd(A) (warps 0..3 the diagonal blocks in fp32, warps 4..7 the six off-diagonal tiles on
-// mma.sync, as fused_vec).
+// form rd(A) (warps 0..3 the diagonal blocks, warps 4..7 the six off-diagonal tiles, all on
+// mma.sync in bf16).
 //
 // Shared memory (VecTile with C::kSwz: q, k, v as 64-column chunks of 128-byte rows with the
 // 128-byte swizzle, rd(A) one such chunk; g, qd, kd fp32 in padded rows as fused_vec): two stages
@@ -24,10 +27,10 @@
 //   wait chunk c; fence.proxy.async; B1 -> issue the loads of chunk c + 1 (stage (c+1)%2);
 //      column phase (vec_columns_pk): b, qd (over g), kd, Qt (over q), Kt (over k), M, invD, exp(last),
 //      rwkv6's a_r partials; fence.proxy.async;
-//   B2 -> a_r; pack rd(S^T), S^T *= exp(last) per column d; issue rd(S^T) Qt^T (8 k-steps, m64n64)
+//   B2 -> pack rd(S^T), S^T *= exp(last) per column d; issue rd(S^T) Qt^T (8 k-steps, m64n64)
 //      and V^T Kt (4 k-steps, m64n128), one commit group; rd(A) blocks to shared memory;
-//      fence.proxy.async;
-//   B3 -> issue V^T rd(A)^T (4 k-steps, m64n64), wait all; [rwkv6: O^T += a_r v_r]; rd(scale O)
+//      (rwkv6: a_r = the column halves' partials on the diagonal); fence.proxy.async;
+//   B3 -> issue V^T rd(A)^T (4 k-steps, m64n64), wait all; rd(scale O)
 //      into the staging tile (kd's space: kd was last read before B3), warpgroup barrier, 16-byte
 //      row stores.
 // Hazards: stage (c+1)%2 was last read by chunk c - 1 (its wgmma waited for before its output,
@@ -35,6 +38,8 @@
 // the staging tile is read by the warpgroup before B1 of chunk c + 1, after which kd is rewritten.
 // The blocks of rd(A) above the diagonal are zeroed once and never written.
 #pragma once
+
+#include <type_traits>
 
 #include "linear_family_tiled_fused_vec.cuh"
 #include "linear_family_tiled_fused_wg.cuh"
@@ -64,8 +69,10 @@ struct WgVecCfg : VecCfg<T_, kBonus_, 128, 128> {
   static constexpr int kAbl = 0;
 };
 constexpr int kAblColumns = 1, kAblA = 2, kAblWgmma = 4, kAblStore = 8, kAblDiag = 16, kAblLoads = 32;
-constexpr int kAblOldColumns = 64;  // not an ablation: vec_columns instead of vec_columns_pk (A/B)
-constexpr int kAblDirectExp = 128;  // not an ablation: vec_columns_pk with two exps an element (A/B)
+// Not ablations (right results, for A/B against session 15's kernel): kAblFp32Diag, the diagonal
+// blocks of A in fp32 on CUDA cores (vec_diag) in bf16 too; kAblBonusEpi, rwkv6's a_r v_r added in
+// fp32 after the products (not through rd(A)'s diagonal).
+constexpr int kAblFp32Diag = 256, kAblBonusEpi = 512;
 template <class T_, bool kBonus_, int kAbl_>
 struct WgVecAblCfg : WgVecCfg<T_, kBonus_> {
   static constexpr int kAbl = kAbl_;
@@ -156,57 +163,37 @@ __device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s
   float2 ud = make_float2(0.0f, 0.0f);
   if (C::kBonus && d < p.Dqk) ud = *reinterpret_cast<const float2*>(p.u + h * p.Dqk + d);
   float bon[C::kBonus ? 16 : 1];
-  if constexpr (C::kAbl & kAblDirectExp) {  // two exps per element, of the cumulative sums
-    float2 bprev = ref_q;  // b_{r0 - 1}
-    run = make_float2(0.0f, 0.0f);
+  // One exp per element: x_u = exp(g_u) <= 1, and the factors as running products of them,
+  //   exp(bq_t - e_{I-1}) = prod_{r0 <= u <= t} x_u   (rwkv6: u < t),
+  //   exp(e_I - b_s)      = prod_{s < u <= r0 + 15} x_u,
+  // each within ~16 roundings of fp32 (the direct form rounds the sums b instead), with the same
+  // underflow to zero where the true factor is below fp32's normal range.
 #pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      const int r = r0 + i;
-      run.x += g[i].x, run.y += g[i].y;
-      const float2 b = make_float2(ref_q.x + run.x, ref_q.y + run.y), bq = C::kBonus ? bprev : b;
-      bprev = b;
-      const float2 qv = unpack2<T>(qb[i]), kv = unpack2<T>(kb[i]);
-      const float2 qd = make_float2(qv.x * vec_exp(bq.x - ref_q.x), qv.y * vec_exp(bq.y - ref_q.y));
-      const float2 kd = make_float2(kv.x * vec_exp(e_i.x - b.x), kv.y * vec_exp(e_i.y - b.y));
-      *reinterpret_cast<float2*>(G + r * C::kLdF) = qd;
-      *reinterpret_cast<float2*>(Kd + r * C::kLdF) = kd;
-      *reinterpret_cast<uint32_t*>(t.at(t.Q(s), 0, r, d)) = pack2<T>(qd.x * P.x, qd.y * P.y);
-      *reinterpret_cast<uint32_t*>(t.at(t.K(s), 0, r, d)) = pack2<T>(kd.x * E.x, kd.y * E.y);
-      if constexpr (C::kBonus) bon[i] = qv.x * kv.x * ud.x + qv.y * kv.y * ud.y;
-    }
-  } else {
-    // One exp per element: x_u = exp(g_u) <= 1, and the factors as running products of them,
-    //   exp(bq_t - e_{I-1}) = prod_{r0 <= u <= t} x_u   (rwkv6: u < t),
-    //   exp(e_I - b_s)      = prod_{s < u <= r0 + 15} x_u,
-    // each within ~16 roundings of fp32 (the direct form rounds the sums b instead), with the same
-    // underflow to zero where the true factor is below fp32's normal range.
+  for (int i = 0; i < 16; ++i) g[i] = make_float2(vec_exp(g[i].x), vec_exp(g[i].y));
+  float2 f = make_float2(1.0f, 1.0f);
 #pragma unroll
-    for (int i = 0; i < 16; ++i) g[i] = make_float2(vec_exp(g[i].x), vec_exp(g[i].y));
-    float2 f = make_float2(1.0f, 1.0f);
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {  // queries, forward
-      const int r = r0 + i;
-      if constexpr (!C::kBonus) f.x *= g[i].x, f.y *= g[i].y;
-      const float2 qv = unpack2<T>(qb[i]);
-      const float2 qd = make_float2(qv.x * f.x, qv.y * f.y);
-      *reinterpret_cast<float2*>(G + r * C::kLdF) = qd;
-      *reinterpret_cast<uint32_t*>(t.at(t.Q(s), 0, r, d)) = pack2<T>(qd.x * P.x, qd.y * P.y);
-      if constexpr (C::kBonus) {
-        const float2 kv = unpack2<T>(kb[i]);
-        bon[i] = qv.x * kv.x * ud.x + qv.y * kv.y * ud.y;
-        f.x *= g[i].x, f.y *= g[i].y;
-      }
-    }
-    f = make_float2(1.0f, 1.0f);
-#pragma unroll
-    for (int i = 15; i >= 0; --i) {  // keys, backward
-      const int r = r0 + i;
+  for (int i = 0; i < 16; ++i) {  // queries, forward
+    const int r = r0 + i;
+    if constexpr (!C::kBonus) f.x *= g[i].x, f.y *= g[i].y;
+    const float2 qv = unpack2<T>(qb[i]);
+    const float2 qd = make_float2(qv.x * f.x, qv.y * f.y);
+    *reinterpret_cast<float2*>(G + r * C::kLdF) = qd;
+    *reinterpret_cast<uint32_t*>(t.at(t.Q(s), 0, r, d)) = pack2<T>(qd.x * P.x, qd.y * P.y);
+    if constexpr (C::kBonus) {
       const float2 kv = unpack2<T>(kb[i]);
-      const float2 kd = make_float2(kv.x * f.x, kv.y * f.y);
-      *reinterpret_cast<float2*>(Kd + r * C::kLdF) = kd;
-      *reinterpret_cast<uint32_t*>(t.at(t.K(s), 0, r, d)) = pack2<T>(kd.x * E.x, kd.y * E.y);
+      bon[i] = qv.x * kv.x * ud.x + qv.y * kv.y * ud.y;
       f.x *= g[i].x, f.y *= g[i].y;
     }
+  }
+  f = make_float2(1.0f, 1.0f);
+#pragma unroll
+  for (int i = 15; i >= 0; --i) {  // keys, backward
+    const int r = r0 + i;
+    const float2 kv = unpack2<T>(kb[i]);
+    const float2 kd = make_float2(kv.x * f.x, kv.y * f.y);
+    *reinterpret_cast<float2*>(Kd + r * C::kLdF) = kd;
+    *reinterpret_cast<uint32_t*>(t.at(t.K(s), 0, r, d)) = pack2<T>(kd.x * E.x, kd.y * E.y);
+    f.x *= g[i].x, f.y *= g[i].y;
   }
   if constexpr (C::kBonus) {  // a_r over this warp's 64 columns: reduce-scatter over the lanes
     int row = r0;
@@ -216,10 +203,60 @@ __device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s
   }
 }
 
-// rwkv6 (after B2), with vec_columns_pk: a_r = the two column halves' partials of row r.
+// rwkv6 with kAblBonusEpi (after B2): a_r = the two column halves' partials of row r.
 template <class C>
 __device__ __forceinline__ void vec_bonus_sum_pk(const VecTile<C>& t) {
   if (C::kBonus && threadIdx.x < kC) t.Bon()[threadIdx.x] = t.BonP()[threadIdx.x] + t.BonP()[kC + threadIdx.x];
+}
+
+// Diagonal block I of A on tensor cores (bf16; warp I < 4, session 16): A_tr = rd(qd_t invD_I) .
+// rd(kd_r) over d, masked to r <= t (rwkv6: r < t, and A_tt = rd(a_t) from BonP, the two column
+// halves' partials). vec_diag sums the same products in fp32; here the operands round to bf16 as in
+// the off-diagonal tiles (vec_offdiag), and qd invD = q exp(bq - e_I) is at most exp(span_I) <=
+// exp(kSpanMax) (the flag sends larger spans to vec_diag's exact path): bf16 holds it, fp16 does not.
+template <class C, bool kBonA>
+__device__ void vec_diag_tc(const VecTile<C>& t, int s, int I, int lane) {
+  using T = typename C::T;
+  static_assert(std::is_same<T, __nv_bfloat16>::value, "fp16 cannot hold qd invD");
+  const int g = lane >> 2, q4 = lane & 3;
+  const float* iD = t.InvD() + I * C::kDk;
+  const float* q0 = t.G(s) + (16 * I + g) * C::kLdF;
+  const float* q1 = q0 + 8 * C::kLdF;
+  const float* k0 = t.Kd() + (16 * I + g) * C::kLdF;
+  const float* k1 = k0 + 8 * C::kLdF;
+  float sc[2][4];
+  zero_acc(sc);
+#pragma unroll
+  for (int kk = 0; kk < C::kKT; ++kk) {
+    const int d = 16 * kk + 2 * q4;
+    const float2 w0 = *reinterpret_cast<const float2*>(iD + d), w1 = *reinterpret_cast<const float2*>(iD + d + 8);
+    const float2 x0 = *reinterpret_cast<const float2*>(q0 + d), x1 = *reinterpret_cast<const float2*>(q1 + d);
+    const float2 x2 = *reinterpret_cast<const float2*>(q0 + d + 8), x3 = *reinterpret_cast<const float2*>(q1 + d + 8);
+    uint32_t a[4];
+    a[0] = pack2<T>(x0.x * w0.x, x0.y * w0.y);
+    a[1] = pack2<T>(x1.x * w0.x, x1.y * w0.y);
+    a[2] = pack2<T>(x2.x * w1.x, x2.y * w1.y);
+    a[3] = pack2<T>(x3.x * w1.x, x3.y * w1.y);
+    const float2 y0 = *reinterpret_cast<const float2*>(k0 + d), y1 = *reinterpret_cast<const float2*>(k0 + d + 8);
+    const float2 y2 = *reinterpret_cast<const float2*>(k1 + d), y3 = *reinterpret_cast<const float2*>(k1 + d + 8);
+    mma16816<T>(sc[0], a, pack2<T>(y0.x, y0.y), pack2<T>(y1.x, y1.y));
+    mma16816<T>(sc[1], a, pack2<T>(y2.x, y2.y), pack2<T>(y3.x, y3.y));
+  }
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      const int tt = g + 8 * hr, ss = 8 * nt + 2 * q4;  // row, first of the two keys (in the block)
+      float x[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const bool keep = C::kBonus ? ss + e < tt : ss + e <= tt;
+        x[e] = keep ? sc[nt][2 * hr + e] : 0.0f;
+        if (kBonA && ss + e == tt) x[e] = t.BonP()[16 * I + tt] + t.BonP()[kC + 16 * I + tt];
+      }
+      *reinterpret_cast<uint32_t*>(t.a_at(16 * I + tt, 16 * I + ss)) = pack2<T>(x[0], x[1]);
+    }
+  }
 }
 
 // grid (1, B*H); 256 threads; shared memory C::kSmemBytes. Forward order only.
@@ -233,6 +270,10 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
   const int bh = blockIdx.y, h = bh % p.H;
   const int NC = (p.T + kC - 1) / kC;
   const Rows rows{p.T, NC, NC * kC, false, false};
+  // rwkv6: a_r enters rd(A)'s diagonal (else the fp32 epilogue O^T += a_r v_r, kAblBonusEpi)
+  constexpr bool kBonA = C::kBonus && !(C::kAbl & kAblBonusEpi);
+  // bf16: the diagonal blocks of A on tensor cores (vec_diag_tc) unless a span is too large
+  constexpr bool kTcDiag = std::is_same<T, __nv_bfloat16>::value && !(C::kAbl & kAblFp32Diag);
   T* o = static_cast<T*>(p.o) + int64_t(bh) * p.T * p.Dvv;
   T* Ost = reinterpret_cast<T*>(t.Kd());  // the output staging tile [r][n] (kd is dead after B3)
   float st[64];  // S^T rows n = 64wg + 16wi + g (+8), columns d = 8i + 2t4 (+1): st[4i + e]
@@ -250,17 +291,11 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
     if (c + 1 < NC && !(C::kAbl & kAblLoads)) vec_wg_load<C>(p, t, rows, bh, c + 1);
     cp_async_commit();
     const int s = c & 1;
-    if constexpr (C::kAbl & kAblColumns) {
-    } else if constexpr (C::kAbl & kAblOldColumns) {
-      vec_columns<C>(p, t, s, c, h, warp, lane);
-    } else {
-      vec_columns_pk<C>(p, t, s, c, h, warp, lane);
-    }
+    if constexpr (!(C::kAbl & kAblColumns)) vec_columns_pk<C>(p, t, s, c, h, warp, lane);
     fence_proxy_async();  // Qt, Kt (generic stores) before the wgmma reads
     __syncthreads();      // B2
     if (tid == 0) t.Flags()[(c + 1) & 1] = 0;
-    if constexpr (C::kAbl & kAblOldColumns) vec_bonus_sum<C>(t);
-    else vec_bonus_sum_pk<C>(t);
+    if constexpr (C::kBonus && !kBonA) vec_bonus_sum_pk<C>(t);
     const unsigned char* Qt = reinterpret_cast<const unsigned char*>(t.Q(s));
     const unsigned char* Kt = reinterpret_cast<const unsigned char*>(t.K(s));
     const unsigned char* Vw = reinterpret_cast<const unsigned char*>(t.V(s)) + wg * C::kChunk;  // 64 value columns
@@ -293,7 +328,13 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
     // ---- rd(A): warps 0..3 diagonal block `warp` (fp32), warps 4..7 the off-diagonal tiles
     if constexpr (!(C::kAbl & kAblA)) {
       if (warp < 4) {
-        if constexpr (!(C::kAbl & kAblDiag)) vec_diag<C>(p, t, rows, s, bh, c, warp, lane);
+        if constexpr (C::kAbl & kAblDiag) {
+        } else if constexpr (kTcDiag) {
+          if (!t.Flags()[c & 1]) vec_diag_tc<C, kBonA>(t, s, warp, lane);
+          else vec_diag<C, kBonA>(p, t, rows, s, bh, c, warp, lane);
+        } else {
+          vec_diag<C, kBonA>(p, t, rows, s, bh, c, warp, lane);
+        }
       } else {
         vec_offdiag_warp<C>(t, s, warp, lane);
       }
@@ -310,7 +351,7 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
     wg_wait<0>();
     wg_fence_operands(acc_o);
     wg_fence_operands(st);
-    if constexpr (C::kBonus) {  // O^T[n][r] += a_r v_rn (fp32), as fused_vec before the scale
+    if constexpr (C::kBonus && !kBonA) {  // O^T[n][r] += a_r v_rn (fp32), as fused_vec before the scale
       const int n0 = 64 * wg + 16 * wi + (lane >> 2);
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
