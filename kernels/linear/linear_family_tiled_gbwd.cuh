@@ -29,8 +29,12 @@
 //   dg_{t0+s,d} = bnd_d + sum_{r >= s} (q_r dq_r - k_r dk_r)_d  (rwkv6: the q term of row r+1),
 //   then the diagonal pair (dA_ii k_i, dA_ii q_i) or rwkv6's bonus (dA_ii u k_i, dA_ii u q_i,
 //   du += dA_ii q_i k_i, summed over chunks and batches afterwards).
-// The gate-dependent intra-chunk parts stay fp32 on CUDA cores (their bf16 rounding would swamp
-// dg; the tensor cores take the inter-chunk products).
+// Until session 16 the gate-dependent intra-chunk parts stayed fp32 on CUDA cores; since then, in
+// bf16 with one reference (the fast path), they run on tensor cores with fp32 accumulators: A as
+// rd(Qf) rd(Kf)^T (it only reaches dv through rd(A)), the intra-chunk sums of dq and dk as dAm Kf
+// and dAm^T Qf with tf32 operands (10 mantissa bits: bf16's 7 made dg fail the numerics rule, whose
+// base keeps them fp32). The per-block-reference path, fp16, and ATTNBENCH_LIN_GBWD=fp32i keep
+// them in fp32. The tensor cores take the inter-chunk products.
 // Block: 8 warps; warps 0-3 own query rows 16w.. (dq, A: row block I = w), warps 4-7 key rows
 // 16(w-4).. (dk: key block J = w-4); all 8 share dv. The fp32 work runs over Dk in halves of 64
 // columns to bound shared memory; the factors M, invD and the exact-diagonal flags are per half.
@@ -53,6 +57,8 @@ struct GateBwdParams {
   float scale;
   bool vector_gate;
   bool fp32_a;  // gated_bwd_chunk2: A on CUDA cores only (ATTNBENCH_LIN_GBWD=fp32a)
+  bool fp32_i;  // gated_bwd_chunk2: A's diagonal blocks and dq/dk's intra-chunk sums on CUDA cores
+                // (ATTNBENCH_LIN_GBWD=fp32i; session 15's kernel)
   int abl;      // gated_bwd_chunk2, measurement only (wrong results): phases skipped, bits as in
                 // linear_family_tiled_host.cu (ATTNBENCH_LIN_GBWD=abl)
 };

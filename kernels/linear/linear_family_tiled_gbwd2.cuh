@@ -85,8 +85,13 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   T* Ab = Kt + kC * C::kLdK;
 
   // bf16: A's off-diagonal blocks of a one-reference half on tensor cores (fp16's range cannot hold
-  // the factors exp(+-80)); p.fp32_a (ATTNBENCH_LIN_GBWD=fp32a): all of A on CUDA cores (A/B)
+  // the factors exp(+-80)); p.fp32_a (ATTNBENCH_LIN_GBWD=fp32a): all of A on CUDA cores (A/B).
+  // tc_i (session 16; bf16, one reference): also A's diagonal block (bf16 operands, as the rest of
+  // A), and the intra-chunk sums of dq and dk, dAm Kf and dAm^T Qf, on tensor cores with tf32
+  // operands (bf16 operands fail the numerics rule on dg: sim, T = 63); p.fp32_i (=fp32i): the
+  // three in fp32 on CUDA cores (A/B).
   const bool tc_a = std::is_same<T, __nv_bfloat16>::value && !p.fp32_a;
+  const bool tc_i = tc_a && !p.fp32_i;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
   const int cc = blockIdx.x, bh_ = blockIdx.y, h = bh_ % p.H, NC = gridDim.x, T_ = p.T, t0 = cc * kC;
   const int n = min(kC, T_ - t0);
@@ -240,26 +245,28 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     } else if (qwarp) {
       // A over this half: rows rA, rB (block wr) against keys 8nt + 2q4 (+1) of blocks J <= wr,
       // sum_d Qf M_IJ Kf (M_II = invD_I: the factored diagonal)
-      if (tc_a && single) {  // bf16, one reference: the blocks J < wr on tensor cores, rd(Qf) rd(Kf)^T
+      // bf16, one reference: the blocks J < wr (tc_i: J <= wr) on tensor cores, rd(Qf) rd(Kf)^T
+      const int nt_tc = single && tc_a ? 2 * wr + (tc_i ? 2 : 0) : 0;  // tiles nt < nt_tc
+      if (nt_tc > 0) {
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
           const float* xa = qh + rA * C::kLdH + 16 * kk + 2 * q4;
           const float* xb = qh + rB * C::kLdH + 16 * kk + 2 * q4;
           const uint32_t a[4] = {gbwd_rd2<T>(xa), gbwd_rd2<T>(xb), gbwd_rd2<T>(xa + 8), gbwd_rd2<T>(xb + 8)};
 #pragma unroll
-          for (int nt = 0; nt < 6; ++nt) {
-            if (nt >= 2 * wr) continue;
+          for (int nt = 0; nt < 8; ++nt) {
+            if (nt >= nt_tc) continue;
             const float* y = kh + (8 * nt + g) * C::kLdH + 16 * kk + 2 * q4;
             mma16816<T>(aacc[nt], a, gbwd_rd2<T>(y), gbwd_rd2<T>(y + 8));
           }
         }
       }
 #pragma unroll 4
-      for (int d = 0; d < (single ? 64 : 0); ++d) {  // one reference: M = 1 (tc_a: the diagonal block only)
+      for (int d = 0; d < (single && !tc_i ? 64 : 0); ++d) {  // one reference: M = 1 (tc_a: the diagonal block only)
         const float x0 = qh[rA * C::kLdH + d], x1 = qh[rB * C::kLdH + d];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
-          if (nt > 2 * wr + 1 || (tc_a && nt < 2 * wr)) continue;
+          if (nt > 2 * wr + 1 || nt < nt_tc) continue;
           const float k0 = kh[(8 * nt + 2 * q4) * C::kLdH + d], k1 = kh[(8 * nt + 2 * q4 + 1) * C::kLdH + d];
           aacc[nt][0] += x0 * k0, aacc[nt][1] += x0 * k1, aacc[nt][2] += x1 * k0, aacc[nt][3] += x1 * k1;
         }
@@ -295,8 +302,18 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         }
       }
       // dq of the half's columns: qfac sum_J M_IJ (dAm_{I,J} Kf_J) (the inter term after the halves)
+      if (single && tc_i) {  // one reference: tf32 dAm Kf over the keys j < 16 wr + 16, 8 at a time
+        for (int ks = 0; ks < 2 * wr + 2; ++ks) {
+          const float* xa = dAm + rA * C::kLdA + 8 * ks + q4;
+          const float* xb = dAm + rB * C::kLdA + 8 * ks + q4;
+          const uint32_t a[4] = {tf32_rna(xa[0]), tf32_rna(xb[0]), tf32_rna(xa[4]), tf32_rna(xb[4])};
+          const float* y = kh + (8 * ks + q4) * C::kLdH + g;  // B: rows j (k), columns d (n)
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) mma1688_tf32(it[nt], a, tf32_rna(y[8 * nt]), tf32_rna(y[8 * nt + 4 * C::kLdH]));
+        }
+      }
 #pragma unroll 4
-      for (int j = 0; j < (single ? 16 * wr + 16 : 0); ++j) {  // one reference: M = 1
+      for (int j = 0; j < (single && !tc_i ? 16 * wr + 16 : 0); ++j) {  // one reference: M = 1
         const float a0 = dAm[rA * C::kLdA + j], a1 = dAm[rB * C::kLdA + j];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {
@@ -349,8 +366,18 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       }
     } else {
       // dk of the half's columns: kfac sum_I M_IJ (dAm_{I,J}^T Qf_I) (the inter term after the halves)
+      if (single && tc_i) {  // one reference: tf32 dAm^T Qf over the queries i >= 16 wr, 8 at a time
+        for (int ks = 2 * wr; ks < 8; ++ks) {
+          const float* xa = dAm + (8 * ks + q4) * C::kLdA + rA;  // A: rows = keys, k = queries i
+          const float* xb = xa + (rB - rA);
+          const uint32_t a[4] = {tf32_rna(xa[0]), tf32_rna(xb[0]), tf32_rna(xa[4 * C::kLdA]), tf32_rna(xb[4 * C::kLdA])};
+          const float* y = qh + (8 * ks + q4) * C::kLdH + g;  // B: rows i (k), columns d (n)
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) mma1688_tf32(it[nt], a, tf32_rna(y[8 * nt]), tf32_rna(y[8 * nt + 4 * C::kLdH]));
+        }
+      }
 #pragma unroll 4
-      for (int i = 16 * wr; i < (single ? kC : 0); ++i) {  // one reference: M = 1
+      for (int i = 16 * wr; i < (single && !tc_i ? kC : 0); ++i) {  // one reference: M = 1
         const float a0 = dAm[i * C::kLdA + rA], a1 = dAm[i * C::kLdA + rB];
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt) {

@@ -141,6 +141,7 @@ void ChunkTiled::gated_backward() {
   gp.Dv = static_cast<int>(p_.Dv), gp.NV = NV, gp.scale = static_cast<float>(p_.scale());
   gp.vector_gate = p_.variant != "scalar";
   gp.fp32_a = gbwd_mode("fp32a");
+  gp.fp32_i = gbwd_mode("fp32i");
   if (bonus) gp.du_part = lin_host::workspace(ws_, "du_part", {BH, NC, p_.Dk}, Dtype::f32).as<float>();
   if (gbwd_mode("abl")) {
     gbwd_ablate(dt_, gp, bonus, NC, BH, stream_, p_.variant, static_cast<int>(p_.Tq));
@@ -156,7 +157,7 @@ void ChunkTiled::gated_backward() {
     CUDA_CHECK(cudaEventSynchronize(ev[4]));
     float ms[4];
     for (int i = 0; i < 4; ++i) CUDA_CHECK(cudaEventElapsedTime(&ms[i], ev[i], ev[i + 1]));
-    const char* kern = gp.fp32_a ? "fp32a" : "new";
+    const char* kern = gp.fp32_a ? "fp32a" : gp.fp32_i ? "fp32i" : "new";
     std::fprintf(stderr, "gbwd-prof %s %s T=%d rev_scan %.4f fwd_scan %.4f chunk %.4f du %.4f ms\n",
                  p_.variant.c_str(), kern, static_cast<int>(p_.Tq), ms[0], ms[1], ms[2], ms[3]);
     for (cudaEvent_t& x : ev) CUDA_CHECK(cudaEventDestroy(x));

@@ -44,7 +44,8 @@ void launch_gated_bwd_chunk(Dtype dt, const GateBwdParams& gp, bool bonus, int N
 void launch_gated_du(const float* du_part, float* du, int B, int H, int NC, int Dk, cudaStream_t s);
 // ATTNBENCH_LIN_GBWD, words joined by '+' (A/B switches of the gated backward with vector gates;
 // session 5's kernels, "old" and "chunk1" in session 7's A/B, are gone): "fp32a": gated_bwd_chunk2 with all of A on
-// CUDA cores; "prof": each launch of the backward timed by CUDA events and printed to stderr
+// CUDA cores; "fp32i": A's diagonal blocks and the intra-chunk sums of dq and dk on CUDA cores in
+// fp32 (session 15's kernel; bf16's default puts them on tensor cores); "prof": each launch of the backward timed by CUDA events and printed to stderr
 // ("gbwd-prof ...", measurement only: it synchronizes); "abl": gated_bwd_chunk2 also timed with
 // phases skipped (linear_family_tiled_host.cu; measurement only); "scanpre": the forward scan
 // loads rd(D) by cp.async (linear_family_tiled_scan.cuh; not yet measured).

@@ -236,6 +236,49 @@ inline void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_
   for (int i = 0; i < 4; ++i) c[i] = me.fout[i];
 }
 
+// cvt.rna.tf32.f32: x rounded to tf32 (10 mantissa bits, to nearest, ties away from zero), as
+// the fp32 bit pattern with the 13 low bits cleared (finite x).
+inline uint32_t tf32_rna(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return (u + 0x1000u) & 0xffffe000u;
+}
+
+// mma.sync.m16n8k8.row.col.f32.tf32.tf32.f32: D = A B + C, A 16 x 8 (a0 (g, t), a1 (g + 8, t),
+// a2 (g, t + 4), a3 (g + 8, t + 4)), B 8 x 8 (b0 (t, g), b1 (t + 4, g)), C as m16n8k16's.
+inline void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  Lane& me = my_lane();
+  for (int i = 0; i < 4; ++i) me.in[i] = a[i], me.fin[i] = c[i];
+  me.in[4] = b0, me.in[5] = b1;
+  warp_collective([](int w0) {
+    float A[16][8], B[8][8], C[16][8];
+    auto f = [](uint32_t v) {
+      float x;
+      std::memcpy(&x, &v, 4);
+      return x;
+    };
+    for (int l = 0; l < 32; ++l) {
+      const Lane& L = S().lanes[w0 + l];
+      const int g = l / 4, t = l % 4;
+      A[g][t] = f(L.in[0]), A[g + 8][t] = f(L.in[1]), A[g][t + 4] = f(L.in[2]), A[g + 8][t + 4] = f(L.in[3]);
+      B[t][g] = f(L.in[4]), B[t + 4][g] = f(L.in[5]);
+      C[g][2 * t] = L.fin[0], C[g][2 * t + 1] = L.fin[1];
+      C[g + 8][2 * t] = L.fin[2], C[g + 8][2 * t + 1] = L.fin[3];
+    }
+    for (int l = 0; l < 32; ++l) {
+      Lane& L = S().lanes[w0 + l];
+      const int g = l / 4, t = l % 4;
+      const int rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
+      for (int e = 0; e < 4; ++e) {
+        float s = C[rows[e]][cols[e]];
+        for (int k = 0; k < 8; ++k) s += A[rows[e]][k] * B[k][cols[e]];
+        L.fout[e] = s;
+      }
+    }
+  });
+  for (int i = 0; i < 4; ++i) c[i] = me.fout[i];
+}
+
 // Element (mn, k) of a wgmma operand in shared memory with the 128-byte swizzle (applied to the
 // address, as the hardware does; the kernels' tiles are 1024-byte aligned on the host too).
 inline uint16_t wg_elem(const WgDesc& d, bool mn_major, int mn, int k) {
