@@ -157,9 +157,16 @@ __device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (
 // tf32 products (fp32 operands rounded to 10 mantissa bits, to nearest; fp32 accumulators):
 // tf32_rna(x) is cvt.rna.tf32.f32, mma1688_tf32 is mma.sync.m16n8k8 with A 16 x 8 (a0 (g, q4),
 // a1 (g + 8, q4), a2 (g, q4 + 4), a3 (g + 8, q4 + 4)), B 8 x 8 (b0 (q4, g), b1 (q4 + 4, g)) and
-// C as mma16816's.
+// C as mma16816's. tf32_split(x) = (hi, lo), x ~ hi + lo with both tf32 (hi = rd(x), lo =
+// rd(x - hi)): three products hi hi' + hi lo' + lo hi' (3xTF32) carry fp32-like products
+// (relative error ~2^-21 instead of tf32's 2^-11).
 #ifdef ATTNBENCH_LIN_SIM
 inline uint32_t tf32_rna(float x) { return ::sim::tf32_rna(x); }
+inline float tf32_value(uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
 inline void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   ::sim::mma1688_tf32(c, a, b0, b1);
 }
@@ -169,6 +176,7 @@ __device__ __forceinline__ uint32_t tf32_rna(float x) {
   asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
   return r;
 }
+__device__ __forceinline__ float tf32_value(uint32_t u) { return __uint_as_float(u); }
 __device__ __forceinline__ void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -177,6 +185,10 @@ __device__ __forceinline__ void mma1688_tf32(float (&c)[4], const uint32_t (&a)[
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 #endif
+__device__ __forceinline__ void tf32_split(float x, uint32_t& hi, uint32_t& lo) {
+  hi = tf32_rna(x);
+  lo = tf32_rna(x - tf32_value(hi));
+}
 
 // acc[2np], acc[2np+1] += a * (two n-tiles of b).
 template <class T, int NT>

@@ -54,6 +54,28 @@ __device__ __forceinline__ uint32_t gbwd_rd2(const float* x) {
   return pack2<T>(v.x, v.y);
 }
 
+// acc[nt] += A B over one k-step of 8 (m16n8k8) for the 8 n-tiles of a half, in 3xTF32 (fp32-like
+// products): A's fragment a0..a3 as fp32 values, B [k][n] fp32 in shared memory at y = B + q4 * ldH
+// + g (rows q4, q4 + 4; columns 8nt + g).
+template <int kLd>
+__device__ __forceinline__ void gbwd_mma_3xtf32(float (&acc)[8][4], float a0, float a1, float a2, float a3,
+                                                const float* y) {
+  uint32_t ah[4], al[4];
+  tf32_split(a0, ah[0], al[0]);
+  tf32_split(a1, ah[1], al[1]);
+  tf32_split(a2, ah[2], al[2]);
+  tf32_split(a3, ah[3], al[3]);
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    uint32_t b0h, b0l, b1h, b1l;
+    tf32_split(y[8 * nt], b0h, b0l);
+    tf32_split(y[8 * nt + 4 * kLd], b1h, b1l);
+    mma1688_tf32(acc[nt], al, b0h, b1h);  // the small terms first
+    mma1688_tf32(acc[nt], ah, b0l, b1l);
+    mma1688_tf32(acc[nt], ah, b0h, b1h);
+  }
+}
+
 template <class C, bool kBonus>
 __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p) {
   using T = typename C::T;
@@ -87,9 +109,9 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   // bf16: A's off-diagonal blocks of a one-reference half on tensor cores (fp16's range cannot hold
   // the factors exp(+-80)); p.fp32_a (ATTNBENCH_LIN_GBWD=fp32a): all of A on CUDA cores (A/B).
   // tc_i (session 16; bf16, one reference): also A's diagonal block (bf16 operands, as the rest of
-  // A), and the intra-chunk sums of dq and dk, dAm Kf and dAm^T Qf, on tensor cores with tf32
-  // operands (bf16 operands fail the numerics rule on dg: sim, T = 63); p.fp32_i (=fp32i): the
-  // three in fp32 on CUDA cores (A/B).
+  // A), and the intra-chunk sums of dq and dk, dAm Kf and dAm^T Qf, on tensor cores in 3xTF32
+  // (bf16 operands, and plain tf32, fail the numerics rule on dg: its base keeps these sums fp32);
+  // p.fp32_i (=fp32i): the three in fp32 on CUDA cores (A/B).
   const bool tc_a = std::is_same<T, __nv_bfloat16>::value && !p.fp32_a;
   const bool tc_i = tc_a && !p.fp32_i;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
@@ -302,14 +324,11 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         }
       }
       // dq of the half's columns: qfac sum_J M_IJ (dAm_{I,J} Kf_J) (the inter term after the halves)
-      if (single && tc_i) {  // one reference: tf32 dAm Kf over the keys j < 16 wr + 16, 8 at a time
+      if (single && tc_i) {  // one reference: 3xTF32 dAm Kf over the keys j < 16 wr + 16, 8 at a time
         for (int ks = 0; ks < 2 * wr + 2; ++ks) {
           const float* xa = dAm + rA * C::kLdA + 8 * ks + q4;
           const float* xb = dAm + rB * C::kLdA + 8 * ks + q4;
-          const uint32_t a[4] = {tf32_rna(xa[0]), tf32_rna(xb[0]), tf32_rna(xa[4]), tf32_rna(xb[4])};
-          const float* y = kh + (8 * ks + q4) * C::kLdH + g;  // B: rows j (k), columns d (n)
-#pragma unroll
-          for (int nt = 0; nt < 8; ++nt) mma1688_tf32(it[nt], a, tf32_rna(y[8 * nt]), tf32_rna(y[8 * nt + 4 * C::kLdH]));
+          gbwd_mma_3xtf32<C::kLdH>(it, xa[0], xb[0], xa[4], xb[4], kh + (8 * ks + q4) * C::kLdH + g);  // B: [j][d]
         }
       }
 #pragma unroll 4
@@ -366,14 +385,11 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       }
     } else {
       // dk of the half's columns: kfac sum_I M_IJ (dAm_{I,J}^T Qf_I) (the inter term after the halves)
-      if (single && tc_i) {  // one reference: tf32 dAm^T Qf over the queries i >= 16 wr, 8 at a time
+      if (single && tc_i) {  // one reference: 3xTF32 dAm^T Qf over the queries i >= 16 wr, 8 at a time
         for (int ks = 2 * wr; ks < 8; ++ks) {
           const float* xa = dAm + (8 * ks + q4) * C::kLdA + rA;  // A: rows = keys, k = queries i
           const float* xb = xa + (rB - rA);
-          const uint32_t a[4] = {tf32_rna(xa[0]), tf32_rna(xb[0]), tf32_rna(xa[4 * C::kLdA]), tf32_rna(xb[4 * C::kLdA])};
-          const float* y = qh + (8 * ks + q4) * C::kLdH + g;  // B: rows i (k), columns d (n)
-#pragma unroll
-          for (int nt = 0; nt < 8; ++nt) mma1688_tf32(it[nt], a, tf32_rna(y[8 * nt]), tf32_rna(y[8 * nt + 4 * C::kLdH]));
+          gbwd_mma_3xtf32<C::kLdH>(it, xa[0], xb[0], xa[4 * C::kLdA], xb[4 * C::kLdA], qh + (8 * ks + q4) * C::kLdH + g);
         }
       }
 #pragma unroll 4
