@@ -481,24 +481,22 @@ __device__ void vec_diag(const EngineParams& p, const VecTile<C>& t, const Rows&
   }
 }
 
-// Off-diagonal tile i of A: rd(qd M_IJ) rd(kd)^T, 16 x 16, on tensor cores.
+// sc = rd(qd_I f) rd(kd_J)^T over d: the 16 x 16 block (I, J) of A on tensor cores, f a per-column
+// factor (M_IJ for the off-diagonal tiles; invD_I for the wgmma kernel's diagonal blocks).
 template <class C>
-__device__ void vec_offdiag(const VecTile<C>& t, int s, int i, int lane) {
+__device__ __forceinline__ void vec_block_mma(const VecTile<C>& t, int s, int I, int J, const float* f, float (&sc)[2][4],
+                                              int lane) {
   using T = typename C::T;
   const int g = lane >> 2, q4 = lane & 3;
-  int I, J;
-  vec_tile_ij(i, I, J);
-  const float* Mi = t.M() + i * C::kDk;
   const float* q0 = t.G(s) + (16 * I + g) * C::kLdF;
   const float* q1 = q0 + 8 * C::kLdF;
   const float* k0 = t.Kd() + (16 * J + g) * C::kLdF;
   const float* k1 = k0 + 8 * C::kLdF;
-  float sc[2][4];
   zero_acc(sc);
 #pragma unroll
   for (int kk = 0; kk < C::kKT; ++kk) {
     const int d = 16 * kk + 2 * q4;
-    const float2 m0 = *reinterpret_cast<const float2*>(Mi + d), m1 = *reinterpret_cast<const float2*>(Mi + d + 8);
+    const float2 m0 = *reinterpret_cast<const float2*>(f + d), m1 = *reinterpret_cast<const float2*>(f + d + 8);
     const float2 x0 = *reinterpret_cast<const float2*>(q0 + d), x1 = *reinterpret_cast<const float2*>(q1 + d);
     const float2 x2 = *reinterpret_cast<const float2*>(q0 + d + 8), x3 = *reinterpret_cast<const float2*>(q1 + d + 8);
     uint32_t a[4];
@@ -511,6 +509,17 @@ __device__ void vec_offdiag(const VecTile<C>& t, int s, int i, int lane) {
     mma16816<T>(sc[0], a, pack2<T>(y0.x, y0.y), pack2<T>(y1.x, y1.y));
     mma16816<T>(sc[1], a, pack2<T>(y2.x, y2.y), pack2<T>(y3.x, y3.y));
   }
+}
+
+// Off-diagonal tile i of A: rd(qd M_IJ) rd(kd)^T, 16 x 16, on tensor cores.
+template <class C>
+__device__ void vec_offdiag(const VecTile<C>& t, int s, int i, int lane) {
+  using T = typename C::T;
+  const int g = lane >> 2, q4 = lane & 3;
+  int I, J;
+  vec_tile_ij(i, I, J);
+  float sc[2][4];
+  vec_block_mma<C>(t, s, I, J, t.M() + i * C::kDk, sc, lane);
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt) {
     const int col = 16 * J + 8 * nt + 2 * q4, r = 16 * I + g;

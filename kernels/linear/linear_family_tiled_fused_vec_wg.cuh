@@ -219,29 +219,8 @@ __device__ void vec_diag_tc(const VecTile<C>& t, int s, int I, int lane) {
   using T = typename C::T;
   static_assert(std::is_same<T, __nv_bfloat16>::value, "fp16 cannot hold qd invD");
   const int g = lane >> 2, q4 = lane & 3;
-  const float* iD = t.InvD() + I * C::kDk;
-  const float* q0 = t.G(s) + (16 * I + g) * C::kLdF;
-  const float* q1 = q0 + 8 * C::kLdF;
-  const float* k0 = t.Kd() + (16 * I + g) * C::kLdF;
-  const float* k1 = k0 + 8 * C::kLdF;
   float sc[2][4];
-  zero_acc(sc);
-#pragma unroll
-  for (int kk = 0; kk < C::kKT; ++kk) {
-    const int d = 16 * kk + 2 * q4;
-    const float2 w0 = *reinterpret_cast<const float2*>(iD + d), w1 = *reinterpret_cast<const float2*>(iD + d + 8);
-    const float2 x0 = *reinterpret_cast<const float2*>(q0 + d), x1 = *reinterpret_cast<const float2*>(q1 + d);
-    const float2 x2 = *reinterpret_cast<const float2*>(q0 + d + 8), x3 = *reinterpret_cast<const float2*>(q1 + d + 8);
-    uint32_t a[4];
-    a[0] = pack2<T>(x0.x * w0.x, x0.y * w0.y);
-    a[1] = pack2<T>(x1.x * w0.x, x1.y * w0.y);
-    a[2] = pack2<T>(x2.x * w1.x, x2.y * w1.y);
-    a[3] = pack2<T>(x3.x * w1.x, x3.y * w1.y);
-    const float2 y0 = *reinterpret_cast<const float2*>(k0 + d), y1 = *reinterpret_cast<const float2*>(k0 + d + 8);
-    const float2 y2 = *reinterpret_cast<const float2*>(k1 + d), y3 = *reinterpret_cast<const float2*>(k1 + d + 8);
-    mma16816<T>(sc[0], a, pack2<T>(y0.x, y0.y), pack2<T>(y1.x, y1.y));
-    mma16816<T>(sc[1], a, pack2<T>(y2.x, y2.y), pack2<T>(y3.x, y3.y));
-  }
+  vec_block_mma<C>(t, s, I, I, t.InvD() + I * C::kDk, sc, lane);
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
