@@ -32,9 +32,10 @@
 // Until session 16 the gate-dependent intra-chunk parts stayed fp32 on CUDA cores; since then, in
 // bf16 with one reference (the fast path), they run on tensor cores with fp32 accumulators: A as
 // rd(Qf) rd(Kf)^T (it only reaches dv through rd(A)), the intra-chunk sums of dq and dk as dAm Kf
-// and dAm^T Qf in 3xTF32 (each fp32 operand split into two tf32 parts, three products: bf16 or plain
-// tf32 operands made dg fail the numerics rule at T = 63, where dg's base error is fp32's alone). The per-block-reference path, fp16, and ATTNBENCH_LIN_GBWD=fp32i keep
-// them in fp32. The tensor cores take the inter-chunk products.
+// and dAm^T Qf in 3xTF32 (each fp32 operand split into two tf32 parts, three products: bf16 or
+// plain tf32 operands made dg fail the numerics rule at T = 63, where dg's base error is fp32's
+// alone). The per-block-reference path, fp16, and ATTNBENCH_LIN_GBWD=fp32i keep them in fp32.
+// The tensor cores take the inter-chunk products.
 // Block: 8 warps; warps 0-3 own query rows 16w.. (dq, A: row block I = w), warps 4-7 key rows
 // 16(w-4).. (dk: key block J = w-4); all 8 share dv. The fp32 work runs over Dk in halves of 64
 // columns to bound shared memory; the factors M, invD and the exact-diagonal flags are per half.

@@ -200,25 +200,20 @@ inline float half_to_f32(uint16_t bits) {
   else return __bfloat162float(x);
 }
 
-// mma.sync.m16n8k16.row.col.f32.{bf16,f16}: D = A B + C.
-template <class T>
-inline void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+// One warp's mma.sync m16n8kK, D = A B + C in fp32 (C and D: c0, c1 (g, 2t, 2t + 1), c2, c3
+// (g + 8, ...)): decode(L, g, t, A, B) writes lane L's operand fragments (L.in[0..3] of A,
+// L.in[4..5] of B) into the 16 x K and K x 8 matrices.
+template <int K, class Decode>
+inline void warp_mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, Decode decode) {
   Lane& me = my_lane();
   for (int i = 0; i < 4; ++i) me.in[i] = a[i], me.fin[i] = c[i];
   me.in[4] = b0, me.in[5] = b1;
-  warp_collective([](int w0) {
-    float A[16][16], B[16][8], C[16][8];
+  warp_collective([decode](int w0) {
+    float A[16][K], B[K][8], C[16][8];
     for (int l = 0; l < 32; ++l) {
       const Lane& L = S().lanes[w0 + l];
       const int g = l / 4, t = l % 4;
-      auto lo = [](uint32_t v) { return half_to_f32<T>(uint16_t(v & 0xffff)); };
-      auto hi = [](uint32_t v) { return half_to_f32<T>(uint16_t(v >> 16)); };
-      A[g][2 * t] = lo(L.in[0]), A[g][2 * t + 1] = hi(L.in[0]);
-      A[g + 8][2 * t] = lo(L.in[1]), A[g + 8][2 * t + 1] = hi(L.in[1]);
-      A[g][2 * t + 8] = lo(L.in[2]), A[g][2 * t + 9] = hi(L.in[2]);
-      A[g + 8][2 * t + 8] = lo(L.in[3]), A[g + 8][2 * t + 9] = hi(L.in[3]);
-      B[2 * t][g] = lo(L.in[4]), B[2 * t + 1][g] = hi(L.in[4]);
-      B[2 * t + 8][g] = lo(L.in[5]), B[2 * t + 9][g] = hi(L.in[5]);
+      decode(L, g, t, A, B);
       C[g][2 * t] = L.fin[0], C[g][2 * t + 1] = L.fin[1];
       C[g + 8][2 * t] = L.fin[2], C[g + 8][2 * t + 1] = L.fin[3];
     }
@@ -228,12 +223,27 @@ inline void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_
       const int rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
       for (int e = 0; e < 4; ++e) {
         float s = C[rows[e]][cols[e]];
-        for (int k = 0; k < 16; ++k) s += A[rows[e]][k] * B[k][cols[e]];
+        for (int k = 0; k < K; ++k) s += A[rows[e]][k] * B[k][cols[e]];
         L.fout[e] = s;
       }
     }
   });
   for (int i = 0; i < 4; ++i) c[i] = me.fout[i];
+}
+
+// mma.sync.m16n8k16.row.col.f32.{bf16,f16}: D = A B + C.
+template <class T>
+inline void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  warp_mma<16>(c, a, b0, b1, [](const Lane& L, int g, int t, float (&A)[16][16], float (&B)[16][8]) {
+    auto lo = [](uint32_t v) { return half_to_f32<T>(uint16_t(v & 0xffff)); };
+    auto hi = [](uint32_t v) { return half_to_f32<T>(uint16_t(v >> 16)); };
+    A[g][2 * t] = lo(L.in[0]), A[g][2 * t + 1] = hi(L.in[0]);
+    A[g + 8][2 * t] = lo(L.in[1]), A[g + 8][2 * t + 1] = hi(L.in[1]);
+    A[g][2 * t + 8] = lo(L.in[2]), A[g][2 * t + 9] = hi(L.in[2]);
+    A[g + 8][2 * t + 8] = lo(L.in[3]), A[g + 8][2 * t + 9] = hi(L.in[3]);
+    B[2 * t][g] = lo(L.in[4]), B[2 * t + 1][g] = hi(L.in[4]);
+    B[2 * t + 8][g] = lo(L.in[5]), B[2 * t + 9][g] = hi(L.in[5]);
+  });
 }
 
 // cvt.rna.tf32.f32: x rounded to tf32 (10 mantissa bits, to nearest, ties away from zero), as
@@ -247,36 +257,15 @@ inline uint32_t tf32_rna(float x) {
 // mma.sync.m16n8k8.row.col.f32.tf32.tf32.f32: D = A B + C, A 16 x 8 (a0 (g, t), a1 (g + 8, t),
 // a2 (g, t + 4), a3 (g + 8, t + 4)), B 8 x 8 (b0 (t, g), b1 (t + 4, g)), C as m16n8k16's.
 inline void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  Lane& me = my_lane();
-  for (int i = 0; i < 4; ++i) me.in[i] = a[i], me.fin[i] = c[i];
-  me.in[4] = b0, me.in[5] = b1;
-  warp_collective([](int w0) {
-    float A[16][8], B[8][8], C[16][8];
+  warp_mma<8>(c, a, b0, b1, [](const Lane& L, int g, int t, float (&A)[16][8], float (&B)[8][8]) {
     auto f = [](uint32_t v) {
       float x;
       std::memcpy(&x, &v, 4);
       return x;
     };
-    for (int l = 0; l < 32; ++l) {
-      const Lane& L = S().lanes[w0 + l];
-      const int g = l / 4, t = l % 4;
-      A[g][t] = f(L.in[0]), A[g + 8][t] = f(L.in[1]), A[g][t + 4] = f(L.in[2]), A[g + 8][t + 4] = f(L.in[3]);
-      B[t][g] = f(L.in[4]), B[t + 4][g] = f(L.in[5]);
-      C[g][2 * t] = L.fin[0], C[g][2 * t + 1] = L.fin[1];
-      C[g + 8][2 * t] = L.fin[2], C[g + 8][2 * t + 1] = L.fin[3];
-    }
-    for (int l = 0; l < 32; ++l) {
-      Lane& L = S().lanes[w0 + l];
-      const int g = l / 4, t = l % 4;
-      const int rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
-      for (int e = 0; e < 4; ++e) {
-        float s = C[rows[e]][cols[e]];
-        for (int k = 0; k < 8; ++k) s += A[rows[e]][k] * B[k][cols[e]];
-        L.fout[e] = s;
-      }
-    }
+    A[g][t] = f(L.in[0]), A[g + 8][t] = f(L.in[1]), A[g][t + 4] = f(L.in[2]), A[g + 8][t + 4] = f(L.in[3]);
+    B[t][g] = f(L.in[4]), B[t + 4][g] = f(L.in[5]);
   });
-  for (int i = 0; i < 4; ++i) c[i] = me.fout[i];
 }
 
 // Element (mn, k) of a wgmma operand in shared memory with the 128-byte swizzle (applied to the
