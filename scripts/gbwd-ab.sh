@@ -1,33 +1,33 @@
 #!/usr/bin/env bash
 # A/B of the gated backward with vector gates (gated/vector, gated/rwkv6) on a GPU machine, one
-# build, one call: the default (session-7 scans, gradient kernel gated_bwd_chunk2) against
-# ATTNBENCH_LIN_GBWD=scanpre (the forward scan loads rd(D) by cp.async). (Session 7's calls also
-# timed session 5's kernels, =old and =chunk1; they were removed after.) Builds attnbench and kernels_tests,
-# times bf16 B=8 H=32 D=128 T=1024,4096 --no-check (fwd once, bwd per kernel; one process each),
-# the per-launch split of the backward at T=4096 (ATTNBENCH_LIN_GBWD=prof+abl, scanpre+prof:
-# CUDA events between the reverse scan, forward scan, gradient kernel and du; abl also
-# times gated_bwd_chunk2 with phases skipped), the GPU tests '*gated_*' (default kernels), one
-# checked point (T=1024 --pass bwd, vector and rwkv6), optionally Nsight Compute on
-# gated_bwd_chunk2 (GBWD_NCU=1), merges the timings into ONE CSV (leading column gbwd_kernel) and
-# prints the table (variant, T, pass, kernel, ms, x floor) last.
+# build, one call: the default (since session 17 the wgmma state scans vec_wg_scan at widths in
+# (64, 128], then gated_bwd_chunk2) against ATTNBENCH_LIN_GBWD=oldscan (session 7's chunk_scan).
+# (Session 7's calls also timed session 5's kernels, =old and =chunk1; session 7 wrote =scanpre,
+# which this script timed until session 17.) Builds attnbench and kernels_tests,
+# times bf16 B=8 H=32 D=128 T=GBWD_T (default 1024,4096,16384) --no-check (fwd and bwd; oldscan:
+# bwd at 4096), the per-launch split of the backward at T=4096 (ATTNBENCH_LIN_GBWD=prof,
+# oldscan+prof: CUDA events between the reverse scan, forward scan, gradient kernel and du), the GPU
+# tests '*gated_*' (default kernels), one checked point (T=1024 --pass bwd, vector and rwkv6, bf16
+# and fp16), optionally Nsight Compute on gated_bwd_chunk2 (GBWD_NCU=1), merges the timings into ONE
+# CSV (leading column gbwd_kernel) and prints the table (variant, T, pass, kernel, ms, x floor) last.
 #   scripts/gbwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/gbwd-ab)
-# Environment: GBWD_AB_BUDGET_S (whole script, default 370), GBWD_NCU (default 0), GBWD_FP32A (1:
-#              also time ATTNBENCH_LIN_GBWD=fp32a), GBWD_SPLITS (the split runs, default "prof+abl
-#              scanpre+prof"), ATTNBENCH_CUDA_ARCH
-#              (default 90a).
+# Environment: GBWD_AB_BUDGET_S (whole script, default 540), GBWD_NCU (default 0), GBWD_FP32A (1:
+#              also time ATTNBENCH_LIN_GBWD=fp32a), GBWD_SPLITS (the split runs, default "prof
+#              oldscan+prof"), GBWD_T, ATTNBENCH_CUDA_ARCH (default 90a).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
-ab_start gbwd-ab "${1:-${OUT:-results/gbwd-ab}}" "${GBWD_AB_BUDGET_S:-370}"
+ab_start gbwd-ab "${1:-${OUT:-results/gbwd-ab}}" "${GBWD_AB_BUDGET_S:-540}"
 bdir=build/gpu-gbwd
 ab_build "$bdir"
 D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
-sweep new "$out/new.csv" "$(cap 25 50)" --no-check $D --T 1024,4096 --pass fwd,bwd
-ATTNBENCH_LIN_GBWD=scanpre sweep scanpre "$out/scanpre.csv" "$(cap 20 35)" --no-check $D --T 4096 --pass bwd
+gtest gated "" '*gated_*' "$(cap 30 150)"
+sweep new "$out/new.csv" "$(cap 45 200)" --no-check $D --T "${GBWD_T:-1024,4096,16384}" --pass fwd,bwd
+ATTNBENCH_LIN_GBWD=oldscan sweep oldscan "$out/oldscan.csv" "$(cap 20 40)" --no-check $D --T 4096 --pass bwd
 [[ ${GBWD_FP32A:-0} == 1 ]] && ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
 # the split of one backward into its launches (events synchronize: measurement only), and the
 # gradient kernel with phases skipped (abl: linear_family_tiled_host.cu)
-for m in ${GBWD_SPLITS:-prof+abl scanpre+prof}; do
+for m in ${GBWD_SPLITS:-prof oldscan+prof}; do
   s=$(cap 12 30)
   ((s < 10)) && break
   log "split $m (limit ${s}s)"
@@ -36,8 +36,11 @@ for m in ${GBWD_SPLITS:-prof+abl scanpre+prof}; do
 done
 grep -h "gbwd-prof" "$out"/prof_*.log 2>/dev/null | sort | uniq -c | sort -rn | head -12 >&2
 grep -h "gbwd-abl" "$out"/prof_*.log 2>/dev/null | head -6 >&2
-gtest gated "" '*gated_*' "$(cap 60 60)"
-sweep checked "$out/checked.csv" "$(cap 90 40)" $D --T 1024 --pass bwd
+s=$(cap 90 60)
+log "checked T=1024 bwd, bf16 and fp16 (limit ${s}s)"
+timeout "$s" "$bin" run --dtype bf16,fp16 --budget-ms 60 --max-samples 30 $D --T 1024 --pass bwd --out "$out/checked.csv" \
+  >>"$out/sweep.log" 2>&1
+log "checked rc $?"
 if [[ ${GBWD_NCU:-0} == 1 ]] && (( $(left) > 60 )); then
   log "ncu (limit 50s)"
   timeout 50 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
@@ -54,7 +57,7 @@ python3 - "$out" <<'EOF' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern, name in (("new", "new"), ("scanpre", "scanpre"), ("fp32a", "fp32a"),
+for kern, name in (("new", "new"), ("oldscan", "oldscan"), ("fp32a", "fp32a"),
                    ("new", "checked")):
     p = os.path.join(out, name + ".csv")
     if os.path.exists(p):
@@ -77,5 +80,5 @@ for r in sorted(rows, key=lambda r: (r["variant"], int(r["Tq"]), r["pass"], r["s
 EOF
 # at most 8 files come back from the device tool: the logs and side CSVs in one archive
 (cd "$out" && tar czf logs.tar.gz *.log $(ls prof_*.csv ncu_run.csv 2>/dev/null) && rm -f *.log prof_*.csv ncu_run.csv \
-  && [[ -f gbwd_ab.csv ]] && rm -f new.csv scanpre.csv fp32a.csv checked.csv)
+  && [[ -f gbwd_ab.csv ]] && rm -f new.csv oldscan.csv fp32a.csv checked.csv)
 cat "$out/tests.txt"

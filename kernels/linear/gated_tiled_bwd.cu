@@ -3,8 +3,10 @@
 // 64 and 128. Math in linear_family_tiled_scan.cuh and linear_family_tiled_gbwd.cuh.
 #include "linear_family_tiled_gbwd.cuh"
 #include "linear_family_tiled_gbwd2.cuh"
+#include "linear_family_tiled_fused_launch.h"
 #include "linear_family_tiled_launch.h"
 #include "linear_family_tiled_scan.cuh"
+#include "linear_family_tiled_scan_wg.cuh"
 
 namespace attnbench::kernels::lin_tiled {
 namespace {
@@ -15,9 +17,26 @@ void scan_cfg(const EngineParams& e, int BH, cudaStream_t s, bool rev) {
   else launch_cfg<C, kBonus>(chunk_scan<C, kBonus, false>, e, BH, s, "chunk_scan<forward>");
 }
 
+// The wgmma scans (linear_family_tiled_scan_wg.cuh): one block per (b, h).
+// (rwkv6's bonus shifts only the reverse scan's bq.)
+template <class T, bool kBonus>
+void scan_wg(const EngineParams& e, int BH, cudaStream_t s, bool rev) {
+  using C = ScanWgCfg<T, kBonus>;
+  using CF = ScanWgCfg<T, false>;
+  if (rev) launch_per_bh<C>(vec_wg_scan<C, true>, e, BH, s, "vec_wg_scan<reverse>");
+  else launch_per_bh<CF>(vec_wg_scan<CF, false>, e, BH, s, "vec_wg_scan<forward>");
+}
+
 template <class T, int W>
 void scan_w(const EngineParams& e, int BH, cudaStream_t s, bool rev) {
   using CV = Cfg<T, Feat::gate_vector, W, 64>;
+  // vector gates at widths in (64, 128] on sm_90: the wgmma scans unless ATTNBENCH_LIN_GBWD=oldscan
+  // (or scanpre) asks for chunk_scan
+  if (W == 128 && e.gate == kGateVector && e.Dvv > 64 && sm90_device() && !gbwd_mode("oldscan") &&
+      !gbwd_mode("scanpre")) {
+    e.bonus ? scan_wg<T, true>(e, BH, s, rev) : scan_wg<T, false>(e, BH, s, rev);
+    return;
+  }
   if (e.gate != kGateVector) scan_cfg<Cfg<T, Feat::gate_scalar, W, 64>, false>(e, BH, s, rev);
   else if (rev || !gbwd_mode("scanpre")) {
     e.bonus ? scan_cfg<ScanCfg<CV>, true>(e, BH, s, rev) : scan_cfg<ScanCfg<CV>, false>(e, BH, s, rev);

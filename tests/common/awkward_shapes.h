@@ -39,6 +39,10 @@ inline std::vector<Problem> awkward_problems(const std::string& algo, const std:
     if (algo == "linear") shapes.push_back({1, 2, 2, 100, 100, 256, 64, true});
     // widths in (64, 128] below 128 and a partial last chunk: the wgmma forward's zero padding
     if (algo == "linear" || algo == "gated") shapes.push_back({2, 2, 2, 130, 130, 96, 120, true});
+    if (algo == "gated") {  // T = 1 and 63 at width 128 (the wgmma forward and the backward's wgmma scans)
+      shapes.push_back({1, 2, 2, 1, 1, 128, 128, true});
+      shapes.push_back({2, 2, 2, 63, 63, 128, 128, true});
+    }
   }
   std::vector<Problem> out;
   for (const S& s : shapes) {

@@ -153,6 +153,19 @@ inline float shfl_xor(float v, int mask) {
   return my_lane().fout[0];
 }
 
+// A 32-bit word through the float slot, bit for bit.
+inline uint32_t shfl_xor(uint32_t v, int mask) {
+  float f, r;
+  std::memcpy(&f, &v, 4);
+  my_lane().fin[0] = f;
+  warp_collective([mask](int w0) {
+    for (int l = 0; l < 32; ++l) S().lanes[w0 + l].fout[0] = S().lanes[w0 + (l ^ mask)].fin[0];
+  });
+  r = my_lane().fout[0];
+  std::memcpy(&v, &r, 4);
+  return v;
+}
+
 inline float shfl_up(float v, int off) {
   my_lane().fin[0] = v;
   warp_collective([off](int w0) {

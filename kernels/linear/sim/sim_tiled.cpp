@@ -13,6 +13,7 @@
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_quad.cuh"
 #include "linear_family_tiled_scan.cuh"
+#include "linear_family_tiled_scan_wg.cuh"
 #include "linear_family_tiled_gbwd.cuh"
 #include "linear_family_tiled_gbwd2.cuh"
 #include "sim_util.h"
@@ -46,6 +47,8 @@ bool g_based_wg = false;    // based: fused_based_wg_fwd ("wg", "2", "overlap", 
                             // ATTNBENCH_BASED_FWD=wg with ATTNBENCH_BASED_WG unset, 2, overlap, 2overlap)
 int g_based_wgv = 0;  // based: fused_based_wg_fwd's variant (ATTNBENCH_BASED_WG): bit 1 "2" two warpgroups, bit 0 "overlap"
 bool g_scan_pre = false;    // gated backward: the forward scan by ScanCfg<_, true> (argv[2] "scanpre")
+bool g_scan_wg = true;      // gated backward, vector gates at widths in (64, 128]: vec_wg_scan (the
+                            // host's default; argv[2] "oldscan" or "scanpre": chunk_scan)
 
 template <class C, bool kBonus, bool kFused = false>
 Tensors run_fwd(const Problem& p, const Tensors& in) {
@@ -237,7 +240,10 @@ Tensors run_bwd_gated_w(const Problem& p, const Tensors& in) {
     constexpr bool kRev = decltype(rev)::value;
     using CV2 = ScanCfg<CV>;
     using CV3 = ScanCfg<CV, true>;
-    if (vec && g_scan_pre && !kRev) {
+    using CW = ScanWgCfg<T, kBonus>;
+    if (vec && W == 128 && p.Dv > 64 && g_scan_wg && !g_scan_pre) {
+      sim::launch({1u, unsigned(BH)}, {unsigned(CW::kThreads)}, CW::kSmemBytes, [&] { vec_wg_scan<CW, kRev>(e); });
+    } else if (vec && g_scan_pre && !kRev) {
       sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV3::kSmemBytes, [&] { chunk_scan<CV3, kBonus, false>(e); });
     } else if (vec) {
       sim::launch({unsigned(NV), unsigned(BH)}, {kThreads}, CV2::kSmemBytes, [&] { chunk_scan<CV2, kBonus, kRev>(e); });
@@ -351,7 +357,7 @@ int main(int argc, char** argv) {
   // vector forward's A/B variants "bulk", "late" (ATTNBENCH_LIN_VEC); "mma": the mma.sync kernels
   // (fused_fwd and fused_vec_fwd) at every width, as ATTNBENCH_LIN_FUSED=mma ATTNBENCH_LIN_VEC=mma;
   // based's wgmma forward: "wg" (one warpgroup a block), "2" (two), "overlap", "2overlap";
-  // the gated backward's "scanpre" (ATTNBENCH_LIN_GBWD=scanpre)
+  // the gated backward's "scanpre" (ATTNBENCH_LIN_GBWD=scanpre) and "oldscan" (=oldscan)
   const std::string only = argc > 1 && std::string(argv[1]) != "all" ? argv[1] : "";
   g_fused = !(argc > 2 && std::string(argv[2]) == "tile");
   const std::string sel = argc > 2 ? argv[2] : "";
@@ -362,6 +368,7 @@ int main(int argc, char** argv) {
   g_based_wgv = (sel == "2" || sel == "2overlap" ? 2 : 0) | (sel == "overlap" || sel == "2overlap" ? 1 : 0);
   g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
   g_scan_pre = sel == "scanpre";  // the forward scan loads rd(D) by cp.async (ATTNBENCH_LIN_GBWD=scanpre)
+  g_scan_wg = sel != "oldscan";   // the gated backward's chunk_scan at every width (ATTNBENCH_LIN_GBWD=oldscan)
   std::printf("eligible forwards by %s%s%s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
               g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "",
               g_fused && g_vec == 3 ? " (vector gates, widths in (64, 128]: fused_vec_wg_fwd)" : "",
