@@ -13,7 +13,10 @@
 #   scripts/gbwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/gbwd-ab)
 # Environment: GBWD_AB_BUDGET_S (whole script, default 540), GBWD_NCU (default 0), GBWD_FP32A (1:
 #              also time ATTNBENCH_LIN_GBWD=fp32a), GBWD_SPLITS (the split runs, default "prof
-#              oldscan+prof"), GBWD_T, ATTNBENCH_CUDA_ARCH (default 90a).
+#              oldscan+prof"), GBWD_T, ATTNBENCH_CUDA_ARCH (default 90a), GBWD_BASE_SRC (a source
+#              tree, e.g. `git archive` of an earlier commit carried under build/: its attnbench is
+#              built in build/gpu-base while the tests run and times the backward at T = 4096 as
+#              kernel "base", for an A/B of two commits in one run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
@@ -21,8 +24,20 @@ ab_start gbwd-ab "${1:-${OUT:-results/gbwd-ab}}" "${GBWD_AB_BUDGET_S:-540}"
 bdir=build/gpu-gbwd
 ab_build "$bdir"
 D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
+if [[ -n ${GBWD_BASE_SRC:-} ]]; then
+  log "building the base tree $GBWD_BASE_SRC in build/gpu-base (background)"
+  (cmake -S "$GBWD_BASE_SRC" -B build/gpu-base -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" && cmake --build build/gpu-base -j 12 --target attnbench) \
+    >"$out/build_base.log" 2>&1 &
+  base_pid=$!
+fi
 gtest gated "" '*gated_*' "$(cap 30 150)"
 sweep new "$out/new.csv" "$(cap 45 200)" --no-check $D --T "${GBWD_T:-1024,4096,16384}" --pass fwd,bwd
+if [[ -n ${GBWD_BASE_SRC:-} ]]; then
+  wait "$base_pid" && log "base built" || log "base build failed: $(tail -3 "$out/build_base.log")"
+  [[ -x build/gpu-base/harness/attnbench ]] && bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" "$(cap 20 40)" \
+    --no-check $D --T 4096 --pass bwd
+fi
 ATTNBENCH_LIN_GBWD=oldscan sweep oldscan "$out/oldscan.csv" "$(cap 20 40)" --no-check $D --T 4096 --pass bwd
 [[ ${GBWD_FP32A:-0} == 1 ]] && ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
 # the split of one backward into its launches (events synchronize: measurement only), and the
@@ -57,7 +72,7 @@ python3 - "$out" <<'EOF' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern, name in (("new", "new"), ("oldscan", "oldscan"), ("fp32a", "fp32a"),
+for kern, name in (("new", "new"), ("base", "base"), ("oldscan", "oldscan"), ("fp32a", "fp32a"),
                    ("new", "checked")):
     p = os.path.join(out, name + ".csv")
     if os.path.exists(p):
@@ -80,5 +95,5 @@ for r in sorted(rows, key=lambda r: (r["variant"], int(r["Tq"]), r["pass"], r["s
 EOF
 # at most 8 files come back from the device tool: the logs and side CSVs in one archive
 (cd "$out" && tar czf logs.tar.gz *.log $(ls prof_*.csv ncu_run.csv 2>/dev/null) && rm -f *.log prof_*.csv ncu_run.csv \
-  && [[ -f gbwd_ab.csv ]] && rm -f new.csv oldscan.csv fp32a.csv checked.csv)
+  && [[ -f gbwd_ab.csv ]] && rm -f new.csv base.csv oldscan.csv fp32a.csv checked.csv)
 cat "$out/tests.txt"

@@ -20,6 +20,9 @@
 #pragma once
 
 #include "linear_family_device.cuh"
+#ifndef ATTNBENCH_LIN_SIM
+#include "hopper.cuh"  // ex2 (vec_exp)
+#endif
 
 namespace attnbench::kernels::lin {
 
@@ -49,6 +52,16 @@ inline void cp_async16(void* smem, const void* gmem, bool valid) {
 inline void cp_async_commit() {}
 template <int N>
 inline void cp_async_wait() {}
+#endif
+
+// ---- exp ----
+// exp(x) by ex2.approx.ftz (results below fp32's normal range flush to zero): __expf's ex2.approx
+// without ftz adds a compare and two conditional multiplies around every MUFU.EX2. The vector-gate
+// forward, the wgmma scans and the gated gradient kernel's element-wise loops.
+#ifndef ATTNBENCH_LIN_SIM
+__device__ __forceinline__ float vec_exp(float x) { return hopper::ex2(x * 1.4426950408889634f); }
+#else
+inline float vec_exp(float x) { return __expf(x); }
 #endif
 
 // ---- 16-bit pair packing ----

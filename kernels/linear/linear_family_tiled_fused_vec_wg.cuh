@@ -87,16 +87,6 @@ __device__ __forceinline__ void vec_wg_load(const EngineParams& p, const VecTile
   vec_load_g<C>(p, p.g + int64_t(bh) * p.T * p.Dqk, t.G(s), rows, c);
 }
 
-// exp(x) by ex2.approx.ftz (hopper::ex2; results below fp32's normal range flush to zero): __expf's
-// ex2.approx without ftz adds a compare and two conditional multiplies around every MUFU.EX2.
-__device__ __forceinline__ float vec_exp(float x) {
-#if defined(ATTNBENCH_LIN_SIM)
-  return __expf(x);
-#else
-  return hopper::ex2(x * 1.4426950408889634f);
-#endif
-}
-
 // The column phase (vec_columns' factors, operands and roundings; see the header of
 // linear_family_tiled_fused_vec.cuh) on column pairs: warp w owns the 16-row block I = w >> 1 and
 // the columns d = 64 (w & 1) + 2 lane, d + 1. A warp's shared-memory accesses are whole rows of its

@@ -159,9 +159,10 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     float bcol[kC];
     const bool okd = !p.vector_gate || gd < p.Dk;
     const int64_t gst = p.vector_gate ? p.Dk : 1;
-    const float* gsrc = p.g + int64_t(bh_) * T_ * gst + (p.vector_gate ? gd : 0);
+    const float* gsrc = p.g + (int64_t(bh_) * T_ + t0) * gst + (p.vector_gate ? gd : 0);
+    const int gs = static_cast<int>(gst);
 #pragma unroll
-    for (int r = 0; r < kC; ++r) bcol[r] = okd && r < n ? gsrc[int64_t(t0 + r) * gst] : 0.0f;
+    for (int r = 0; r < kC; ++r) bcol[r] = okd && r < n ? gsrc[r * gs] : 0.0f;
 #pragma unroll
     for (int r = 1; r < kC; ++r) bcol[r] += bcol[r - 1];
     float* bdst = !p.vector_gate ? brow : gd < 64 ? bh + gd : bh2 + gd - 64;
@@ -248,16 +249,31 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       }
     }
     __syncthreads();
-    // Qf = q qfac, Kf = k kfac (references e_{I-1}, e_I of the row's block, or m)
+    // Qf = q qfac, Kf = k kfac (references e_{I-1}, e_I of the row's block, or m): thread (column
+    // pair d, d + 1 of the half; rows 8 part .. + 7 of block I = part / 2), the references loaded
+    // once, bq (rwkv6: b of the row above) carried from row to row
     const bool single = *blocked == 0;
-    for (int idx = threadIdx.x; idx < (p.abl & 2 ? 0 : kC * 64); idx += kGThreads) {
-      const int r = idx / 64, d = idx % 64, I = r / 16;
-      const float b = bcur[r * C::kLdH + d], bq = bq_at<kBonus>(bcur, C::kLdH, r, d), m = bcur[31 * C::kLdH + d];
-      const float eq = single ? m : I == 0 ? 0.0f : bcur[(16 * I - 1) * C::kLdH + d];
-      const float ek = single ? m : bcur[(16 * I + 15) * C::kLdH + d];
-      const float kv = to_f32(Ks[r * C::kLdK + d0 + d]);
-      qh[r * C::kLdH + d] = to_f32(Qs[r * C::kLdK + d0 + d]) * __expf(bq - eq);
-      kh[r * C::kLdH + d] = kv * __expf(ek - b);
+    if (!(p.abl & 2)) {
+      const int d = 2 * (threadIdx.x & 31), r0 = 8 * (threadIdx.x >> 5), I = r0 >> 4;
+      const float* bc = bcur + d;
+      auto b2 = [&](int r) { return *reinterpret_cast<const float2*>(bc + r * C::kLdH); };
+      const float2 m = b2(31);
+      const float2 eq = single ? m : I == 0 ? make_float2(0.0f, 0.0f) : b2(16 * I - 1);
+      const float2 ek = single ? m : b2(16 * I + 15);
+      float2 bq = kBonus && r0 > 0 ? b2(r0 - 1) : make_float2(0.0f, 0.0f);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const int r = r0 + i;
+        const float2 b = b2(r);
+        if (!kBonus) bq = b;
+        const float2 qv = unpack2<T>(*reinterpret_cast<const uint32_t*>(Qs + r * C::kLdK + d0 + d));
+        const float2 kv = unpack2<T>(*reinterpret_cast<const uint32_t*>(Ks + r * C::kLdK + d0 + d));
+        *reinterpret_cast<float2*>(qh + r * C::kLdH + d) =
+            make_float2(qv.x * vec_exp(bq.x - eq.x), qv.y * vec_exp(bq.y - eq.y));
+        *reinterpret_cast<float2*>(kh + r * C::kLdH + d) =
+            make_float2(kv.x * vec_exp(ek.x - b.x), kv.y * vec_exp(ek.y - b.y));
+        bq = b;
+      }
     }
     __syncthreads();
     const bool ex = exact[wr] != 0;  // this warp's block (query rows I = wr, or key rows J = wr); not single
@@ -360,7 +376,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
           const float bq = bq_at<kBonus>(bcur, C::kLdH, r, dl);
           const float eq = single ? bcur[31 * C::kLdH + dl] : wr == 0 ? 0.0f : bcur[(16 * wr - 1) * C::kLdH + dl];
-          it[nt][e] *= __expf(bq - eq);
+          it[nt][e] *= vec_exp(bq - eq);
         }
       }
       gbwd_put<false>(gacc, hf, it);
@@ -420,7 +436,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
           const float b = bcur[r * C::kLdH + dl], ek = bcur[(single ? 31 : 16 * wr + 15) * C::kLdH + dl];
-          it[nt][e] *= __expf(ek - b);
+          it[nt][e] *= vec_exp(ek - b);
         }
       }
       gbwd_put<false>(gacc, hf, it);
@@ -473,18 +489,26 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, d = 16 * np + 8 * t + 2 * q4 + (e & 1), dl = d & 63;
-          const float f = qwarp ? p.scale * __expf(bq_at<kBonus>(bb, C::kLdH, r, dl)) : __expf(lastb[d] - bb[r * C::kLdH + dl]);
+          const float f = qwarp ? p.scale * vec_exp(bq_at<kBonus>(bb, C::kLdH, r, dl)) : vec_exp(lastb[d] - bb[r * C::kLdH + dl]);
           gacc[2 * np + t][e] += f * x[t][e];
         }
       }
     }
   }
   __syncthreads();  // S is free: its room takes Kt and rd(A)
-  // Kt = rd(k exp(last - b))
-  for (int idx = threadIdx.x; idx < (p.abl & 4 ? 0 : kC * C::kDk); idx += kGThreads) {
-    const int r = idx / C::kDk, d = idx % C::kDk;
-    const float* bb = d < 64 ? bh : bh2;
-    Kt[r * C::kLdK + d] = from_f32<T>(to_f32(Ks[r * C::kLdK + d]) * __expf(lastb[d] - bb[r * C::kLdH + (d & 63)]));
+  // Kt = rd(k exp(last - b)): thread (column pair d, d + 1; a run of rows)
+  if (!(p.abl & 4)) {
+    constexpr int kPairs = C::kDk / 2, kRowsP = kC / (kGThreads / kPairs);
+    const int d = 2 * (int(threadIdx.x) % kPairs), r0 = (int(threadIdx.x) / kPairs) * kRowsP;
+    const float* bb = (d < 64 ? bh : bh2) + (d & 63);
+    const float2 lb = *reinterpret_cast<const float2*>(lastb + d);
+#pragma unroll
+    for (int i = 0; i < kRowsP; ++i) {
+      const int r = r0 + i;
+      const float2 b = *reinterpret_cast<const float2*>(bb + r * C::kLdH);
+      const float2 kv = unpack2<T>(*reinterpret_cast<const uint32_t*>(Ks + r * C::kLdK + d));
+      *reinterpret_cast<uint32_t*>(Kt + r * C::kLdK + d) = pack2<T>(kv.x * vec_exp(lb.x - b.x), kv.y * vec_exp(lb.y - b.y));
+    }
   }
 
   // ---- rd(A) over the pairs (query warps); the bonus a_i
@@ -502,10 +526,17 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   }
   if (kBonus) {  // a_r by the 4 threads 4r..4r+3 (columns d = 4i + part), summed over the quad
     static_assert(kGThreads == 4 * kC, "four threads a row");
+    // (column pairs d = 8i + 2 part, d + 1: 4-byte shared loads, 8-byte u loads; Dk is even)
     const float* u = p.u + h * p.Dk;
     const int r = threadIdx.x >> 2, part = threadIdx.x & 3;
     float s = 0.0f;
-    for (int d = part; d < p.Dk; d += 4) s += to_f32(Qs[r * C::kLdK + d]) * to_f32(Ks[r * C::kLdK + d]) * u[d];
+    for (int d = 2 * part; d < p.Dk; d += 8) {
+      const float2 qv = unpack2<T>(*reinterpret_cast<const uint32_t*>(Qs + r * C::kLdK + d));
+      const float2 kv = unpack2<T>(*reinterpret_cast<const uint32_t*>(Ks + r * C::kLdK + d));
+      const float2 uu = *reinterpret_cast<const float2*>(u + d);
+      s += qv.x * kv.x * uu.x;
+      s += qv.y * kv.y * uu.y;
+    }
     s += __shfl_xor_sync(0xffffffffu, s, 1);
     s += __shfl_xor_sync(0xffffffffu, s, 2);
     if (part == 0) bon[r] = s;
@@ -576,12 +607,13 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       }
     }
   }
-  if (kBonus) {  // du partial of this chunk
-    for (int d = threadIdx.x; d < C::kDk; d += kGThreads) {
-      float s = 0.0f;
-      for (int r = 0; r < n; ++r) s += dAd[r] * to_f32(Qs[r * C::kLdK + d]) * to_f32(Ks[r * C::kLdK + d]);
-      if (d < p.Dk) p.du_part[(int64_t(bh_) * NC + cc) * p.Dk + d] = s;
-    }
+  // du partial of this chunk, by the threads the dg sums leave idle (column d = thread - 128)
+  static_assert(C::kDk <= kGThreads / 2, "dg's threads and du's apart");
+  if (kBonus && int(threadIdx.x) >= kGThreads / 2 && int(threadIdx.x) < kGThreads / 2 + C::kDk) {
+    const int d = int(threadIdx.x) - kGThreads / 2;
+    float s = 0.0f;
+    for (int r = 0; r < n; ++r) s += dAd[r] * to_f32(Qs[r * C::kLdK + d]) * to_f32(Ks[r * C::kLdK + d]);
+    if (d < p.Dk) p.du_part[(int64_t(bh_) * NC + cc) * p.Dk + d] = s;
   }
 
   // ---- dv: warp w takes rows 16 (w % 4) and value columns [ (w / 4) Dv/2, ... )
