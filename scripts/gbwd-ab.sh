@@ -16,7 +16,7 @@
 #              oldscan+prof"), GBWD_T, ATTNBENCH_CUDA_ARCH (default 90a), GBWD_BASE_SRC (a source
 #              tree, e.g. `git archive` of an earlier commit carried under build/: its attnbench is
 #              built in build/gpu-base while the tests run and times the backward at T = 4096 as
-#              kernel "base", for an A/B of two commits in one run).
+#              kernel "base", for an A/B of two commits in one run), GBWD_OLDSCAN (0 skips oldscan).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
@@ -38,7 +38,7 @@ if [[ -n ${GBWD_BASE_SRC:-} ]]; then
   [[ -x build/gpu-base/harness/attnbench ]] && bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" "$(cap 20 40)" \
     --no-check $D --T 4096 --pass bwd
 fi
-ATTNBENCH_LIN_GBWD=oldscan sweep oldscan "$out/oldscan.csv" "$(cap 20 40)" --no-check $D --T 4096 --pass bwd
+[[ ${GBWD_OLDSCAN:-1} == 1 ]] && ATTNBENCH_LIN_GBWD=oldscan sweep oldscan "$out/oldscan.csv" "$(cap 20 40)" --no-check $D --T 4096 --pass bwd
 [[ ${GBWD_FP32A:-0} == 1 ]] && ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
 # the split of one backward into its launches (events synchronize: measurement only), and the
 # gradient kernel with phases skipped (abl: linear_family_tiled_host.cu)

@@ -168,7 +168,7 @@ __device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (
 #endif
 
 // tf32 products (fp32 operands rounded to 10 mantissa bits, to nearest; fp32 accumulators):
-// tf32_rna(x) is cvt.rna.tf32.f32, mma1688_tf32 is mma.sync.m16n8k8 with A 16 x 8 (a0 (g, q4),
+// tf32_rna(x) is cvt.rna.tf32.f32 on finite x, mma1688_tf32 is mma.sync.m16n8k8 with A 16 x 8 (a0 (g, q4),
 // a1 (g + 8, q4), a2 (g, q4 + 4), a3 (g + 8, q4 + 4)), B 8 x 8 (b0 (q4, g), b1 (q4 + 4, g)) and
 // C as mma16816's. tf32_split(x) = (hi, lo), x ~ hi + lo with both tf32 (hi = rd(x), lo =
 // rd(x - hi)): three products hi hi' + hi lo' + lo hi' (3xTF32) carry fp32-like products
@@ -184,11 +184,10 @@ inline void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uin
   ::sim::mma1688_tf32(c, a, b0, b1);
 }
 #else
-__device__ __forceinline__ uint32_t tf32_rna(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-  return r;
-}
+// For finite x, as the simulator's: half a tf32 ulp added to the magnitude bits, the 13 low bits
+// cleared (two integer instructions; cvt.rna.tf32.f32 is a longer sequence on sm_90 that also
+// handles NaN and infinity, which the gated gradients never hold).
+__device__ __forceinline__ uint32_t tf32_rna(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
 __device__ __forceinline__ float tf32_value(uint32_t u) { return __uint_as_float(u); }
 __device__ __forceinline__ void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(

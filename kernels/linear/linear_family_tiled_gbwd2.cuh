@@ -140,7 +140,16 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       cp_async16(Vs + r * C::kLdV + col, v + off, ok);
       cp_async16(Os + r * C::kLdV + col, dO + off, ok);
     }
-    cp_async_commit();  // group 1: q, k, v, dO; group 2: the states (needed after the halves)
+    if (p.vector_gate) {  // g rows into the halves' b tiles (bh, bh2), summed in place after the wait
+      constexpr int kSegG = C::kDk / 4;
+      const float* gsrc = p.g + (int64_t(bh_) * T_ + t0) * p.Dk;
+      for (int idx = threadIdx.x; idx < kC * kSegG; idx += kGThreads) {
+        const int r = idx / kSegG, col = (idx % kSegG) * 4;
+        const bool ok = r < n && col < p.Dk;
+        cp_async16((col < 64 ? bh + col : bh2 + col - 64) + r * C::kLdH, gsrc + (ok ? int64_t(r) * p.Dk + col : 0), ok);
+      }
+    }
+    cp_async_commit();  // group 1: q, k, v, dO (and g); group 2: the states (needed after the halves)
     for (int idx = threadIdx.x; idx < C::kDk * kSegV; idx += kGThreads) {
       const int f = idx / kSegV, col = (idx % kSegV) * 8;
       const bool ok = f < p.Dk && col < p.Dv;
@@ -150,25 +159,20 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     }
     cp_async_commit();
   }
-  // b: thread kGThreads/2 + gd owns gate column gd (vector gates; scalar gates: gd = 0, the per-row
-  // gate): its 64 gates are loaded at once into registers (while the tiles land), then summed in
-  // order, bcol[r] = b_r (fp32, as the sequential sum), and stored: vector gates into the b tile
-  // of the column's half (bh, bh2), scalar gates into brow.
+  // b: thread kGThreads/2 + gd owns gate column gd: vector gates, the running sum of the g column
+  // the loads put in its half's b tile (bh, bh2), in place after the wait below, while warps 0-3 form
+  // dA; a scalar gate (gd = 0): its 64 gates loaded into registers while the tiles land, summed in
+  // order and stored into brow. b_r is the sequential fp32 sum either way.
   const int gd = int(threadIdx.x) - kGThreads / 2;
-  if (gd >= 0 && (p.vector_gate ? gd < C::kDk : gd == 0)) {
+  if (!p.vector_gate && gd == 0) {
     float bcol[kC];
-    const bool okd = !p.vector_gate || gd < p.Dk;
-    const int64_t gst = p.vector_gate ? p.Dk : 1;
-    const float* gsrc = p.g + (int64_t(bh_) * T_ + t0) * gst + (p.vector_gate ? gd : 0);
-    const int gs = static_cast<int>(gst);
+    const float* gsrc = p.g + int64_t(bh_) * T_ + t0;
 #pragma unroll
-    for (int r = 0; r < kC; ++r) bcol[r] = okd && r < n ? gsrc[r * gs] : 0.0f;
+    for (int r = 0; r < kC; ++r) bcol[r] = r < n ? gsrc[r] : 0.0f;
 #pragma unroll
     for (int r = 1; r < kC; ++r) bcol[r] += bcol[r - 1];
-    float* bdst = !p.vector_gate ? brow : gd < 64 ? bh + gd : bh2 + gd - 64;
-    const int ld = p.vector_gate ? C::kLdH : 1;
 #pragma unroll
-    for (int r = 0; r < kC; ++r) bdst[r * ld] = bcol[r];
+    for (int r = 0; r < kC; ++r) brow[r] = bcol[r];
   }
   // the boundary term summed over the value tiles
   for (int d = threadIdx.x; d < C::kDk; d += kGThreads) {
@@ -180,6 +184,16 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   }
   cp_async_wait<1>();
   __syncthreads();
+  if (p.vector_gate && gd >= 0 && gd < C::kDk) {
+    float* col = gd < 64 ? bh + gd : bh2 + gd - 64;
+    float bcol[kC];
+#pragma unroll
+    for (int r = 0; r < kC; ++r) bcol[r] = col[r * C::kLdH];
+#pragma unroll
+    for (int r = 1; r < kC; ++r) bcol[r] += bcol[r - 1];
+#pragma unroll
+    for (int r = 0; r < kC; ++r) col[r * C::kLdH] = bcol[r];
+  }
 
   // ---- tensor cores: dA (warps 0-3)
   const bool qwarp = warp < 4;
