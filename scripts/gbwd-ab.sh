@@ -16,7 +16,9 @@
 #              oldscan+prof"), GBWD_T, ATTNBENCH_CUDA_ARCH (default 90a), GBWD_BASE_SRC (a source
 #              tree, e.g. `git archive` of an earlier commit carried under build/: its attnbench is
 #              built in build/gpu-base while the tests run and times the backward at T = 4096 as
-#              kernel "base", for an A/B of two commits in one run), GBWD_OLDSCAN (0 skips oldscan).
+#              kernel "base", for an A/B of two commits in one run), GBWD_OLDSCAN (0 skips oldscan),
+#              GBWD_SWEEP_PCT / GBWD_SWEEP_S (the main sweep's share of the time left, default 45, and
+#              its cap, default 200 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
@@ -32,7 +34,7 @@ if [[ -n ${GBWD_BASE_SRC:-} ]]; then
   base_pid=$!
 fi
 gtest gated "" '*gated_*' "$(cap 30 150)"
-sweep new "$out/new.csv" "$(cap 45 200)" --no-check $D --T "${GBWD_T:-1024,4096,16384}" --pass fwd,bwd
+sweep new "$out/new.csv" "$(cap ${GBWD_SWEEP_PCT:-45} ${GBWD_SWEEP_S:-200})" --no-check $D --T "${GBWD_T:-1024,4096,16384}" --pass fwd,bwd
 if [[ -n ${GBWD_BASE_SRC:-} ]]; then
   wait "$base_pid" && log "base built" || log "base build failed: $(tail -3 "$out/build_base.log")"
   [[ -x build/gpu-base/harness/attnbench ]] && bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" "$(cap 20 40)" \

@@ -72,10 +72,10 @@ struct GbwdCfg {
   static constexpr int kHalves = kDk / 64;
   // bytes: q, k [64][kLdK]; v, dO [64][kLdV]; S, D [kDk][kLdV] (S's room later holds Kt and rd(A));
   // b, Qf, Kf halves [64][kLdH] fp32 (later the dG tile); dAm [64][kLdA] fp32; rows: dAd, brow,
-  // bon [kC], lastb, bnd [kDk], the half's factors M [6][64] and invD [4][64], 8 flags.
+  // bon [kC], lastb, bnd, cq, ck [kDk], the half's factors M [6][64] and invD [4][64], 8 flags.
   static constexpr int kQ = kC * kLdK * 2, kV = kC * kLdV * 2, kS = kDk * kLdV * 2;
   static constexpr int kHalf = kC * kLdH * 4, kAm = kC * kLdA * 4;
-  static constexpr int kRows = (3 * kC + 2 * kDk + 10 * 64 + 8) * 4;
+  static constexpr int kRows = (3 * kC + 4 * kDk + 10 * 64 + 8) * 4;
   static_assert(kRows % 16 == 0, "Kt after the rows stays 16-byte aligned");
   static constexpr int kAb = kC * (kC + 8) * 2;
   static constexpr bool kKtInS = kQ + kAb <= kS;  // Kt and rd(A) reuse S's room when it is large enough

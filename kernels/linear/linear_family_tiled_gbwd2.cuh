@@ -76,6 +76,19 @@ __device__ __forceinline__ void gbwd_mma_3xtf32(float (&acc)[8][4], float a0, fl
   }
 }
 
+// cp.async of kIters 16-byte pieces of one column segment, rows r0 + i r_step (i < kIters), shared
+// s + i s_step, global g + i g_step; rows >= n and a segment past the tensor's columns (!okc) are
+// zero-filled (their global address is g_any, never read).
+template <int kIters, class E>
+__device__ __forceinline__ void gbwd_rows_load(E* s, int s_step, const E* g, const E* g_any, int64_t g_step, int r0,
+                                               int r_step, int n, bool okc) {
+#pragma unroll
+  for (int i = 0; i < kIters; ++i) {
+    const bool ok = okc && r0 + i * r_step < n;
+    cp_async16(s + i * s_step, ok ? g + i * g_step : g_any, ok);
+  }
+}
+
 template <class C, bool kBonus>
 __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p) {
   using T = typename C::T;
@@ -96,7 +109,9 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   float* bon = brow + kC;           // rwkv6: a_i [64]
   float* lastb = bon + kC;          // last_d [kDk]
   float* bnd = lastb + C::kDk;      // boundary [kDk]
-  float* fac = bnd + C::kDk;        // the half's M_IJ [6][64], then invD_I [4][64]
+  float* cq = bnd + C::kDk;         // one-reference halves: scale exp(m) [kDk] (dq's inter-chunk term)
+  float* ck = cq + C::kDk;          // exp(last - m) [kDk] (dk's)
+  float* fac = ck + C::kDk;         // the half's M_IJ [6][64], then invD_I [4][64]
   int* exact = reinterpret_cast<int*>(fac + 10 * 64);  // per block I: its diagonal is exact [4]
   int* blocked = exact + 4;                             // the half uses per-block references [1]
   float* bh2 = reinterpret_cast<float*>(exact + 8);  // b of the second half (Dk = 128)
@@ -123,39 +138,43 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   const int64_t soff = (int64_t(bh_) * NC + cc) * C::kDk * p.Dv;
   const T *S = static_cast<const T*>(p.s_states) + soff, *D = static_cast<const T*>(p.d_states) + soff;
 
-  // ---- loads: q, k, v, dO rows of the chunk, then rd(S_c) and rd(D_c)
+  // ---- loads: q, k, v, dO rows of the chunk, then rd(S_c) and rd(D_c). A thread keeps one 16-byte
+  // column segment and walks rows kGThreads / (segments a row) apart (pointers advanced by constant
+  // strides: the index arithmetic of a copy is a few instructions).
   if (!(p.abl & 32)) {
-    constexpr int kSegK = C::kDk / 8, kSegV = C::kDv / 8;
-    for (int idx = threadIdx.x; idx < kC * kSegK; idx += kGThreads) {
-      const int r = idx / kSegK, col = (idx % kSegK) * 8;
-      const bool ok = r < n && col < p.Dk;
-      const int64_t off = ok ? int64_t(t0 + r) * p.Dk + col : 0;
-      cp_async16(Qs + r * C::kLdK + col, q + off, ok);
-      cp_async16(Ks + r * C::kLdK + col, k + off, ok);
+    constexpr int kSegK = C::kDk / 8, kSegV = C::kDv / 8, kSegG = C::kDk / 4;
+    const int tid = threadIdx.x;
+    {  // q, k [64][Dk]
+      const int r0 = tid / kSegK, col = (tid % kSegK) * 8;
+      const int64_t go = int64_t(t0 + r0) * p.Dk + col;
+      gbwd_rows_load<kC * kSegK / kGThreads>(Qs + r0 * C::kLdK + col, kGThreads / kSegK * C::kLdK, q + go, q,
+                                             int64_t(kGThreads / kSegK) * p.Dk, r0, kGThreads / kSegK, n, col < p.Dk);
+      gbwd_rows_load<kC * kSegK / kGThreads>(Ks + r0 * C::kLdK + col, kGThreads / kSegK * C::kLdK, k + go, k,
+                                             int64_t(kGThreads / kSegK) * p.Dk, r0, kGThreads / kSegK, n, col < p.Dk);
     }
-    for (int idx = threadIdx.x; idx < kC * kSegV; idx += kGThreads) {
-      const int r = idx / kSegV, col = (idx % kSegV) * 8;
-      const bool ok = r < n && col < p.Dv;
-      const int64_t off = ok ? int64_t(t0 + r) * p.Dv + col : 0;
-      cp_async16(Vs + r * C::kLdV + col, v + off, ok);
-      cp_async16(Os + r * C::kLdV + col, dO + off, ok);
+    {  // v, dO [64][Dv]
+      const int r0 = tid / kSegV, col = (tid % kSegV) * 8;
+      const int64_t go = int64_t(t0 + r0) * p.Dv + col;
+      gbwd_rows_load<kC * kSegV / kGThreads>(Vs + r0 * C::kLdV + col, kGThreads / kSegV * C::kLdV, v + go, v,
+                                             int64_t(kGThreads / kSegV) * p.Dv, r0, kGThreads / kSegV, n, col < p.Dv);
+      gbwd_rows_load<kC * kSegV / kGThreads>(Os + r0 * C::kLdV + col, kGThreads / kSegV * C::kLdV, dO + go, dO,
+                                             int64_t(kGThreads / kSegV) * p.Dv, r0, kGThreads / kSegV, n, col < p.Dv);
     }
     if (p.vector_gate) {  // g rows into the halves' b tiles (bh, bh2), summed in place after the wait
-      constexpr int kSegG = C::kDk / 4;
-      const float* gsrc = p.g + (int64_t(bh_) * T_ + t0) * p.Dk;
-      for (int idx = threadIdx.x; idx < kC * kSegG; idx += kGThreads) {
-        const int r = idx / kSegG, col = (idx % kSegG) * 4;
-        const bool ok = r < n && col < p.Dk;
-        cp_async16((col < 64 ? bh + col : bh2 + col - 64) + r * C::kLdH, gsrc + (ok ? int64_t(r) * p.Dk + col : 0), ok);
-      }
+      const int r0 = tid / kSegG, col = (tid % kSegG) * 4;
+      const float* g0 = p.g + int64_t(bh_) * T_ * p.Dk;
+      gbwd_rows_load<kC * kSegG / kGThreads>((col < 64 ? bh + col : bh2 + col - 64) + r0 * C::kLdH,
+                                             kGThreads / kSegG * C::kLdH, g0 + int64_t(t0 + r0) * p.Dk + col, g0,
+                                             int64_t(kGThreads / kSegG) * p.Dk, r0, kGThreads / kSegG, n, col < p.Dk);
     }
     cp_async_commit();  // group 1: q, k, v, dO (and g); group 2: the states (needed after the halves)
-    for (int idx = threadIdx.x; idx < C::kDk * kSegV; idx += kGThreads) {
-      const int f = idx / kSegV, col = (idx % kSegV) * 8;
-      const bool ok = f < p.Dk && col < p.Dv;
-      const int64_t off = ok ? int64_t(f) * p.Dv + col : 0;
-      cp_async16(Ss + f * C::kLdV + col, S + off, ok);
-      cp_async16(Ds + f * C::kLdV + col, D + off, ok);
+    {  // rd(S_c), rd(D_c) [Dk][Dv] (rows f < Dk)
+      const int f0 = tid / kSegV, col = (tid % kSegV) * 8;
+      const int64_t go = int64_t(f0) * p.Dv + col;
+      gbwd_rows_load<C::kDk * kSegV / kGThreads>(Ss + f0 * C::kLdV + col, kGThreads / kSegV * C::kLdV, S + go, S,
+                                                 int64_t(kGThreads / kSegV) * p.Dv, f0, kGThreads / kSegV, p.Dk, col < p.Dv);
+      gbwd_rows_load<C::kDk * kSegV / kGThreads>(Ds + f0 * C::kLdV + col, kGThreads / kSegV * C::kLdV, D + go, D,
+                                                 int64_t(kGThreads / kSegV) * p.Dv, f0, kGThreads / kSegV, p.Dk, col < p.Dv);
     }
     cp_async_commit();
   }
@@ -230,6 +249,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
 
   // ---- fp32, over Dk in halves of 64 columns
   float aacc[8][4];  // A (query warps)
+  int single_mask = 0;  // bit hf: half hf has one reference (its gacc holds the intra sums without qfac, kfac)
   zero_acc(aacc);
 #pragma unroll 1
   for (int hf = 0; hf < C::kHalves; ++hf) {  // one copy of the code for both halves
@@ -249,6 +269,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       for (int I = 0; I < 4; ++I) e[I] = bcur[(16 * I + 15) * C::kLdH + d];
       lastb[d0 + d] = e[3];
       const float m = bcur[31 * C::kLdH + d];
+      cq[d0 + d] = p.scale * vec_exp(m);  // (used where the half has one reference: -m <= 80)
+      ck[d0 + d] = vec_exp(e[3] - m);
       if (!(-m <= kGbwdSingleMax && m - e[3] <= kGbwdSingleMax)) *blocked = 1;
 #pragma unroll
       for (int I = 1; I < 4; ++I) {
@@ -267,6 +289,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     // pair d, d + 1 of the half; rows 8 part .. + 7 of block I = part / 2), the references loaded
     // once, bq (rwkv6: b of the row above) carried from row to row
     const bool single = *blocked == 0;
+    single_mask |= int(single) << hf;
     if (!(p.abl & 2)) {
       const int d = 2 * (threadIdx.x & 31), r0 = 8 * (threadIdx.x >> 5), I = r0 >> 4;
       const float* bc = bcur + d;
@@ -383,13 +406,14 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         }
         gbwd_fold(it, iz, fac + (J < wr ? gbwd_mi(wr, J) : 6 + wr) * 64, q4);
       }
+      // qfac (one reference: applied after the inter-chunk term, with it)
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
+      for (int nt = 0; nt < 8 && !single; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
           const float bq = bq_at<kBonus>(bcur, C::kLdH, r, dl);
-          const float eq = single ? bcur[31 * C::kLdH + dl] : wr == 0 ? 0.0f : bcur[(16 * wr - 1) * C::kLdH + dl];
+          const float eq = wr == 0 ? 0.0f : bcur[(16 * wr - 1) * C::kLdH + dl];
           it[nt][e] *= vec_exp(bq - eq);
         }
       }
@@ -444,12 +468,13 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         }
         gbwd_fold(it, iz, fac + (I > wr ? gbwd_mi(I, wr) : 6 + wr) * 64, q4);
       }
+      // kfac (one reference: applied after the inter-chunk term, with it)
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
+      for (int nt = 0; nt < 8 && !single; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
-          const float b = bcur[r * C::kLdH + dl], ek = bcur[(single ? 31 : 16 * wr + 15) * C::kLdH + dl];
+          const float b = bcur[r * C::kLdH + dl], ek = bcur[(16 * wr + 15) * C::kLdH + dl];
           it[nt][e] *= vec_exp(ek - b);
         }
       }
@@ -498,13 +523,21 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         mma_pair<T>(x, 0, a[kk], b);
       }
       const float* bb = np < 4 ? bh : bh2;  // b of the columns' half
+      const bool sg = (single_mask >> (np >> 2)) & 1;
 #pragma unroll
       for (int t = 0; t < 2; ++t) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, d = 16 * np + 8 * t + 2 * q4 + (e & 1), dl = d & 63;
-          const float f = qwarp ? p.scale * vec_exp(bq_at<kBonus>(bb, C::kLdH, r, dl)) : vec_exp(lastb[d] - bb[r * C::kLdH + dl]);
-          gacc[2 * np + t][e] += f * x[t][e];
+          float& acc = gacc[2 * np + t][e];
+          if (sg) {  // one reference: qfac (intra + scale exp(m) inter), kfac (intra + exp(last - m) inter)
+            const float m = bb[31 * C::kLdH + dl];
+            const float f = qwarp ? vec_exp(bq_at<kBonus>(bb, C::kLdH, r, dl) - m) : vec_exp(m - bb[r * C::kLdH + dl]);
+            acc = f * (acc + (qwarp ? cq[d] : ck[d]) * x[t][e]);
+          } else {
+            const float f = qwarp ? p.scale * vec_exp(bq_at<kBonus>(bb, C::kLdH, r, dl)) : vec_exp(lastb[d] - bb[r * C::kLdH + dl]);
+            acc += f * x[t][e];
+          }
         }
       }
     }
