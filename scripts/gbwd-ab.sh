@@ -16,7 +16,8 @@
 #              oldscan+prof"), GBWD_T, ATTNBENCH_CUDA_ARCH (default 90a), GBWD_BASE_SRC (a source
 #              tree, e.g. `git archive` of an earlier commit carried under build/: its attnbench is
 #              built in build/gpu-base while the tests run and times the backward at T = 4096 as
-#              kernel "base", for an A/B of two commits in one run), GBWD_OLDSCAN (0 skips oldscan),
+#              kernel "base", for an A/B of two commits in one run), GBWD_MODES (the ATTNBENCH_LIN_GBWD
+#              words timed beside the default at T = 4096, kernel = the word; default oldscan),
 #              GBWD_SWEEP_PCT / GBWD_SWEEP_S (the main sweep's share of the time left, default 45, and
 #              its cap, default 200 s).
 set -uo pipefail
@@ -40,7 +41,9 @@ if [[ -n ${GBWD_BASE_SRC:-} ]]; then
   [[ -x build/gpu-base/harness/attnbench ]] && bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" "$(cap 20 40)" \
     --no-check $D --T 4096 --pass bwd
 fi
-[[ ${GBWD_OLDSCAN:-1} == 1 ]] && ATTNBENCH_LIN_GBWD=oldscan sweep oldscan "$out/oldscan.csv" "$(cap 20 40)" --no-check $D --T 4096 --pass bwd
+for m in ${GBWD_MODES:-oldscan}; do  # other ATTNBENCH_LIN_GBWD words, the backward at T = 4096
+  ATTNBENCH_LIN_GBWD=$m sweep "$m" "$out/$m.csv" "$(cap 20 40)" --no-check $D --T 4096 --pass bwd
+done
 [[ ${GBWD_FP32A:-0} == 1 ]] && ATTNBENCH_LIN_GBWD=fp32a sweep fp32a "$out/fp32a.csv" "$(cap 15 40)" --no-check $D --T 4096 --pass bwd
 # the split of one backward into its launches (events synchronize: measurement only), and the
 # gradient kernel with phases skipped (abl: linear_family_tiled_host.cu)
@@ -74,8 +77,9 @@ python3 - "$out" <<'EOF' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern, name in (("new", "new"), ("base", "base"), ("oldscan", "oldscan"), ("fp32a", "fp32a"),
-                   ("new", "checked")):
+modes = [m for m in os.environ.get("GBWD_MODES", "oldscan").split() if m]
+for kern, name in [("new", "new"), ("base", "base")] + [(m, m) for m in modes] + [("fp32a", "fp32a"),
+                   ("new", "checked")]:
     p = os.path.join(out, name + ".csv")
     if os.path.exists(p):
         for r in csv.DictReader(open(p)):
@@ -97,5 +101,5 @@ for r in sorted(rows, key=lambda r: (r["variant"], int(r["Tq"]), r["pass"], r["s
 EOF
 # at most 8 files come back from the device tool: the logs and side CSVs in one archive
 (cd "$out" && tar czf logs.tar.gz *.log $(ls prof_*.csv ncu_run.csv 2>/dev/null) && rm -f *.log prof_*.csv ncu_run.csv \
-  && [[ -f gbwd_ab.csv ]] && rm -f new.csv base.csv oldscan.csv fp32a.csv checked.csv)
+  && [[ -f gbwd_ab.csv ]] && rm -f new.csv base.csv $(for m in ${GBWD_MODES:-oldscan}; do echo "$m.csv"; done) fp32a.csv checked.csv)
 cat "$out/tests.txt"

@@ -60,6 +60,8 @@ struct GateBwdParams {
   bool fp32_a;  // gated_bwd_chunk2: A on CUDA cores only (ATTNBENCH_LIN_GBWD=fp32a)
   bool fp32_i;  // gated_bwd_chunk2: A's diagonal blocks and dq/dk's intra-chunk sums on CUDA cores
                 // (ATTNBENCH_LIN_GBWD=fp32i; session 15's kernel)
+  bool fac_early;  // gated_bwd_chunk2: one-reference halves multiply their intra sums by qfac, kfac
+                   // in the halves' loop, as before session 17 (ATTNBENCH_LIN_GBWD=facearly; A/B)
   int abl;      // gated_bwd_chunk2, measurement only (wrong results): phases skipped, bits as in
                 // linear_family_tiled_host.cu (ATTNBENCH_LIN_GBWD=abl)
 };

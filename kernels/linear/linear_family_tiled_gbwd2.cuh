@@ -289,7 +289,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     // pair d, d + 1 of the half; rows 8 part .. + 7 of block I = part / 2), the references loaded
     // once, bq (rwkv6: b of the row above) carried from row to row
     const bool single = *blocked == 0;
-    single_mask |= int(single) << hf;
+    single_mask |= int(single && !p.fac_early) << hf;
+    const bool fac_late = (single_mask >> hf) & 1;
     if (!(p.abl & 2)) {
       const int d = 2 * (threadIdx.x & 31), r0 = 8 * (threadIdx.x >> 5), I = r0 >> 4;
       const float* bc = bcur + d;
@@ -408,12 +409,12 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       }
       // qfac (one reference: applied after the inter-chunk term, with it)
 #pragma unroll
-      for (int nt = 0; nt < 8 && !single; ++nt) {
+      for (int nt = 0; nt < 8 && !fac_late; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
           const float bq = bq_at<kBonus>(bcur, C::kLdH, r, dl);
-          const float eq = wr == 0 ? 0.0f : bcur[(16 * wr - 1) * C::kLdH + dl];
+          const float eq = single ? bcur[31 * C::kLdH + dl] : wr == 0 ? 0.0f : bcur[(16 * wr - 1) * C::kLdH + dl];
           it[nt][e] *= vec_exp(bq - eq);
         }
       }
@@ -470,11 +471,11 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       }
       // kfac (one reference: applied after the inter-chunk term, with it)
 #pragma unroll
-      for (int nt = 0; nt < 8 && !single; ++nt) {
+      for (int nt = 0; nt < 8 && !fac_late; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
-          const float b = bcur[r * C::kLdH + dl], ek = bcur[(16 * wr + 15) * C::kLdH + dl];
+          const float b = bcur[r * C::kLdH + dl], ek = bcur[(single ? 31 : 16 * wr + 15) * C::kLdH + dl];
           it[nt][e] *= vec_exp(ek - b);
         }
       }
