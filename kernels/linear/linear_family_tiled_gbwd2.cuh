@@ -76,19 +76,6 @@ __device__ __forceinline__ void gbwd_mma_3xtf32(float (&acc)[8][4], float a0, fl
   }
 }
 
-// cp.async of kIters 16-byte pieces of one column segment, rows r0 + i r_step (i < kIters), shared
-// s + i s_step, global g + i g_step; rows >= n and a segment past the tensor's columns (!okc) are
-// zero-filled (their global address is g_any, never read).
-template <int kIters, class E>
-__device__ __forceinline__ void gbwd_rows_load(E* s, int s_step, const E* g, const E* g_any, int64_t g_step, int r0,
-                                               int r_step, int n, bool okc) {
-#pragma unroll
-  for (int i = 0; i < kIters; ++i) {
-    const bool ok = okc && r0 + i * r_step < n;
-    cp_async16(s + i * s_step, ok ? g + i * g_step : g_any, ok);
-  }
-}
-
 template <class C, bool kBonus>
 __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p) {
   using T = typename C::T;
@@ -138,43 +125,39 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   const int64_t soff = (int64_t(bh_) * NC + cc) * C::kDk * p.Dv;
   const T *S = static_cast<const T*>(p.s_states) + soff, *D = static_cast<const T*>(p.d_states) + soff;
 
-  // ---- loads: q, k, v, dO rows of the chunk, then rd(S_c) and rd(D_c). A thread keeps one 16-byte
-  // column segment and walks rows kGThreads / (segments a row) apart (pointers advanced by constant
-  // strides: the index arithmetic of a copy is a few instructions).
+  // ---- loads: q, k, v, dO rows of the chunk, then rd(S_c) and rd(D_c)
   if (!(p.abl & 32)) {
-    constexpr int kSegK = C::kDk / 8, kSegV = C::kDv / 8, kSegG = C::kDk / 4;
-    const int tid = threadIdx.x;
-    {  // q, k [64][Dk]
-      const int r0 = tid / kSegK, col = (tid % kSegK) * 8;
-      const int64_t go = int64_t(t0 + r0) * p.Dk + col;
-      gbwd_rows_load<kC * kSegK / kGThreads>(Qs + r0 * C::kLdK + col, kGThreads / kSegK * C::kLdK, q + go, q,
-                                             int64_t(kGThreads / kSegK) * p.Dk, r0, kGThreads / kSegK, n, col < p.Dk);
-      gbwd_rows_load<kC * kSegK / kGThreads>(Ks + r0 * C::kLdK + col, kGThreads / kSegK * C::kLdK, k + go, k,
-                                             int64_t(kGThreads / kSegK) * p.Dk, r0, kGThreads / kSegK, n, col < p.Dk);
+    constexpr int kSegK = C::kDk / 8, kSegV = C::kDv / 8;
+    for (int idx = threadIdx.x; idx < kC * kSegK; idx += kGThreads) {
+      const int r = idx / kSegK, col = (idx % kSegK) * 8;
+      const bool ok = r < n && col < p.Dk;
+      const int64_t off = ok ? int64_t(t0 + r) * p.Dk + col : 0;
+      cp_async16(Qs + r * C::kLdK + col, q + off, ok);
+      cp_async16(Ks + r * C::kLdK + col, k + off, ok);
     }
-    {  // v, dO [64][Dv]
-      const int r0 = tid / kSegV, col = (tid % kSegV) * 8;
-      const int64_t go = int64_t(t0 + r0) * p.Dv + col;
-      gbwd_rows_load<kC * kSegV / kGThreads>(Vs + r0 * C::kLdV + col, kGThreads / kSegV * C::kLdV, v + go, v,
-                                             int64_t(kGThreads / kSegV) * p.Dv, r0, kGThreads / kSegV, n, col < p.Dv);
-      gbwd_rows_load<kC * kSegV / kGThreads>(Os + r0 * C::kLdV + col, kGThreads / kSegV * C::kLdV, dO + go, dO,
-                                             int64_t(kGThreads / kSegV) * p.Dv, r0, kGThreads / kSegV, n, col < p.Dv);
+    for (int idx = threadIdx.x; idx < kC * kSegV; idx += kGThreads) {
+      const int r = idx / kSegV, col = (idx % kSegV) * 8;
+      const bool ok = r < n && col < p.Dv;
+      const int64_t off = ok ? int64_t(t0 + r) * p.Dv + col : 0;
+      cp_async16(Vs + r * C::kLdV + col, v + off, ok);
+      cp_async16(Os + r * C::kLdV + col, dO + off, ok);
     }
     if (p.vector_gate) {  // g rows into the halves' b tiles (bh, bh2), summed in place after the wait
-      const int r0 = tid / kSegG, col = (tid % kSegG) * 4;
-      const float* g0 = p.g + int64_t(bh_) * T_ * p.Dk;
-      gbwd_rows_load<kC * kSegG / kGThreads>((col < 64 ? bh + col : bh2 + col - 64) + r0 * C::kLdH,
-                                             kGThreads / kSegG * C::kLdH, g0 + int64_t(t0 + r0) * p.Dk + col, g0,
-                                             int64_t(kGThreads / kSegG) * p.Dk, r0, kGThreads / kSegG, n, col < p.Dk);
+      constexpr int kSegG = C::kDk / 4;
+      const float* gsrc = p.g + (int64_t(bh_) * T_ + t0) * p.Dk;
+      for (int idx = threadIdx.x; idx < kC * kSegG; idx += kGThreads) {
+        const int r = idx / kSegG, col = (idx % kSegG) * 4;
+        const bool ok = r < n && col < p.Dk;
+        cp_async16((col < 64 ? bh + col : bh2 + col - 64) + r * C::kLdH, gsrc + (ok ? int64_t(r) * p.Dk + col : 0), ok);
+      }
     }
     cp_async_commit();  // group 1: q, k, v, dO (and g); group 2: the states (needed after the halves)
-    {  // rd(S_c), rd(D_c) [Dk][Dv] (rows f < Dk)
-      const int f0 = tid / kSegV, col = (tid % kSegV) * 8;
-      const int64_t go = int64_t(f0) * p.Dv + col;
-      gbwd_rows_load<C::kDk * kSegV / kGThreads>(Ss + f0 * C::kLdV + col, kGThreads / kSegV * C::kLdV, S + go, S,
-                                                 int64_t(kGThreads / kSegV) * p.Dv, f0, kGThreads / kSegV, p.Dk, col < p.Dv);
-      gbwd_rows_load<C::kDk * kSegV / kGThreads>(Ds + f0 * C::kLdV + col, kGThreads / kSegV * C::kLdV, D + go, D,
-                                                 int64_t(kGThreads / kSegV) * p.Dv, f0, kGThreads / kSegV, p.Dk, col < p.Dv);
+    for (int idx = threadIdx.x; idx < C::kDk * kSegV; idx += kGThreads) {
+      const int f = idx / kSegV, col = (idx % kSegV) * 8;
+      const bool ok = f < p.Dk && col < p.Dv;
+      const int64_t off = ok ? int64_t(f) * p.Dv + col : 0;
+      cp_async16(Ss + f * C::kLdV + col, S + off, ok);
+      cp_async16(Ds + f * C::kLdV + col, D + off, ok);
     }
     cp_async_commit();
   }
