@@ -60,8 +60,6 @@ struct GateBwdParams {
   bool fp32_a;  // gated_bwd_chunk2: A on CUDA cores only (ATTNBENCH_LIN_GBWD=fp32a)
   bool fp32_i;  // gated_bwd_chunk2: A's diagonal blocks and dq/dk's intra-chunk sums on CUDA cores
                 // (ATTNBENCH_LIN_GBWD=fp32i; session 15's kernel)
-  bool fac_early;  // gated_bwd_chunk2: one-reference halves multiply their intra sums by qfac, kfac
-                   // in the halves' loop, as before session 17 (ATTNBENCH_LIN_GBWD=facearly; A/B)
   int abl;      // gated_bwd_chunk2, measurement only (wrong results): phases skipped, bits as in
                 // linear_family_tiled_host.cu (ATTNBENCH_LIN_GBWD=abl)
 };
@@ -74,10 +72,10 @@ struct GbwdCfg {
   static constexpr int kHalves = kDk / 64;
   // bytes: q, k [64][kLdK]; v, dO [64][kLdV]; S, D [kDk][kLdV] (S's room later holds Kt and rd(A));
   // b, Qf, Kf halves [64][kLdH] fp32 (later the dG tile); dAm [64][kLdA] fp32; rows: dAd, brow,
-  // bon [kC], lastb, bnd, cq, ck [kDk], the half's factors M [6][64] and invD [4][64], 8 flags.
+  // bon [kC], lastb, bnd [kDk], the half's factors M [6][64] and invD [4][64], 8 flags.
   static constexpr int kQ = kC * kLdK * 2, kV = kC * kLdV * 2, kS = kDk * kLdV * 2;
   static constexpr int kHalf = kC * kLdH * 4, kAm = kC * kLdA * 4;
-  static constexpr int kRows = (3 * kC + 4 * kDk + 10 * 64 + 8) * 4;
+  static constexpr int kRows = (3 * kC + 2 * kDk + 10 * 64 + 8) * 4;
   static_assert(kRows % 16 == 0, "Kt after the rows stays 16-byte aligned");
   static constexpr int kAb = kC * (kC + 8) * 2;
   static constexpr bool kKtInS = kQ + kAb <= kS;  // Kt and rd(A) reuse S's room when it is large enough

@@ -96,9 +96,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   float* bon = brow + kC;           // rwkv6: a_i [64]
   float* lastb = bon + kC;          // last_d [kDk]
   float* bnd = lastb + C::kDk;      // boundary [kDk]
-  float* cq = bnd + C::kDk;         // one-reference halves: scale exp(m) [kDk] (dq's inter-chunk term)
-  float* ck = cq + C::kDk;          // exp(last - m) [kDk] (dk's)
-  float* fac = ck + C::kDk;         // the half's M_IJ [6][64], then invD_I [4][64]
+  float* fac = bnd + C::kDk;        // the half's M_IJ [6][64], then invD_I [4][64]
   int* exact = reinterpret_cast<int*>(fac + 10 * 64);  // per block I: its diagonal is exact [4]
   int* blocked = exact + 4;                             // the half uses per-block references [1]
   float* bh2 = reinterpret_cast<float*>(exact + 8);  // b of the second half (Dk = 128)
@@ -232,7 +230,6 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
 
   // ---- fp32, over Dk in halves of 64 columns
   float aacc[8][4];  // A (query warps)
-  int single_mask = 0;  // bit hf: half hf has one reference (its gacc holds the intra sums without qfac, kfac)
   zero_acc(aacc);
 #pragma unroll 1
   for (int hf = 0; hf < C::kHalves; ++hf) {  // one copy of the code for both halves
@@ -252,8 +249,6 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
       for (int I = 0; I < 4; ++I) e[I] = bcur[(16 * I + 15) * C::kLdH + d];
       lastb[d0 + d] = e[3];
       const float m = bcur[31 * C::kLdH + d];
-      cq[d0 + d] = p.scale * vec_exp(m);  // (used where the half has one reference: -m <= 80)
-      ck[d0 + d] = vec_exp(e[3] - m);
       if (!(-m <= kGbwdSingleMax && m - e[3] <= kGbwdSingleMax)) *blocked = 1;
 #pragma unroll
       for (int I = 1; I < 4; ++I) {
@@ -272,8 +267,6 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
     // pair d, d + 1 of the half; rows 8 part .. + 7 of block I = part / 2), the references loaded
     // once, bq (rwkv6: b of the row above) carried from row to row
     const bool single = *blocked == 0;
-    single_mask |= int(single && !p.fac_early) << hf;
-    const bool fac_late = (single_mask >> hf) & 1;
     if (!(p.abl & 2)) {
       const int d = 2 * (threadIdx.x & 31), r0 = 8 * (threadIdx.x >> 5), I = r0 >> 4;
       const float* bc = bcur + d;
@@ -390,9 +383,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         }
         gbwd_fold(it, iz, fac + (J < wr ? gbwd_mi(wr, J) : 6 + wr) * 64, q4);
       }
-      // qfac (one reference: applied after the inter-chunk term, with it)
 #pragma unroll
-      for (int nt = 0; nt < 8 && !fac_late; ++nt) {
+      for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
@@ -452,9 +444,8 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         }
         gbwd_fold(it, iz, fac + (I > wr ? gbwd_mi(I, wr) : 6 + wr) * 64, q4);
       }
-      // kfac (one reference: applied after the inter-chunk term, with it)
 #pragma unroll
-      for (int nt = 0; nt < 8 && !fac_late; ++nt) {
+      for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, dl = 8 * nt + 2 * q4 + (e & 1);
@@ -507,21 +498,13 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
         mma_pair<T>(x, 0, a[kk], b);
       }
       const float* bb = np < 4 ? bh : bh2;  // b of the columns' half
-      const bool sg = (single_mask >> (np >> 2)) & 1;
 #pragma unroll
       for (int t = 0; t < 2; ++t) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = e < 2 ? rA : rB, d = 16 * np + 8 * t + 2 * q4 + (e & 1), dl = d & 63;
-          float& acc = gacc[2 * np + t][e];
-          if (sg) {  // one reference: qfac (intra + scale exp(m) inter), kfac (intra + exp(last - m) inter)
-            const float m = bb[31 * C::kLdH + dl];
-            const float f = qwarp ? vec_exp(bq_at<kBonus>(bb, C::kLdH, r, dl) - m) : vec_exp(m - bb[r * C::kLdH + dl]);
-            acc = f * (acc + (qwarp ? cq[d] : ck[d]) * x[t][e]);
-          } else {
-            const float f = qwarp ? p.scale * vec_exp(bq_at<kBonus>(bb, C::kLdH, r, dl)) : vec_exp(lastb[d] - bb[r * C::kLdH + dl]);
-            acc += f * x[t][e];
-          }
+          const float f = qwarp ? p.scale * vec_exp(bq_at<kBonus>(bb, C::kLdH, r, dl)) : vec_exp(lastb[d] - bb[r * C::kLdH + dl]);
+          gacc[2 * np + t][e] += f * x[t][e];
         }
       }
     }

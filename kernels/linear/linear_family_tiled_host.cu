@@ -142,7 +142,6 @@ void ChunkTiled::gated_backward() {
   gp.vector_gate = p_.variant != "scalar";
   gp.fp32_a = gbwd_mode("fp32a");
   gp.fp32_i = gbwd_mode("fp32i");
-  gp.fac_early = gbwd_mode("facearly");
   if (bonus) gp.du_part = lin_host::workspace(ws_, "du_part", {BH, NC, p_.Dk}, Dtype::f32).as<float>();
   if (gbwd_mode("abl")) {
     gbwd_ablate(dt_, gp, bonus, NC, BH, stream_, p_.variant, static_cast<int>(p_.Tq));
