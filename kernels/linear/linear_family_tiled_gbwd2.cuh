@@ -17,6 +17,14 @@
 //    through rd(A)); `ATTNBENCH_LIN_GBWD=fp32a` keeps them in fp32 (A/B);
 //  - rwkv6's bonus a_r by 4 threads a row; the dg reverse sum loads 16 rows before its adds;
 //  - GateBwdParams::abl skips phases (measurement only, `ATTNBENCH_LIN_GBWD=abl`).
+// Session 17 cut its instructions 27% (H200, vector T = 4096: 5.55 -> 4.06 ms, 1.32 -> 0.97 G warp
+// instructions; results/h200-s17-20261121/; the simulator's margins unchanged): the Qf/Kf and Kt
+// loops on column pairs with their references loaded once (they had recomputed the indices and
+// reloaded the references per element); exps by ex2.approx.ftz (vec_exp); tf32_rna as two integer
+// instructions; the vector gates' g by cp.async into the b tiles, summed in place while warps 0-3
+// form dA (no 64 loads a thread into registers); rwkv6's a_r on column pairs and its du partial on
+// the threads the dg sums leave idle. The kernel's code size matters (session 7; session 17's
+// 59f86cf, +9% SASS, was 7% slower though it took 128 exps a thread out).
 #pragma once
 
 #include <type_traits>

@@ -47,8 +47,10 @@ void launch_gated_du(const float* du_part, float* du, int B, int H, int NC, int 
 // CUDA cores; "fp32i": A's diagonal blocks and the intra-chunk sums of dq and dk on CUDA cores in
 // fp32 (session 15's kernel; bf16's default puts them on tensor cores); "prof": each launch of the backward timed by CUDA events and printed to stderr
 // ("gbwd-prof ...", measurement only: it synchronizes); "abl": gated_bwd_chunk2 also timed with
-// phases skipped (linear_family_tiled_host.cu; measurement only); "scanpre": the forward scan
-// loads rd(D) by cp.async (linear_family_tiled_scan.cuh; not yet measured).
+// phases skipped (linear_family_tiled_host.cu; measurement only); "oldscan": session 7's
+// chunk_scan (linear_family_tiled_scan.cuh) where the wgmma scans vec_wg_scan are the default
+// (vector gates, widths in (64, 128], sm_90; session 17); "scanpre": chunk_scan's forward scan
+// loading rd(D) by cp.async (never measured; also selects chunk_scan).
 inline bool gbwd_mode(const char* word) {
   static const std::string m = [] {
     const char* s = std::getenv("ATTNBENCH_LIN_GBWD");

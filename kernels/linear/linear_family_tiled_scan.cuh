@@ -11,6 +11,8 @@
 //     rounding cancels between bnd_c and -k dk on the pairs across the chunk's end, where the two
 //     nearly cancel (with rd(S_{c+1}) D_c it did not: fp16 with strong gates put dg over its cap).
 // The states are [B*H][NC][Dk][Dv] in the storage type; bnd is [B*H][NV][NC][Dk] fp32.
+// Since session 17 the vector gates at widths in (64, 128] on sm_90 run the wgmma scans of
+// linear_family_tiled_scan_wg.cuh instead (same stores; ATTNBENCH_LIN_GBWD=oldscan keeps these).
 #pragma once
 
 #include <type_traits>
