@@ -87,6 +87,28 @@ __device__ __forceinline__ void vec_wg_load(const EngineParams& p, const VecTile
   vec_load_g<C>(p, p.g + int64_t(bh) * p.T * p.Dqk, t.G(s), rows, c);
 }
 
+// Pass 1 of a column-pair phase (warp: the 16-row block I, columns d, d + 1; G = the g rows from
+// column d): the block's gates into g (kept for pass 2), its totals into Tot [4][kDk], then, after
+// the named barrier of the column half's four warps, the ends e_q = the totals of blocks 0..q in
+// order (vec_columns_pk, and the wgmma scans' scan_columns).
+template <int kLdF, int kDk>
+__device__ __forceinline__ void vec_block_ends(const float* G, float* Tot, int I, int half, int d, float2 (&g)[16],
+                                               float2 (&e)[4]) {
+  float2 run = make_float2(0.0f, 0.0f);
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    g[i] = *reinterpret_cast<const float2*>(G + (16 * I + i) * kLdF);
+    run.x += g[i].x, run.y += g[i].y;
+  }
+  *reinterpret_cast<float2*>(Tot + I * kDk + d) = run;
+  wg_named_barrier(3 + half, 128);
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const float2 tq = *reinterpret_cast<const float2*>(Tot + q * kDk + d);
+    e[q] = q == 0 ? tq : make_float2(e[q - 1].x + tq.x, e[q - 1].y + tq.y);
+  }
+}
+
 // The column phase (vec_columns' factors, operands and roundings; see the header of
 // linear_family_tiled_fused_vec.cuh) on column pairs: warp w owns the 16-row block I = w >> 1 and
 // the columns d = 64 (w & 1) + 2 lane, d + 1. A warp's shared-memory accesses are whole rows of its
@@ -104,21 +126,8 @@ __device__ void vec_columns_pk(const EngineParams& p, const VecTile<C>& t, int s
   float* G = t.G(s) + d;
   float* Kd = t.Kd() + d;
   // pass 1: the block's gates (kept) and its total
-  float2 g[16];
-  float2 run = make_float2(0.0f, 0.0f);
-#pragma unroll
-  for (int i = 0; i < 16; ++i) {
-    g[i] = *reinterpret_cast<const float2*>(G + (r0 + i) * C::kLdF);
-    run.x += g[i].x, run.y += g[i].y;
-  }
-  *reinterpret_cast<float2*>(t.Tot() + I * C::kDk + d) = run;
-  wg_named_barrier(3 + half, 128);
-  float2 e[4];
-#pragma unroll
-  for (int q = 0; q < 4; ++q) {
-    const float2 tq = *reinterpret_cast<const float2*>(t.Tot() + q * C::kDk + d);
-    e[q] = q == 0 ? tq : make_float2(e[q - 1].x + tq.x, e[q - 1].y + tq.y);
-  }
+  float2 g[16], e[4];
+  vec_block_ends<C::kLdF, C::kDk>(G, t.Tot(), I, half, d, g, e);
   const float2 last = e[3];
   const float2 ref_q = I == 0 ? make_float2(0.0f, 0.0f) : I == 1 ? e[0] : I == 2 ? e[1] : e[2];  // e_{I-1}
   const float2 e_i = I == 0 ? e[0] : I == 1 ? e[1] : I == 2 ? e[2] : e[3];

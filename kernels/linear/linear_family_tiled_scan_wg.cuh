@@ -98,22 +98,8 @@ template <class C, bool kRev>
 __device__ void scan_columns(const ScanWgTile<C>& t, int s, int warp, int lane) {
   using T = typename C::T;
   const int I = warp >> 1, half = warp & 1, d = 64 * half + 2 * lane, r0 = 16 * I;
-  const float* G = t.G(s) + d;
-  float2 g[16];
-  float2 run = make_float2(0.0f, 0.0f);
-#pragma unroll
-  for (int i = 0; i < 16; ++i) {
-    g[i] = *reinterpret_cast<const float2*>(G + (r0 + i) * C::kLdF);
-    run.x += g[i].x, run.y += g[i].y;
-  }
-  *reinterpret_cast<float2*>(t.Tot() + I * C::kDk + d) = run;
-  wg_named_barrier(3 + half, 128);
-  float2 e[4];
-#pragma unroll
-  for (int q = 0; q < 4; ++q) {
-    const float2 tq = *reinterpret_cast<const float2*>(t.Tot() + q * C::kDk + d);
-    e[q] = q == 0 ? tq : make_float2(e[q - 1].x + tq.x, e[q - 1].y + tq.y);
-  }
+  float2 g[16], e[4];
+  vec_block_ends<C::kLdF, C::kDk>(t.G(s) + d, t.Tot(), I, half, d, g, e);
   if (I == 0) *reinterpret_cast<float2*>(t.Dec() + d) = make_float2(vec_exp(e[3].x), vec_exp(e[3].y));
   uint32_t xb[16];
 #pragma unroll
