@@ -74,7 +74,7 @@ Verdict check_outputs(const Problem& p, Pass pass, Dtype dt, double k, const Ten
     if (ref.count(spec.name)) pass_scale = std::max(pass_scale, max_abs_finite(ref.at(spec.name)));
   }
   for (const auto& spec : pass_outputs(p, pass)) {
-    const Dtype store = spec.storage_dtype ? dt : Dtype::f32;
+    const Dtype store = spec.stored_as(dt);
     TensorVerdict tv;
     if (!x.count(spec.name) || !ref.count(spec.name) || !base.count(spec.name)) {
       tv.tensor = spec.name;

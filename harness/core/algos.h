@@ -40,6 +40,7 @@ struct OutputSpec {
   std::string name;
   std::vector<int64_t> shape;
   bool storage_dtype = true;    // stored in the run's dtype (false: fp32, e.g. lse, gate grads)
+  Dtype stored_as(Dtype run) const { return storage_dtype ? run : Dtype::f32; }  // the check's rounding
 };
 
 const std::vector<AlgoSpec>& algo_specs();

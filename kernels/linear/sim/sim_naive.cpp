@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
         double pass_scale = 0;
         for (const auto& spec : pass_outputs(p, pass)) pass_scale = std::max(pass_scale, max_abs_finite(ref.at(spec.name)));
         for (const auto& spec : pass_outputs(p, pass)) {
-          const Dtype st = spec.storage_dtype ? dt : Dtype::f32;
+          const Dtype st = spec.stored_as(dt);
           // exact mode against ref with emul as base; same-precision against emul (max diff in ulps of the max)
           const auto v = check_tensor(spec.name, exact.at(spec.name), ref.at(spec.name), emul.at(spec.name), dt, st, 2.0, pass_scale);
           const auto w = check_tensor(spec.name, same.at(spec.name), ref.at(spec.name), emul.at(spec.name), dt, st, 2.0, pass_scale);

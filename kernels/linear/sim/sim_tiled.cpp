@@ -441,7 +441,7 @@ int main(int argc, char** argv) {
       std::printf("%-7s %-9s T=%-4ld Dk=%-3ld Dv=%-3ld norm=%d%s fwd %s:", c.algo.c_str(), c.variant.c_str(), long(c.T),
                   long(c.Dk), long(c.Dv), p.normalize() ? 1 : 0, gm, std::string(dtype_name(dt)).c_str());
       for (const auto& spec : forward_outputs(p)) {
-        const auto v = check_tensor(spec.name, x.at(spec.name), ref.at(spec.name), emul.at(spec.name), dt, spec.storage_dtype ? dt : Dtype::f32);
+        const auto v = check_tensor(spec.name, x.at(spec.name), ref.at(spec.name), emul.at(spec.name), dt, spec.stored_as(dt));
         std::printf(" %s %s m=%.2f (err %.2e base %.2e floor %.2e rms %.1e)", spec.name.c_str(), v.pass ? "ok" : "FAIL",
                     v.margin(), v.err, v.err_base, v.floor, v.rel_rms);
         if (!v.pass) std::printf(" [%s]", v.why.c_str());
@@ -467,7 +467,7 @@ int main(int argc, char** argv) {
           double ps = 0;
           for (const auto& spec : pass_outputs(p, pass)) ps = std::max(ps, max_abs_finite(r.at(spec.name)));
           for (const auto& spec : pass_outputs(p, pass)) {
-            const auto v = check_tensor(spec.name, x2.at(spec.name), r.at(spec.name), b.at(spec.name), dt, spec.storage_dtype ? dt : Dtype::f32, 2.0, ps);
+            const auto v = check_tensor(spec.name, x2.at(spec.name), r.at(spec.name), b.at(spec.name), dt, spec.stored_as(dt), 2.0, ps);
             std::printf(" %s %s m=%.2f", spec.name.c_str(), v.pass ? "ok" : "FAIL", v.margin());
             fails += !v.pass;
           }
@@ -483,7 +483,7 @@ int main(int argc, char** argv) {
       double ps = 0;
       for (const auto& spec : backward_outputs(p)) ps = std::max(ps, max_abs_finite(gref.at(spec.name)));
       for (const auto& spec : backward_outputs(p)) {
-        const auto v = check_tensor(spec.name, gx.at(spec.name), gref.at(spec.name), gemul.at(spec.name), dt, spec.storage_dtype ? dt : Dtype::f32, 2.0, ps);
+        const auto v = check_tensor(spec.name, gx.at(spec.name), gref.at(spec.name), gemul.at(spec.name), dt, spec.stored_as(dt), 2.0, ps);
         std::printf(" %s %s m=%.2f", spec.name.c_str(), v.pass ? "ok" : "FAIL", v.margin());
         if (!v.pass) {
           std::printf(" [%s; err %.2e base %.2e floor %.2e rms %.1e base %.1e]", v.why.c_str(), v.err, v.err_base,
