@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <fmt/format.h>
 
 #include "linear_family_host.h"
@@ -164,7 +166,19 @@ void ChunkTiled::gated_backward() {
   }
 }
 
-// based's backward in the quadratic form: the row pre-pass (W, delta), then dq, dk, dv.
+// based's backward: the row pre-pass (W, delta), then at Dk <= 16 the chunkwise kernels (dq; dk
+// and dv), else (or under ATTNBENCH_BASED_BWD=quad, the A/B switch) the quadratic form's dq, dk, dv.
+static bool based_chunk_bwd_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_BWD");
+    if (s && *s && std::strcmp(s, "quad") != 0 && std::strcmp(s, "chunk") != 0) {
+      throw std::invalid_argument(std::string("ATTNBENCH_BASED_BWD: expected chunk or quad, got '") + s + "'");
+    }
+    return !(s && std::strcmp(s, "quad") == 0);
+  }();
+  return on;
+}
+
 void ChunkTiled::based_backward() {
   const int BH = static_cast<int>(p_.B * p_.H);
   QuadParams qp = quad_params();
@@ -176,6 +190,11 @@ void ChunkTiled::based_backward() {
   launch_quad_prep(dt_, qp, BH, stream_);
   qp.w = p_.normalize() ? ws_.at("w").buf.get() : in("do").buf.get();
   qp.den = nullptr;
+  if (p_.Dk <= kBasedDk && based_chunk_bwd_enabled()) {
+    qp.out = out("dq").buf.get();
+    launch_based_chunk_bwd(dt_, qp, out("dk").buf.get(), out("dv").buf.get(), BH, stream_);
+    return;
+  }
   qp.out = out("dq").buf.get();
   launch_based_quad_bwd(dt_, Quad::dq, qp, BH, stream_);
   qp.out = out("dk").buf.get();

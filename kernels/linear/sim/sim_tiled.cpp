@@ -12,6 +12,7 @@
 #include "linear_family_tiled_fused_wg.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_quad.cuh"
+#include "linear_family_tiled_based_bwd.cuh"
 #include "linear_family_tiled_scan.cuh"
 #include "linear_family_tiled_scan_wg.cuh"
 #include "linear_family_tiled_gbwd.cuh"
@@ -141,8 +142,9 @@ Tensors run_fused_vec(const Problem& p, const Tensors& in) {
   return run_fused_vec_o<T, kBonus, true, false>(p, in);
 }
 
-// based, quadratic form: forward (with den) and the four backward launches.
-template <class C>
+// based, quadratic form: forward (with den) and the four backward launches; kChunk: the backward
+// by the chunkwise kernels instead (after the same forward and row pre-pass).
+template <class C, bool kChunk = false>
 Tensors run_quad(const Problem& p, Pass pass, const Tensors& in) {
   using T = typename C::T;
   const int BH = int(p.B * p.H), T_ = int(p.Tq), nb = (T_ + kC - 1) / kC;
@@ -164,11 +166,18 @@ Tensors run_quad(const Problem& p, Pass pass, const Tensors& in) {
   qp.w = p.normalize() ? static_cast<const void*>(w.p()) : static_cast<const void*>(dO.p());
   qp.den = nullptr;
   qp.out = dq.p();
-  sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dq>(qp); });
-  qp.out = dk.p();
-  sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dk>(qp); });
-  qp.out = dv.p();
-  sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dv>(qp); });
+  if (kChunk) {  // the chunkwise backward (Dk <= 16): based_chunk_dq, based_chunk_dkv
+    using B = BasedBwdCfg<T, C::kDv>;
+    sim::launch({1u, unsigned(BH)}, {unsigned(B::kThreads)}, B::kSmemBytes, [&] { based_chunk_dq<B>(qp); });
+    sim::launch({1u, unsigned(BH)}, {unsigned(B::kThreads)}, B::kSmemBytes,
+                [&] { based_chunk_dkv<B>(qp, dk.p(), dv.p()); });
+  } else {
+    sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dq>(qp); });
+    qp.out = dk.p();
+    sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dk>(qp); });
+    qp.out = dv.p();
+    sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dv>(qp); });
+  }
   out.emplace("dq", dq.tensor({p.B, p.H, p.Tq, p.Dk}));
   out.emplace("dk", dk.tensor({p.B, p.H, p.Tq, p.Dk}));
   out.emplace("dv", dv.tensor({p.B, p.H, p.Tq, p.Dv}));
@@ -469,6 +478,28 @@ int main(int argc, char** argv) {
           for (const auto& spec : pass_outputs(p, pass)) {
             const auto v = check_tensor(spec.name, x2.at(spec.name), r.at(spec.name), b.at(spec.name), dt, spec.stored_as(dt), 2.0, ps);
             std::printf(" %s %s m=%.2f", spec.name.c_str(), v.pass ? "ok" : "FAIL", v.margin());
+            fails += !v.pass;
+          }
+          std::printf("\n");
+        }
+        if (p.Dk <= 16) {  // the chunkwise backward
+          const Tensors r = simutil::reference(p, Pass::bwd, in), b = simutil::emulation(p, Pass::bwd, dt, in);
+          Tensors x3;
+          if (dt == Dtype::bf16) {
+            x3 = p.Dv <= 64 ? run_quad<QuadCfg<__nv_bfloat16, 16, 64>, true>(p, Pass::bwd, in)
+                            : run_quad<QuadCfg<__nv_bfloat16, 16, 128>, true>(p, Pass::bwd, in);
+          } else {
+            x3 = p.Dv <= 64 ? run_quad<QuadCfg<__half, 16, 64>, true>(p, Pass::bwd, in)
+                            : run_quad<QuadCfg<__half, 16, 128>, true>(p, Pass::bwd, in);
+          }
+          std::printf("%-7s chunkwise T=%-4ld Dk=%-3ld Dv=%-3ld norm=%d bwd %s:", c.algo.c_str(), long(c.T), long(c.Dk),
+                      long(c.Dv), p.normalize() ? 1 : 0, std::string(dtype_name(dt)).c_str());
+          double ps = 0;
+          for (const auto& spec : pass_outputs(p, Pass::bwd)) ps = std::max(ps, max_abs_finite(r.at(spec.name)));
+          for (const auto& spec : pass_outputs(p, Pass::bwd)) {
+            const auto v = check_tensor(spec.name, x3.at(spec.name), r.at(spec.name), b.at(spec.name), dt, spec.stored_as(dt), 2.0, ps);
+            std::printf(" %s %s m=%.2f", spec.name.c_str(), v.pass ? "ok" : "FAIL", v.margin());
+            if (!v.pass) std::printf(" [%s; err %.2e base %.2e floor %.2e]", v.why.c_str(), v.err, v.err_base, v.floor);
             fails += !v.pass;
           }
           std::printf("\n");

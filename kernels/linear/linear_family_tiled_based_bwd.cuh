@@ -1,0 +1,442 @@
+// based, Dk <= 16: the chunkwise backward on the Taylor features (session 18), linear in T where
+// the quadratic form (linear_family_tiled_quad.cuh) is O(T^2). Notation as the forward's
+// (linear_family_tiled_fused_based.cuh):
+//   y = sqrt(scale) x,  phi(x) = [1, y, y_a^2/sqrt2, y_a y_b (a < b), 0 ..]  (F = 160, 153 used),
+//   so phi(q_i).phi(k_j) = 1 + s + s^2/2 = a_ij, s = scale q_i.k_j.
+// With W = rd(dO / den) and delta_i = W_i.o_i from the row pre-pass (quad_prep; W = dO and delta = 0
+// without the normalizer), the score gradient is ds_ij = (W_i.v_j - delta_i) for j <= i, and
+//   dphi(q_i) = sum_{j <= i} ds_ij phi(k_j)        dphi(k_j) = sum_{i >= j} ds_ij phi(q_i)
+//   dv_j      = sum_{i >= j} a_ij W_i
+// Over earlier chunks (forward state S = sum rd(phi_k)^T V [F][Dv], z = sum rd(phi_k) [F]) and later
+// chunks (reverse state R = sum rd(phi_q)^T W, r = sum rd(phi_q) delta):
+//   dphi(q_i) = W_i rd(S)^T - delta_i z        dphi(k_j) = v_j rd(R)^T - r        dv_j = rd(phi_k_j) rd(R)
+// (fp32 accumulators, T operands) and inside the chunk the quadratic form's terms, at its rounding
+// points: dq_i += scale sum_j rd(ds_ij (1 + s_ij)) k_j, dk_j += scale sum_i rd(ds_ij (1 + s_ij)) q_i,
+// dv_j += sum_i rd(a_ij) W_i. The features' Jacobian takes dphi back to the inputs:
+//   dx_a = sqrt(scale) (dphi_{1+a} + sqrt2 y_a dphi_{17+a} + sum_{b != a} y_b dphi_{pair(a, b)}).
+// Kernels: based_chunk_dq walks a (b, h)'s chunks forward, based_chunk_dkv backward; one block of
+// 10 warps per (b, h); warp w owns state rows [16w, 16w + 16) in registers (as the chunk kernels'
+// State: an accumulator tile of S is also the B fragment of S^T, so W rd(S)^T needs no shared copy).
+// Per chunk (two cp.async stages of q, k, v, W, delta):
+//   dq:  B1 | warps 4-7: rd(phi_k); warps 0-3: the intra-chunk dq of row block w; all: dphi(q) of
+//        their 16 features -> P | B2 | J^T (threads < 256) -> dq; S += rd(phi_k)^T V, z += rd(phi_k).
+//   dkv: B1 | warps 0-7: rd(phi_k), rd(phi_q); warps 8-9: the intra-chunk dk of two row blocks |
+//        B1' | warps 0-7: dv of (row block, 64 value columns) with rd(R) from shared memory; all:
+//        dphi(k) -> P | B2 | J^T -> dk; R += rd(phi_q)^T W, r += rd(phi_q) delta, rd(R) -> shared.
+// Rows past T have zero features (so z, r and the states see only the sequence's rows).
+#pragma once
+
+#include <utility>
+
+#include "linear_family_tiled_fused_based.cuh"
+#include "linear_family_tiled_quad.cuh"
+
+namespace attnbench::kernels::lin_tiled {
+
+template <class T_, int kDv_>
+struct BasedBwdCfg {
+  using T = T_;
+  static constexpr int kDv = kDv_, kF = kBasedF;
+  static constexpr int kWarps = kF / 16, kThreads = 32 * kWarps;  // warp w: state rows [16w, 16w + 16)
+  static constexpr int kLdQ = 16 + 8, kLdV = kDv + 8, kLdF = kF + 8, kLdP = kF + 4, kLdI = 16 + 4;
+  static constexpr int kQBytes = kC * kLdQ * 2, kVBytes = kC * kLdV * 2;
+  static constexpr int kStageBytes = 2 * kQBytes + 2 * kVBytes + kC * 4;  // q, k, v, W, delta
+  static constexpr int kFBytes = kC * kLdF * 2;                           // rd(phi) of a chunk [C][kLdF]
+  static constexpr int kRBytes = kF * kLdV * 2;                           // rd(R) [F][kLdV] (dkv)
+  static constexpr int kPBytes = kC * kLdP * 4;                           // dphi [C][kLdP] fp32
+  static constexpr int kIBytes = kC * kLdI * 4;                           // intra-chunk dq or dk, fp32
+  static constexpr int kSmemBytes = 2 * kStageBytes + 2 * kFBytes + kRBytes + kPBytes + kIBytes + kF * 4;
+  static_assert(kDv == 64 || kDv == 128, "64 or 128 value columns");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
+};
+
+template <class C>
+struct BasedBwdTile {
+  using T = typename C::T;
+  unsigned char* base;
+  __device__ T* Q(int s) const { return reinterpret_cast<T*>(base + s * C::kStageBytes); }
+  __device__ T* K(int s) const { return reinterpret_cast<T*>(base + s * C::kStageBytes + C::kQBytes); }
+  __device__ T* V(int s) const { return reinterpret_cast<T*>(base + s * C::kStageBytes + 2 * C::kQBytes); }
+  __device__ T* W(int s) const { return reinterpret_cast<T*>(base + s * C::kStageBytes + 2 * C::kQBytes + C::kVBytes); }
+  __device__ float* delta(int s) const {
+    return reinterpret_cast<float*>(base + s * C::kStageBytes + 2 * C::kQBytes + 2 * C::kVBytes);
+  }
+  __device__ unsigned char* rest() const { return base + 2 * C::kStageBytes; }
+  __device__ T* Fk() const { return reinterpret_cast<T*>(rest()); }
+  __device__ T* Fq() const { return reinterpret_cast<T*>(rest() + C::kFBytes); }
+  __device__ T* R() const { return reinterpret_cast<T*>(rest() + 2 * C::kFBytes); }
+  __device__ float* P() const { return reinterpret_cast<float*>(rest() + 2 * C::kFBytes + C::kRBytes); }
+  __device__ float* I() const { return reinterpret_cast<float*>(rest() + 2 * C::kFBytes + C::kRBytes + C::kPBytes); }
+  __device__ float* zr() const {
+    return reinterpret_cast<float*>(rest() + 2 * C::kFBytes + C::kRBytes + C::kPBytes + C::kIBytes);
+  }
+};
+
+// Chunk c's rows of q, k (Dk <= 16), v, W (zero-filled past T and past the widths) into stage s by
+// cp.async, delta by plain stores (seen after the next block barrier).
+template <class C>
+__device__ void bb_load(const BasedBwdTile<C>& t, int s, const QuadParams& p, int64_t bh, int c) {
+  using T = typename C::T;
+  const int T_ = p.T, Dk = p.Dk, Dv = p.Dv, r0 = kC * c;
+  const T* q = static_cast<const T*>(p.q) + bh * T_ * Dk;
+  const T* k = static_cast<const T*>(p.k) + bh * T_ * Dk;
+  for (int idx = threadIdx.x; idx < 4 * kC; idx += C::kThreads) {
+    const int is_k = idx >= 2 * kC, r = (idx >> 1) & (kC - 1), col = (idx & 1) * 8, tt = r0 + r;
+    const bool ok = tt < T_ && col < Dk;
+    const T* src = is_k ? k : q;
+    cp_async16((is_k ? t.K(s) : t.Q(s)) + r * C::kLdQ + col, src + (ok ? int64_t(tt) * Dk + col : 0), ok);
+  }
+  const T* v = static_cast<const T*>(p.v) + bh * T_ * Dv;
+  const T* w = static_cast<const T*>(p.w) + bh * T_ * Dv;
+  constexpr int kSeg = C::kDv / 8;
+  for (int idx = threadIdx.x; idx < 2 * kC * kSeg; idx += C::kThreads) {
+    const int is_w = idx >= kC * kSeg, rem = idx - (is_w ? kC * kSeg : 0), r = rem / kSeg, col = (rem % kSeg) * 8;
+    const int tt = r0 + r;
+    const bool ok = tt < T_ && col < Dv;
+    const T* src = is_w ? w : v;
+    cp_async16((is_w ? t.W(s) : t.V(s)) + r * C::kLdV + col, src + (ok ? int64_t(tt) * Dv + col : 0), ok);
+  }
+  const float* dl = p.delta + bh * T_;
+  for (int r = threadIdx.x; r < kC; r += C::kThreads) t.delta(s)[r] = r0 + r < T_ ? dl[r0 + r] : 0.0f;
+}
+
+// rd(phi) of row idx >> 1 of X (half idx & 1 of its 160 features) into F; rows >= valid: zeros.
+template <class C>
+__device__ __forceinline__ void bb_features(const typename C::T* X, typename C::T* F, int valid, float rsc, int idx) {
+  using T = typename C::T;
+  const int r = idx >> 1, half = idx & 1;
+  T* row = F + r * C::kLdF;
+  if (r >= valid) {
+#pragma unroll
+    for (int i = 0; i < kBasedF / 16; ++i) *reinterpret_cast<uint4*>(row + half * (kBasedF / 2) + 8 * i) = make_uint4(0, 0, 0, 0);
+    return;
+  }
+  float y[16];
+  load_row16<T>(X + r * C::kLdQ, y, rsc);
+  if (half == 0) based_feat_half<0>(y, row, std::make_integer_sequence<int, kBasedF / 16>{});
+  else based_feat_half<1>(y, row, std::make_integer_sequence<int, kBasedF / 16>{});
+}
+
+// Feature index of the pair (a, b), a < b (based_pair_a / based_pair_b's inverse).
+__host__ __device__ constexpr int based_pair_f(int a, int b) { return 33 + a * 15 - a * (a - 1) / 2 + (b - a - 1); }
+
+// The Jacobian of the features, for thread idx < 4 C: row idx >> 2 of X (q or k), outputs
+// a = 4 (idx & 3) .. + 3: dx_a = sqrt(scale) dy_a + I[row][a] (the intra-chunk part, scaled), rounded
+// to T and stored to out (the row in global memory; none past T or past Dk).
+template <class C>
+__device__ __forceinline__ void bb_jacobian(const BasedBwdTile<C>& t, const typename C::T* X, int idx, float rsc,
+                                            typename C::T* out, int Dk) {
+  using T = typename C::T;
+  const int r = idx >> 2, part = idx & 3;
+  if (out == nullptr || 4 * part >= Dk) return;
+  const T* xr = X + r * C::kLdQ;
+  float y[16];
+  load_row16<T>(xr, y, rsc);
+  const float* pr = t.P() + r * C::kLdP;
+  float res[4];
+#pragma unroll
+  for (int u = 0; u < 4; ++u) {
+    const int a = 4 * part + u;
+    const float ya = rsc * to_f32(xr[a]);
+    float d = pr[1 + a] + 1.41421356237309515f * ya * pr[17 + a];
+#pragma unroll
+    for (int b = 0; b < 16; ++b) {
+      const float yb = b == a ? 0.0f : y[b];
+      const int f = b < a ? based_pair_f(b, a) : b > a ? based_pair_f(a, b) : 0;
+      d += yb * pr[f];
+    }
+    res[u] = rsc * d + t.I()[r * C::kLdI + a];
+  }
+  uint2 o2;
+  o2.x = pack2<T>(res[0], res[1]), o2.y = pack2<T>(res[2], res[3]);
+  *reinterpret_cast<uint2*>(out + 4 * part) = o2;
+}
+
+// P[:, 16w..16w+16) = X rd(St)^T - rowf_i zr_f: X [C][kLdV] (W or v), St the warp's state rows in
+// registers (their accumulator tiles are the B fragments of St^T), rowf per row (delta, or null: 1).
+template <class C>
+__device__ __forceinline__ void bb_dphi(const BasedBwdTile<C>& t, const typename C::T* X, const float (&st)[C::kDv / 8][4],
+                                        const float* rowf, int warp, int lane) {
+  using T = typename C::T;
+  const int g = lane >> 2, q4 = lane & 3;
+  float acc[4][2][4];
+#pragma unroll
+  for (int mt = 0; mt < 4; ++mt) zero_acc(acc[mt]);
+#pragma unroll
+  for (int kk = 0; kk < C::kDv / 16; ++kk) {
+    const uint32_t b00 = pack2<T>(st[2 * kk][0], st[2 * kk][1]), b01 = pack2<T>(st[2 * kk + 1][0], st[2 * kk + 1][1]);
+    const uint32_t b10 = pack2<T>(st[2 * kk][2], st[2 * kk][3]), b11 = pack2<T>(st[2 * kk + 1][2], st[2 * kk + 1][3]);
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt) {
+      uint32_t a[4];
+      ldsm_a(a, X, C::kLdV, 16 * mt, 16 * kk, lane);
+      mma16816<T>(acc[mt][0], a, b00, b01);
+      mma16816<T>(acc[mt][1], a, b10, b11);
+    }
+  }
+  const float* zr = t.zr();
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt) {
+    const int f = 16 * warp + 8 * nt + 2 * q4;
+    const float z0 = zr[f], z1 = zr[f + 1];
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int i = 16 * mt + g + 8 * h;
+        const float m = rowf ? rowf[i] : 1.0f;
+        *reinterpret_cast<float2*>(t.P() + i * C::kLdP + f) =
+            make_float2(acc[mt][nt][2 * h] - m * z0, acc[mt][nt][2 * h + 1] - m * z1);
+      }
+    }
+  }
+}
+
+// St += rd(Fx)^T Y (the warp's state rows; Fx [C][kLdF], Y [C][kLdV]) and zr_f += sum_r Fx[r][f] w_r
+// (w = rowf, or 1) for the warp's 16 features (fp32, a fixed order); zr is this warp's own.
+template <class C>
+__device__ __forceinline__ void bb_update(const BasedBwdTile<C>& t, const typename C::T* Fx, const typename C::T* Y,
+                                          float (&st)[C::kDv / 8][4], const float* rowf, int warp, int lane) {
+  using T = typename C::T;
+#pragma unroll
+  for (int kk = 0; kk < kC / 16; ++kk) {
+    uint32_t a[4];
+    ldsm_a_trans(a, Fx, C::kLdF, 16 * warp, 16 * kk, lane);
+#pragma unroll
+    for (int np = 0; np < C::kDv / 16; ++np) {
+      uint32_t b[4];
+      ldsm_b_kn(b, Y, C::kLdV, 16 * kk, 16 * np, lane);
+      mma_pair<T>(st, np, a, b);
+    }
+  }
+  const int f = 16 * warp + (lane & 15), r0 = 32 * (lane >> 4);
+  float sum = 0.0f;
+#pragma unroll 8
+  for (int r = r0; r < r0 + 32; ++r) sum += to_f32(Fx[r * C::kLdF + f]) * (rowf ? rowf[r] : 1.0f);
+  sum += __shfl_xor_sync(0xffffffffu, sum, 16);
+  if (lane < 16) t.zr()[f] += sum;
+  __syncwarp();
+}
+
+// grid (1, B*H), C::kThreads threads: dq.
+template <class C>
+__global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
+  using T = typename C::T;
+  LIN_DYN_SMEM(unsigned char, smem);
+  const BasedBwdTile<C> t{smem};
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
+  const int64_t bh = blockIdx.y;
+  const int T_ = p.T, NC = (T_ + kC - 1) / kC;
+  const float rsc = sqrtf(p.scale);
+  T* dq = static_cast<T*>(p.out) + bh * T_ * p.Dk;
+  float st[C::kDv / 8][4];  // S rows 16 warp + g (+8), value columns 8 nt + 2 q4 (+1)
+  zero_acc(st);
+  if (lane < 16) t.zr()[16 * warp + lane] = 0.0f;
+  __syncwarp();
+  bb_load<C>(t, 0, p, bh, 0);
+  cp_async_commit();
+  for (int c = 0; c < NC; ++c) {
+    const int s = c & 1, valid = min(kC, T_ - kC * c);
+    cp_async_wait<0>();
+    __syncthreads();  // B1: chunk c landed; chunk c - 1 is done with stage s ^ 1, Fk, P and I
+    if (c + 1 < NC) {
+      bb_load<C>(t, s ^ 1, p, bh, c + 1);
+      cp_async_commit();
+    }
+    const T *Q = t.Q(s), *K = t.K(s), *V = t.V(s), *W = t.W(s);
+    const float* dl = t.delta(s);
+    if (warp >= 4 && warp < 8) bb_features<C>(K, t.Fk(), valid, rsc, threadIdx.x - 128);
+    if (warp < 4) {  // intra-chunk: row block rb, key n-tiles [0, 2 rb + 2)
+      const int rb = warp;
+      float sc[8][4], dp[8][4];
+      based_qk_tiles<T, C::kLdQ>(sc, Q, K, rb, 0, 2 * rb + 2, lane);
+      zero_acc(dp);
+#pragma unroll
+      for (int kk = 0; kk < C::kDv / 16; ++kk) {
+        uint32_t a[4];
+        ldsm_a(a, W, C::kLdV, 16 * rb, 16 * kk, lane);
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          if (np > rb) continue;
+          uint32_t b[4];
+          ldsm_b_nk(b, V, C::kLdV, 16 * np, 16 * kk, lane);
+          mma_pair<T>(dp, np, a, b);
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int i = 16 * rb + g + 8 * (e >> 1), j = 8 * nt + 2 * q4 + (e & 1);
+          const float sx = p.scale * sc[nt][e];
+          sc[nt][e] = j <= i && i < valid ? round_as<T>((dp[nt][e] - dl[i]) * (1.0f + sx)) : 0.0f;
+        }
+      }
+      float acc[2][4];
+      zero_acc(acc);
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        if (kk > rb) continue;
+        uint32_t a[4], b[4];
+        acc_to_a<T>(sc, kk, a);
+        ldsm_b_kn(b, K, C::kLdQ, 16 * kk, 0, lane);
+        mma_pair<T>(acc, 0, a, b);
+      }
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        float* ir = t.I() + (16 * rb + g) * C::kLdI + 8 * nt + 2 * q4;
+        *reinterpret_cast<float2*>(ir) = make_float2(p.scale * acc[nt][0], p.scale * acc[nt][1]);
+        *reinterpret_cast<float2*>(ir + 8 * C::kLdI) = make_float2(p.scale * acc[nt][2], p.scale * acc[nt][3]);
+      }
+    }
+    bb_dphi<C>(t, W, st, dl, warp, lane);  // dphi(q) = W rd(S)^T - delta z (earlier chunks)
+    __syncthreads();                       // B2: features, P and I complete
+    if (threadIdx.x < 4 * kC) {
+      const int r = threadIdx.x >> 2;
+      bb_jacobian<C>(t, Q, threadIdx.x, rsc, r < valid ? dq + (int64_t(kC) * c + r) * p.Dk : nullptr, p.Dk);
+    }
+    bb_update<C>(t, t.Fk(), V, st, nullptr, warp, lane);  // S += rd(phi_k)^T V, z += rd(phi_k)
+  }
+}
+
+// grid (1, B*H), C::kThreads threads: dk and dv (chunks in reverse order).
+template <class C>
+__global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, void* dk_out, void* dv_out) {
+  using T = typename C::T;
+  LIN_DYN_SMEM(unsigned char, smem);
+  const BasedBwdTile<C> t{smem};
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
+  const int64_t bh = blockIdx.y;
+  const int T_ = p.T, NC = (T_ + kC - 1) / kC;
+  const float rsc = sqrtf(p.scale);
+  T* dk = static_cast<T*>(dk_out) + bh * T_ * p.Dk;
+  T* dv = static_cast<T*>(dv_out) + bh * T_ * p.Dv;
+  float st[C::kDv / 8][4];  // R rows 16 warp + g (+8)
+  zero_acc(st);
+  store_acc_smem<T>(t.R(), C::kLdV, 16 * warp, 0, st, lane);
+  if (lane < 16) t.zr()[16 * warp + lane] = 0.0f;
+  __syncwarp();
+  bb_load<C>(t, 0, p, bh, NC - 1);
+  cp_async_commit();
+  for (int it = 0; it < NC; ++it) {
+    const int c = NC - 1 - it, s = it & 1, valid = min(kC, T_ - kC * c);
+    cp_async_wait<0>();
+    __syncthreads();  // B1: chunk c landed; chunk c + 1 is done with stage s ^ 1, Fk, Fq, P and I
+    if (c > 0) {
+      bb_load<C>(t, s ^ 1, p, bh, c - 1);
+      cp_async_commit();
+    }
+    const T *Q = t.Q(s), *K = t.K(s), *V = t.V(s), *W = t.W(s);
+    const float* dl = t.delta(s);
+    if (warp < 8) {
+      const int idx = threadIdx.x;  // (k, q) x 64 rows x 2 halves
+      if (idx < 2 * kC) bb_features<C>(K, t.Fk(), valid, rsc, idx);
+      else bb_features<C>(Q, t.Fq(), valid, rsc, idx - 2 * kC);
+    } else {  // intra-chunk dk of key row blocks 2 (warp - 8), + 1: query n-tiles [2 jb, 8)
+#pragma unroll 1
+      for (int jb = 2 * (warp - 8); jb < 2 * (warp - 8) + 2; ++jb) {
+        float sc[8][4], dp[8][4];
+        based_qk_tiles<T, C::kLdQ>(sc, K, Q, jb, 2 * jb, 8, lane);
+        zero_acc(dp);
+#pragma unroll
+        for (int kk = 0; kk < C::kDv / 16; ++kk) {
+          uint32_t a[4];
+          ldsm_a(a, V, C::kLdV, 16 * jb, 16 * kk, lane);
+#pragma unroll
+          for (int np = 0; np < 4; ++np) {
+            if (np < jb) continue;
+            uint32_t b[4];
+            ldsm_b_nk(b, W, C::kLdV, 16 * np, 16 * kk, lane);
+            mma_pair<T>(dp, np, a, b);
+          }
+        }
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int j = 16 * jb + g + 8 * (e >> 1), i = 8 * nt + 2 * q4 + (e & 1);
+            const float sx = p.scale * sc[nt][e];
+            sc[nt][e] = i >= j && i < valid ? round_as<T>((dp[nt][e] - dl[i]) * (1.0f + sx)) : 0.0f;
+          }
+        }
+        float acc[2][4];
+        zero_acc(acc);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          if (kk < jb) continue;
+          uint32_t a[4], b[4];
+          acc_to_a<T>(sc, kk, a);
+          ldsm_b_kn(b, Q, C::kLdQ, 16 * kk, 0, lane);
+          mma_pair<T>(acc, 0, a, b);
+        }
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          float* ir = t.I() + (16 * jb + g) * C::kLdI + 8 * nt + 2 * q4;
+          *reinterpret_cast<float2*>(ir) = make_float2(p.scale * acc[nt][0], p.scale * acc[nt][1]);
+          *reinterpret_cast<float2*>(ir + 8 * C::kLdI) = make_float2(p.scale * acc[nt][2], p.scale * acc[nt][3]);
+        }
+      }
+    }
+    __syncthreads();  // B1': features complete
+    if (warp < 4 * (C::kDv / 64)) {  // dv of key row block jb, value columns [v0, v0 + 64)
+      const int jb = warp & 3, v0 = 64 * (warp >> 2);
+      float acc[8][4];
+      zero_acc(acc);
+#pragma unroll
+      for (int kk = 0; kk < kBasedF / 16; ++kk) {  // rd(phi_k) rd(R): later chunks
+        uint32_t a[4];
+        ldsm_a(a, t.Fk(), C::kLdF, 16 * jb, 16 * kk, lane);
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t b[4];
+          ldsm_b_kn(b, t.R(), C::kLdV, 16 * kk, v0 + 16 * np, lane);
+          mma_pair<T>(acc, np, a, b);
+        }
+      }
+      float sc[8][4];  // a_ij^T: key rows j, query columns i >= j
+      based_qk_tiles<T, C::kLdQ>(sc, K, Q, jb, 2 * jb, 8, lane);
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int j = 16 * jb + g + 8 * (e >> 1), i = 8 * nt + 2 * q4 + (e & 1);
+          const float sx = p.scale * sc[nt][e];
+          sc[nt][e] = i >= j && i < valid ? 1.0f + sx + 0.5f * sx * sx : 0.0f;
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        if (kk < jb) continue;
+        uint32_t a[4];
+        acc_to_a<T>(sc, kk, a);
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t b[4];
+          ldsm_b_kn(b, W, C::kLdV, 16 * kk, v0 + 16 * np, lane);
+          mma_pair<T>(acc, np, a, b);
+        }
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int j = 16 * jb + g + 8 * h;
+        if (j >= valid) continue;
+        T* row = dv + (int64_t(kC) * c + j) * p.Dv;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const int col = v0 + 8 * nt + 2 * q4;
+          if (col < p.Dv) *reinterpret_cast<uint32_t*>(row + col) = pack2<T>(acc[nt][2 * h], acc[nt][2 * h + 1]);
+        }
+      }
+    }
+    bb_dphi<C>(t, V, st, nullptr, warp, lane);  // dphi(k) = v rd(R)^T - r (later chunks)
+    __syncthreads();                            // B2: P, I complete; every read of rd(R) done
+    if (threadIdx.x < 4 * kC) {
+      const int r = threadIdx.x >> 2;
+      bb_jacobian<C>(t, K, threadIdx.x, rsc, r < valid ? dk + (int64_t(kC) * c + r) * p.Dk : nullptr, p.Dk);
+    }
+    bb_update<C>(t, t.Fq(), W, st, dl, warp, lane);  // R += rd(phi_q)^T W, r += rd(phi_q) delta
+    store_acc_smem<T>(t.R(), C::kLdV, 16 * warp, 0, st, lane);
+  }
+}
+
+}  // namespace attnbench::kernels::lin_tiled

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# based's backward at Dk = 16 on a GPU machine: the chunkwise kernels (based_chunk_dq, based_chunk_dkv;
+# the default since session 18) against the quadratic form (ATTNBENCH_BASED_BWD=quad).
+# Builds attnbench and kernels_tests, runs the based GPU tests under both, times bf16 B=8 H=32 Dk=16
+# Dv=128 fwd and bwd at T=1024,4096,16384 (the quadratic bwd at 1024 and 4096 only: 149 ms at 16384),
+# checks the chunkwise bwd at T=1024 (B=8 H=32) and T=4096 (B=1 H=4), merges everything into ONE
+# CSV (leading column bwd_kernel: chunk, quad) and prints the table last, with fwd+bwd x floor.
+#   scripts/based-bwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/based-bwd-ab)
+# Environment: BASED_BWD_BUDGET_S (whole script, default 400), BASED_BWD_BUILD (build folder,
+# default build/gpu-based), ATTNBENCH_CUDA_ARCH (default 90a).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
+ab_start based-bwd "${1:-${OUT:-results/based-bwd-ab}}" "${BASED_BWD_BUDGET_S:-400}"
+bdir=${BASED_BWD_BUILD:-build/gpu-based}
+ab_build "$bdir"
+D="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
+gtest chunk "" '*based*' "$(cap 25 90)"
+gtest quad "ATTNBENCH_BASED_BWD=quad" '*based*bwd*' "$(cap 20 60)"
+sweep chunk "$out/chunk.csv" "$(cap 30 120)" --no-check $D --T 1024,4096,16384 --pass fwd,bwd
+ATTNBENCH_BASED_BWD=quad sweep quad "$out/quad.csv" "$(cap 30 60)" --no-check $D --T 1024,4096 --pass bwd
+sweep checked "$out/chunk.csv" "$(cap 50 90)" $D --T 1024 --pass bwd
+sweep checked4k "$out/chunk.csv" "$(cap 80 60)" --algo based --impl tiled --B 1 --H 4 --Dk 16 --Dv 128 --T 4096 --pass bwd
+grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
+cat "$out/tests.txt"
+
+python3 - "$out" <<'PY' | tee "$out/ab.md"
+# ONE CSV (bwd_kernel, then the harness columns) and the table: kernel, T, pass, ms, x floor.
+import csv, os, sys
+out = sys.argv[1]
+rows = []
+for kern in ("chunk", "quad"):
+    p = os.path.join(out, kern + ".csv")
+    if os.path.exists(p):
+        rows += [dict(bwd_kernel=kern, **r) for r in csv.DictReader(open(p))]
+if rows:
+    with open(os.path.join(out, "based_bwd_ab.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+for r in rows:
+    if r["status"] != "unchecked":
+        print("%s B=%s H=%s T=%s %s: %s (err %s, err_base %s, floor %s, rel_rms %s)" % (
+            r["bwd_kernel"], r["B"], r["H"], r["Tq"], r["pass"], r["status"], r["err"], r["err_base"], r["floor"], r["rel_rms"]))
+print("| kernel | T | pass | ms | x floor_ms | floor_ms | noise |")
+print("|---|---|---|---|---|---|---|")
+t = {}
+for r in rows:
+    if not r["ms_median"] or r["status"] != "unchecked":
+        continue
+    ms, fl = float(r["ms_median"]), float(r["floor_ms"] or 0)
+    t[(r["bwd_kernel"], r["Tq"], r["pass"])] = (ms, fl)
+    print("| %s | %s | %s | %.4f | %s | %s | %s |" % (r["bwd_kernel"], r["Tq"], r["pass"], ms,
+                                                   "%.2f" % (ms / fl) if fl else "", r["floor_ms"], r["noise"]))
+for T in ("1024", "4096", "16384"):
+    f, b = t.get(("chunk", T, "fwd")), t.get(("chunk", T, "bwd"))
+    if f and b:
+        print("fwd+bwd T=%s: (%.4f + %.4f) / (%.4f + %.4f) = %.2fx floor" % (T, f[0], b[0], f[1], b[1], (f[0] + b[0]) / (f[1] + b[1])))
+PY
+(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f based_bwd_ab.csv ]] && rm -f chunk.csv quad.csv)
