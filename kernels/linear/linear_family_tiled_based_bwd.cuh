@@ -218,13 +218,67 @@ __device__ __forceinline__ void bb_update(const BasedBwdTile<C>& t, const typena
   __syncwarp();
 }
 
+// The intra-chunk part of dq (kKeys false: own rows i = query row block rb against the chunk's
+// keys j <= i) or of dk (kKeys true: own rows j = key row block rb against queries i >= j), as the
+// quadratic form: I[own] = scale sum rd((W_i.v_j - delta_i) (1 + s_ij)) x_other, fp32.
+// X, Y: own and other q/k rows [C][kLdQ]; A, B: own and other v/W rows [C][kLdV] (dq: A = W, B = V;
+// dk: A = V, B = W); dl: delta of the chunk's rows.
+template <class C, bool kKeys>
+__device__ __forceinline__ void bb_intra(const BasedBwdTile<C>& t, const typename C::T* X, const typename C::T* Y,
+                                         const typename C::T* A, const typename C::T* B, const float* dl, int rb,
+                                         int valid, float scale, int lane) {
+  using T = typename C::T;
+  const int g = lane >> 2, q4 = lane & 3;
+  float sc[8][4], dp[8][4];
+  based_qk_tiles<T, C::kLdQ>(sc, X, Y, rb, kKeys ? 2 * rb : 0, kKeys ? 8 : 2 * rb + 2, lane);
+  zero_acc(dp);
+#pragma unroll
+  for (int kk = 0; kk < C::kDv / 16; ++kk) {
+    uint32_t a[4];
+    ldsm_a(a, A, C::kLdV, 16 * rb, 16 * kk, lane);
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {
+      if (kKeys ? np < rb : np > rb) continue;
+      uint32_t b[4];
+      ldsm_b_nk(b, B, C::kLdV, 16 * np, 16 * kk, lane);
+      mma_pair<T>(dp, np, a, b);
+    }
+  }
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int own = 16 * rb + g + 8 * (e >> 1), other = 8 * nt + 2 * q4 + (e & 1);
+      const int i = kKeys ? other : own, j = kKeys ? own : other;  // query i, key j
+      const float sx = scale * sc[nt][e];
+      sc[nt][e] = j <= i && i < valid ? round_as<T>((dp[nt][e] - dl[i]) * (1.0f + sx)) : 0.0f;
+    }
+  }
+  float acc[2][4];
+  zero_acc(acc);
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    if (kKeys ? kk < rb : kk > rb) continue;
+    uint32_t a[4], b[4];
+    acc_to_a<T>(sc, kk, a);
+    ldsm_b_kn(b, Y, C::kLdQ, 16 * kk, 0, lane);
+    mma_pair<T>(acc, 0, a, b);
+  }
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt) {
+    float* ir = t.I() + (16 * rb + g) * C::kLdI + 8 * nt + 2 * q4;
+    *reinterpret_cast<float2*>(ir) = make_float2(scale * acc[nt][0], scale * acc[nt][1]);
+    *reinterpret_cast<float2*>(ir + 8 * C::kLdI) = make_float2(scale * acc[nt][2], scale * acc[nt][3]);
+  }
+}
+
 // grid (1, B*H), C::kThreads threads: dq.
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
   using T = typename C::T;
   LIN_DYN_SMEM(unsigned char, smem);
   const BasedBwdTile<C> t{smem};
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t bh = blockIdx.y;
   const int T_ = p.T, NC = (T_ + kC - 1) / kC;
   const float rsc = sqrtf(p.scale);
@@ -246,49 +300,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
     const T *Q = t.Q(s), *K = t.K(s), *V = t.V(s), *W = t.W(s);
     const float* dl = t.delta(s);
     if (warp >= 4 && warp < 8) bb_features<C>(K, t.Fk(), valid, rsc, threadIdx.x - 128);
-    if (warp < 4) {  // intra-chunk: row block rb, key n-tiles [0, 2 rb + 2)
-      const int rb = warp;
-      float sc[8][4], dp[8][4];
-      based_qk_tiles<T, C::kLdQ>(sc, Q, K, rb, 0, 2 * rb + 2, lane);
-      zero_acc(dp);
-#pragma unroll
-      for (int kk = 0; kk < C::kDv / 16; ++kk) {
-        uint32_t a[4];
-        ldsm_a(a, W, C::kLdV, 16 * rb, 16 * kk, lane);
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          if (np > rb) continue;
-          uint32_t b[4];
-          ldsm_b_nk(b, V, C::kLdV, 16 * np, 16 * kk, lane);
-          mma_pair<T>(dp, np, a, b);
-        }
-      }
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int i = 16 * rb + g + 8 * (e >> 1), j = 8 * nt + 2 * q4 + (e & 1);
-          const float sx = p.scale * sc[nt][e];
-          sc[nt][e] = j <= i && i < valid ? round_as<T>((dp[nt][e] - dl[i]) * (1.0f + sx)) : 0.0f;
-        }
-      }
-      float acc[2][4];
-      zero_acc(acc);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        if (kk > rb) continue;
-        uint32_t a[4], b[4];
-        acc_to_a<T>(sc, kk, a);
-        ldsm_b_kn(b, K, C::kLdQ, 16 * kk, 0, lane);
-        mma_pair<T>(acc, 0, a, b);
-      }
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-        float* ir = t.I() + (16 * rb + g) * C::kLdI + 8 * nt + 2 * q4;
-        *reinterpret_cast<float2*>(ir) = make_float2(p.scale * acc[nt][0], p.scale * acc[nt][1]);
-        *reinterpret_cast<float2*>(ir + 8 * C::kLdI) = make_float2(p.scale * acc[nt][2], p.scale * acc[nt][3]);
-      }
-    }
+    if (warp < 4) bb_intra<C, false>(t, Q, K, W, V, dl, warp, valid, p.scale, lane);  // row block w
     bb_dphi<C>(t, W, st, dl, warp, lane);  // dphi(q) = W rd(S)^T - delta z (earlier chunks)
     __syncthreads();                       // B2: features, P and I complete
     if (threadIdx.x < 4 * kC) {
@@ -332,50 +344,9 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, 
       const int idx = threadIdx.x;  // (k, q) x 64 rows x 2 halves
       if (idx < 2 * kC) bb_features<C>(K, t.Fk(), valid, rsc, idx);
       else bb_features<C>(Q, t.Fq(), valid, rsc, idx - 2 * kC);
-    } else {  // intra-chunk dk of key row blocks 2 (warp - 8), + 1: query n-tiles [2 jb, 8)
+    } else {  // the intra-chunk dk of key row blocks 2 (warp - 8), + 1
 #pragma unroll 1
-      for (int jb = 2 * (warp - 8); jb < 2 * (warp - 8) + 2; ++jb) {
-        float sc[8][4], dp[8][4];
-        based_qk_tiles<T, C::kLdQ>(sc, K, Q, jb, 2 * jb, 8, lane);
-        zero_acc(dp);
-#pragma unroll
-        for (int kk = 0; kk < C::kDv / 16; ++kk) {
-          uint32_t a[4];
-          ldsm_a(a, V, C::kLdV, 16 * jb, 16 * kk, lane);
-#pragma unroll
-          for (int np = 0; np < 4; ++np) {
-            if (np < jb) continue;
-            uint32_t b[4];
-            ldsm_b_nk(b, W, C::kLdV, 16 * np, 16 * kk, lane);
-            mma_pair<T>(dp, np, a, b);
-          }
-        }
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int j = 16 * jb + g + 8 * (e >> 1), i = 8 * nt + 2 * q4 + (e & 1);
-            const float sx = p.scale * sc[nt][e];
-            sc[nt][e] = i >= j && i < valid ? round_as<T>((dp[nt][e] - dl[i]) * (1.0f + sx)) : 0.0f;
-          }
-        }
-        float acc[2][4];
-        zero_acc(acc);
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          if (kk < jb) continue;
-          uint32_t a[4], b[4];
-          acc_to_a<T>(sc, kk, a);
-          ldsm_b_kn(b, Q, C::kLdQ, 16 * kk, 0, lane);
-          mma_pair<T>(acc, 0, a, b);
-        }
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-          float* ir = t.I() + (16 * jb + g) * C::kLdI + 8 * nt + 2 * q4;
-          *reinterpret_cast<float2*>(ir) = make_float2(p.scale * acc[nt][0], p.scale * acc[nt][1]);
-          *reinterpret_cast<float2*>(ir + 8 * C::kLdI) = make_float2(p.scale * acc[nt][2], p.scale * acc[nt][3]);
-        }
-      }
+      for (int jb = 2 * (warp - 8); jb < 2 * (warp - 8) + 2; ++jb) bb_intra<C, true>(t, K, Q, V, W, dl, jb, valid, p.scale, lane);
     }
     __syncthreads();  // B1': features complete
     if (warp < 4 * (C::kDv / 64)) {  // dv of key row block jb, value columns [v0, v0 + 64)
