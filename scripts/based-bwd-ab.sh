@@ -4,10 +4,15 @@
 # Builds attnbench and kernels_tests, runs the based GPU tests under both, times bf16 B=8 H=32 Dk=16
 # Dv=128 fwd and bwd at T=1024,4096,16384 (the quadratic bwd at 1024 and 4096 only: 149 ms at 16384),
 # checks the chunkwise bwd at T=1024 (B=8 H=32) and T=4096 (B=1 H=4), merges everything into ONE
-# CSV (leading column bwd_kernel: chunk, quad) and prints the table last, with fwd+bwd x floor.
+# CSV (leading column bwd_kernel: chunk, base, quad) and prints the table last, with fwd+bwd x floor.
 #   scripts/based-bwd-ab.sh [OUT_DIR]     (default: $OUT on the device tool, else results/based-bwd-ab)
 # Environment: BASED_BWD_BUDGET_S (whole script, default 400), BASED_BWD_BUILD (build folder,
-# default build/gpu-based), ATTNBENCH_CUDA_ARCH (default 90a).
+# default build/gpu-based), ATTNBENCH_CUDA_ARCH (default 90a), BASED_BWD_BASE_SRC (a source tree,
+# e.g. `git archive` of an earlier commit carried under build/: its attnbench is built in
+# build/gpu-base while the tests run, and its bwd is timed right after the new one as kernel "base"),
+# BASED_BWD_QUAD_TIME (1: also time the quadratic bwd; default 0, its tests always run),
+# BASED_BWD_NCU (1: Nsight Compute sections and SASS pages of both chunkwise kernels at T = 4096,
+# files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
@@ -15,12 +20,32 @@ ab_start based-bwd "${1:-${OUT:-results/based-bwd-ab}}" "${BASED_BWD_BUDGET_S:-4
 bdir=${BASED_BWD_BUILD:-build/gpu-based}
 ab_build "$bdir"
 D="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
+if [[ -n ${BASED_BWD_BASE_SRC:-} ]]; then
+  log "building the base tree $BASED_BWD_BASE_SRC in build/gpu-base (background)"
+  (cmake -S "$BASED_BWD_BASE_SRC" -B build/gpu-base -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" && cmake --build build/gpu-base -j 12 --target attnbench) \
+    >"$out/build_base.log" 2>&1 &
+  base_pid=$!
+fi
 gtest chunk "" '*based*' "$(cap 25 90)"
 gtest quad "ATTNBENCH_BASED_BWD=quad" '*based*bwd*' "$(cap 20 60)"
 sweep chunk "$out/chunk.csv" "$(cap 30 120)" --no-check $D --T 1024,4096,16384 --pass fwd,bwd
-ATTNBENCH_BASED_BWD=quad sweep quad "$out/quad.csv" "$(cap 30 60)" --no-check $D --T 1024,4096 --pass bwd
+if [[ -n ${BASED_BWD_BASE_SRC:-} ]]; then
+  wait "$base_pid" && log "base built" || log "base build failed: $(tail -3 "$out/build_base.log")"
+  [[ -x build/gpu-base/harness/attnbench ]] && bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" \
+    "$(cap 30 90)" --no-check $D --T 1024,4096,16384 --pass bwd
+fi
+[[ ${BASED_BWD_QUAD_TIME:-0} == 1 ]] && ATTNBENCH_BASED_BWD=quad sweep quad "$out/quad.csv" "$(cap 30 60)" --no-check $D --T 1024,4096 --pass bwd
 sweep checked "$out/chunk.csv" "$(cap 50 90)" $D --T 1024 --pass bwd
 sweep checked4k "$out/chunk.csv" "$(cap 80 60)" --algo based --impl tiled --B 1 --H 4 --Dk 16 --Dv 128 --T 4096 --pass bwd
+if [[ ${BASED_BWD_NCU:-0} == 1 ]]; then
+  for k in dq dkv; do
+    s=$(cap 40 100)
+    ((s >= 30)) && ATTNBENCH_BIN=$bin NCU_TIMEOUT_S=$((s / 2)) bash scripts/ncu-source.sh "$out" bbwd_$k based_chunk_$k 1 -- \
+      $D --dtype bf16 --T 4096 --pass bwd >"$out/ncu_run_$k.log" 2>&1
+    log "ncu $k rc $?"
+  done
+fi
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 cat "$out/tests.txt"
 
@@ -29,7 +54,7 @@ python3 - "$out" <<'PY' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern in ("chunk", "quad"):
+for kern in ("chunk", "base", "quad"):
     p = os.path.join(out, kern + ".csv")
     if os.path.exists(p):
         rows += [dict(bwd_kernel=kern, **r) for r in csv.DictReader(open(p))]
@@ -56,5 +81,8 @@ for T in ("1024", "4096", "16384"):
     f, b = t.get(("chunk", T, "fwd")), t.get(("chunk", T, "bwd"))
     if f and b:
         print("fwd+bwd T=%s: (%.4f + %.4f) / (%.4f + %.4f) = %.2fx floor" % (T, f[0], b[0], f[1], b[1], (f[0] + b[0]) / (f[1] + b[1])))
+    o = t.get(("base", T, "bwd"))
+    if b and o:
+        print("bwd T=%s: chunk / base = %.4f / %.4f = %.3f" % (T, b[0], o[0], b[0] / o[0]))
 PY
-(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f based_bwd_ab.csv ]] && rm -f chunk.csv quad.csv)
+(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f based_bwd_ab.csv ]] && rm -f chunk.csv base.csv quad.csv)

@@ -19,10 +19,14 @@
 // State: an accumulator tile of S is also the B fragment of S^T, so W rd(S)^T needs no shared copy).
 // Per chunk (two cp.async stages of q, k, v, W, delta):
 //   dq:  B1 | warps 4-7: rd(phi_k); warps 0-3: the intra-chunk dq of row block w; all: dphi(q) of
-//        their 16 features -> P | B2 | J^T (threads < 256) -> dq; S += rd(phi_k)^T V, z += rd(phi_k).
-//   dkv: B1 | warps 0-7: rd(phi_k), rd(phi_q); warps 8-9: the intra-chunk dk of two row blocks |
-//        B1' | warps 0-7: dv of (row block, 64 value columns) with rd(R) from shared memory; all:
-//        dphi(k) -> P | B2 | J^T -> dk; R += rd(phi_q)^T W, r += rd(phi_q) delta, rd(R) -> shared.
+//        their 16 features -> P | B2 | J^T (warps 0-7) -> dq; S += rd(phi_k)^T V, z += rd(phi_k).
+//   dkv: B1 | warps 0-7: rd(phi_k), rd(phi_q), then dphi(k) -> P; warps 8, 9: the intra-chunk dk of
+//        key row block 0, 1 | B1' | warps 0-7: dv of (row block, 64 value columns) with rd(R) from
+//        shared memory; warps 8, 9: dphi(k) -> P, the intra-chunk dk of row block 3, 2 | B2 | J^T
+//        (warps 0-7) -> dk; R += rd(phi_q)^T W, r += rd(phi_q) delta, rd(R) -> shared.
+// The features are built a half-row a thread with the half uniform in a warp, and the Jacobian's
+// warps own a quarter of dx each (part = warp & 3) with compile-time feature offsets (session 19;
+// session 18's per-lane halves and parts diverged and spent 19-28% of the instructions on indices).
 // Rows past T have zero features (so z, r and the states see only the sequence's rows).
 #pragma once
 
@@ -38,13 +42,16 @@ struct BasedBwdCfg {
   using T = T_;
   static constexpr int kDv = kDv_, kF = kBasedF;
   static constexpr int kWarps = kF / 16, kThreads = 32 * kWarps;  // warp w: state rows [16w, 16w + 16)
-  static constexpr int kLdQ = 16 + 8, kLdV = kDv + 8, kLdF = kF + 8, kLdP = kF + 4, kLdI = 16 + 4;
+  // P and I are feature-major (P^T [F][kLdT], I^T [16][kLdT]): the Jacobian's lanes read 32
+  // consecutive rows of one feature, and kLdT = 4 (mod 32) keeps the fragment-order writes
+  // (lanes g, q4 -> row g, feature 2 q4) on 32 distinct banks.
+  static constexpr int kLdQ = 16 + 8, kLdV = kDv + 8, kLdF = kF + 8, kLdT = kC + 4;
   static constexpr int kQBytes = kC * kLdQ * 2, kVBytes = kC * kLdV * 2;
   static constexpr int kStageBytes = 2 * kQBytes + 2 * kVBytes + kC * 4;  // q, k, v, W, delta
   static constexpr int kFBytes = kC * kLdF * 2;                           // rd(phi) of a chunk [C][kLdF]
   static constexpr int kRBytes = kF * kLdV * 2;                           // rd(R) [F][kLdV] (dkv)
-  static constexpr int kPBytes = kC * kLdP * 4;                           // dphi [C][kLdP] fp32
-  static constexpr int kIBytes = kC * kLdI * 4;                           // intra-chunk dq or dk, fp32
+  static constexpr int kPBytes = kF * kLdT * 4;                           // dphi^T [F][kLdT] fp32
+  static constexpr int kIBytes = 16 * kLdT * 4;                           // intra-chunk dq or dk ^T, fp32
   static constexpr int kSmemBytes = 2 * kStageBytes + 2 * kFBytes + kRBytes + kPBytes + kIBytes + kF * 4;
   static_assert(kDv == 64 || kDv == 128, "64 or 128 value columns");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
@@ -100,11 +107,12 @@ __device__ void bb_load(const BasedBwdTile<C>& t, int s, const QuadParams& p, in
   for (int r = threadIdx.x; r < kC; r += C::kThreads) t.delta(s)[r] = r0 + r < T_ ? dl[r0 + r] : 0.0f;
 }
 
-// rd(phi) of row idx >> 1 of X (half idx & 1 of its 160 features) into F; rows >= valid: zeros.
+// rd(phi) of row idx % C of X (half idx / C of its 160 features, so a warp's half is uniform) into F;
+// rows >= valid: zeros.
 template <class C>
 __device__ __forceinline__ void bb_features(const typename C::T* X, typename C::T* F, int valid, float rsc, int idx) {
   using T = typename C::T;
-  const int r = idx >> 1, half = idx & 1;
+  const int r = idx & (kC - 1), half = idx / kC;
   T* row = F + r * C::kLdF;
   if (r >= valid) {
 #pragma unroll
@@ -120,36 +128,46 @@ __device__ __forceinline__ void bb_features(const typename C::T* X, typename C::
 // Feature index of the pair (a, b), a < b (based_pair_a / based_pair_b's inverse).
 __host__ __device__ constexpr int based_pair_f(int a, int b) { return 33 + a * 15 - a * (a - 1) / 2 + (b - a - 1); }
 
-// The Jacobian of the features, for thread idx < 4 C: row idx >> 2 of X (q or k), outputs
-// a = 4 (idx & 3) .. + 3: dx_a = sqrt(scale) dy_a + I[row][a] (the intra-chunk part, scaled), rounded
-// to T and stored to out (the row in global memory; none past T or past Dk).
-template <class C>
-__device__ __forceinline__ void bb_jacobian(const BasedBwdTile<C>& t, const typename C::T* X, int idx, float rsc,
-                                            typename C::T* out, int Dk) {
+// The Jacobian of the features for row r of X (q or k), outputs a = 4 kPart .. + 3 (compile-time
+// feature indices: P^T and I^T are read at fixed offsets from column r):
+//   dx_a = sqrt(scale) (dphi_{1+a} + sqrt2 y_a dphi_{17+a} + sum_{b != a} y_b dphi_{pair(a, b)}) + I[r][a],
+// rounded to T and stored to out (the row in global memory).
+template <class C, int kPart>
+__device__ __forceinline__ void bb_jacobian_part(const BasedBwdTile<C>& t, const typename C::T* X, int r, float rsc,
+                                                 typename C::T* out) {
   using T = typename C::T;
-  const int r = idx >> 2, part = idx & 3;
-  if (out == nullptr || 4 * part >= Dk) return;
-  const T* xr = X + r * C::kLdQ;
+  constexpr int L = C::kLdT;
   float y[16];
-  load_row16<T>(xr, y, rsc);
-  const float* pr = t.P() + r * C::kLdP;
+  load_row16<T>(X + r * C::kLdQ, y, rsc);
+  const float *pc = t.P() + r, *ic = t.I() + r;
   float res[4];
 #pragma unroll
   for (int u = 0; u < 4; ++u) {
-    const int a = 4 * part + u;
-    const float ya = rsc * to_f32(xr[a]);
-    float d = pr[1 + a] + 1.41421356237309515f * ya * pr[17 + a];
+    const int a = 4 * kPart + u;
+    float d = pc[(1 + a) * L] + 1.41421356237309515f * y[a] * pc[(17 + a) * L];
 #pragma unroll
     for (int b = 0; b < 16; ++b) {
-      const float yb = b == a ? 0.0f : y[b];
-      const int f = b < a ? based_pair_f(b, a) : b > a ? based_pair_f(a, b) : 0;
-      d += yb * pr[f];
+      if (b != a) d += y[b] * pc[(b < a ? based_pair_f(b, a) : based_pair_f(a, b)) * L];
     }
-    res[u] = rsc * d + t.I()[r * C::kLdI + a];
+    res[u] = rsc * d + ic[a * L];
   }
   uint2 o2;
   o2.x = pack2<T>(res[0], res[1]), o2.y = pack2<T>(res[2], res[3]);
-  *reinterpret_cast<uint2*>(out + 4 * part) = o2;
+  *reinterpret_cast<uint2*>(out + 4 * kPart) = o2;
+}
+
+// The Jacobian's threads: warps 0-7, part = warp & 3 (uniform in a warp), row 32 (warp >> 2) + lane;
+// out: the row in global memory (null past T); parts past Dk store nothing.
+template <class C>
+__device__ __forceinline__ void bb_jacobian(const BasedBwdTile<C>& t, const typename C::T* X, int r, int part,
+                                            float rsc, typename C::T* out, int Dk) {
+  if (out == nullptr || 4 * part >= Dk) return;
+  switch (part) {
+    case 0: bb_jacobian_part<C, 0>(t, X, r, rsc, out); break;
+    case 1: bb_jacobian_part<C, 1>(t, X, r, rsc, out); break;
+    case 2: bb_jacobian_part<C, 2>(t, X, r, rsc, out); break;
+    default: bb_jacobian_part<C, 3>(t, X, r, rsc, out); break;
+  }
 }
 
 // P[:, 16w..16w+16) = X rd(St)^T - rowf_i zr_f: X [C][kLdV] (W or v), St the warp's state rows in
@@ -185,8 +203,8 @@ __device__ __forceinline__ void bb_dphi(const BasedBwdTile<C>& t, const typename
       for (int h = 0; h < 2; ++h) {
         const int i = 16 * mt + g + 8 * h;
         const float m = rowf ? rowf[i] : 1.0f;
-        *reinterpret_cast<float2*>(t.P() + i * C::kLdP + f) =
-            make_float2(acc[mt][nt][2 * h] - m * z0, acc[mt][nt][2 * h + 1] - m * z1);
+        t.P()[f * C::kLdT + i] = acc[mt][nt][2 * h] - m * z0;
+        t.P()[(f + 1) * C::kLdT + i] = acc[mt][nt][2 * h + 1] - m * z1;
       }
     }
   }
@@ -266,9 +284,8 @@ __device__ __forceinline__ void bb_intra(const BasedBwdTile<C>& t, const typenam
   }
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt) {
-    float* ir = t.I() + (16 * rb + g) * C::kLdI + 8 * nt + 2 * q4;
-    *reinterpret_cast<float2*>(ir) = make_float2(scale * acc[nt][0], scale * acc[nt][1]);
-    *reinterpret_cast<float2*>(ir + 8 * C::kLdI) = make_float2(scale * acc[nt][2], scale * acc[nt][3]);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) t.I()[(8 * nt + 2 * q4 + (e & 1)) * C::kLdT + 16 * rb + g + 8 * (e >> 1)] = scale * acc[nt][e];
   }
 }
 
@@ -303,9 +320,9 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
     if (warp < 4) bb_intra<C, false>(t, Q, K, W, V, dl, warp, valid, p.scale, lane);  // row block w
     bb_dphi<C>(t, W, st, dl, warp, lane);  // dphi(q) = W rd(S)^T - delta z (earlier chunks)
     __syncthreads();                       // B2: features, P and I complete
-    if (threadIdx.x < 4 * kC) {
-      const int r = threadIdx.x >> 2;
-      bb_jacobian<C>(t, Q, threadIdx.x, rsc, r < valid ? dq + (int64_t(kC) * c + r) * p.Dk : nullptr, p.Dk);
+    if (warp < 8) {
+      const int r = 32 * (warp >> 2) + lane;
+      bb_jacobian<C>(t, Q, r, warp & 3, rsc, r < valid ? dq + (int64_t(kC) * c + r) * p.Dk : nullptr, p.Dk);
     }
     bb_update<C>(t, t.Fk(), V, st, nullptr, warp, lane);  // S += rd(phi_k)^T V, z += rd(phi_k)
   }
@@ -344,9 +361,9 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, 
       const int idx = threadIdx.x;  // (k, q) x 64 rows x 2 halves
       if (idx < 2 * kC) bb_features<C>(K, t.Fk(), valid, rsc, idx);
       else bb_features<C>(Q, t.Fq(), valid, rsc, idx - 2 * kC);
-    } else {  // the intra-chunk dk of key row blocks 2 (warp - 8), + 1
-#pragma unroll 1
-      for (int jb = 2 * (warp - 8); jb < 2 * (warp - 8) + 2; ++jb) bb_intra<C, true>(t, K, Q, V, W, dl, jb, valid, p.scale, lane);
+      bb_dphi<C>(t, V, st, nullptr, warp, lane);  // dphi(k) = v rd(R)^T - r (later chunks)
+    } else {  // the intra-chunk dk of key row block 0 (warp 8) or 1 (warp 9); 3 and 2 after B1'
+      bb_intra<C, true>(t, K, Q, V, W, dl, warp - 8, valid, p.scale, lane);
     }
     __syncthreads();  // B1': features complete
     if (warp < 4 * (C::kDv / 64)) {  // dv of key row block jb, value columns [v0, v0 + 64)
@@ -399,11 +416,14 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, 
         }
       }
     }
-    bb_dphi<C>(t, V, st, nullptr, warp, lane);  // dphi(k) = v rd(R)^T - r (later chunks)
-    __syncthreads();                            // B2: P, I complete; every read of rd(R) done
-    if (threadIdx.x < 4 * kC) {
-      const int r = threadIdx.x >> 2;
-      bb_jacobian<C>(t, K, threadIdx.x, rsc, r < valid ? dk + (int64_t(kC) * c + r) * p.Dk : nullptr, p.Dk);
+    if (warp >= 8) {
+      bb_dphi<C>(t, V, st, nullptr, warp, lane);
+      bb_intra<C, true>(t, K, Q, V, W, dl, 11 - warp, valid, p.scale, lane);
+    }
+    __syncthreads();  // B2: P, I complete; every read of rd(R) done
+    if (warp < 8) {
+      const int r = 32 * (warp >> 2) + lane;
+      bb_jacobian<C>(t, K, r, warp & 3, rsc, r < valid ? dk + (int64_t(kC) * c + r) * p.Dk : nullptr, p.Dk);
     }
     bb_update<C>(t, t.Fq(), W, st, dl, warp, lane);  // R += rd(phi_q)^T W, r += rd(phi_q) delta
     store_acc_smem<T>(t.R(), C::kLdV, 16 * warp, 0, st, lane);
