@@ -51,7 +51,7 @@ struct BasedBwdCfg {
   static constexpr int kFBytes = kC * kLdF * 2;                           // rd(phi) of a chunk [C][kLdF]
   static constexpr int kRBytes = kF * kLdV * 2;                           // rd(R) [F][kLdV] (dkv)
   static constexpr int kPBytes = kF * kLdT * 4;                           // dphi^T [F][kLdT] fp32
-  static constexpr int kIBytes = 16 * kLdT * 4;                           // intra-chunk dq or dk ^T, fp32
+  static constexpr int kIBytes = 4 * 16 * kLdT * 4;                       // intra-chunk dq or dk ^T, 4 pieces, fp32
   static constexpr int kSmemBytes = 2 * kStageBytes + 2 * kFBytes + kRBytes + kPBytes + kIBytes + kF * 4;
   static_assert(kDv == 64 || kDv == 128, "64 or 128 value columns");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
@@ -73,7 +73,9 @@ struct BasedBwdTile {
   __device__ T* Fq() const { return reinterpret_cast<T*>(rest() + C::kFBytes); }
   __device__ T* R() const { return reinterpret_cast<T*>(rest() + 2 * C::kFBytes); }
   __device__ float* P() const { return reinterpret_cast<float*>(rest() + 2 * C::kFBytes + C::kRBytes); }
-  __device__ float* I() const { return reinterpret_cast<float*>(rest() + 2 * C::kFBytes + C::kRBytes + C::kPBytes); }
+  __device__ float* I(int n = 0) const {
+    return reinterpret_cast<float*>(rest() + 2 * C::kFBytes + C::kRBytes + C::kPBytes) + n * 16 * C::kLdT;
+  }
   __device__ float* zr() const {
     return reinterpret_cast<float*>(rest() + 2 * C::kFBytes + C::kRBytes + C::kPBytes + C::kIBytes);
   }
@@ -139,7 +141,7 @@ __device__ __forceinline__ void bb_jacobian_part(const BasedBwdTile<C>& t, const
   constexpr int L = C::kLdT;
   float y[16];
   load_row16<T>(X + r * C::kLdQ, y, rsc);
-  const float *pc = t.P() + r, *ic = t.I() + r;
+  const float *pc = t.P() + r, *ic = t.I() + r;  // I_0 .. I_3 at ic + n 16 L
   float res[4];
 #pragma unroll
   for (int u = 0; u < 4; ++u) {
@@ -149,7 +151,7 @@ __device__ __forceinline__ void bb_jacobian_part(const BasedBwdTile<C>& t, const
     for (int b = 0; b < 16; ++b) {
       if (b != a) d += y[b] * pc[(b < a ? based_pair_f(b, a) : based_pair_f(a, b)) * L];
     }
-    res[u] = rsc * d + ic[a * L];
+    res[u] = rsc * d + ((ic[a * L] + ic[(16 + a) * L]) + (ic[(32 + a) * L] + ic[(48 + a) * L]));
   }
   uint2 o2;
   o2.x = pack2<T>(res[0], res[1]), o2.y = pack2<T>(res[2], res[3]);
@@ -236,56 +238,120 @@ __device__ __forceinline__ void bb_update(const BasedBwdTile<C>& t, const typena
   __syncwarp();
 }
 
-// The intra-chunk part of dq (kKeys false: own rows i = query row block rb against the chunk's
-// keys j <= i) or of dk (kKeys true: own rows j = key row block rb against queries i >= j), as the
-// quadratic form: I[own] = scale sum rd((W_i.v_j - delta_i) (1 + s_ij)) x_other, fp32.
+// One piece of the intra-chunk part of dq (kKeys false: own rows i = query row block rb, other
+// rows = key block np <= rb) or of dk (kKeys true: own rows j = key block rb, other rows = query
+// block np >= rb), as the quadratic form with j <= i:
+//   I_np[own] = scale sum_{other in np} rd((W_i.v_j - delta_i) (1 + s_ij)) x_other    (fp32, I_np^T)
 // X, Y: own and other q/k rows [C][kLdQ]; A, B: own and other v/W rows [C][kLdV] (dq: A = W, B = V;
-// dk: A = V, B = W); dl: delta of the chunk's rows.
+// dk: A = V, B = W); dl: delta of the chunk's rows. The ten pieces of a triangle are independent
+// (one a warp: warp w's piece is the w-th block of the triangle in row order); the Jacobian sums
+// I_0 .. I_3 (the pieces never written stay zero).
 template <class C, bool kKeys>
 __device__ __forceinline__ void bb_intra(const BasedBwdTile<C>& t, const typename C::T* X, const typename C::T* Y,
-                                         const typename C::T* A, const typename C::T* B, const float* dl, int rb,
+                                         const typename C::T* A, const typename C::T* B, const float* dl, int warp,
                                          int valid, float scale, int lane) {
   using T = typename C::T;
+  // dq: (0,0) (1,0) (1,1) (2,0) .. (3,3); dk: (0,0) (0,1) .. (0,3) (1,1) .. (3,3)
+  const int rb = kKeys ? (warp >= 4) + (warp >= 7) + (warp >= 9) : (warp >= 1) + (warp >= 3) + (warp >= 6);
+  const int np = kKeys ? rb + warp - (rb * (9 - rb)) / 2 : warp - rb * (rb + 1) / 2;
   const int g = lane >> 2, q4 = lane & 3;
-  float sc[8][4], dp[8][4];
-  based_qk_tiles<T, C::kLdQ>(sc, X, Y, rb, kKeys ? 2 * rb : 0, kKeys ? 8 : 2 * rb + 2, lane);
+  float sc[2][4], dp[2][4];
+  zero_acc(sc);
   zero_acc(dp);
-#pragma unroll
-  for (int kk = 0; kk < C::kDv / 16; ++kk) {
-    uint32_t a[4];
-    ldsm_a(a, A, C::kLdV, 16 * rb, 16 * kk, lane);
-#pragma unroll
-    for (int np = 0; np < 4; ++np) {
-      if (kKeys ? np < rb : np > rb) continue;
-      uint32_t b[4];
-      ldsm_b_nk(b, B, C::kLdV, 16 * np, 16 * kk, lane);
-      mma_pair<T>(dp, np, a, b);
-    }
+  {
+    uint32_t a[4], b[4];
+    ldsm_a(a, X, C::kLdQ, 16 * rb, 0, lane);
+    ldsm_b_nk(b, Y, C::kLdQ, 16 * np, 0, lane);
+    mma_pair<T>(sc, 0, a, b);
   }
+#pragma unroll 2
+  for (int kk = 0; kk < C::kDv / 16; ++kk) {
+    uint32_t a[4], b[4];
+    ldsm_a(a, A, C::kLdV, 16 * rb, 16 * kk, lane);
+    ldsm_b_nk(b, B, C::kLdV, 16 * np, 16 * kk, lane);
+    mma_pair<T>(dp, 0, a, b);
+  }
+  const bool diag = rb == np;  // the diagonal block: j <= i per element
 #pragma unroll
-  for (int nt = 0; nt < 8; ++nt) {
+  for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int own = 16 * rb + g + 8 * (e >> 1), other = 8 * nt + 2 * q4 + (e & 1);
+      const int own = 16 * rb + g + 8 * (e >> 1), other = 16 * np + 8 * nt + 2 * q4 + (e & 1);
       const int i = kKeys ? other : own, j = kKeys ? own : other;  // query i, key j
       const float sx = scale * sc[nt][e];
-      sc[nt][e] = j <= i && i < valid ? round_as<T>((dp[nt][e] - dl[i]) * (1.0f + sx)) : 0.0f;
+      sc[nt][e] = (!diag || j <= i) && i < valid ? round_as<T>((dp[nt][e] - dl[i]) * (1.0f + sx)) : 0.0f;
     }
   }
   float acc[2][4];
   zero_acc(acc);
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    if (kKeys ? kk < rb : kk > rb) continue;
+  {
     uint32_t a[4], b[4];
-    acc_to_a<T>(sc, kk, a);
-    ldsm_b_kn(b, Y, C::kLdQ, 16 * kk, 0, lane);
+    acc_to_a<T>(sc, 0, a);
+    ldsm_b_kn(b, Y, C::kLdQ, 16 * np, 0, lane);
     mma_pair<T>(acc, 0, a, b);
   }
+  float* I = t.I(np);
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-    for (int e = 0; e < 4; ++e) t.I()[(8 * nt + 2 * q4 + (e & 1)) * C::kLdT + 16 * rb + g + 8 * (e >> 1)] = scale * acc[nt][e];
+    for (int e = 0; e < 4; ++e) I[(8 * nt + 2 * q4 + (e & 1)) * C::kLdT + 16 * rb + g + 8 * (e >> 1)] = scale * acc[nt][e];
+  }
+}
+
+// dv of key row block kJb, value columns [v0, v0 + 64): rd(phi_k) rd(R) (later chunks; rd(R) from
+// shared memory) + sum_{i >= j} rd(a_ij) W_i (this chunk), rounded to T and stored (rows < valid).
+template <class C, int kJb>
+__device__ __forceinline__ void bb_dv_rb(const BasedBwdTile<C>& t, const typename C::T* K, const typename C::T* Q,
+                                         const typename C::T* W, int v0, int valid, float scale, typename C::T* dv,
+                                         int Dv, int lane) {
+  using T = typename C::T;
+  const int g = lane >> 2, q4 = lane & 3;
+  float acc[8][4];
+  zero_acc(acc);
+#pragma unroll 2
+  for (int kk = 0; kk < kBasedF / 16; ++kk) {
+    uint32_t a[4];
+    ldsm_a(a, t.Fk(), C::kLdF, 16 * kJb, 16 * kk, lane);
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {
+      uint32_t b[4];
+      ldsm_b_kn(b, t.R(), C::kLdV, 16 * kk, v0 + 16 * np, lane);
+      mma_pair<T>(acc, np, a, b);
+    }
+  }
+  float sc[8][4];  // a_ij^T: key rows j, query columns i >= j
+  based_qk_tiles<T, C::kLdQ>(sc, K, Q, kJb, 2 * kJb, 8, lane);
+#pragma unroll
+  for (int nt = 2 * kJb; nt < 8; ++nt) {
+    const bool diag = nt >> 1 == kJb;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int j = 16 * kJb + g + 8 * (e >> 1), i = 8 * nt + 2 * q4 + (e & 1);
+      const float sx = scale * sc[nt][e];
+      sc[nt][e] = (!diag || i >= j) && i < valid ? 1.0f + sx + 0.5f * sx * sx : 0.0f;
+    }
+  }
+#pragma unroll
+  for (int kk = kJb; kk < 4; ++kk) {
+    uint32_t a[4];
+    acc_to_a<T>(sc, kk, a);
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {
+      uint32_t b[4];
+      ldsm_b_kn(b, W, C::kLdV, 16 * kk, v0 + 16 * np, lane);
+      mma_pair<T>(acc, np, a, b);
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int j = 16 * kJb + g + 8 * h;
+    if (j >= valid) continue;
+    T* row = dv + int64_t(j) * Dv;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const int col = v0 + 8 * nt + 2 * q4;
+      if (col < Dv) *reinterpret_cast<uint32_t*>(row + col) = pack2<T>(acc[nt][2 * h], acc[nt][2 * h + 1]);
+    }
   }
 }
 
@@ -303,6 +369,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
   float st[C::kDv / 8][4];  // S rows 16 warp + g (+8), value columns 8 nt + 2 q4 (+1)
   zero_acc(st);
   if (lane < 16) t.zr()[16 * warp + lane] = 0.0f;
+  for (int i = threadIdx.x; i < 4 * 16 * C::kLdT; i += C::kThreads) t.I()[i] = 0.0f;  // seen after B1
   __syncwarp();
   bb_load<C>(t, 0, p, bh, 0);
   cp_async_commit();
@@ -316,8 +383,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
     }
     const T *Q = t.Q(s), *K = t.K(s), *V = t.V(s), *W = t.W(s);
     const float* dl = t.delta(s);
+    bb_intra<C, false>(t, Q, K, W, V, dl, warp, valid, p.scale, lane);  // one piece a warp
     if (warp >= 4 && warp < 8) bb_features<C>(K, t.Fk(), valid, rsc, threadIdx.x - 128);
-    if (warp < 4) bb_intra<C, false>(t, Q, K, W, V, dl, warp, valid, p.scale, lane);  // row block w
     bb_dphi<C>(t, W, st, dl, warp, lane);  // dphi(q) = W rd(S)^T - delta z (earlier chunks)
     __syncthreads();                       // B2: features, P and I complete
     if (warp < 8) {
@@ -334,7 +401,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, 
   using T = typename C::T;
   LIN_DYN_SMEM(unsigned char, smem);
   const BasedBwdTile<C> t{smem};
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t bh = blockIdx.y;
   const int T_ = p.T, NC = (T_ + kC - 1) / kC;
   const float rsc = sqrtf(p.scale);
@@ -344,6 +411,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, 
   zero_acc(st);
   store_acc_smem<T>(t.R(), C::kLdV, 16 * warp, 0, st, lane);
   if (lane < 16) t.zr()[16 * warp + lane] = 0.0f;
+  for (int i = threadIdx.x; i < 4 * 16 * C::kLdT; i += C::kThreads) t.I()[i] = 0.0f;  // seen after B1
   __syncwarp();
   bb_load<C>(t, 0, p, bh, NC - 1);
   cp_async_commit();
@@ -361,65 +429,21 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, 
       const int idx = threadIdx.x;  // (k, q) x 64 rows x 2 halves
       if (idx < 2 * kC) bb_features<C>(K, t.Fk(), valid, rsc, idx);
       else bb_features<C>(Q, t.Fq(), valid, rsc, idx - 2 * kC);
-      bb_dphi<C>(t, V, st, nullptr, warp, lane);  // dphi(k) = v rd(R)^T - r (later chunks)
-    } else {  // the intra-chunk dk of key row block 0 (warp 8) or 1 (warp 9); 3 and 2 after B1'
-      bb_intra<C, true>(t, K, Q, V, W, dl, warp - 8, valid, p.scale, lane);
     }
-    __syncthreads();  // B1': features complete
-    if (warp < 4 * (C::kDv / 64)) {  // dv of key row block jb, value columns [v0, v0 + 64)
-      const int jb = warp & 3, v0 = 64 * (warp >> 2);
-      float acc[8][4];
-      zero_acc(acc);
-#pragma unroll
-      for (int kk = 0; kk < kBasedF / 16; ++kk) {  // rd(phi_k) rd(R): later chunks
-        uint32_t a[4];
-        ldsm_a(a, t.Fk(), C::kLdF, 16 * jb, 16 * kk, lane);
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t b[4];
-          ldsm_b_kn(b, t.R(), C::kLdV, 16 * kk, v0 + 16 * np, lane);
-          mma_pair<T>(acc, np, a, b);
-        }
-      }
-      float sc[8][4];  // a_ij^T: key rows j, query columns i >= j
-      based_qk_tiles<T, C::kLdQ>(sc, K, Q, jb, 2 * jb, 8, lane);
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int j = 16 * jb + g + 8 * (e >> 1), i = 8 * nt + 2 * q4 + (e & 1);
-          const float sx = p.scale * sc[nt][e];
-          sc[nt][e] = i >= j && i < valid ? 1.0f + sx + 0.5f * sx * sx : 0.0f;
-        }
-      }
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        if (kk < jb) continue;
-        uint32_t a[4];
-        acc_to_a<T>(sc, kk, a);
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t b[4];
-          ldsm_b_kn(b, W, C::kLdV, 16 * kk, v0 + 16 * np, lane);
-          mma_pair<T>(acc, np, a, b);
-        }
-      }
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int j = 16 * jb + g + 8 * h;
-        if (j >= valid) continue;
-        T* row = dv + (int64_t(kC) * c + j) * p.Dv;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-          const int col = v0 + 8 * nt + 2 * q4;
-          if (col < p.Dv) *reinterpret_cast<uint32_t*>(row + col) = pack2<T>(acc[nt][2 * h], acc[nt][2 * h + 1]);
-        }
+    bb_intra<C, true>(t, K, Q, V, W, dl, warp, valid, p.scale, lane);  // one piece a warp
+    if (warp >= 8) bb_dphi<C>(t, V, st, nullptr, warp, lane);        // dphi(k) = v rd(R)^T - r (later chunks)
+    __syncthreads();                                                 // B1': features complete
+    if (warp < 4 * (C::kDv / 64)) {  // dv of key row block warp & 3, value columns [v0, v0 + 64)
+      const int v0 = 64 * (warp >> 2);
+      T* dvc = dv + int64_t(kC) * c * p.Dv;
+      switch (warp & 3) {
+        case 0: bb_dv_rb<C, 0>(t, K, Q, W, v0, valid, p.scale, dvc, p.Dv, lane); break;
+        case 1: bb_dv_rb<C, 1>(t, K, Q, W, v0, valid, p.scale, dvc, p.Dv, lane); break;
+        case 2: bb_dv_rb<C, 2>(t, K, Q, W, v0, valid, p.scale, dvc, p.Dv, lane); break;
+        default: bb_dv_rb<C, 3>(t, K, Q, W, v0, valid, p.scale, dvc, p.Dv, lane); break;
       }
     }
-    if (warp >= 8) {
-      bb_dphi<C>(t, V, st, nullptr, warp, lane);
-      bb_intra<C, true>(t, K, Q, V, W, dl, 11 - warp, valid, p.scale, lane);
-    }
+    if (warp < 8) bb_dphi<C>(t, V, st, nullptr, warp, lane);
     __syncthreads();  // B2: P, I complete; every read of rd(R) done
     if (warp < 8) {
       const int r = 32 * (warp >> 2) + lane;
