@@ -82,31 +82,40 @@ struct BasedBwdTile {
 };
 
 // Chunk c's rows of q, k (Dk <= 16), v, W (zero-filled past T and past the widths) into stage s by
-// cp.async, delta by plain stores (seen after the next block barrier).
+// cp.async, delta by plain stores (seen after the next block barrier). Threads 0-255 copy v and W
+// (a fixed 16-byte column segment, rows 256 / (Dv / 8) apart), threads 256-319 one row of q, k and
+// delta each: the per-thread offsets are the same in every chunk.
 template <class C>
 __device__ void bb_load(const BasedBwdTile<C>& t, int s, const QuadParams& p, int64_t bh, int c) {
   using T = typename C::T;
-  const int T_ = p.T, Dk = p.Dk, Dv = p.Dv, r0 = kC * c;
-  const T* q = static_cast<const T*>(p.q) + bh * T_ * Dk;
-  const T* k = static_cast<const T*>(p.k) + bh * T_ * Dk;
-  for (int idx = threadIdx.x; idx < 4 * kC; idx += C::kThreads) {
-    const int is_k = idx >= 2 * kC, r = (idx >> 1) & (kC - 1), col = (idx & 1) * 8, tt = r0 + r;
-    const bool ok = tt < T_ && col < Dk;
-    const T* src = is_k ? k : q;
-    cp_async16((is_k ? t.K(s) : t.Q(s)) + r * C::kLdQ + col, src + (ok ? int64_t(tt) * Dk + col : 0), ok);
+  static_assert(C::kThreads >= 256 + kC, "v/W copiers and one q/k row a thread");
+  const int T_ = p.T, r0 = kC * c, valid = min(kC, T_ - r0);
+  if (threadIdx.x < 256) {
+    constexpr int kSeg = C::kDv / 8, kRows = 256 / kSeg;  // segments a row, rows a pass
+    const int Dv = p.Dv, rr = threadIdx.x / kSeg, col = 8 * (threadIdx.x % kSeg);
+    const int64_t base = (bh * T_ + r0) * Dv;
+    const T *v = static_cast<const T*>(p.v) + base, *w = static_cast<const T*>(p.w) + base;
+#pragma unroll
+    for (int i = 0; i < kC / kRows; ++i) {
+      const int r = rr + kRows * i;
+      const bool ok = r < valid && col < Dv;
+      const int64_t off = ok ? int64_t(r) * Dv + col : 0;
+      cp_async16(t.V(s) + r * C::kLdV + col, v + off, ok);
+      cp_async16(t.W(s) + r * C::kLdV + col, w + off, ok);
+    }
+  } else if (threadIdx.x < 256 + kC) {
+    const int Dk = p.Dk, r = threadIdx.x - 256;
+    const int64_t base = (bh * T_ + r0) * Dk;
+    const T *q = static_cast<const T*>(p.q) + base, *k = static_cast<const T*>(p.k) + base;
+#pragma unroll
+    for (int col = 0; col < 16; col += 8) {
+      const bool ok = r < valid && col < Dk;
+      const int64_t off = ok ? int64_t(r) * Dk + col : 0;
+      cp_async16(t.Q(s) + r * C::kLdQ + col, q + off, ok);
+      cp_async16(t.K(s) + r * C::kLdQ + col, k + off, ok);
+    }
+    t.delta(s)[r] = r < valid ? p.delta[bh * T_ + r0 + r] : 0.0f;
   }
-  const T* v = static_cast<const T*>(p.v) + bh * T_ * Dv;
-  const T* w = static_cast<const T*>(p.w) + bh * T_ * Dv;
-  constexpr int kSeg = C::kDv / 8;
-  for (int idx = threadIdx.x; idx < 2 * kC * kSeg; idx += C::kThreads) {
-    const int is_w = idx >= kC * kSeg, rem = idx - (is_w ? kC * kSeg : 0), r = rem / kSeg, col = (rem % kSeg) * 8;
-    const int tt = r0 + r;
-    const bool ok = tt < T_ && col < Dv;
-    const T* src = is_w ? w : v;
-    cp_async16((is_w ? t.W(s) : t.V(s)) + r * C::kLdV + col, src + (ok ? int64_t(tt) * Dv + col : 0), ok);
-  }
-  const float* dl = p.delta + bh * T_;
-  for (int r = threadIdx.x; r < kC; r += C::kThreads) t.delta(s)[r] = r0 + r < T_ ? dl[r0 + r] : 0.0f;
 }
 
 // rd(phi) of row idx % C of X (half idx / C of its 160 features, so a warp's half is uniform) into F;
@@ -213,11 +222,16 @@ __device__ __forceinline__ void bb_dphi(const BasedBwdTile<C>& t, const typename
 }
 
 // St += rd(Fx)^T Y (the warp's state rows; Fx [C][kLdF], Y [C][kLdV]) and zr_f += sum_r Fx[r][f] w_r
-// (w = rowf, or 1) for the warp's 16 features (fp32, a fixed order); zr is this warp's own.
+// (w = rowf, or 1) for the warp's 16 features; zr is this warp's own. The sums run on the tensor
+// cores with the A fragments of the state's update: B's column 0 holds rd(w), column 1 the rest
+// rd(w - rd(w)) (products of T values are exact in fp32, so only the weights' split is rounded:
+// |w - hi - lo| <= 2^-16 |w| in bf16).
 template <class C>
 __device__ __forceinline__ void bb_update(const BasedBwdTile<C>& t, const typename C::T* Fx, const typename C::T* Y,
                                           float (&st)[C::kDv / 8][4], const float* rowf, int warp, int lane) {
   using T = typename C::T;
+  const int g = lane >> 2, q4 = lane & 3;
+  float zs[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
   for (int kk = 0; kk < kC / 16; ++kk) {
     uint32_t a[4];
@@ -228,13 +242,23 @@ __device__ __forceinline__ void bb_update(const BasedBwdTile<C>& t, const typena
       ldsm_b_kn(b, Y, C::kLdV, 16 * kk, 16 * np, lane);
       mma_pair<T>(st, np, a, b);
     }
+    uint32_t wb[2] = {0u, 0u};  // B rows 16 kk + 2 q4 (+1), + 8 (+1); column g
+    if (g < 2) {
+      float w[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = 16 * kk + 2 * q4 + (e & 1) + 8 * (e >> 1);
+        const float x = rowf ? rowf[r] : 1.0f, hi = round_as<T>(x);
+        w[e] = g == 0 ? hi : x - hi;
+      }
+      wb[0] = pack2<T>(w[0], w[1]), wb[1] = pack2<T>(w[2], w[3]);
+    }
+    mma16816<T>(zs, a, wb[0], wb[1]);
   }
-  const int f = 16 * warp + (lane & 15), r0 = 32 * (lane >> 4);
-  float sum = 0.0f;
-#pragma unroll 8
-  for (int r = r0; r < r0 + 32; ++r) sum += to_f32(Fx[r * C::kLdF + f]) * (rowf ? rowf[r] : 1.0f);
-  sum += __shfl_xor_sync(0xffffffffu, sum, 16);
-  if (lane < 16) t.zr()[f] += sum;
+  if (q4 == 0) {  // columns 0 (hi) and 1 (lo) of features 16 warp + g, + 8
+    t.zr()[16 * warp + g] += zs[0] + zs[1];
+    t.zr()[16 * warp + g + 8] += zs[2] + zs[3];
+  }
   __syncwarp();
 }
 
