@@ -17,16 +17,21 @@
 // Kernels: based_chunk_dq walks a (b, h)'s chunks forward, based_chunk_dkv backward; one block of
 // 10 warps per (b, h); warp w owns state rows [16w, 16w + 16) in registers (as the chunk kernels'
 // State: an accumulator tile of S is also the B fragment of S^T, so W rd(S)^T needs no shared copy).
-// Per chunk (two cp.async stages of q, k, v, W, delta):
-//   dq:  B1 | warps 4-7: rd(phi_k); warps 0-3: the intra-chunk dq of row block w; all: dphi(q) of
-//        their 16 features -> P | B2 | J^T (warps 0-7) -> dq; S += rd(phi_k)^T V, z += rd(phi_k).
-//   dkv: B1 | warps 0-7: rd(phi_k), rd(phi_q), then dphi(k) -> P; warps 8, 9: the intra-chunk dk of
-//        key row block 0, 1 | B1' | warps 0-7: dv of (row block, 64 value columns) with rd(R) from
-//        shared memory; warps 8, 9: dphi(k) -> P, the intra-chunk dk of row block 3, 2 | B2 | J^T
-//        (warps 0-7) -> dk; R += rd(phi_q)^T W, r += rd(phi_q) delta, rd(R) -> shared.
-// The features are built a half-row a thread with the half uniform in a warp, and the Jacobian's
-// warps own a quarter of dx each (part = warp & 3) with compile-time feature offsets (session 19;
-// session 18's per-lane halves and parts diverged and spent 19-28% of the instructions on indices).
+// Per chunk (two cp.async stages of q, k, v, W, delta; P = dphi and I = the intra-chunk dq or dk
+// stored feature-major, fp32):
+//   dq:  B1 | every warp: one 16 x 16 block of the intra-chunk triangle (bb_intra: the ten blocks
+//        are independent, their partials land in I_0 .. I_3 by key block); warps 4-7: rd(phi_k);
+//        all: dphi(q) of their 16 features -> P | B2 | the Jacobian (warps 0-7) -> dq;
+//        S += rd(phi_k)^T V and z += rd(phi_k) (the sum on the tensor cores, bb_update).
+//   dkv: B1 | warps 0-7: rd(phi_k), rd(phi_q); every warp: one block of the triangle; warps 8, 9:
+//        dphi(k) -> P | B1' | warps 0-7: dv of (key row block, 64 value columns) with rd(R) from
+//        shared memory, then dphi(k) -> P | B2 | the Jacobian (warps 0-7) -> dk;
+//        R += rd(phi_q)^T W, r += rd(phi_q) delta, rd(R) -> shared.
+// Session 19 (1.51x faster than session 18's form at T = 4096: results/h200-s19-20261122): a warp's
+// feature half and Jacobian part are uniform (session 18's per-lane halves and parts diverged, and
+// the Jacobian's run-time feature indices were 19-28% of the instructions), the triangle in ten
+// pieces (session 18 gave whole row blocks to 2-4 warps while the rest waited at the barrier), the
+// state sums z, r as one more mma a k-step, the chunk loads with fixed per-thread offsets.
 // Rows past T have zero features (so z, r and the states see only the sequence's rows).
 #pragma once
 
