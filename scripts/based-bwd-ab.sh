@@ -9,7 +9,8 @@
 # Environment: BASED_BWD_BUDGET_S (whole script, default 400), BASED_BWD_BUILD (build folder,
 # default build/gpu-based), ATTNBENCH_CUDA_ARCH (default 90a), BASED_BWD_BASE_SRC (a source tree,
 # e.g. `git archive` of an earlier commit carried under build/: its attnbench is built in
-# build/gpu-base while the tests run, and its bwd is timed right after the new one as kernel "base"),
+# build/gpu-base while the tests run, and its bwd is timed right after the new one as kernel "base";
+# BASED_BWD_BASE_COMMIT names it in the CSV's commit column, default "base"),
 # BASED_BWD_QUAD_TIME (1: also time the quadratic bwd; default 0, its tests always run),
 # BASED_BWD_NCU (1: Nsight Compute sections and SASS pages of both chunkwise kernels at T = 4096,
 # files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them).
@@ -32,7 +33,8 @@ gtest quad "ATTNBENCH_BASED_BWD=quad" '*based*bwd*' "$(cap 20 60)"
 sweep chunk "$out/chunk.csv" "$(cap 30 120)" --no-check $D --T 1024,4096,16384 --pass fwd,bwd
 if [[ -n ${BASED_BWD_BASE_SRC:-} ]]; then
   wait "$base_pid" && log "base built" || log "base build failed: $(tail -3 "$out/build_base.log")"
-  [[ -x build/gpu-base/harness/attnbench ]] && bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" \
+  [[ -x build/gpu-base/harness/attnbench ]] && ATTNBENCH_COMMIT=${BASED_BWD_BASE_COMMIT:-base} \
+    bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" \
     "$(cap 30 90)" --no-check $D --T 1024,4096,16384 --pass bwd
 fi
 [[ ${BASED_BWD_QUAD_TIME:-0} == 1 ]] && ATTNBENCH_BASED_BWD=quad sweep quad "$out/quad.csv" "$(cap 30 60)" --no-check $D --T 1024,4096 --pass bwd
