@@ -16,24 +16,17 @@
 # files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
+source scripts/device-lib.sh  # ab_start(), ab_build(), ab_base_start/wait(), gtest(), sweep()
 ab_start based-bwd "${1:-${OUT:-results/based-bwd-ab}}" "${BASED_BWD_BUDGET_S:-400}"
 bdir=${BASED_BWD_BUILD:-build/gpu-based}
 ab_build "$bdir"
 D="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
-if [[ -n ${BASED_BWD_BASE_SRC:-} ]]; then
-  log "building the base tree $BASED_BWD_BASE_SRC in build/gpu-base (background)"
-  (cmake -S "$BASED_BWD_BASE_SRC" -B build/gpu-base -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
-    -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" && cmake --build build/gpu-base -j 12 --target attnbench) \
-    >"$out/build_base.log" 2>&1 &
-  base_pid=$!
-fi
+[[ -n ${BASED_BWD_BASE_SRC:-} ]] && ab_base_start "$BASED_BWD_BASE_SRC"
 gtest chunk "" '*based*' "$(cap 25 90)"
 gtest quad "ATTNBENCH_BASED_BWD=quad" '*based*bwd*' "$(cap 20 60)"
 sweep chunk "$out/chunk.csv" "$(cap 30 120)" --no-check $D --T 1024,4096,16384 --pass fwd,bwd
 if [[ -n ${BASED_BWD_BASE_SRC:-} ]]; then
-  wait "$base_pid" && log "base built" || log "base build failed: $(tail -3 "$out/build_base.log")"
-  [[ -x build/gpu-base/harness/attnbench ]] && ATTNBENCH_COMMIT=${BASED_BWD_BASE_COMMIT:-base} \
+  ab_base_wait && ATTNBENCH_COMMIT=${BASED_BWD_BASE_COMMIT:-base} \
     bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" \
     "$(cap 30 90)" --no-check $D --T 1024,4096,16384 --pass bwd
 fi

@@ -66,3 +66,19 @@ sweep() {
   timeout "$secs" "$bin" run --dtype bf16 --budget-ms 60 --max-samples 30 "$@" --out "$csv" >>"$out/sweep.log" 2>&1
   log "sweep $name rc $?"
 }
+
+# ab_base_start SRC: configure and build attnbench from the source tree SRC (e.g. `git archive` of
+# an earlier commit, carried under build/) in build/gpu-base, in the background (log:
+# $out/build_base.log), for an A/B of two commits in one call. ab_base_wait: waits for it and logs
+# the outcome; true when build/gpu-base/harness/attnbench exists.
+ab_base_start() {
+  log "building the base tree $1 in build/gpu-base (background)"
+  (cmake -S "$1" -B build/gpu-base -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" && cmake --build build/gpu-base -j 12 --target attnbench) \
+    >"$out/build_base.log" 2>&1 &
+  ab_base_pid=$!
+}
+ab_base_wait() {
+  wait "$ab_base_pid" && log "base built" || log "base build failed: $(tail -3 "$out/build_base.log")"
+  [[ -x build/gpu-base/harness/attnbench ]]
+}

@@ -22,23 +22,16 @@
 #              its cap, default 200 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
+source scripts/device-lib.sh  # ab_start(), ab_build(), ab_base_start/wait(), gtest(), sweep()
 ab_start gbwd-ab "${1:-${OUT:-results/gbwd-ab}}" "${GBWD_AB_BUDGET_S:-540}"
 bdir=build/gpu-gbwd
 ab_build "$bdir"
 D="--algo gated --variant vector,rwkv6 --impl tiled --B 8 --H 32 --D 128"
-if [[ -n ${GBWD_BASE_SRC:-} ]]; then
-  log "building the base tree $GBWD_BASE_SRC in build/gpu-base (background)"
-  (cmake -S "$GBWD_BASE_SRC" -B build/gpu-base -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNBENCH_CUDA=ON \
-    -DCMAKE_CUDA_ARCHITECTURES="${ATTNBENCH_CUDA_ARCH:-90a}" && cmake --build build/gpu-base -j 12 --target attnbench) \
-    >"$out/build_base.log" 2>&1 &
-  base_pid=$!
-fi
+[[ -n ${GBWD_BASE_SRC:-} ]] && ab_base_start "$GBWD_BASE_SRC"
 gtest gated "" '*gated_*' "$(cap 30 150)"
 sweep new "$out/new.csv" "$(cap ${GBWD_SWEEP_PCT:-45} ${GBWD_SWEEP_S:-200})" --no-check $D --T "${GBWD_T:-1024,4096,16384}" --pass fwd,bwd
 if [[ -n ${GBWD_BASE_SRC:-} ]]; then
-  wait "$base_pid" && log "base built" || log "base build failed: $(tail -3 "$out/build_base.log")"
-  [[ -x build/gpu-base/harness/attnbench ]] && bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" "$(cap 20 40)" \
+  ab_base_wait && bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" "$(cap 20 40)" \
     --no-check $D --T 4096 --pass bwd
 fi
 for m in ${GBWD_MODES:-oldscan}; do  # other ATTNBENCH_LIN_GBWD words, the backward at T = 4096
