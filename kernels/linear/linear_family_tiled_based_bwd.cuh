@@ -384,6 +384,15 @@ __device__ __forceinline__ void bb_dv_rb(const BasedBwdTile<C>& t, const typenam
   }
 }
 
+// The kernels' start: the warp's 16 entries of zr and the four I partials zeroed (the partials no
+// piece writes stay zero; seen by every warp after the first B1).
+template <class C>
+__device__ __forceinline__ void bb_zero_sums(const BasedBwdTile<C>& t, int warp, int lane) {
+  if (lane < 16) t.zr()[16 * warp + lane] = 0.0f;
+  for (int i = threadIdx.x; i < 4 * 16 * C::kLdT; i += C::kThreads) t.I()[i] = 0.0f;
+  __syncwarp();
+}
+
 // grid (1, B*H), C::kThreads threads: dq.
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
@@ -397,9 +406,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
   T* dq = static_cast<T*>(p.out) + bh * T_ * p.Dk;
   float st[C::kDv / 8][4];  // S rows 16 warp + g (+8), value columns 8 nt + 2 q4 (+1)
   zero_acc(st);
-  if (lane < 16) t.zr()[16 * warp + lane] = 0.0f;
-  for (int i = threadIdx.x; i < 4 * 16 * C::kLdT; i += C::kThreads) t.I()[i] = 0.0f;  // seen after B1
-  __syncwarp();
+  bb_zero_sums<C>(t, warp, lane);
   bb_load<C>(t, 0, p, bh, 0);
   cp_async_commit();
   for (int c = 0; c < NC; ++c) {
@@ -439,9 +446,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, 
   float st[C::kDv / 8][4];  // R rows 16 warp + g (+8)
   zero_acc(st);
   store_acc_smem<T>(t.R(), C::kLdV, 16 * warp, 0, st, lane);
-  if (lane < 16) t.zr()[16 * warp + lane] = 0.0f;
-  for (int i = threadIdx.x; i < 4 * 16 * C::kLdT; i += C::kThreads) t.I()[i] = 0.0f;  // seen after B1
-  __syncwarp();
+  bb_zero_sums<C>(t, warp, lane);
   bb_load<C>(t, 0, p, bh, NC - 1);
   cp_async_commit();
   for (int it = 0; it < NC; ++it) {
