@@ -69,6 +69,9 @@
 //                                    timeline per CTA (scripts/bidir_timeline.py); 128: phase 2's
 //                                    products without KVr's shared reads, 256: without the row scale
 //                                    (bf16, the default kernels of identity, elu1, focused only)
+//   ATTNBENCH_BIDIR_P2=wg            the TMA forward's phase 2 on wgmma (a warpgroup's 64 Q rows a
+//                                    time, KVr^T and kmean's terms as B: bidir_tiled_wg.cuh; bf16,
+//                                    Dk, Dv <= 64, each map's default configuration)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -471,6 +474,15 @@ class TiledBidir : public CudaPrepared {
     if ((fused_.diag & 384) && use_fused_ && !diag_p2) {
       std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_DIAG=%d: bits 128 and 256 not used here (bf16 default kernels of identity, elu1, focused at Dk, Dv <= 64 only)\n",
                    fused_.diag);
+    }
+    // Phase 2 on wgmma (ATTNBENCH_BIDIR_P2=wg): bf16 at Dk, Dv <= 64, each map's default
+    // configuration, bulk O stores, no diagnostics (bidir_tiled_tma.cu launch_tma_maps).
+    const char* p2 = env("ATTNBENCH_BIDIR_P2");
+    fused_.p2_wg = p2 && std::strcmp(p2, "wg") == 0 && one_ == OneLaunch::tma && dt == Dtype::bf16 && small && fused_.o_tma &&
+                   fused_.diag == 0 &&
+                   (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kRelu || fused_.fm == kElu1 : cfg == 0 && fused_.fm == kFocused);
+    if (p2 && std::strcmp(p2, "wg") == 0 && !fused_.p2_wg && use_fused_) {
+      std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_P2=wg not used here (bf16 TMA forward at Dk, Dv <= 64, each map's default configuration, no diagnostics)\n");
     }
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;

@@ -244,6 +244,19 @@ __device__ __forceinline__ void focused_rows_pk(__nv_bfloat16* cK, int r0, int r
   }
 }
 
+// KVr^T for phase 2 on wgmma (bidir_tiled_wg.cuh; Dk = Dv = 64): [72 rows n][64 columns d] of the
+// storage dtype, K-major with the 128-byte swizzle (16-byte unit u of row n at unit u ^ (n % 8)):
+// rows n < 64 hold KVr's column n, rows 64, 65, 66 kmean's terms hi, mid, lo, rows 67..71 zero.
+// kvt_offset: the byte offset of element (n, d).
+constexpr int kWgN = 72;
+__device__ __forceinline__ int kvt_offset(int n, int d) { return n * 128 + (((d >> 3) ^ (n & 7)) << 4) + (d & 7) * 2; }
+// Generic-proxy shared-memory writes before this are visible to the async proxy (wgmma) after it.
+__device__ __forceinline__ void kvt_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+template <class T>
+__device__ __forceinline__ void kvt_store(T* kvt, int n, int d, float x) {
+  *reinterpret_cast<uint16_t*>(reinterpret_cast<unsigned char*>(kvt) + kvt_offset(n, d)) = static_cast<uint16_t>(pack2<T>(x, 0.0f));
+}
+
 // The one-launch forwards' state exchange (bidir_tiled_fused.cu, bidir_tiled_tma.cu), by all NW
 // warps of each of the C CTAs of a cluster (C = 1: no cluster). acc: this warp's phase-1 partial
 // [KV | ksum] rows 16 (w % RED_WARPS).. in C layout (warp groups w / RED_WARPS hold partials of
@@ -257,9 +270,12 @@ __device__ __forceinline__ void focused_rows_pk(__nv_bfloat16* cK, int r0, int r
 //   3. (cluster barrier) after it no CTA reads another's red again, so red may be reused.
 // rank0: the cluster rank of the head's first CTA (the launch's clusters may hold several heads:
 // TiledParams::heads_per_cluster; then the barriers span all of them).
-template <class T, int DKP, int DVP, int NW>
+// KVT (DKP = DVP = 64): sKV holds KVr^T with kmean's terms (kvt_offset's layout) instead, for
+// phase 2 on wgmma; its writes are fenced for the async proxy before the last barrier.
+template <class T, int DKP, int DVP, int NW, bool KVT = false>
 __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 8 + 1][4], float* red, T* sKV, float* skm,
                                                        const TiledParams& p, int C, int rank, int rank0 = 0) {
+  static_assert(!KVT || (DKP == 64 && DVP == 64), "KVr^T for Dk = Dv = 64");
   using Tr = Traits<DKP, DVP>;
   constexpr int NTHR = 32 * NW, KG = NW / Tr::RED_WARPS, NCOL = Tr::NCOL;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
@@ -288,8 +304,16 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
       const float4 a = src[0], b = src[1];
       s[0] += a.x, s[1] += a.y, s[2] += a.z, s[3] += a.w, s[4] += b.x, s[5] += b.y, s[6] += b.z, s[7] += b.w;
     }
-    const uint4 kvr = make_uint4(pack2<T>(s[0], s[1]), pack2<T>(s[2], s[3]), pack2<T>(s[4], s[5]), pack2<T>(s[6], s[7]));
-    for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + e) = kvr;
+    if constexpr (KVT) {
+      for (int r = 0; r < C; ++r) {
+        T* dst = C > 1 ? cluster_map(sKV, rank0 + r) : sKV;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) kvt_store(dst, e + j, d, s[j]);
+      }
+    } else {
+      const uint4 kvr = make_uint4(pack2<T>(s[0], s[1]), pack2<T>(s[2], s[3]), pack2<T>(s[4], s[5]), pack2<T>(s[6], s[7]));
+      for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + e) = kvr;
+    }
   }
   for (int d = d0 + tid; d < d0 + rows; d += NTHR) {
     float s = 0.0f;
@@ -301,10 +325,19 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
     const uint4 kz = make_uint4(pack2<T>(hi, mid), pack2<T>(lo, 0.0f), 0u, 0u);
     for (int r = 0; r < C; ++r) {
       (C > 1 ? cluster_map(skm, rank0 + r) : skm)[d] = km;
-      *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + DVP) = kz;
+      T* dst = C > 1 ? cluster_map(sKV, rank0 + r) : sKV;
+      if constexpr (KVT) {
+        const float t[8] = {hi, mid, lo, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int j = 0; j < 8; ++j) kvt_store(dst, DVP + j, d, t[j]);
+      } else {
+        *reinterpret_cast<uint4*>(dst + d * Tr::VST + DVP) = kz;
+      }
     }
   }
+  if constexpr (KVT) kvt_fence();  // this thread's KVr^T writes, before wgmma reads them
   if (C > 1) cluster_sync(); else __syncthreads();  // sKV, skm complete here; no CTA reads red again
+  if constexpr (KVT) kvt_fence();  // the other threads' (and CTAs') writes, seen by this thread's wgmma
 }
 
 // Phase 2's map of one slab's Q fragments in place: Qf = round(phi(Q)) (rows >= Tq and columns

@@ -41,6 +41,7 @@
 #include <cudaTypedefs.h>  // CUtensorMap, PFN_cuTensorMapEncodeTiled
 
 #include "bidir_tiled_fwd.cuh"
+#include "bidir_tiled_wg.cuh"
 #include "hopper.cuh"  // named_barrier_sync
 #include "cuda_check.h"
 
@@ -170,7 +171,9 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // ZLATE: phase 2's row scale after the first products (output_frags; kZLate below). DIAGP: with
 // phase 2's diagnostics of TiledParams::diag 128 and 256 (output_frags; a separate instantiation,
 // launched only for them).
-template <class T, int DKP, int DVP, int NW, int MB, int FM, bool ZLATE = false, bool DIAGP = false>
+// WG: phase 2 on wgmma (bidir_tiled_wg.cuh; TiledParams::p2_wg, a separate instantiation): each
+// warpgroup takes 64 rows of a Q item at once, B = KVr^T (the exchange writes it transposed).
+template <class T, int DKP, int DVP, int NW, int MB, int FM, bool ZLATE = false, bool DIAGP = false, bool WG = false>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     tma_kernel(const TiledParams p_, const __grid_constant__ TiledMaps maps) {
 #ifndef BIDIR_TMA_PTX
@@ -370,7 +373,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
 
   // ---- exchange ----
   stamp(1);
-  cluster_state_exchange<T, DKP, DVP, NW>(acc, red, sKV, skm, p, C, rank, rank0);
+  cluster_state_exchange<T, DKP, DVP, NW, WG>(acc, red, sKV, skm, p, C, rank, rank0);
   stamp(2);
 
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
@@ -381,7 +384,41 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     if (p.group_q && j % F::QG != grp) continue;  // another group's item: not waited for, not counted
     mbar_wait(&full[s], par);
     bool released = false;
-    if (j % F::QG == grp) {
+    if constexpr (WG) {
+      // The warpgroup wg / 4 of the group takes slabs 4 (wg / 4) .. + 3 of the item (one a warp:
+      // QR = 16 WPG), all four warps together (wgmma), so long as its first slab has a row < Tq;
+      // a warp whose slab has none computes it too (from zero-filled or stale rows) but stores
+      // nothing. oslab is waited for just before it is written, after the products.
+      static_assert(F::QR == 16 * F::WPG && F::kv_off % 1024 == 0, "one slab a warp; KVr^T 1024-byte aligned");
+      if (j % F::QG == grp) {
+        const T* sq = slots + s * F::SLOT_ELEMS;
+        const int r0 = q_item(j) * qr, sl = wg;
+        const int nslab = min(qr, p.Tq - r0 + 15) / 16;
+        if (4 * (wg / 4) < nslab) {
+          uint32_t f[Tr::KT][4];
+          load_a_frags_l<Tr::KT, LQ>(f, sq + LQ::off(16 * sl, 0), lane);
+          const bool defer = p.early && p.release_defer >= 2;
+          unsigned old = 0;
+          if (defer) old = release_add(s);
+          else if (p.early) release(i, s);
+          released = p.early;
+          output_frags_wg<T, LO>(f, oslab, sKV, r0 + 16 * sl, p, lane, [&] {
+            if (defer) release_end(i, s, old);
+          }, [&] {
+            if (lane == 0) bulk_wait_read_all();  // the previous bulk store has read oslab
+            __syncwarp();
+          });
+          if (sl < nslab) {
+            fence_proxy_async_smem();
+            __syncwarp();
+            if (lane == 0) {
+              tma_store_3d(&maps.o, oslab, 0, r0 + 16 * sl, bh);
+              bulk_commit();
+            }
+          }
+        }
+      }
+    } else if (j % F::QG == grp) {
       const T* sq = slots + s * F::SLOT_ELEMS;
       const int r0 = q_item(j) * qr;
       const int nslab = min(qr, p.Tq - r0 + 15) / 16;  // slabs with a row < Tq
@@ -424,7 +461,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   }
   if (p.o_tma && lane == 0) bulk_wait_all();
   stamp(3);
-  if (stamps && tid == 0) {
+  if (!WG && stamps && tid == 0) {  // (no call in the WG kernels: ptxas would serialize their wgmma)
     unsigned sm;
     asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
     const unsigned long long* ts = reinterpret_cast<const unsigned long long*>(p.partial) + (blockIdx.y * gridDim.x + blockIdx.x) * 4;
@@ -457,14 +494,15 @@ cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[
 template <int DKP, int DVP, int CFG, int FM>
 constexpr bool kZLate = DKP == 64 && DVP == 64 && (CFG == 1 ? FM == kIdentity || FM == kRelu || FM == kElu1 : CFG == 0 && FM == kFocused);
 
-template <class T, int DKP, int DVP, int CFG, int FM, bool DIAGP = false, bool ZLATE = kZLate<DKP, DVP, CFG, FM>>
+template <class T, int DKP, int DVP, int CFG, int FM, bool DIAGP = false, bool ZLATE = kZLate<DKP, DVP, CFG, FM>, bool WG = false>
 void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
-  static const bool allowed = (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
+  static const bool allowed =
+      (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP, WG>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
   (void)allowed;
   cudaLaunchAttribute attr[1];
   const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP>, p, m));
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP, WG>, p, m));
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
 }
 
@@ -505,6 +543,17 @@ FusedInfo tma_info_cfg(int cluster) {
 // Configuration CFG (0 or 1) with one kernel per map (kPerMap) or the all-maps kernel.
 template <class T, int DKP, int DVP, int CFG>
 void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
+  if constexpr (kPerMap<DKP, DVP> && std::is_same_v<T, __nv_bfloat16>) {  // phase 2 on wgmma (bf16, each map's default configuration)
+    if (p.p2_wg) {
+      if constexpr (CFG == 1) {
+        if (p.fm == kElu1) return launch_tma_cfg<T, DKP, DVP, CFG, kElu1, false, false, true>(p, m, s);
+        if (p.fm == kIdentity) return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, false, false, true>(p, m, s);
+        if (p.fm == kRelu) return launch_tma_cfg<T, DKP, DVP, CFG, kRelu, false, false, true>(p, m, s);
+      } else {
+        if (p.fm == kFocused) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, false, false, true>(p, m, s);
+      }
+    }
+  }
   if constexpr (kPerMap<DKP, DVP> && std::is_same_v<T, __nv_bfloat16>) {  // phase 2's diagnostics (bf16, default kernels)
     if (p.diag & 384) {
       if constexpr (CFG == 1) {

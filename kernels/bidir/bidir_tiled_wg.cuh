@@ -1,0 +1,93 @@
+// Phase 2 of the TMA forward on warpgroup MMA (wgmma, sm_90a): the TMA kernel's WG variant
+// (bidir_tiled_tma.cu, ATTNBENCH_BIDIR_P2=wg; Dk = Dv = 64, bf16).
+//
+// The math is output_frags' (bidir_tiled_fwd.cuh): o = rs Qf KVr with Qf = round(phi(Q)) and
+// rs = (1/Tk) / (Qf . kmean + 1e-6) (norm) or scale (simple). Here one instruction of the
+// warpgroup computes both, for the warpgroup's 64 query rows at once:
+//   [Qf KVr | Qf [hi mid lo]] = Qf [KVr | kz]   (wgmma m64n72k16, four k-steps over Dk = 64)
+// A = Qf comes from the registers of the map (the mma.sync A layout is wgmma's register-A layout:
+// warp w of the warpgroup holds rows 16w..16w+15), B = [KVr | kz] from shared memory, where the
+// state exchange writes it transposed, KVr^T [72 rows n][64 columns d] in the K-major 128-byte
+// swizzled layout (kvt_offset): rows n < 64 are KVr's columns, rows 64, 65, 66 hold kmean as three
+// storage-dtype terms hi + mid + lo (its fp32 value to ~24 bits, as output_scale's zmma path),
+// rows 67..71 are zero. So accumulator columns 0..63 are Qf KVr and columns 64, 65, 66 the three
+// partial dots of z; the row's z is their quad sum.
+//
+// Against output_frags (one warp, one slab, mma.sync): no ldmatrix of KVr (8 KB a warp and slab,
+// now read by the tensor cores once for four slabs), no separate z product, 4 wgmma instead of
+// 36 mma.sync. The accumulation order over Dk differs (wgmma's internal order), not the rounding
+// points.
+#pragma once
+
+#include "bidir_tiled_fwd.cuh"
+#include "hopper.cuh"
+
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define BIDIR_WG_ARCH 0  // not an sm_90a target: the WG kernels trap (they are launched only on request)
+#else
+#define BIDIR_WG_ARCH 1
+#endif
+
+namespace attnbench::kernels::bidir {
+
+// d[36] (+)= A[64 x 16] B[16 x 72]: A from registers, B K-major from shared memory.
+template <class T>
+__device__ __forceinline__ void wgmma_rs_n72(float (&d)[36], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+#if BIDIR_WG_ARCH
+#define BIDIR_WG_N72(TY)                                                                                                     \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %41, 0;\nwgmma.mma_async.sync.aligned.m64n72k16.f32." TY "." TY           \
+               " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+               "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, {%36, %37, %38, %39}, %40, p, 1, 1, 0;\n}\n" \
+               : ATTNBENCH_F32(d, 0), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35])                                  \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate))
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    BIDIR_WG_N72("bf16");
+  } else {
+    BIDIR_WG_N72("f16");
+  }
+#undef BIDIR_WG_N72
+#else
+  __trap();
+#endif
+}
+
+// One warp's 16-row slab of the warpgroup's 64 (all four warps call it together): Qf = round(phi
+// (Q)) in place (output_map), after_map(), the wgmma above, the row scale, then before_store()
+// and o = round(rs acc) into oslab. kvt: KVr^T in shared memory (kvt_offset's layout, 1024-byte
+// aligned).
+template <class T, class LO, class AfterMap, class BeforeStore>
+__device__ __forceinline__ void output_frags_wg(uint32_t (&f)[4][4], T* oslab, const T* kvt, int row0, const TiledParams& p,
+                                                int lane, AfterMap after_map, BeforeStore before_store) {
+  float fr[2];
+  output_map<T, 64, 64>(f, row0, p, lane, fr);
+  after_map();
+  float d[36];
+#if BIDIR_WG_ARCH
+  hopper::wgmma_fence();  // f was written by the map
+#pragma unroll
+  for (int kt = 0; kt < 4; ++kt) {
+    wgmma_rs_n72<T>(d, f[kt], hopper::smem_desc(smem_addr(kvt) + 32 * kt, 16, 1024), kt > 0);
+  }
+  hopper::wgmma_commit();
+  hopper::wgmma_wait<0>();
+  hopper::fence_operands(d);
+#else
+  __trap();
+#endif
+  const int q = lane % 4;
+  const bool fold = std::is_same_v<T, __nv_bfloat16> && p.fm == kFocused && p.focused_fold;
+  float rs[2] = {p.scale, p.scale};
+  if (p.norm) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {  // columns 64, 65 (quad lane 0) and 66 (quad lane 1): hi, mid, lo
+      const float part = q == 0 ? d[32 + 2 * j] + d[33 + 2 * j] : (q == 1 ? d[32 + 2 * j] : 0.0f);
+      rs[j] = p.inv_tk / (fr[j] * quad_sum(part) + kNormEps);
+    }
+  }
+  if (fold) rs[0] *= fr[0], rs[1] *= fr[1];
+  before_store();
+  output_store<T, LO>(reinterpret_cast<float(&)[4][4]>(d[0]), rs, oslab, 0, lane);
+  output_store<T, LO>(reinterpret_cast<float(&)[4][4]>(d[16]), rs, oslab, 1, lane);
+}
+
+}  // namespace attnbench::kernels::bidir
