@@ -69,9 +69,10 @@
 //                                    timeline per CTA (scripts/bidir_timeline.py); 128: phase 2's
 //                                    products without KVr's shared reads, 256: without the row scale
 //                                    (bf16, the default kernels of identity, elu1, focused only)
-//   ATTNBENCH_BIDIR_P2=wg            the TMA forward's phase 2 on wgmma (a warpgroup's 64 Q rows a
-//                                    time, KVr^T and kmean's terms as B: bidir_tiled_wg.cuh; bf16,
-//                                    Dk, Dv <= 64, each map's default configuration)
+//   ATTNBENCH_BIDIR_P2=wg|mma        the TMA forward's phase 2 on wgmma (a warpgroup's 64 Q rows a
+//                                    time, KVr^T and kmean's terms as B: bidir_tiled_wg.cuh; the
+//                                    default where it exists: bf16, Dk, Dv <= 64, each map's default
+//                                    configuration, no diagnostics) or on mma.sync (a warp's slab)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -308,6 +309,12 @@ constexpr bool kDefaultFocusedFold = true;  // session 7, above
 constexpr bool kDefaultBwdQWs = true;  // session 9 (call2), above
 constexpr int kDefaultFocusedPk = 1;  // session 12, above
 constexpr int kDefaultHwCluster = 1;  // session 12, above
+// Phase 2 of the TMA forward on wgmma (ATTNBENCH_BIDIR_P2=wg|mma; bidir_tiled_wg.cuh), session 20
+// (results/h200-s20-20261122/c1, same binary, fwd x floor at T = 4096 / 8192 / 16384, mma -> wg):
+// identity 1.235 / 1.170 / 1.128 -> 1.185 / 1.132 / 1.102, relu 1.250 / 1.180 / 1.132 -> 1.194 /
+// 1.137 / 1.104, elu1 1.303 / 1.248 / 1.221 -> 1.257 / 1.219 / 1.192, focused 1.344 / 1.275 / 1.240
+// -> 1.305 / 1.238 / 1.207; 448/448 bidir GPU tests under wg.
+constexpr bool kDefaultP2Wg = true;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -478,9 +485,10 @@ class TiledBidir : public CudaPrepared {
     // Phase 2 on wgmma (ATTNBENCH_BIDIR_P2=wg): bf16 at Dk, Dv <= 64, each map's default
     // configuration, bulk O stores, no diagnostics (bidir_tiled_tma.cu launch_tma_maps).
     const char* p2 = env("ATTNBENCH_BIDIR_P2");
-    fused_.p2_wg = p2 && std::strcmp(p2, "wg") == 0 && one_ == OneLaunch::tma && dt == Dtype::bf16 && small && fused_.o_tma &&
-                   fused_.diag == 0 &&
-                   (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kRelu || fused_.fm == kElu1 : cfg == 0 && fused_.fm == kFocused);
+    const bool want_wg = p2 ? std::strcmp(p2, "wg") == 0 : kDefaultP2Wg;
+    fused_.p2_wg = want_wg && one_ == OneLaunch::tma && dt == Dtype::bf16 && small && fused_.o_tma && fused_.diag == 0 &&
+                   (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kRelu || fused_.fm == kElu1 || fused_.fm == kElu1Pk
+                             : cfg == 0 && fused_.fm == kFocused);
     if (p2 && std::strcmp(p2, "wg") == 0 && !fused_.p2_wg && use_fused_) {
       std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_P2=wg not used here (bf16 TMA forward at Dk, Dv <= 64, each map's default configuration, no diagnostics)\n");
     }

@@ -101,9 +101,10 @@ struct TiledParams {
   // buffers between them, no block barrier in the loop) instead of every warp doing both between
   // block barriers (bidir_tiled_bwd.cu).
   bool bwd_q_ws;
-  // p2_wg (the TMA forward, bf16, Dk = Dv = 64, bulk O stores, no diagnostics): phase 2 on wgmma,
-  // a warpgroup's 64 Q rows at once with KVr^T and kmean's terms as B (bidir_tiled_wg.cuh), in each
-  // map's default configuration (identity, relu, elu1: 1x16; focused: 2x8); elsewhere ignored.
+  // p2_wg (the TMA forward, bf16, Dk = Dv = 64, bulk O stores, no diagnostics; the default there):
+  // phase 2 on wgmma, a warpgroup's 64 Q rows at once with KVr^T and kmean's terms as B
+  // (bidir_tiled_wg.cuh), in each map's default configuration (identity, relu, elu1: 1x16;
+  // focused: 2x8); elsewhere ignored.
   bool p2_wg;
 };
 

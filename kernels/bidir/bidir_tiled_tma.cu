@@ -547,6 +547,7 @@ void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
     if (p.p2_wg) {
       if constexpr (CFG == 1) {
         if (p.fm == kElu1) return launch_tma_cfg<T, DKP, DVP, CFG, kElu1, false, false, true>(p, m, s);
+        if (p.fm == kElu1Pk) return launch_tma_cfg<T, DKP, DVP, CFG, kElu1Pk, false, false, true>(p, m, s);
         if (p.fm == kIdentity) return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, false, false, true>(p, m, s);
         if (p.fm == kRelu) return launch_tma_cfg<T, DKP, DVP, CFG, kRelu, false, false, true>(p, m, s);
       } else {
