@@ -315,6 +315,10 @@ constexpr int kDefaultHwCluster = 1;  // session 12, above
 // 1.137 / 1.104, elu1 1.303 / 1.248 / 1.221 -> 1.257 / 1.219 / 1.192, focused 1.344 / 1.275 / 1.240
 // -> 1.305 / 1.238 / 1.207; 448/448 bidir GPU tests under wg.
 constexpr bool kDefaultP2Wg = true;
+// elu1's packed map (kElu1Pk, ATTNBENCH_BIDIR_EXP=pk) where phase 2 runs on wgmma (bf16, 1x16):
+// session 20 (results/h200-s20-20261122/c2, same binary, fwd x floor at T = 4096 / 8192 / 16384):
+// 1.267 / 1.221 / 1.198 (f32 exps) -> 1.251 / 1.203 / 1.174; 448/448 bidir GPU tests under pk.
+constexpr bool kDefaultElu1PkWg = true;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -471,8 +475,12 @@ class TiledBidir : public CudaPrepared {
     }
     // elu1 by packed operations on pairs of the storage dtype (kernel-internal map id kElu1Pk), or
     // by ex2.approx.f32 (kElu1; on whole tiles elu1_f2_packed).
+    // The default: packed where phase 2 runs on wgmma (kDefaultElu1PkWg), else kDefaultExpPk.
+    const char* p2 = env("ATTNBENCH_BIDIR_P2");
+    const bool want_wg = p2 ? std::strcmp(p2, "wg") == 0 : kDefaultP2Wg;
+    const bool wg_ok = want_wg && one_ == OneLaunch::tma && dt == Dtype::bf16 && small && fused_.o_tma && fused_.diag == 0;
     const char* x = env("ATTNBENCH_BIDIR_EXP");
-    const bool pk = x ? std::strcmp(x, "pk") == 0 : kDefaultExpPk;
+    const bool pk = x ? std::strcmp(x, "pk") == 0 : (wg_ok && cfg == 1 ? kDefaultElu1PkWg : kDefaultExpPk);
     fused_.fm = pk && state_.fm == kElu1 ? kElu1Pk : state_.fm;
     // Phase 2's diagnostics 128 / 256 exist in the bf16 default TMA kernels of identity, elu1 and
     // focused at Dk, Dv <= 64 only (bidir_tiled_tma.cu launch_tma_maps); elsewhere they do nothing.
@@ -484,10 +492,7 @@ class TiledBidir : public CudaPrepared {
     }
     // Phase 2 on wgmma (ATTNBENCH_BIDIR_P2=wg): bf16 at Dk, Dv <= 64, each map's default
     // configuration, bulk O stores, no diagnostics (bidir_tiled_tma.cu launch_tma_maps).
-    const char* p2 = env("ATTNBENCH_BIDIR_P2");
-    const bool want_wg = p2 ? std::strcmp(p2, "wg") == 0 : kDefaultP2Wg;
-    fused_.p2_wg = want_wg && one_ == OneLaunch::tma && dt == Dtype::bf16 && small && fused_.o_tma && fused_.diag == 0 &&
-                   (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kRelu || fused_.fm == kElu1 || fused_.fm == kElu1Pk
+    fused_.p2_wg = wg_ok && (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kRelu || fused_.fm == kElu1 || fused_.fm == kElu1Pk
                              : cfg == 0 && fused_.fm == kFocused);
     if (p2 && std::strcmp(p2, "wg") == 0 && !fused_.p2_wg && use_fused_) {
       std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_P2=wg not used here (bf16 TMA forward at Dk, Dv <= 64, each map's default configuration, no diagnostics)\n");
