@@ -319,6 +319,10 @@ constexpr bool kDefaultP2Wg = true;
 // session 20 (results/h200-s20-20261122/c2, same binary, fwd x floor at T = 4096 / 8192 / 16384):
 // 1.267 / 1.221 / 1.198 (f32 exps) -> 1.251 / 1.203 / 1.174; 448/448 bidir GPU tests under pk.
 constexpr bool kDefaultElu1PkWg = true;
+// focused (2x8) on the wgmma phase 2: each warp releases a ring slot after its math on it
+// (ATTNBENCH_BIDIR_EARLY=0), session 20 (results/h200-s20-20261122/c4, same binary, fwd x floor at
+// T = 4096 / 8192): early 1.320 / 1.244, late 1.296 / 1.212.
+constexpr bool kDefaultEarlyFocusedWg = false;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -497,6 +501,8 @@ class TiledBidir : public CudaPrepared {
     if (p2 && std::strcmp(p2, "wg") == 0 && !fused_.p2_wg && use_fused_) {
       std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_P2=wg not used here (bf16 TMA forward at Dk, Dv <= 64, each map's default configuration, no diagnostics)\n");
     }
+    // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
+    if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);
     return true;
   }
