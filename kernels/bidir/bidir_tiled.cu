@@ -73,6 +73,8 @@
 //                                    time, KVr^T and kmean's terms as B: bidir_tiled_wg.cuh; the
 //                                    default where it exists: bf16, Dk, Dv <= 64, each map's default
 //                                    configuration, no diagnostics) or on mma.sync (a warp's slab)
+//   ATTNBENCH_BIDIR_P1=wg|mma        focused (2x8, rows mode) with phase 2 on wgmma: phase 1 on wgmma
+//                                    too (bidir_tiled_wg.cuh state_tile_wg)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -323,6 +325,8 @@ constexpr bool kDefaultElu1PkWg = true;
 // (ATTNBENCH_BIDIR_EARLY=0), session 20 (results/h200-s20-20261122/c4, same binary, fwd x floor at
 // T = 4096 / 8192): early 1.320 / 1.244, late 1.296 / 1.212.
 constexpr bool kDefaultEarlyFocusedWg = false;
+// focused's phase 1 on wgmma (state_tile_wg; ATTNBENCH_BIDIR_P1=wg): off, an A/B option.
+constexpr bool kDefaultP1WgFocused = false;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -501,6 +505,9 @@ class TiledBidir : public CudaPrepared {
     if (p2 && std::strcmp(p2, "wg") == 0 && !fused_.p2_wg && use_fused_) {
       std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_P2=wg not used here (bf16 TMA forward at Dk, Dv <= 64, each map's default configuration, no diagnostics)\n");
     }
+    // focused's phase 1 on wgmma as well (ATTNBENCH_BIDIR_P1=wg|mma, kDefaultP1WgFocused).
+    const char* p1 = env("ATTNBENCH_BIDIR_P1");
+    fused_.p1_wg = fused_.p2_wg && fused_.fm == kFocused && (p1 ? std::strcmp(p1, "wg") == 0 : kDefaultP1WgFocused);
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);

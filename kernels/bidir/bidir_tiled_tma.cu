@@ -173,7 +173,12 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // launched only for them).
 // WG: phase 2 on wgmma (bidir_tiled_wg.cuh; TiledParams::p2_wg, a separate instantiation): each
 // warpgroup takes 64 rows of a Q item at once, B = KVr^T (the exchange writes it transposed).
-template <class T, int DKP, int DVP, int NW, int MB, int FM, bool ZLATE = false, bool DIAGP = false, bool WG = false>
+// WG1 (with WG, focused; TiledParams::p1_wg): phase 1 on wgmma too (state_tile_wg), where the K
+// tile is mapped in place by rows (p.focused_rows, not pipe): the map's writes are fenced for the
+// async proxy before the group barrier, and a warp releases the slot once its group's products are
+// complete. B's ones tile ([8][64], row 0 ones) lies in sKV during phase 1 (the exchange writes sKV
+// only after every warp of the head's CTAs has left phase 1).
+template <class T, int DKP, int DVP, int NW, int MB, int FM, bool ZLATE = false, bool DIAGP = false, bool WG = false, bool WG1 = false>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     tma_kernel(const TiledParams p_, const __grid_constant__ TiledMaps maps) {
 #ifndef BIDIR_TMA_PTX
@@ -285,6 +290,12 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     for (int s = 0; s < SLOTS; ++s) mbar_init(&full[s], 1), cnt[s] = 0;
     mbar_init_fence();
   }
+  const bool p1wg = WG1 && p.focused_rows && !p.focused_pipe && p.fm == kFocused && !(p.diag & 16);
+  if constexpr (WG1) {  // the ones tile of state_tile_wg: 8 rows of 64 16-bit elements, row 0 ones
+    static_assert(F::kv_off % 1024 == 0 && F::KG * 4 == NW && Tr::RED_WARPS == 4, "warpgroups own the tile's row groups");
+    if (p1wg && tid < 256) sKV[tid * 2] = sKV[tid * 2 + 1] = tid < 32 ? static_cast<T>(1.0f) : static_cast<T>(0.0f);
+    fence_proxy_async_smem();
+  }
   __syncthreads();
   if (tid == 0) {
     for (int i = 0; i < SLOTS && i < n; ++i) issue(i, i);
@@ -350,11 +361,19 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
       }
     } else if (rows) {
       map_rows(i, s);
+      if (p1wg && p.fence_late) fence_proxy_async_smem();  // the mapped rows, before the group's wgmma reads them
       group_sync();
     } else if (fmap) {
       focused_tile_inplace<T, DKP, DVP, LK>(cK, row0, p, warp, lane);
       fence_proxy_async_smem();
       __syncthreads();
+    }
+    if constexpr (WG1) {
+      if (p1wg) {  // (rows mode: map_rows fenced only with !fence_late; the wgmma reads need it here)
+        if (!nomath) state_tile_wg<T, F::KSN, BM>(acc, cK, cV, sKV, ks0);
+        release(i, s);
+        continue;
+      }
     }
     // early release (p.early): the slot goes back once this warp's fragments are in registers.
     if (!nomath) {
@@ -494,15 +513,16 @@ cudaLaunchConfig_t tma_config(const TiledParams& p, cudaLaunchAttribute (&attr)[
 template <int DKP, int DVP, int CFG, int FM>
 constexpr bool kZLate = DKP == 64 && DVP == 64 && (CFG == 1 ? FM == kIdentity || FM == kRelu || FM == kElu1 : CFG == 0 && FM == kFocused);
 
-template <class T, int DKP, int DVP, int CFG, int FM, bool DIAGP = false, bool ZLATE = kZLate<DKP, DVP, CFG, FM>, bool WG = false>
+template <class T, int DKP, int DVP, int CFG, int FM, bool DIAGP = false, bool ZLATE = kZLate<DKP, DVP, CFG, FM>, bool WG = false,
+          bool WG1 = false>
 void launch_tma_cfg(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   constexpr int NW = CfgShape<CFG>::NW, MB = CfgShape<CFG>::MB;
   static const bool allowed =
-      (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP, WG>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
+      (allow_smem(tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP, WG, WG1>, TmaCfg<DKP, DVP, NW, MB>::bytes), true);
   (void)allowed;
   cudaLaunchAttribute attr[1];
   const cudaLaunchConfig_t cfg = tma_config<T, DKP, DVP, NW, MB>(p, attr, s);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP, WG>, p, m));
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, tma_kernel<T, DKP, DVP, NW, MB, FM, ZLATE, DIAGP, WG, WG1>, p, m));
   CUDA_CHECK_LAUNCH("bidir tiled tma_kernel");
 }
 
@@ -551,6 +571,7 @@ void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
         if (p.fm == kIdentity) return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, false, false, true>(p, m, s);
         if (p.fm == kRelu) return launch_tma_cfg<T, DKP, DVP, CFG, kRelu, false, false, true>(p, m, s);
       } else {
+        if (p.fm == kFocused && p.p1_wg) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, false, false, true, true>(p, m, s);
         if (p.fm == kFocused) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, false, false, true>(p, m, s);
       }
     }

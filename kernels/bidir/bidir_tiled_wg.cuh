@@ -51,6 +51,53 @@ __device__ __forceinline__ void wgmma_rs_n72(float (&d)[36], const uint32_t (&a)
 #endif
 }
 
+// d[4] (+)= A[64 x 16] B[16 x 8]: A M-major, B K-major, both from shared memory.
+template <class T>
+__device__ __forceinline__ void wgmma_ss_n8_ta(float (&d)[4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+#if BIDIR_WG_ARCH
+#define BIDIR_WG_N8(TY)                                                                                       \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\nwgmma.mma_async.sync.aligned.m64n8k16.f32." TY "." TY \
+               " {%0, %1, %2, %3}, %4, %5, p, 1, 1, 1, 0;\n}\n"                                               \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                \
+               : "l"(desc_a), "l"(desc_b), "r"(accumulate))
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    BIDIR_WG_N8("bf16");
+  } else {
+    BIDIR_WG_N8("f16");
+  }
+#undef BIDIR_WG_N8
+#else
+  __trap();
+#endif
+}
+
+// Phase 1 on wgmma for a K tile mapped in place (focused's rows mode; the TMA kernel's WG1
+// variant): the warpgroup of the RED_WARPS = 4 warps that own the tile's rows [16 ks0, 16 (ks0 +
+// KSN)) adds Kf^T [V | 1] over those rows to its state, warp w holding rows d = 16w.. in acc's C
+// layout (as state_tile):
+//   acc[0..7] += Kf^T V      (m64n64k16 a k-step: A = Kf^T, the K tile read M-major; B = V, N-major)
+//   acc[8]    += Kf^T ones   (m64n8k16: B = `ones`, K-major [8][64], row 0 all ones: column 0 the key sums)
+// Both tiles are the slot's Sw128 boxes (TMA layout), 1024-byte aligned, 64 columns (Dk = Dv = 64).
+// Returns once the products are complete (the slot may then be released).
+template <class T, int KSN, int BM>
+__device__ __forceinline__ void state_tile_wg(float (&acc)[9][4], const T* cK, const T* cV, const T* ones, int ks0) {
+#if BIDIR_WG_ARCH
+  hopper::wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < KSN; ++kk) {
+    const int ks = ks0 + kk;
+    const uint64_t da = hopper::desc_mn_major(smem_addr(cK), BM, ks);
+    hopper::wgmma_ss<T, 64, 1, 1>(reinterpret_cast<float(&)[32]>(acc[0][0]), da, hopper::desc_mn_major(smem_addr(cV), BM, ks), 1);
+    wgmma_ss_n8_ta<T>(acc[8], da, hopper::smem_desc(smem_addr(ones) + (ks & 3) * 32, 16, 1024), 1);
+  }
+  hopper::wgmma_commit();
+  hopper::wgmma_wait<0>();
+  hopper::fence_operands(reinterpret_cast<float(&)[36]>(acc[0][0]));
+#else
+  __trap();
+#endif
+}
+
 // One warp's 16-row slab of the warpgroup's 64 (all four warps call it together): Qf = round(phi
 // (Q)) in place (output_map), after_map(), the wgmma above, the row scale, then before_store()
 // and o = round(rs acc) into oslab. kvt: KVr^T in shared memory (kvt_offset's layout, 1024-byte
