@@ -325,8 +325,11 @@ constexpr bool kDefaultElu1PkWg = true;
 // (ATTNBENCH_BIDIR_EARLY=0), session 20 (results/h200-s20-20261122/c4, same binary, fwd x floor at
 // T = 4096 / 8192): early 1.320 / 1.244, late 1.296 / 1.212.
 constexpr bool kDefaultEarlyFocusedWg = false;
-// focused's phase 1 on wgmma (state_tile_wg; ATTNBENCH_BIDIR_P1=wg): off, an A/B option.
-constexpr bool kDefaultP1WgFocused = false;
+// focused's phase 1 on wgmma (state_tile_wg; ATTNBENCH_BIDIR_P1=wg|mma), session 20
+// (results/h200-s20-20261122/c6, same binary, two runs each, fwd x floor at T = 4096 / 8192 /
+// 16384): mma 1.282-1.296 / 1.204-1.216 / 1.167-1.181, wg 1.282-1.288 / 1.194-1.199 / 1.138;
+// 448/448 bidir GPU tests under wg.
+constexpr bool kDefaultP1WgFocused = true;
 
 class TiledBidir : public CudaPrepared {
  public:

@@ -106,7 +106,7 @@ struct TiledParams {
   // (bidir_tiled_wg.cuh), in each map's default configuration (identity, relu, elu1: 1x16;
   // focused: 2x8); elsewhere ignored.
   bool p2_wg;
-  // p1_wg (with p2_wg, focused in rows mode): phase 1 on wgmma as well (bidir_tiled_wg.cuh
+  // p1_wg (with p2_wg, focused in rows mode; the default there): phase 1 on wgmma as well (bidir_tiled_wg.cuh
   // state_tile_wg: the in-place mapped K tile and V straight from the ring slot).
   bool p1_wg;
 };

@@ -173,7 +173,7 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // launched only for them).
 // WG: phase 2 on wgmma (bidir_tiled_wg.cuh; TiledParams::p2_wg, a separate instantiation): each
 // warpgroup takes 64 rows of a Q item at once, B = KVr^T (the exchange writes it transposed).
-// WG1 (with WG, focused; TiledParams::p1_wg): phase 1 on wgmma too (state_tile_wg), where the K
+// WG1 (with WG, focused; TiledParams::p1_wg, the default there): phase 1 on wgmma too (state_tile_wg), where the K
 // tile is mapped in place by rows (p.focused_rows, not pipe): the map's writes are fenced for the
 // async proxy before the group barrier, and a warp releases the slot once its group's products are
 // complete. B's ones tile ([8][64], row 0 ones) lies in sKV during phase 1 (the exchange writes sKV
