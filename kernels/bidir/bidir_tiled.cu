@@ -73,8 +73,9 @@
 //                                    time, KVr^T and kmean's terms as B: bidir_tiled_wg.cuh; the
 //                                    default where it exists: bf16, Dk, Dv <= 64, each map's default
 //                                    configuration, no diagnostics) or on mma.sync (a warp's slab)
-//   ATTNBENCH_BIDIR_P1=wg|mma        focused (2x8, rows mode) with phase 2 on wgmma: phase 1 on wgmma
-//                                    too (bidir_tiled_wg.cuh state_tile_wg)
+//   ATTNBENCH_BIDIR_P1=wg|mma        with phase 2 on wgmma, phase 1 on wgmma too (bidir_tiled_wg.cuh:
+//                                    focused in rows mode, the default; elu1 (packed) and identity,
+//                                    an A/B option: state_tile_wg_rs)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -510,7 +511,8 @@ class TiledBidir : public CudaPrepared {
     }
     // focused's phase 1 on wgmma as well (ATTNBENCH_BIDIR_P1=wg|mma, kDefaultP1WgFocused).
     const char* p1 = env("ATTNBENCH_BIDIR_P1");
-    fused_.p1_wg = fused_.p2_wg && fused_.fm == kFocused && (p1 ? std::strcmp(p1, "wg") == 0 : kDefaultP1WgFocused);
+    fused_.p1_wg = fused_.p2_wg && (fused_.fm == kFocused ? (p1 ? std::strcmp(p1, "wg") == 0 : kDefaultP1WgFocused)
+                                                          : (fused_.fm == kElu1Pk || fused_.fm == kIdentity) && p1 && std::strcmp(p1, "wg") == 0);
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);

@@ -28,6 +28,32 @@ namespace attnbench::kernels::bidir {
 struct NoOp {  // a callback that does nothing (the default Loaded, AfterMap)
   __device__ __forceinline__ void operator()() const {}
 };
+// Phase 1's map of one A = Kf^T fragment of k-step ks in place (state_tile's, and the TMA kernel's
+// wgmma phase 1): phi on the 4 registers, rounded to T; where MASK (the tile is not whole), the
+// entries with d >= Dk (dok, by the fragment's two rows) or t >= tvalid stay 0 (elu1(0) = 1).
+template <class T, int FM, bool MASK>
+__device__ __forceinline__ void phi_kt_frag(uint32_t (&a)[4], int ks, int tvalid, const bool (&dok)[2], int q) {
+  if constexpr ((FM == kElu1Pk || FM == kElu1) && !MASK) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) a[j] = FM == kElu1Pk ? elu1_pk_packed<T>(a[j]) : elu1_f2_packed<T>(a[j]);
+  } else if constexpr (FM == kRelu) {  // relu(0) = 0: no mask needed
+#pragma unroll
+    for (int j = 0; j < 4; ++j) a[j] = relu_packed<T>(a[j]);
+  } else if (FM != kIdentity) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 f = phi_pair<FM>(unpack2<T>(a[j]));
+      float f0 = f.x, f1 = f.y;
+      if ((FM == kElu1 || FM == kElu1Pk) && MASK) {
+        const int t = ks * 16 + 8 * (j / 2) + 2 * q;
+        f0 = dok[j % 2] && t < tvalid ? f0 : 0.0f;
+        f1 = dok[j % 2] && t + 1 < tvalid ? f1 : 0.0f;
+      }
+      a[j] = pack2<T>(f0, f1);
+    }
+  }
+}
+
 template <class T, int DKP, int DVP, int FM, bool MASK, int KSN, class LK = PadTile<DKP + 8>, class LV = PadTile<DVP + 8>,
           class Loaded = NoOp>
 __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T* cK, const T* cV, int row0,
@@ -40,27 +66,7 @@ __device__ __forceinline__ void state_tile(float (&acc)[DVP / 8 + 1][4], const T
   const uint32_t ak = LK::lane(smem_addr(cK), (mi / 2) * 8 + r8, (mi % 2) * 8);
   const uint32_t av = LV::lane(smem_addr(cV), (mi % 2) * 8 + r8, (mi / 2) * 8);
   // A = Kf^T of k-step ks in place: phi on the 4 registers (masked where the tile is not whole).
-  auto map_a = [&](uint32_t(&a)[4], int ks) {
-    if constexpr ((FM == kElu1Pk || FM == kElu1) && !MASK) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) a[j] = FM == kElu1Pk ? elu1_pk_packed<T>(a[j]) : elu1_f2_packed<T>(a[j]);
-    } else if constexpr (FM == kRelu) {  // relu(0) = 0: no mask needed
-#pragma unroll
-      for (int j = 0; j < 4; ++j) a[j] = relu_packed<T>(a[j]);
-    } else if (FM != kIdentity) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const float2 f = phi_pair<FM>(unpack2<T>(a[j]));
-        float f0 = f.x, f1 = f.y;
-        if ((FM == kElu1 || FM == kElu1Pk) && MASK) {
-          const int t = ks * 16 + 8 * (j / 2) + 2 * q;
-          f0 = dok[j % 2] && t < tvalid ? f0 : 0.0f;
-          f1 = dok[j % 2] && t + 1 < tvalid ? f1 : 0.0f;
-        }
-        a[j] = pack2<T>(f0, f1);
-      }
-    }
-  };
+  auto map_a = [&](uint32_t(&a)[4], int ks) { phi_kt_frag<T, FM, MASK>(a, ks, tvalid, dok, q); };
   constexpr bool PRE = !std::is_same_v<Loaded, NoOp> && KSN * (2 * Tr::NV + 4) <= 40;
   if constexpr (PRE) {
     uint32_t a[KSN][4], b[KSN][Tr::NV / 2][4];  // B = V [t][e]: rows t = k, ldmatrix.trans

@@ -173,11 +173,12 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // launched only for them).
 // WG: phase 2 on wgmma (bidir_tiled_wg.cuh; TiledParams::p2_wg, a separate instantiation): each
 // warpgroup takes 64 rows of a Q item at once, B = KVr^T (the exchange writes it transposed).
-// WG1 (with WG, focused; TiledParams::p1_wg, the default there): phase 1 on wgmma too (state_tile_wg), where the K
-// tile is mapped in place by rows (p.focused_rows, not pipe): the map's writes are fenced for the
-// async proxy before the group barrier, and a warp releases the slot once its group's products are
-// complete. B's ones tile ([8][64], row 0 ones) lies in sKV during phase 1 (the exchange writes sKV
-// only after every warp of the head's CTAs has left phase 1).
+// WG1 (with WG; TiledParams::p1_wg): phase 1 on wgmma too. focused (the default there): its K tile
+// is mapped in place by rows (p.focused_rows, not pipe), the map's writes are fenced for the async
+// proxy before the group barrier, and A and B come from the slot (state_tile_wg). identity and
+// elu1 (an option): A from registers after the map (state_tile_wg_rs). Either way a warp releases
+// the slot once its group's products are complete. B's ones tile ([8][64], row 0 ones) lies in sKV
+// during phase 1 (the exchange writes sKV only after every warp of the head's CTAs left phase 1).
 template <class T, int DKP, int DVP, int NW, int MB, int FM, bool ZLATE = false, bool DIAGP = false, bool WG = false, bool WG1 = false>
 __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     tma_kernel(const TiledParams p_, const __grid_constant__ TiledMaps maps) {
@@ -290,7 +291,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     for (int s = 0; s < SLOTS; ++s) mbar_init(&full[s], 1), cnt[s] = 0;
     mbar_init_fence();
   }
-  const bool p1wg = WG1 && p.focused_rows && !p.focused_pipe && p.fm == kFocused && !(p.diag & 16);
+  const bool p1wg = WG1 && (FM != kFocused || (p.focused_rows && !p.focused_pipe && !(p.diag & 16)));
   if constexpr (WG1) {  // the ones tile of state_tile_wg: 8 rows of 64 16-bit elements, row 0 ones
     static_assert(F::kv_off % 1024 == 0 && F::KG * 4 == NW && Tr::RED_WARPS == 4, "warpgroups own the tile's row groups");
     if (p1wg && tid < 256) sKV[tid * 2] = sKV[tid * 2 + 1] = tid < 32 ? static_cast<T>(1.0f) : static_cast<T>(0.0f);
@@ -369,8 +370,12 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
       __syncthreads();
     }
     if constexpr (WG1) {
-      if (p1wg) {  // (rows mode: map_rows fenced only with !fence_late; the wgmma reads need it here)
-        if (!nomath) state_tile_wg<T, F::KSN, BM>(acc, cK, cV, sKV, ks0);
+      if (p1wg) {
+        if constexpr (FM == kFocused) {  // mapped in place above (and fenced for the async proxy)
+          if (!nomath) state_tile_wg<T, F::KSN, BM>(acc, cK, cV, sKV, ks0);
+        } else {
+          if (!nomath) state_tile_wg_rs<T, FM, F::KSN, BM, LK>(acc, cK, cV, sKV, row0, p, wr, ks0, lane);
+        }
         release(i, s);
         continue;
       }
@@ -566,6 +571,8 @@ void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
   if constexpr (kPerMap<DKP, DVP> && std::is_same_v<T, __nv_bfloat16>) {  // phase 2 on wgmma (bf16, each map's default configuration)
     if (p.p2_wg) {
       if constexpr (CFG == 1) {
+        if (p.fm == kElu1Pk && p.p1_wg) return launch_tma_cfg<T, DKP, DVP, CFG, kElu1Pk, false, false, true, true>(p, m, s);
+        if (p.fm == kIdentity && p.p1_wg) return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, false, false, true, true>(p, m, s);
         if (p.fm == kElu1) return launch_tma_cfg<T, DKP, DVP, CFG, kElu1, false, false, true>(p, m, s);
         if (p.fm == kElu1Pk) return launch_tma_cfg<T, DKP, DVP, CFG, kElu1Pk, false, false, true>(p, m, s);
         if (p.fm == kIdentity) return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, false, false, true>(p, m, s);

@@ -98,6 +98,67 @@ __device__ __forceinline__ void state_tile_wg(float (&acc)[9][4], const T* cK, c
 #endif
 }
 
+// d[4] (+)= A[64 x 16] B[16 x 8]: A from registers, B K-major from shared memory.
+template <class T>
+__device__ __forceinline__ void wgmma_rs_n8(float (&d)[4], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+#if BIDIR_WG_ARCH
+#define BIDIR_WG_RS8(TY)                                                                                      \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\nwgmma.mma_async.sync.aligned.m64n8k16.f32." TY "." TY \
+               " {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"                                   \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate))
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    BIDIR_WG_RS8("bf16");
+  } else {
+    BIDIR_WG_RS8("f16");
+  }
+#undef BIDIR_WG_RS8
+#else
+  __trap();
+#endif
+}
+
+// Phase 1 on wgmma for the maps applied in registers (identity, relu, elu1; the TMA kernel's WG1
+// variant): warp w of the warpgroup that owns the tile's k-steps [ks0, ks0 + KSN) loads its
+// A = Kf^T fragments (rows d = 16 w.., ldmatrix.trans as state_tile), maps them (phi_kt_frag,
+// masked where the tile is not whole), then
+//   acc[0..7] += Kf^T V      (m64n64k16: B = V from the slot, N-major)
+//   acc[8]    += Kf^T ones   (norm only; m64n8k16: B = `ones`, K-major [8][64], row 0 ones)
+// V's fragments are no longer loaded by every warp (state_tile: 4 ldmatrix.x4 a k-step and warp).
+// Returns once the products are complete.
+template <class T, int FM, int KSN, int BM, class LK>
+__device__ __forceinline__ void state_tile_wg_rs(float (&acc)[9][4], const T* cK, const T* cV, const T* ones, int row0,
+                                                 const TiledParams& p, int warp, int ks0, int lane) {
+  const int mi = lane / 8, r8 = lane % 8, g = lane / 4, q = lane % 4;
+  const uint32_t ak = LK::lane(smem_addr(cK), (mi / 2) * 8 + r8, (mi % 2) * 8);
+  uint32_t a[KSN][4];
+#pragma unroll
+  for (int kk = 0; kk < KSN; ++kk) ldsm_x4_t(a[kk], LK::at(ak, (ks0 + kk) * 16, warp * 16));
+  const int tvalid = p.Tk - row0;
+  const bool dok[2] = {warp * 16 + g < p.Dk, warp * 16 + g + 8 < p.Dk};
+  if (row0 + BM <= p.Tk && p.Dk == 64) {
+#pragma unroll
+    for (int kk = 0; kk < KSN; ++kk) phi_kt_frag<T, FM, false>(a[kk], ks0 + kk, tvalid, dok, q);
+  } else {
+#pragma unroll
+    for (int kk = 0; kk < KSN; ++kk) phi_kt_frag<T, FM, true>(a[kk], ks0 + kk, tvalid, dok, q);
+  }
+#if BIDIR_WG_ARCH
+  hopper::wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < KSN; ++kk) {
+    const int ks = ks0 + kk;
+    hopper::wgmma_rs<T, 64, 1>(reinterpret_cast<float(&)[32]>(acc[0][0]), a[kk], hopper::desc_mn_major(smem_addr(cV), BM, ks), 1);
+    if (p.norm) wgmma_rs_n8<T>(acc[8], a[kk], hopper::smem_desc(smem_addr(ones) + (ks & 3) * 32, 16, 1024), 1);
+  }
+  hopper::wgmma_commit();
+  hopper::wgmma_wait<0>();
+  hopper::fence_operands(reinterpret_cast<float(&)[36]>(acc[0][0]));
+#else
+  __trap();
+#endif
+}
+
 // One warp's 16-row slab of the warpgroup's 64 (all four warps call it together): Qf = round(phi
 // (Q)) in place (output_map), after_map(), the wgmma above, the row scale, then before_store()
 // and o = round(rs acc) into oslab. kvt: KVr^T in shared memory (kvt_offset's layout, 1024-byte
