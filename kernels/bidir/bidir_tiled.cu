@@ -74,7 +74,7 @@
 //                                    default where it exists: bf16, Dk, Dv <= 64, each map's default
 //                                    configuration, no diagnostics) or on mma.sync (a warp's slab)
 //   ATTNBENCH_BIDIR_P1=wg|mma        with phase 2 on wgmma, phase 1 on wgmma too (bidir_tiled_wg.cuh:
-//                                    focused in rows mode, the default; elu1 (packed) and identity,
+//                                    focused in rows mode and elu1 (packed), the default; identity,
 //                                    an A/B option: state_tile_wg_rs)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
@@ -331,6 +331,11 @@ constexpr bool kDefaultEarlyFocusedWg = false;
 // 16384): mma 1.282-1.296 / 1.204-1.216 / 1.167-1.181, wg 1.282-1.288 / 1.194-1.199 / 1.138;
 // 448/448 bidir GPU tests under wg.
 constexpr bool kDefaultP1WgFocused = true;
+// elu1 (packed, 1x16) likewise (state_tile_wg_rs), session 20 (results/h200-s20-20261122/c7, same
+// binary, two runs each): mma 1.252-1.254 / 1.205-1.206 / 1.177-1.178, wg 1.248-1.251 / 1.192-1.193
+// / 1.161-1.162; identity is not faster with it (1.189-1.190 against 1.197-1.199 at T = 4096) and
+// keeps mma.sync. 448/448 bidir GPU tests under P1=wg.
+constexpr bool kDefaultP1WgElu1 = true;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -511,8 +516,9 @@ class TiledBidir : public CudaPrepared {
     }
     // focused's phase 1 on wgmma as well (ATTNBENCH_BIDIR_P1=wg|mma, kDefaultP1WgFocused).
     const char* p1 = env("ATTNBENCH_BIDIR_P1");
-    fused_.p1_wg = fused_.p2_wg && (fused_.fm == kFocused ? (p1 ? std::strcmp(p1, "wg") == 0 : kDefaultP1WgFocused)
-                                                          : (fused_.fm == kElu1Pk || fused_.fm == kIdentity) && p1 && std::strcmp(p1, "wg") == 0);
+    const bool p1_default = fused_.fm == kFocused ? kDefaultP1WgFocused : fused_.fm == kElu1Pk ? kDefaultP1WgElu1 : false;
+    fused_.p1_wg = fused_.p2_wg && (fused_.fm == kFocused || fused_.fm == kElu1Pk || fused_.fm == kIdentity) &&
+                   (p1 ? std::strcmp(p1, "wg") == 0 : p1_default);
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);

@@ -175,8 +175,8 @@ struct CfgShape<2> { static constexpr int NW = 8, MB = 1; };
 // warpgroup takes 64 rows of a Q item at once, B = KVr^T (the exchange writes it transposed).
 // WG1 (with WG; TiledParams::p1_wg): phase 1 on wgmma too. focused (the default there): its K tile
 // is mapped in place by rows (p.focused_rows, not pipe), the map's writes are fenced for the async
-// proxy before the group barrier, and A and B come from the slot (state_tile_wg). identity and
-// elu1 (an option): A from registers after the map (state_tile_wg_rs). Either way a warp releases
+// proxy before the group barrier, and A and B come from the slot (state_tile_wg). elu1 (packed; the
+// default) and identity (an option): A from registers after the map (state_tile_wg_rs). Either way a warp releases
 // the slot once its group's products are complete. B's ones tile ([8][64], row 0 ones) lies in sKV
 // during phase 1 (the exchange writes sKV only after every warp of the head's CTAs left phase 1).
 template <class T, int DKP, int DVP, int NW, int MB, int FM, bool ZLATE = false, bool DIAGP = false, bool WG = false, bool WG1 = false>
