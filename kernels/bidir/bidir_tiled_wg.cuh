@@ -30,45 +30,55 @@
 
 namespace attnbench::kernels::bidir {
 
+// The wgmma shapes the wrappers below issue (fp32 accumulators; T = bf16 or fp16), each one PTX
+// instruction with the accumulate predicate p (0: d is overwritten). BIDIR_WG_ASM(ASM) expands
+// ASM("bf16") or ASM("f16") by T; off sm_90a the wrappers trap (never launched there).
+#if BIDIR_WG_ARCH
+#define BIDIR_WG_ASM(ASM)                                \
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {      \
+    ASM("bf16");                                         \
+  } else {                                               \
+    ASM("f16");                                          \
+  }
+#else
+#define BIDIR_WG_ASM(ASM) __trap();
+#endif
+#define BIDIR_WG_HEAD(SHAPE, TY, PRED) \
+  "{\n.reg .pred p;\nsetp.ne.b32 p, " PRED ", 0;\nwgmma.mma_async.sync.aligned." SHAPE ".f32." TY "." TY " "
+
 // d[36] (+)= A[64 x 16] B[16 x 72]: A from registers, B K-major from shared memory.
 template <class T>
 __device__ __forceinline__ void wgmma_rs_n72(float (&d)[36], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
-#if BIDIR_WG_ARCH
-#define BIDIR_WG_N72(TY)                                                                                                     \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %41, 0;\nwgmma.mma_async.sync.aligned.m64n72k16.f32." TY "." TY           \
-               " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
-               "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, {%36, %37, %38, %39}, %40, p, 1, 1, 0;\n}\n" \
-               : ATTNBENCH_F32(d, 0), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35])                                  \
+#define BIDIR_WG_N72(TY)                                                                                               \
+  asm volatile(BIDIR_WG_HEAD("m64n72k16", TY, "%41") "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, "    \
+               "%14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, "      \
+               "%34, %35}, {%36, %37, %38, %39}, %40, p, 1, 1, 0;\n}\n"                                                   \
+               : ATTNBENCH_F32(d, 0), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35])                               \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate))
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    BIDIR_WG_N72("bf16");
-  } else {
-    BIDIR_WG_N72("f16");
-  }
+  BIDIR_WG_ASM(BIDIR_WG_N72)
 #undef BIDIR_WG_N72
-#else
-  __trap();
-#endif
 }
 
 // d[4] (+)= A[64 x 16] B[16 x 8]: A M-major, B K-major, both from shared memory.
 template <class T>
 __device__ __forceinline__ void wgmma_ss_n8_ta(float (&d)[4], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-#if BIDIR_WG_ARCH
-#define BIDIR_WG_N8(TY)                                                                                       \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\nwgmma.mma_async.sync.aligned.m64n8k16.f32." TY "." TY \
-               " {%0, %1, %2, %3}, %4, %5, p, 1, 1, 1, 0;\n}\n"                                               \
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                \
+#define BIDIR_WG_N8(TY)                                                                                   \
+  asm volatile(BIDIR_WG_HEAD("m64n8k16", TY, "%6") "{%0, %1, %2, %3}, %4, %5, p, 1, 1, 1, 0;\n}\n"        \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                            \
                : "l"(desc_a), "l"(desc_b), "r"(accumulate))
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    BIDIR_WG_N8("bf16");
-  } else {
-    BIDIR_WG_N8("f16");
-  }
+  BIDIR_WG_ASM(BIDIR_WG_N8)
 #undef BIDIR_WG_N8
-#else
-  __trap();
-#endif
+}
+
+// d[4] (+)= A[64 x 16] B[16 x 8]: A from registers, B K-major from shared memory.
+template <class T>
+__device__ __forceinline__ void wgmma_rs_n8(float (&d)[4], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+#define BIDIR_WG_RS8(TY)                                                                                    \
+  asm volatile(BIDIR_WG_HEAD("m64n8k16", TY, "%9") "{%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n" \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                              \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate))
+  BIDIR_WG_ASM(BIDIR_WG_RS8)
+#undef BIDIR_WG_RS8
 }
 
 // Phase 1 on wgmma for a K tile mapped in place (focused's rows mode; the TMA kernel's WG1
@@ -93,26 +103,6 @@ __device__ __forceinline__ void state_tile_wg(float (&acc)[9][4], const T* cK, c
   hopper::wgmma_commit();
   hopper::wgmma_wait<0>();
   hopper::fence_operands(reinterpret_cast<float(&)[36]>(acc[0][0]));
-#else
-  __trap();
-#endif
-}
-
-// d[4] (+)= A[64 x 16] B[16 x 8]: A from registers, B K-major from shared memory.
-template <class T>
-__device__ __forceinline__ void wgmma_rs_n8(float (&d)[4], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
-#if BIDIR_WG_ARCH
-#define BIDIR_WG_RS8(TY)                                                                                      \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\nwgmma.mma_async.sync.aligned.m64n8k16.f32." TY "." TY \
-               " {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"                                   \
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                \
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate))
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    BIDIR_WG_RS8("bf16");
-  } else {
-    BIDIR_WG_RS8("f16");
-  }
-#undef BIDIR_WG_RS8
 #else
   __trap();
 #endif
