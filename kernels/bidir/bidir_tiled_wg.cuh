@@ -81,6 +81,16 @@ __device__ __forceinline__ void wgmma_rs_n8(float (&d)[4], const uint32_t (&a)[4
 #undef BIDIR_WG_RS8
 }
 
+#if BIDIR_WG_ARCH
+// Phase 1's wgmma products of a tile issued: commit them, wait until they are complete, and keep
+// the compiler from moving accesses of the state acc across that point.
+__device__ __forceinline__ void wg_state_complete(float (&acc)[9][4]) {
+  hopper::wgmma_commit();
+  hopper::wgmma_wait<0>();
+  hopper::fence_operands(reinterpret_cast<float(&)[36]>(acc[0][0]));
+}
+#endif
+
 // Phase 1 on wgmma for a K tile mapped in place (focused's rows mode; the TMA kernel's WG1
 // variant): the warpgroup of the RED_WARPS = 4 warps that own the tile's rows [16 ks0, 16 (ks0 +
 // KSN)) adds Kf^T [V | 1] over those rows to its state, warp w holding rows d = 16w.. in acc's C
@@ -100,9 +110,7 @@ __device__ __forceinline__ void state_tile_wg(float (&acc)[9][4], const T* cK, c
     hopper::wgmma_ss<T, 64, 1, 1>(reinterpret_cast<float(&)[32]>(acc[0][0]), da, hopper::desc_mn_major(smem_addr(cV), BM, ks), 1);
     wgmma_ss_n8_ta<T>(acc[8], da, hopper::smem_desc(smem_addr(ones) + (ks & 3) * 32, 16, 1024), 1);
   }
-  hopper::wgmma_commit();
-  hopper::wgmma_wait<0>();
-  hopper::fence_operands(reinterpret_cast<float(&)[36]>(acc[0][0]));
+  wg_state_complete(acc);
 #else
   __trap();
 #endif
@@ -141,9 +149,7 @@ __device__ __forceinline__ void state_tile_wg_rs(float (&acc)[9][4], const T* cK
     hopper::wgmma_rs<T, 64, 1>(reinterpret_cast<float(&)[32]>(acc[0][0]), a[kk], hopper::desc_mn_major(smem_addr(cV), BM, ks), 1);
     if (p.norm) wgmma_rs_n8<T>(acc[8], a[kk], hopper::smem_desc(smem_addr(ones) + (ks & 3) * 32, 16, 1024), 1);
   }
-  hopper::wgmma_commit();
-  hopper::wgmma_wait<0>();
-  hopper::fence_operands(reinterpret_cast<float(&)[36]>(acc[0][0]));
+  wg_state_complete(acc);
 #else
   __trap();
 #endif
