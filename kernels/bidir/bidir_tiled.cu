@@ -495,7 +495,8 @@ class TiledBidir : public CudaPrepared {
     // The default: packed where phase 2 runs on wgmma (kDefaultElu1PkWg), else kDefaultExpPk.
     const char* p2 = env("ATTNBENCH_BIDIR_P2");
     const bool want_wg = p2 ? std::strcmp(p2, "wg") == 0 : kDefaultP2Wg;
-    const bool wg_ok = want_wg && one_ == OneLaunch::tma && dt == Dtype::bf16 && small && fused_.o_tma && fused_.diag == 0;
+    // (wgmma: sm_90 devices only, as the linear families' wgmma kernels; the build targets sm_90a)
+    const bool wg_ok = want_wg && major == 9 && one_ == OneLaunch::tma && dt == Dtype::bf16 && small && fused_.o_tma && fused_.diag == 0;
     const char* x = env("ATTNBENCH_BIDIR_EXP");
     const bool pk = x ? std::strcmp(x, "pk") == 0 : (wg_ok && cfg == 1 ? kDefaultElu1PkWg : kDefaultExpPk);
     fused_.fm = pk && state_.fm == kElu1 ? kElu1Pk : state_.fm;

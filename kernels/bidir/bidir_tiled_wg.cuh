@@ -1,9 +1,10 @@
-// Phase 2 of the TMA forward on warpgroup MMA (wgmma, sm_90a): the TMA kernel's WG variant
-// (bidir_tiled_tma.cu, ATTNBENCH_BIDIR_P2=wg; Dk = Dv = 64, bf16).
+// The TMA forward's phases on warpgroup MMA (wgmma, sm_90a; bidir_tiled_tma.cu's WG and WG1
+// variants; Dk = Dv = 64, bf16; the defaults there: ATTNBENCH_BIDIR_P2 and ATTNBENCH_BIDIR_P1 in
+// bidir_tiled.cu).
 //
-// The math is output_frags' (bidir_tiled_fwd.cuh): o = rs Qf KVr with Qf = round(phi(Q)) and
-// rs = (1/Tk) / (Qf . kmean + 1e-6) (norm) or scale (simple). Here one instruction of the
-// warpgroup computes both, for the warpgroup's 64 query rows at once:
+// Phase 2 (output_frags_wg). The math is output_frags' (bidir_tiled_fwd.cuh): o = rs Qf KVr with
+// Qf = round(phi(Q)) and rs = (1/Tk) / (Qf . kmean + 1e-6) (norm) or scale (simple). Here one
+// instruction of the warpgroup computes both, for the warpgroup's 64 query rows at once:
 //   [Qf KVr | Qf [hi mid lo]] = Qf [KVr | kz]   (wgmma m64n72k16, four k-steps over Dk = 64)
 // A = Qf comes from the registers of the map (the mma.sync A layout is wgmma's register-A layout:
 // warp w of the warpgroup holds rows 16w..16w+15), B = [KVr | kz] from shared memory, where the
@@ -12,18 +13,21 @@
 // storage-dtype terms hi + mid + lo (its fp32 value to ~24 bits, as output_scale's zmma path),
 // rows 67..71 are zero. So accumulator columns 0..63 are Qf KVr and columns 64, 65, 66 the three
 // partial dots of z; the row's z is their quad sum.
-//
 // Against output_frags (one warp, one slab, mma.sync): no ldmatrix of KVr (8 KB a warp and slab,
 // now read by the tensor cores once for four slabs), no separate z product, 4 wgmma instead of
 // 36 mma.sync. The accumulation order over Dk differs (wgmma's internal order), not the rounding
 // points.
+//
+// Phase 1 (state_tile_wg for focused's in-place mapped K tile, state_tile_wg_rs for the maps
+// applied in registers): the state [KV | ksum] += Kf^T [V | 1] of a tile's k-steps by the
+// warpgroup that owns them, B = V straight from the ring slot; the same sums as state_tile.
 #pragma once
 
 #include "bidir_tiled_fwd.cuh"
 #include "hopper.cuh"
 
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define BIDIR_WG_ARCH 0  // not an sm_90a target: the WG kernels trap (they are launched only on request)
+#define BIDIR_WG_ARCH 0  // not an sm_90a target: the WG kernels trap (launched on sm_90 devices only: bidir_tiled.cu)
 #else
 #define BIDIR_WG_ARCH 1
 #endif
