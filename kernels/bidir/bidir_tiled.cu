@@ -74,8 +74,7 @@
 //                                    default where it exists: bf16, Dk, Dv <= 64, each map's default
 //                                    configuration, no diagnostics) or on mma.sync (a warp's slab)
 //   ATTNBENCH_BIDIR_P1=wg|mma        with phase 2 on wgmma, phase 1 on wgmma too (bidir_tiled_wg.cuh:
-//                                    focused in rows mode and elu1 (packed), the default; identity,
-//                                    an A/B option: state_tile_wg_rs)
+//                                    focused in rows mode and elu1 (packed); the default for both)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -333,8 +332,8 @@ constexpr bool kDefaultEarlyFocusedWg = false;
 constexpr bool kDefaultP1WgFocused = true;
 // elu1 (packed, 1x16) likewise (state_tile_wg_rs), session 20 (results/h200-s20-20261122/c7, same
 // binary, two runs each): mma 1.252-1.254 / 1.205-1.206 / 1.177-1.178, wg 1.248-1.251 / 1.192-1.193
-// / 1.161-1.162; identity is not faster with it (1.189-1.190 against 1.197-1.199 at T = 4096) and
-// keeps mma.sync. 448/448 bidir GPU tests under P1=wg.
+// / 1.161-1.162; identity was not faster with it (1.189-1.190 against 1.197-1.199 at T = 4096):
+// it keeps mma.sync (its wgmma phase 1 was removed after c7). 448/448 bidir GPU tests under P1=wg.
 constexpr bool kDefaultP1WgElu1 = true;
 
 class TiledBidir : public CudaPrepared {
@@ -518,7 +517,7 @@ class TiledBidir : public CudaPrepared {
     // focused's phase 1 on wgmma as well (ATTNBENCH_BIDIR_P1=wg|mma, kDefaultP1WgFocused).
     const char* p1 = env("ATTNBENCH_BIDIR_P1");
     const bool p1_default = fused_.fm == kFocused ? kDefaultP1WgFocused : fused_.fm == kElu1Pk ? kDefaultP1WgElu1 : false;
-    fused_.p1_wg = fused_.p2_wg && (fused_.fm == kFocused || fused_.fm == kElu1Pk || fused_.fm == kIdentity) &&
+    fused_.p1_wg = fused_.p2_wg && (fused_.fm == kFocused || fused_.fm == kElu1Pk) &&
                    (p1 ? std::strcmp(p1, "wg") == 0 : p1_default);
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;

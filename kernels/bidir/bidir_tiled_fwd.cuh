@@ -4,6 +4,7 @@
 #pragma once
 
 #include "bidir_tiled_maps.cuh"
+#include "hopper.cuh"  // fence_proxy_async
 
 namespace attnbench::kernels::bidir {
 
@@ -256,8 +257,6 @@ __device__ __forceinline__ void focused_rows_pk(__nv_bfloat16* cK, int r0, int r
 // kvt_offset: the byte offset of element (n, d).
 constexpr int kWgN = 72;
 __device__ __forceinline__ int kvt_offset(int n, int d) { return n * 128 + (((d >> 3) ^ (n & 7)) << 4) + (d & 7) * 2; }
-// Generic-proxy shared-memory writes before this are visible to the async proxy (wgmma) after it.
-__device__ __forceinline__ void kvt_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 template <class T>
 __device__ __forceinline__ void kvt_store(T* kvt, int n, int d, float x) {
   *reinterpret_cast<uint16_t*>(reinterpret_cast<unsigned char*>(kvt) + kvt_offset(n, d)) = static_cast<uint16_t>(pack2<T>(x, 0.0f));
@@ -341,9 +340,9 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
       }
     }
   }
-  if constexpr (KVT) kvt_fence();  // this thread's KVr^T writes, before wgmma reads them
+  if constexpr (KVT) hopper::fence_proxy_async();  // this thread's KVr^T writes, before wgmma reads them
   if (C > 1) cluster_sync(); else __syncthreads();  // sKV, skm complete here; no CTA reads red again
-  if constexpr (KVT) kvt_fence();  // the other threads' (and CTAs') writes, seen by this thread's wgmma
+  if constexpr (KVT) hopper::fence_proxy_async();  // the other threads' (and CTAs') writes, seen by this thread's wgmma
 }
 
 // Phase 2's map of one slab's Q fragments in place: Qf = round(phi(Q)) (rows >= Tq and columns

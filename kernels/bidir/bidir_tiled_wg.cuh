@@ -120,9 +120,8 @@ __device__ __forceinline__ void state_tile_wg(float (&acc)[9][4], const T* cK, c
 #endif
 }
 
-// Phase 1 on wgmma for the maps applied in registers (identity, relu, elu1; the TMA kernel's WG1
-// variant): warp w of the warpgroup that owns the tile's k-steps [ks0, ks0 + KSN) loads its
-// A = Kf^T fragments (rows d = 16 w.., ldmatrix.trans as state_tile), maps them (phi_kt_frag,
+// Phase 1 on wgmma for a map applied in registers (elu1, packed; the TMA kernel's WG1 variant):
+// warp w of the warpgroup that owns the tile's k-steps [ks0, ks0 + KSN) loads its A = Kf^T fragments (rows d = 16 w.., ldmatrix.trans as state_tile), maps them (phi_kt_frag,
 // masked where the tile is not whole), then
 //   acc[0..7] += Kf^T V      (m64n64k16: B = V from the slot, N-major)
 //   acc[8]    += Kf^T ones   (norm only; m64n8k16: B = `ones`, K-major [8][64], row 0 ones)
