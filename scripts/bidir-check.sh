@@ -23,6 +23,9 @@
 #           one map or T); for the labels in BIDIR_CHECK_NCU_SRC also the full set with the SASS
 #           source page (per instruction: executions, stall samples) -> ncu_<label>_sass.csv.gz
 #           (the first map and T)
+#   timeline the forward's per-CTA timeline (ATTNBENCH_BIDIR_DIAG=32) at T = BIDIR_CHECK_TL_T (4096),
+#           per word of BIDIR_CHECK_TL ("label:VAR=v,...") x map of BIDIR_CHECK_TL_FMAPS (focused)
+#           -> timeline.md (scripts/bidir_timeline.py), tl_logs.gz (each run's last 800 CTA lines)
 #   tiled   the checked sweeps (naive-fp32 oracle) -> tiled.csv, one per word of
 #           BIDIR_CHECK_SWEEPS ("variant:passes", default "norm:fwd,bwd simple:fwd,bwd")
 # Environment: BIDIR_CHECK_FMAPS (the feature maps of the ab and tiled stages, default identity,elu1),
@@ -197,6 +200,31 @@ if [[ $stages == *,ncu,* ]]; then
       /^    Duration/{d=$NF" "$(NF-1)} /^    DRAM Throughput/{b=$NF}
       /^    Executed Instructions  /{print n, k, "duration", d, "dram%", b, "instr", $NF}' "$f"
   done | tee -a "$out/run.log" >&2
+fi
+
+if [[ $stages == *,timeline,* ]]; then
+  # per word of BIDIR_CHECK_TL ("label:VAR=v,..."; default "default:") x map of BIDIR_CHECK_TL_FMAPS
+  # (focused), T = BIDIR_CHECK_TL_T (4096): the forward with ATTNBENCH_BIDIR_DIAG=32 added, a few
+  # launches, and scripts/bidir_timeline.py's table of their last 3 -> timeline.md
+  : >"$out/timeline.md"
+  for spec in ${BIDIR_CHECK_TL:-default:}; do
+    label=${spec%%:*} envs=${spec#*:}
+    for fm in ${BIDIR_CHECK_TL_FMAPS:-focused}; do
+      fm=${fm//,/ }
+      for f1 in $fm; do
+        (( $(left) < 20 )) && { log "timeline: no time left for $label $f1"; break 3; }
+        log "timeline $label $f1 (${envs:-default})"
+        env ${envs//,/ } ATTNBENCH_BIDIR_DIAG=32 timeout 60 ./$bin/harness/attnbench run --algo bidir --impl tiled --dtype bf16 \
+          --B 8 --H 16 --D 64 --feature-map "$f1" --variant norm --pass fwd --T "${BIDIR_CHECK_TL_T:-4096}" --no-check \
+          --budget-ms 20 --max-samples 8 >build/tl.log 2>&1
+        { echo "### $label $f1 T=${BIDIR_CHECK_TL_T:-4096} (${envs:-default})"; python3 scripts/bidir_timeline.py build/tl.log --last 3; echo; } \
+          >>"$out/timeline.md" 2>&1
+        { echo "# $label $f1"; grep -E "^bidir-ts" build/tl.log | tail -n 800; } >>build/tl_all.log
+      done
+    done
+  done
+  [[ -f build/tl_all.log ]] && gzip -c build/tl_all.log >"$out/tl_logs.gz" && rm -f build/tl_all.log
+  cat "$out/timeline.md" >&2
 fi
 
 tiled_rc=0

@@ -58,6 +58,19 @@ def main():
             [r[6] - t0 for r in L],
         ]
         print(f"| {len(ls) - min(a.last, len(ls)) + i} | {len(L)} | {span / 1e3:.2f} | " + " | ".join(stats(c) for c in cols) + " |")
+    # A head split over a cluster of CTAs: how far apart its CTAs end phase 1 (the exchange waits for
+    # the last), and the SMs of the earliest and latest CTA ends (a property of the SM: session 12).
+    L = ls[-1]
+    heads = {}
+    for r in L:
+        heads.setdefault(r[0], []).append(r)
+    if max(len(h) for h in heads.values()) > 1:
+        skew = [max(r[4] for r in h) - min(r[4] for r in h) for h in heads.values() if len(h) > 1]
+        print(f"last launch: phase-1 end skew within a head's CTAs (us, min median max over {len(skew)} heads): {stats(skew)}")
+    t0 = min(r[3] for r in L)
+    by_end = sorted(L, key=lambda r: r[6])
+    fmt = lambda rs: " ".join(f"{r[2]}:{(r[6] - t0) / 1e3:.1f}" for r in rs)
+    print(f"last launch: first 8 CTA ends (sm:us) {fmt(by_end[:8])}; last 8 {fmt(by_end[-8:])}")
 
 
 if __name__ == "__main__":

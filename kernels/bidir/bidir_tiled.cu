@@ -66,7 +66,8 @@
 //                                    with no math (its data movement alone), or none in phase 1 (4)
 //                                    or in phase 2 (8) only, or without focused's in-place K map (16);
 //                                    32 (added to any of these, or alone: right output) prints a
-//                                    timeline per CTA (scripts/bidir_timeline.py); 128: phase 2's
+//                                    timeline per CTA after every launch (scripts/bidir_timeline.py;
+//                                    32 alone keeps the wgmma kernels: ATTNBENCH_BIDIR_P2); 128: phase 2's
 //                                    products without KVr's shared reads, 256: without the row scale
 //                                    (bf16, the default kernels of identity, elu1, focused only)
 //   ATTNBENCH_BIDIR_P2=wg|mma        the TMA forward's phase 2 on wgmma (a warpgroup's 64 Q rows a
@@ -75,6 +76,8 @@
 //                                    configuration, no diagnostics) or on mma.sync (a warp's slab)
 //   ATTNBENCH_BIDIR_P1=wg|mma        with phase 2 on wgmma, phase 1 on wgmma too (bidir_tiled_wg.cuh:
 //                                    focused in rows mode and elu1 (packed); the default for both)
+//   ATTNBENCH_BIDIR_OSTSM=1|0        with phase 2 on wgmma, the O slab staged in shared memory by
+//                                    stmatrix (4 a warp and slab) or by 16 4-byte stores
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -85,6 +88,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "bidir_kernels.h"
 #include "bidir_tiled.h"
@@ -335,6 +339,9 @@ constexpr bool kDefaultP1WgFocused = true;
 // / 1.161-1.162; identity was not faster with it (1.189-1.190 against 1.197-1.199 at T = 4096):
 // it keeps mma.sync (its wgmma phase 1 was removed after c7). 448/448 bidir GPU tests under P1=wg.
 constexpr bool kDefaultP1WgElu1 = true;
+// The O slab staged by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM), session 21: not yet
+// measured.
+constexpr bool kDefaultOStsm = false;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -398,6 +405,7 @@ class TiledBidir : public CudaPrepared {
   void run() override {
     if (pass_ == Pass::fwd && use_fused_ && one_ == OneLaunch::tma) {
       launch_tiled_tma(fused_, maps_, dt_, stream_);
+      if (fused_.diag & 32) print_timeline();
     } else if (pass_ == Pass::fwd && use_fused_) {
       launch_tiled_fused(fused_, dt_, stream_);
     } else if (pass_ == Pass::fwd) {
@@ -410,6 +418,22 @@ class TiledBidir : public CudaPrepared {
   }
 
  private:
+  // The TMA forward's timeline (ATTNBENCH_BIDIR_DIAG=32): after the launch, one line a CTA,
+  // `bidir-ts bh rank sm t0 t1 t2 t3` (scripts/bidir_timeline.py), from the words the kernel left
+  // in the partial-sum scratch (kTimelineWords a CTA).
+  void print_timeline() {
+    const int ctas = fused_.BH * fused_.cluster;
+    std::vector<uint64_t> w(static_cast<size_t>(ctas) * kTimelineWords);
+    CUDA_CHECK(cudaMemcpyAsync(w.data(), fused_.partial, w.size() * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (int c = 0; c < ctas; ++c) {
+      const uint64_t* t = &w[static_cast<size_t>(c) * kTimelineWords];
+      std::printf("bidir-ts %llu %llu %llu %llu %llu %llu %llu\n", static_cast<unsigned long long>(t[5]),
+                  static_cast<unsigned long long>(t[6]), static_cast<unsigned long long>(t[4]), static_cast<unsigned long long>(t[0]),
+                  static_cast<unsigned long long>(t[1]), static_cast<unsigned long long>(t[2]), static_cast<unsigned long long>(t[3]));
+    }
+  }
+
   // The forward's path. One launch where clusters exist (sm_90+) and its grid keeps at least 60%
   // of the resident slots busy, or the problem is small (<= 64 MB moved, where launch latency and
   // ramp-up dominate and one launch wins even on a partly idle GPU); else two launches, whose
@@ -495,7 +519,7 @@ class TiledBidir : public CudaPrepared {
     const char* p2 = env("ATTNBENCH_BIDIR_P2");
     const bool want_wg = p2 ? std::strcmp(p2, "wg") == 0 : kDefaultP2Wg;
     // (wgmma: sm_90 devices only, as the linear families' wgmma kernels; the build targets sm_90a)
-    const bool wg_ok = want_wg && major == 9 && one_ == OneLaunch::tma && dt == Dtype::bf16 && small && fused_.o_tma && fused_.diag == 0;
+    const bool wg_ok = want_wg && major == 9 && one_ == OneLaunch::tma && dt == Dtype::bf16 && small && fused_.o_tma && (fused_.diag & ~32) == 0;
     const char* x = env("ATTNBENCH_BIDIR_EXP");
     const bool pk = x ? std::strcmp(x, "pk") == 0 : (wg_ok && cfg == 1 ? kDefaultElu1PkWg : kDefaultExpPk);
     fused_.fm = pk && state_.fm == kElu1 ? kElu1Pk : state_.fm;
@@ -509,7 +533,8 @@ class TiledBidir : public CudaPrepared {
     }
     // Phase 2 on wgmma (ATTNBENCH_BIDIR_P2=wg): bf16 at Dk, Dv <= 64, each map's default
     // configuration, bulk O stores, no diagnostics (bidir_tiled_tma.cu launch_tma_maps).
-    fused_.p2_wg = wg_ok && (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kRelu || fused_.fm == kElu1 || fused_.fm == kElu1Pk
+    fused_.p2_wg = wg_ok && (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kRelu || fused_.fm == kElu1 || fused_.fm == kElu1Pk ||
+                                            fused_.fm == kFocused
                              : cfg == 0 && fused_.fm == kFocused);
     if (p2 && std::strcmp(p2, "wg") == 0 && !fused_.p2_wg && use_fused_) {
       std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_P2=wg not used here (bf16 TMA forward at Dk, Dv <= 64, each map's default configuration, no diagnostics)\n");
@@ -519,6 +544,11 @@ class TiledBidir : public CudaPrepared {
     const bool p1_default = fused_.fm == kFocused ? kDefaultP1WgFocused : fused_.fm == kElu1Pk ? kDefaultP1WgElu1 : false;
     fused_.p1_wg = fused_.p2_wg && (fused_.fm == kFocused || fused_.fm == kElu1Pk) &&
                    (p1 ? std::strcmp(p1, "wg") == 0 : p1_default);
+    // focused in the 16-warp configuration (ATTNBENCH_BIDIR_TMA=1x16): a wgmma kernel with both
+    // phases on wgmma only (session 21).
+    if (cfg == 1 && fused_.fm == kFocused && !fused_.p1_wg) fused_.p2_wg = false;
+    // The O slab by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM=1|0, kDefaultOStsm).
+    fused_.o_stsm = fused_.p2_wg && (env("ATTNBENCH_BIDIR_OSTSM") ? std::strcmp(env("ATTNBENCH_BIDIR_OSTSM"), "0") != 0 : kDefaultOStsm);
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);

@@ -12,6 +12,9 @@ namespace attnbench::kernels::bidir {
 // Supported head dims are padded to one of these (zero columns), Dk and Dv separately.
 constexpr int kTiledDimSmall = 64, kTiledDimLarge = 128;
 constexpr int kTiledRows = 64;  // rows of q/k/v per tile
+// The TMA forward's timeline (TiledParams::diag bit 32): words per CTA in TiledParams::partial
+// (start, end of phase 1, end of the exchange, end: %globaltimer ns; then SM, head, rank).
+constexpr int kTimelineWords = 8;
 
 inline int tiled_padded_dim(int64_t d) { return d <= kTiledDimSmall ? kTiledDimSmall : kTiledDimLarge; }
 
@@ -109,6 +112,9 @@ struct TiledParams {
   // p1_wg (with p2_wg, focused in rows mode; the default there): phase 1 on wgmma as well (bidir_tiled_wg.cuh
   // state_tile_wg: the in-place mapped K tile and V straight from the ring slot).
   bool p1_wg;
+  // o_stsm (with p2_wg): the O slab staged by stmatrix (4 instructions a warp and slab) instead of
+  // 16 4-byte shared stores.
+  bool o_stsm;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

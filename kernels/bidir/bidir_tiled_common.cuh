@@ -343,6 +343,21 @@ __device__ __forceinline__ void store_c_tiles_l(T* slab, const float (&c)[NT][4]
     sts32(L::at(la, 8, col0 + nt * 8), pack2<T>(c[nt][2], c[nt][3]));
   }
 }
+// The same by stmatrix (sm_90; NT even, col0 a multiple of 16): the C layout of two adjacent n8
+// tiles is the register layout of stmatrix.x4's four 8x8 matrices (rows 0-7 and 8-15 of tile nt,
+// then of nt + 1), whose row addresses are ldsm_x4's (lane l: row l % 16, column 8 (l / 16)). One
+// instruction for four sts32.
+template <int NT, class L, class T>
+__device__ __forceinline__ void store_c_tiles_sm(T* slab, const float (&c)[NT][4], int col0, int lane) {
+  static_assert(NT % 2 == 0, "pairs of n8 tiles");
+  const uint32_t la = L::lane(smem_addr(slab), lane % 16, (lane / 16) * 8);
+#pragma unroll
+  for (int nt = 0; nt < NT; nt += 2) {
+    const uint32_t r[4] = {pack2<T>(c[nt][0], c[nt][1]), pack2<T>(c[nt][2], c[nt][3]), pack2<T>(c[nt + 1][0], c[nt + 1][1]),
+                           pack2<T>(c[nt + 1][2], c[nt + 1][3])};
+    stsm_x4(L::at(la, 0, col0 + nt * 8), r, lane);
+  }
+}
 template <int NT, int ST, class T>
 __device__ __forceinline__ void store_c_tiles(T* slab, const float (&c)[NT][4], int col0, int lane) {
   store_c_tiles_l<NT, PadTile<ST>>(slab, c, col0, lane);

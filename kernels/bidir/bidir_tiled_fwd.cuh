@@ -251,6 +251,37 @@ __device__ __forceinline__ void focused_rows_pk(__nv_bfloat16* cK, int r0, int r
   }
 }
 
+// focused_rows_pk for a warp's 4 rows [r0, r0 + 4) of 64 columns (the 16-warp configuration, where
+// a warp group maps a 16-row k-step: 4 rows a warp). One ldmatrix.x4 reads all 32 16-byte chunks:
+// lane 8m + j addresses row r0 + (j & 3), chunk 2m + (j >> 2), so register m of lane (g, q) holds
+// row r0 + (g & 3), columns 8 (2m + (g >> 2)) + 2q, +1. The norms: two mma with A row g = s (k:
+// matrices 0, 1, then 2, 3) and row g + 8 = w give row g's sums over its chunks of parity g >> 2
+// in c[0] (s) and c[2] (w); lane ^ 16 (g ^ 4) holds the other parity, one shuffle each adds it.
+template <int DKP, class LK, bool PRECISE>
+__device__ __forceinline__ void focused_rows_pk4(__nv_bfloat16* cK, int r0, int row0, const TiledParams& p, int lane) {
+  static_assert(DKP == 64, "4 rows of 64 columns: one ldmatrix.x4");
+  const int j = lane % 8, m = lane / 8;
+  const uint32_t addr = LK::lane(smem_addr(cK), r0 + (j & 3), (2 * m + (j >> 2)) * 8);
+  uint32_t x[4], s[4], w[4];
+  ldsm_x4(x, addr);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const FocusedPk f = focused_pk<PRECISE>(x[k]);
+    x[k] = f.u, s[k] = f.s, w[k] = f.w;
+  }
+  float c[4] = {};
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const uint32_t a[4] = {s[2 * h], w[2 * h], s[2 * h + 1], w[2 * h + 1]};
+    mma16816<__nv_bfloat16>(c, a, kBf16OnesPair, kBf16OnesPair);
+  }
+  const float ny2 = c[0] + __shfl_xor_sync(0xffffffffu, c[0], 16), nu2 = c[2] + __shfl_xor_sync(0xffffffffu, c[2], 16);
+  const float r = row0 + r0 + (lane / 4) % 4 < p.Tk ? focused_ratio(ny2, nu2) : 0.0f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) x[k] = focused_pk_scale<PRECISE>(x[k], r);
+  stsm_x4(addr, x, lane);
+}
+
 // KVr^T for phase 2 on wgmma (bidir_tiled_wg.cuh; Dk = Dv = 64): [72 rows n][64 columns d] of the
 // storage dtype, K-major with the 128-byte swizzle (16-byte unit u of row n at unit u ^ (n % 8)):
 // rows n < 64 hold KVr's column n, rows 64, 65, 66 kmean's terms hi, mid, lo, rows 67..71 zero.
@@ -439,15 +470,19 @@ __device__ __forceinline__ void output_products(const uint32_t (&f)[Traits<DKP, 
   }
 }
 
-// o = round(rs acc) into those columns of oslab.
-template <class T, class LO>
+// o = round(rs acc) into those columns of oslab (SM: by stmatrix, store_c_tiles_sm).
+template <class T, class LO, bool SM = false>
 __device__ __forceinline__ void output_store(float (&acc)[4][4], const float (&rs)[2], T* oslab, int nc, int lane) {
 #pragma unroll
   for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[nt][i] *= rs[i / 2];
   }
-  store_c_tiles_l<4, LO>(oslab, acc, nc * 32, lane);
+  if constexpr (SM) {
+    store_c_tiles_sm<4, LO>(oslab, acc, nc * 32, lane);
+  } else {
+    store_c_tiles_l<4, LO>(oslab, acc, nc * 32, lane);
+  }
 }
 
 // Phase 2 on one 16-row slab of Q (shared rows of stride KST; slice rows row0..row0+15), by one

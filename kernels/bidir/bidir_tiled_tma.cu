@@ -237,15 +237,18 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   const uint64_t pol = l2_policy(p.l2_evict_first);
 
   // diagnostics (TiledParams::diag): no math in phase 1 (bits 1, 4), in phase 2 (bits 1, 8);
-  // bit 32: a timeline (thread 0 of every CTA prints its start, the end of phase 1, of the exchange
-  // and its end, by %globaltimer in ns, and its SM: scripts/bidir_timeline.py reads them). The
-  // stamps wait in the (here unused) partial-sum scratch, so that no register holds them.
+  // bit 32: a timeline. Thread 0 of every CTA writes its start, the end of phase 1, of the exchange
+  // and its end (%globaltimer, ns), then its SM, head and rank, into the (here unused) partial-sum
+  // scratch, kTimelineWords words a CTA; the host prints them after the launch (bidir_tiled.cu,
+  // scripts/bidir_timeline.py). No call (a printf) in the kernel: ptxas would serialize the WG
+  // kernels' wgmma across it.
   const bool nomath = (p.diag & 5) != 0, nomath2 = (p.diag & 9) != 0, stamps = (p.diag & 32) != 0;
+  auto ts = [&] { return reinterpret_cast<uint64_t*>(p.partial) + (blockIdx.y * gridDim.x + blockIdx.x) * kTimelineWords; };
   auto stamp = [&](int k) {
     if (stamps && tid == 0) {
       uint64_t t;
       asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t)::"memory");
-      reinterpret_cast<uint64_t*>(p.partial)[(blockIdx.y * gridDim.x + blockIdx.x) * 4 + k] = t;
+      ts()[k] = t;
     }
   };
   stamp(0);
@@ -324,14 +327,17 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     if constexpr (kRowsFit) {
       T* cK = slots + st * F::SLOT_ELEMS;
       const int r0 = 16 * ks0 + wr * RPW, row0 = kv_tile(it) * BM;
-      // packed bf16 (p.focused_pk) where the warp has 8 whole rows (focused_rows_pk). With 16
-      // warps (4 rows each) the fp32 pass stays: the even warps of a group mapping 8 rows each
-      // ran 28% slower than the 2x8 default (session 12, call4), not adopted.
-      constexpr bool kPk = std::is_same_v<T, __nv_bfloat16> && RPW == 8;
+      // packed bf16 (p.focused_pk) where the warp has 8 whole rows (focused_rows_pk) or, with 16
+      // warps, 4 rows of 64 columns (focused_rows_pk4; session 21. Session 12's call4 had the even
+      // warps of a group map 8 rows each instead: 28% slower than the 2x8 default).
+      constexpr bool kPk = std::is_same_v<T, __nv_bfloat16> && (RPW == 8 || (RPW == 4 && DKP == 64));
       const int pk = kPk && p.Dk == DKP ? p.focused_pk : 0;
-      if constexpr (kPk) {
+      if constexpr (kPk && RPW == 8) {
         if (pk == 2) focused_rows_pk<DKP, LK, true>(cK, r0, row0, p, lane);
         if (pk == 1) focused_rows_pk<DKP, LK, false>(cK, r0, row0, p, lane);
+      } else if constexpr (kPk) {
+        if (pk == 2) focused_rows_pk4<DKP, LK, true>(cK, r0, row0, p, lane);
+        if (pk == 1) focused_rows_pk4<DKP, LK, false>(cK, r0, row0, p, lane);
       }
       if (pk == 0 && p.Dk == DKP) focused_rows_inplace<T, DKP, RPW, LK, false>(cK, r0, row0, p, lane);
       if (pk == 0 && p.Dk != DKP) focused_rows_inplace<T, DKP, RPW, LK>(cK, r0, row0, p, lane);
@@ -486,11 +492,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   }
   if (p.o_tma && lane == 0) bulk_wait_all();
   stamp(3);
-  if (!WG && stamps && tid == 0) {  // (no call in the WG kernels: ptxas would serialize their wgmma)
+  if (stamps && tid == 0) {
     unsigned sm;
     asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
-    const unsigned long long* ts = reinterpret_cast<const unsigned long long*>(p.partial) + (blockIdx.y * gridDim.x + blockIdx.x) * 4;
-    printf("bidir-ts %d %d %u %llu %llu %llu %llu\n", bh, rank, sm, ts[0], ts[1], ts[2], ts[3]);
+    ts()[4] = sm, ts()[5] = static_cast<uint64_t>(bh), ts()[6] = static_cast<uint64_t>(rank);
   }
 #endif
 }
@@ -577,6 +582,7 @@ void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
         if (p.fm == kElu1Pk) return launch_tma_cfg<T, DKP, DVP, CFG, kElu1Pk, false, false, true>(p, m, s);
         if (p.fm == kIdentity) return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, false, false, true>(p, m, s);
         if (p.fm == kRelu) return launch_tma_cfg<T, DKP, DVP, CFG, kRelu, false, false, true>(p, m, s);
+        if (p.fm == kFocused && p.p1_wg) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, false, false, true, true>(p, m, s);
       } else {
         if (p.fm == kFocused && p.p1_wg) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, false, false, true, true>(p, m, s);
         if (p.fm == kFocused) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, false, false, true>(p, m, s);

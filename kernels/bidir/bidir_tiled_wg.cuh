@@ -160,7 +160,7 @@ __device__ __forceinline__ void state_tile_wg_rs(float (&acc)[9][4], const T* cK
 
 // One warp's 16-row slab of the warpgroup's 64 (all four warps call it together): Qf = round(phi
 // (Q)) in place (output_map), after_map(), the wgmma above, the row scale, then before_store()
-// and o = round(rs acc) into oslab. kvt: KVr^T in shared memory (kvt_offset's layout, 1024-byte
+// and o = round(rs acc) into oslab (p.o_stsm: by stmatrix). kvt: KVr^T in shared memory (kvt_offset's layout, 1024-byte
 // aligned).
 template <class T, class LO, class AfterMap, class BeforeStore>
 __device__ __forceinline__ void output_frags_wg(uint32_t (&f)[4][4], T* oslab, const T* kvt, int row0, const TiledParams& p,
@@ -193,8 +193,13 @@ __device__ __forceinline__ void output_frags_wg(uint32_t (&f)[4][4], T* oslab, c
   }
   if (fold) rs[0] *= fr[0], rs[1] *= fr[1];
   before_store();
-  output_store<T, LO>(reinterpret_cast<float(&)[4][4]>(d[0]), rs, oslab, 0, lane);
-  output_store<T, LO>(reinterpret_cast<float(&)[4][4]>(d[16]), rs, oslab, 1, lane);
+  if (p.o_stsm) {
+    output_store<T, LO, true>(reinterpret_cast<float(&)[4][4]>(d[0]), rs, oslab, 0, lane);
+    output_store<T, LO, true>(reinterpret_cast<float(&)[4][4]>(d[16]), rs, oslab, 1, lane);
+  } else {
+    output_store<T, LO>(reinterpret_cast<float(&)[4][4]>(d[0]), rs, oslab, 0, lane);
+    output_store<T, LO>(reinterpret_cast<float(&)[4][4]>(d[16]), rs, oslab, 1, lane);
+  }
 }
 
 }  // namespace attnbench::kernels::bidir
