@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The TMA bidir forward's timeline (ATTNBENCH_BIDIR_DIAG=32: every CTA prints
-`bidir-ts bh rank sm t0 t1 t2 t3`, %globaltimer ns at its start, the end of phase 1, the end of the
-state exchange and its end) as a table per launch: each phase's duration over the CTAs (min /
+`bidir-ts bh rank sm t0 t1 t2 t3 [t7 t8 t9]`, %globaltimer ns at its start, the end of phase 1, the end of the
+state exchange and its end; then stamps inside the exchange) as a table per launch: each phase's duration over the CTAs (min /
 median / max, us), the CTAs' start and end offsets from the launch's first start, and the span.
 
   scripts/bidir_timeline.py LOG [--last N]      (LOG: the harness run's output; '-' for stdin)
@@ -39,8 +39,11 @@ def main():
     rows = []
     for line in f:
         w = line.split()
-        if len(w) == 8 and w[0] == "bidir-ts":
-            rows.append(tuple(int(x) for x in w[1:]))
+        if len(w) in (8, 11) and w[0] == "bidir-ts":
+            try:
+                rows.append(tuple(int(x) for x in w[1:]))
+            except ValueError:  # a line cut by other output
+                pass
     if not rows:
         sys.exit("bidir_timeline: no 'bidir-ts' lines (run with ATTNBENCH_BIDIR_DIAG=32 on the TMA forward)")
     ls = launches(rows)
@@ -58,6 +61,13 @@ def main():
             [r[6] - t0 for r in L],
         ]
         print(f"| {len(ls) - min(a.last, len(ls)) + i} | {len(L)} | {span / 1e3:.2f} | " + " | ".join(stats(c) for c in cols) + " |")
+    # Inside the exchange (10-field lines): every warp's partial stored (t7), after the cluster
+    # barrier (t8), after the owned rows' writes (t9), then the final barrier (t2).
+    L = ls[-1]
+    if all(len(r) == 10 and r[7] and r[8] and r[9] for r in L):  # (0: not stamped by this kernel)
+        parts = [("from phase 1's end to all partials stored", 4, 7), ("cluster barrier", 7, 8), ("owned rows", 8, 9), ("final barrier", 9, 5)]
+        print("last launch, the exchange in parts (us, min median max): " +
+              "; ".join(f"{n} {stats([r[b] - r[a] for r in L])}" for n, a, b in parts))
     # A head split over a cluster of CTAs: how far apart its CTAs end phase 1 (the exchange waits for
     # the last), and the SMs of the earliest and latest CTA ends (a property of the SM: session 12).
     L = ls[-1]

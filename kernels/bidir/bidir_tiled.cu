@@ -78,6 +78,9 @@
 //                                    focused in rows mode and elu1 (packed); the default for both)
 //   ATTNBENCH_BIDIR_OSTSM=1|0        with phase 2 on wgmma, the O slab staged in shared memory by
 //                                    stmatrix (4 a warp and slab) or by 16 4-byte stores
+//   ATTNBENCH_BIDIR_KVT=cols|rows    with phase 2 on wgmma, the state exchange writes KVr^T (every
+//                                    CTA's copy) by 16-byte chunks, a thread summing one column of 8
+//                                    rows, or by 2-byte elements, a thread summing 8 columns of a row
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -342,6 +345,9 @@ constexpr bool kDefaultP1WgElu1 = true;
 // The O slab staged by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM), session 21: not yet
 // measured.
 constexpr bool kDefaultOStsm = false;
+// The state exchange's KVr^T writes by 16-byte chunks (ATTNBENCH_BIDIR_KVT), session 21: not yet
+// measured.
+constexpr bool kDefaultKvtCols = false;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -404,6 +410,9 @@ class TiledBidir : public CudaPrepared {
 
   void run() override {
     if (pass_ == Pass::fwd && use_fused_ && one_ == OneLaunch::tma) {
+      if (fused_.diag & 32) {  // words a kernel does not stamp read 0 (the exchange's: WG kernels only)
+        CUDA_CHECK(cudaMemsetAsync(fused_.partial, 0, sizeof(uint64_t) * kTimelineWords * fused_.BH * fused_.cluster, stream_));
+      }
       launch_tiled_tma(fused_, maps_, dt_, stream_);
       if (fused_.diag & 32) print_timeline();
     } else if (pass_ == Pass::fwd && use_fused_) {
@@ -419,7 +428,7 @@ class TiledBidir : public CudaPrepared {
 
  private:
   // The TMA forward's timeline (ATTNBENCH_BIDIR_DIAG=32): after the launch, one line a CTA,
-  // `bidir-ts bh rank sm t0 t1 t2 t3` (scripts/bidir_timeline.py), from the words the kernel left
+  // `bidir-ts bh rank sm t0 t1 t2 t3 t7 t8 t9` (scripts/bidir_timeline.py), from the words the kernel left
   // in the partial-sum scratch (kTimelineWords a CTA).
   void print_timeline() {
     const int ctas = fused_.BH * fused_.cluster;
@@ -428,9 +437,9 @@ class TiledBidir : public CudaPrepared {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     for (int c = 0; c < ctas; ++c) {
       const uint64_t* t = &w[static_cast<size_t>(c) * kTimelineWords];
-      std::printf("bidir-ts %llu %llu %llu %llu %llu %llu %llu\n", static_cast<unsigned long long>(t[5]),
-                  static_cast<unsigned long long>(t[6]), static_cast<unsigned long long>(t[4]), static_cast<unsigned long long>(t[0]),
-                  static_cast<unsigned long long>(t[1]), static_cast<unsigned long long>(t[2]), static_cast<unsigned long long>(t[3]));
+      auto u = [&](int k) { return static_cast<unsigned long long>(t[k]); };
+      std::printf("bidir-ts %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n", u(5), u(6), u(4), u(0), u(1), u(2), u(3), u(7), u(8),
+                  u(9));
     }
   }
 
@@ -549,6 +558,8 @@ class TiledBidir : public CudaPrepared {
     if (cfg == 1 && fused_.fm == kFocused && !fused_.p1_wg) fused_.p2_wg = false;
     // The O slab by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM=1|0, kDefaultOStsm).
     fused_.o_stsm = fused_.p2_wg && (env("ATTNBENCH_BIDIR_OSTSM") ? std::strcmp(env("ATTNBENCH_BIDIR_OSTSM"), "0") != 0 : kDefaultOStsm);
+    // The exchange's KVr^T writes in 16-byte chunks (ATTNBENCH_BIDIR_KVT=cols|rows, kDefaultKvtCols).
+    fused_.kvt_cols = fused_.p2_wg && (env("ATTNBENCH_BIDIR_KVT") ? std::strcmp(env("ATTNBENCH_BIDIR_KVT"), "cols") == 0 : kDefaultKvtCols);
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);

@@ -13,8 +13,9 @@ namespace attnbench::kernels::bidir {
 constexpr int kTiledDimSmall = 64, kTiledDimLarge = 128;
 constexpr int kTiledRows = 64;  // rows of q/k/v per tile
 // The TMA forward's timeline (TiledParams::diag bit 32): words per CTA in TiledParams::partial
-// (start, end of phase 1, end of the exchange, end: %globaltimer ns; then SM, head, rank).
-constexpr int kTimelineWords = 8;
+// (0-3: start, end of phase 1, end of the exchange, end: %globaltimer ns; 4-6: SM, head, rank;
+// 7-9: inside the exchange, cluster_state_exchange's stamps).
+constexpr int kTimelineWords = 12;
 
 inline int tiled_padded_dim(int64_t d) { return d <= kTiledDimSmall ? kTiledDimSmall : kTiledDimLarge; }
 
@@ -115,6 +116,9 @@ struct TiledParams {
   // o_stsm (with p2_wg): the O slab staged by stmatrix (4 instructions a warp and slab) instead of
   // 16 4-byte shared stores.
   bool o_stsm;
+  // kvt_cols (with p2_wg): the state exchange writes KVr^T by 16-byte chunks of its rows (a thread
+  // sums one column of 8 rows) instead of by 2-byte elements (cluster_state_exchange).
+  bool kvt_cols;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

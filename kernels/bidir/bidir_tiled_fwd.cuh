@@ -26,8 +26,9 @@ namespace attnbench::kernels::bidir {
 // slot there, so the ring refills while the warp still computes: bidir_tiled_tma.cu). With a
 // Loaded other than NoOp, and where the fragments fit (KSN (2 NV + 4) <= 40 registers), every
 // fragment is read first, then the math runs; else Loaded runs after the math.
-struct NoOp {  // a callback that does nothing (the default Loaded, AfterMap)
-  __device__ __forceinline__ void operator()() const {}
+struct NoOp {  // a callback that does nothing (the default Loaded, AfterMap, Stamp)
+  template <class... A>
+  __device__ __forceinline__ void operator()(A...) const {}
 };
 // Phase 1's map of one A = Kf^T fragment of k-step ks in place (state_tile's, and the TMA kernel's
 // wgmma phase 1): phi on the 4 registers, rounded to T; where MASK (the tile is not whole), the
@@ -307,10 +308,16 @@ __device__ __forceinline__ void kvt_store(T* kvt, int n, int d, float x) {
 // rank0: the cluster rank of the head's first CTA (the launch's clusters may hold several heads:
 // TiledParams::heads_per_cluster; then the barriers span all of them).
 // KVT (DKP = DVP = 64): sKV holds KVr^T with kmean's terms (kvt_offset's layout) instead, for
-// phase 2 on wgmma; its writes are fenced for the async proxy before the last barrier.
-template <class T, int DKP, int DVP, int NW, bool KVT = false>
+// phase 2 on wgmma; its writes are fenced for the async proxy before the last barrier. With
+// p.kvt_cols a thread sums one column of 8 owned rows (8 strided loads a CTA, conflict-free across
+// the warp's consecutive columns) and writes them as one 16-byte chunk of KVr^T's row n, instead
+// of summing 8 columns of one row (two 16-byte loads a CTA) and writing 8 2-byte elements of 8
+// rows: the same sums in the same order, 1 store a destination CTA instead of 8.
+// stamp(k) (the TMA forward's timeline, TiledParams::diag 32): k = 7 once every warp of the CTA has
+// stored its partial, 8 after the cluster barrier, 9 after the owned rows' writes.
+template <class T, int DKP, int DVP, int NW, bool KVT = false, class Stamp = NoOp>
 __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 8 + 1][4], float* red, T* sKV, float* skm,
-                                                       const TiledParams& p, int C, int rank, int rank0 = 0) {
+                                                       const TiledParams& p, int C, int rank, int rank0 = 0, Stamp stamp = {}) {
   static_assert(!KVT || (DKP == 64 && DVP == 64), "KVr^T for Dk = Dv = 64");
   using Tr = Traits<DKP, DVP>;
   constexpr int NTHR = 32 * NW, KG = NW / Tr::RED_WARPS, NCOL = Tr::NCOL;
@@ -329,9 +336,45 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
     }
     if (grp + 1 < KG) __syncthreads();
   }
+  stamp(7);
   if (C > 1) cluster_sync(); else __syncthreads();
+  stamp(8);
   const int rows = DKP / C, d0 = rank * rows;  // C divides DKP (C <= 8, DKP >= 64)
   constexpr int G = DVP / 8;                   // 8-column groups of a row
+  if constexpr (KVT) {
+    if (p.kvt_cols) {  // TiledParams::kvt_cols: unit u = column n of [KVr | kz] x 8 owned rows
+      for (int u = tid; u < rows / 8 * kWgN; u += NTHR) {
+        const int n = u % kWgN, d = d0 + 8 * (u / kWgN);
+        float v[8] = {};
+        for (int r = 0; r < C; ++r) {  // in rank order, as below
+          const float* src = (C > 1 ? cluster_map(red, rank0 + r) : red) + d * NCOL + (n < DVP ? n : DVP);
+#pragma unroll
+          for (int j = 0; j < 8; ++j) v[j] += src[j * NCOL];
+        }
+        if (n >= DVP) {  // kmean = ksum / Tk as hi, mid, lo (rows 64, 65, 66), then zeros
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            const float km = p.norm ? v[j] * p.inv_tk : 0.0f;
+            const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
+            if (n == DVP) {
+              for (int r = 0; r < C; ++r) (C > 1 ? cluster_map(skm, rank0 + r) : skm)[d + j] = km;
+            }
+            v[j] = n == DVP ? hi : n == DVP + 1 ? mid : n == DVP + 2 ? lo : 0.0f;
+          }
+        }
+        const uint4 w = make_uint4(pack2<T>(v[0], v[1]), pack2<T>(v[2], v[3]), pack2<T>(v[4], v[5]), pack2<T>(v[6], v[7]));
+        for (int r = 0; r < C; ++r) {
+          T* dst = C > 1 ? cluster_map(sKV, rank0 + r) : sKV;
+          *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(dst) + kvt_offset(n, d)) = w;
+        }
+      }
+      stamp(9);
+      hopper::fence_proxy_async();  // this thread's KVr^T writes, before wgmma reads them
+      if (C > 1) cluster_sync(); else __syncthreads();
+      hopper::fence_proxy_async();  // the other threads' (and CTAs') writes, seen by this thread's wgmma
+      return;
+    }
+  }
   for (int u = tid; u < rows * G; u += NTHR) {
     const int d = d0 + u / G, e = (u % G) * 8;
     float s[8] = {};
@@ -371,6 +414,7 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
       }
     }
   }
+  stamp(9);
   if constexpr (KVT) hopper::fence_proxy_async();  // this thread's KVr^T writes, before wgmma reads them
   if (C > 1) cluster_sync(); else __syncthreads();  // sKV, skm complete here; no CTA reads red again
   if constexpr (KVT) hopper::fence_proxy_async();  // the other threads' (and CTAs') writes, seen by this thread's wgmma

@@ -404,7 +404,11 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
 
   // ---- exchange ----
   stamp(1);
-  cluster_state_exchange<T, DKP, DVP, NW, WG>(acc, red, sKV, skm, p, C, rank, rank0);
+  if constexpr (WG) {  // with the exchange's own stamps (not in the other kernels: their registers stay as measured)
+    cluster_state_exchange<T, DKP, DVP, NW, WG>(acc, red, sKV, skm, p, C, rank, rank0, stamp);
+  } else {
+    cluster_state_exchange<T, DKP, DVP, NW, WG>(acc, red, sKV, skm, p, C, rank, rank0);
+  }
   stamp(2);
 
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
