@@ -116,9 +116,10 @@ struct TiledParams {
   // o_stsm (with p2_wg): the O slab staged by stmatrix (4 instructions a warp and slab) instead of
   // 16 4-byte shared stores.
   bool o_stsm;
-  // kvt_cols (with p2_wg): the state exchange writes KVr^T by 16-byte chunks of its rows (a thread
-  // sums one column of 8 rows) instead of by 2-byte elements (cluster_state_exchange).
-  bool kvt_cols;
+  // kvt_copy (with p2_wg, clusters of C > 1 CTAs): the state exchange writes the owned rows of
+  // KVr^T into the CTA's own copy, then copies them to the others by 16-byte chunks, instead of
+  // writing every copy by 2-byte elements (cluster_state_exchange).
+  bool kvt_copy;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

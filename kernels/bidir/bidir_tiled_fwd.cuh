@@ -308,11 +308,11 @@ __device__ __forceinline__ void kvt_store(T* kvt, int n, int d, float x) {
 // rank0: the cluster rank of the head's first CTA (the launch's clusters may hold several heads:
 // TiledParams::heads_per_cluster; then the barriers span all of them).
 // KVT (DKP = DVP = 64): sKV holds KVr^T with kmean's terms (kvt_offset's layout) instead, for
-// phase 2 on wgmma; its writes are fenced for the async proxy before the last barrier. With
-// p.kvt_cols a thread sums one column of 8 owned rows (8 strided loads a CTA, conflict-free across
-// the warp's consecutive columns) and writes them as one 16-byte chunk of KVr^T's row n, instead
-// of summing 8 columns of one row (two 16-byte loads a CTA) and writing 8 2-byte elements of 8
-// rows: the same sums in the same order, 1 store a destination CTA instead of 8.
+// phase 2 on wgmma; its writes are fenced for the async proxy before the last barrier. A thread's
+// 8 sums of a row go to 8 rows of KVr^T, 2 bytes each: with C > 1 and p.kvt_copy they are written
+// into this CTA's sKV only, and after a block barrier the owned columns go to the other CTAs as
+// 16-byte chunks (rows / 8 a KVr^T row: 288 remote stores a CTA at C = 2 instead of ~2300 2-byte
+// ones; session 21's timeline put 3.2 us of focused's exchange in that step). Same values.
 // stamp(k) (the TMA forward's timeline, TiledParams::diag 32): k = 7 once every warp of the CTA has
 // stored its partial, 8 after the cluster barrier, 9 after the owned rows' writes.
 template <class T, int DKP, int DVP, int NW, bool KVT = false, class Stamp = NoOp>
@@ -341,40 +341,10 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
   stamp(8);
   const int rows = DKP / C, d0 = rank * rows;  // C divides DKP (C <= 8, DKP >= 64)
   constexpr int G = DVP / 8;                   // 8-column groups of a row
-  if constexpr (KVT) {
-    if (p.kvt_cols) {  // TiledParams::kvt_cols: unit u = column n of [KVr | kz] x 8 owned rows
-      for (int u = tid; u < rows / 8 * kWgN; u += NTHR) {
-        const int n = u % kWgN, d = d0 + 8 * (u / kWgN);
-        float v[8] = {};
-        for (int r = 0; r < C; ++r) {  // in rank order, as below
-          const float* src = (C > 1 ? cluster_map(red, rank0 + r) : red) + d * NCOL + (n < DVP ? n : DVP);
-#pragma unroll
-          for (int j = 0; j < 8; ++j) v[j] += src[j * NCOL];
-        }
-        if (n >= DVP) {  // kmean = ksum / Tk as hi, mid, lo (rows 64, 65, 66), then zeros
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            const float km = p.norm ? v[j] * p.inv_tk : 0.0f;
-            const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
-            if (n == DVP) {
-              for (int r = 0; r < C; ++r) (C > 1 ? cluster_map(skm, rank0 + r) : skm)[d + j] = km;
-            }
-            v[j] = n == DVP ? hi : n == DVP + 1 ? mid : n == DVP + 2 ? lo : 0.0f;
-          }
-        }
-        const uint4 w = make_uint4(pack2<T>(v[0], v[1]), pack2<T>(v[2], v[3]), pack2<T>(v[4], v[5]), pack2<T>(v[6], v[7]));
-        for (int r = 0; r < C; ++r) {
-          T* dst = C > 1 ? cluster_map(sKV, rank0 + r) : sKV;
-          *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(dst) + kvt_offset(n, d)) = w;
-        }
-      }
-      stamp(9);
-      hopper::fence_proxy_async();  // this thread's KVr^T writes, before wgmma reads them
-      if (C > 1) cluster_sync(); else __syncthreads();
-      hopper::fence_proxy_async();  // the other threads' (and CTAs') writes, seen by this thread's wgmma
-      return;
-    }
-  }
+  // KVT with p.kvt_copy: the owned rows go into this CTA's sKV, skm only, then (after a block
+  // barrier) as 16-byte chunks into the others' (kvt_push).
+  const int ndst = KVT && p.kvt_copy ? 1 : C;
+  auto dst_rank = [&](int r) { return ndst == 1 ? rank : r; };
   for (int u = tid; u < rows * G; u += NTHR) {
     const int d = d0 + u / G, e = (u % G) * 8;
     float s[8] = {};
@@ -384,8 +354,8 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
       s[0] += a.x, s[1] += a.y, s[2] += a.z, s[3] += a.w, s[4] += b.x, s[5] += b.y, s[6] += b.z, s[7] += b.w;
     }
     if constexpr (KVT) {
-      for (int r = 0; r < C; ++r) {
-        T* dst = C > 1 ? cluster_map(sKV, rank0 + r) : sKV;
+      for (int r = 0; r < ndst; ++r) {
+        T* dst = C > 1 ? cluster_map(sKV, rank0 + dst_rank(r)) : sKV;
 #pragma unroll
         for (int j = 0; j < 8; ++j) kvt_store(dst, e + j, d, s[j]);
       }
@@ -402,15 +372,33 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
     // padding columns DVP.. of sKV row d, for output_slab_smem's z on tensor cores (p.zmma).
     const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
     const uint4 kz = make_uint4(pack2<T>(hi, mid), pack2<T>(lo, 0.0f), 0u, 0u);
-    for (int r = 0; r < C; ++r) {
-      (C > 1 ? cluster_map(skm, rank0 + r) : skm)[d] = km;
-      T* dst = C > 1 ? cluster_map(sKV, rank0 + r) : sKV;
+    for (int r = 0; r < ndst; ++r) {
+      (C > 1 ? cluster_map(skm, rank0 + dst_rank(r)) : skm)[d] = km;
+      T* dst = C > 1 ? cluster_map(sKV, rank0 + dst_rank(r)) : sKV;
       if constexpr (KVT) {
         const float t[8] = {hi, mid, lo, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
         for (int j = 0; j < 8; ++j) kvt_store(dst, DVP + j, d, t[j]);
       } else {
         *reinterpret_cast<uint4*>(dst + d * Tr::VST + DVP) = kz;
+      }
+    }
+  }
+  if constexpr (KVT) {
+    if (ndst == 1 && C > 1) {  // kvt_push: the owned columns d0.. of KVr^T's 72 rows and skm[d0..] to the other CTAs
+      __syncthreads();
+      const int cpr = rows / 8;  // 16-byte chunks of a KVr^T row that this CTA owns
+      for (int v = tid; v < kWgN * cpr + rows / 4; v += NTHR) {
+        const bool row = v < kWgN * cpr;
+        const int n = v / cpr, c = d0 / 8 + v % cpr;
+        const int off = row ? kvt_offset(n, 8 * c) : 0;
+        const uint4 x = row ? *reinterpret_cast<const uint4*>(reinterpret_cast<const unsigned char*>(sKV) + off)
+                            : *reinterpret_cast<const uint4*>(skm + d0 + 4 * (v - kWgN * cpr));
+        for (int r = 0; r < C; ++r) {
+          if (r == rank) continue;
+          if (row) *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(cluster_map(sKV, rank0 + r)) + off) = x;
+          else *reinterpret_cast<uint4*>(cluster_map(skm, rank0 + r) + d0 + 4 * (v - kWgN * cpr)) = x;
+        }
       }
     }
   }
