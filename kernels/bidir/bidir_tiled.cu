@@ -78,10 +78,10 @@
 //                                    focused in rows mode and elu1 (packed); the default for both)
 //   ATTNBENCH_BIDIR_OSTSM=1|0        with phase 2 on wgmma, the O slab staged in shared memory by
 //                                    stmatrix (4 a warp and slab) or by 16 4-byte stores
-//   ATTNBENCH_BIDIR_KVT=copy|direct  with phase 2 on wgmma and clusters (focused's 2x8), the state
-//                                    exchange writes its owned rows of KVr^T into its own copy, then
-//                                    copies them to the other CTAs by 16-byte chunks (copy), or
-//                                    writes every CTA's copy by 2-byte elements (direct)
+//   ATTNBENCH_BIDIR_KVT=direct|copy|stsm  with phase 2 on wgmma, how the state exchange writes KVr^T:
+//                                    every CTA's copy by 2-byte elements (direct); the owned rows into
+//                                    the CTA's own copy, then to the cluster's other CTAs by 16-byte
+//                                    chunks (copy); as copy, the own copy by stmatrix.trans (stsm)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -350,7 +350,7 @@ constexpr bool kDefaultOStsm = false;
 // session 21: not yet measured. (c2: a thread summing one column of 8 rows and writing one 16-byte
 // chunk to each copy, `cols`, was no faster: focused 1.285 / 1.291 against 1.285 / 1.285 at T =
 // 4096, elu1 1.251 / 1.256 against 1.237 / 1.244; removed.)
-constexpr bool kDefaultKvtCopy = false;
+constexpr int kDefaultKvt = 0;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -561,8 +561,10 @@ class TiledBidir : public CudaPrepared {
     if (cfg == 1 && fused_.fm == kFocused && !fused_.p1_wg) fused_.p2_wg = false;
     // The O slab by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM=1|0, kDefaultOStsm).
     fused_.o_stsm = fused_.p2_wg && (env("ATTNBENCH_BIDIR_OSTSM") ? std::strcmp(env("ATTNBENCH_BIDIR_OSTSM"), "0") != 0 : kDefaultOStsm);
-    // The exchange's KVr^T to the other CTAs by 16-byte copies (ATTNBENCH_BIDIR_KVT=copy|direct, kDefaultKvtCopy).
-    fused_.kvt_copy = fused_.p2_wg && (env("ATTNBENCH_BIDIR_KVT") ? std::strcmp(env("ATTNBENCH_BIDIR_KVT"), "copy") == 0 : kDefaultKvtCopy);
+    // How the exchange writes KVr^T (ATTNBENCH_BIDIR_KVT=direct|copy|stsm, kDefaultKvt).
+    fused_.kvt = kDefaultKvt;
+    if (const char* e = env("ATTNBENCH_BIDIR_KVT")) fused_.kvt = std::strcmp(e, "stsm") == 0 ? 2 : std::strcmp(e, "copy") == 0 ? 1 : 0;
+    if (!fused_.p2_wg) fused_.kvt = 0;
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);

@@ -116,10 +116,10 @@ struct TiledParams {
   // o_stsm (with p2_wg): the O slab staged by stmatrix (4 instructions a warp and slab) instead of
   // 16 4-byte shared stores.
   bool o_stsm;
-  // kvt_copy (with p2_wg, clusters of C > 1 CTAs): the state exchange writes the owned rows of
-  // KVr^T into the CTA's own copy, then copies them to the others by 16-byte chunks, instead of
-  // writing every copy by 2-byte elements (cluster_state_exchange).
-  bool kvt_copy;
+  // kvt (with p2_wg): how the state exchange writes KVr^T (cluster_state_exchange): 0 every CTA's
+  // copy by 2-byte elements; 1 the owned rows into the CTA's own copy, then (clusters) to the
+  // others by 16-byte chunks; 2 as 1 with the own copy written by stmatrix.trans.
+  int kvt;
 };
 
 // Tensor maps (CUtensorMap, 128 bytes each, opaque here) of q, k, v and o for the TMA forward:

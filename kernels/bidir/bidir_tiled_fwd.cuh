@@ -309,10 +309,11 @@ __device__ __forceinline__ void kvt_store(T* kvt, int n, int d, float x) {
 // TiledParams::heads_per_cluster; then the barriers span all of them).
 // KVT (DKP = DVP = 64): sKV holds KVr^T with kmean's terms (kvt_offset's layout) instead, for
 // phase 2 on wgmma; its writes are fenced for the async proxy before the last barrier. A thread's
-// 8 sums of a row go to 8 rows of KVr^T, 2 bytes each: with C > 1 and p.kvt_copy they are written
+// 8 sums of a row go to 8 rows of KVr^T, 2 bytes each: with C > 1 and p.kvt >= 1 they are written
 // into this CTA's sKV only, and after a block barrier the owned columns go to the other CTAs as
 // 16-byte chunks (rows / 8 a KVr^T row: 288 remote stores a CTA at C = 2 instead of ~2300 2-byte
-// ones; session 21's timeline put 3.2 us of focused's exchange in that step). Same values.
+// ones; session 21's timeline put 3.2 us of focused's exchange in that step); p.kvt == 2 writes the
+// owned rows by stmatrix.trans instead (below). Same values, same order of the sums.
 // stamp(k) (the TMA forward's timeline, TiledParams::diag 32): k = 7 once every warp of the CTA has
 // stored its partial, 8 after the cluster barrier, 9 after the owned rows' writes.
 template <class T, int DKP, int DVP, int NW, bool KVT = false, class Stamp = NoOp>
@@ -341,11 +342,44 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
   stamp(8);
   const int rows = DKP / C, d0 = rank * rows;  // C divides DKP (C <= 8, DKP >= 64)
   constexpr int G = DVP / 8;                   // 8-column groups of a row
-  // KVT with p.kvt_copy: the owned rows go into this CTA's sKV, skm only, then (after a block
-  // barrier) as 16-byte chunks into the others' (kvt_push).
-  const int ndst = KVT && p.kvt_copy ? 1 : C;
+  // KVT with p.kvt >= 1: the owned rows go into this CTA's sKV, skm only, then (after a block
+  // barrier) as 16-byte chunks into the others' (kvt_push). p.kvt == 2: written by stmatrix.trans,
+  // a warp an 8 x 32 block of KVr (row d, columns n) as four 8x8 blocks of KVr^T: each lane sums its
+  // two columns of one row (float2 loads), and lane 8m + c addresses the 16-byte chunk (row n = nb
+  // + 8m + c of KVr^T, 8 rows d) that stmatrix writes (no 2-byte stores: those of p.kvt < 2 fall
+  // 8 to a bank). kmean's terms likewise, a warp an 8x8 block (rows 64..71 of KVr^T).
+  const int ndst = KVT && p.kvt >= 1 ? 1 : C;
+  if constexpr (KVT) {
+    if (p.kvt == 2) {
+      const uint32_t kvt = smem_addr(sKV);
+      for (int t = warp; t < rows / 8 * 2; t += NW) {
+        const int db = d0 + 8 * (t / 2), nb = 32 * (t % 2);
+        float2 v[4] = {};
+#pragma unroll 2
+        for (int r = 0; r < C; ++r) {
+          const float* src = (C > 1 ? cluster_map(red, rank0 + r) : red) + (db + g) * NCOL + nb + 2 * q;
+          float2 x[4];
+#pragma unroll
+          for (int m = 0; m < 4; ++m) x[m] = *reinterpret_cast<const float2*>(src + 8 * m);
+#pragma unroll
+          for (int m = 0; m < 4; ++m) v[m].x += x[m].x, v[m].y += x[m].y;
+        }
+        const uint32_t pk[4] = {pack2<T>(v[0].x, v[0].y), pack2<T>(v[1].x, v[1].y), pack2<T>(v[2].x, v[2].y), pack2<T>(v[3].x, v[3].y)};
+        stsm_x4_t(kvt + kvt_offset(nb + lane, db), pk, lane);  // lane 8m + c: row nb + 8m + c
+      }
+      for (int t = warp; t < rows / 8; t += NW) {
+        const int d = d0 + 8 * t + g;
+        float s = 0.0f;
+        for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, rank0 + r) : red)[d * NCOL + DVP];
+        const float km = p.norm ? s * p.inv_tk : 0.0f;
+        const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
+        if (q == 0) skm[d] = km;
+        stsm_x1_t(kvt + kvt_offset(DVP + lane % 8, d0 + 8 * t), q == 0 ? pack2<T>(hi, mid) : q == 1 ? pack2<T>(lo, 0.0f) : 0u, lane);
+      }
+    }
+  }
   auto dst_rank = [&](int r) { return ndst == 1 ? rank : r; };
-  for (int u = tid; u < rows * G; u += NTHR) {
+  for (int u = KVT && p.kvt == 2 ? rows * G : tid; u < rows * G; u += NTHR) {
     const int d = d0 + u / G, e = (u % G) * 8;
     float s[8] = {};
     for (int r = 0; r < C; ++r) {
@@ -364,7 +398,7 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
       for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + e) = kvr;
     }
   }
-  for (int d = d0 + tid; d < d0 + rows; d += NTHR) {
+  for (int d = d0 + (KVT && p.kvt == 2 ? rows : tid); d < d0 + rows; d += NTHR) {
     float s = 0.0f;
     for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, rank0 + r) : red)[d * NCOL + DVP];
     const float km = p.norm ? s * p.inv_tk : 0.0f;
