@@ -343,14 +343,24 @@ constexpr bool kDefaultP1WgFocused = true;
 // / 1.161-1.162; identity was not faster with it (1.189-1.190 against 1.197-1.199 at T = 4096):
 // it keeps mma.sync (its wgmma phase 1 was removed after c7). 448/448 bidir GPU tests under P1=wg.
 constexpr bool kDefaultP1WgElu1 = true;
-// The O slab staged by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM), session 21: not yet
-// measured.
-constexpr bool kDefaultOStsm = false;
-// The state exchange's KVr^T to the cluster's other CTAs by 16-byte copies (ATTNBENCH_BIDIR_KVT),
-// session 21: not yet measured. (c2: a thread summing one column of 8 rows and writing one 16-byte
-// chunk to each copy, `cols`, was no faster: focused 1.285 / 1.291 against 1.285 / 1.285 at T =
-// 4096, elu1 1.251 / 1.256 against 1.237 / 1.244; removed.)
-constexpr int kDefaultKvt = 0;
+// The O slab staged by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM), session 21
+// (results/h200-s21-20261122, same binary, fwd x floor at T = 4096 / 8192 / 16384): c1 focused
+// 1.279 / 1.196 / 1.139 and 1.282 / 1.195 / 1.140 against 1.286 / 1.198 / 1.140 and 1.288 / 1.194
+// / 1.142, identity and elu1 unchanged; c4 with KVT=stsm below.
+constexpr bool kDefaultOStsm = true;
+// How the state exchange writes KVr^T on the wgmma path (ATTNBENCH_BIDIR_KVT), session 21
+// (results/h200-s21-20261122; the timeline's exchange stamps, T = 4096, us median): the 2-byte
+// stores of `direct` fall 8 to a bank, and at C = 2 (focused) ~2300 of them a CTA go to the
+// partner. c3: `copy` (own rows locally, then 16-byte copies to the partner) took focused's
+// owned-rows step 2.98 -> 2.53 us, within the machine's drift in the A/B. c4 (same binary, with
+// OSTSM=1, fwd x floor at T = 4096 / 8192 / 16384): `stsm` (own rows by stmatrix.trans, then the
+// copies) elu1 1.236 / 1.187 / 1.155 and 1.234 / 1.186 / 1.148 against 1.244 / 1.193 / 1.154 and
+// 1.248 / 1.190 / 1.154 (its exchange 2.37 -> 1.82 us), focused 1.284 / 1.197 / 1.138 and 1.279 /
+// 1.189 / 1.136 against 1.286 / 1.199 / 1.137 and 1.283 / 1.198 / 1.139 (owned rows 3.0 -> 2.2
+// us), identity and relu within 0.4%; 448/448 bidir GPU tests and the checked norm fwd sweep
+// (32/32) under it. (c2: a thread summing one column of 8 rows and writing a 16-byte chunk to each
+// copy, `cols`, was no faster; removed.)
+constexpr int kDefaultKvt = 2;
 
 class TiledBidir : public CudaPrepared {
  public:
