@@ -78,10 +78,11 @@
 //                                    focused in rows mode and elu1 (packed); the default for both)
 //   ATTNBENCH_BIDIR_OSTSM=1|0        with phase 2 on wgmma, the O slab staged in shared memory by
 //                                    stmatrix (4 a warp and slab) or by 16 4-byte stores
-//   ATTNBENCH_BIDIR_KVT=direct|copy|stsm  with phase 2 on wgmma, how the state exchange writes KVr^T:
-//                                    every CTA's copy by 2-byte elements (direct); the owned rows into
-//                                    the CTA's own copy, then to the cluster's other CTAs by 16-byte
-//                                    chunks (copy); as copy, the own copy by stmatrix.trans (stsm)
+//   ATTNBENCH_BIDIR_KVT=direct|copy|stsm|all  with phase 2 on wgmma, how the state exchange writes
+//                                    KVr^T: every CTA's copy by 2-byte elements (direct); the owned rows
+//                                    into the CTA's own copy, then to the cluster's other CTAs by
+//                                    16-byte chunks (copy); as copy, the own copy by stmatrix.trans
+//                                    (stsm, the default); every CTA all rows, no copies (all)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -573,7 +574,9 @@ class TiledBidir : public CudaPrepared {
     fused_.o_stsm = fused_.p2_wg && (env("ATTNBENCH_BIDIR_OSTSM") ? std::strcmp(env("ATTNBENCH_BIDIR_OSTSM"), "0") != 0 : kDefaultOStsm);
     // How the exchange writes KVr^T (ATTNBENCH_BIDIR_KVT=direct|copy|stsm, kDefaultKvt).
     fused_.kvt = kDefaultKvt;
-    if (const char* e = env("ATTNBENCH_BIDIR_KVT")) fused_.kvt = std::strcmp(e, "stsm") == 0 ? 2 : std::strcmp(e, "copy") == 0 ? 1 : 0;
+    if (const char* e = env("ATTNBENCH_BIDIR_KVT")) {
+      fused_.kvt = std::strcmp(e, "all") == 0 ? 3 : std::strcmp(e, "stsm") == 0 ? 2 : std::strcmp(e, "copy") == 0 ? 1 : 0;
+    }
     if (!fused_.p2_wg) fused_.kvt = 0;
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;

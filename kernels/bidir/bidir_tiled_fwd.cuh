@@ -350,10 +350,14 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
   // 8 to a bank). kmean's terms likewise, a warp an 8x8 block (rows 64..71 of KVr^T).
   const int ndst = KVT && p.kvt >= 1 ? 1 : C;
   if constexpr (KVT) {
-    if (p.kvt == 2) {
+    if (p.kvt >= 2) {
+      // p.kvt == 3 (clusters): every CTA sums all DKP rows from every CTA's red (twice the remote
+      // loads) and writes its whole KVr^T itself: no copies, no block barrier before them.
+      const bool all = p.kvt == 3 && C > 1;
+      const int xrows = all ? DKP : rows, x0 = all ? 0 : d0;
       const uint32_t kvt = smem_addr(sKV);
-      for (int t = warp; t < rows / 8 * 2; t += NW) {
-        const int db = d0 + 8 * (t / 2), nb = 32 * (t % 2);
+      for (int t = warp; t < xrows / 8 * 2; t += NW) {
+        const int db = x0 + 8 * (t / 2), nb = 32 * (t % 2);
         float2 v[4] = {};
 #pragma unroll 2
         for (int r = 0; r < C; ++r) {
@@ -367,19 +371,19 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
         const uint32_t pk[4] = {pack2<T>(v[0].x, v[0].y), pack2<T>(v[1].x, v[1].y), pack2<T>(v[2].x, v[2].y), pack2<T>(v[3].x, v[3].y)};
         stsm_x4_t(kvt + kvt_offset(nb + lane, db), pk, lane);  // lane 8m + c: row nb + 8m + c
       }
-      for (int t = warp; t < rows / 8; t += NW) {
-        const int d = d0 + 8 * t + g;
+      for (int t = warp; t < xrows / 8; t += NW) {
+        const int d = x0 + 8 * t + g;
         float s = 0.0f;
         for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, rank0 + r) : red)[d * NCOL + DVP];
         const float km = p.norm ? s * p.inv_tk : 0.0f;
         const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
         if (q == 0) skm[d] = km;
-        stsm_x1_t(kvt + kvt_offset(DVP + lane % 8, d0 + 8 * t), q == 0 ? pack2<T>(hi, mid) : q == 1 ? pack2<T>(lo, 0.0f) : 0u, lane);
+        stsm_x1_t(kvt + kvt_offset(DVP + lane % 8, x0 + 8 * t), q == 0 ? pack2<T>(hi, mid) : q == 1 ? pack2<T>(lo, 0.0f) : 0u, lane);
       }
     }
   }
   auto dst_rank = [&](int r) { return ndst == 1 ? rank : r; };
-  for (int u = KVT && p.kvt == 2 ? rows * G : tid; u < rows * G; u += NTHR) {
+  for (int u = KVT && p.kvt >= 2 ? rows * G : tid; u < rows * G; u += NTHR) {
     const int d = d0 + u / G, e = (u % G) * 8;
     float s[8] = {};
     for (int r = 0; r < C; ++r) {
@@ -398,7 +402,7 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
       for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + e) = kvr;
     }
   }
-  for (int d = d0 + (KVT && p.kvt == 2 ? rows : tid); d < d0 + rows; d += NTHR) {
+  for (int d = d0 + (KVT && p.kvt >= 2 ? rows : tid); d < d0 + rows; d += NTHR) {
     float s = 0.0f;
     for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, rank0 + r) : red)[d * NCOL + DVP];
     const float km = p.norm ? s * p.inv_tk : 0.0f;
@@ -419,7 +423,7 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
     }
   }
   if constexpr (KVT) {
-    if (ndst == 1 && C > 1) {  // kvt_push: the owned columns d0.. of KVr^T's 72 rows and skm[d0..] to the other CTAs
+    if (ndst == 1 && C > 1 && p.kvt != 3) {  // kvt_push: the owned columns d0.. of KVr^T's 72 rows and skm[d0..] to the other CTAs
       __syncthreads();
       const int cpr = rows / 8;  // 16-byte chunks of a KVr^T row that this CTA owns
       for (int v = tid; v < kWgN * cpr + rows / 4; v += NTHR) {
