@@ -78,11 +78,11 @@
 //                                    focused in rows mode and elu1 (packed); the default for both)
 //   ATTNBENCH_BIDIR_OSTSM=1|0        with phase 2 on wgmma, the O slab staged in shared memory by
 //                                    stmatrix (4 a warp and slab) or by 16 4-byte stores
-//   ATTNBENCH_BIDIR_KVT=direct|copy|stsm|all  with phase 2 on wgmma, how the state exchange writes
+//   ATTNBENCH_BIDIR_KVT=direct|copy|stsm  with phase 2 on wgmma, how the state exchange writes
 //                                    KVr^T: every CTA's copy by 2-byte elements (direct); the owned rows
 //                                    into the CTA's own copy, then to the cluster's other CTAs by
 //                                    16-byte chunks (copy); as copy, the own copy by stmatrix.trans
-//                                    (stsm, the default); every CTA all rows, no copies (all)
+//                                    (stsm, the default)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -360,7 +360,9 @@ constexpr bool kDefaultOStsm = true;
 // 1.189 / 1.136 against 1.286 / 1.199 / 1.137 and 1.283 / 1.198 / 1.139 (owned rows 3.0 -> 2.2
 // us), identity and relu within 0.4%; 448/448 bidir GPU tests and the checked norm fwd sweep
 // (32/32) under it. (c2: a thread summing one column of 8 rows and writing a 16-byte chunk to each
-// copy, `cols`, was no faster; removed.)
+// copy, `cols`, was no faster; c5: every CTA of the cluster summing all rows itself, no copies,
+// `all` (beb7e70), focused 1.275 / 1.279 against 1.290 / 1.274 at T = 4096, its owned-rows step
+// 2.59 us against 2.30: no gain. Both removed.)
 constexpr int kDefaultKvt = 2;
 
 class TiledBidir : public CudaPrepared {
@@ -556,8 +558,7 @@ class TiledBidir : public CudaPrepared {
     }
     // Phase 2 on wgmma (ATTNBENCH_BIDIR_P2=wg): bf16 at Dk, Dv <= 64, each map's default
     // configuration, bulk O stores, no diagnostics (bidir_tiled_tma.cu launch_tma_maps).
-    fused_.p2_wg = wg_ok && (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kRelu || fused_.fm == kElu1 || fused_.fm == kElu1Pk ||
-                                            fused_.fm == kFocused
+    fused_.p2_wg = wg_ok && (cfg == 1 ? fused_.fm == kIdentity || fused_.fm == kRelu || fused_.fm == kElu1 || fused_.fm == kElu1Pk
                              : cfg == 0 && fused_.fm == kFocused);
     if (p2 && std::strcmp(p2, "wg") == 0 && !fused_.p2_wg && use_fused_) {
       std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_P2=wg not used here (bf16 TMA forward at Dk, Dv <= 64, each map's default configuration, no diagnostics)\n");
@@ -567,16 +568,11 @@ class TiledBidir : public CudaPrepared {
     const bool p1_default = fused_.fm == kFocused ? kDefaultP1WgFocused : fused_.fm == kElu1Pk ? kDefaultP1WgElu1 : false;
     fused_.p1_wg = fused_.p2_wg && (fused_.fm == kFocused || fused_.fm == kElu1Pk) &&
                    (p1 ? std::strcmp(p1, "wg") == 0 : p1_default);
-    // focused in the 16-warp configuration (ATTNBENCH_BIDIR_TMA=1x16): a wgmma kernel with both
-    // phases on wgmma only (session 21).
-    if (cfg == 1 && fused_.fm == kFocused && !fused_.p1_wg) fused_.p2_wg = false;
     // The O slab by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM=1|0, kDefaultOStsm).
     fused_.o_stsm = fused_.p2_wg && (env("ATTNBENCH_BIDIR_OSTSM") ? std::strcmp(env("ATTNBENCH_BIDIR_OSTSM"), "0") != 0 : kDefaultOStsm);
     // How the exchange writes KVr^T (ATTNBENCH_BIDIR_KVT=direct|copy|stsm, kDefaultKvt).
     fused_.kvt = kDefaultKvt;
-    if (const char* e = env("ATTNBENCH_BIDIR_KVT")) {
-      fused_.kvt = std::strcmp(e, "all") == 0 ? 3 : std::strcmp(e, "stsm") == 0 ? 2 : std::strcmp(e, "copy") == 0 ? 1 : 0;
-    }
+    if (const char* e = env("ATTNBENCH_BIDIR_KVT")) fused_.kvt = std::strcmp(e, "stsm") == 0 ? 2 : std::strcmp(e, "copy") == 0 ? 1 : 0;
     if (!fused_.p2_wg) fused_.kvt = 0;
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;

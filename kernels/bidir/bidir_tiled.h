@@ -118,8 +118,7 @@ struct TiledParams {
   bool o_stsm;
   // kvt (with p2_wg): how the state exchange writes KVr^T (cluster_state_exchange): 0 every CTA's
   // copy by 2-byte elements; 1 the owned rows into the CTA's own copy, then (clusters) to the
-  // others by 16-byte chunks; 2 as 1 with the own copy written by stmatrix.trans; 3 (clusters)
-  // every CTA sums all rows from every CTA and writes its whole copy by stmatrix.trans, no copies.
+  // others by 16-byte chunks; 2 as 1 with the own copy written by stmatrix.trans.
   int kvt;
 };
 

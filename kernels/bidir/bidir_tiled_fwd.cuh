@@ -252,37 +252,6 @@ __device__ __forceinline__ void focused_rows_pk(__nv_bfloat16* cK, int r0, int r
   }
 }
 
-// focused_rows_pk for a warp's 4 rows [r0, r0 + 4) of 64 columns (the 16-warp configuration, where
-// a warp group maps a 16-row k-step: 4 rows a warp). One ldmatrix.x4 reads all 32 16-byte chunks:
-// lane 8m + j addresses row r0 + (j & 3), chunk 2m + (j >> 2), so register m of lane (g, q) holds
-// row r0 + (g & 3), columns 8 (2m + (g >> 2)) + 2q, +1. The norms: two mma with A row g = s (k:
-// matrices 0, 1, then 2, 3) and row g + 8 = w give row g's sums over its chunks of parity g >> 2
-// in c[0] (s) and c[2] (w); lane ^ 16 (g ^ 4) holds the other parity, one shuffle each adds it.
-template <int DKP, class LK, bool PRECISE>
-__device__ __forceinline__ void focused_rows_pk4(__nv_bfloat16* cK, int r0, int row0, const TiledParams& p, int lane) {
-  static_assert(DKP == 64, "4 rows of 64 columns: one ldmatrix.x4");
-  const int j = lane % 8, m = lane / 8;
-  const uint32_t addr = LK::lane(smem_addr(cK), r0 + (j & 3), (2 * m + (j >> 2)) * 8);
-  uint32_t x[4], s[4], w[4];
-  ldsm_x4(x, addr);
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const FocusedPk f = focused_pk<PRECISE>(x[k]);
-    x[k] = f.u, s[k] = f.s, w[k] = f.w;
-  }
-  float c[4] = {};
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const uint32_t a[4] = {s[2 * h], w[2 * h], s[2 * h + 1], w[2 * h + 1]};
-    mma16816<__nv_bfloat16>(c, a, kBf16OnesPair, kBf16OnesPair);
-  }
-  const float ny2 = c[0] + __shfl_xor_sync(0xffffffffu, c[0], 16), nu2 = c[2] + __shfl_xor_sync(0xffffffffu, c[2], 16);
-  const float r = row0 + r0 + (lane / 4) % 4 < p.Tk ? focused_ratio(ny2, nu2) : 0.0f;
-#pragma unroll
-  for (int k = 0; k < 4; ++k) x[k] = focused_pk_scale<PRECISE>(x[k], r);
-  stsm_x4(addr, x, lane);
-}
-
 // KVr^T for phase 2 on wgmma (bidir_tiled_wg.cuh; Dk = Dv = 64): [72 rows n][64 columns d] of the
 // storage dtype, K-major with the 128-byte swizzle (16-byte unit u of row n at unit u ^ (n % 8)):
 // rows n < 64 hold KVr's column n, rows 64, 65, 66 kmean's terms hi, mid, lo, rows 67..71 zero.
@@ -350,14 +319,10 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
   // 8 to a bank). kmean's terms likewise, a warp an 8x8 block (rows 64..71 of KVr^T).
   const int ndst = KVT && p.kvt >= 1 ? 1 : C;
   if constexpr (KVT) {
-    if (p.kvt >= 2) {
-      // p.kvt == 3 (clusters): every CTA sums all DKP rows from every CTA's red (twice the remote
-      // loads) and writes its whole KVr^T itself: no copies, no block barrier before them.
-      const bool all = p.kvt == 3 && C > 1;
-      const int xrows = all ? DKP : rows, x0 = all ? 0 : d0;
+    if (p.kvt == 2) {
       const uint32_t kvt = smem_addr(sKV);
-      for (int t = warp; t < xrows / 8 * 2; t += NW) {
-        const int db = x0 + 8 * (t / 2), nb = 32 * (t % 2);
+      for (int t = warp; t < rows / 8 * 2; t += NW) {
+        const int db = d0 + 8 * (t / 2), nb = 32 * (t % 2);
         float2 v[4] = {};
 #pragma unroll 2
         for (int r = 0; r < C; ++r) {
@@ -371,19 +336,19 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
         const uint32_t pk[4] = {pack2<T>(v[0].x, v[0].y), pack2<T>(v[1].x, v[1].y), pack2<T>(v[2].x, v[2].y), pack2<T>(v[3].x, v[3].y)};
         stsm_x4_t(kvt + kvt_offset(nb + lane, db), pk, lane);  // lane 8m + c: row nb + 8m + c
       }
-      for (int t = warp; t < xrows / 8; t += NW) {
-        const int d = x0 + 8 * t + g;
+      for (int t = warp; t < rows / 8; t += NW) {
+        const int d = d0 + 8 * t + g;
         float s = 0.0f;
         for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, rank0 + r) : red)[d * NCOL + DVP];
         const float km = p.norm ? s * p.inv_tk : 0.0f;
         const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
         if (q == 0) skm[d] = km;
-        stsm_x1_t(kvt + kvt_offset(DVP + lane % 8, x0 + 8 * t), q == 0 ? pack2<T>(hi, mid) : q == 1 ? pack2<T>(lo, 0.0f) : 0u, lane);
+        stsm_x1_t(kvt + kvt_offset(DVP + lane % 8, d0 + 8 * t), q == 0 ? pack2<T>(hi, mid) : q == 1 ? pack2<T>(lo, 0.0f) : 0u, lane);
       }
     }
   }
   auto dst_rank = [&](int r) { return ndst == 1 ? rank : r; };
-  for (int u = KVT && p.kvt >= 2 ? rows * G : tid; u < rows * G; u += NTHR) {
+  for (int u = KVT && p.kvt == 2 ? rows * G : tid; u < rows * G; u += NTHR) {
     const int d = d0 + u / G, e = (u % G) * 8;
     float s[8] = {};
     for (int r = 0; r < C; ++r) {
@@ -402,7 +367,7 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
       for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + e) = kvr;
     }
   }
-  for (int d = d0 + (KVT && p.kvt >= 2 ? rows : tid); d < d0 + rows; d += NTHR) {
+  for (int d = d0 + (KVT && p.kvt == 2 ? rows : tid); d < d0 + rows; d += NTHR) {
     float s = 0.0f;
     for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, rank0 + r) : red)[d * NCOL + DVP];
     const float km = p.norm ? s * p.inv_tk : 0.0f;
@@ -423,7 +388,7 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
     }
   }
   if constexpr (KVT) {
-    if (ndst == 1 && C > 1 && p.kvt != 3) {  // kvt_push: the owned columns d0.. of KVr^T's 72 rows and skm[d0..] to the other CTAs
+    if (ndst == 1 && C > 1) {  // kvt_push: the owned columns d0.. of KVr^T's 72 rows and skm[d0..] to the other CTAs
       __syncthreads();
       const int cpr = rows / 8;  // 16-byte chunks of a KVr^T row that this CTA owns
       for (int v = tid; v < kWgN * cpr + rows / 4; v += NTHR) {

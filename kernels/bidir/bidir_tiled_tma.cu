@@ -327,17 +327,16 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     if constexpr (kRowsFit) {
       T* cK = slots + st * F::SLOT_ELEMS;
       const int r0 = 16 * ks0 + wr * RPW, row0 = kv_tile(it) * BM;
-      // packed bf16 (p.focused_pk) where the warp has 8 whole rows (focused_rows_pk) or, with 16
-      // warps, 4 rows of 64 columns (focused_rows_pk4; session 21. Session 12's call4 had the even
-      // warps of a group map 8 rows each instead: 28% slower than the 2x8 default).
-      constexpr bool kPk = std::is_same_v<T, __nv_bfloat16> && (RPW == 8 || (RPW == 4 && DKP == 64));
+      // packed bf16 (p.focused_pk) where the warp has 8 whole rows (focused_rows_pk). With 16
+      // warps (4 rows each) the fp32 pass stays: the even warps of a group mapping 8 rows each
+      // ran 28% slower than the 2x8 default (session 12, call4), and a packed pass over a warp's
+      // 4 rows (one ldmatrix.x4, with both phases on wgmma) 11% slower (session 21, c1: phase 1
+      // 50 us against 38; code in history at 672bc48, focused_rows_pk4): not kept.
+      constexpr bool kPk = std::is_same_v<T, __nv_bfloat16> && RPW == 8;
       const int pk = kPk && p.Dk == DKP ? p.focused_pk : 0;
-      if constexpr (kPk && RPW == 8) {
+      if constexpr (kPk) {
         if (pk == 2) focused_rows_pk<DKP, LK, true>(cK, r0, row0, p, lane);
         if (pk == 1) focused_rows_pk<DKP, LK, false>(cK, r0, row0, p, lane);
-      } else if constexpr (kPk) {
-        if (pk == 2) focused_rows_pk4<DKP, LK, true>(cK, r0, row0, p, lane);
-        if (pk == 1) focused_rows_pk4<DKP, LK, false>(cK, r0, row0, p, lane);
       }
       if (pk == 0 && p.Dk == DKP) focused_rows_inplace<T, DKP, RPW, LK, false>(cK, r0, row0, p, lane);
       if (pk == 0 && p.Dk != DKP) focused_rows_inplace<T, DKP, RPW, LK>(cK, r0, row0, p, lane);
@@ -586,7 +585,6 @@ void launch_tma_maps(const TiledParams& p, const TiledMaps& m, cudaStream_t s) {
         if (p.fm == kElu1Pk) return launch_tma_cfg<T, DKP, DVP, CFG, kElu1Pk, false, false, true>(p, m, s);
         if (p.fm == kIdentity) return launch_tma_cfg<T, DKP, DVP, CFG, kIdentity, false, false, true>(p, m, s);
         if (p.fm == kRelu) return launch_tma_cfg<T, DKP, DVP, CFG, kRelu, false, false, true>(p, m, s);
-        if (p.fm == kFocused && p.p1_wg) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, false, false, true, true>(p, m, s);
       } else {
         if (p.fm == kFocused && p.p1_wg) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, false, false, true, true>(p, m, s);
         if (p.fm == kFocused) return launch_tma_cfg<T, DKP, DVP, CFG, kFocused, false, false, true>(p, m, s);
