@@ -70,7 +70,6 @@ def main():
               "; ".join(f"{n} {stats([r[b] - r[a] for r in L])}" for n, a, b in parts))
     # A head split over a cluster of CTAs: how far apart its CTAs end phase 1 (the exchange waits for
     # the last), and the SMs of the earliest and latest CTA ends (a property of the SM: session 12).
-    L = ls[-1]
     heads = {}
     for r in L:
         heads.setdefault(r[0], []).append(r)
