@@ -62,10 +62,13 @@ def main():
         ]
         print(f"| {len(ls) - min(a.last, len(ls)) + i} | {len(L)} | {span / 1e3:.2f} | " + " | ".join(stats(c) for c in cols) + " |")
     # Inside the exchange (10-field lines): every warp's partial stored (t7), after the cluster
-    # barrier (t8), after the owned rows' writes (t9), then the final barrier (t2).
+    # barrier (t8), after the owned rows' writes (t9), then the final barrier (t2). With the push
+    # exchange (ATTNBENCH_BIDIR_KVT=push): the partial sent (t7), the partner's received (t8), the
+    # KVr^T chunks sent (t9); no final barrier (its wait for the chunks is in phase 2).
     L = ls[-1]
     if all(len(r) == 10 and r[7] and r[8] and r[9] for r in L):  # (0: not stamped by this kernel)
-        parts = [("from phase 1's end to all partials stored", 4, 7), ("cluster barrier", 7, 8), ("owned rows", 8, 9), ("final barrier", 9, 5)]
+        parts = [("from phase 1's end to all partials stored", 4, 7), ("cluster barrier / partner's partial", 7, 8), ("owned rows", 8, 9),
+                 ("final barrier", 9, 5)]
         print("last launch, the exchange in parts (us, min median max): " +
               "; ".join(f"{n} {stats([r[b] - r[a] for r in L])}" for n, a, b in parts))
     # A head split over a cluster of CTAs: how far apart its CTAs end phase 1 (the exchange waits for

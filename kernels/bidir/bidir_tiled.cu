@@ -78,11 +78,14 @@
 //                                    focused in rows mode and elu1 (packed); the default for both)
 //   ATTNBENCH_BIDIR_OSTSM=1|0        with phase 2 on wgmma, the O slab staged in shared memory by
 //                                    stmatrix (4 a warp and slab) or by 16 4-byte stores
-//   ATTNBENCH_BIDIR_KVT=direct|copy|stsm  with phase 2 on wgmma, how the state exchange writes
-//                                    KVr^T: every CTA's copy by 2-byte elements (direct); the owned rows
-//                                    into the CTA's own copy, then to the cluster's other CTAs by
-//                                    16-byte chunks (copy); as copy, the own copy by stmatrix.trans
-//                                    (stsm, the default)
+//   ATTNBENCH_BIDIR_KVT=direct|stsm|push  with phase 2 on wgmma, how the state exchange moves the
+//                                    state (TiledParams::kvt): after a cluster barrier, each CTA's
+//                                    owned rows from every CTA's partial by remote loads, into every
+//                                    CTA's KVr^T by 2-byte elements (direct) or into its own by
+//                                    stmatrix.trans, then to the others by 16-byte chunks (stsm);
+//                                    push (clusters of 2 CTAs, else stsm): the partials and the
+//                                    chunks stored into the partner by st.async, no cluster barrier
+//                                    (bidir_tiled_push.cuh)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -363,7 +366,7 @@ constexpr bool kDefaultOStsm = true;
 // copy, `cols`, was no faster; c5: every CTA of the cluster summing all rows itself, no copies,
 // `all` (beb7e70), focused 1.275 / 1.279 against 1.290 / 1.274 at T = 4096, its owned-rows step
 // 2.59 us against 2.30: no gain. Both removed.)
-constexpr int kDefaultKvt = 2;
+constexpr int kDefaultKvt = kKvtStsm;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -570,10 +573,16 @@ class TiledBidir : public CudaPrepared {
                    (p1 ? std::strcmp(p1, "wg") == 0 : p1_default);
     // The O slab by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM=1|0, kDefaultOStsm).
     fused_.o_stsm = fused_.p2_wg && (env("ATTNBENCH_BIDIR_OSTSM") ? std::strcmp(env("ATTNBENCH_BIDIR_OSTSM"), "0") != 0 : kDefaultOStsm);
-    // How the exchange writes KVr^T (ATTNBENCH_BIDIR_KVT=direct|copy|stsm, kDefaultKvt).
+    // How the exchange moves the state (ATTNBENCH_BIDIR_KVT=direct|stsm|push, kDefaultKvt); push
+    // exists for clusters of 2 CTAs (else stsm).
     fused_.kvt = kDefaultKvt;
-    if (const char* e = env("ATTNBENCH_BIDIR_KVT")) fused_.kvt = std::strcmp(e, "stsm") == 0 ? 2 : std::strcmp(e, "copy") == 0 ? 1 : 0;
-    if (!fused_.p2_wg) fused_.kvt = 0;
+    if (const char* e = env("ATTNBENCH_BIDIR_KVT")) {
+      const bool known = !std::strcmp(e, "direct") || !std::strcmp(e, "stsm") || !std::strcmp(e, "push");
+      if (!known) std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_KVT=%s unknown (direct, stsm or push); the default is used\n", e);
+      if (known) fused_.kvt = !std::strcmp(e, "direct") ? kKvtDirect : !std::strcmp(e, "stsm") ? kKvtStsm : kKvtPush;
+    }
+    if (fused_.kvt == kKvtPush && fused_.cluster != 2) fused_.kvt = kKvtStsm;
+    if (!fused_.p2_wg) fused_.kvt = kKvtDirect;
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;
     if (use_fused_ && one_ == OneLaunch::tma) return encode_tiled_maps(maps_, fused_, dt);

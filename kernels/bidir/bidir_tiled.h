@@ -17,6 +17,15 @@ constexpr int kTiledRows = 64;  // rows of q/k/v per tile
 // 7-9: inside the exchange, cluster_state_exchange's stamps).
 constexpr int kTimelineWords = 12;
 
+// TiledParams::kvt, the wgmma path's state exchange (bidir_tiled_fwd.cuh, bidir_tiled_push.cuh):
+// kKvtDirect: after a cluster barrier each CTA sums its owned rows from every CTA's partial
+// (remote loads) and writes them into every CTA's KVr^T by 2-byte elements; kKvtStsm: the same
+// sums written into the CTA's own KVr^T by stmatrix.trans, then copied to the others by 16-byte
+// chunks; kKvtPush (clusters of 2 CTAs; elsewhere kKvtStsm): each CTA stores its partial of the
+// partner's rows into the partner's shared memory and its KVr^T chunks likewise, by st.async on
+// the receiver's mbarriers: no cluster barrier, no remote load.
+constexpr int kKvtDirect = 0, kKvtStsm = 1, kKvtPush = 2;
+
 inline int tiled_padded_dim(int64_t d) { return d <= kTiledDimSmall ? kTiledDimSmall : kTiledDimLarge; }
 
 struct TiledParams {
@@ -116,9 +125,7 @@ struct TiledParams {
   // o_stsm (with p2_wg): the O slab staged by stmatrix (4 instructions a warp and slab) instead of
   // 16 4-byte shared stores.
   bool o_stsm;
-  // kvt (with p2_wg): how the state exchange writes KVr^T (cluster_state_exchange): 0 every CTA's
-  // copy by 2-byte elements; 1 the owned rows into the CTA's own copy, then (clusters) to the
-  // others by 16-byte chunks; 2 as 1 with the own copy written by stmatrix.trans.
+  // kvt (with p2_wg): how the state exchange moves the partials and writes KVr^T (kKvt* below).
   int kvt;
 };
 

@@ -138,43 +138,40 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t a) {
 }
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) { ldsm_x4(r, smem_addr(p)); }
 __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) { ldsm_x4_t(r, smem_addr(p)); }
-// stmatrix x4: the inverse of ldsm_x4 (each lane's registers back to where ldsm_x4 read them).
+// stmatrix x4: the inverse of ldsm_x4 (each lane's registers back to where ldsm_x4 read them);
+// register m of lane (g, q) holds row g, columns 2q, 2q + 1 of 8x8 matrix m. TRANS (.trans): the
+// matrix is stored transposed, its column c as the 16-byte row that lane 8m + c addresses.
+template <bool TRANS = false>
 __device__ __forceinline__ void stsm_x4(uint32_t a, const uint32_t (&r)[4], int lane) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   (void)lane;
-  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(r[0]), "r"(r[1]), "r"(r[2]),
-               "r"(r[3])
-               : "memory");
-#else
-  // register m of lane (g, q) is row g, columns 2q, 2q + 1 of matrix m, whose row g lane 8m + g addresses
-#pragma unroll
-  for (int m = 0; m < 4; ++m) {
-    const uint32_t row = __shfl_sync(0xffffffffu, a, 8 * m + lane / 4);
-    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(row + 4u * (lane % 4)), "r"(r[m]) : "memory");
+  if constexpr (TRANS) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(r[0]), "r"(r[1]),
+                 "r"(r[2]), "r"(r[3])
+                 : "memory");
+  } else {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(r[0]), "r"(r[1]), "r"(r[2]),
+                 "r"(r[3])
+                 : "memory");
   }
-#endif
-}
-// stmatrix x4 / x1 with .trans: register m of lane (g, q) holds row g, columns 2q, 2q + 1 of 8x8
-// matrix m; the matrix is stored transposed, its column c as the 16-byte row that lane 8m + c
-// addresses (x1: matrix 0, lanes 0-7).
-__device__ __forceinline__ void stsm_x4_t(uint32_t a, const uint32_t (&r)[4], int lane) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  (void)lane;
-  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(r[0]), "r"(r[1]), "r"(r[2]),
-               "r"(r[3])
-               : "memory");
 #else
 #pragma unroll
   for (int m = 0; m < 4; ++m) {
+    if constexpr (TRANS) {
 #pragma unroll
-    for (int c = 0; c < 2; ++c) {  // element (g, 2q + c) goes to row 2q + c, column g
-      const uint32_t row = __shfl_sync(0xffffffffu, a, 8 * m + 2 * (lane % 4) + c);
-      asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(row + 2u * (lane / 4)), "h"(static_cast<unsigned short>(r[m] >> (16 * c)))
-                   : "memory");
+      for (int c = 0; c < 2; ++c) {  // element (g, 2q + c) goes to row 2q + c, column g
+        const uint32_t row = __shfl_sync(0xffffffffu, a, 8 * m + 2 * (lane % 4) + c);
+        asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(row + 2u * (lane / 4)), "h"(static_cast<unsigned short>(r[m] >> (16 * c)))
+                     : "memory");
+      }
+    } else {  // row g of matrix m: lane 8m + g addresses it
+      const uint32_t row = __shfl_sync(0xffffffffu, a, 8 * m + lane / 4);
+      asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(row + 4u * (lane % 4)), "r"(r[m]) : "memory");
     }
   }
 #endif
 }
+// stmatrix x1 with .trans: matrix 0 of stsm_x4<true>, lanes 0-7 addressing.
 __device__ __forceinline__ void stsm_x1_t(uint32_t a, uint32_t r, int lane) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   (void)lane;

@@ -263,6 +263,56 @@ __device__ __forceinline__ void kvt_store(T* kvt, int n, int d, float x) {
   *reinterpret_cast<uint16_t*>(reinterpret_cast<unsigned char*>(kvt) + kvt_offset(n, d)) = static_cast<uint16_t>(pack2<T>(x, 0.0f));
 }
 
+// KVr^T's columns d0 .. d0 + rows (a CTA's owned state rows; rows a multiple of 8) in this CTA's
+// sKV by stmatrix.trans, kmean's terms with them (TiledParams::kvt kKvtStsm, kKvtPush). part(r),
+// r = 0 .. np - 1: partial r of [KV | ksum] as fp32 rows of NCOL, summed in that order. A warp
+// takes an 8 x 32 block of KVr (rows d, columns n) as four 8x8 blocks of KVr^T: each lane sums its
+// two columns of one row (float2 loads), and lane 8m + c addresses the 16-byte chunk (row n = nb +
+// 8m + c of KVr^T, 8 rows d) that stmatrix writes (no 2-byte stores, which fall 8 to a bank).
+// kmean's terms likewise, a warp an 8x8 block (rows 64..71 of KVr^T). skm is not written: the
+// wgmma phase 2 reads kmean from KVr^T's rows 64..66 only.
+template <class T, int NW, class Part>
+__device__ __forceinline__ void kvt_owned_stsm(T* sKV, int d0, int rows, int np, Part part, const TiledParams& p, int warp,
+                                               int lane) {
+  constexpr int NCOL = Traits<64, 64>::NCOL, DVP = 64;
+  const int g = lane / 4, q = lane % 4;
+  const uint32_t kvt = smem_addr(sKV);
+  for (int t = warp; t < rows / 8 * 2; t += NW) {
+    const int db = d0 + 8 * (t / 2), nb = 32 * (t % 2);
+    float2 v[4] = {};
+#pragma unroll 2
+    for (int r = 0; r < np; ++r) {
+      const float* src = part(r) + (db + g) * NCOL + nb + 2 * q;
+      float2 x[4];
+#pragma unroll
+      for (int m = 0; m < 4; ++m) x[m] = *reinterpret_cast<const float2*>(src + 8 * m);
+#pragma unroll
+      for (int m = 0; m < 4; ++m) v[m].x += x[m].x, v[m].y += x[m].y;
+    }
+    const uint32_t pk[4] = {pack2<T>(v[0].x, v[0].y), pack2<T>(v[1].x, v[1].y), pack2<T>(v[2].x, v[2].y), pack2<T>(v[3].x, v[3].y)};
+    stsm_x4<true>(kvt + kvt_offset(nb + lane, db), pk, lane);  // lane 8m + c: row nb + 8m + c
+  }
+  for (int t = warp; t < rows / 8; t += NW) {
+    const int d = d0 + 8 * t + g;
+    float s = 0.0f;
+    for (int r = 0; r < np; ++r) s += part(r)[d * NCOL + DVP];
+    const float km = p.norm ? s * p.inv_tk : 0.0f;
+    const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
+    stsm_x1_t(kvt + kvt_offset(DVP + lane % 8, d0 + 8 * t), q == 0 ? pack2<T>(hi, mid) : q == 1 ? pack2<T>(lo, 0.0f) : 0u, lane);
+  }
+}
+
+// The owned 16-byte chunks of KVr^T's 72 rows (columns d0 .. d0 + rows; kvt_owned_stsm wrote
+// them) handed to put(byte offset, chunk), a thread a chunk: the copies to the cluster's other CTAs.
+template <int NW, class T, class Put>
+__device__ __forceinline__ void kvt_owned_chunks(const T* sKV, int d0, int rows, Put put) {
+  const int cpr = rows / 8;  // chunks of a KVr^T row that this CTA owns
+  for (int v = threadIdx.x; v < kWgN * cpr; v += 32 * NW) {
+    const int off = kvt_offset(v / cpr, d0 + 8 * (v % cpr));
+    put(off, *reinterpret_cast<const uint4*>(reinterpret_cast<const unsigned char*>(sKV) + off));
+  }
+}
+
 // The one-launch forwards' state exchange (bidir_tiled_fused.cu, bidir_tiled_tma.cu), by all NW
 // warps of each of the C CTAs of a cluster (C = 1: no cluster). acc: this warp's phase-1 partial
 // [KV | ksum] rows 16 (w % RED_WARPS).. in C layout (warp groups w / RED_WARPS hold partials of
@@ -277,12 +327,11 @@ __device__ __forceinline__ void kvt_store(T* kvt, int n, int d, float x) {
 // rank0: the cluster rank of the head's first CTA (the launch's clusters may hold several heads:
 // TiledParams::heads_per_cluster; then the barriers span all of them).
 // KVT (DKP = DVP = 64): sKV holds KVr^T with kmean's terms (kvt_offset's layout) instead, for
-// phase 2 on wgmma; its writes are fenced for the async proxy before the last barrier. A thread's
-// 8 sums of a row go to 8 rows of KVr^T, 2 bytes each: with C > 1 and p.kvt >= 1 they are written
-// into this CTA's sKV only, and after a block barrier the owned columns go to the other CTAs as
-// 16-byte chunks (rows / 8 a KVr^T row: 288 remote stores a CTA at C = 2 instead of ~2300 2-byte
-// ones; session 21's timeline put 3.2 us of focused's exchange in that step); p.kvt == 2 writes the
-// owned rows by stmatrix.trans instead (below). Same values, same order of the sums.
+// phase 2 on wgmma; its writes are fenced for the async proxy before the last barrier. p.kvt:
+// kKvtDirect, each thread's 8 sums of a row as 8 2-byte elements into 8 rows of every CTA's KVr^T;
+// else (kKvtStsm) kvt_owned_stsm into this CTA's copy and, after a block barrier, its owned chunks
+// into the other CTAs' as 16-byte stores (288 a CTA at C = 2 instead of ~2300 2-byte ones: session
+// 21). Same values, same order of the sums. (kKvtPush: cluster_state_exchange_push.)
 // stamp(k) (the TMA forward's timeline, TiledParams::diag 32): k = 7 once every warp of the CTA has
 // stored its partial, 8 after the cluster barrier, 9 after the owned rows' writes.
 template <class T, int DKP, int DVP, int NW, bool KVT = false, class Stamp = NoOp>
@@ -311,97 +360,66 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
   stamp(8);
   const int rows = DKP / C, d0 = rank * rows;  // C divides DKP (C <= 8, DKP >= 64)
   constexpr int G = DVP / 8;                   // 8-column groups of a row
-  // KVT with p.kvt >= 1: the owned rows go into this CTA's sKV, skm only, then (after a block
-  // barrier) as 16-byte chunks into the others' (kvt_push). p.kvt == 2: written by stmatrix.trans,
-  // a warp an 8 x 32 block of KVr (row d, columns n) as four 8x8 blocks of KVr^T: each lane sums its
-  // two columns of one row (float2 loads), and lane 8m + c addresses the 16-byte chunk (row n = nb
-  // + 8m + c of KVr^T, 8 rows d) that stmatrix writes (no 2-byte stores: those of p.kvt < 2 fall
-  // 8 to a bank). kmean's terms likewise, a warp an 8x8 block (rows 64..71 of KVr^T).
-  const int ndst = KVT && p.kvt >= 1 ? 1 : C;
+  auto part = [&](int r) -> const float* { return C > 1 ? cluster_map(red, rank0 + r) : red; };
   if constexpr (KVT) {
-    if (p.kvt == 2) {
-      const uint32_t kvt = smem_addr(sKV);
-      for (int t = warp; t < rows / 8 * 2; t += NW) {
-        const int db = d0 + 8 * (t / 2), nb = 32 * (t % 2);
-        float2 v[4] = {};
-#pragma unroll 2
-        for (int r = 0; r < C; ++r) {
-          const float* src = (C > 1 ? cluster_map(red, rank0 + r) : red) + (db + g) * NCOL + nb + 2 * q;
-          float2 x[4];
-#pragma unroll
-          for (int m = 0; m < 4; ++m) x[m] = *reinterpret_cast<const float2*>(src + 8 * m);
-#pragma unroll
-          for (int m = 0; m < 4; ++m) v[m].x += x[m].x, v[m].y += x[m].y;
-        }
-        const uint32_t pk[4] = {pack2<T>(v[0].x, v[0].y), pack2<T>(v[1].x, v[1].y), pack2<T>(v[2].x, v[2].y), pack2<T>(v[3].x, v[3].y)};
-        stsm_x4_t(kvt + kvt_offset(nb + lane, db), pk, lane);  // lane 8m + c: row nb + 8m + c
-      }
-      for (int t = warp; t < rows / 8; t += NW) {
-        const int d = d0 + 8 * t + g;
-        float s = 0.0f;
-        for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, rank0 + r) : red)[d * NCOL + DVP];
-        const float km = p.norm ? s * p.inv_tk : 0.0f;
-        const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
-        if (q == 0) skm[d] = km;
-        stsm_x1_t(kvt + kvt_offset(DVP + lane % 8, d0 + 8 * t), q == 0 ? pack2<T>(hi, mid) : q == 1 ? pack2<T>(lo, 0.0f) : 0u, lane);
-      }
-    }
-  }
-  auto dst_rank = [&](int r) { return ndst == 1 ? rank : r; };
-  for (int u = KVT && p.kvt == 2 ? rows * G : tid; u < rows * G; u += NTHR) {
-    const int d = d0 + u / G, e = (u % G) * 8;
-    float s[8] = {};
-    for (int r = 0; r < C; ++r) {
-      const float4* src = reinterpret_cast<const float4*>((C > 1 ? cluster_map(red, rank0 + r) : red) + d * NCOL + e);
-      const float4 a = src[0], b = src[1];
-      s[0] += a.x, s[1] += a.y, s[2] += a.z, s[3] += a.w, s[4] += b.x, s[5] += b.y, s[6] += b.z, s[7] += b.w;
-    }
-    if constexpr (KVT) {
-      for (int r = 0; r < ndst; ++r) {
-        T* dst = C > 1 ? cluster_map(sKV, rank0 + dst_rank(r)) : sKV;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) kvt_store(dst, e + j, d, s[j]);
+    if (p.kvt != kKvtDirect) {
+      kvt_owned_stsm<T, NW>(sKV, d0, rows, C, part, p, warp, lane);
+      if (C > 1) {
+        __syncthreads();
+        kvt_owned_chunks<NW>(sKV, d0, rows, [&](int off, const uint4& x) {
+          for (int r = 0; r < C; ++r) {
+            if (r != rank) *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(cluster_map(sKV, rank0 + r)) + off) = x;
+          }
+        });
       }
     } else {
+      for (int u = tid; u < rows * (G + 1); u += NTHR) {  // (d, 8 columns e) of KVr, then (d, kmean's terms)
+        const int d = d0 + u % rows, e = (u / rows) * 8;
+        float s[8] = {};
+        for (int r = 0; r < C; ++r) {
+          const float* src = part(r) + d * NCOL + e;
+          if (e < DVP) {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) s[j] += src[j];
+          } else {
+            s[0] += src[0];
+          }
+        }
+        if (e == DVP) {
+          const float km = p.norm ? s[0] * p.inv_tk : 0.0f;
+          const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x;
+          s[0] = hi, s[1] = mid, s[2] = km - hi - mid;
+        }
+        for (int r = 0; r < C; ++r) {
+          T* dst = C > 1 ? cluster_map(sKV, rank0 + r) : sKV;
+#pragma unroll
+          for (int j = 0; j < 8; ++j) kvt_store(dst, e + j, d, s[j]);
+        }
+      }
+    }
+  } else {
+    for (int u = tid; u < rows * G; u += NTHR) {
+      const int d = d0 + u / G, e = (u % G) * 8;
+      float s[8] = {};
+      for (int r = 0; r < C; ++r) {
+        const float4* src = reinterpret_cast<const float4*>(part(r) + d * NCOL + e);
+        const float4 a = src[0], b = src[1];
+        s[0] += a.x, s[1] += a.y, s[2] += a.z, s[3] += a.w, s[4] += b.x, s[5] += b.y, s[6] += b.z, s[7] += b.w;
+      }
       const uint4 kvr = make_uint4(pack2<T>(s[0], s[1]), pack2<T>(s[2], s[3]), pack2<T>(s[4], s[5]), pack2<T>(s[6], s[7]));
       for (int r = 0; r < C; ++r) *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + e) = kvr;
     }
-  }
-  for (int d = d0 + (KVT && p.kvt == 2 ? rows : tid); d < d0 + rows; d += NTHR) {
-    float s = 0.0f;
-    for (int r = 0; r < C; ++r) s += (C > 1 ? cluster_map(red, rank0 + r) : red)[d * NCOL + DVP];
-    const float km = p.norm ? s * p.inv_tk : 0.0f;
-    // kmean also as three storage-dtype terms hi + mid + lo (the fp32 value to ~24 bits) in the
-    // padding columns DVP.. of sKV row d, for output_slab_smem's z on tensor cores (p.zmma).
-    const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
-    const uint4 kz = make_uint4(pack2<T>(hi, mid), pack2<T>(lo, 0.0f), 0u, 0u);
-    for (int r = 0; r < ndst; ++r) {
-      (C > 1 ? cluster_map(skm, rank0 + dst_rank(r)) : skm)[d] = km;
-      T* dst = C > 1 ? cluster_map(sKV, rank0 + dst_rank(r)) : sKV;
-      if constexpr (KVT) {
-        const float t[8] = {hi, mid, lo, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int j = 0; j < 8; ++j) kvt_store(dst, DVP + j, d, t[j]);
-      } else {
-        *reinterpret_cast<uint4*>(dst + d * Tr::VST + DVP) = kz;
-      }
-    }
-  }
-  if constexpr (KVT) {
-    if (ndst == 1 && C > 1) {  // kvt_push: the owned columns d0.. of KVr^T's 72 rows and skm[d0..] to the other CTAs
-      __syncthreads();
-      const int cpr = rows / 8;  // 16-byte chunks of a KVr^T row that this CTA owns
-      for (int v = tid; v < kWgN * cpr + rows / 4; v += NTHR) {
-        const bool row = v < kWgN * cpr;
-        const int n = v / cpr, c = d0 / 8 + v % cpr;
-        const int off = row ? kvt_offset(n, 8 * c) : 0;
-        const uint4 x = row ? *reinterpret_cast<const uint4*>(reinterpret_cast<const unsigned char*>(sKV) + off)
-                            : *reinterpret_cast<const uint4*>(skm + d0 + 4 * (v - kWgN * cpr));
-        for (int r = 0; r < C; ++r) {
-          if (r == rank) continue;
-          if (row) *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(cluster_map(sKV, rank0 + r)) + off) = x;
-          else *reinterpret_cast<uint4*>(cluster_map(skm, rank0 + r) + d0 + 4 * (v - kWgN * cpr)) = x;
-        }
+    for (int d = d0 + tid; d < d0 + rows; d += NTHR) {
+      float s = 0.0f;
+      for (int r = 0; r < C; ++r) s += part(r)[d * NCOL + DVP];
+      const float km = p.norm ? s * p.inv_tk : 0.0f;
+      // kmean also as three storage-dtype terms hi + mid + lo (the fp32 value to ~24 bits) in the
+      // padding columns DVP.. of sKV row d, for output_slab_smem's z on tensor cores (p.zmma).
+      const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
+      const uint4 kz = make_uint4(pack2<T>(hi, mid), pack2<T>(lo, 0.0f), 0u, 0u);
+      for (int r = 0; r < C; ++r) {
+        (C > 1 ? cluster_map(skm, rank0 + r) : skm)[d] = km;
+        *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + DVP) = kz;
       }
     }
   }

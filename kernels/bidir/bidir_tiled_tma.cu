@@ -41,6 +41,7 @@
 #include <cudaTypedefs.h>  // CUtensorMap, PFN_cuTensorMapEncodeTiled
 
 #include "bidir_tiled_fwd.cuh"
+#include "bidir_tiled_push.cuh"
 #include "bidir_tiled_wg.cuh"
 #include "hopper.cuh"  // named_barrier_sync
 #include "cuda_check.h"
@@ -290,9 +291,17 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   };
   auto release = [&](int i, int s) { release_end(i, s, release_add(s)); };
 
+  // The push exchange (TiledParams::kvt kKvtPush, clusters of 2: bidir_tiled_push.cuh) on the
+  // last two mbarriers, past the ring's.
+  const bool push = WG && F::SLOTS <= F::MAXS - 2 && p.kvt == kKvtPush && C == 2;
+  uint64_t* xbar = full + F::MAXS - 2;
   if (tid == 0) {
     prefetch_map(&maps.q), prefetch_map(&maps.k), prefetch_map(&maps.v), prefetch_map(&maps.o);
     for (int s = 0; s < SLOTS; ++s) mbar_init(&full[s], 1), cnt[s] = 0;
+    if (push) {
+      mbar_init(&xbar[0], 1), mbar_init(&xbar[1], 1);
+      mbar_arrive_expect_tx(&xbar[0], kPushPartialBytes), mbar_arrive_expect_tx(&xbar[1], kPushKvtBytes);
+    }
     mbar_init_fence();
   }
   const bool p1wg = WG1 && (FM != kFocused || (p.focused_rows && !p.focused_pipe && !(p.diag & 16)));
@@ -302,6 +311,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     fence_proxy_async_smem();
   }
   __syncthreads();
+  if (push) hopper::cluster_arrive();  // the mbarriers above, published to the partner (waited for in the exchange)
   if (tid == 0) {
     for (int i = 0; i < SLOTS && i < n; ++i) issue(i, i);
   }
@@ -404,7 +414,8 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   // ---- exchange ----
   stamp(1);
   if constexpr (WG) {  // with the exchange's own stamps (not in the other kernels: their registers stay as measured)
-    cluster_state_exchange<T, DKP, DVP, NW, WG>(acc, red, sKV, skm, p, C, rank, rank0, stamp);
+    if (push) cluster_state_exchange_push<T, NW>(acc, red, sKV, skm, p, rank, rank0, xbar, stamp);
+    else cluster_state_exchange<T, DKP, DVP, NW, WG>(acc, red, sKV, skm, p, C, rank, rank0, stamp);
   } else {
     cluster_state_exchange<T, DKP, DVP, NW, WG>(acc, red, sKV, skm, p, C, rank, rank0);
   }
@@ -413,6 +424,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   // ---- phase 2: o for the CTA's Q items; warp group grp takes items j with j % QG == grp ----
   T* oslab = sO + warp * 16 * F::VROW;
   const int grp = warp / F::WPG, wg = warp % F::WPG;
+  bool kvt_wait = push;  // the partner's KVr^T chunks (push exchange): waited for before the first wgmma
+  auto kvt_ready = [&] {
+    if (kvt_wait) hopper::mbar_wait_cluster(&xbar[1], 0), hopper::fence_proxy_async(), kvt_wait = false;
+  };
   for (int i = n_kv; i < n; ++i, next_slot()) {
     const int j = i - n_kv;
     if (p.group_q && j % F::QG != grp) continue;  // another group's item: not waited for, not counted
@@ -438,6 +453,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
           released = p.early;
           output_frags_wg<T, LO>(f, oslab, sKV, r0 + 16 * sl, p, lane, [&] {
             if (defer) release_end(i, s, old);
+            kvt_ready();
           }, [&] {
             if (lane == 0) bulk_wait_read_all();  // the previous bulk store has read oslab
             __syncwarp();
@@ -493,6 +509,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
     }
     if (!released) release(i, s);
   }
+  kvt_ready();  // every byte sent to this CTA has arrived before it exits
   if (p.o_tma && lane == 0) bulk_wait_all();
   stamp(3);
   if (stamps && tid == 0) {

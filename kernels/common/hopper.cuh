@@ -73,6 +73,53 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
   } while (!done);
 }
 
+// Wait as mbar_wait, with acquire at cluster scope: for a barrier that another CTA's st.async
+// completes (the writes it counted are visible to this thread once the phase is seen complete).
+__device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, uint32_t parity) {
+  const uint32_t addr = smem_u32(bar);
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(addr), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread block clusters: the barrier in two halves, distributed shared memory
+// ---------------------------------------------------------------------------------------------
+
+// Every thread of the cluster arrives (release: its earlier writes, e.g. mbarrier inits after
+// fence_barrier_init, are visible to the cluster after the barrier) and later waits (acquire).
+__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
+__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
+
+// The shared::cluster address of this CTA's shared variable at shared::cta address `a` in CTA `rank`.
+__device__ __forceinline__ uint32_t mapa(uint32_t a, int rank) {
+  uint32_t out;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(out) : "r"(a), "r"(rank));
+  return out;
+}
+
+// Stores into another CTA's shared memory (shared::cluster addresses from mapa) that complete on
+// that CTA's mbarrier `bar` (its shared::cluster address) as 4, 8 or 16 transaction bytes; the
+// receiver waits for them (mbar_wait_cluster) instead of the two CTAs meeting at a cluster barrier.
+__device__ __forceinline__ void st_async(uint32_t a, uint32_t x, uint32_t bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(a), "r"(x), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void st_async(uint32_t a, uint32_t x, uint32_t y, uint32_t bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.b32 [%0], {%1, %2}, [%3];" ::"r"(a), "r"(x), "r"(y),
+               "r"(bar)
+               : "memory");
+}
+__device__ __forceinline__ void st_async(uint32_t a, const uint4& x, uint32_t bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.b32 [%0], {%1, %2, %3, %4}, [%5];" ::"r"(a), "r"(x.x),
+               "r"(x.y), "r"(x.z), "r"(x.w), "r"(bar)
+               : "memory");
+}
+
 // Generic-proxy writes to shared memory made visible to the async proxy (wgmma, TMA).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
