@@ -83,9 +83,9 @@
 //                                    owned rows from every CTA's partial by remote loads, into every
 //                                    CTA's KVr^T by 2-byte elements (direct) or into its own by
 //                                    stmatrix.trans, then to the others by 16-byte chunks (stsm);
-//                                    push (clusters of 2 CTAs, else stsm): the partials and the
-//                                    chunks stored into the partner by st.async, no cluster barrier
-//                                    (bidir_tiled_push.cuh)
+//                                    push (clusters of 2 CTAs in the 2x8 configuration, else stsm):
+//                                    the partials and the chunks stored into the partner by st.async,
+//                                    no cluster barrier (bidir_tiled_push.cuh)
 //   ATTNBENCH_BIDIR_BWDQ=ws|block    the backward's query kernel: warp-specialized (reduction and slab
 //                                    warps, TiledParams::bwd_q_ws) or every warp doing both between
 //                                    block barriers
@@ -352,21 +352,20 @@ constexpr bool kDefaultP1WgElu1 = true;
 // 1.279 / 1.196 / 1.139 and 1.282 / 1.195 / 1.140 against 1.286 / 1.198 / 1.140 and 1.288 / 1.194
 // / 1.142, identity and elu1 unchanged; c4 with KVT=stsm below.
 constexpr bool kDefaultOStsm = true;
-// How the state exchange writes KVr^T on the wgmma path (ATTNBENCH_BIDIR_KVT), session 21
-// (results/h200-s21-20261122; the timeline's exchange stamps, T = 4096, us median): the 2-byte
-// stores of `direct` fall 8 to a bank, and at C = 2 (focused) ~2300 of them a CTA go to the
-// partner. c3: `copy` (own rows locally, then 16-byte copies to the partner) took focused's
-// owned-rows step 2.98 -> 2.53 us, within the machine's drift in the A/B. c4 (same binary, with
-// OSTSM=1, fwd x floor at T = 4096 / 8192 / 16384): `stsm` (own rows by stmatrix.trans, then the
-// copies) elu1 1.236 / 1.187 / 1.155 and 1.234 / 1.186 / 1.148 against 1.244 / 1.193 / 1.154 and
-// 1.248 / 1.190 / 1.154 (its exchange 2.37 -> 1.82 us), focused 1.284 / 1.197 / 1.138 and 1.279 /
-// 1.189 / 1.136 against 1.286 / 1.199 / 1.137 and 1.283 / 1.198 / 1.139 (owned rows 3.0 -> 2.2
-// us), identity and relu within 0.4%; 448/448 bidir GPU tests and the checked norm fwd sweep
-// (32/32) under it. (c2: a thread summing one column of 8 rows and writing a 16-byte chunk to each
-// copy, `cols`, was no faster; c5: every CTA of the cluster summing all rows itself, no copies,
-// `all` (beb7e70), focused 1.275 / 1.279 against 1.290 / 1.274 at T = 4096, its owned-rows step
-// 2.59 us against 2.30: no gain. Both removed.)
-constexpr int kDefaultKvt = kKvtStsm;
+// How the state exchange moves the state on the wgmma path (ATTNBENCH_BIDIR_KVT).
+// Session 21 (results/h200-s21-20261122; the timeline's exchange stamps, T = 4096, us median): the
+// 2-byte stores of `direct` fall 8 to a bank, and at C = 2 (focused) ~2300 of them a CTA go to the
+// partner; `stsm` (own rows by stmatrix.trans, then 16-byte copies to the partner) took elu1's
+// exchange 2.37 -> 1.82 us and focused's owned-rows step 3.0 -> 2.2 us, fwd x floor at T = 4096 /
+// 8192 / 16384 elu1 1.236 / 1.187 / 1.155 and 1.234 / 1.186 / 1.148 against 1.244 / 1.193 / 1.154 and
+// 1.248 / 1.190 / 1.154. (c2, c5: a thread summing one column of 8 rows, and every CTA summing all
+// rows itself, were no faster; both removed, as was `copy`, stsm's copies without stmatrix.)
+// Session 22 (results/h200-s22-20261122, c1, one binary, each label twice): `push` (clusters of 2
+// CTAs: focused's 2x8) took focused's exchange 4.9 -> 2.9 us (no cluster barrier, no remote load)
+// and its fwd x floor to 1.245 / 1.178 / 1.131 and 1.245 / 1.179 / 1.131 against stsm's 1.283 /
+// 1.199 / 1.141 and 1.280 / 1.196 / 1.141 (ms -2.9% / -1.6% / -0.8%); 448/448 bidir GPU tests
+// under push, also with every map forced to clusters of 2 (its 16-warp form, since removed: c1).
+constexpr int kDefaultKvt = kKvtPush;
 
 class TiledBidir : public CudaPrepared {
  public:
@@ -574,14 +573,14 @@ class TiledBidir : public CudaPrepared {
     // The O slab by stmatrix on the wgmma phase 2 (ATTNBENCH_BIDIR_OSTSM=1|0, kDefaultOStsm).
     fused_.o_stsm = fused_.p2_wg && (env("ATTNBENCH_BIDIR_OSTSM") ? std::strcmp(env("ATTNBENCH_BIDIR_OSTSM"), "0") != 0 : kDefaultOStsm);
     // How the exchange moves the state (ATTNBENCH_BIDIR_KVT=direct|stsm|push, kDefaultKvt); push
-    // exists for clusters of 2 CTAs (else stsm).
+    // exists for clusters of 2 CTAs in the 2x8 configuration (else stsm).
     fused_.kvt = kDefaultKvt;
     if (const char* e = env("ATTNBENCH_BIDIR_KVT")) {
       const bool known = !std::strcmp(e, "direct") || !std::strcmp(e, "stsm") || !std::strcmp(e, "push");
       if (!known) std::fprintf(stderr, "bidir tiled: ATTNBENCH_BIDIR_KVT=%s unknown (direct, stsm or push); the default is used\n", e);
       if (known) fused_.kvt = !std::strcmp(e, "direct") ? kKvtDirect : !std::strcmp(e, "stsm") ? kKvtStsm : kKvtPush;
     }
-    if (fused_.kvt == kKvtPush && fused_.cluster != 2) fused_.kvt = kKvtStsm;
+    if (fused_.kvt == kKvtPush && (fused_.cluster != 2 || cfg != 0)) fused_.kvt = kKvtStsm;
     if (!fused_.p2_wg) fused_.kvt = kKvtDirect;
     // focused on the wgmma phase 2 releases its ring slots after the math (kDefaultEarlyFocusedWg).
     if (!env("ATTNBENCH_BIDIR_EARLY") && fused_.p2_wg && fused_.fm == kFocused) fused_.early = kDefaultEarlyFocusedWg;

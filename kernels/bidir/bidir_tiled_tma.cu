@@ -292,8 +292,10 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   auto release = [&](int i, int s) { release_end(i, s, release_add(s)); };
 
   // The push exchange (TiledParams::kvt kKvtPush, clusters of 2: bidir_tiled_push.cuh) on the
-  // last two mbarriers, past the ring's.
-  const bool push = WG && F::SLOTS <= F::MAXS - 2 && p.kvt == kKvtPush && C == 2;
+  // last two mbarriers, past the ring's. Compiled into the two-CTAs-an-SM WG kernel only (focused's
+  // 2x8): in the 16-warp ones its wait in the phase-2 loop alone cost elu1 ~1% (session 22, c1).
+  constexpr bool kPush = WG && F::MB == 2 && F::SLOTS <= F::MAXS - 2;
+  const bool push = kPush && p.kvt == kKvtPush && C == 2;
   uint64_t* xbar = full + F::MAXS - 2;
   if (tid == 0) {
     prefetch_map(&maps.q), prefetch_map(&maps.k), prefetch_map(&maps.v), prefetch_map(&maps.o);
@@ -426,7 +428,9 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   const int grp = warp / F::WPG, wg = warp % F::WPG;
   bool kvt_wait = push;  // the partner's KVr^T chunks (push exchange): waited for before the first wgmma
   auto kvt_ready = [&] {
-    if (kvt_wait) hopper::mbar_wait_cluster(&xbar[1], 0), hopper::fence_proxy_async(), kvt_wait = false;
+    if constexpr (kPush) {
+      if (kvt_wait) hopper::mbar_wait_cluster(&xbar[1], 0), hopper::fence_proxy_async(), kvt_wait = false;
+    }
   };
   for (int i = n_kv; i < n; ++i, next_slot()) {
     const int j = i - n_kv;
