@@ -20,7 +20,7 @@
 //   3. the owned rows, own + partner (two terms: the same value in either order), into KVr^T by
 //      kvt_owned_stsm, then those 16-byte chunks into the partner's sKV by st.async on its
 //      xbar[1] (kPushKvtBytes);
-//   4. (the caller) wait on xbar[1] (mbar_wait_cluster, then the async-proxy fence) before phase
+//   4. (the caller) wait on xbar[1] (mbar_wait<true>, then the async-proxy fence) before phase
 //      2's first wgmma reads sKV: after the first Q item's map, so the wait overlaps it.
 // Between the groups (step 1) the partner's rows wait in sKV past the ones tile (KVr^T rows 8..,
 // 8 KB = 32 rows x 64 floats) and their key sums in skm. Both are free there: phase 1 reads only
@@ -108,7 +108,7 @@ __device__ __forceinline__ void cluster_state_exchange_push(const float (&acc)[9
   }
   __syncthreads();  // the owned rows are complete in red; the waiting rows were read
   stamp(7);
-  hopper::mbar_wait_cluster(&xbar[0], 0);
+  hopper::mbar_wait<true>(&xbar[0], 0);
   stamp(8);
   const float* recv = red + (rank == 0 ? 32 : -32) * NCOL;  // the partner's partial: owned row d at red row d ^ 32
   kvt_owned_stsm<T, NW>(sKV, 32 * rank, 32, 2, [&](int r) { return r == 0 ? static_cast<const float*>(red) : recv; }, p, warp,

@@ -429,7 +429,7 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
   bool kvt_wait = push;  // the partner's KVr^T chunks (push exchange): waited for before the first wgmma
   auto kvt_ready = [&] {
     if constexpr (kPush) {
-      if (kvt_wait) hopper::mbar_wait_cluster(&xbar[1], 0), hopper::fence_proxy_async(), kvt_wait = false;
+      if (kvt_wait) hopper::mbar_wait<true>(&xbar[1], 0), hopper::fence_proxy_async(), kvt_wait = false;
     }
   };
   for (int i = n_kv; i < n; ++i, next_slot()) {

@@ -61,29 +61,25 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t by
 
 // Wait until the phase with the given parity has completed. A fresh barrier is in phase 0, so
 // waiting on parity 1 returns at once (the producer's first pass over empty slots).
+// kCluster: acquire at cluster scope, for a barrier that another CTA's st.async completes (the
+// writes it counted are visible to this thread once the phase is seen complete).
+template <bool kCluster = false>
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
   const uint32_t addr = smem_u32(bar);
   uint32_t done = 0;
   do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(addr), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-
-// Wait as mbar_wait, with acquire at cluster scope: for a barrier that another CTA's st.async
-// completes (the writes it counted are visible to this thread once the phase is seen complete).
-__device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, uint32_t parity) {
-  const uint32_t addr = smem_u32(bar);
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(addr), "r"(parity)
-        : "memory");
+    if constexpr (kCluster) {
+      asm volatile(
+          "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+          : "=r"(done)
+          : "r"(addr), "r"(parity)
+          : "memory");
+    } else {
+      asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                   : "=r"(done)
+                   : "r"(addr), "r"(parity)
+                   : "memory");
+    }
   } while (!done);
 }
 
@@ -105,7 +101,7 @@ __device__ __forceinline__ uint32_t mapa(uint32_t a, int rank) {
 
 // Stores into another CTA's shared memory (shared::cluster addresses from mapa) that complete on
 // that CTA's mbarrier `bar` (its shared::cluster address) as 4, 8 or 16 transaction bytes; the
-// receiver waits for them (mbar_wait_cluster) instead of the two CTAs meeting at a cluster barrier.
+// receiver waits for them (mbar_wait<true>) instead of the two CTAs meeting at a cluster barrier.
 __device__ __forceinline__ void st_async(uint32_t a, uint32_t x, uint32_t bar) {
   asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(a), "r"(x), "r"(bar) : "memory");
 }
