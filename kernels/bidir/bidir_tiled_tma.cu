@@ -1,7 +1,8 @@
 // bidir tiled forward in one launch, fed by the tensor memory accelerator (TMA, sm_90): the
 // one-launch forward of bidir_tiled_fused.cu (same equations, same rounding points, same split of
-// a head over a cluster of C CTAs, same state exchange: cluster_state_exchange) with another way
-// of moving the tiles.
+// a head over a cluster of C CTAs, same state exchange: cluster_state_exchange; on the wgmma path
+// with clusters of 2 in the 2x8 configuration, its push form: bidir_tiled_push.cuh) with another
+// way of moving the tiles.
 //
 // Loads. Every streamed tile arrives by bulk tensor copies (cp.async.bulk.tensor.3d, issued by one
 // thread) that complete on the slot's mbarrier `full` (transaction bytes). The tensor maps view
