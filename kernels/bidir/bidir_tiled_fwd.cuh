@@ -263,6 +263,14 @@ __device__ __forceinline__ void kvt_store(T* kvt, int n, int d, float x) {
   *reinterpret_cast<uint16_t*>(reinterpret_cast<unsigned char*>(kvt) + kvt_offset(n, d)) = static_cast<uint16_t>(pack2<T>(x, 0.0f));
 }
 
+// kmean as three storage-dtype terms hi + mid + lo (its fp32 value to ~24 bits): the z of phase 2
+// on tensor cores (output_slab_smem's p.zmma, and KVr^T's rows 64..66 on the wgmma path).
+template <class T>
+__device__ __forceinline__ float3 kmean_terms(float km) {
+  const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x;
+  return make_float3(hi, mid, km - hi - mid);
+}
+
 // KVr^T's columns d0 .. d0 + rows (a CTA's owned state rows; rows a multiple of 8) in this CTA's
 // sKV by stmatrix.trans, kmean's terms with them (TiledParams::kvt kKvtStsm, kKvtPush). part(r),
 // r = 0 .. np - 1: partial r of [KV | ksum] as fp32 rows of NCOL, summed in that order. A warp
@@ -297,8 +305,8 @@ __device__ __forceinline__ void kvt_owned_stsm(T* sKV, int d0, int rows, int np,
     float s = 0.0f;
     for (int r = 0; r < np; ++r) s += part(r)[d * NCOL + DVP];
     const float km = p.norm ? s * p.inv_tk : 0.0f;
-    const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
-    stsm_x1_t(kvt + kvt_offset(DVP + lane % 8, d0 + 8 * t), q == 0 ? pack2<T>(hi, mid) : q == 1 ? pack2<T>(lo, 0.0f) : 0u, lane);
+    const float3 z = kmean_terms<T>(km);
+    stsm_x1_t(kvt + kvt_offset(DVP + lane % 8, d0 + 8 * t), q == 0 ? pack2<T>(z.x, z.y) : q == 1 ? pack2<T>(z.z, 0.0f) : 0u, lane);
   }
 }
 
@@ -387,8 +395,8 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
         }
         if (e == DVP) {
           const float km = p.norm ? s[0] * p.inv_tk : 0.0f;
-          const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x;
-          s[0] = hi, s[1] = mid, s[2] = km - hi - mid;
+          const float3 z = kmean_terms<T>(km);
+          s[0] = z.x, s[1] = z.y, s[2] = z.z;
         }
         for (int r = 0; r < C; ++r) {
           T* dst = C > 1 ? cluster_map(sKV, rank0 + r) : sKV;
@@ -413,10 +421,9 @@ __device__ __forceinline__ void cluster_state_exchange(const float (&acc)[DVP / 
       float s = 0.0f;
       for (int r = 0; r < C; ++r) s += part(r)[d * NCOL + DVP];
       const float km = p.norm ? s * p.inv_tk : 0.0f;
-      // kmean also as three storage-dtype terms hi + mid + lo (the fp32 value to ~24 bits) in the
-      // padding columns DVP.. of sKV row d, for output_slab_smem's z on tensor cores (p.zmma).
-      const float hi = unpack2<T>(pack2<T>(km, 0.0f)).x, mid = unpack2<T>(pack2<T>(km - hi, 0.0f)).x, lo = km - hi - mid;
-      const uint4 kz = make_uint4(pack2<T>(hi, mid), pack2<T>(lo, 0.0f), 0u, 0u);
+      // kmean's terms in the padding columns DVP.. of sKV row d (output_slab_smem's p.zmma)
+      const float3 z = kmean_terms<T>(km);
+      const uint4 kz = make_uint4(pack2<T>(z.x, z.y), pack2<T>(z.z, 0.0f), 0u, 0u);
       for (int r = 0; r < C; ++r) {
         (C > 1 ? cluster_map(skm, rank0 + r) : skm)[d] = km;
         *reinterpret_cast<uint4*>((C > 1 ? cluster_map(sKV, rank0 + r) : sKV) + d * Tr::VST + DVP) = kz;

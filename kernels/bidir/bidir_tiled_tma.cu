@@ -294,7 +294,8 @@ __global__ void __launch_bounds__(32 * NW, TmaCfg<DKP, DVP, NW, MB>::MB)
 
   // The push exchange (TiledParams::kvt kKvtPush, clusters of 2: bidir_tiled_push.cuh) on the
   // last two mbarriers, past the ring's. Compiled into the two-CTAs-an-SM WG kernel only (focused's
-  // 2x8): in the 16-warp ones its wait in the phase-2 loop alone cost elu1 ~1% (session 22, c1).
+  // 2x8): in the 16-warp ones its wait in the phase-2 loop changed their registers and cost elu1
+  // ~0.3% in ms (session 22, c1).
   constexpr bool kPush = WG && F::MB == 2 && F::SLOTS <= F::MAXS - 2;
   const bool push = kPush && p.kvt == kKvtPush && C == 2;
   uint64_t* xbar = full + F::MAXS - 2;
