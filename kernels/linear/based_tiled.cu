@@ -94,6 +94,16 @@ inline int based_cols() {
   return v;
 }
 
+// ATTNBENCH_BASED_LEAN=0 runs the 32-column split kernel without its lean chunk (q.z by every
+// thread after a second block barrier, the output stored 4 bytes a lane): an A/B switch.
+inline bool based_lean() {
+  static const bool v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_LEAN");
+    return !(s && std::string(s) == "0");
+  }();
+  return v;
+}
+
 // ATTNBENCH_BASED_ABL=1..15 (measurement only: wrong results): the fused kernel with parts skipped
 // (see fused_based_fwd), bf16 and Dv = 128 only; 0 or unset: the real kernel.
 inline int based_ablation() {
@@ -131,6 +141,9 @@ void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
     if (based_split() && based_cols() == 16) {
       if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64, true, 16>>(e, BH, s);
       else launch_fused_based<FusedBasedCfg<T, 128, true, 16>>(e, BH, s);
+    } else if (based_split() && based_lean()) {
+      if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64, true, 32, true>>(e, BH, s);
+      else launch_fused_based<FusedBasedCfg<T, 128, true, 32, true>>(e, BH, s);
     } else if (based_split()) {
       if (e.Dvv <= 64) launch_fused_based<FusedBasedCfg<T, 64, true, 32>>(e, BH, s);
       else launch_fused_based<FusedBasedCfg<T, 128, true, 32>>(e, BH, s);

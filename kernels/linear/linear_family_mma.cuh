@@ -180,6 +180,11 @@ inline float tf32_value(uint32_t u) {
   std::memcpy(&x, &u, 4);
   return x;
 }
+inline uint32_t tf32_exact(float x) {  // x already a tf32 value (e.g. a bf16 or fp16 one)
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return u;
+}
 inline void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   ::sim::mma1688_tf32(c, a, b0, b1);
 }
@@ -189,6 +194,7 @@ inline void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uin
 // handles NaN and infinity, which the gated gradients never hold).
 __device__ __forceinline__ uint32_t tf32_rna(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
 __device__ __forceinline__ float tf32_value(uint32_t u) { return __uint_as_float(u); }
+__device__ __forceinline__ uint32_t tf32_exact(float x) { return __float_as_uint(x); }  // x already a tf32 value
 __device__ __forceinline__ void mma1688_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "

@@ -37,10 +37,13 @@
 
 namespace attnbench::kernels::lin_tiled {
 
-template <class T_, int kDv_, bool kSplit_ = false, int kCols_ = 32>
+template <class T_, int kDv_, bool kSplit_ = false, int kCols_ = 32, bool kLean_ = false>
 struct FusedBasedCfg {
   using T = T_;
   static constexpr bool kSplit = kSplit_;  // fused_based_fwd_split (below) instead of fused_based_fwd
+  // The split kernel's lean chunk (see fused_based_fwd_split): z double-buffered, q.z on tensor
+  // cores per warp (no second block barrier), the output staged for 16-byte stores.
+  static constexpr bool kLean = kLean_;
   static constexpr int kCols = kSplit ? kCols_ : 16;  // value columns a warp owns (split: 16 or 32)
   static constexpr int kDk = kBasedDk, kDv = kDv_, kF = kBasedF;
   static constexpr int kWarps = (kSplit ? 2 : 1) * kDv / kCols, kThreads = 32 * kWarps;
@@ -53,10 +56,15 @@ struct FusedBasedCfg {
   static constexpr int kABytes = kC * kLdA * 2;
   static constexpr int kPhiBytes = 0;                 // (FusedTile's gated buffers: none)
   static constexpr int kFeatBytes = kC * kLdF * 2;    // one feature tile [C][kLdF]
-  // floats: n (4, padded), z1 [16], Z2 [16][kLdZ], qz [2][C], row sums [2][4 parts][C]
-  static constexpr int kZ1 = 4, kZ2 = kZ1 + 16, kQz = kZ2 + 16 * kLdZ, kRs = kQz + 2 * kC, kFloats = kRs + 8 * kC;
+  // floats: z = {n (4, padded), z1 [16], Z2 [16][kLdZ]} (kZB floats; lean: two, chunk parity),
+  // qz [2][C] (not lean), row sums [2][4 parts][C]
+  static constexpr int kZ1 = 4, kZ2 = kZ1 + 16, kZB = kZ2 + 16 * kLdZ, kQz = kZB;
+  static constexpr int kRs = kLean ? 2 * kZB : kQz + 2 * kC, kFloats = kRs + 8 * kC;
   static constexpr int kXBytes = kSplit ? (kWarps / 2) * 2 * 32 * kCols * 4 : 0;  // split: per pair 2 x [32][kCols] fp32
-  static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kABytes + 4 * kFeatBytes + 4 * kFloats + kXBytes;
+  static constexpr int kLdO = kDv + 8, kOBytes = kLean ? kC * kLdO * 2 : 0;       // lean: the output tile [C][kLdO]
+  static constexpr int kSmemBytes =
+      kStages * kStageBytes + 2 * kABytes + 4 * kFeatBytes + 4 * kFloats + kXBytes + kOBytes;
+  static_assert(!kLean || kSplit, "the lean chunk is the split kernel's");
   static_assert(kDv == 64 || kDv == 128, "64 or 128 value columns");
   static_assert(kCols == 16 || kCols == 32, "16 or 32 value columns a warp");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
@@ -73,6 +81,8 @@ struct FusedBasedTile : FusedTile<C> {  // Qs, Ks, Vs (stages), As (A buffers) f
   __device__ float* qz(int i) const { return fl() + C::kQz + i * kC; }
   __device__ float* rs(int i, int part) const { return fl() + C::kRs + (4 * i + part) * kC; }
   __device__ float* xbuf(int pair) const { return fl() + C::kFloats + pair * 2 * 32 * C::kCols; }
+  __device__ float* zb(int i) const { return fl() + i * C::kZB; }  // lean: z of chunks < c at zb(c % 2)
+  __device__ T* Os() const { return reinterpret_cast<T*>(xbuf(C::kWarps / 2)); }  // lean
   // den_r - phi(q_r).z - 1e-6: the intra-chunk row sums of A, over the parts
   __device__ float rowsum(int i, int r) const { return (rs(i, 0)[r] + rs(i, 1)[r]) + (rs(i, 2)[r] + rs(i, 3)[r]); }
 };
@@ -215,9 +225,10 @@ __device__ void based_prepare(const EngineParams& p, const FusedBasedTile<C>& t,
 
 // z += the keys of a chunk (one warp, on tensor cores: products of T values are exact in fp32):
 // Z2 += K^T K, z1 += K^T 1, n += valid rows. K: the chunk's key rows [kC][kLdQ]; f: the floats
-// n (f[0]), z1 (f[kZ1..]), Z2 (f[kZ2..], rows of kLdZ).
+// n (f[0]), z1 (f[kZ1..]), Z2 (f[kZ2..], rows of kLdZ), read from fin and written to f (the same
+// buffer, or the other of a double-buffered z).
 template <class T, int kLdQ, int kZ1, int kZ2, int kLdZ>
-__device__ __forceinline__ void based_z_add(const T* K, float* f, int valid_rows, int lane) {
+__device__ __forceinline__ void based_z_add(const T* K, const float* fin, float* f, int valid_rows, int lane) {
   const int g = lane >> 2, q4 = lane & 3;
   float z2[2][4], z1[4];
   zero_acc(z2);
@@ -235,16 +246,20 @@ __device__ __forceinline__ void based_z_add(const T* K, float* f, int valid_rows
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt) {
     const int col = 8 * nt + 2 * q4;
-    f[kZ2 + g * kLdZ + col] += z2[nt][0], f[kZ2 + g * kLdZ + col + 1] += z2[nt][1];
-    f[kZ2 + (g + 8) * kLdZ + col] += z2[nt][2], f[kZ2 + (g + 8) * kLdZ + col + 1] += z2[nt][3];
+    const int i0 = kZ2 + g * kLdZ + col, i1 = kZ2 + (g + 8) * kLdZ + col;
+    f[i0] = fin[i0] + z2[nt][0], f[i0 + 1] = fin[i0 + 1] + z2[nt][1];
+    f[i1] = fin[i1] + z2[nt][2], f[i1 + 1] = fin[i1 + 1] + z2[nt][3];
   }
-  if (q4 == 0) f[kZ1 + g] += z1[0], f[kZ1 + g + 8] += z1[2];
-  if (lane == 0) f[0] += float(valid_rows);
+  if (q4 == 0) f[kZ1 + g] = fin[kZ1 + g] + z1[0], f[kZ1 + g + 8] = fin[kZ1 + g + 8] + z1[2];
+  if (lane == 0) f[0] = fin[0] + float(valid_rows);
 }
+// z (lean: of chunks <= c into zb((c + 1) % 2), from zb(c % 2)) += chunk c's keys.
 template <class C>
 __device__ void based_z_update(const FusedBasedTile<C>& t, const Rows& rows, int c, int lane) {
-  based_z_add<typename C::T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(t.Ks(c % C::kStages), t.fl(), min(kC, rows.T - kC * c),
-                                                              lane);
+  const float* fin = C::kLean ? t.zb(c & 1) : t.fl();
+  float* fout = C::kLean ? t.zb((c + 1) & 1) : t.fl();
+  based_z_add<typename C::T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(t.Ks(c % C::kStages), fin, fout,
+                                                              min(kC, rows.T - kC * c), lane);
 }
 
 // qz[r] = phi(q_r).z = n + scale q.z1 + scale^2/2 q^T Z2 q for a chunk's query rows Q [kC][kLdQ]
@@ -282,6 +297,56 @@ __device__ void based_qz(const EngineParams& p, const FusedBasedTile<C>& t, int 
   based_qz_rows<typename C::T, C::kThreads, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(p.scale, t.Qs(c % C::kStages), t.fl(),
                                                                              t.qz(c & 1));
 }
+
+// phi(q_r).z for the rows r = 16 mt + g, 16 mt + g + 8 of a chunk's queries Q [kC][kLdQ] (the lean
+// chunk: every warp its own rows, no block barrier), f as in based_z_add. The product P = Q Z2 is
+// one m-tile on tensor cores in tf32: Q's values (bf16 or fp16) are exact in tf32 and Z2 is split
+// as hi + lo (3xTF32 without the a_lo term, which is 0), so P is fp32-accurate; then
+//   phi(q_r).z = n + sum_a q_ra (scale^2/2 P_ra + scale z1_a)   (the quad holds a = 8 nt + 2 q4 (+1)).
+// mma.m16n8k8.tf32 fragments: A a0 (g, q4), a1 (g + 8, q4), a2 (g, q4 + 4), a3 (g + 8, q4 + 4);
+// B b0 (k = q4, n = g), b1 (k = q4 + 4, n = g); C (g, 2 q4 (+1)), (g + 8, 2 q4 (+1)).
+template <class C>
+__device__ __forceinline__ void based_qz_tc(float scale, const typename C::T* Q, const float* f, int mt, int lane,
+                                            float (&qz)[2]) {
+  using T = typename C::T;
+  const int g = lane >> 2, q4 = lane & 3, r0 = 16 * mt + g, r1 = r0 + 8;
+  const T *q0 = Q + r0 * C::kLdQ, *q1 = Q + r1 * C::kLdQ;
+  float acc[2][4];
+  zero_acc(acc);
+#pragma unroll
+  for (int kk = 0; kk < 2; ++kk) {
+    const int k0 = 8 * kk + q4;
+    const uint32_t a[4] = {tf32_exact(float(q0[k0])), tf32_exact(float(q1[k0])), tf32_exact(float(q0[k0 + 4])),
+                           tf32_exact(float(q1[k0 + 4]))};
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      uint32_t h0, l0, h1, l1;  // Z2 (k0, 8 nt + g), (k0 + 4, 8 nt + g)
+      tf32_split(f[C::kZ2 + k0 * C::kLdZ + 8 * nt + g], h0, l0);
+      tf32_split(f[C::kZ2 + (k0 + 4) * C::kLdZ + 8 * nt + g], h1, l1);
+      mma1688_tf32(acc[nt], a, l0, l1);
+      mma1688_tf32(acc[nt], a, h0, h1);
+    }
+  }
+  const float h = 0.5f * scale * scale;
+  float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt) {
+    const int a = 8 * nt + 2 * q4;
+    const float2 x0 = unpack2<T>(*reinterpret_cast<const uint32_t*>(q0 + a));
+    const float2 x1 = unpack2<T>(*reinterpret_cast<const uint32_t*>(q1 + a));
+    const float w0 = scale * f[C::kZ1 + a], w1 = scale * f[C::kZ1 + a + 1];
+    s0 += x0.x * (h * acc[nt][0] + w0) + x0.y * (h * acc[nt][1] + w1);
+    s1 += x1.x * (h * acc[nt][2] + w0) + x1.y * (h * acc[nt][3] + w1);
+  }
+  qz[0] = f[0] + quad_sum(s0), qz[1] = f[0] + quad_sum(s1);
+}
+
+// 1 / x (x > 0, normal): one MUFU.RCP (rcp.approx.ftz, within 1 ulp), for the output's row factors.
+#ifndef ATTNBENCH_LIN_SIM
+__device__ __forceinline__ float based_rcp(float x) { return hopper::rcp(x); }
+#else
+inline float based_rcp(float x) { return 1.0f / x; }
+#endif
 
 // grid (1, B*H); C::kThreads threads; shared memory C::kSmemBytes.
 // kAbl (measurement only, ATTNBENCH_BASED_ABL; wrong results): bits skip 1 the rd(phi_q) rd(S)
@@ -374,6 +439,41 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd(EngineParams p
   }
 }
 
+// The lean chunk's loads: chunk c's q, k, v rows into stage c % 3 by cp.async, every address from
+// the chunk's first row (rows past T and columns past the widths zero-filled), trip counts fixed.
+template <class C>
+__device__ __forceinline__ void based_load_lean(const EngineParams& p, const FusedTile<C>& t, int bh, int c) {
+  using T = typename C::T;
+  constexpr int kSegQ = C::kDk / 8, kSegV = C::kDv / 8, kNQ = kC * kSegQ, kNV = kC * kSegV;
+  const int s = c % C::kStages, nrows = min(kC, p.T - kC * c);
+  const int64_t row0 = int64_t(bh) * p.T + int64_t(kC) * c;
+  const T* q = static_cast<const T*>(p.q) + row0 * p.Dqk;
+  const T* k = static_cast<const T*>(p.k) + row0 * p.Dqk;
+  const T* v = static_cast<const T*>(p.v) + row0 * p.Dvv;
+#pragma unroll
+  for (int i = 0; i < (kNQ + C::kThreads - 1) / C::kThreads; ++i) {
+    const int idx = threadIdx.x + i * C::kThreads, r = idx / kSegQ, col = (idx % kSegQ) * 8;
+    if (kNQ % C::kThreads != 0 && idx >= kNQ) break;
+    const bool ok = r < nrows && col < p.Dqk;
+    const int off = ok ? r * p.Dqk + col : 0;
+    cp_async16(t.Qs(s) + r * C::kLdQ + col, q + off, ok);
+    cp_async16(t.Ks(s) + r * C::kLdQ + col, k + off, ok);
+  }
+#pragma unroll
+  for (int i = 0; i < (kNV + C::kThreads - 1) / C::kThreads; ++i) {
+    const int idx = threadIdx.x + i * C::kThreads, r = idx / kSegV, col = (idx % kSegV) * 8;
+    if (kNV % C::kThreads != 0 && idx >= kNV) break;
+    const bool ok = r < nrows && col < p.Dvv;
+    cp_async16(t.Vs(s) + r * C::kLdV + col, v + (ok ? r * p.Dvv + col : 0), ok);
+  }
+}
+template <class C>
+__device__ __forceinline__ void based_load(const EngineParams& p, const FusedBasedTile<C>& t, const Rows& rows, int bh,
+                                           int c) {
+  if constexpr (C::kLean) based_load_lean<C>(p, t, bh, c);
+  else fused_load<C>(p, t, rows, bh, c);
+}
+
 // Named barrier of the 64 threads of a warp pair (id 1.. ; 0 is __syncthreads).
 __device__ __forceinline__ void pair_barrier(int id) {
 #ifdef ATTNBENCH_LIN_SIM
@@ -409,8 +509,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
   zero_acc(st);
   for (int i = threadIdx.x; i < C::kFloats; i += C::kThreads) t.fl()[i] = 0.0f;  // z, qz, row sums
 
-  fused_load<C>(p, t, rows, bh, 0);
-  if (NC > 1) fused_load<C>(p, t, rows, bh, 1);
+  based_load<C>(p, t, rows, bh, 0);
+  if (NC > 1) based_load<C>(p, t, rows, bh, 1);
   cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
@@ -419,7 +519,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
   for (int c = 0; c < NC; ++c) {
     cp_async_wait<0>();  // chunk c + 1 (issued one chunk ago)
     __syncthreads();     // B1
-    if (c + 2 < NC) fused_load<C>(p, t, rows, bh, c + 2);
+    if (c + 2 < NC) based_load<C>(p, t, rows, bh, c + 2);
     cp_async_commit();
     if (p.normalize && warp == C::kWarps - 1) based_z_update<C>(t, rows, c, lane);
     const int s = c % C::kStages, b = c & 1;
@@ -463,6 +563,14 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
         }
       }
     }
+    // ---- lean: phi(q).z of this warp's final rows (z of chunks < c: zb(c % 2))
+    [[maybe_unused]] float qz[2][2];
+    if constexpr (C::kLean) {
+      if (p.normalize) {
+#pragma unroll
+        for (int j = 0; j < 2; ++j) based_qz_tc<C>(p.scale, t.Qs(s), t.zb(b), 2 * fh + j, lane, qz[j]);
+      }
+    }
     // ---- the two halves meet: row blocks of the other half go to xbuf[fh], ours come from xbuf[1 - fh]
     {
       float* xo = t.xbuf(vg) + fh * 32 * C::kCols;
@@ -487,21 +595,52 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
         }
       }
     }
+    if constexpr (C::kLean) {
+      // rows [32 fh, 32 fh + 32) x columns [n0, n0 + kCols): scaled by 1 / den, rounded, staged in
+      // this warp's block of Os, then stored 16 bytes a lane (a row's kCols columns contiguous).
+      T* Os = t.Os();
 #pragma unroll
-    for (int mt = 0; mt < 4; ++mt) {
-      if ((mt >> 1) != fh) continue;
+      for (int mt = 0; mt < 4; ++mt) {  // (static indices into oa: mt = 2 fh + j)
+        if ((mt >> 1) != fh) continue;
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const int r = 16 * mt + g + 8 * i;
-        if (!rows.valid(c, r)) continue;
-        float f = 1.0f;
-        if (p.normalize) f = 1.0f / (t.qz(b)[r] + t.rowsum(b, r) + kBasedEps);
-        const int64_t row = int64_t(rows.time(c, r)) * p.Dvv;
+        for (int i = 0; i < 2; ++i) {
+          const int r = 16 * mt + g + 8 * i;
+          const float f = p.normalize ? based_rcp(qz[mt & 1][i] + t.rowsum(b, r) + kBasedEps) : 1.0f;
 #pragma unroll
-        for (int nt = 0; nt < kNT; ++nt) {
-          const int col = n0 + 8 * nt + 2 * q4;
-          if (col < p.Dvv) {
-            *reinterpret_cast<uint32_t*>(o + row + col) = pack2<T>(f * oa[mt][nt][2 * i], f * oa[mt][nt][2 * i + 1]);
+          for (int nt = 0; nt < kNT; ++nt) {
+            *reinterpret_cast<uint32_t*>(Os + r * C::kLdO + n0 + 8 * nt + 2 * q4) =
+                pack2<T>(f * oa[mt][nt][2 * i], f * oa[mt][nt][2 * i + 1]);
+          }
+        }
+      }
+      __syncwarp();
+      constexpr int kSeg = C::kCols / 8;  // 16-byte pieces of a row; kSeg a lane
+      const int nrows = min(kC, p.T - kC * c);
+      T* oc = o + int64_t(kC) * c * p.Dvv;
+#pragma unroll
+      for (int i = 0; i < kSeg; ++i) {
+        const int idx = lane + 32 * i, r = 32 * fh + idx / kSeg, col = n0 + 8 * (idx % kSeg);
+        if (r < nrows && col < p.Dvv) {
+          *reinterpret_cast<uint4*>(oc + r * p.Dvv + col) = *reinterpret_cast<const uint4*>(Os + r * C::kLdO + col);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt) {
+        if ((mt >> 1) != fh) continue;
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const int r = 16 * mt + g + 8 * i;
+          if (!rows.valid(c, r)) continue;
+          float f = 1.0f;
+          if (p.normalize) f = 1.0f / (t.qz(b)[r] + t.rowsum(b, r) + kBasedEps);
+          const int64_t row = int64_t(rows.time(c, r)) * p.Dvv;
+#pragma unroll
+          for (int nt = 0; nt < kNT; ++nt) {
+            const int col = n0 + 8 * nt + 2 * q4;
+            if (col < p.Dvv) {
+              *reinterpret_cast<uint32_t*>(o + row + col) = pack2<T>(f * oa[mt][nt][2 * i], f * oa[mt][nt][2 * i + 1]);
+            }
           }
         }
       }
@@ -523,7 +662,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_fwd_split(EnginePa
     }
     if (c + 1 < NC) {
       based_prepare<C>(p, t, rows, c + 1, warp, lane);
-      if (p.normalize) {
+      if (!C::kLean && p.normalize) {
         __syncthreads();  // B2: z holds chunks 0..c
         based_qz<C>(p, t, c + 1);
       }

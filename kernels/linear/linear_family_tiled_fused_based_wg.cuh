@@ -312,7 +312,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kWG == 1 ? 2 : 1) fused_based_
           *reinterpret_cast<const uint4*>(Ost + r * C::kLdO + col);
     }
     if (p.normalize && warp == C::kWarps - 1) {  // z += chunk c's keys (read again after the next B1)
-      based_z_add<T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(K, fz, min(kC, p.T - kC * c), lane);
+      based_z_add<T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(K, fz, fz, min(kC, p.T - kC * c), lane);
     }
     if constexpr (!C::kOverlap) {
       wg_wait<0>();

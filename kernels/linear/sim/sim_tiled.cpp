@@ -31,8 +31,8 @@ bool g_fused = true;            // eligible forwards run fused_fwd (as the host 
 
 template <class C>
 struct IsFusedBased : std::false_type {};
-template <class T, int D, bool S, int W>
-struct IsFusedBased<FusedBasedCfg<T, D, S, W>> : std::true_type {};
+template <class T, int D, bool S, int W, bool L>
+struct IsFusedBased<FusedBasedCfg<T, D, S, W, L>> : std::true_type {};
 template <class C>
 struct IsBasedWg : std::false_type {};
 template <class T, int W, bool O>
@@ -44,6 +44,7 @@ struct IsWg<WgCfg<T, F>> : std::true_type {};
 bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's default; "mma": fused_fwd)
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
+bool g_based_lean = true;   // based split, 32 columns: the lean chunk (argv[2] "nolean": without, ATTNBENCH_BASED_LEAN=0)
 bool g_based_wg = false;    // based: fused_based_wg_fwd ("wg", "2", "overlap", "2overlap": the host's
                             // ATTNBENCH_BASED_FWD=wg with ATTNBENCH_BASED_WG unset, 2, overlap, 2overlap)
 int g_based_wgv = 0;  // based: fused_based_wg_fwd's variant (ATTNBENCH_BASED_WG): bit 1 "2" two warpgroups, bit 0 "overlap"
@@ -336,6 +337,10 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
         if (p.Dv <= 64) return run_fwd<FusedBasedCfg<T, 64, true, 16>, false, true>(p, in);
         return run_fwd<FusedBasedCfg<T, 128, true, 16>, false, true>(p, in);
       }
+      if (g_based_split && g_based_lean) {
+        if (p.Dv <= 64) return run_fwd<FusedBasedCfg<T, 64, true, 32, true>, false, true>(p, in);
+        return run_fwd<FusedBasedCfg<T, 128, true, 32, true>, false, true>(p, in);
+      }
       if (g_based_split) {
         if (p.Dv <= 64) return run_fwd<FusedBasedCfg<T, 64, true>, false, true>(p, in);
         return run_fwd<FusedBasedCfg<T, 128, true>, false, true>(p, in);
@@ -373,6 +378,7 @@ int main(int argc, char** argv) {
   g_vec = sel == "bulk" ? 1 : sel == "late" ? 2 : sel == "mma" ? 0 : 3;
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
+  g_based_lean = sel != "nolean";  // based: the 32-column split without its lean chunk
   g_based_wg = sel == "wg" || sel == "2" || sel == "overlap" || sel == "2overlap";  // based: the wgmma forward
   g_based_wgv = (sel == "2" || sel == "2overlap" ? 2 : 0) | (sel == "overlap" || sel == "2overlap" ? 1 : 0);
   g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
