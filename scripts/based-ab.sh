@@ -21,17 +21,18 @@ source scripts/device-lib.sh  # ab_start(), ab_build(), gtest(), sweep()
 ab_start based-ab "${1:-${OUT:-results/based-ab}}" "${BASED_AB_BUDGET_S:-400}"
 ab_build "${BASED_AB_BUILD:-build/gpu}"
 D="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
-labels=${BASED_AB:-"lean: old:ATTNBENCH_BASED_LEAN=0"}
-first=${labels%% *}
+read -ra labels <<<"${BASED_AB:-lean: old:ATTNBENCH_BASED_LEAN=0}"  # (read -a: no glob expansion)
+read -ra tspecs <<<"${BASED_AB_TESTS:-lean::*based* old:ATTNBENCH_BASED_LEAN=0:*based_tiled_fwd*}"
+first=${labels[0]}
 envs_of() { local e=${1#*:}; echo "${e//,/ }"; }  # "label:A=1,B=2" -> "A=1 B=2"
 with() { local e=$1 x; shift; ( for x in $e; do export "$x"; done; "$@" ); }  # with "VAR=VALUE ..." CMD...
 
-for spec in ${BASED_AB_TESTS:-"lean::*based* old:ATTNBENCH_BASED_LEAN=0:*based_tiled_fwd*"}; do
+for spec in "${tspecs[@]}"; do
   name=${spec%%:*} rest=${spec#*:}
   gtest "$name" "${rest%%:*}" "${rest#*:}" "$(cap 20 90)"
 done
 for rep in $(seq 1 "${BASED_AB_REPS:-2}"); do
-  for spec in $labels; do
+  for spec in "${labels[@]}"; do
     with "$(envs_of "$spec")" sweep "ab-${spec%%:*}-$rep" "$out/ab_${spec%%:*}_$rep.csv" "$(cap 15 60)" --no-check $D \
       --T "${BASED_AB_T:-1024,4096,16384}" --pass fwd
   done
@@ -81,4 +82,4 @@ for (lab, T), v in cell.items():
 EOF
 [[ -f $out/fb.csv ]] && python3 scripts/fb_table.py "${first%%:*}=$out/fb.csv" | tee "$out/fb.md"
 # few files come back from the device tool: the logs in one archive
-(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log)
+(cd "$out" && tar czf logs.tar.gz *.log tests.txt nvidia-smi.txt ncu_*.gz 2>/dev/null; rm -f *.log tests.txt nvidia-smi.txt ncu_*.gz)

@@ -11,6 +11,7 @@
 
 #include "linear_family_tiled_fused_based.cuh"
 #include "linear_family_tiled_fused_based_wg.cuh"
+#include "linear_family_tiled_fused_based_wgp.cuh"
 #include "linear_family_tiled_fused_launch.h"  // sm90_device()
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"
@@ -49,6 +50,25 @@ void launch_based_wg(const EngineParams& e, int BH, cudaStream_t s) {
   kernel<<<dim3(nv, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) throw_cuda_error(err, "fused_based_wg_fwd", __FILE__, __LINE__);
+}
+
+// The pipelined wgmma forward: grid (1, B*H), 256 threads.
+template <class C>
+void launch_based_wgp(const EngineParams& e, int BH, cudaStream_t s) {
+  const auto kernel = fused_based_wgp_fwd<C>;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+  kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw_cuda_error(err, "fused_based_wgp_fwd", __FILE__, __LINE__);
+}
+
+// ATTNBENCH_BASED_FWD=wgp selects the pipelined wgmma forward on an sm_90 device (an A/B switch).
+inline bool based_wgp_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_FWD");
+    return s && std::string(s) == "wgp" && sm90_device();
+  }();
+  return on;
 }
 
 // ATTNBENCH_BASED_FWD=wg selects the wgmma forward on an sm_90 device (an A/B switch: measured
@@ -117,6 +137,10 @@ inline int based_ablation() {
 template <class T>
 void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
   if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
+    if (based_wgp_enabled()) {
+      launch_based_wgp<BasedWgpCfg<T>>(e, BH, s);
+      return;
+    }
     if (based_wg_enabled()) {
       switch (based_wg_variant()) {
         case 1: launch_based_wg<BasedWgCfg<T, 1, true>>(e, BH, s); break;

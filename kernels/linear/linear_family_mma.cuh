@@ -103,10 +103,23 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* p) {
 __device__ __forceinline__ void ldsm_x2(uint32_t (&r)[2], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_addr(p)));
 }
+// stmatrix.x4.trans (sm_90; the wgmma kernels only): register m of lane l holds row l / 4,
+// columns 2 (l % 4) (+1) of 8x8 matrix m, stored as column l / 4 of rows 2 (l % 4) (+1); lane 8m + r
+// addresses row r of matrix m (16 bytes).
+__device__ __forceinline__ void stsm_x4_trans(const uint32_t (&r)[4], void* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(smem_addr(p)), "r"(r[0]),
+               "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+#else
+  __trap();
+#endif
+}
 #else
 inline void ldsm_x2(uint32_t (&r)[2], const void* p) { ::sim::ldmatrix_x2(r, p); }
 inline void ldsm_x4(uint32_t (&r)[4], const void* p) { ::sim::ldmatrix_x4(r, p, false); }
 inline void ldsm_x4_trans(uint32_t (&r)[4], const void* p) { ::sim::ldmatrix_x4(r, p, true); }
+inline void stsm_x4_trans(const uint32_t (&r)[4], void* p) { ::sim::stmatrix_x4(r, p, true); }
 #endif
 
 // A (16 x 16) at rows m0.., cols k0.. of row-major X[M][ld].

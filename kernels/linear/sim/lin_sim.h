@@ -198,6 +198,29 @@ inline void ldmatrix_x4(uint32_t (&r)[4], const void* p, bool trans) {
   for (int m = 0; m < 4; ++m) r[m] = my_lane().out[m];
 }
 
+// stmatrix.m8n8.x4(.trans): ldmatrix_x4's inverse (lane 8m + r gives the address of row r of
+// matrix m; register m of lane l holds row l / 4, columns 2 (l % 4) (+1), or with .trans that
+// element pair goes to column l / 4 of rows 2 (l % 4) (+1)).
+inline void stmatrix_x4(const uint32_t (&r)[4], void* p, bool trans) {
+  my_lane().addr = p;
+  for (int m = 0; m < 4; ++m) my_lane().in[m] = r[m];
+  warp_collective([trans](int w0) {
+    for (int l = 0; l < 32; ++l) {
+      for (int m = 0; m < 4; ++m) {
+        const uint32_t x = S().lanes[w0 + l].in[m];
+        const uint16_t lo = uint16_t(x & 0xffffu), hi = uint16_t(x >> 16);
+        if (!trans) {
+          uint16_t* row = static_cast<uint16_t*>(const_cast<void*>(S().lanes[w0 + 8 * m + l / 4].addr));
+          row[2 * (l % 4)] = lo, row[2 * (l % 4) + 1] = hi;
+        } else {
+          static_cast<uint16_t*>(const_cast<void*>(S().lanes[w0 + 8 * m + 2 * (l % 4)].addr))[l / 4] = lo;
+          static_cast<uint16_t*>(const_cast<void*>(S().lanes[w0 + 8 * m + 2 * (l % 4) + 1].addr))[l / 4] = hi;
+        }
+      }
+    }
+  });
+}
+
 // ldmatrix.m8n8.x2: the first two matrices of x4 (lanes 0..15 give the addresses).
 inline void ldmatrix_x2(uint32_t (&r)[2], const void* p) {
   uint32_t r4[4];

@@ -9,6 +9,7 @@
 #include "linear_family_tiled_fused_vec_wg.cuh"
 #include "linear_family_tiled_fused_based.cuh"
 #include "linear_family_tiled_fused_based_wg.cuh"
+#include "linear_family_tiled_fused_based_wgp.cuh"
 #include "linear_family_tiled_fused_wg.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_quad.cuh"
@@ -38,12 +39,17 @@ struct IsBasedWg : std::false_type {};
 template <class T, int W, bool O>
 struct IsBasedWg<BasedWgCfg<T, W, O>> : std::true_type {};
 template <class C>
+struct IsBasedWgp : std::false_type {};
+template <class T>
+struct IsBasedWgp<BasedWgpCfg<T>> : std::true_type {};
+template <class C>
 struct IsWg : std::false_type {};
 template <class T, Feat F>
 struct IsWg<WgCfg<T, F>> : std::true_type {};
 bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's default; "mma": fused_fwd)
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
+bool g_based_wgp = false;   // based: fused_based_wgp_fwd (argv[2] "wgp": the host's ATTNBENCH_BASED_FWD=wgp)
 bool g_based_lean = true;   // based split, 32 columns: the lean chunk (argv[2] "nolean": without, ATTNBENCH_BASED_LEAN=0)
 bool g_based_wg = false;    // based: fused_based_wg_fwd ("wg", "2", "overlap", "2overlap": the host's
                             // ATTNBENCH_BASED_FWD=wg with ATTNBENCH_BASED_WG unset, 2, overlap, 2overlap)
@@ -74,7 +80,9 @@ Tensors run_fwd(const Problem& p, const Tensors& in) {
     if (e.gate != kGateFixed) e.g = g.p();
     if (e.bonus) e.u = u.p();
   }
-  if constexpr (IsBasedWg<C>::value) {
+  if constexpr (IsBasedWgp<C>::value) {
+    sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_wgp_fwd<C>(e); });
+  } else if constexpr (IsBasedWg<C>::value) {
     const unsigned nv = unsigned((e.Dvv + C::kCols - 1) / C::kCols);
     sim::launch({nv, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_wg_fwd<C>(e); });
   } else if constexpr (IsFusedBased<C>::value) {
@@ -329,6 +337,7 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
     if (p.algo == "gated" && !g_reverse && p.variant == "vector") return run_fused_vec<T, false>(p, in);
     if (p.algo == "gated" && !g_reverse && p.variant == "rwkv6") return run_fused_vec<T, true>(p, in);
     if (p.algo == "based" && p.Dk <= kBasedDk && !g_reverse) {  // based_tiled.cu: fused_based_fwd
+      if (g_based_wgp) return run_fwd<BasedWgpCfg<T>, false, true>(p, in);
       if (g_based_wg && g_based_wgv == 1) return run_fwd<BasedWgCfg<T, 1, true>, false, true>(p, in);
       if (g_based_wg && g_based_wgv == 2) return run_fwd<BasedWgCfg<T, 2, false>, false, true>(p, in);
       if (g_based_wg && g_based_wgv == 3) return run_fwd<BasedWgCfg<T, 2, true>, false, true>(p, in);
@@ -378,7 +387,8 @@ int main(int argc, char** argv) {
   g_vec = sel == "bulk" ? 1 : sel == "late" ? 2 : sel == "mma" ? 0 : 3;
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
-  g_based_lean = sel != "nolean";  // based: the 32-column split without its lean chunk
+  g_based_lean = sel != "nolean";
+  g_based_wgp = sel == "wgp";  // based: the pipelined wgmma forward  // based: the 32-column split without its lean chunk
   g_based_wg = sel == "wg" || sel == "2" || sel == "overlap" || sel == "2overlap";  // based: the wgmma forward
   g_based_wgv = (sel == "2" || sel == "2overlap" ? 2 : 0) | (sel == "overlap" || sel == "2overlap" ? 1 : 0);
   g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd

@@ -1,0 +1,204 @@
+// based's fused forward (Dk <= 16) on wgmma with the chunks pipelined: chunk c's two products run
+// on the tensor cores while the same warps build chunk c + 1's features. The math and the
+// rounding points are fused_based_fwd's (linear_family_tiled_fused_based.cuh):
+//   y = sqrt(scale) x,  phi(x) = [1, y, y_a^2/sqrt2, y_a y_b (a < b), 0 ..]   (F = 160 rows, 153 used)
+//   A_rj = 1 + s + s^2/2, s = scale q_r.k_j  for j <= r (and j a row of the sequence), else 0
+//   o_r  = (rd(phi_q) rd(S) + rd(A) V)_r / den_r,   den_r = phi(q_r).z + sum_j A_rj + 1e-6  (fp32)
+//   S   <- S + rd(phi_k)^T V,   z <- z + sum_j phi(k_j)  (fp32, from the inputs: based_z_add)
+//
+// Layout: fused_based_wg_fwd's with two warpgroups (BasedWgCfg<T, 2>): one block of 8 warps per
+// (b, h), warpgroup wg owning value columns [64 wg, 64 wg + 64) as wgmma's M; S^T in registers
+// (an m64n128 and an m64n32 accumulator); O^T = rd(S^T) rd(phi_q)^T + V^T rd(A)^T and
+// S^T += V^T rd(phi_k) from the swizzled tiles rd(phi_q) [r][f], rd(A) [r][j], rd(phi_k)^T [f][j].
+// What differs: the features, rd(A), its row sums and q.z are double-buffered (chunk parity), and
+// built for chunk c + 1 while chunk c's wgmma groups run:
+//   prologue: load chunks 0, 1; wait chunk 0; sync; prepare(0); fence.proxy.async; sync
+//   chunk c:  load chunk c + 2 -> stage (c + 2) % 3; pack rd(S^T);
+//             issue O^T(c) (group 1) and S^T += ..(c) (group 2) from buffers c % 2 and stage c % 3;
+//             wait chunk c + 1's loads; sync [Bload]; prepare(c + 1) -> buffers (c + 1) % 2;
+//             wait group 1; O^T / den -> this warp's staging block (stmatrix.trans) -> 16-byte stores;
+//             wait group 2; fence.proxy.async; sync [B1]
+//   prepare(c): rd(phi_q), rd(phi_k)^T (fused_based_wg_fwd's builders), rd(A) and row sums; q.z of
+//             chunk c's rows (warps 0..3, one m-tile each: based_qz_tc, z of chunks < c); the last
+//             warp z(chunks <= c) = z(chunks < c) + chunk c's keys (z double-buffered: zb(c % 2)
+//             holds the z of chunks < c).
+// Hazards: stage (c + 2) % 3 was last read by chunk c - 1's wgmma (waited before B1 of chunk c) and
+// by prepare(c - 1) (before B1 of chunk c - 1); buffers (c + 1) % 2 were last read by chunk c - 1's
+// wgmma and epilogue (before B1 of chunk c); zb((c + 1) % 2), read by prepare(c + 1), was written by
+// prepare(c) (before B1 of chunk c); prepare(c + 1) writes zb(c % 2), last read by prepare(c). A
+// warp's staging block is its own (the previous chunk's reads are before B1).
+#pragma once
+
+#include "linear_family_tiled_fused_based.cuh"
+#include "linear_family_tiled_fused_based_wg.cuh"
+
+namespace attnbench::kernels::lin_tiled {
+
+template <class T_>
+struct BasedWgpCfg : BasedWgCfg<T_, 2, false> {
+  using B = BasedWgCfg<T_, 2, false>;
+  static constexpr int kLdOw = 24;                   // a warp's staging rows [64 r][16 n] (+8): 48 bytes
+  static constexpr int kOwBytes = kC * kLdOw * 2;    // (stmatrix rows of 16 bytes without conflicts)
+  // floats: zb [2] {n (4, padded), z1 [16], Z2 [16][kLdZ]}, qz [2][C], row sums [2][2 parts][C]
+  static constexpr int kZB = B::kZ2 + 16 * B::kLdZ, kQzP = 2 * kZB, kRsP = kQzP + 2 * kC, kFloatsP = kRsP + 4 * kC;
+  static constexpr int kBufBytes = B::kPhiQBytes + B::kPhiKBytes + B::kABytes;  // one parity's tiles
+  static constexpr int kSmemBytes = 1024 + B::kStages * B::kStageBytes + 2 * kBufBytes + B::kWarps * kOwBytes + 4 * kFloatsP;
+  static_assert(kBufBytes % 1024 == 0 && kOwBytes % 16 == 0, "tile alignment");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
+};
+
+// grid (1, B*H); C::kThreads (256) threads; shared memory C::kSmemBytes.
+template <class C>
+__global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EngineParams p) {
+  using T = typename C::T;
+  LIN_DYN_SMEM(unsigned char, smem_raw);
+  unsigned char* base = LIN_WG_ALIGN1024(smem_raw);
+  unsigned char* bufs = base + C::kStages * C::kStageBytes;
+  auto PhiQ = [&](int b) { return bufs + b * C::kBufBytes; };
+  auto PhiK = [&](int b) { return bufs + b * C::kBufBytes + C::kPhiQBytes; };
+  auto As = [&](int b) { return bufs + b * C::kBufBytes + C::kPhiQBytes + C::kPhiKBytes; };
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int wg = warp >> 2, wi = warp & 3;
+  T* Ow = reinterpret_cast<T*>(bufs + 2 * C::kBufBytes + warp * C::kOwBytes);  // this warp's staging block
+  float* fz = reinterpret_cast<float*>(bufs + 2 * C::kBufBytes + C::kWarps * C::kOwBytes);
+  auto zb = [&](int b) { return fz + b * C::kZB; };
+  auto qz = [&](int b) { return fz + C::kQzP + b * kC; };
+  auto rs = [&](int b) { return fz + C::kRsP + b * 2 * kC; };
+  const int bh = blockIdx.y;
+  const int NC = (p.T + kC - 1) / kC;
+  const Rows rows{p.T, NC, NC * kC, false, false};
+  const float rsc = sqrtf(p.scale);
+  T* o = static_cast<T*>(p.o) + int64_t(bh) * p.T * p.Dvv;
+  float st[64], st2[16];  // S^T rows n = 64wg + 16wi + g (+8), features 8i + 2t4 (+1): st[4i + e], st2 (128 + ..)
+#pragma unroll
+  for (int i = 0; i < 64; ++i) st[i] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 16; ++i) st2[i] = 0.0f;
+  for (int i = tid; i < C::kFloatsP; i += C::kThreads) fz[i] = 0.0f;
+  for (int i = tid; i < C::kABytes / 16; i += C::kThreads) {  // rd(A) above the diagonal tiles stays 0
+    reinterpret_cast<uint4*>(As(0))[i] = make_uint4(0, 0, 0, 0);
+    reinterpret_cast<uint4*>(As(1))[i] = make_uint4(0, 0, 0, 0);
+  }
+  auto stage = [&](int c) { return base + (c % C::kStages) * C::kStageBytes; };
+
+  // prepare(c): chunk c's tiles into buffers c % 2 (its rows landed and visible to every thread)
+  auto prepare = [&](int c) {
+    const int b = c & 1;
+    const T* Q = reinterpret_cast<const T*>(stage(c) + C::kVBytes);
+    const T* K = Q + kC * C::kLdQ;
+    based_wg_kfeatures<C>(K, PhiK(b), rsc, tid);
+    based_wg_qfeatures<C>(Q, PhiQ(b), rsc, tid);
+    based_wg_a<C>(p, Q, K, As(b), rs(b), rows, c, warp, lane);
+    if (p.normalize) {
+      if (warp < 4) {
+        float x[2];
+        based_qz_tc<C>(p.scale, Q, zb(b), warp, lane, x);
+        if (t4 == 0) qz(b)[16 * warp + g] = x[0], qz(b)[16 * warp + g + 8] = x[1];
+      }
+      if (warp == C::kWarps - 1) {
+        based_z_add<T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(K, zb(b), zb(b ^ 1), min(kC, p.T - kC * c), lane);
+      }
+    }
+  };
+
+  based_wg_load<C>(p, stage(0), rows, bh, 0, 0);
+  cp_async_commit();
+  if (NC > 1) based_wg_load<C>(p, stage(1), rows, bh, 0, 1);
+  cp_async_commit();
+  cp_async_wait<1>();  // chunk 0
+  __syncthreads();
+  prepare(0);
+  fence_proxy_async();
+  __syncthreads();
+
+  for (int c = 0; c < NC; ++c) {
+    const int b = c & 1;
+    if (c + 2 < NC) based_wg_load<C>(p, stage(c + 2), rows, bh, 0, c + 2);
+    cp_async_commit();
+    const unsigned char* Vw = stage(c) + wg * (kC * 128);  // this warpgroup's 64 value columns
+
+    uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) sa[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
+    }
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) sa[8 + kk][r] = pack2<T>(st2[8 * kk + 2 * r], st2[8 * kk + 2 * r + 1]);
+    }
+    float acc_o[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) acc_o[i] = 0.0f;
+    wg_fence();
+    wg_fence_operands(acc_o);
+    wg_fence_operands(st);
+    wg_fence_operands(st2);
+#pragma unroll
+    for (int kk = 0; kk < 10; ++kk) Wgmma<64, T>::template rs<0>(acc_o, sa[kk], wg_k_major(PhiQ(b), 0, kk));
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) Wgmma<64, T>::template ss<1, 0>(acc_o, wg_mn_major(Vw, kk), wg_k_major(As(b), 0, kk));
+    wg_commit();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      Wgmma<128, T>::template ss<1, 0>(st, wg_mn_major(Vw, kk), wg_k_major(PhiK(b), 0, kk));
+      Wgmma<32, T>::template ss<1, 0>(st2, wg_mn_major(Vw, kk), wg_k_major(PhiK(b), 128, kk));
+    }
+    wg_commit();
+
+    if (c + 1 < NC) {  // chunk c + 1's tiles while the products run
+      cp_async_wait<1>();  // chunk c + 1 (chunk c + 2 may be in flight)
+      __syncthreads();     // Bload
+      prepare(c + 1);
+    }
+
+    // ---- o: O^T (n = 64wg + 16wi + g (+8), r = 8i + 2t4 (+1)) / den_r, rounded; stored transposed
+    // (stmatrix.trans) into the warp's block Ow [r][16 n], then 16-byte row stores of 32 bytes a row
+    wg_wait<1>();
+    wg_fence_operands(acc_o);
+    {
+      float f[8][2];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const int r = 8 * i + 2 * t4;
+        f[i][0] = f[i][1] = 1.0f;
+        if (p.normalize) {
+          const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
+          const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
+          const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
+          f[i][0] = based_rcp(z.x + (r0.x + r1.x) + kBasedEps);
+          f[i][1] = based_rcp(z.y + (r0.y + r1.y) + kBasedEps);
+        }
+      }
+#pragma unroll
+      for (int i0 = 0; i0 < 8; i0 += 2) {  // matrices m = (i0 + m / 2, half m % 2): rows r of i, columns 8 half..
+        uint32_t x[4];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          const int i = i0 + (m >> 1), h = m & 1;
+          x[m] = pack2<T>(f[i][0] * acc_o[4 * i + 2 * h], f[i][1] * acc_o[4 * i + 2 * h + 1]);
+        }
+        const int m = lane >> 3, j = lane & 7;
+        stsm_x4_trans(x, Ow + (8 * (i0 + (m >> 1)) + j) * C::kLdOw + 8 * (m & 1));
+      }
+      __syncwarp();
+      const int nrows = min(kC, p.T - kC * c), col0 = 64 * wg + 16 * wi;
+      T* oc = o + int64_t(kC) * c * p.Dvv;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int idx = lane + 32 * k, r = idx >> 1, col = col0 + 8 * (idx & 1);
+        if (r < nrows && col < p.Dvv) {
+          *reinterpret_cast<uint4*>(oc + r * p.Dvv + col) = *reinterpret_cast<const uint4*>(Ow + r * C::kLdOw + 8 * (idx & 1));
+        }
+      }
+    }
+    wg_wait<0>();
+    wg_fence_operands(st);
+    wg_fence_operands(st2);
+    fence_proxy_async();  // chunk c + 1's tiles (generic stores) before the wgmma reads them
+    __syncthreads();      // B1
+  }
+}
+
+}  // namespace attnbench::kernels::lin_tiled
