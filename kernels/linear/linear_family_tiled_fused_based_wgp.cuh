@@ -13,10 +13,11 @@
 // What differs: the features, rd(A), its row sums and q.z are double-buffered (chunk parity), and
 // built for chunk c + 1 while chunk c's wgmma groups run:
 //   prologue: load chunks 0, 1; wait chunk 0; sync; prepare(0); fence.proxy.async; sync
-//   chunk c:  load chunk c + 2 -> stage (c + 2) % 3; pack rd(S^T);
-//             issue O^T(c) (group 1) and S^T += ..(c) (group 2) from buffers c % 2 and stage c % 3;
+//   chunk c:  load chunk c + 2 -> stage (c + 2) % 3; warp 0: 1 / den of chunk c's 64 rows -> rden;
+//             pack rd(S^T); issue O^T(c) (group 1) and S^T += ..(c) (group 2) from buffers c % 2 and
+//             stage c % 3 (descriptors: fixed offsets from buffer 0's and stage 0's);
 //             wait chunk c + 1's loads; sync [Bload]; prepare(c + 1) -> buffers (c + 1) % 2;
-//             wait group 1; O^T / den -> this warp's staging block (stmatrix.trans) -> 16-byte stores;
+//             wait group 1; O^T rden -> this warp's staging block (stmatrix.trans) -> 16-byte stores;
 //             wait group 2; fence.proxy.async; sync [B1]
 //   prepare(c): rd(phi_q), rd(phi_k)^T (fused_based_wg_fwd's builders), rd(A) and row sums; q.z of
 //             chunk c's rows (warps 0..3, one m-tile each: based_qz_tc, z of chunks < c); the last
@@ -26,7 +27,8 @@
 // by prepare(c - 1) (before B1 of chunk c - 1); buffers (c + 1) % 2 were last read by chunk c - 1's
 // wgmma and epilogue (before B1 of chunk c); zb((c + 1) % 2), read by prepare(c + 1), was written by
 // prepare(c) (before B1 of chunk c); prepare(c + 1) writes zb(c % 2), last read by prepare(c). A
-// warp's staging block is its own (the previous chunk's reads are before B1).
+// warp's staging block is its own (the previous chunk's reads are before B1); rden is written after
+// B1 and read after Bload (the last chunk: a barrier in its place), its previous reads before B1.
 #pragma once
 
 #include "linear_family_tiled_fused_based.cuh"
@@ -39,13 +41,42 @@ struct BasedWgpCfg : BasedWgCfg<T_, 2, false> {
   using B = BasedWgCfg<T_, 2, false>;
   static constexpr int kLdOw = 24;                   // a warp's staging rows [64 r][16 n] (+8): 48 bytes
   static constexpr int kOwBytes = kC * kLdOw * 2;    // (stmatrix rows of 16 bytes without conflicts)
-  // floats: zb [2] {n (4, padded), z1 [16], Z2 [16][kLdZ]}, qz [2][C], row sums [2][2 parts][C]
-  static constexpr int kZB = B::kZ2 + 16 * B::kLdZ, kQzP = 2 * kZB, kRsP = kQzP + 2 * kC, kFloatsP = kRsP + 4 * kC;
+  // floats: zb [2] {n (4, padded), z1 [16], Z2 [16][kLdZ]}, qz [2][C], row sums [2][2 parts][C],
+  // 1 / den [C] (of the chunk in flight)
+  static constexpr int kZB = B::kZ2 + 16 * B::kLdZ, kQzP = 2 * kZB, kRsP = kQzP + 2 * kC, kRdP = kRsP + 4 * kC;
+  static constexpr int kFloatsP = kRdP + kC;
   static constexpr int kBufBytes = B::kPhiQBytes + B::kPhiKBytes + B::kABytes;  // one parity's tiles
   static constexpr int kSmemBytes = 1024 + B::kStages * B::kStageBytes + 2 * kBufBytes + B::kWarps * kOwBytes + 4 * kFloatsP;
   static_assert(kBufBytes % 1024 == 0 && kOwBytes % 16 == 0, "tile alignment");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
 };
+
+// cp.async of chunk c's q, k rows and v rows (all 128 value columns, two 128-byte-swizzled chunks
+// of 64) into a stage, zero-filled past T and the widths: fused_based_wg_fwd's loads with the
+// per-thread shared offsets fixed (sq: this thread's q / k piece; sv[i]: its v pieces) and every
+// global address from the chunk's first row.
+template <class C>
+__device__ __forceinline__ void based_wgp_load(const EngineParams& p, unsigned char* stage, int bh, int c) {
+  using T = typename C::T;
+  static_assert(C::kThreads == 256 && C::kCols == 128, "two warpgroups, 128 value columns");
+  const int tid = threadIdx.x, nrows = min(kC, p.T - kC * c);
+  const int64_t row0 = int64_t(bh) * p.T + int64_t(kC) * c;
+  if (tid < 2 * kC) {  // q, k: row tid / 2, columns 8 (tid % 2) ..
+    const int r = tid >> 1, col = 8 * (tid & 1);
+    const bool ok = r < nrows && col < p.Dqk;
+    const int64_t off = ok ? (row0 + r) * p.Dqk + col : 0;
+    T* Q = reinterpret_cast<T*>(stage + C::kVBytes) + r * C::kLdQ + col;
+    cp_async16(Q, static_cast<const T*>(p.q) + off, ok);
+    cp_async16(Q + kC * C::kLdQ, static_cast<const T*>(p.k) + off, ok);
+  }
+  const T* v = static_cast<const T*>(p.v) + row0 * p.Dvv;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {  // v: rows tid / 16 + 16 i, piece tid % 16 (8 columns)
+    const int r = (tid >> 4) + 16 * i, pc = tid & 15, col = 8 * pc;
+    const bool ok = r < nrows && col < p.Dvv;
+    cp_async16(stage + (pc >> 3) * (kC * 128) + swz128(r * 128 + 16 * (pc & 7)), v + (ok ? r * p.Dvv + col : 0), ok);
+  }
+}
 
 // grid (1, B*H); C::kThreads (256) threads; shared memory C::kSmemBytes.
 template <class C>
@@ -64,6 +95,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
   auto zb = [&](int b) { return fz + b * C::kZB; };
   auto qz = [&](int b) { return fz + C::kQzP + b * kC; };
   auto rs = [&](int b) { return fz + C::kRsP + b * 2 * kC; };
+  float* rden = fz + C::kRdP;
   const int bh = blockIdx.y;
   const int NC = (p.T + kC - 1) / kC;
   const Rows rows{p.T, NC, NC * kC, false, false};
@@ -101,9 +133,9 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     }
   };
 
-  based_wg_load<C>(p, stage(0), rows, bh, 0, 0);
+  based_wgp_load<C>(p, stage(0), bh, 0);
   cp_async_commit();
-  if (NC > 1) based_wg_load<C>(p, stage(1), rows, bh, 0, 1);
+  if (NC > 1) based_wgp_load<C>(p, stage(1), bh, 1);
   cp_async_commit();
   cp_async_wait<1>();  // chunk 0
   __syncthreads();
@@ -111,11 +143,28 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
   fence_proxy_async();
   __syncthreads();
 
+  // wgmma descriptors of buffer 0 and stage 0; buffer b, stage s are fixed byte offsets on
+  const WgDesc dq0 = wg_k_major(PhiQ(0), 0, 0), da0 = wg_k_major(As(0), 0, 0), dk0 = wg_k_major(PhiK(0), 0, 0);
+  const WgDesc dv0 = wg_mn_major(base + wg * (kC * 128), 0);  // this warpgroup's 64 value columns
+  // the output: stmatrix rows of this lane (matrix lane / 8, row lane % 8) and its 16-byte pieces
+  T* ow_st = Ow + (8 * ((lane >> 3) >> 1) + (lane & 7)) * C::kLdOw + 8 * ((lane >> 3) & 1);
+  const int o_col = 64 * wg + 16 * wi + 8 * (lane & 1), o_row = lane >> 1;
+
   for (int c = 0; c < NC; ++c) {
-    const int b = c & 1;
-    if (c + 2 < NC) based_wg_load<C>(p, stage(c + 2), rows, bh, 0, c + 2);
+    const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
+    if (c + 2 < NC) based_wgp_load<C>(p, stage(c + 2), bh, c + 2);
     cp_async_commit();
-    const unsigned char* Vw = stage(c) + wg * (kC * 128);  // this warpgroup's 64 value columns
+    if (warp == 0) {  // 1 / den of chunk c's rows (its q.z and row sums were written before B1)
+      const int r = 2 * lane;
+      float2 f = make_float2(1.0f, 1.0f);
+      if (p.normalize) {
+        const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
+        const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
+        const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
+        f = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
+      }
+      *reinterpret_cast<float2*>(rden + r) = f;
+    }
 
     uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
 #pragma unroll
@@ -135,22 +184,30 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     wg_fence_operands(acc_o);
     wg_fence_operands(st);
     wg_fence_operands(st2);
+    // (k-step offsets as wg_k_major / wg_mn_major compute them)
+    const WgDesc dq = wg_desc_add(dq0, bb), da = wg_desc_add(da0, bb), dk = wg_desc_add(dk0, bb), dv = wg_desc_add(dv0, sb);
 #pragma unroll
-    for (int kk = 0; kk < 10; ++kk) Wgmma<64, T>::template rs<0>(acc_o, sa[kk], wg_k_major(PhiQ(b), 0, kk));
+    for (int kk = 0; kk < 10; ++kk) {
+      Wgmma<64, T>::template rs<0>(acc_o, sa[kk], wg_desc_add(dq, (kk >> 2) * (kC * 128) + (kk & 3) * 32));
+    }
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) Wgmma<64, T>::template ss<1, 0>(acc_o, wg_mn_major(Vw, kk), wg_k_major(As(b), 0, kk));
+    for (int kk = 0; kk < 4; ++kk) {
+      Wgmma<64, T>::template ss<1, 0>(acc_o, wg_desc_add(dv, kk * 2048), wg_desc_add(da, kk * 32));
+    }
     wg_commit();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      Wgmma<128, T>::template ss<1, 0>(st, wg_mn_major(Vw, kk), wg_k_major(PhiK(b), 0, kk));
-      Wgmma<32, T>::template ss<1, 0>(st2, wg_mn_major(Vw, kk), wg_k_major(PhiK(b), 128, kk));
+      Wgmma<128, T>::template ss<1, 0>(st, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, kk * 32));
+      Wgmma<32, T>::template ss<1, 0>(st2, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, 128 * 128 + kk * 32));
     }
     wg_commit();
 
     if (c + 1 < NC) {  // chunk c + 1's tiles while the products run
       cp_async_wait<1>();  // chunk c + 1 (chunk c + 2 may be in flight)
-      __syncthreads();     // Bload
+      __syncthreads();     // Bload (also: rden)
       prepare(c + 1);
+    } else {
+      __syncthreads();  // rden
     }
 
     // ---- o: O^T (n = 64wg + 16wi + g (+8), r = 8i + 2t4 (+1)) / den_r, rounded; stored transposed
@@ -158,38 +215,25 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     wg_wait<1>();
     wg_fence_operands(acc_o);
     {
-      float f[8][2];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        const int r = 8 * i + 2 * t4;
-        f[i][0] = f[i][1] = 1.0f;
-        if (p.normalize) {
-          const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
-          const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
-          const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
-          f[i][0] = based_rcp(z.x + (r0.x + r1.x) + kBasedEps);
-          f[i][1] = based_rcp(z.y + (r0.y + r1.y) + kBasedEps);
-        }
-      }
 #pragma unroll
       for (int i0 = 0; i0 < 8; i0 += 2) {  // matrices m = (i0 + m / 2, half m % 2): rows r of i, columns 8 half..
         uint32_t x[4];
 #pragma unroll
         for (int m = 0; m < 4; ++m) {
           const int i = i0 + (m >> 1), h = m & 1;
-          x[m] = pack2<T>(f[i][0] * acc_o[4 * i + 2 * h], f[i][1] * acc_o[4 * i + 2 * h + 1]);
+          const float2 f = *reinterpret_cast<const float2*>(rden + 8 * i + 2 * t4);
+          x[m] = pack2<T>(f.x * acc_o[4 * i + 2 * h], f.y * acc_o[4 * i + 2 * h + 1]);
         }
-        const int m = lane >> 3, j = lane & 7;
-        stsm_x4_trans(x, Ow + (8 * (i0 + (m >> 1)) + j) * C::kLdOw + 8 * (m & 1));
+        stsm_x4_trans(x, ow_st + 8 * i0 * C::kLdOw);
       }
       __syncwarp();
-      const int nrows = min(kC, p.T - kC * c), col0 = 64 * wg + 16 * wi;
-      T* oc = o + int64_t(kC) * c * p.Dvv;
+      const int nrows = min(kC, p.T - kC * c);
+      T* oc = o + (int64_t(kC) * c + o_row) * p.Dvv + o_col;
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const int idx = lane + 32 * k, r = idx >> 1, col = col0 + 8 * (idx & 1);
-        if (r < nrows && col < p.Dvv) {
-          *reinterpret_cast<uint4*>(oc + r * p.Dvv + col) = *reinterpret_cast<const uint4*>(Ow + r * C::kLdOw + 8 * (idx & 1));
+      for (int k = 0; k < 4; ++k) {  // rows o_row + 16 k, 8 columns from o_col
+        if (o_row + 16 * k < nrows && o_col < p.Dvv) {
+          *reinterpret_cast<uint4*>(oc + 16 * k * p.Dvv) =
+              *reinterpret_cast<const uint4*>(Ow + (o_row + 16 * k) * C::kLdOw + 8 * (lane & 1));
         }
       }
     }

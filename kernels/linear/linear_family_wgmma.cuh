@@ -37,6 +37,7 @@ struct Wgmma {
     ::sim::wgmma<T, N>(d, a, WgDesc{}, false, b, kTransB != 0);
   }
 };
+inline WgDesc wg_desc_add(WgDesc d, int bytes) { return {d.p + bytes, d.lbo, d.sbo}; }
 inline void wg_fence() {}
 inline void wg_commit() {}
 template <int N>
@@ -57,6 +58,9 @@ using WgDesc = uint64_t;
 __device__ __forceinline__ WgDesc wg_desc(const void* p, int lbo, int sbo) {
   return hopper::smem_desc(smem_addr(p), static_cast<uint32_t>(lbo), static_cast<uint32_t>(sbo));
 }
+// The descriptor of the tile `bytes` further on (a multiple of 16; the 14-bit address field does
+// not carry: shared addresses are below 256 KB).
+__device__ __forceinline__ WgDesc wg_desc_add(WgDesc d, int bytes) { return d + uint64_t(bytes >> 4); }
 __device__ __forceinline__ void wg_fence() {
 #if LIN_WG_ARCH
   hopper::wgmma_fence();
