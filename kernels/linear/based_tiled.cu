@@ -1,9 +1,12 @@
-// based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows), Dv <= 128:
-// the mma.sync kernel, one block per (b, h) over all value columns (linear_family_tiled_fused_based.cuh);
-// under ATTNBENCH_BASED_FWD=wg on an sm_90 device the wgmma kernel (linear_family_tiled_fused_based_wg.cuh;
-// correct, but 1.11-1.24x slower on the H200: kernels/linear/README.md, Session 7); else (or under
-// ATTNBENCH_LIN_FWD=tile, the A/B switch) chunk_fwd in value tiles of kBasedBV columns
-// (linear_family_tiled_fwd.cuh).
+// based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows), Dv <= 128.
+// On an sm_90 device the default is fused_based_wgp_fwd (linear_family_tiled_fused_based_wgp.cuh:
+// wgmma, chunk c's products overlapping chunk c + 1's features; session 23: 3.77x floor_ms at
+// T = 4096 on the H200, against 4.27x for the mma.sync split kernel with its lean chunk and 4.6x
+// before). Elsewhere, or under ATTNBENCH_BASED_FWD=mma, the mma.sync kernels, one block per (b, h)
+// over all value columns (linear_family_tiled_fused_based.cuh; their SPLIT, COLS, LEAN and ABL knobs);
+// under ATTNBENCH_BASED_FWD=wg session 7's wgmma kernel (linear_family_tiled_fused_based_wg.cuh,
+// slower); under ATTNBENCH_LIN_FWD=tile (the A/B switch) chunk_fwd in value tiles of kBasedBV
+// columns (linear_family_tiled_fwd.cuh).
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -62,11 +65,13 @@ void launch_based_wgp(const EngineParams& e, int BH, cudaStream_t s) {
   if (err != cudaSuccess) throw_cuda_error(err, "fused_based_wgp_fwd", __FILE__, __LINE__);
 }
 
-// ATTNBENCH_BASED_FWD=wgp selects the pipelined wgmma forward on an sm_90 device (an A/B switch).
+// The pipelined wgmma forward: the default on an sm_90 device; ATTNBENCH_BASED_FWD=mma (the
+// mma.sync kernels) or =wg (session 7's wgmma kernel) selects another (A/B switches).
 inline bool based_wgp_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_BASED_FWD");
-    return s && std::string(s) == "wgp" && sm90_device();
+    const std::string x = s ? s : "";
+    return x != "mma" && x != "wg" && sm90_device();
   }();
   return on;
 }
