@@ -187,6 +187,23 @@ __device__ __forceinline__ void based_wg_a(const EngineParams& p, const typename
   if (q4 == 0) rs[part * kC + r0] = rsum[0], rs[part * kC + r1] = rsum[1];
 }
 
+// rd(S^T) (the m64n128 accumulator st, features 0..127, and the m64n32 one st2, 128..159) as the
+// register A fragments of the 10 k-steps over f.
+template <class T>
+__device__ __forceinline__ void based_wg_pack_state(const float (&st)[64], const float (&st2)[16],
+                                                    uint32_t (&sa)[10][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) sa[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
+  }
+#pragma unroll
+  for (int kk = 0; kk < 2; ++kk) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) sa[8 + kk][r] = pack2<T>(st2[8 * kk + 2 * r], st2[8 * kk + 2 * r + 1]);
+  }
+}
+
 // grid (ceil(Dv / C::kCols), B*H); C::kThreads threads; shared memory C::kSmemBytes.
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, C::kWG == 1 ? 2 : 1) fused_based_wg_fwd(EngineParams p) {
@@ -246,16 +263,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kWG == 1 ? 2 : 1) fused_based_
     __syncthreads();  // B2: the features, rd(A) and row sums of every warp
 
     uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r) sa[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
-    }
-#pragma unroll
-    for (int kk = 0; kk < 2; ++kk) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r) sa[8 + kk][r] = pack2<T>(st2[8 * kk + 2 * r], st2[8 * kk + 2 * r + 1]);
-    }
+    based_wg_pack_state<T>(st, st2, sa);
     float acc_o[32];
 #pragma unroll
     for (int i = 0; i < 32; ++i) acc_o[i] = 0.0f;

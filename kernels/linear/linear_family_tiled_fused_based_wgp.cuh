@@ -46,7 +46,8 @@ struct BasedWgpCfg : BasedWgCfg<T_, 2, false> {
   static constexpr int kZB = B::kZ2 + 16 * B::kLdZ, kQzP = 2 * kZB, kRsP = kQzP + 2 * kC, kRdP = kRsP + 4 * kC;
   static constexpr int kFloatsP = kRdP + kC;
   static constexpr int kBufBytes = B::kPhiQBytes + B::kPhiKBytes + B::kABytes;  // one parity's tiles
-  static constexpr int kSmemBytes = 1024 + B::kStages * B::kStageBytes + 2 * kBufBytes + B::kWarps * kOwBytes + 4 * kFloatsP;
+  static constexpr int kSmemBytes =
+      1024 + B::kStages * B::kStageBytes + 2 * kBufBytes + B::kWarps * kOwBytes + 4 * kFloatsP;
   static_assert(kBufBytes % 1024 == 0 && kOwBytes % 16 == 0, "tile alignment");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
 };
@@ -167,16 +168,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     }
 
     uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r) sa[kk][r] = pack2<T>(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
-    }
-#pragma unroll
-    for (int kk = 0; kk < 2; ++kk) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r) sa[8 + kk][r] = pack2<T>(st2[8 * kk + 2 * r], st2[8 * kk + 2 * r + 1]);
-    }
+    based_wg_pack_state<T>(st, st2, sa);
     float acc_o[32];
 #pragma unroll
     for (int i = 0; i < 32; ++i) acc_o[i] = 0.0f;
@@ -185,7 +177,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     wg_fence_operands(st);
     wg_fence_operands(st2);
     // (k-step offsets as wg_k_major / wg_mn_major compute them)
-    const WgDesc dq = wg_desc_add(dq0, bb), da = wg_desc_add(da0, bb), dk = wg_desc_add(dk0, bb), dv = wg_desc_add(dv0, sb);
+    const WgDesc dq = wg_desc_add(dq0, bb), da = wg_desc_add(da0, bb), dk = wg_desc_add(dk0, bb);
+    const WgDesc dv = wg_desc_add(dv0, sb);
 #pragma unroll
     for (int kk = 0; kk < 10; ++kk) {
       Wgmma<64, T>::template rs<0>(acc_o, sa[kk], wg_desc_add(dq, (kk >> 2) * (kC * 128) + (kk & 3) * 32));
