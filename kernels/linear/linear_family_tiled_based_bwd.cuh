@@ -3,8 +3,9 @@
 // (linear_family_tiled_fused_based.cuh):
 //   y = sqrt(scale) x,  phi(x) = [1, y, y_a^2/sqrt2, y_a y_b (a < b), 0 ..]  (F = 160, 153 used),
 //   so phi(q_i).phi(k_j) = 1 + s + s^2/2 = a_ij, s = scale q_i.k_j.
-// With W = rd(dO / den) and delta_i = W_i.o_i from the row pre-pass (quad_prep; W = dO and delta = 0
-// without the normalizer), the score gradient is ds_ij = (W_i.v_j - delta_i) for j <= i, and
+// With W = rd(dO / den) and delta_i = W_i.o_i (the row pre-pass, done inside based_chunk_dq since
+// session 24: bb_rows; W = dO and delta = 0 without the normalizer), the score gradient is
+// ds_ij = (W_i.v_j - delta_i) for j <= i, and
 //   dphi(q_i) = sum_{j <= i} ds_ij phi(k_j)        dphi(k_j) = sum_{i >= j} ds_ij phi(q_i)
 //   dv_j      = sum_{i >= j} a_ij W_i
 // Over earlier chunks (forward state S = sum rd(phi_k)^T V [F][Dv], z = sum rd(phi_k) [F]) and later
@@ -17,12 +18,14 @@
 // Kernels: based_chunk_dq walks a (b, h)'s chunks forward, based_chunk_dkv backward; one block of
 // 10 warps per (b, h); warp w owns state rows [16w, 16w + 16) in registers (as the chunk kernels'
 // State: an accumulator tile of S is also the B fragment of S^T, so W rd(S)^T needs no shared copy).
-// Per chunk (two cp.async stages of q, k, v, W, delta; P = dphi and I = the intra-chunk dq or dk
-// stored feature-major, fp32):
+// Per chunk (two cp.async stages of q, k, v, W, delta (dq: dO in W's place, 1 / den, and o in one
+// buffer); P = dphi and I = the intra-chunk dq or dk stored feature-major, fp32):
 //   dq:  B1 | every warp: one 16 x 16 block of the intra-chunk triangle (bb_intra: the ten blocks
 //        are independent, their partials land in I_0 .. I_3 by key block); warps 4-7: rd(phi_k);
-//        all: dphi(q) of their 16 features -> P | B2 | the Jacobian (warps 0-7) -> dq;
-//        S += rd(phi_k)^T V and z += rd(phi_k) (the sum on the tensor cores, bb_update).
+//        all: dphi(q) of their 16 features -> P; chunk c + 1's loads waited | B2 | the Jacobian
+//        (warps 0-7) -> dq; every warp: rows of chunk c + 1's pre-pass (bb_rows: W in place of dO,
+//        delta; both also to global memory for dkv); S += rd(phi_k)^T V and z += rd(phi_k) (the
+//        sum on the tensor cores, bb_update).
 //   dkv: B1 | warps 0-7: rd(phi_k), rd(phi_q); every warp: one block of the triangle; warps 8, 9:
 //        dphi(k) -> P | B1' | warps 0-7: dv of (key row block, 64 value columns) with rd(R) from
 //        shared memory, then dphi(k) -> P | B2 | the Jacobian (warps 0-7) -> dk;
@@ -52,9 +55,9 @@ struct BasedBwdCfg {
   // (lanes g, q4 -> row g, feature 2 q4) on 32 distinct banks.
   static constexpr int kLdQ = 16 + 8, kLdV = kDv + 8, kLdF = kF + 8, kLdT = kC + 4;
   static constexpr int kQBytes = kC * kLdQ * 2, kVBytes = kC * kLdV * 2;
-  static constexpr int kStageBytes = 2 * kQBytes + 2 * kVBytes + kC * 4;  // q, k, v, W, delta
+  static constexpr int kStageBytes = 2 * kQBytes + 2 * kVBytes + 2 * kC * 4;  // q, k, v, W, delta, 1 / den
   static constexpr int kFBytes = kC * kLdF * 2;                           // rd(phi) of a chunk [C][kLdF]
-  static constexpr int kRBytes = kF * kLdV * 2;                           // rd(R) [F][kLdV] (dkv)
+  static constexpr int kRBytes = kF * kLdV * 2;                           // rd(R) [F][kLdV] (dkv); dq: o [C][kLdV]
   static constexpr int kPBytes = kF * kLdT * 4;                           // dphi^T [F][kLdT] fp32
   static constexpr int kIBytes = 4 * 16 * kLdT * 4;                       // intra-chunk dq or dk ^T, 4 pieces, fp32
   static constexpr int kSmemBytes = 2 * kStageBytes + 2 * kFBytes + kRBytes + kPBytes + kIBytes + kF * 4;
@@ -73,10 +76,12 @@ struct BasedBwdTile {
   __device__ float* delta(int s) const {
     return reinterpret_cast<float*>(base + s * C::kStageBytes + 2 * C::kQBytes + 2 * C::kVBytes);
   }
+  __device__ float* rden(int s) const { return delta(s) + kC; }  // dq: 1 / den (1 without the normalizer)
   __device__ unsigned char* rest() const { return base + 2 * C::kStageBytes; }
   __device__ T* Fk() const { return reinterpret_cast<T*>(rest()); }
   __device__ T* Fq() const { return reinterpret_cast<T*>(rest() + C::kFBytes); }
   __device__ T* R() const { return reinterpret_cast<T*>(rest() + 2 * C::kFBytes); }
+  __device__ T* O() const { return R(); }  // dq (which has no R): the forward's o rows of the next chunk
   __device__ float* P() const { return reinterpret_cast<float*>(rest() + 2 * C::kFBytes + C::kRBytes); }
   __device__ float* I(int n = 0) const {
     return reinterpret_cast<float*>(rest() + 2 * C::kFBytes + C::kRBytes + C::kPBytes) + n * 16 * C::kLdT;
@@ -89,8 +94,9 @@ struct BasedBwdTile {
 // Chunk c's rows of q, k (Dk <= 16), v, W (zero-filled past T and past the widths) into stage s by
 // cp.async, delta by plain stores (seen after the next block barrier). Threads 0-255 copy v and W
 // (a fixed 16-byte column segment, rows 256 / (Dv / 8) apart), threads 256-319 one row of q, k and
-// delta each: the per-thread offsets are the same in every chunk.
-template <class C>
+// delta each: the per-thread offsets are the same in every chunk. kDq (based_chunk_dq, which makes
+// W itself: bb_rows): dO in W's place, the forward's o rows into O(), and 1 / den for delta.
+template <class C, bool kDq>
 __device__ void bb_load(const BasedBwdTile<C>& t, int s, const QuadParams& p, int64_t bh, int c) {
   using T = typename C::T;
   static_assert(C::kThreads >= 256 + kC, "v/W copiers and one q/k row a thread");
@@ -99,7 +105,8 @@ __device__ void bb_load(const BasedBwdTile<C>& t, int s, const QuadParams& p, in
     constexpr int kSeg = C::kDv / 8, kRows = 256 / kSeg;  // segments a row, rows a pass
     const int Dv = p.Dv, rr = threadIdx.x / kSeg, col = 8 * (threadIdx.x % kSeg);
     const int64_t base = (bh * T_ + r0) * Dv;
-    const T *v = static_cast<const T*>(p.v) + base, *w = static_cast<const T*>(p.w) + base;
+    const T *v = static_cast<const T*>(p.v) + base, *w = static_cast<const T*>(kDq ? p.dout : p.w) + base;
+    const T* o = static_cast<const T*>(p.o) + base;
 #pragma unroll
     for (int i = 0; i < kC / kRows; ++i) {
       const int r = rr + kRows * i;
@@ -107,6 +114,7 @@ __device__ void bb_load(const BasedBwdTile<C>& t, int s, const QuadParams& p, in
       const int64_t off = ok ? int64_t(r) * Dv + col : 0;
       cp_async16(t.V(s) + r * C::kLdV + col, v + off, ok);
       cp_async16(t.W(s) + r * C::kLdV + col, w + off, ok);
+      if (kDq && p.normalize) cp_async16(t.O() + r * C::kLdV + col, o + off, ok);
     }
   } else if (threadIdx.x < 256 + kC) {
     const int Dk = p.Dk, r = threadIdx.x - 256;
@@ -119,7 +127,52 @@ __device__ void bb_load(const BasedBwdTile<C>& t, int s, const QuadParams& p, in
       cp_async16(t.Q(s) + r * C::kLdQ + col, q + off, ok);
       cp_async16(t.K(s) + r * C::kLdQ + col, k + off, ok);
     }
-    t.delta(s)[r] = r < valid ? p.delta[bh * T_ + r0 + r] : 0.0f;
+    if (kDq) {  // (delta: bb_rows; 0 without the normalizer)
+      t.rden(s)[r] = p.normalize && r < valid ? 1.0f / p.den[bh * T_ + r0 + r] : 1.0f;
+      if (!p.normalize) t.delta(s)[r] = 0.0f;
+    } else {
+      t.delta(s)[r] = r < valid && p.normalize ? p.delta[bh * T_ + r0 + r] : 0.0f;
+    }
+  }
+}
+
+// The row pre-pass (quad_prep's math, 1 / den as a product) inside based_chunk_dq, for chunk c in
+// stage s (its dO, o and 1 / den landed and visible): W = rd(dO / den) in place of dO and
+// delta = W.o (fp32), both also to global memory (rows < T) for based_chunk_dkv. Dv / 8 lanes a row
+// (8 columns each), consecutive row groups on consecutive warps. Without the normalizer W = dO and
+// delta = 0 (bb_load), and nothing is done here.
+template <class C>
+__device__ __forceinline__ void bb_rows(const BasedBwdTile<C>& t, int s, const QuadParams& p, int64_t bh, int c,
+                                        int warp, int lane) {
+  using T = typename C::T;
+  if (!p.normalize) return;
+  constexpr int kLpr = C::kDv / 8, kRpi = 32 / kLpr;  // lanes a row, rows a warp step
+  const int valid = min(kC, p.T - kC * c), col = 8 * (lane % kLpr);
+  const int64_t row0 = bh * p.T + int64_t(kC) * c;
+  for (int r = kRpi * warp + lane / kLpr; r < kC; r += kRpi * C::kWarps) {  // (uniform trip count in a warp)
+    T* wp = t.W(s) + r * C::kLdV + col;
+    const uint4 d = *reinterpret_cast<const uint4*>(wp);
+    const uint4 ov = *reinterpret_cast<const uint4*>(t.O() + r * C::kLdV + col);
+    const float rd = t.rden(s)[r];
+    const uint32_t dw[4] = {d.x, d.y, d.z, d.w}, ow[4] = {ov.x, ov.y, ov.z, ov.w};
+    uint32_t ww[4];
+    float acc = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float2 x = unpack2<T>(dw[e]), y = unpack2<T>(ow[e]);
+      ww[e] = pack2<T>(x.x * rd, x.y * rd);
+      const float2 wr = unpack2<T>(ww[e]);
+      acc = fmaf(wr.x, y.x, fmaf(wr.y, y.y, acc));
+    }
+    const uint4 w = make_uint4(ww[0], ww[1], ww[2], ww[3]);
+    *reinterpret_cast<uint4*>(wp) = w;
+    if (r < valid && col < p.Dv) *reinterpret_cast<uint4*>(static_cast<T*>(p.w_out) + (row0 + r) * p.Dv + col) = w;
+#pragma unroll
+    for (int m = kLpr / 2; m >= 1; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+    if (lane % kLpr == 0) {
+      t.delta(s)[r] = acc;
+      if (r < valid) p.delta[row0 + r] = acc;
+    }
   }
 }
 
@@ -393,7 +446,7 @@ __device__ __forceinline__ void bb_zero_sums(const BasedBwdTile<C>& t, int warp,
   __syncwarp();
 }
 
-// grid (1, B*H), C::kThreads threads: dq.
+// grid (1, B*H), C::kThreads threads: dq (and W, delta for based_chunk_dkv: bb_rows).
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
   using T = typename C::T;
@@ -407,14 +460,16 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
   float st[C::kDv / 8][4];  // S rows 16 warp + g (+8), value columns 8 nt + 2 q4 (+1)
   zero_acc(st);
   bb_zero_sums<C>(t, warp, lane);
-  bb_load<C>(t, 0, p, bh, 0);
+  bb_load<C, true>(t, 0, p, bh, 0);
   cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+  bb_rows<C>(t, 0, p, bh, 0, warp, lane);  // chunk 0's W and delta
   for (int c = 0; c < NC; ++c) {
     const int s = c & 1, valid = min(kC, T_ - kC * c);
-    cp_async_wait<0>();
-    __syncthreads();  // B1: chunk c landed; chunk c - 1 is done with stage s ^ 1, Fk, P and I
+    __syncthreads();  // B1: chunk c's W, delta complete; chunk c - 1 is done with stage s ^ 1, O, Fk, P and I
     if (c + 1 < NC) {
-      bb_load<C>(t, s ^ 1, p, bh, c + 1);
+      bb_load<C, true>(t, s ^ 1, p, bh, c + 1);
       cp_async_commit();
     }
     const T *Q = t.Q(s), *K = t.K(s), *V = t.V(s), *W = t.W(s);
@@ -422,12 +477,14 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
     bb_intra<C, false>(t, Q, K, W, V, dl, warp, valid, p.scale, lane);  // one piece a warp
     if (warp >= 4 && warp < 8) bb_features<C>(K, t.Fk(), valid, rsc, threadIdx.x - 128);
     bb_dphi<C>(t, W, st, dl, warp, lane);  // dphi(q) = W rd(S)^T - delta z (earlier chunks)
-    __syncthreads();                       // B2: features, P and I complete
+    cp_async_wait<0>();                    // chunk c + 1 (issued at B1)
+    __syncthreads();                       // B2: features, P and I complete; chunk c + 1 landed
     if (warp < 8) {
       const int r = 32 * (warp >> 2) + lane;
       bb_jacobian<C>(t, Q, r, warp & 3, rsc, r < valid ? dq + (int64_t(kC) * c + r) * p.Dk : nullptr, p.Dk);
     }
-    bb_update<C>(t, t.Fk(), V, st, nullptr, warp, lane);  // S += rd(phi_k)^T V, z += rd(phi_k)
+    if (c + 1 < NC) bb_rows<C>(t, s ^ 1, p, bh, c + 1, warp, lane);  // chunk c + 1's W and delta
+    bb_update<C>(t, t.Fk(), V, st, nullptr, warp, lane);            // S += rd(phi_k)^T V, z += rd(phi_k)
   }
 }
 
@@ -447,14 +504,14 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, 
   zero_acc(st);
   store_acc_smem<T>(t.R(), C::kLdV, 16 * warp, 0, st, lane);
   bb_zero_sums<C>(t, warp, lane);
-  bb_load<C>(t, 0, p, bh, NC - 1);
+  bb_load<C, false>(t, 0, p, bh, NC - 1);
   cp_async_commit();
   for (int it = 0; it < NC; ++it) {
     const int c = NC - 1 - it, s = it & 1, valid = min(kC, T_ - kC * c);
     cp_async_wait<0>();
     __syncthreads();  // B1: chunk c landed; chunk c + 1 is done with stage s ^ 1, Fk, Fq, P and I
     if (c > 0) {
-      bb_load<C>(t, s ^ 1, p, bh, c - 1);
+      bb_load<C, false>(t, s ^ 1, p, bh, c - 1);
       cp_async_commit();
     }
     const T *Q = t.Q(s), *K = t.K(s), *V = t.V(s), *W = t.W(s);

@@ -166,8 +166,9 @@ void ChunkTiled::gated_backward() {
   }
 }
 
-// based's backward: the row pre-pass (W, delta), then at Dk <= 16 the chunkwise kernels (dq; dk
-// and dv), else (or under ATTNBENCH_BASED_BWD=quad, the A/B switch) the quadratic form's dq, dk, dv.
+// based's backward: at Dk <= 16 the chunkwise kernels (dq with the row pre-pass W, delta inside it;
+// then dk and dv), else (or under ATTNBENCH_BASED_BWD=quad, the A/B switch) the row pre-pass
+// (quad_prep) and the quadratic form's dq, dk, dv.
 static bool based_chunk_bwd_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_BASED_BWD");
@@ -187,14 +188,16 @@ void ChunkTiled::based_backward() {
   qp.den = ws_.at("den").as<float>();
   qp.delta = ws_.at("delta").as<float>();
   qp.w_out = p_.normalize() ? ws_.at("w").buf.get() : nullptr;
-  launch_quad_prep(dt_, qp, BH, stream_);
-  qp.w = p_.normalize() ? ws_.at("w").buf.get() : in("do").buf.get();
-  qp.den = nullptr;
-  if (p_.Dk <= kBasedDk && based_chunk_bwd_enabled()) {
+  const void* w = p_.normalize() ? ws_.at("w").buf.get() : in("do").buf.get();
+  if (p_.Dk <= kBasedDk && based_chunk_bwd_enabled()) {  // based_chunk_dq does the row pre-pass (W, delta)
+    qp.w = w;
     qp.out = out("dq").buf.get();
     launch_based_chunk_bwd(dt_, qp, out("dk").buf.get(), out("dv").buf.get(), BH, stream_);
     return;
   }
+  launch_quad_prep(dt_, qp, BH, stream_);
+  qp.w = w;
+  qp.den = nullptr;
   qp.out = out("dq").buf.get();
   launch_based_quad_bwd(dt_, Quad::dq, qp, BH, stream_);
   qp.out = out("dk").buf.get();

@@ -34,7 +34,8 @@ void launch_based_quad_fwd(Dtype dt, const QuadParams& qp, int BH, cudaStream_t 
 void launch_based_quad_bwd(Dtype dt, Quad mode, const QuadParams& qp, int BH, cudaStream_t s);
 void launch_quad_prep(Dtype dt, const QuadParams& qp, int BH, cudaStream_t s);
 // based, Dk <= 16: the chunkwise backward (linear_family_tiled_based_bwd.cuh; based_chunk_bwd.cu):
-// dq into qp.out, dk and dv; W and delta from launch_quad_prep.
+// dq into qp.out, dk and dv; dq also writes W (qp.w_out, read back as qp.w) and delta from qp.dout,
+// qp.o and qp.den (no launch_quad_prep).
 void launch_based_chunk_bwd(Dtype dt, const QuadParams& qp, void* dk, void* dv, int BH, cudaStream_t s);
 inline int quad_k_width(int64_t d) { return d <= 16 ? 16 : d <= 64 ? 64 : 128; }
 inline int quad_v_width(int64_t d) { return d <= 64 ? 64 : 128; }

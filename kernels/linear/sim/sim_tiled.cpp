@@ -152,7 +152,7 @@ Tensors run_fused_vec(const Problem& p, const Tensors& in) {
 }
 
 // based, quadratic form: forward (with den) and the four backward launches; kChunk: the backward
-// by the chunkwise kernels instead (after the same forward and row pre-pass).
+// by the chunkwise kernels instead (after the same forward; dq does the row pre-pass).
 template <class C, bool kChunk = false>
 Tensors run_quad(const Problem& p, Pass pass, const Tensors& in) {
   using T = typename C::T;
@@ -171,16 +171,16 @@ Tensors run_quad(const Problem& p, Pass pass, const Tensors& in) {
   DevBuf<T> dO(in.at("do")), w(size_t(BH) * T_ * p.Dv), dq(size_t(BH) * T_ * p.Dk), dk(size_t(BH) * T_ * p.Dk),
       dv(size_t(BH) * T_ * p.Dv);
   qp.dout = dO.p(), qp.o = o.p(), qp.w_out = w.p(), qp.delta = delta.p();
-  sim::launch({unsigned((T_ + 3) / 4), unsigned(BH)}, {kThreads}, 0, [&] { quad_prep<T>(qp); });
+  if (!kChunk) sim::launch({unsigned((T_ + 3) / 4), unsigned(BH)}, {kThreads}, 0, [&] { quad_prep<T>(qp); });
   qp.w = p.normalize() ? static_cast<const void*>(w.p()) : static_cast<const void*>(dO.p());
-  qp.den = nullptr;
   qp.out = dq.p();
-  if (kChunk) {  // the chunkwise backward (Dk <= 16): based_chunk_dq, based_chunk_dkv
+  if (kChunk) {  // the chunkwise backward (Dk <= 16): based_chunk_dq (with the row pre-pass), based_chunk_dkv
     using B = BasedBwdCfg<T, C::kDv>;
     sim::launch({1u, unsigned(BH)}, {unsigned(B::kThreads)}, B::kSmemBytes, [&] { based_chunk_dq<B>(qp); });
     sim::launch({1u, unsigned(BH)}, {unsigned(B::kThreads)}, B::kSmemBytes,
                 [&] { based_chunk_dkv<B>(qp, dk.p(), dv.p()); });
   } else {
+    qp.den = nullptr;
     sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dq>(qp); });
     qp.out = dk.p();
     sim::launch({unsigned(nb), unsigned(BH)}, {kThreads}, C::kSmemBytes, [&] { based_quad<C, Quad::dk>(qp); });
