@@ -11,6 +11,9 @@
 # e.g. `git archive` of an earlier commit carried under build/: its attnbench is built in
 # build/gpu-base while the tests run, and its bwd is timed right after the new one as kernel "base";
 # BASED_BWD_BASE_COMMIT names it in the CSV's commit column, default "base"),
+# BASED_BWD_BASE_PASS (the passes timed for the base, default bwd; fwd,bwd for a forward A/B too),
+# BASED_BWD_REPS (new and base sweeps alternating this many times, default 1: chunk2, base2 ..),
+# BASED_BWD_CHECK_FWD (1: also a checked fwd at T = 4096, B=8 H=32),
 # BASED_BWD_QUAD_TIME (1: also time the quadratic bwd; default 0, its tests always run),
 # BASED_BWD_NCU (1: Nsight Compute sections and SASS pages of both chunkwise kernels at T = 4096,
 # files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them).
@@ -24,15 +27,20 @@ D="--algo based --impl tiled --B 8 --H 32 --Dk 16 --Dv 128"
 [[ -n ${BASED_BWD_BASE_SRC:-} ]] && ab_base_start "$BASED_BWD_BASE_SRC"
 gtest chunk "" '*based*' "$(cap 25 90)"
 gtest quad "ATTNBENCH_BASED_BWD=quad" '*based*bwd*' "$(cap 20 60)"
-sweep chunk "$out/chunk.csv" "$(cap 30 120)" --no-check $D --T 1024,4096,16384 --pass fwd,bwd
-if [[ -n ${BASED_BWD_BASE_SRC:-} ]]; then
-  ab_base_wait && ATTNBENCH_COMMIT=${BASED_BWD_BASE_COMMIT:-base} \
-    bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" \
-    "$(cap 30 90)" --no-check $D --T 1024,4096,16384 --pass bwd
-fi
+bpass=${BASED_BWD_BASE_PASS:-bwd}
+[[ -n ${BASED_BWD_BASE_SRC:-} ]] && { ab_base_wait || BASED_BWD_BASE_SRC=; }
+for rep in $(seq 1 "${BASED_BWD_REPS:-1}"); do  # new and base alternating; rep 2 and on: chunk2, base2 ..
+  sfx=$([[ $rep == 1 ]] || echo "$rep")
+  sweep chunk$sfx "$out/chunk$sfx.csv" "$(cap 30 120)" --no-check $D --T 1024,4096,16384 --pass fwd,bwd
+  if [[ -n ${BASED_BWD_BASE_SRC:-} ]]; then
+    ATTNBENCH_COMMIT=${BASED_BWD_BASE_COMMIT:-base} bin=build/gpu-base/harness/attnbench sweep base$sfx \
+      "$out/base$sfx.csv" "$(cap 30 90)" --no-check $D --T 1024,4096,16384 --pass "$bpass"
+  fi
+done
 [[ ${BASED_BWD_QUAD_TIME:-0} == 1 ]] && ATTNBENCH_BASED_BWD=quad sweep quad "$out/quad.csv" "$(cap 30 60)" --no-check $D --T 1024,4096 --pass bwd
 sweep checked "$out/chunk.csv" "$(cap 50 90)" $D --T 1024 --pass bwd
 sweep checked4k "$out/chunk.csv" "$(cap 80 60)" --algo based --impl tiled --B 1 --H 4 --Dk 16 --Dv 128 --T 4096 --pass bwd
+[[ ${BASED_BWD_CHECK_FWD:-0} == 1 ]] && sweep checkedfwd "$out/chunk.csv" "$(cap 50 90)" $D --T 4096 --pass fwd
 if [[ ${BASED_BWD_NCU:-0} == 1 ]]; then
   for k in dq dkv; do
     s=$(cap 40 100)
@@ -49,7 +57,7 @@ python3 - "$out" <<'PY' | tee "$out/ab.md"
 import csv, os, sys
 out = sys.argv[1]
 rows = []
-for kern in ("chunk", "base", "quad"):
+for kern in ("chunk", "base", "quad", "chunk2", "base2", "chunk3", "base3"):
     p = os.path.join(out, kern + ".csv")
     if os.path.exists(p):
         rows += [dict(bwd_kernel=kern, **r) for r in csv.DictReader(open(p))]
@@ -73,11 +81,13 @@ for r in rows:
     print("| %s | %s | %s | %.4f | %s | %s | %s |" % (r["bwd_kernel"], r["Tq"], r["pass"], ms,
                                                    "%.2f" % (ms / fl) if fl else "", r["floor_ms"], r["noise"]))
 for T in ("1024", "4096", "16384"):
-    f, b = t.get(("chunk", T, "fwd")), t.get(("chunk", T, "bwd"))
-    if f and b:
-        print("fwd+bwd T=%s: (%.4f + %.4f) / (%.4f + %.4f) = %.2fx floor" % (T, f[0], b[0], f[1], b[1], (f[0] + b[0]) / (f[1] + b[1])))
-    o = t.get(("base", T, "bwd"))
-    if b and o:
-        print("bwd T=%s: chunk / base = %.4f / %.4f = %.3f" % (T, b[0], o[0], b[0] / o[0]))
+    for sfx in ("", "2", "3"):
+        f, b = t.get(("chunk" + sfx, T, "fwd")), t.get(("chunk" + sfx, T, "bwd"))
+        if f and b:
+            print("fwd+bwd%s T=%s: (%.4f + %.4f) / (%.4f + %.4f) = %.2fx floor" % (sfx, T, f[0], b[0], f[1], b[1], (f[0] + b[0]) / (f[1] + b[1])))
+        for ps in ("fwd", "bwd"):
+            n, o = t.get(("chunk" + sfx, T, ps)), t.get(("base" + sfx, T, ps))
+            if n and o:
+                print("%s%s T=%s: chunk / base = %.4f / %.4f = %.3f" % (ps, sfx, T, n[0], o[0], n[0] / o[0]))
 PY
-(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f based_bwd_ab.csv ]] && rm -f chunk.csv base.csv quad.csv)
+(cd "$out" && tar czf logs.tar.gz *.log && rm -f *.log && [[ -f based_bwd_ab.csv ]] && rm -f chunk*.csv base*.csv quad.csv)

@@ -70,12 +70,16 @@ __device__ __forceinline__ void based_wgp_load(const EngineParams& p, unsigned c
     cp_async16(Q, static_cast<const T*>(p.q) + off, ok);
     cp_async16(Q + kC * C::kLdQ, static_cast<const T*>(p.k) + off, ok);
   }
-  const T* v = static_cast<const T*>(p.v) + row0 * p.Dvv;
+  // v: rows r = tid / 16 + 16 i, piece pc = tid % 16 (8 columns); swz128(r 128 + 16 (pc & 7)) is
+  // r 128 + 16 ((pc & 7) ^ (r & 7)) and r & 7 does not depend on i: one offset, plus 2048 i
+  const int r0 = tid >> 4, pc = tid & 15, col = 8 * pc;
+  const int sv = (pc >> 3) * (kC * 128) + r0 * 128 + 16 * ((pc & 7) ^ (r0 & 7));
+  const T* v = static_cast<const T*>(p.v) + (row0 + r0) * p.Dvv + col;
+  const bool col_ok = col < p.Dvv;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {  // v: rows tid / 16 + 16 i, piece tid % 16 (8 columns)
-    const int r = (tid >> 4) + 16 * i, pc = tid & 15, col = 8 * pc;
-    const bool ok = r < nrows && col < p.Dvv;
-    cp_async16(stage + (pc >> 3) * (kC * 128) + swz128(r * 128 + 16 * (pc & 7)), v + (ok ? r * p.Dvv + col : 0), ok);
+  for (int i = 0; i < 4; ++i) {
+    const bool ok = r0 + 16 * i < nrows && col_ok;
+    cp_async16(stage + sv + 2048 * i, v + (ok ? 16 * i * p.Dvv : -(r0 * p.Dvv + col)), ok);  // (else: row0)
   }
 }
 
@@ -150,6 +154,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
   // the output: stmatrix rows of this lane (matrix lane / 8, row lane % 8) and its 16-byte pieces
   T* ow_st = Ow + (8 * ((lane >> 3) >> 1) + (lane & 7)) * C::kLdOw + 8 * ((lane >> 3) & 1);
   const int o_col = 64 * wg + 16 * wi + 8 * (lane & 1), o_row = lane >> 1;
+  T* const o_thr = o + int64_t(o_row) * p.Dvv + o_col;  // this lane's first output row piece
 
   for (int c = 0; c < NC; ++c) {
     const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
@@ -204,7 +209,12 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     }
 
     // ---- o: O^T (n = 64wg + 16wi + g (+8), r = 8i + 2t4 (+1)) / den_r, rounded; stored transposed
-    // (stmatrix.trans) into the warp's block Ow [r][16 n], then 16-byte row stores of 32 bytes a row
+    // (stmatrix.trans) into the warp's block Ow [r][16 n], then 16-byte row stores of 32 bytes a row.
+    // 1 / den is read before the wait (rden is complete since Bload), the staged rows all before
+    // the first store (no load-store pairs in series).
+    float2 rd[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) rd[i] = *reinterpret_cast<const float2*>(rden + 8 * i + 2 * t4);
     wg_wait<1>();
     wg_fence_operands(acc_o);
     {
@@ -214,20 +224,19 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
 #pragma unroll
         for (int m = 0; m < 4; ++m) {
           const int i = i0 + (m >> 1), h = m & 1;
-          const float2 f = *reinterpret_cast<const float2*>(rden + 8 * i + 2 * t4);
-          x[m] = pack2<T>(f.x * acc_o[4 * i + 2 * h], f.y * acc_o[4 * i + 2 * h + 1]);
+          x[m] = pack2<T>(rd[i].x * acc_o[4 * i + 2 * h], rd[i].y * acc_o[4 * i + 2 * h + 1]);
         }
         stsm_x4_trans(x, ow_st + 8 * i0 * C::kLdOw);
       }
       __syncwarp();
-      const int nrows = min(kC, p.T - kC * c);
-      T* oc = o + (int64_t(kC) * c + o_row) * p.Dvv + o_col;
+      uint4 orow[4];  // rows o_row + 16 k, 8 columns from o_col
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {  // rows o_row + 16 k, 8 columns from o_col
-        if (o_row + 16 * k < nrows && o_col < p.Dvv) {
-          *reinterpret_cast<uint4*>(oc + 16 * k * p.Dvv) =
-              *reinterpret_cast<const uint4*>(Ow + (o_row + 16 * k) * C::kLdOw + 8 * (lane & 1));
-        }
+      for (int k = 0; k < 4; ++k) orow[k] = *reinterpret_cast<const uint4*>(Ow + (o_row + 16 * k) * C::kLdOw + 8 * (lane & 1));
+      const int nrows = min(kC, p.T - kC * c);
+      T* oc = o_thr + int64_t(kC) * c * p.Dvv;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        if (o_row + 16 * k < nrows && o_col < p.Dvv) *reinterpret_cast<uint4*>(oc + 16 * k * p.Dvv) = orow[k];
       }
     }
     wg_wait<0>();
