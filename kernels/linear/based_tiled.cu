@@ -9,6 +9,7 @@
 // columns (linear_family_tiled_fwd.cuh).
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -74,6 +75,20 @@ inline bool based_wgp_enabled() {
     return x != "mma" && x != "wg" && sm90_device();
   }();
   return on;
+}
+
+// ATTNBENCH_BASED_WGP=early: the pipelined forward with chunk c + 1's rows waited for a chunk
+// earlier (no Bload; BasedWgpCfg's kEarly): an A/B switch.
+inline bool based_wgp_early() {
+  static const bool v = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_WGP");
+    const std::string x = s ? s : "";
+    if (!x.empty() && x != "early" && x != "late") {
+      throw std::invalid_argument("ATTNBENCH_BASED_WGP: expected early or late, got '" + x + "'");
+    }
+    return x == "early";
+  }();
+  return v;
 }
 
 // ATTNBENCH_BASED_FWD=wg selects the wgmma forward on an sm_90 device (an A/B switch: measured
@@ -143,7 +158,8 @@ template <class T>
 void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
   if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
     if (based_wgp_enabled()) {
-      launch_based_wgp<BasedWgpCfg<T>>(e, BH, s);
+      if (based_wgp_early()) launch_based_wgp<BasedWgpCfg<T, true>>(e, BH, s);
+      else launch_based_wgp<BasedWgpCfg<T>>(e, BH, s);
       return;
     }
     if (based_wg_enabled()) {

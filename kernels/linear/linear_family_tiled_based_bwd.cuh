@@ -104,17 +104,18 @@ __device__ void bb_load(const BasedBwdTile<C>& t, int s, const QuadParams& p, in
   if (threadIdx.x < 256) {
     constexpr int kSeg = C::kDv / 8, kRows = 256 / kSeg;  // segments a row, rows a pass
     const int Dv = p.Dv, rr = threadIdx.x / kSeg, col = 8 * (threadIdx.x % kSeg);
-    const int64_t base = (bh * T_ + r0) * Dv;
+    const int64_t base = (bh * T_ + r0) * Dv;  // the chunk's first row; offsets from it are 32-bit
     const T *v = static_cast<const T*>(p.v) + base, *w = static_cast<const T*>(kDq ? p.dout : p.w) + base;
     const T* o = static_cast<const T*>(p.o) + base;
+    const int off0 = rr * Dv + col;
+    T *sv = t.V(s) + rr * C::kLdV + col, *sw = t.W(s) + rr * C::kLdV + col, *so = t.O() + rr * C::kLdV + col;
 #pragma unroll
     for (int i = 0; i < kC / kRows; ++i) {
-      const int r = rr + kRows * i;
-      const bool ok = r < valid && col < Dv;
-      const int64_t off = ok ? int64_t(r) * Dv + col : 0;
-      cp_async16(t.V(s) + r * C::kLdV + col, v + off, ok);
-      cp_async16(t.W(s) + r * C::kLdV + col, w + off, ok);
-      if (kDq && p.normalize) cp_async16(t.O() + r * C::kLdV + col, o + off, ok);
+      const bool ok = rr + kRows * i < valid && col < Dv;
+      const int off = ok ? off0 + kRows * i * Dv : 0;
+      cp_async16(sv + kRows * i * C::kLdV, v + off, ok);
+      cp_async16(sw + kRows * i * C::kLdV, w + off, ok);
+      if (kDq && p.normalize) cp_async16(so + kRows * i * C::kLdV, o + off, ok);
     }
   } else if (threadIdx.x < 256 + kC) {
     const int Dk = p.Dk, r = threadIdx.x - 256;
@@ -139,39 +140,58 @@ __device__ void bb_load(const BasedBwdTile<C>& t, int s, const QuadParams& p, in
 // The row pre-pass (quad_prep's math, 1 / den as a product) inside based_chunk_dq, for chunk c in
 // stage s (its dO, o and 1 / den landed and visible): W = rd(dO / den) in place of dO and
 // delta = W.o (fp32), both also to global memory (rows < T) for based_chunk_dkv. Dv / 8 lanes a row
-// (8 columns each), consecutive row groups on consecutive warps. Without the normalizer W = dO and
-// delta = 0 (bb_load), and nothing is done here.
+// (8 columns each, 16-byte loads and stores), kRpi rows a warp step; warps 0-7 (which run the
+// Jacobian in the same phase) take kA steps each, warps 8, 9 four each; the row sums' shuffles of
+// a warp's steps run side by side at the end. Without the normalizer W = dO and delta = 0
+// (bb_load), and nothing is done here.
 template <class C>
 __device__ __forceinline__ void bb_rows(const BasedBwdTile<C>& t, int s, const QuadParams& p, int64_t bh, int c,
                                         int warp, int lane) {
   using T = typename C::T;
   if (!p.normalize) return;
-  constexpr int kLpr = C::kDv / 8, kRpi = 32 / kLpr;  // lanes a row, rows a warp step
+  constexpr int kLpr = C::kDv / 8, kRpi = 32 / kLpr, kSteps = kC / kRpi;  // lanes a row, rows a step, steps
+  constexpr int kB = 4, kA = (kSteps - 2 * kB) / 8;                       // steps of warps 8, 9 and of 0-7
+  static_assert(C::kWarps == 10 && 8 * kA + 2 * kB == kSteps && kA <= kB, "steps over the ten warps");
+  const int n = warp < 8 ? kA : kB, r0 = kRpi * (warp < 8 ? kA * warp : 8 * kA + kB * (warp - 8)) + lane / kLpr;
   const int valid = min(kC, p.T - kC * c), col = 8 * (lane % kLpr);
-  const int64_t row0 = bh * p.T + int64_t(kC) * c;
-  for (int r = kRpi * warp + lane / kLpr; r < kC; r += kRpi * C::kWarps) {  // (uniform trip count in a warp)
+  const int64_t grow = bh * p.T + int64_t(kC) * c + r0;  // the global row of step 0
+  T* wg = static_cast<T*>(p.w_out) + grow * p.Dv + col;
+  float acc[kB];
+#pragma unroll
+  for (int i = 0; i < kB; ++i) {
+    acc[i] = 0.0f;
+    if (i >= n) continue;  // (uniform in a warp)
+    const int r = r0 + kRpi * i;
     T* wp = t.W(s) + r * C::kLdV + col;
     const uint4 d = *reinterpret_cast<const uint4*>(wp);
     const uint4 ov = *reinterpret_cast<const uint4*>(t.O() + r * C::kLdV + col);
     const float rd = t.rden(s)[r];
     const uint32_t dw[4] = {d.x, d.y, d.z, d.w}, ow[4] = {ov.x, ov.y, ov.z, ov.w};
     uint32_t ww[4];
-    float acc = 0.0f;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const float2 x = unpack2<T>(dw[e]), y = unpack2<T>(ow[e]);
       ww[e] = pack2<T>(x.x * rd, x.y * rd);
       const float2 wr = unpack2<T>(ww[e]);
-      acc = fmaf(wr.x, y.x, fmaf(wr.y, y.y, acc));
+      acc[i] = fmaf(wr.x, y.x, fmaf(wr.y, y.y, acc[i]));
     }
     const uint4 w = make_uint4(ww[0], ww[1], ww[2], ww[3]);
     *reinterpret_cast<uint4*>(wp) = w;
-    if (r < valid && col < p.Dv) *reinterpret_cast<uint4*>(static_cast<T*>(p.w_out) + (row0 + r) * p.Dv + col) = w;
+    if (r < valid && col < p.Dv) *reinterpret_cast<uint4*>(wg + kRpi * i * p.Dv) = w;
+  }
 #pragma unroll
-    for (int m = kLpr / 2; m >= 1; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
-    if (lane % kLpr == 0) {
-      t.delta(s)[r] = acc;
-      if (r < valid) p.delta[row0 + r] = acc;
+  for (int m = kLpr / 2; m >= 1; m >>= 1) {
+#pragma unroll
+    for (int i = 0; i < kB; ++i) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], m);
+  }
+  if (lane % kLpr == 0) {
+#pragma unroll
+    for (int i = 0; i < kB; ++i) {
+      const int r = r0 + kRpi * i;
+      if (i < n) {
+        t.delta(s)[r] = acc[i];
+        if (r < valid) p.delta[grow + kRpi * i] = acc[i];
+      }
     }
   }
 }

@@ -36,9 +36,13 @@
 
 namespace attnbench::kernels::lin_tiled {
 
-template <class T_>
+template <class T_, bool kEarly_ = false>
 struct BasedWgpCfg : BasedWgCfg<T_, 2, false> {
   using B = BasedWgCfg<T_, 2, false>;
+  // kEarly (ATTNBENCH_BASED_WGP=early): chunk c + 1's rows are waited for at the end of chunk c - 1
+  // (before B1), so prepare(c + 1) needs no Bload; 1 / den is computed by every warp (two rows a
+  // lane, shuffled to the epilogue's rows) instead of warp 0 through shared memory.
+  static constexpr bool kEarly = kEarly_;
   static constexpr int kLdOw = 24;                   // a warp's staging rows [64 r][16 n] (+8): 48 bytes
   static constexpr int kOwBytes = kC * kLdOw * 2;    // (stmatrix rows of 16 bytes without conflicts)
   // floats: zb [2] {n (4, padded), z1 [16], Z2 [16][kLdZ]}, qz [2][C], row sums [2][2 parts][C],
@@ -142,7 +146,11 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
   cp_async_commit();
   if (NC > 1) based_wgp_load<C>(p, stage(1), bh, 1);
   cp_async_commit();
-  cp_async_wait<1>();  // chunk 0
+  if constexpr (C::kEarly) {
+    cp_async_wait<0>();  // chunks 0 and 1
+  } else {
+    cp_async_wait<1>();  // chunk 0
+  }
   __syncthreads();
   prepare(0);
   fence_proxy_async();
@@ -160,16 +168,18 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
     if (c + 2 < NC) based_wgp_load<C>(p, stage(c + 2), bh, c + 2);
     cp_async_commit();
-    if (warp == 0) {  // 1 / den of chunk c's rows (its q.z and row sums were written before B1)
+    // 1 / den of chunk c's rows 2 lane, 2 lane + 1 (its q.z and row sums were written before B1):
+    // kEarly every warp keeps them for its epilogue, else warp 0 writes rden
+    float2 fr = make_float2(1.0f, 1.0f);
+    if (C::kEarly || warp == 0) {
       const int r = 2 * lane;
-      float2 f = make_float2(1.0f, 1.0f);
       if (p.normalize) {
         const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
         const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
         const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
-        f = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
+        fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
       }
-      *reinterpret_cast<float2*>(rden + r) = f;
+      if (!C::kEarly) *reinterpret_cast<float2*>(rden + r) = fr;
     }
 
     uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
@@ -201,10 +211,12 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     wg_commit();
 
     if (c + 1 < NC) {  // chunk c + 1's tiles while the products run
-      cp_async_wait<1>();  // chunk c + 1 (chunk c + 2 may be in flight)
-      __syncthreads();     // Bload (also: rden)
+      if constexpr (!C::kEarly) {
+        cp_async_wait<1>();  // chunk c + 1 (chunk c + 2 may be in flight)
+        __syncthreads();     // Bload (also: rden)
+      }
       prepare(c + 1);
-    } else {
+    } else if constexpr (!C::kEarly) {
       __syncthreads();  // rden
     }
 
@@ -212,9 +224,15 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     // (stmatrix.trans) into the warp's block Ow [r][16 n], then 16-byte row stores of 32 bytes a row.
     // 1 / den is read before the wait (rden is complete since Bload), the staged rows all before
     // the first store (no load-store pairs in series).
-    float2 rd[8];
+    float2 rd[8];  // rows 8 i + 2 t4 (+1): lane 4 i + t4's pair
 #pragma unroll
-    for (int i = 0; i < 8; ++i) rd[i] = *reinterpret_cast<const float2*>(rden + 8 * i + 2 * t4);
+    for (int i = 0; i < 8; ++i) {
+      if constexpr (C::kEarly) {
+        rd[i] = make_float2(__shfl_sync(0xffffffffu, fr.x, 4 * i + t4), __shfl_sync(0xffffffffu, fr.y, 4 * i + t4));
+      } else {
+        rd[i] = *reinterpret_cast<const float2*>(rden + 8 * i + 2 * t4);
+      }
+    }
     wg_wait<1>();
     wg_fence_operands(acc_o);
     {
@@ -242,6 +260,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     wg_wait<0>();
     wg_fence_operands(st);
     wg_fence_operands(st2);
+    if constexpr (C::kEarly) cp_async_wait<0>();  // chunk c + 2 (issued at this chunk's start), read by prepare(c + 2)
     fence_proxy_async();  // chunk c + 1's tiles (generic stores) before the wgmma reads them
     __syncthreads();      // B1
   }

@@ -166,6 +166,17 @@ inline uint32_t shfl_xor(uint32_t v, int mask) {
   return v;
 }
 
+inline float shfl_idx(float v, int src) {
+  my_lane().fin[0] = v;
+  my_lane().fin[1] = static_cast<float>(src);  // the source lane
+  warp_collective([](int w0) {
+    float got[32];
+    for (int l = 0; l < 32; ++l) got[l] = S().lanes[w0 + (static_cast<int>(S().lanes[w0 + l].fin[1]) & 31)].fin[0];
+    for (int l = 0; l < 32; ++l) S().lanes[w0 + l].fout[0] = got[l];
+  });
+  return my_lane().fout[0];
+}
+
 inline float shfl_up(float v, int off) {
   my_lane().fin[0] = v;
   warp_collective([off](int w0) {
@@ -435,4 +446,5 @@ inline void launch(Dim3 grid, Dim3 block, size_t smem_bytes, std::function<void(
 #define __syncwarp(...) ::sim::syncwarp()
 #define __shfl_xor_sync(mask, v, off) ::sim::shfl_xor((v), (off))
 #define __shfl_up_sync(mask, v, off) ::sim::shfl_up((v), (off))
+#define __shfl_sync(mask, v, src) ::sim::shfl_idx((v), (src))
 #define __expf expf
