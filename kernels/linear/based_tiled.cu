@@ -1,15 +1,14 @@
 // based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows), Dv <= 128.
 // On an sm_90 device the default is fused_based_wgp_fwd (linear_family_tiled_fused_based_wgp.cuh:
-// wgmma, chunk c's products overlapping chunk c + 1's features; session 23: 3.77x floor_ms at
-// T = 4096 on the H200, against 4.27x for the mma.sync split kernel with its lean chunk and 4.6x
-// before). Elsewhere, or under ATTNBENCH_BASED_FWD=mma, the mma.sync kernels, one block per (b, h)
+// wgmma, chunk c's products overlapping chunk c + 1's features; session 24: 3.39x floor_ms at
+// T = 4096 on the H200 (session 23's form 3.72-3.77x), against 4.27x for the mma.sync split kernel
+// with its lean chunk and 4.6x before). Elsewhere, or under ATTNBENCH_BASED_FWD=mma, the mma.sync kernels, one block per (b, h)
 // over all value columns (linear_family_tiled_fused_based.cuh; their SPLIT, COLS, LEAN and ABL knobs);
 // under ATTNBENCH_BASED_FWD=wg session 7's wgmma kernel (linear_family_tiled_fused_based_wg.cuh,
 // slower); under ATTNBENCH_LIN_FWD=tile (the A/B switch) chunk_fwd in value tiles of kBasedBV
 // columns (linear_family_tiled_fwd.cuh).
 #include <cstdio>
 #include <cstdlib>
-#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -75,20 +74,6 @@ inline bool based_wgp_enabled() {
     return x != "mma" && x != "wg" && sm90_device();
   }();
   return on;
-}
-
-// ATTNBENCH_BASED_WGP=early: the pipelined forward with chunk c + 1's rows waited for a chunk
-// earlier (no Bload; BasedWgpCfg's kEarly): an A/B switch.
-inline bool based_wgp_early() {
-  static const bool v = [] {
-    const char* s = std::getenv("ATTNBENCH_BASED_WGP");
-    const std::string x = s ? s : "";
-    if (!x.empty() && x != "early" && x != "late") {
-      throw std::invalid_argument("ATTNBENCH_BASED_WGP: expected early or late, got '" + x + "'");
-    }
-    return x == "early";
-  }();
-  return v;
 }
 
 // ATTNBENCH_BASED_FWD=wg selects the wgmma forward on an sm_90 device (an A/B switch: measured
@@ -158,8 +143,7 @@ template <class T>
 void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
   if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
     if (based_wgp_enabled()) {
-      if (based_wgp_early()) launch_based_wgp<BasedWgpCfg<T, true>>(e, BH, s);
-      else launch_based_wgp<BasedWgpCfg<T>>(e, BH, s);
+      launch_based_wgp<BasedWgpCfg<T>>(e, BH, s);
       return;
     }
     if (based_wg_enabled()) {

@@ -12,23 +12,29 @@
 // S^T += V^T rd(phi_k) from the swizzled tiles rd(phi_q) [r][f], rd(A) [r][j], rd(phi_k)^T [f][j].
 // What differs: the features, rd(A), its row sums and q.z are double-buffered (chunk parity), and
 // built for chunk c + 1 while chunk c's wgmma groups run:
-//   prologue: load chunks 0, 1; wait chunk 0; sync; prepare(0); fence.proxy.async; sync
-//   chunk c:  load chunk c + 2 -> stage (c + 2) % 3; warp 0: 1 / den of chunk c's 64 rows -> rden;
-//             pack rd(S^T); issue O^T(c) (group 1) and S^T += ..(c) (group 2) from buffers c % 2 and
-//             stage c % 3 (descriptors: fixed offsets from buffer 0's and stage 0's);
-//             wait chunk c + 1's loads; sync [Bload]; prepare(c + 1) -> buffers (c + 1) % 2;
-//             wait group 1; O^T rden -> this warp's staging block (stmatrix.trans) -> 16-byte stores;
-//             wait group 2; fence.proxy.async; sync [B1]
+//   prologue: load chunks 0, 1; wait both; sync; prepare(0); fence.proxy.async; sync
+//   chunk c:  load chunk c + 2 -> stage (c + 2) % 3; every warp: 1 / den of chunk c's rows (two a
+//             lane, from q.z and the row sums of prepare(c)); pack rd(S^T); issue O^T(c) (group 1)
+//             and S^T += ..(c) (group 2) from buffers c % 2 and stage c % 3 (descriptors: fixed
+//             offsets from buffer 0's and stage 0's); prepare(c + 1) -> buffers (c + 1) % 2 (chunk
+//             c + 1's rows landed before the previous B1: no barrier here); wait group 1; O^T / den
+//             (1 / den shuffled to the fragment's rows) -> this warp's staging block
+//             (stmatrix.trans) -> 16-byte stores; wait group 2; wait chunk c + 2's loads;
+//             fence.proxy.async; sync [B1]
 //   prepare(c): rd(phi_q), rd(phi_k)^T (fused_based_wg_fwd's builders), rd(A) and row sums; q.z of
 //             chunk c's rows (warps 0..3, one m-tile each: based_qz_tc, z of chunks < c); the last
 //             warp z(chunks <= c) = z(chunks < c) + chunk c's keys (z double-buffered: zb(c % 2)
 //             holds the z of chunks < c).
-// Hazards: stage (c + 2) % 3 was last read by chunk c - 1's wgmma (waited before B1 of chunk c) and
-// by prepare(c - 1) (before B1 of chunk c - 1); buffers (c + 1) % 2 were last read by chunk c - 1's
-// wgmma and epilogue (before B1 of chunk c); zb((c + 1) % 2), read by prepare(c + 1), was written by
-// prepare(c) (before B1 of chunk c); prepare(c + 1) writes zb(c % 2), last read by prepare(c). A
-// warp's staging block is its own (the previous chunk's reads are before B1); rden is written after
-// B1 and read after Bload (the last chunk: a barrier in its place), its previous reads before B1.
+// Session 24: chunk c + 1's loads are waited for at the end of chunk c - 1 (they were issued at its
+// start), which removed session 23's second barrier a chunk (Bload, after the wgmma issue) and the
+// stall of the row loads behind it, and 1 / den went from warp 0 through shared memory to every
+// warp's registers: 0.535 -> 0.491 ms at T = 4096 (3.72 -> 3.39x floor_ms).
+// Hazards: stage (c + 2) % 3 was last read by chunk c - 1's wgmma (waited before B1 of chunk c - 1)
+// and by prepare(c - 1) (in chunk c - 2); buffers (c + 1) % 2 were last read by chunk c - 1's wgmma
+// and epilogue (before B1 of chunk c - 1); zb((c + 1) % 2), read by prepare(c + 1), was written by
+// prepare(c) (before B1 of chunk c - 1); prepare(c + 1) writes zb(c % 2), last read by prepare(c);
+// qz(c % 2) and the row sums (c % 2), read at chunk c's start, are next written by prepare(c + 2),
+// after B1 of chunk c. A warp's staging block is its own (the previous chunk's reads are before B1).
 #pragma once
 
 #include "linear_family_tiled_fused_based.cuh"
@@ -36,19 +42,14 @@
 
 namespace attnbench::kernels::lin_tiled {
 
-template <class T_, bool kEarly_ = false>
+template <class T_>
 struct BasedWgpCfg : BasedWgCfg<T_, 2, false> {
   using B = BasedWgCfg<T_, 2, false>;
-  // kEarly (ATTNBENCH_BASED_WGP=early): chunk c + 1's rows are waited for at the end of chunk c - 1
-  // (before B1), so prepare(c + 1) needs no Bload; 1 / den is computed by every warp (two rows a
-  // lane, shuffled to the epilogue's rows) instead of warp 0 through shared memory.
-  static constexpr bool kEarly = kEarly_;
   static constexpr int kLdOw = 24;                   // a warp's staging rows [64 r][16 n] (+8): 48 bytes
   static constexpr int kOwBytes = kC * kLdOw * 2;    // (stmatrix rows of 16 bytes without conflicts)
-  // floats: zb [2] {n (4, padded), z1 [16], Z2 [16][kLdZ]}, qz [2][C], row sums [2][2 parts][C],
-  // 1 / den [C] (of the chunk in flight)
-  static constexpr int kZB = B::kZ2 + 16 * B::kLdZ, kQzP = 2 * kZB, kRsP = kQzP + 2 * kC, kRdP = kRsP + 4 * kC;
-  static constexpr int kFloatsP = kRdP + kC;
+  // floats: zb [2] {n (4, padded), z1 [16], Z2 [16][kLdZ]}, qz [2][C], row sums [2][2 parts][C]
+  static constexpr int kZB = B::kZ2 + 16 * B::kLdZ, kQzP = 2 * kZB, kRsP = kQzP + 2 * kC;
+  static constexpr int kFloatsP = kRsP + 4 * kC;
   static constexpr int kBufBytes = B::kPhiQBytes + B::kPhiKBytes + B::kABytes;  // one parity's tiles
   static constexpr int kSmemBytes =
       1024 + B::kStages * B::kStageBytes + 2 * kBufBytes + B::kWarps * kOwBytes + 4 * kFloatsP;
@@ -104,7 +105,6 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
   auto zb = [&](int b) { return fz + b * C::kZB; };
   auto qz = [&](int b) { return fz + C::kQzP + b * kC; };
   auto rs = [&](int b) { return fz + C::kRsP + b * 2 * kC; };
-  float* rden = fz + C::kRdP;
   const int bh = blockIdx.y;
   const int NC = (p.T + kC - 1) / kC;
   const Rows rows{p.T, NC, NC * kC, false, false};
@@ -146,11 +146,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
   cp_async_commit();
   if (NC > 1) based_wgp_load<C>(p, stage(1), bh, 1);
   cp_async_commit();
-  if constexpr (C::kEarly) {
-    cp_async_wait<0>();  // chunks 0 and 1
-  } else {
-    cp_async_wait<1>();  // chunk 0
-  }
+  cp_async_wait<0>();  // chunks 0 and 1
   __syncthreads();
   prepare(0);
   fence_proxy_async();
@@ -168,18 +164,15 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
     if (c + 2 < NC) based_wgp_load<C>(p, stage(c + 2), bh, c + 2);
     cp_async_commit();
-    // 1 / den of chunk c's rows 2 lane, 2 lane + 1 (its q.z and row sums were written before B1):
-    // kEarly every warp keeps them for its epilogue, else warp 0 writes rden
+    // 1 / den of chunk c's rows 2 lane, 2 lane + 1 (its q.z and row sums were written before B1),
+    // in every warp: shuffled to the epilogue's rows there
     float2 fr = make_float2(1.0f, 1.0f);
-    if (C::kEarly || warp == 0) {
+    if (p.normalize) {
       const int r = 2 * lane;
-      if (p.normalize) {
-        const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
-        const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
-        const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
-        fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
-      }
-      if (!C::kEarly) *reinterpret_cast<float2*>(rden + r) = fr;
+      const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
+      const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
+      const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
+      fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
     }
 
     uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
@@ -210,28 +203,16 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     }
     wg_commit();
 
-    if (c + 1 < NC) {  // chunk c + 1's tiles while the products run
-      if constexpr (!C::kEarly) {
-        cp_async_wait<1>();  // chunk c + 1 (chunk c + 2 may be in flight)
-        __syncthreads();     // Bload (also: rden)
-      }
-      prepare(c + 1);
-    } else if constexpr (!C::kEarly) {
-      __syncthreads();  // rden
-    }
+    if (c + 1 < NC) prepare(c + 1);  // chunk c + 1's tiles while the products run (its rows landed before B1)
 
     // ---- o: O^T (n = 64wg + 16wi + g (+8), r = 8i + 2t4 (+1)) / den_r, rounded; stored transposed
     // (stmatrix.trans) into the warp's block Ow [r][16 n], then 16-byte row stores of 32 bytes a row.
-    // 1 / den is read before the wait (rden is complete since Bload), the staged rows all before
-    // the first store (no load-store pairs in series).
+    // 1 / den is gathered before the wait, the staged rows all loaded before the first store (no
+    // load-store pairs in series).
     float2 rd[8];  // rows 8 i + 2 t4 (+1): lane 4 i + t4's pair
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      if constexpr (C::kEarly) {
-        rd[i] = make_float2(__shfl_sync(0xffffffffu, fr.x, 4 * i + t4), __shfl_sync(0xffffffffu, fr.y, 4 * i + t4));
-      } else {
-        rd[i] = *reinterpret_cast<const float2*>(rden + 8 * i + 2 * t4);
-      }
+      rd[i] = make_float2(__shfl_sync(0xffffffffu, fr.x, 4 * i + t4), __shfl_sync(0xffffffffu, fr.y, 4 * i + t4));
     }
     wg_wait<1>();
     wg_fence_operands(acc_o);
@@ -260,7 +241,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     wg_wait<0>();
     wg_fence_operands(st);
     wg_fence_operands(st2);
-    if constexpr (C::kEarly) cp_async_wait<0>();  // chunk c + 2 (issued at this chunk's start), read by prepare(c + 2)
+    cp_async_wait<0>();   // chunk c + 2 (issued at this chunk's start; prepare(c + 2) reads it in chunk c + 1)
     fence_proxy_async();  // chunk c + 1's tiles (generic stores) before the wgmma reads them
     __syncthreads();      // B1
   }

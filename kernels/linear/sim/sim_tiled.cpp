@@ -40,8 +40,8 @@ template <class T, int W, bool O>
 struct IsBasedWg<BasedWgCfg<T, W, O>> : std::true_type {};
 template <class C>
 struct IsBasedWgp : std::false_type {};
-template <class T, bool E>
-struct IsBasedWgp<BasedWgpCfg<T, E>> : std::true_type {};
+template <class T>
+struct IsBasedWgp<BasedWgpCfg<T>> : std::true_type {};
 template <class C>
 struct IsWg : std::false_type {};
 template <class T, Feat F>
@@ -50,7 +50,6 @@ bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's def
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
 bool g_based_wgp = false;   // based: fused_based_wgp_fwd (argv[2] "wgp": the host's ATTNBENCH_BASED_FWD=wgp)
-bool g_based_wgp_early = false;  // with it, kEarly (argv[2] "wgpe": the host's ATTNBENCH_BASED_WGP=early)
 bool g_based_lean = true;   // based split, 32 columns: the lean chunk (argv[2] "nolean": without, ATTNBENCH_BASED_LEAN=0)
 bool g_based_wg = false;    // based: fused_based_wg_fwd ("wg", "2", "overlap", "2overlap": the host's
                             // ATTNBENCH_BASED_FWD=wg with ATTNBENCH_BASED_WG unset, 2, overlap, 2overlap)
@@ -338,7 +337,6 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
     if (p.algo == "gated" && !g_reverse && p.variant == "vector") return run_fused_vec<T, false>(p, in);
     if (p.algo == "gated" && !g_reverse && p.variant == "rwkv6") return run_fused_vec<T, true>(p, in);
     if (p.algo == "based" && p.Dk <= kBasedDk && !g_reverse) {  // based_tiled.cu: fused_based_fwd
-      if (g_based_wgp && g_based_wgp_early) return run_fwd<BasedWgpCfg<T, true>, false, true>(p, in);
       if (g_based_wgp) return run_fwd<BasedWgpCfg<T>, false, true>(p, in);
       if (g_based_wg && g_based_wgv == 1) return run_fwd<BasedWgCfg<T, 1, true>, false, true>(p, in);
       if (g_based_wg && g_based_wgv == 2) return run_fwd<BasedWgCfg<T, 2, false>, false, true>(p, in);
@@ -390,8 +388,7 @@ int main(int argc, char** argv) {
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
   g_based_lean = sel != "nolean";
-  g_based_wgp = sel == "wgp" || sel == "wgpe";
-  g_based_wgp_early = sel == "wgpe";  // based: the pipelined wgmma forward  // based: the 32-column split without its lean chunk
+  g_based_wgp = sel == "wgp";  // based: the pipelined wgmma forward  // based: the 32-column split without its lean chunk
   g_based_wg = sel == "wg" || sel == "2" || sel == "overlap" || sel == "2overlap";  // based: the wgmma forward
   g_based_wgv = (sel == "2" || sel == "2overlap" ? 2 : 0) | (sel == "overlap" || sel == "2overlap" ? 1 : 0);
   g_wg = !(argc > 2 && std::string(argv[2]) == "mma");  // widths in (64, 128]: fused_fwd, not fused_wg_fwd
