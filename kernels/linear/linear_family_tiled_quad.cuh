@@ -20,10 +20,10 @@ enum class Quad : int { fwd = 0, dq = 1, dk = 2, dv = 3 };
 
 struct QuadParams {
   const void *q, *k, *v, *w;  // w: W (= dO without the normalizer) [B,H,T,Dv]
-  const void *dout, *o;       // the pre-pass: dO and the saved forward output
+  const void *dout, *o;       // the pre-pass (quad_prep; at Dk <= 16 inside based_chunk_dq): dO, the forward's o
   void* out;                  // o, dq, dk or dv
-  void* w_out;                // the pre-pass: W (normalizer only)
-  float* den;                 // fwd: written when non-null; backward: read (normalizer)
+  void* w_out;                // the pre-pass: W (written; normalizer only)
+  float* den;                 // fwd: written when non-null; the pre-pass: read (normalizer)
   float* delta;               // pre-pass: written; backward: read
   int T, Dk, Dv;
   float scale;
