@@ -21,8 +21,7 @@
 //             (1 / den shuffled to the fragment's rows) -> this warp's staging block
 //             (stmatrix.trans) -> 16-byte stores; wait group 2; wait chunk c + 2's loads;
 //             fence.proxy.async; sync [B1]
-//   prepare(c): rd(phi_q), rd(phi_k)^T (fused_based_wg_fwd's builders), rd(A) and row sums (split
-//             for balance: based_wgp_a); q.z of
+//   prepare(c): rd(phi_q), rd(phi_k)^T (fused_based_wg_fwd's builders), rd(A) and row sums; q.z of
 //             chunk c's rows (warps 0..3, one m-tile each: based_qz_tc, z of chunks < c); the last
 //             warp z(chunks <= c) = z(chunks < c) + chunk c's keys (z double-buffered: zb(c % 2)
 //             holds the z of chunks < c).
@@ -89,30 +88,6 @@ __device__ __forceinline__ void based_wgp_load(const EngineParams& p, unsigned c
   }
 }
 
-// rd(A) of one part of a row block and the part's row sums (based_wg_a's tiles and rs layout), with
-// the 20 n-tiles split so that the warps' prepare work is even: warps 0-3 also compute q.z (~150
-// instructions), warp 7 z (~95), an n-tile ~55. Row block rb (2 rb + 2 n-tiles) goes to two warps
-// (part 0: [0, split), part 1: [split, 2 rb + 2)):
-//   warp     0      1      2      3      4      5      6      7
-//   rb       1      1      0      0      3      3      2      2
-//   tiles  [0,2)  [2,4)  [0,1)  [1,2)  [0,4)  [4,8)  [0,4)  [4,6)
-// (session 23's split, rb = w % 4 at [0, rb + 1) and [rb + 1, 2 rb + 2), gave warp 3 q.z and four
-// tiles, warp 4 one tile and nothing else.)
-template <class C>
-__device__ __forceinline__ void based_wgp_a(const EngineParams& p, const typename C::T* Q, const typename C::T* K,
-                                            unsigned char* As, float* rs, const Rows& rows, int c, int warp, int lane) {
-  using T = typename C::T;
-  const int rb = warp < 4 ? 1 - (warp >> 1) : 3 - ((warp - 4) >> 1), part = warp & 1;
-  const int split = rb < 2 ? rb + 1 : 4, lo = part ? split : 0, hi = part ? 2 * rb + 2 : split;
-  float acc[8][4];
-  based_qk_tiles<T, C::kLdQ>(acc, Q, K, rb, lo, hi, lane);
-  const int r0 = 16 * rb + (lane >> 2), r1 = r0 + 8;
-  float rsum[2];
-  based_a_weights<T>(acc, p.scale, rows, c, rb, lo, hi, lane, rsum,
-                     [&](int r, int j, uint32_t x) { *reinterpret_cast<uint32_t*>(As + swz128(r * 128 + 2 * j)) = x; });
-  if ((lane & 3) == 0) rs[part * kC + r0] = rsum[0], rs[part * kC + r1] = rsum[1];
-}
-
 // grid (1, B*H); C::kThreads (256) threads; shared memory C::kSmemBytes.
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EngineParams p) {
@@ -154,7 +129,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     const T* K = Q + kC * C::kLdQ;
     based_wg_kfeatures<C>(K, PhiK(b), rsc, tid);
     based_wg_qfeatures<C>(Q, PhiQ(b), rsc, tid);
-    based_wgp_a<C>(p, Q, K, As(b), rs(b), rows, c, warp, lane);
+    based_wg_a<C>(p, Q, K, As(b), rs(b), rows, c, warp, lane);
     if (p.normalize) {
       if (warp < 4) {
         float x[2];
