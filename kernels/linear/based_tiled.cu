@@ -3,9 +3,9 @@
 // wgmma, chunk c's products overlapping chunk c + 1's features; session 24: 3.39x floor_ms at
 // T = 4096 on the H200 (session 23's form 3.72-3.77x), against 4.27x for the mma.sync split kernel
 // with its lean chunk and 4.6x before). Elsewhere, or under ATTNBENCH_BASED_FWD=mma, the mma.sync
-// kernels, one block per (b, h) over all value columns (linear_family_tiled_fused_based.cuh; their SPLIT, COLS, LEAN and ABL knobs);
-// under ATTNBENCH_BASED_FWD=wg session 7's wgmma kernel (linear_family_tiled_fused_based_wg.cuh,
-// slower); under ATTNBENCH_LIN_FWD=tile (the A/B switch) chunk_fwd in value tiles of kBasedBV
+// kernels, one block per (b, h) over all value columns (linear_family_tiled_fused_based.cuh; their
+// SPLIT, COLS, LEAN and ABL knobs); under ATTNBENCH_BASED_FWD=wg session 7's wgmma kernel
+// (linear_family_tiled_fused_based_wg.cuh, slower); under ATTNBENCH_LIN_FWD=tile (the A/B switch) chunk_fwd in value tiles of kBasedBV
 // columns (linear_family_tiled_fwd.cuh).
 #include <cstdio>
 #include <cstdlib>
