@@ -15,6 +15,7 @@
 #include "linear_family_tiled_fused_based.cuh"
 #include "linear_family_tiled_fused_based_wg.cuh"
 #include "linear_family_tiled_fused_based_wgp.cuh"
+#include "linear_family_tiled_fused_based_ws.cuh"
 #include "linear_family_tiled_fused_launch.h"  // sm90_device()
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_launch.h"
@@ -65,13 +66,34 @@ void launch_based_wgp(const EngineParams& e, int BH, cudaStream_t s) {
   if (err != cudaSuccess) throw_cuda_error(err, "fused_based_wgp_fwd", __FILE__, __LINE__);
 }
 
+// The warp-specialized wgmma forward: grid (1, B*H), 384 threads (one producer warpgroup, two
+// consumers).
+template <class C>
+void launch_based_ws(const EngineParams& e, int BH, cudaStream_t s) {
+  const auto kernel = fused_based_ws_fwd<C>;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+  kernel<<<dim3(1u, static_cast<unsigned>(BH)), C::kThreads, C::kSmemBytes, s>>>(e);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw_cuda_error(err, "fused_based_ws_fwd", __FILE__, __LINE__);
+}
+
 // The pipelined wgmma forward: the default on an sm_90 device; ATTNBENCH_BASED_FWD=mma (the
-// mma.sync kernels) or =wg (session 7's wgmma kernel) selects another (A/B switches).
+// mma.sync kernels), =wg (session 7's wgmma kernel) or =ws (the warp-specialized one) selects
+// another (A/B switches).
 inline bool based_wgp_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_BASED_FWD");
     const std::string x = s ? s : "";
-    return x != "mma" && x != "wg" && sm90_device();
+    return x != "mma" && x != "wg" && x != "ws" && sm90_device();
+  }();
+  return on;
+}
+
+// ATTNBENCH_BASED_FWD=ws: fused_based_ws_fwd on an sm_90 device.
+inline bool based_ws_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_FWD");
+    return s && std::string(s) == "ws" && sm90_device();
   }();
   return on;
 }
@@ -144,6 +166,10 @@ void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
   if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
     if (based_wgp_enabled()) {
       launch_based_wgp<BasedWgpCfg<T>>(e, BH, s);
+      return;
+    }
+    if (based_ws_enabled()) {
+      launch_based_ws<BasedWsCfg<T>>(e, BH, s);
       return;
     }
     if (based_wg_enabled()) {

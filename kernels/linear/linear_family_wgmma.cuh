@@ -46,6 +46,11 @@ inline void fence_proxy_async() {}
 template <int R>
 inline void wg_fence_operands(float (&)[R]) {}
 inline void wg_named_barrier(int id, int threads) { ::sim::named_barrier(id, threads); }
+inline void wg_named_arrive(int id, int threads) { ::sim::named_barrier_arrive(id, threads); }
+template <int kRegs>
+inline void wg_setmaxnreg_inc() {}
+template <int kRegs>
+inline void wg_setmaxnreg_dec() {}
 #else
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define LIN_WG_ARCH 0  // not an sm_90a target: the wgmma kernels are not launched (fused_wg_supported)
@@ -81,6 +86,20 @@ using hopper::fence_proxy_async;
 template <int R>
 __device__ __forceinline__ void wg_fence_operands(float (&d)[R]) { hopper::fence_operands(d); }
 __device__ __forceinline__ void wg_named_barrier(int id, int threads) { hopper::named_barrier_sync(id, threads); }
+__device__ __forceinline__ void wg_named_arrive(int id, int threads) { hopper::named_barrier_arrive(id, threads); }
+// Register reallocation between warpgroups (sm_90a; a no-op elsewhere, where these kernels never run).
+template <int kRegs>
+__device__ __forceinline__ void wg_setmaxnreg_inc() {
+#if LIN_WG_ARCH
+  hopper::setmaxnreg_inc<kRegs>();
+#endif
+}
+template <int kRegs>
+__device__ __forceinline__ void wg_setmaxnreg_dec() {
+#if LIN_WG_ARCH
+  hopper::setmaxnreg_dec<kRegs>();
+#endif
+}
 
 // D[64 x N] += A[64 x 16] B[16 x N]. ss: A and B from descriptors (kTransA = 1: A M-major;
 // kTransB = 1: B N-major); rs: A from registers. The instructions are hopper.cuh's wrappers

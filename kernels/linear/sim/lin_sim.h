@@ -123,6 +123,12 @@ inline void named_barrier(int id, int n) {
   b.expected = n;
   arrive(b);
 }
+// bar.arrive: counts this thread toward the barrier's n without waiting.
+inline void named_barrier_arrive(int id, int n) {
+  Barrier& b = S().named_bar.at(id);
+  b.expected = n;
+  if (++b.count == b.expected) b.count = 0, ++b.gen;
+}
 inline int lane_id() { return static_cast<int>(S().fibers[S().cur].tid % 32); }
 inline int warp_id() { return static_cast<int>(S().fibers[S().cur].tid / 32); }
 inline Lane& my_lane() { return S().lanes[S().fibers[S().cur].tid]; }

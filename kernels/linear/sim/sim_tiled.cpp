@@ -10,6 +10,7 @@
 #include "linear_family_tiled_fused_based.cuh"
 #include "linear_family_tiled_fused_based_wg.cuh"
 #include "linear_family_tiled_fused_based_wgp.cuh"
+#include "linear_family_tiled_fused_based_ws.cuh"
 #include "linear_family_tiled_fused_wg.cuh"
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_quad.cuh"
@@ -43,6 +44,10 @@ struct IsBasedWgp : std::false_type {};
 template <class T>
 struct IsBasedWgp<BasedWgpCfg<T>> : std::true_type {};
 template <class C>
+struct IsBasedWs : std::false_type {};
+template <class T>
+struct IsBasedWs<BasedWsCfg<T>> : std::true_type {};
+template <class C>
 struct IsWg : std::false_type {};
 template <class T, Feat F>
 struct IsWg<WgCfg<T, F>> : std::true_type {};
@@ -50,6 +55,7 @@ bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's def
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
 bool g_based_wgp = false;   // based: fused_based_wgp_fwd (argv[2] "wgp": the host's ATTNBENCH_BASED_FWD=wgp)
+bool g_based_ws = false;    // based: fused_based_ws_fwd (argv[2] "ws": the host's ATTNBENCH_BASED_FWD=ws)
 bool g_based_lean = true;   // based split, 32 columns: the lean chunk (argv[2] "nolean": without, ATTNBENCH_BASED_LEAN=0)
 bool g_based_wg = false;    // based: fused_based_wg_fwd ("wg", "2", "overlap", "2overlap": the host's
                             // ATTNBENCH_BASED_FWD=wg with ATTNBENCH_BASED_WG unset, 2, overlap, 2overlap)
@@ -80,7 +86,9 @@ Tensors run_fwd(const Problem& p, const Tensors& in) {
     if (e.gate != kGateFixed) e.g = g.p();
     if (e.bonus) e.u = u.p();
   }
-  if constexpr (IsBasedWgp<C>::value) {
+  if constexpr (IsBasedWs<C>::value) {
+    sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_ws_fwd<C>(e); });
+  } else if constexpr (IsBasedWgp<C>::value) {
     sim::launch({1u, unsigned(BH)}, {unsigned(C::kThreads)}, C::kSmemBytes, [&] { fused_based_wgp_fwd<C>(e); });
   } else if constexpr (IsBasedWg<C>::value) {
     const unsigned nv = unsigned((e.Dvv + C::kCols - 1) / C::kCols);
@@ -337,6 +345,7 @@ Tensors dispatch_fwd(const Problem& p, const Tensors& in) {
     if (p.algo == "gated" && !g_reverse && p.variant == "vector") return run_fused_vec<T, false>(p, in);
     if (p.algo == "gated" && !g_reverse && p.variant == "rwkv6") return run_fused_vec<T, true>(p, in);
     if (p.algo == "based" && p.Dk <= kBasedDk && !g_reverse) {  // based_tiled.cu: fused_based_fwd
+      if (g_based_ws) return run_fwd<BasedWsCfg<T>, false, true>(p, in);
       if (g_based_wgp) return run_fwd<BasedWgpCfg<T>, false, true>(p, in);
       if (g_based_wg && g_based_wgv == 1) return run_fwd<BasedWgCfg<T, 1, true>, false, true>(p, in);
       if (g_based_wg && g_based_wgv == 2) return run_fwd<BasedWgCfg<T, 2, false>, false, true>(p, in);
@@ -388,6 +397,7 @@ int main(int argc, char** argv) {
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
   g_based_lean = sel != "nolean";
+  g_based_ws = sel == "ws";    // based: the warp-specialized wgmma forward
   g_based_wgp = sel == "wgp";  // based: the pipelined wgmma forward  // based: the 32-column split without its lean chunk
   g_based_wg = sel == "wg" || sel == "2" || sel == "overlap" || sel == "2overlap";  // based: the wgmma forward
   g_based_wgv = (sel == "2" || sel == "2overlap" ? 2 : 0) | (sel == "overlap" || sel == "2overlap" ? 1 : 0);
@@ -397,7 +407,8 @@ int main(int argc, char** argv) {
   std::printf("eligible forwards by %s%s%s%s\n", g_fused ? "fused_fwd" : "chunk_fwd",
               g_fused && g_wg ? " (widths in (64, 128]: fused_wg_fwd)" : "",
               g_fused && g_vec == 3 ? " (vector gates, widths in (64, 128]: fused_vec_wg_fwd)" : "",
-              g_fused && g_based_wg ? " (based, Dk <= 16: fused_based_wg_fwd)" : "");
+              g_fused && g_based_wg ? " (based, Dk <= 16: fused_based_wg_fwd)"
+              : g_fused && g_based_ws ? " (based, Dk <= 16: fused_based_ws_fwd)" : "");
   if (g_fused && g_based_wg) std::printf("based: fused_based_wg_fwd, warpgroups %d, overlap %d\n", 1 + (g_based_wgv >> 1), g_based_wgv & 1);
   struct Case {
     std::string algo, variant;
