@@ -47,8 +47,12 @@ struct BasedWsCfg : BasedWgpCfg<T_> {
 #ifndef ATTNBENCH_BASED_WS_PREGS
 #define ATTNBENCH_BASED_WS_PREGS 112
 #endif
-  static constexpr int kProducerRegs = ATTNBENCH_BASED_WS_PREGS;  // 128 x 112 + 256 x 200 = 65536 (96: spills)
-  static constexpr int kConsumerRegs = (65536 - 128 * kProducerRegs) / 256 / 8 * 8;
+  // setmaxnreg moves registers inside the block's launch allocation, 384 x 168 (the cap of
+  // __launch_bounds__(384, 1)): a consumer count above what the producer frees never returns.
+  static constexpr int kEntryRegs = 65536 / kThreads / 8 * 8;
+  static constexpr int kProducerRegs = ATTNBENCH_BASED_WS_PREGS;
+  static constexpr int kConsumerRegs = (kThreads * kEntryRegs - 128 * kProducerRegs) / 256 / 8 * 8;
+  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kThreads * kEntryRegs, "the block's registers");
   static constexpr int kProd = 1, kFull = 2, kFree = 4;          // named barriers (kFull + b, kFree + b)
   static constexpr int kSmemBytes =
       1024 + kStages * B::kStageBytes + 2 * B::kBufBytes + B::kWarps * B::kOwBytes + 4 * B::kFloatsP;
