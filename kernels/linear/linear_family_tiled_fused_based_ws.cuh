@@ -15,17 +15,23 @@
 // Block of 384 threads per (b, h):
 //   warpgroup 0, the producer (warps 0..3): the cp.async loads of every chunk (q, k rows and all
 //     128 value columns of v, 4 stages, two chunks ahead), then for chunk j into buffers j % 2:
-//     rd(phi_k)^T (warp w: features [40w, 40w + 40)), rd(phi_q) (two threads a row), rd(A) and its
-//     row sums (warp w: row block w), q.z (warp w: m-tile w; z of chunks < j from zb(j % 2)), and
-//     warp 0: z of chunks <= j into zb((j + 1) % 2) (BasedWgCfg<T, 1>'s builders, as one warpgroup).
+//     rd(phi_k)^T (warp w: features [40w, 40w + 40)), rd(A) and its row sums (warp w: row block
+//     w), and warp 0: z of chunks <= j into zb((j + 1) % 2) (BasedWgCfg<T, 1>'s builders, as one
+//     warpgroup); chunk 0's rd(phi_q) and q.z too.
 //   warpgroups 1, 2, the consumers: value columns [64 cw, 64 cw + 64) (cw = warpgroup - 1) as
 //     wgmma's M, S^T in registers; per chunk c: 1 / den of rows 2 lane (+1) (every warp, shuffled
 //     to the fragment's rows), rd(S^T) packed, O^T = rd(S^T) rd(phi_q)^T + V^T rd(A)^T (group 1),
 //     S^T += V^T rd(phi_k) (group 2), the output by stmatrix.trans through the warp's staging block
-//     and 16-byte row stores, as fused_based_wgp_fwd's epilogue.
+//     and 16-byte row stores, as fused_based_wgp_fwd's epilogue; then, while group 2 runs, chunk
+//     c + 1's rd(phi_q) (four threads a row) and q.z (warpgroup 1; z of chunks <= c).
+// c1 (session 25; ncu at T = 4096) had the producer build rd(phi_q) and q.z as well: 4% slower than
+// fused_based_wgp_fwd, the consumers waiting at kFull for 21 k of 54 k stall samples (a producer
+// warp issued at 0.17 IPC, 1225 instructions a chunk).
 // Hand-offs (named barriers, 384 threads: the producer arrives, the consumers wait, or back):
-//   kFull + b: chunk j's tiles in buffers b = j % 2 (features, rd(A), row sums, q.z) and its v rows
-//     (the producer waited for its loads and fenced them and its stores for the async proxy);
+//   kFull + b: chunk j's tiles in buffers b = j % 2 (rd(phi_k)^T, rd(A), row sums, z) and its v
+//     rows, and chunk j + 1's q rows (the producer waited for their loads and fenced them and its
+//     stores for the async proxy); the consumers' rd(phi_q) and q.z of chunk j (written in chunk
+//     j - 1, fenced) are visible to every consumer after it too;
 //   kFree + b: the consumers are done with chunk c (their wgmma groups waited, 1 / den read), so
 //     buffers b and stage c % 4 may be rewritten (by chunk c + 2's tiles and chunk c + 4's loads).
 //   kProd (the producer's 128 threads): chunk j's rows landed in every producer thread's view; z of
@@ -127,18 +133,20 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
       if (j >= 2) wg_named_barrier(C::kFree + b, C::kThreads);  // chunk j - 2 consumed
       if (j + 2 < NC) based_ws_load<C>(p, stage(j + 2), bh, j + 2, tid);
       cp_async_commit();
-      cp_async_wait<2>();  // chunk j (j + 1, j + 2 may be in flight)
-      fence_proxy_async();  // its v rows, for the consumers' wgmma
+      cp_async_wait<1>();  // chunks j and j + 1 (the consumers build chunk j + 1's rd(phi_q) in chunk j)
+      fence_proxy_async();  // chunk j's v rows, for the consumers' wgmma
       wg_named_barrier(C::kProd, P::kThreads);
       const T* Q = reinterpret_cast<const T*>(stage(j) + C::kVBytes);
       const T* K = Q + kC * C::kLdQ;
       based_wg_kfeatures<P>(K, PhiK(b), rsc, tid);
-      based_wg_qfeatures<P>(Q, PhiQ(b), rsc, tid);
+      if (j == 0) based_wg_qfeatures<P>(Q, PhiQ(0), rsc, tid);  // (later chunks: the consumers)
       based_wg_a<P>(p, Q, K, As(b), rs(b), rows, j, warp, lane);
       if (p.normalize) {
-        float x[2];
-        based_qz_tc<C>(p.scale, Q, zb(b), warp, lane, x);
-        if (t4 == 0) qz(b)[16 * warp + g] = x[0], qz(b)[16 * warp + g + 8] = x[1];
+        if (j == 0) {
+          float x[2];
+          based_qz_tc<C>(p.scale, Q, zb(0), warp, lane, x);
+          if (t4 == 0) qz(0)[16 * warp + g] = x[0], qz(0)[16 * warp + g + 8] = x[1];
+        }
         if (warp == 0) {
           based_z_add<T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(K, zb(b), zb(b ^ 1), min(kC, p.T - kC * j), lane);
         }
@@ -150,6 +158,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     // ---- the consumer warpgroups: cw = 0, 1 own value columns [64 cw, 64 cw + 64)
     wg_setmaxnreg_inc<C::kConsumerRegs>();
     const int cwarp = warp - 4, cw = cwarp >> 2, wi = cwarp & 3;
+    const float rsc = sqrtf(p.scale);
     T* Ow = reinterpret_cast<T*>(bufs + 2 * C::kBufBytes + cwarp * C::kOwBytes);  // this warp's staging block
     T* o = static_cast<T*>(p.o) + int64_t(bh) * p.T * p.Dvv;
     float st[64], st2[16];  // S^T rows n = 64cw + 16wi + g (+8), features 8i + 2t4 (+1): st[4i + e], st2 (128 + ..)
@@ -230,6 +239,20 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         if (o_row + 16 * k < nrows && o_col < p.Dvv) *reinterpret_cast<uint4*>(oc + 16 * k * p.Dvv) = orow[k];
+      }
+      // ---- chunk c + 1's rd(phi_q) (four threads a row) and q.z (warpgroup 1, warp wi: m-tile wi;
+      // z of chunks <= c, which the producer wrote before kFull + b) while the state update runs:
+      // its rows landed before kFull + b; buffers b ^ 1 were last read by chunk c - 1's wgmma,
+      // waited for by every consumer before kFull + b
+      if (c + 1 < NC) {
+        const T* Q1 = reinterpret_cast<const T*>(stage(c + 1) + C::kVBytes);
+        based_wg_qfeatures<typename C::B>(Q1, PhiQ(b ^ 1), rsc, tid - 128);  // (256 threads)
+        if (p.normalize && cw == 1) {
+          float x[2];
+          based_qz_tc<C>(p.scale, Q1, zb(b ^ 1), wi, lane, x);
+          if (t4 == 0) qz(b ^ 1)[16 * wi + g] = x[0], qz(b ^ 1)[16 * wi + g + 8] = x[1];
+        }
+        fence_proxy_async();  // rd(phi_q) before chunk c + 1's wgmma (after kFull + (b ^ 1))
       }
       wg_wait<0>();
       wg_fence_operands(st);
