@@ -122,11 +122,13 @@ __device__ __forceinline__ void based_wg_q_part(const float (&y)[16], unsigned c
                                                 std::integer_sequence<int, I...>) {
   (based_wg_q8<F0 + 8 * I, T>(y, phiq, r), ...);
 }
-// rd(phi_k)^T rows [F0, F0 + N), columns j = 2 lane, 2 lane + 1 (y0, y1): 4-byte stores.
+// rd(phi_k)^T rows [F0, F0 + N), columns j = 2 lane, 2 lane + 1 (y0, y1): 4-byte stores. Row f's
+// swizzled piece is f 128 + (4 lane ^ 16 (f % 8)) (4 lane < 128): pk[f % 8] + f 128, pk[s] =
+// phik + (4 lane ^ 16 s) computed once, so each store is one address register plus an immediate.
 template <int F0, class T, int... I>
-__device__ __forceinline__ void based_wg_k_rows(const float (&y0)[16], const float (&y1)[16], unsigned char* phik,
-                                                int lane, std::integer_sequence<int, I...>) {
-  ((*reinterpret_cast<uint32_t*>(phik + swz128((F0 + I) * 128 + 4 * lane)) =
+__device__ __forceinline__ void based_wg_k_rows(const float (&y0)[16], const float (&y1)[16],
+                                                unsigned char* const (&pk)[8], std::integer_sequence<int, I...>) {
+  ((*reinterpret_cast<uint32_t*>(pk[(F0 + I) & 7] + (F0 + I) * 128) =
         pack2<T>(based_feat<F0 + I>(y0), based_feat<F0 + I>(y1))),
    ...);
 }
@@ -140,11 +142,11 @@ __device__ __forceinline__ void based_wg_q_dispatch(int part, const float (&y)[1
 }
 template <class C, int W = 0>
 __device__ __forceinline__ void based_wg_k_dispatch(int warp, const float (&y0)[16], const float (&y1)[16],
-                                                    unsigned char* phik, int lane) {
+                                                    unsigned char* const (&pk)[8]) {
   if constexpr (W + 1 < C::kWarps) {
-    if (warp != W) return based_wg_k_dispatch<C, W + 1>(warp, y0, y1, phik, lane);
+    if (warp != W) return based_wg_k_dispatch<C, W + 1>(warp, y0, y1, pk);
   }
-  based_wg_k_rows<W * C::kKF, typename C::T>(y0, y1, phik, lane, std::make_integer_sequence<int, C::kKF>{});
+  based_wg_k_rows<W * C::kKF, typename C::T>(y0, y1, pk, std::make_integer_sequence<int, C::kKF>{});
 }
 
 // The feature tiles of a chunk from its q rows (rd(phi_q): kQParts threads a row, 16-byte stores)
@@ -165,7 +167,10 @@ __device__ __forceinline__ void based_wg_kfeatures(const typename C::T* K, unsig
   float y0[16], y1[16];
   load_row16<T>(K + (2 * lane) * C::kLdQ, y0, rsc);
   load_row16<T>(K + (2 * lane + 1) * C::kLdQ, y1, rsc);
-  based_wg_k_dispatch<C>(warp, y0, y1, phik, lane);
+  unsigned char* pk[8];
+#pragma unroll
+  for (int s = 0; s < 8; ++s) pk[s] = phik + ((4 * lane) ^ (16 * s));
+  based_wg_k_dispatch<C>(warp, y0, y1, pk);
 }
 
 // rd(A) of row block rb = warp % 4 (16 rows), key n-tiles [0, 2rb + 2) (the rest of rd(A) stays

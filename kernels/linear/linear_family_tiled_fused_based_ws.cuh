@@ -15,23 +15,25 @@
 // Block of 384 threads per (b, h):
 //   warpgroup 0, the producer (warps 0..3): the cp.async loads of every chunk (q, k rows and all
 //     128 value columns of v, 4 stages, two chunks ahead), then for chunk j into buffers j % 2:
-//     rd(phi_k)^T (warp w: features [40w, 40w + 40)), rd(A) and its row sums (warp w: row block
-//     w), and warp 0: z of chunks <= j into zb((j + 1) % 2) (BasedWgCfg<T, 1>'s builders, as one
-//     warpgroup); chunk 0's rd(phi_q) and q.z too.
+//     rd(phi_k)^T (warp w: features [40w, 40w + 40)) and warp 0: z of chunks <= j into
+//     zb((j + 1) % 2) (BasedWgCfg<T, 1>'s builders, as one warpgroup); chunk 0's rd(phi_q), rd(A)
+//     with its row sums, and q.z too.
 //   warpgroups 1, 2, the consumers: value columns [64 cw, 64 cw + 64) (cw = warpgroup - 1) as
 //     wgmma's M, S^T in registers; per chunk c: 1 / den of rows 2 lane (+1) (every warp, shuffled
 //     to the fragment's rows), rd(S^T) packed, O^T = rd(S^T) rd(phi_q)^T + V^T rd(A)^T (group 1),
 //     S^T += V^T rd(phi_k) (group 2), the output by stmatrix.trans through the warp's staging block
 //     and 16-byte row stores, as fused_based_wgp_fwd's epilogue; then, while group 2 runs, chunk
-//     c + 1's rd(phi_q) (four threads a row) and q.z (warpgroup 1; z of chunks <= c).
-// c1 (session 25; ncu at T = 4096) had the producer build rd(phi_q) and q.z as well: 4% slower than
+//     c + 1's rd(phi_q) (four threads a row), rd(A) and its row sums (fused_based_wgp_fwd's split
+//     over 8 warps) and q.z (warpgroup 1; z of chunks <= c).
+// Session 25 (ncu at T = 4096): c2 had the producer build every tile: 4% slower than
 // fused_based_wgp_fwd, the consumers waiting at kFull for 21 k of 54 k stall samples (a producer
-// warp issued at 0.17 IPC, 1225 instructions a chunk).
+// warp issued at 0.17 IPC, 1225 instructions a chunk). c3 moved rd(phi_q) and q.z to the consumers:
+// 0.867x fused_based_wgp_fwd's time, the consumers still waiting at kFull for 8.6 k of 46 k samples.
 // Hand-offs (named barriers, 384 threads: the producer arrives, the consumers wait, or back):
-//   kFull + b: chunk j's tiles in buffers b = j % 2 (rd(phi_k)^T, rd(A), row sums, z) and its v
+//   kFull + b: chunk j's tiles in buffers b = j % 2 (rd(phi_k)^T, z) and its v
 //     rows, and chunk j + 1's q rows (the producer waited for their loads and fenced them and its
-//     stores for the async proxy); the consumers' rd(phi_q) and q.z of chunk j (written in chunk
-//     j - 1, fenced) are visible to every consumer after it too;
+//     stores for the async proxy); the consumers' rd(phi_q), rd(A), row sums and q.z of chunk j
+//     (written in chunk j - 1, fenced) are visible to every consumer after it too;
 //   kFree + b: the consumers are done with chunk c (their wgmma groups waited, 1 / den read), so
 //     buffers b and stage c % 4 may be rewritten (by chunk c + 2's tiles and chunk c + 4's loads).
 //   kProd (the producer's 128 threads): chunk j's rows landed in every producer thread's view; z of
@@ -139,8 +141,10 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
       const T* Q = reinterpret_cast<const T*>(stage(j) + C::kVBytes);
       const T* K = Q + kC * C::kLdQ;
       based_wg_kfeatures<P>(K, PhiK(b), rsc, tid);
-      if (j == 0) based_wg_qfeatures<P>(Q, PhiQ(0), rsc, tid);  // (later chunks: the consumers)
-      based_wg_a<P>(p, Q, K, As(b), rs(b), rows, j, warp, lane);
+      if (j == 0) {  // (later chunks: the consumers, one chunk ahead)
+        based_wg_qfeatures<P>(Q, PhiQ(0), rsc, tid);
+        based_wg_a<P>(p, Q, K, As(0), rs(0), rows, 0, warp, lane);  // (row sums part 1 stay 0)
+      }
       if (p.normalize) {
         if (j == 0) {
           float x[2];
@@ -159,6 +163,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     wg_setmaxnreg_inc<C::kConsumerRegs>();
     const int cwarp = warp - 4, cw = cwarp >> 2, wi = cwarp & 3;
     const float rsc = sqrtf(p.scale);
+    const Rows rows{p.T, NC, NC * kC, false, false};
     T* Ow = reinterpret_cast<T*>(bufs + 2 * C::kBufBytes + cwarp * C::kOwBytes);  // this warp's staging block
     T* o = static_cast<T*>(p.o) + int64_t(bh) * p.T * p.Dvv;
     float st[64], st2[16];  // S^T rows n = 64cw + 16wi + g (+8), features 8i + 2t4 (+1): st[4i + e], st2 (128 + ..)
@@ -246,7 +251,9 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
       // waited for by every consumer before kFull + b
       if (c + 1 < NC) {
         const T* Q1 = reinterpret_cast<const T*>(stage(c + 1) + C::kVBytes);
+        const T* K1 = Q1 + kC * C::kLdQ;
         based_wg_qfeatures<typename C::B>(Q1, PhiQ(b ^ 1), rsc, tid - 128);  // (256 threads)
+        based_wg_a<typename C::B>(p, Q1, K1, As(b ^ 1), rs(b ^ 1), rows, c + 1, cwarp, lane);
         if (p.normalize && cw == 1) {
           float x[2];
           based_qz_tc<C>(p.scale, Q1, zb(b ^ 1), wi, lane, x);
