@@ -13,22 +13,27 @@
 // to the consumers by setmaxnreg (kProducerRegs, kConsumerRegs).
 //
 // Block of 384 threads per (b, h):
-//   warpgroup 0, the producer (warps 0..3): the cp.async loads of every chunk (q, k rows and all
+//   prologue: the producer loads chunks 0 and 1 and waits for them (block barrier); the consumers
+//     build chunk 0's query-side tiles (below).
+//   warpgroup 0, the producer (warps 0..3): the cp.async loads of chunks 2.. (q, k rows and all
 //     128 value columns of v, 4 stages, two chunks ahead), then for chunk j into buffers j % 2:
 //     rd(phi_k)^T (warp w: features [40w, 40w + 40)) and warp 0: z of chunks <= j into
-//     zb((j + 1) % 2) (BasedWgCfg<T, 1>'s builders, as one warpgroup); chunk 0's rd(phi_q), rd(A)
-//     with its row sums, and q.z too.
+//     zb((j + 1) % 2) (BasedWgCfg<T, 1>'s builders, as one warpgroup).
 //   warpgroups 1, 2, the consumers: value columns [64 cw, 64 cw + 64) (cw = warpgroup - 1) as
 //     wgmma's M, S^T in registers; per chunk c: 1 / den of rows 2 lane (+1) (every warp, shuffled
 //     to the fragment's rows), rd(S^T) packed, O^T = rd(S^T) rd(phi_q)^T + V^T rd(A)^T (group 1),
 //     S^T += V^T rd(phi_k) (group 2), the output by stmatrix.trans through the warp's staging block
-//     and 16-byte row stores, as fused_based_wgp_fwd's epilogue; then, while group 2 runs, chunk
-//     c + 1's rd(phi_q) (four threads a row), rd(A) and its row sums (fused_based_wgp_fwd's split
-//     over 8 warps) and q.z (warpgroup 1; z of chunks <= c).
+//     and 16-byte row stores, as fused_based_wgp_fwd's epilogue. Chunk c + 1's query-side tiles
+//     are built while chunk c's products run: rd(phi_q) (four threads a row) and q.z (warpgroup
+//     1; z of chunks <= c) right after the wgmma issue, rd(A) and its row sums
+//     (fused_based_wgp_fwd's split over 8 warps) after the epilogue, while group 2 runs.
 // Session 25 (ncu at T = 4096): c2 had the producer build every tile: 4% slower than
 // fused_based_wgp_fwd, the consumers waiting at kFull for 21 k of 54 k stall samples (a producer
 // warp issued at 0.17 IPC, 1225 instructions a chunk). c3 moved rd(phi_q) and q.z to the consumers:
 // 0.867x fused_based_wgp_fwd's time, the consumers still waiting at kFull for 8.6 k of 46 k samples.
+// c4 moved rd(A) too: 0.99x c3's time, now the producer waiting at kFree (4.8 k of 46 k samples)
+// and the consumers' tile work after their epilogue, in series with their next chunk; c5 moved
+// rd(phi_q) and q.z into the wgmma window (the producer's registers 80: consumers 208).
 // Hand-offs (named barriers, 384 threads: the producer arrives, the consumers wait, or back):
 //   kFull + b: chunk j's tiles in buffers b = j % 2 (rd(phi_k)^T, z) and its v
 //     rows, and chunk j + 1's q rows (the producer waited for their loads and fenced them and its
@@ -53,12 +58,12 @@ struct BasedWsCfg : BasedWgpCfg<T_> {
   using P = BasedWgCfg<T_, 1, false>;  // the producer's builders: one warpgroup (kThreads 128)
   static constexpr int kThreads = 384, kStages = 4;
 #ifndef ATTNBENCH_BASED_WS_PREGS
-#define ATTNBENCH_BASED_WS_PREGS 112
+#define ATTNBENCH_BASED_WS_PREGS 80
 #endif
   // setmaxnreg moves registers inside the block's launch allocation, 384 x 168 (the cap of
   // __launch_bounds__(384, 1)): a consumer count above what the producer frees never returns.
   static constexpr int kEntryRegs = 65536 / kThreads / 8 * 8;
-  static constexpr int kProducerRegs = ATTNBENCH_BASED_WS_PREGS;
+  static constexpr int kProducerRegs = ATTNBENCH_BASED_WS_PREGS;  // (72 spills; consumers at 192 spill)
   static constexpr int kConsumerRegs = (kThreads * kEntryRegs - 128 * kProducerRegs) / 256 / 8 * 8;
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kThreads * kEntryRegs, "the block's registers");
   static constexpr int kProd = 1, kFull = 2, kFree = 4;          // named barriers (kFull + b, kFree + b)
@@ -119,16 +124,19 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     reinterpret_cast<uint4*>(As(0))[i] = make_uint4(0, 0, 0, 0);
     reinterpret_cast<uint4*>(As(1))[i] = make_uint4(0, 0, 0, 0);
   }
+  if (warp < 4) {  // chunks 0 and 1, landed and visible to every thread before the roles split
+    based_ws_load<C>(p, stage(0), bh, 0, tid);
+    if (NC > 1) based_ws_load<C>(p, stage(1), bh, 1, tid);
+    cp_async_commit();
+    cp_async_wait<0>();
+  }
   __syncthreads();
 
   if (warp < 4) {
     // ---- the producer warpgroup
     wg_setmaxnreg_dec<C::kProducerRegs>();
-    const Rows rows{p.T, NC, NC * kC, false, false};
     const float rsc = sqrtf(p.scale);
-    based_ws_load<C>(p, stage(0), bh, 0, tid);
-    cp_async_commit();
-    if (NC > 1) based_ws_load<C>(p, stage(1), bh, 1, tid);
+    cp_async_commit();  // (two empty groups: the loop's group count as if chunks 0, 1 were its own)
     cp_async_commit();
     for (int j = 0; j < NC; ++j) {
       const int b = j & 1;
@@ -141,19 +149,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
       const T* Q = reinterpret_cast<const T*>(stage(j) + C::kVBytes);
       const T* K = Q + kC * C::kLdQ;
       based_wg_kfeatures<P>(K, PhiK(b), rsc, tid);
-      if (j == 0) {  // (later chunks: the consumers, one chunk ahead)
-        based_wg_qfeatures<P>(Q, PhiQ(0), rsc, tid);
-        based_wg_a<P>(p, Q, K, As(0), rs(0), rows, 0, warp, lane);  // (row sums part 1 stay 0)
-      }
-      if (p.normalize) {
-        if (j == 0) {
-          float x[2];
-          based_qz_tc<C>(p.scale, Q, zb(0), warp, lane, x);
-          if (t4 == 0) qz(0)[16 * warp + g] = x[0], qz(0)[16 * warp + g + 8] = x[1];
-        }
-        if (warp == 0) {
-          based_z_add<T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(K, zb(b), zb(b ^ 1), min(kC, p.T - kC * j), lane);
-        }
+      if (p.normalize && warp == 0) {
+        based_z_add<T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(K, zb(b), zb(b ^ 1), min(kC, p.T - kC * j), lane);
       }
       fence_proxy_async();  // the tiles (generic stores) before the consumers' wgmma reads them
       wg_named_arrive(C::kFull + b, C::kThreads);
@@ -171,6 +168,25 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     for (int i = 0; i < 64; ++i) st[i] = 0.0f;
 #pragma unroll
     for (int i = 0; i < 16; ++i) st2[i] = 0.0f;
+    // chunk c's query-side tiles into buffers c % 2: rd(phi_q) (four threads a row) and q.z
+    // (warpgroup 1, warp wi: m-tile wi; z of chunks < c from zb(c % 2)); rd(A) and its row sums
+    // (fused_based_wgp_fwd's split over 8 warps)
+    auto qside = [&](int c) {
+      const T* Q = reinterpret_cast<const T*>(stage(c) + C::kVBytes);
+      based_wg_qfeatures<typename C::B>(Q, PhiQ(c & 1), rsc, tid - 128);  // (256 threads)
+      if (p.normalize && cw == 1) {
+        float x[2];
+        based_qz_tc<C>(p.scale, Q, zb(c & 1), wi, lane, x);
+        if (t4 == 0) qz(c & 1)[16 * wi + g] = x[0], qz(c & 1)[16 * wi + g + 8] = x[1];
+      }
+    };
+    auto aside = [&](int c) {
+      const T* Q = reinterpret_cast<const T*>(stage(c) + C::kVBytes);
+      based_wg_a<typename C::B>(p, Q, Q + kC * C::kLdQ, As(c & 1), rs(c & 1), rows, c, cwarp, lane);
+    };
+    qside(0);
+    aside(0);
+    fence_proxy_async();  // (visible to every consumer's wgmma after kFull + 0)
     // wgmma descriptors of buffer 0 and stage 0; buffer b, stage s are fixed byte offsets on
     const WgDesc dq0 = wg_k_major(PhiQ(0), 0, 0), da0 = wg_k_major(As(0), 0, 0), dk0 = wg_k_major(PhiK(0), 0, 0);
     const WgDesc dv0 = wg_mn_major(base + cw * (kC * 128), 0);  // this warpgroup's 64 value columns
@@ -215,6 +231,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
         Wgmma<32, T>::template ss<1, 0>(st2, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, 128 * 128 + kk * 32));
       }
       wg_commit();
+      if (c + 1 < NC) qside(c + 1);  // while the products run (registers: sa, acc_o are live)
 
       // ---- o: fused_based_wgp_fwd's epilogue (O^T / den rounded, stmatrix.trans into the warp's
       // block, 16-byte row stores)
@@ -245,21 +262,12 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
       for (int k = 0; k < 4; ++k) {
         if (o_row + 16 * k < nrows && o_col < p.Dvv) *reinterpret_cast<uint4*>(oc + 16 * k * p.Dvv) = orow[k];
       }
-      // ---- chunk c + 1's rd(phi_q) (four threads a row) and q.z (warpgroup 1, warp wi: m-tile wi;
-      // z of chunks <= c, which the producer wrote before kFull + b) while the state update runs:
-      // its rows landed before kFull + b; buffers b ^ 1 were last read by chunk c - 1's wgmma,
-      // waited for by every consumer before kFull + b
+      // ---- chunk c + 1's rd(A) while the state update runs (qside(c + 1) ran while both groups did):
+      // its rows landed before kFull + b (z of chunks <= c too, for its q.z); buffers b ^ 1 were last
+      // read by chunk c - 1's wgmma, waited for by every consumer before kFull + b
       if (c + 1 < NC) {
-        const T* Q1 = reinterpret_cast<const T*>(stage(c + 1) + C::kVBytes);
-        const T* K1 = Q1 + kC * C::kLdQ;
-        based_wg_qfeatures<typename C::B>(Q1, PhiQ(b ^ 1), rsc, tid - 128);  // (256 threads)
-        based_wg_a<typename C::B>(p, Q1, K1, As(b ^ 1), rs(b ^ 1), rows, c + 1, cwarp, lane);
-        if (p.normalize && cw == 1) {
-          float x[2];
-          based_qz_tc<C>(p.scale, Q1, zb(b ^ 1), wi, lane, x);
-          if (t4 == 0) qz(b ^ 1)[16 * wi + g] = x[0], qz(b ^ 1)[16 * wi + g + 8] = x[1];
-        }
-        fence_proxy_async();  // rd(phi_q) before chunk c + 1's wgmma (after kFull + (b ^ 1))
+        aside(c + 1);
+        fence_proxy_async();  // chunk c + 1's tiles before its wgmma (after kFull + (b ^ 1))
       }
       wg_wait<0>();
       wg_fence_operands(st);
