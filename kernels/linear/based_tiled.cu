@@ -1,8 +1,10 @@
 // based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows), Dv <= 128.
-// On an sm_90 device the default is fused_based_wgp_fwd (linear_family_tiled_fused_based_wgp.cuh:
-// wgmma, chunk c's products overlapping chunk c + 1's features; session 24: 3.39x floor_ms at
-// T = 4096 on the H200 (session 23's form 3.72-3.77x), against 4.27x for the mma.sync split kernel
-// with its lean chunk and 4.6x before). Elsewhere, or under ATTNBENCH_BASED_FWD=mma, the mma.sync
+// On an sm_90 device the default is fused_based_ws_fwd (linear_family_tiled_fused_based_ws.cuh:
+// wgmma, warp-specialized, a producer warpgroup and two consumers; session 25: 2.73x floor_ms at
+// T = 4096 on the H200). ATTNBENCH_BASED_FWD=wgp selects fused_based_wgp_fwd
+// (linear_family_tiled_fused_based_wgp.cuh: 8 warps, chunk c's products overlapping chunk c + 1's
+// features; session 24: 3.39x, session 23's form 3.72-3.77x, the mma.sync split kernel with its
+// lean chunk 4.27x, 4.6x before). Elsewhere, or under ATTNBENCH_BASED_FWD=mma, the mma.sync
 // kernels, one block per (b, h) over all value columns (linear_family_tiled_fused_based.cuh; their
 // SPLIT, COLS, LEAN and ABL knobs); under ATTNBENCH_BASED_FWD=wg session 7's wgmma kernel
 // (linear_family_tiled_fused_based_wg.cuh, slower); under ATTNBENCH_LIN_FWD=tile (the A/B switch) chunk_fwd in value tiles of kBasedBV
@@ -77,23 +79,23 @@ void launch_based_ws(const EngineParams& e, int BH, cudaStream_t s) {
   if (err != cudaSuccess) throw_cuda_error(err, "fused_based_ws_fwd", __FILE__, __LINE__);
 }
 
-// The pipelined wgmma forward: the default on an sm_90 device; ATTNBENCH_BASED_FWD=mma (the
-// mma.sync kernels), =wg (session 7's wgmma kernel) or =ws (the warp-specialized one) selects
-// another (A/B switches).
-inline bool based_wgp_enabled() {
+// The warp-specialized wgmma forward: the default on an sm_90 device (session 25);
+// ATTNBENCH_BASED_FWD=wgp (the pipelined wgmma kernel, sessions 23-24), =mma (the mma.sync
+// kernels) or =wg (session 7's wgmma kernel) selects another (A/B switches).
+inline bool based_ws_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_BASED_FWD");
     const std::string x = s ? s : "";
-    return x != "mma" && x != "wg" && x != "ws" && sm90_device();
+    return x != "mma" && x != "wg" && x != "wgp" && sm90_device();
   }();
   return on;
 }
 
-// ATTNBENCH_BASED_FWD=ws: fused_based_ws_fwd on an sm_90 device.
-inline bool based_ws_enabled() {
+// ATTNBENCH_BASED_FWD=wgp: fused_based_wgp_fwd on an sm_90 device.
+inline bool based_wgp_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_BASED_FWD");
-    return s && std::string(s) == "ws" && sm90_device();
+    return s && std::string(s) == "wgp" && sm90_device();
   }();
   return on;
 }
@@ -164,12 +166,12 @@ inline int based_ablation() {
 template <class T>
 void based_fwd_t(const EngineParams& e, int BH, cudaStream_t s) {
   if (fused_forward_enabled() && !e.reverse && e.corr_form == 0 && e.Dqk <= kBasedDk && e.Dvv <= 128) {
-    if (based_wgp_enabled()) {
-      launch_based_wgp<BasedWgpCfg<T>>(e, BH, s);
-      return;
-    }
     if (based_ws_enabled()) {
       launch_based_ws<BasedWsCfg<T>>(e, BH, s);
+      return;
+    }
+    if (based_wgp_enabled()) {
+      launch_based_wgp<BasedWgpCfg<T>>(e, BH, s);
       return;
     }
     if (based_wg_enabled()) {

@@ -17,27 +17,29 @@
 //     build chunk 0's query-side tiles (below).
 //   warpgroup 0, the producer (warps 0..3): the cp.async loads of chunks 2.. (q, k rows and all
 //     128 value columns of v, 4 stages, two chunks ahead), then for chunk j into buffers j % 2:
-//     rd(phi_k)^T (warp w: features [40w, 40w + 40)) and warp 0: z of chunks <= j into
-//     zb((j + 1) % 2) (BasedWgCfg<T, 1>'s builders, as one warpgroup).
+//     rd(phi_k)^T (warp w: features [40w, 40w + 40)), q.z (warp w: m-tile w; z of chunks < j) and
+//     warp 0: z of chunks <= j into zb((j + 1) % 2) (BasedWgCfg<T, 1>'s builders, as one warpgroup).
 //   warpgroups 1, 2, the consumers: value columns [64 cw, 64 cw + 64) (cw = warpgroup - 1) as
 //     wgmma's M, S^T in registers; per chunk c: 1 / den of rows 2 lane (+1) (every warp, shuffled
 //     to the fragment's rows), rd(S^T) packed, O^T = rd(S^T) rd(phi_q)^T + V^T rd(A)^T (group 1),
 //     S^T += V^T rd(phi_k) (group 2), the output by stmatrix.trans through the warp's staging block
 //     and 16-byte row stores, as fused_based_wgp_fwd's epilogue. Chunk c + 1's query-side tiles
-//     are built while chunk c's products run: rd(phi_q) (four threads a row) and q.z (warpgroup
-//     1; z of chunks <= c) right after the wgmma issue, rd(A) and its row sums
-//     (fused_based_wgp_fwd's split over 8 warps) after the epilogue, while group 2 runs.
+//     are built while chunk c's products run: rd(phi_q) (four threads a row) right after the wgmma
+//     issue, rd(A) and its row sums (fused_based_wgp_fwd's split over 8 warps) after the epilogue,
+//     while group 2 runs.
 // Session 25 (ncu at T = 4096): c2 had the producer build every tile: 4% slower than
 // fused_based_wgp_fwd, the consumers waiting at kFull for 21 k of 54 k stall samples (a producer
 // warp issued at 0.17 IPC, 1225 instructions a chunk). c3 moved rd(phi_q) and q.z to the consumers:
 // 0.867x fused_based_wgp_fwd's time, the consumers still waiting at kFull for 8.6 k of 46 k samples.
 // c4 moved rd(A) too: 0.99x c3's time, now the producer waiting at kFree (4.8 k of 46 k samples)
 // and the consumers' tile work after their epilogue, in series with their next chunk; c5 moved
-// rd(phi_q) and q.z into the wgmma window (the producer's registers 80: consumers 208).
+// rd(phi_q) and q.z into the wgmma window (the producer's registers 80: consumers 208): 0.824x
+// fused_based_wgp_fwd's time, the producer waiting at kFree for 6.2 k of 42 k samples; c6 gave q.z
+// back to the producer (chunk j's, in its iteration j).
 // Hand-offs (named barriers, 384 threads: the producer arrives, the consumers wait, or back):
-//   kFull + b: chunk j's tiles in buffers b = j % 2 (rd(phi_k)^T, z) and its v
+//   kFull + b: chunk j's tiles in buffers b = j % 2 (rd(phi_k)^T, q.z, z) and its v
 //     rows, and chunk j + 1's q rows (the producer waited for their loads and fenced them and its
-//     stores for the async proxy); the consumers' rd(phi_q), rd(A), row sums and q.z of chunk j
+//     stores for the async proxy); the consumers' rd(phi_q), rd(A) and row sums of chunk j
 //     (written in chunk j - 1, fenced) are visible to every consumer after it too;
 //   kFree + b: the consumers are done with chunk c (their wgmma groups waited, 1 / den read), so
 //     buffers b and stage c % 4 may be rewritten (by chunk c + 2's tiles and chunk c + 4's loads).
@@ -58,12 +60,12 @@ struct BasedWsCfg : BasedWgpCfg<T_> {
   using P = BasedWgCfg<T_, 1, false>;  // the producer's builders: one warpgroup (kThreads 128)
   static constexpr int kThreads = 384, kStages = 4;
 #ifndef ATTNBENCH_BASED_WS_PREGS
-#define ATTNBENCH_BASED_WS_PREGS 80
+#define ATTNBENCH_BASED_WS_PREGS 88
 #endif
   // setmaxnreg moves registers inside the block's launch allocation, 384 x 168 (the cap of
   // __launch_bounds__(384, 1)): a consumer count above what the producer frees never returns.
   static constexpr int kEntryRegs = 65536 / kThreads / 8 * 8;
-  static constexpr int kProducerRegs = ATTNBENCH_BASED_WS_PREGS;  // (72 spills; consumers at 192 spill)
+  static constexpr int kProducerRegs = ATTNBENCH_BASED_WS_PREGS;  // (80 spills since c6; consumers at 192 spill)
   static constexpr int kConsumerRegs = (kThreads * kEntryRegs - 128 * kProducerRegs) / 256 / 8 * 8;
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kThreads * kEntryRegs, "the block's registers");
   static constexpr int kProd = 1, kFull = 2, kFree = 4;          // named barriers (kFull + b, kFree + b)
@@ -149,8 +151,11 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
       const T* Q = reinterpret_cast<const T*>(stage(j) + C::kVBytes);
       const T* K = Q + kC * C::kLdQ;
       based_wg_kfeatures<P>(K, PhiK(b), rsc, tid);
-      if (p.normalize && warp == 0) {
-        based_z_add<T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(K, zb(b), zb(b ^ 1), min(kC, p.T - kC * j), lane);
+      if (p.normalize) {  // q.z of chunk j's rows (warp w: m-tile w; z of chunks < j, in zb(b) since
+        float x[2];       // the previous kProd), then warp 0: z of chunks <= j
+        based_qz_tc<C>(p.scale, Q, zb(b), warp, lane, x);
+        if (t4 == 0) qz(b)[16 * warp + g] = x[0], qz(b)[16 * warp + g + 8] = x[1];
+        if (warp == 0) based_z_add<T, C::kLdQ, C::kZ1, C::kZ2, C::kLdZ>(K, zb(b), zb(b ^ 1), min(kC, p.T - kC * j), lane);
       }
       fence_proxy_async();  // the tiles (generic stores) before the consumers' wgmma reads them
       wg_named_arrive(C::kFull + b, C::kThreads);
@@ -168,17 +173,11 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     for (int i = 0; i < 64; ++i) st[i] = 0.0f;
 #pragma unroll
     for (int i = 0; i < 16; ++i) st2[i] = 0.0f;
-    // chunk c's query-side tiles into buffers c % 2: rd(phi_q) (four threads a row) and q.z
-    // (warpgroup 1, warp wi: m-tile wi; z of chunks < c from zb(c % 2)); rd(A) and its row sums
-    // (fused_based_wgp_fwd's split over 8 warps)
+    // chunk c's query-side tiles into buffers c % 2: rd(phi_q) (four threads a row); rd(A) and its
+    // row sums (fused_based_wgp_fwd's split over 8 warps)
     auto qside = [&](int c) {
-      const T* Q = reinterpret_cast<const T*>(stage(c) + C::kVBytes);
-      based_wg_qfeatures<typename C::B>(Q, PhiQ(c & 1), rsc, tid - 128);  // (256 threads)
-      if (p.normalize && cw == 1) {
-        float x[2];
-        based_qz_tc<C>(p.scale, Q, zb(c & 1), wi, lane, x);
-        if (t4 == 0) qz(c & 1)[16 * wi + g] = x[0], qz(c & 1)[16 * wi + g + 8] = x[1];
-      }
+      based_wg_qfeatures<typename C::B>(reinterpret_cast<const T*>(stage(c) + C::kVBytes), PhiQ(c & 1), rsc,
+                                        tid - 128);  // (256 threads)
     };
     auto aside = [&](int c) {
       const T* Q = reinterpret_cast<const T*>(stage(c) + C::kVBytes);
@@ -263,8 +262,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
         if (o_row + 16 * k < nrows && o_col < p.Dvv) *reinterpret_cast<uint4*>(oc + 16 * k * p.Dvv) = orow[k];
       }
       // ---- chunk c + 1's rd(A) while the state update runs (qside(c + 1) ran while both groups did):
-      // its rows landed before kFull + b (z of chunks <= c too, for its q.z); buffers b ^ 1 were last
-      // read by chunk c - 1's wgmma, waited for by every consumer before kFull + b
+      // its rows landed before kFull + b; buffers b ^ 1 were last read by chunk c - 1's wgmma, waited
+      // for by every consumer before kFull + b
       if (c + 1 < NC) {
         aside(c + 1);
         fence_proxy_async();  // chunk c + 1's tiles before its wgmma (after kFull + (b ^ 1))
