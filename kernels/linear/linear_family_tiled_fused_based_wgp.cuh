@@ -58,35 +58,33 @@ struct BasedWgpCfg : BasedWgCfg<T_, 2, false> {
 };
 
 // cp.async of chunk c's q, k rows and v rows (all 128 value columns, two 128-byte-swizzled chunks
-// of 64) into a stage by kLoaders threads (t: this thread's index among them; 256 in
-// fused_based_wgp_fwd, the producer's 128 in fused_based_ws_fwd), zero-filled past T and the widths:
-// fused_based_wg_fwd's loads with the per-thread shared offsets fixed and every global address from
-// the chunk's first row. q, k: threads t < 128, row t / 2, columns 8 (t % 2) ..; v: rows t / 16 +
-// kStep i (kStep = kLoaders / 16, a multiple of 8), piece t % 16 (8 columns): swz128(r 128 + 16 (pc
-// & 7)) is r 128 + 16 ((pc & 7) ^ (r & 7)) and r & 7 does not depend on i: one offset, plus 128 kStep i.
-template <class C, int kLoaders>
-__device__ __forceinline__ void based_wgp_load(const EngineParams& p, unsigned char* stage, int bh, int c, int t) {
+// of 64) into a stage, zero-filled past T and the widths: fused_based_wg_fwd's loads with the
+// per-thread shared offsets fixed (sq: this thread's q / k piece; sv[i]: its v pieces) and every
+// global address from the chunk's first row.
+template <class C>
+__device__ __forceinline__ void based_wgp_load(const EngineParams& p, unsigned char* stage, int bh, int c) {
   using T = typename C::T;
-  constexpr int kStep = kLoaders / 16;
-  static_assert(C::kCols == 128 && kLoaders >= 2 * kC && kStep % 8 == 0 && kC % kStep == 0, "loaders");
-  const int nrows = min(kC, p.T - kC * c);
+  static_assert(C::kThreads == 256 && C::kCols == 128, "two warpgroups, 128 value columns");
+  const int tid = threadIdx.x, nrows = min(kC, p.T - kC * c);
   const int64_t row0 = int64_t(bh) * p.T + int64_t(kC) * c;
-  if (t < 2 * kC) {
-    const int r = t >> 1, col = 8 * (t & 1);
+  if (tid < 2 * kC) {  // q, k: row tid / 2, columns 8 (tid % 2) ..
+    const int r = tid >> 1, col = 8 * (tid & 1);
     const bool ok = r < nrows && col < p.Dqk;
     const int64_t off = ok ? (row0 + r) * p.Dqk + col : 0;
     T* Q = reinterpret_cast<T*>(stage + C::kVBytes) + r * C::kLdQ + col;
     cp_async16(Q, static_cast<const T*>(p.q) + off, ok);
     cp_async16(Q + kC * C::kLdQ, static_cast<const T*>(p.k) + off, ok);
   }
-  const int r0 = t >> 4, pc = t & 15, col = 8 * pc;
+  // v: rows r = tid / 16 + 16 i, piece pc = tid % 16 (8 columns); swz128(r 128 + 16 (pc & 7)) is
+  // r 128 + 16 ((pc & 7) ^ (r & 7)) and r & 7 does not depend on i: one offset, plus 2048 i
+  const int r0 = tid >> 4, pc = tid & 15, col = 8 * pc;
   const int sv = (pc >> 3) * (kC * 128) + r0 * 128 + 16 * ((pc & 7) ^ (r0 & 7));
   const T* v = static_cast<const T*>(p.v) + (row0 + r0) * p.Dvv + col;
   const bool col_ok = col < p.Dvv;
 #pragma unroll
-  for (int i = 0; i < kC / kStep; ++i) {
-    const bool ok = r0 + kStep * i < nrows && col_ok;
-    cp_async16(stage + sv + 128 * kStep * i, v + (ok ? kStep * i * p.Dvv : -(r0 * p.Dvv + col)), ok);  // (else: row0)
+  for (int i = 0; i < 4; ++i) {
+    const bool ok = r0 + 16 * i < nrows && col_ok;
+    cp_async16(stage + sv + 2048 * i, v + (ok ? 16 * i * p.Dvv : -(r0 * p.Dvv + col)), ok);  // (else: row0)
   }
 }
 
@@ -224,9 +222,9 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     }
   };
 
-  based_wgp_load<C, C::kThreads>(p, stage(0), bh, 0, tid);
+  based_wgp_load<C>(p, stage(0), bh, 0);
   cp_async_commit();
-  if (NC > 1) based_wgp_load<C, C::kThreads>(p, stage(1), bh, 1, tid);
+  if (NC > 1) based_wgp_load<C>(p, stage(1), bh, 1);
   cp_async_commit();
   cp_async_wait<0>();  // chunks 0 and 1
   __syncthreads();
@@ -244,7 +242,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
 
   for (int c = 0; c < NC; ++c) {
     const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
-    if (c + 2 < NC) based_wgp_load<C, C::kThreads>(p, stage(c + 2), bh, c + 2, tid);
+    if (c + 2 < NC) based_wgp_load<C>(p, stage(c + 2), bh, c + 2);
     cp_async_commit();
     // 1 / den of chunk c's rows 2 lane, 2 lane + 1 (its q.z and row sums were written before B1),
     // in every warp: shuffled to the epilogue's rows there

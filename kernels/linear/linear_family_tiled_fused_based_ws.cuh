@@ -75,6 +75,33 @@ struct BasedWsCfg : BasedWgpCfg<T_> {
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
 };
 
+// cp.async of chunk c's q, k rows and v rows (128 value columns) into a stage by the producer's
+// 128 threads (pt), zero-filled past T and the widths: q, k row pt / 2, columns 8 (pt % 2) ..; v
+// rows pt / 16 + 8 i (i < 8), piece pt % 16, whose swizzled offset does not depend on i.
+template <class C>
+__device__ __forceinline__ void based_ws_load(const EngineParams& p, unsigned char* stage, int bh, int c, int pt) {
+  using T = typename C::T;
+  const int nrows = min(kC, p.T - kC * c);
+  const int64_t row0 = int64_t(bh) * p.T + int64_t(kC) * c;
+  {
+    const int r = pt >> 1, col = 8 * (pt & 1);
+    const bool ok = r < nrows && col < p.Dqk;
+    const int64_t off = ok ? (row0 + r) * p.Dqk + col : 0;
+    T* Q = reinterpret_cast<T*>(stage + C::kVBytes) + r * C::kLdQ + col;
+    cp_async16(Q, static_cast<const T*>(p.q) + off, ok);
+    cp_async16(Q + kC * C::kLdQ, static_cast<const T*>(p.k) + off, ok);
+  }
+  const int r0 = pt >> 4, pc = pt & 15, col = 8 * pc;
+  const int sv = (pc >> 3) * (kC * 128) + r0 * 128 + 16 * ((pc & 7) ^ r0);
+  const T* v = static_cast<const T*>(p.v) + (row0 + r0) * p.Dvv + col;
+  const bool col_ok = col < p.Dvv;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const bool ok = r0 + 8 * i < nrows && col_ok;
+    cp_async16(stage + sv + 1024 * i, v + (ok ? 8 * i * p.Dvv : -(r0 * p.Dvv + col)), ok);  // (else: row0)
+  }
+}
+
 // grid (1, B*H); C::kThreads (384) threads; shared memory C::kSmemBytes.
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParams p) {
@@ -100,8 +127,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     reinterpret_cast<uint4*>(As(1))[i] = make_uint4(0, 0, 0, 0);
   }
   if (warp < 4) {  // chunks 0 and 1, landed and visible to every thread before the roles split
-    based_wgp_load<C, 128>(p, stage(0), bh, 0, tid);
-    if (NC > 1) based_wgp_load<C, 128>(p, stage(1), bh, 1, tid);
+    based_ws_load<C>(p, stage(0), bh, 0, tid);
+    if (NC > 1) based_ws_load<C>(p, stage(1), bh, 1, tid);
     cp_async_commit();
     cp_async_wait<0>();
   }
@@ -116,7 +143,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     for (int j = 0; j < NC; ++j) {
       const int b = j & 1;
       if (j >= 2) wg_named_barrier(C::kFree + b, C::kThreads);  // chunk j - 2 consumed
-      if (j + 2 < NC) based_wgp_load<C, 128>(p, stage(j + 2), bh, j + 2, tid);
+      if (j + 2 < NC) based_ws_load<C>(p, stage(j + 2), bh, j + 2, tid);
       cp_async_commit();
       cp_async_wait<1>();  // chunks j and j + 1 (the consumers build chunk j + 1's rd(phi_q) in chunk j)
       fence_proxy_async();  // chunk j's v rows, for the consumers' wgmma
