@@ -88,86 +88,6 @@ __device__ __forceinline__ void based_wgp_load(const EngineParams& p, unsigned c
   }
 }
 
-// The parts of a chunk that fused_based_wgp_fwd and fused_based_ws_fwd share (a warpgroup owning
-// 64 value columns, S^T in st / st2).
-// 1 / den of chunk rows 2 lane, 2 lane + 1 from their q.z and the two parts of their row sums of A
-// (1 without the normalizer).
-__device__ __forceinline__ float2 based_wgp_rden(bool normalize, const float* qz, const float* rs, int lane) {
-  if (!normalize) return make_float2(1.0f, 1.0f);
-  const int r = 2 * lane;
-  const float2 z = *reinterpret_cast<const float2*>(qz + r);
-  const float2 r0 = *reinterpret_cast<const float2*>(rs + r);
-  const float2 r1 = *reinterpret_cast<const float2*>(rs + kC + r);
-  return make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
-}
-
-// rd(S^T) packed (sa), then O^T = rd(S^T) rd(phi_q)^T + V^T rd(A)^T into acc_o (group 1) and
-// S^T += V^T rd(phi_k) (group 2), from the chunk's descriptors: dq rd(phi_q) [r][f], da rd(A)
-// [r][j], dk rd(phi_k)^T [f][j] (k-step offsets as wg_k_major computes them), dv the warpgroup's v
-// columns (wg_mn_major). sa stays the caller's: the wgmma read it until group 1 is waited for.
-template <class T>
-__device__ __forceinline__ void based_wgp_issue(float (&st)[64], float (&st2)[16], float (&acc_o)[32],
-                                                uint32_t (&sa)[10][4], WgDesc dq, WgDesc da, WgDesc dk, WgDesc dv) {
-  based_wg_pack_state<T>(st, st2, sa);
-#pragma unroll
-  for (int i = 0; i < 32; ++i) acc_o[i] = 0.0f;
-  wg_fence();
-  wg_fence_operands(acc_o);
-  wg_fence_operands(st);
-  wg_fence_operands(st2);
-#pragma unroll
-  for (int kk = 0; kk < 10; ++kk) {
-    Wgmma<64, T>::template rs<0>(acc_o, sa[kk], wg_desc_add(dq, (kk >> 2) * (kC * 128) + (kk & 3) * 32));
-  }
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) Wgmma<64, T>::template ss<1, 0>(acc_o, wg_desc_add(dv, kk * 2048), wg_desc_add(da, kk * 32));
-  wg_commit();
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    Wgmma<128, T>::template ss<1, 0>(st, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, kk * 32));
-    Wgmma<32, T>::template ss<1, 0>(st2, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, 128 * 128 + kk * 32));
-  }
-  wg_commit();
-}
-
-// The output of a chunk: waits for group 1, then O^T (n = 64wg + 16wi + g (+8), r = 8i + 2t4 (+1))
-// / den_r (fr: based_wgp_rden's pair of lane r / 2), rounded and stored transposed (stmatrix.trans)
-// into the warp's block Ow [r][16 n] (ow_st: this lane's stmatrix rows), then 16-byte row stores of
-// 32 bytes a row to oc (this lane's first row piece of the chunk: rows o_row + 16 k, nrows valid).
-// 1 / den is gathered before the wait, the staged rows all loaded before the first store (no
-// load-store pairs in series).
-template <class C>
-__device__ __forceinline__ void based_wgp_out(float (&acc_o)[32], float2 fr, typename C::T* Ow, typename C::T* ow_st,
-                                              typename C::T* oc, int o_row, bool col_ok, int nrows, int ldo, int lane) {
-  using T = typename C::T;
-  const int t4 = lane & 3;
-  float2 rd[8];  // rows 8 i + 2 t4 (+1): lane 4 i + t4's pair
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    rd[i] = make_float2(__shfl_sync(0xffffffffu, fr.x, 4 * i + t4), __shfl_sync(0xffffffffu, fr.y, 4 * i + t4));
-  }
-  wg_wait<1>();
-  wg_fence_operands(acc_o);
-#pragma unroll
-  for (int i0 = 0; i0 < 8; i0 += 2) {  // matrices m = (i0 + m / 2, half m % 2): rows r of i, columns 8 half..
-    uint32_t x[4];
-#pragma unroll
-    for (int m = 0; m < 4; ++m) {
-      const int i = i0 + (m >> 1), h = m & 1;
-      x[m] = pack2<T>(rd[i].x * acc_o[4 * i + 2 * h], rd[i].y * acc_o[4 * i + 2 * h + 1]);
-    }
-    stsm_x4_trans(x, ow_st + 8 * i0 * C::kLdOw);
-  }
-  __syncwarp();
-  uint4 orow[4];  // rows o_row + 16 k, 8 columns from the lane's column
-#pragma unroll
-  for (int k = 0; k < 4; ++k) orow[k] = *reinterpret_cast<const uint4*>(Ow + (o_row + 16 * k) * C::kLdOw + 8 * (lane & 1));
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    if (o_row + 16 * k < nrows && col_ok) *reinterpret_cast<uint4*>(oc + 16 * k * ldo) = orow[k];
-  }
-}
-
 // grid (1, B*H); C::kThreads (256) threads; shared memory C::kSmemBytes.
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EngineParams p) {
@@ -246,17 +166,78 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     cp_async_commit();
     // 1 / den of chunk c's rows 2 lane, 2 lane + 1 (its q.z and row sums were written before B1),
     // in every warp: shuffled to the epilogue's rows there
-    const float2 fr = based_wgp_rden(p.normalize, qz(b), rs(b), lane);
+    float2 fr = make_float2(1.0f, 1.0f);
+    if (p.normalize) {
+      const int r = 2 * lane;
+      const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
+      const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
+      const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
+      fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
+    }
+
     uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
+    based_wg_pack_state<T>(st, st2, sa);
     float acc_o[32];
-    based_wgp_issue<T>(st, st2, acc_o, sa, wg_desc_add(dq0, bb), wg_desc_add(da0, bb), wg_desc_add(dk0, bb),
-                       wg_desc_add(dv0, sb));
+#pragma unroll
+    for (int i = 0; i < 32; ++i) acc_o[i] = 0.0f;
+    wg_fence();
+    wg_fence_operands(acc_o);
+    wg_fence_operands(st);
+    wg_fence_operands(st2);
+    // (k-step offsets as wg_k_major / wg_mn_major compute them)
+    const WgDesc dq = wg_desc_add(dq0, bb), da = wg_desc_add(da0, bb), dk = wg_desc_add(dk0, bb);
+    const WgDesc dv = wg_desc_add(dv0, sb);
+#pragma unroll
+    for (int kk = 0; kk < 10; ++kk) {
+      Wgmma<64, T>::template rs<0>(acc_o, sa[kk], wg_desc_add(dq, (kk >> 2) * (kC * 128) + (kk & 3) * 32));
+    }
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      Wgmma<64, T>::template ss<1, 0>(acc_o, wg_desc_add(dv, kk * 2048), wg_desc_add(da, kk * 32));
+    }
+    wg_commit();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      Wgmma<128, T>::template ss<1, 0>(st, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, kk * 32));
+      Wgmma<32, T>::template ss<1, 0>(st2, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, 128 * 128 + kk * 32));
+    }
+    wg_commit();
 
     if (c + 1 < NC) prepare(c + 1);  // chunk c + 1's tiles while the products run (its rows landed before B1)
 
-    // ---- o (based_wgp_out)
-    based_wgp_out<C>(acc_o, fr, Ow, ow_st, o_thr + int64_t(kC) * c * p.Dvv, o_row, o_col < p.Dvv,
-                     min(kC, p.T - kC * c), p.Dvv, lane);
+    // ---- o: O^T (n = 64wg + 16wi + g (+8), r = 8i + 2t4 (+1)) / den_r, rounded; stored transposed
+    // (stmatrix.trans) into the warp's block Ow [r][16 n], then 16-byte row stores of 32 bytes a row.
+    // 1 / den is gathered before the wait, the staged rows all loaded before the first store (no
+    // load-store pairs in series).
+    float2 rd[8];  // rows 8 i + 2 t4 (+1): lane 4 i + t4's pair
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      rd[i] = make_float2(__shfl_sync(0xffffffffu, fr.x, 4 * i + t4), __shfl_sync(0xffffffffu, fr.y, 4 * i + t4));
+    }
+    wg_wait<1>();
+    wg_fence_operands(acc_o);
+    {
+#pragma unroll
+      for (int i0 = 0; i0 < 8; i0 += 2) {  // matrices m = (i0 + m / 2, half m % 2): rows r of i, columns 8 half..
+        uint32_t x[4];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          const int i = i0 + (m >> 1), h = m & 1;
+          x[m] = pack2<T>(rd[i].x * acc_o[4 * i + 2 * h], rd[i].y * acc_o[4 * i + 2 * h + 1]);
+        }
+        stsm_x4_trans(x, ow_st + 8 * i0 * C::kLdOw);
+      }
+      __syncwarp();
+      uint4 orow[4];  // rows o_row + 16 k, 8 columns from o_col
+#pragma unroll
+      for (int k = 0; k < 4; ++k) orow[k] = *reinterpret_cast<const uint4*>(Ow + (o_row + 16 * k) * C::kLdOw + 8 * (lane & 1));
+      const int nrows = min(kC, p.T - kC * c);
+      T* oc = o_thr + int64_t(kC) * c * p.Dvv;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        if (o_row + 16 * k < nrows && o_col < p.Dvv) *reinterpret_cast<uint4*>(oc + 16 * k * p.Dvv) = orow[k];
+      }
+    }
     wg_wait<0>();
     wg_fence_operands(st);
     wg_fence_operands(st2);

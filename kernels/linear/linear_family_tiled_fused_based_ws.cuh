@@ -196,16 +196,71 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     for (int c = 0; c < NC; ++c) {
       const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
       wg_named_barrier(C::kFull + b, C::kThreads);
-      const float2 fr = based_wgp_rden(p.normalize, qz(b), rs(b), lane);  // rows 2 lane, 2 lane + 1
+      float2 fr = make_float2(1.0f, 1.0f);  // 1 / den of rows 2 lane, 2 lane + 1
+      if (p.normalize) {
+        const int r = 2 * lane;
+        const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
+        const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
+        const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
+        fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
+      }
       uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
+      based_wg_pack_state<T>(st, st2, sa);
       float acc_o[32];
-      based_wgp_issue<T>(st, st2, acc_o, sa, wg_desc_add(dq0, bb), wg_desc_add(da0, bb), wg_desc_add(dk0, bb),
-                         wg_desc_add(dv0, sb));
+#pragma unroll
+      for (int i = 0; i < 32; ++i) acc_o[i] = 0.0f;
+      wg_fence();
+      wg_fence_operands(acc_o);
+      wg_fence_operands(st);
+      wg_fence_operands(st2);
+      const WgDesc dq = wg_desc_add(dq0, bb), da = wg_desc_add(da0, bb), dk = wg_desc_add(dk0, bb);
+      const WgDesc dv = wg_desc_add(dv0, sb);
+#pragma unroll
+      for (int kk = 0; kk < 10; ++kk) {
+        Wgmma<64, T>::template rs<0>(acc_o, sa[kk], wg_desc_add(dq, (kk >> 2) * (kC * 128) + (kk & 3) * 32));
+      }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        Wgmma<64, T>::template ss<1, 0>(acc_o, wg_desc_add(dv, kk * 2048), wg_desc_add(da, kk * 32));
+      }
+      wg_commit();
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        Wgmma<128, T>::template ss<1, 0>(st, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, kk * 32));
+        Wgmma<32, T>::template ss<1, 0>(st2, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, 128 * 128 + kk * 32));
+      }
+      wg_commit();
       if (c + 1 < NC) qside(c + 1);  // while the products run (registers: sa, acc_o are live)
 
-      // ---- o: fused_based_wgp_fwd's epilogue (based_wgp_out)
-      based_wgp_out<C>(acc_o, fr, Ow, ow_st, o_thr + int64_t(kC) * c * p.Dvv, o_row, o_col < p.Dvv,
-                       min(kC, p.T - kC * c), p.Dvv, lane);
+      // ---- o: fused_based_wgp_fwd's epilogue (O^T / den rounded, stmatrix.trans into the warp's
+      // block, 16-byte row stores)
+      float2 rd[8];  // rows 8 i + 2 t4 (+1): lane 4 i + t4's pair
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        rd[i] = make_float2(__shfl_sync(0xffffffffu, fr.x, 4 * i + t4), __shfl_sync(0xffffffffu, fr.y, 4 * i + t4));
+      }
+      wg_wait<1>();
+      wg_fence_operands(acc_o);
+#pragma unroll
+      for (int i0 = 0; i0 < 8; i0 += 2) {
+        uint32_t x[4];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          const int i = i0 + (m >> 1), h = m & 1;
+          x[m] = pack2<T>(rd[i].x * acc_o[4 * i + 2 * h], rd[i].y * acc_o[4 * i + 2 * h + 1]);
+        }
+        stsm_x4_trans(x, ow_st + 8 * i0 * C::kLdOw);
+      }
+      __syncwarp();
+      uint4 orow[4];  // rows o_row + 16 k, 8 columns from o_col
+#pragma unroll
+      for (int k = 0; k < 4; ++k) orow[k] = *reinterpret_cast<const uint4*>(Ow + (o_row + 16 * k) * C::kLdOw + 8 * (lane & 1));
+      const int nrows = min(kC, p.T - kC * c);
+      T* oc = o_thr + int64_t(kC) * c * p.Dvv;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        if (o_row + 16 * k < nrows && o_col < p.Dvv) *reinterpret_cast<uint4*>(oc + 16 * k * p.Dvv) = orow[k];
+      }
       // ---- chunk c + 1's rd(A) while the state update runs (qside(c + 1) ran while both groups did):
       // its rows landed before kFull + b; buffers b ^ 1 were last read by chunk c - 1's wgmma, waited
       // for by every consumer before kFull + b
