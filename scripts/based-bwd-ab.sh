@@ -16,7 +16,8 @@
 # BASED_BWD_CHECK_FWD (1: also a checked fwd at T = 4096, B=8 H=32),
 # BASED_BWD_QUAD_TIME (1: also time the quadratic bwd; default 0, its tests always run),
 # BASED_BWD_NCU (1: Nsight Compute sections and SASS pages of both chunkwise kernels at T = 4096,
-# files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them).
+# files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them), BASED_BWD_SASS ("KERNEL OPCODE ..":
+# scripts/sass-count.sh on based_tiled.cu's object of the new and the base build, into sass.txt).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device-lib.sh  # ab_start(), ab_build(), ab_base_start/wait(), gtest(), sweep()
@@ -29,6 +30,13 @@ gtest chunk "" '*based*' "$(cap 25 90)"
 gtest quad "ATTNBENCH_BASED_BWD=quad" '*based*bwd*' "$(cap 20 60)"
 bpass=${BASED_BWD_BASE_PASS:-bwd}
 [[ -n ${BASED_BWD_BASE_SRC:-} ]] && { ab_base_wait || BASED_BWD_BASE_SRC=; }
+if [[ -n ${BASED_BWD_SASS:-} ]]; then  # static opcode counts, new (and base) objects: sass.txt
+  for d in "$bdir" build/gpu-base; do
+    o=$(find "$d" -name based_tiled.cu.o 2>/dev/null | head -1)
+    [[ -n $o ]] && { echo "== $d"; bash scripts/sass-count.sh "$o" $BASED_BWD_SASS; } >>"$out/sass.txt" 2>&1
+  done
+  cat "$out/sass.txt" >&2
+fi
 for rep in $(seq 1 "${BASED_BWD_REPS:-1}"); do  # new and base alternating; rep 2 and on: chunk2, base2 ..
   sfx=$([[ $rep == 1 ]] || echo "$rep")
   sweep chunk$sfx "$out/chunk$sfx.csv" "$(cap 30 120)" --no-check $D --T 1024,4096,16384 --pass fwd,bwd

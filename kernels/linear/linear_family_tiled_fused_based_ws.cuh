@@ -119,6 +119,10 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
   auto rs = [&](int b) { return fz + C::kRsP + b * 2 * kC; };
   auto stage = [&](int c) { return base + (c % C::kStages) * C::kStageBytes; };
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  // The warpgroup, broadcast from lane 0 so that ptxas sees a warp-uniform value (as CUTLASS's
+  // canonical_warp_group_idx): the roles' branch is then uniform, and the consumers' wgmma
+  // descriptors (built from it and the chunk index) can live in uniform registers.
+  const int wgi = __shfl_sync(0xffffffffu, tid >> 7, 0);
   const int bh = blockIdx.y;
   const int NC = (p.T + kC - 1) / kC;
   for (int i = tid; i < C::kFloatsP; i += C::kThreads) fz[i] = 0.0f;
@@ -134,7 +138,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
   }
   __syncthreads();
 
-  if (warp < 4) {
+  if (wgi == 0) {
     // ---- the producer warpgroup
     wg_setmaxnreg_dec<C::kProducerRegs>();
     const float rsc = sqrtf(p.scale);
@@ -163,7 +167,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
   } else {
     // ---- the consumer warpgroups: cw = 0, 1 own value columns [64 cw, 64 cw + 64)
     wg_setmaxnreg_inc<C::kConsumerRegs>();
-    const int cwarp = warp - 4, cw = cwarp >> 2, wi = cwarp & 3;
+    const int cwarp = warp - 4, cw = wgi - 1, wi = cwarp & 3;
     const float rsc = sqrtf(p.scale);
     const Rows rows{p.T, NC, NC * kC, false, false};
     T* Ow = reinterpret_cast<T*>(bufs + 2 * C::kBufBytes + cwarp * C::kOwBytes);  // this warp's staging block
