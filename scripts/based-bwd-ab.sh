@@ -17,7 +17,9 @@
 # BASED_BWD_QUAD_TIME (1: also time the quadratic bwd; default 0, its tests always run),
 # BASED_BWD_NCU (1: Nsight Compute sections and SASS pages of both chunkwise kernels at T = 4096,
 # files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them), BASED_BWD_SASS ("KERNEL OPCODE ..":
-# scripts/sass-count.sh on based_tiled.cu's object of the new and the base build, into sass.txt).
+# scripts/sass-count.sh on based_tiled.cu's object of the new and the base build, and the same opcodes
+# of based_chunk_bwd.cu's kernels, into sass.txt;
+# BASED_BWD_SASS_DUMP=1: the new build's SASS of that kernel too, sass_new.txt.gz).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device-lib.sh  # ab_start(), ab_build(), ab_base_start/wait(), gtest(), sweep()
@@ -33,7 +35,11 @@ bpass=${BASED_BWD_BASE_PASS:-bwd}
 if [[ -n ${BASED_BWD_SASS:-} ]]; then  # static opcode counts, new (and base) objects: sass.txt
   for d in "$bdir" build/gpu-base; do
     o=$(find "$d" -name based_tiled.cu.o 2>/dev/null | head -1)
+    ob=$(find "$d" -name based_chunk_bwd.cu.o 2>/dev/null | head -1)
     [[ -n $o ]] && { echo "== $d"; bash scripts/sass-count.sh "$o" $BASED_BWD_SASS; } >>"$out/sass.txt" 2>&1
+    [[ -n $ob ]] && bash scripts/sass-count.sh "$ob" based_chunk ${BASED_BWD_SASS#* } >>"$out/sass.txt" 2>&1
+    [[ -n $o && $d == "$bdir" && ${BASED_BWD_SASS_DUMP:-0} == 1 ]] && cuobjdump -sass "$o" \
+      | awk -v k="${BASED_BWD_SASS%% *}" '/Function : /{p = index($0, k) > 0} p' | gzip >"$out/sass_new.txt.gz"
   done
   cat "$out/sass.txt" >&2
 fi

@@ -26,6 +26,12 @@
 
 namespace attnbench::kernels::lin {
 
+// x, equal in every lane of the warp, broadcast from lane 0: ptxas then knows it is warp-uniform
+// (CUTLASS's canonical_warp_idx_sync), so branches on it are uniform and what is built from it
+// (loop bounds, tile offsets, wgmma descriptors) may live in uniform registers. Every lane of the
+// warp must call it.
+__device__ __forceinline__ int warp_uniform(int x) { return __shfl_sync(0xffffffffu, x, 0); }
+
 #ifndef ATTNBENCH_LIN_SIM
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));

@@ -472,7 +472,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dq(QuadParams p) {
   using T = typename C::T;
   LIN_DYN_SMEM(unsigned char, smem);
   const BasedBwdTile<C> t{smem};
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int warp = warp_uniform(threadIdx.x >> 5), lane = threadIdx.x & 31;  // (roles by warp: uniform branches)
   const int64_t bh = blockIdx.y;
   const int T_ = p.T, NC = (T_ + kC - 1) / kC;
   const float rsc = sqrtf(p.scale);
@@ -514,7 +514,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_chunk_dkv(QuadParams p, 
   using T = typename C::T;
   LIN_DYN_SMEM(unsigned char, smem);
   const BasedBwdTile<C> t{smem};
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int warp = warp_uniform(threadIdx.x >> 5), lane = threadIdx.x & 31;  // (roles by warp: uniform branches)
   const int64_t bh = blockIdx.y;
   const int T_ = p.T, NC = (T_ + kC - 1) / kC;
   const float rsc = sqrtf(p.scale);

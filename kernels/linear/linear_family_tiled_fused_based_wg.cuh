@@ -158,12 +158,12 @@ __device__ __forceinline__ void based_wg_qfeatures(const typename C::T* Q, unsig
   const int r = tid & (kC - 1);
   float y[16];
   load_row16<typename C::T>(Q + r * C::kLdQ, y, rsc);
-  based_wg_q_dispatch<C>(tid / kC, y, phiq, r);
+  based_wg_q_dispatch<C>(warp_uniform(tid / kC), y, phiq, r);  // (kC = 64: two warps a part)
 }
 template <class C>
 __device__ __forceinline__ void based_wg_kfeatures(const typename C::T* K, unsigned char* phik, float rsc, int tid) {
   using T = typename C::T;
-  const int warp = tid >> 5, lane = tid & 31;
+  const int warp = warp_uniform(tid >> 5), lane = tid & 31;  // (the dispatch on warp: uniform)
   float y0[16], y1[16];
   load_row16<T>(K + (2 * lane) * C::kLdQ, y0, rsc);
   load_row16<T>(K + (2 * lane + 1) * C::kLdQ, y1, rsc);
