@@ -16,7 +16,8 @@
 # BASED_BWD_CHECK_FWD (1: also a checked fwd at T = 4096, B=8 H=32),
 # BASED_BWD_QUAD_TIME (1: also time the quadratic bwd; default 0, its tests always run),
 # BASED_BWD_NCU (1: Nsight Compute sections and SASS pages of both chunkwise kernels at T = 4096,
-# files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them), BASED_BWD_SASS ("KERNEL OPCODE ..":
+# files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them), BASED_BWD_NCU_FWD (1: the same for
+# the default forward, fused_based_ws at T = 4096: ncu_based_fwd*), BASED_BWD_SASS ("KERNEL OPCODE ..":
 # scripts/sass-count.sh on based_tiled.cu's object of the new and the base build, and the same opcodes
 # of based_chunk_bwd.cu's kernels, into sass.txt;
 # BASED_BWD_SASS_DUMP=1: the new build's SASS of that kernel too, sass_new.txt.gz).
@@ -62,6 +63,12 @@ if [[ ${BASED_BWD_NCU:-0} == 1 ]]; then
       $D --dtype bf16 --T 4096 --pass bwd >"$out/ncu_run_$k.log" 2>&1
     log "ncu $k rc $?"
   done
+fi
+if [[ ${BASED_BWD_NCU_FWD:-0} == 1 ]]; then  # the default forward (fused_based_ws) at T = 4096
+  s=$(cap 40 100)
+  ((s >= 30)) && ATTNBENCH_BIN=$bin NCU_TIMEOUT_S=$((s / 2)) bash scripts/ncu-source.sh "$out" based_fwd fused_based_ws 1 -- \
+    $D --dtype bf16 --T 4096 --pass fwd >"$out/ncu_run_fwd.log" 2>&1
+  log "ncu fwd rc $?"
 fi
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 cat "$out/tests.txt"
