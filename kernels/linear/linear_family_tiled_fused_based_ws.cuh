@@ -195,10 +195,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     const WgDesc dv0 = wg_mn_major(base + cw * (kC * 128), 0);  // this warpgroup's 64 value columns
     T* ow_st = Ow + (8 * ((lane >> 3) >> 1) + (lane & 7)) * C::kLdOw + 8 * ((lane >> 3) & 1);
     const int o_col = 64 * cw + 16 * wi + 8 * (lane & 1), o_row = lane >> 1;
-    // this lane's first output row piece of the chunk (advanced a chunk a step), and the row step
-    T* o_thr = o + int64_t(o_row) * p.Dvv + o_col;
-    const int o_step = 16 * p.Dvv;
-    const bool o_ok = o_col < p.Dvv;
+    T* const o_thr = o + int64_t(o_row) * p.Dvv + o_col;  // this lane's first output row piece
 
     for (int c = 0; c < NC; ++c) {
       const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
@@ -263,16 +260,11 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
 #pragma unroll
       for (int k = 0; k < 4; ++k) orow[k] = *reinterpret_cast<const uint4*>(Ow + (o_row + 16 * k) * C::kLdOw + 8 * (lane & 1));
       const int nrows = min(kC, p.T - kC * c);
-      if (nrows == kC && o_ok) {  // (every chunk but a partial last one: no row guards)
+      T* oc = o_thr + int64_t(kC) * c * p.Dvv;
 #pragma unroll
-        for (int k = 0; k < 4; ++k) *reinterpret_cast<uint4*>(o_thr + k * o_step) = orow[k];
-      } else if (o_ok) {
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          if (o_row + 16 * k < nrows) *reinterpret_cast<uint4*>(o_thr + k * o_step) = orow[k];
-        }
+      for (int k = 0; k < 4; ++k) {
+        if (o_row + 16 * k < nrows && o_col < p.Dvv) *reinterpret_cast<uint4*>(oc + 16 * k * p.Dvv) = orow[k];
       }
-      o_thr += 4 * o_step;  // (kC rows)
       // ---- chunk c + 1's rd(A) while the state update runs (qside(c + 1) ran while both groups did):
       // its rows landed before kFull + b; buffers b ^ 1 were last read by chunk c - 1's wgmma, waited
       // for by every consumer before kFull + b
