@@ -120,7 +120,9 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
   auto stage = [&](int c) { return base + (c % C::kStages) * C::kStageBytes; };
   // The warp and warpgroup as warp-uniform values (warp_uniform): the roles' branch is uniform, and
   // the consumers' wgmma descriptors (built from the warpgroup and the chunk index) live in uniform
-  // registers (session 26: 52 -> 30 R2UR in the kernel, the forward 5% faster).
+  // registers. Session 26: the warpgroup so (097fdfb) took the kernel's R2UR from 52 to 30 and
+  // its time to 0.948x; the warp so too (e44c607) to 5 R2UR and 0.944x again (2.68 -> 2.43x floor
+  // at T = 4096; consumers 815 -> 676 instructions a warp and chunk).
   const int tid = threadIdx.x, warp = warp_uniform(tid >> 5), lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int wgi = warp >> 2;
   const int bh = blockIdx.y;
