@@ -16,7 +16,8 @@
 #              oldscan+prof"), GBWD_T, ATTNBENCH_CUDA_ARCH (default 90a), GBWD_BASE_SRC (a source
 #              tree, e.g. `git archive` of an earlier commit carried under build/: its attnbench is
 #              built in build/gpu-base while the tests run and times the backward at T = 4096 as
-#              kernel "base", for an A/B of two commits in one run), GBWD_MODES (the ATTNBENCH_LIN_GBWD
+#              kernel "base", for an A/B of two commits in one run; GBWD_BASE_PASS=fwd,bwd: the
+#              forward too), GBWD_MODES (the ATTNBENCH_LIN_GBWD
 #              words timed beside the default at T = 4096, kernel = the word; default oldscan),
 #              GBWD_SWEEP_PCT / GBWD_SWEEP_S (the main sweep's share of the time left, default 45, and
 #              its cap, default 200 s).
@@ -32,7 +33,7 @@ gtest gated "" '*gated_*' "$(cap 30 150)"
 sweep new "$out/new.csv" "$(cap ${GBWD_SWEEP_PCT:-45} ${GBWD_SWEEP_S:-200})" --no-check $D --T "${GBWD_T:-1024,4096,16384}" --pass fwd,bwd
 if [[ -n ${GBWD_BASE_SRC:-} ]]; then
   ab_base_wait && bin=build/gpu-base/harness/attnbench sweep base "$out/base.csv" "$(cap 20 40)" \
-    --no-check $D --T 4096 --pass bwd
+    --no-check $D --T 4096 --pass "${GBWD_BASE_PASS:-bwd}"
 fi
 for m in ${GBWD_MODES:-oldscan}; do  # other ATTNBENCH_LIN_GBWD words, the backward at T = 4096
   ATTNBENCH_LIN_GBWD=$m sweep "$m" "$out/$m.csv" "$(cap 20 40)" --no-check $D --T 4096 --pass bwd

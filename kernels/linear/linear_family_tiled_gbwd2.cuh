@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(kGThreads, 1) gated_bwd_chunk2(GateBwdParams p
   // p.fp32_i (=fp32i): the three in fp32 on CUDA cores (A/B).
   const bool tc_a = std::is_same<T, __nv_bfloat16>::value && !p.fp32_a;
   const bool tc_i = tc_a && !p.fp32_i;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
+  const int warp = warp_uniform(threadIdx.x >> 5), lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
   const int cc = blockIdx.x, bh_ = blockIdx.y, h = bh_ % p.H, NC = gridDim.x, T_ = p.T, t0 = cc * kC;
   const int n = min(kC, T_ - t0);
   const int64_t qoff = int64_t(bh_) * T_ * p.Dk, voff = int64_t(bh_) * T_ * p.Dv;

@@ -160,8 +160,8 @@ __global__ void __launch_bounds__(256, 1) vec_wg_scan(EngineParams p) {
   using T = typename C::T;
   LIN_DYN_SMEM(unsigned char, smem_raw);
   const ScanWgTile<C> t(LIN_WG_ALIGN1024(smem_raw));
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int wg = warp >> 2, wi = warp & 3;
+  const int tid = threadIdx.x, warp = warp_uniform(tid >> 5), lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int wg = warp >> 2, wi = warp & 3;  // (warp_uniform: uniform roles and wgmma descriptors)
   const int bh = blockIdx.y, NC = (p.T + kC - 1) / kC;
   const Rows rows{p.T, NC, NC * kC, false, kRev};
   const float out_scale = kRev ? p.scale : 1.0f;
