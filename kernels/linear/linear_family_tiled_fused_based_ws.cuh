@@ -20,9 +20,9 @@
 //     rd(phi_k)^T (warp w: features [40w, 40w + 40)), q.z (warp w: m-tile w; z of chunks < j) and
 //     warp 0: z of chunks <= j into zb((j + 1) % 2) (BasedWgCfg<T, 1>'s builders, as one warpgroup).
 //   warpgroups 1, 2, the consumers: value columns [64 cw, 64 cw + 64) (cw = warpgroup - 1) as
-//     wgmma's M, S^T in registers; per chunk c: 1 / den of rows 2 lane (+1) (every warp, shuffled
-//     to the fragment's rows), rd(S^T) packed, O^T = rd(S^T) rd(phi_q)^T + V^T rd(A)^T (group 1),
-//     S^T += V^T rd(phi_k) (group 2), the output by stmatrix.trans through the warp's staging block
+//     wgmma's M, S^T in registers; per chunk c: rd(S^T) packed, O^T = rd(S^T) rd(phi_q)^T +
+//     V^T rd(A)^T (group 1), S^T += V^T rd(phi_k) (group 2), then 1 / den of rows 2 lane (+1)
+//     (every warp, shuffled to the fragment's rows), the output by stmatrix.trans through the warp's staging block
 //     and 16-byte row stores, as fused_based_wgp_fwd's epilogue. Chunk c + 1's query-side tiles
 //     are built while chunk c's products run: rd(phi_q) (four threads a row) right after the wgmma
 //     issue, rd(A) and its row sums (fused_based_wgp_fwd's split over 8 warps) after the epilogue,
@@ -202,14 +202,6 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     for (int c = 0; c < NC; ++c) {
       const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
       wg_named_barrier(C::kFull + b, C::kThreads);
-      float2 fr = make_float2(1.0f, 1.0f);  // 1 / den of rows 2 lane, 2 lane + 1
-      if (p.normalize) {
-        const int r = 2 * lane;
-        const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
-        const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
-        const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
-        fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
-      }
       uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
       based_wg_pack_state<T>(st, st2, sa);
       float acc_o[32];
@@ -236,6 +228,16 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
         Wgmma<32, T>::template ss<1, 0>(st2, wg_desc_add(dv, kk * 2048), wg_desc_add(dk, 128 * 128 + kk * 32));
       }
       wg_commit();
+      // 1 / den of rows 2 lane, 2 lane + 1 (after the wgmma issue: its shared loads off the path
+      // from kFull to the issue)
+      float2 fr = make_float2(1.0f, 1.0f);
+      if (p.normalize) {
+        const int r = 2 * lane;
+        const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
+        const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
+        const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
+        fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
+      }
       if (c + 1 < NC) qside(c + 1);  // while the products run (registers: sa, acc_o are live)
 
       // ---- o: fused_based_wgp_fwd's epilogue (O^T / den rounded, stmatrix.trans into the warp's
