@@ -13,7 +13,7 @@
 # BASED_BWD_BASE_COMMIT names it in the CSV's commit column, default "base"),
 # BASED_BWD_BASE_PASS (the passes timed for the base, default bwd; fwd,bwd for a forward A/B too),
 # BASED_BWD_REPS (new and base sweeps alternating this many times, default 1: chunk2, base2 ..),
-# BASED_BWD_CHECK_FWD (1: also a checked fwd at T = 4096, B=8 H=32),
+# BASED_BWD_CHECK_FWD (1: also a checked fwd at T = 4096, B=8 H=32; a T list: at those T),
 # BASED_BWD_QUAD_TIME (1: also time the quadratic bwd; default 0, its tests always run),
 # BASED_BWD_NCU (1: Nsight Compute sections and SASS pages of both chunkwise kernels at T = 4096,
 # files ncu_bbwd_{dq,dkv}*; scripts/sass_regions.py reads them), BASED_BWD_NCU_FWD (1: the same for
@@ -55,7 +55,8 @@ done
 [[ ${BASED_BWD_QUAD_TIME:-0} == 1 ]] && ATTNBENCH_BASED_BWD=quad sweep quad "$out/quad.csv" "$(cap 30 60)" --no-check $D --T 1024,4096 --pass bwd
 sweep checked "$out/chunk.csv" "$(cap 50 90)" $D --T 1024 --pass bwd
 sweep checked4k "$out/chunk.csv" "$(cap 80 60)" --algo based --impl tiled --B 1 --H 4 --Dk 16 --Dv 128 --T 4096 --pass bwd
-[[ ${BASED_BWD_CHECK_FWD:-0} == 1 ]] && sweep checkedfwd "$out/chunk.csv" "$(cap 50 90)" $D --T 4096 --pass fwd
+cf=${BASED_BWD_CHECK_FWD:-0}
+[[ $cf != 0 ]] && sweep checkedfwd "$out/chunk.csv" "$(cap 60 150)" $D --T "$([[ $cf == 1 ]] && echo 4096 || echo "$cf")" --pass fwd
 if [[ ${BASED_BWD_NCU:-0} == 1 ]]; then
   for k in dq dkv; do
     s=$(cap 40 100)
