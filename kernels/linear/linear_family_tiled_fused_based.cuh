@@ -124,20 +124,16 @@ __device__ __forceinline__ void based_feat_half(const float (&y)[16], T* row, st
   (based_feat8<kHalf * (kBasedF / 2) + 8 * I>(y, row), ...);
 }
 
-// 16 values of a row of T (16-byte aligned) as fp32, times mul (unpack_row16: from its two 16-byte
-// pieces, loaded earlier).
+// 16 values of a row of T (16-byte aligned) as fp32.
 template <class T>
-__device__ __forceinline__ void unpack_row16(const uint4& u0, const uint4& u1, float (&y)[16], float mul) {
+__device__ __forceinline__ void load_row16(const T* x, float (&y)[16], float mul) {
+  const uint4 u0 = *reinterpret_cast<const uint4*>(x), u1 = *reinterpret_cast<const uint4*>(x + 8);
   const uint32_t w[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
     const float2 f = unpack2<T>(w[i]);
     y[2 * i] = mul * f.x, y[2 * i + 1] = mul * f.y;
   }
-}
-template <class T>
-__device__ __forceinline__ void load_row16(const T* x, float (&y)[16], float mul) {
-  unpack_row16<T>(*reinterpret_cast<const uint4*>(x), *reinterpret_cast<const uint4*>(x + 8), y, mul);
 }
 
 // The scores of query row block rb (16 rows) against the chunk's key n-tiles [lo, hi) (Dk <= 16:

@@ -160,18 +160,6 @@ __device__ __forceinline__ void based_wg_qfeatures(const typename C::T* Q, unsig
   load_row16<typename C::T>(Q + r * C::kLdQ, y, rsc);
   based_wg_q_dispatch<C>(warp_uniform(tid / kC), y, phiq, r);  // (kC = 64: two warps a part)
 }
-// The same from the thread's q row loaded earlier (based_wg_qrow): the loads' latency elsewhere.
-template <class C>
-__device__ __forceinline__ void based_wg_qrow(const typename C::T* Q, int tid, uint4 (&u)[2]) {
-  const uint4* x = reinterpret_cast<const uint4*>(Q + (tid & (kC - 1)) * C::kLdQ);
-  u[0] = x[0], u[1] = x[1];
-}
-template <class C>
-__device__ __forceinline__ void based_wg_qfeatures(const uint4 (&u)[2], unsigned char* phiq, float rsc, int tid) {
-  float y[16];
-  unpack_row16<typename C::T>(u[0], u[1], y, rsc);
-  based_wg_q_dispatch<C>(warp_uniform(tid / kC), y, phiq, tid & (kC - 1));
-}
 template <class C>
 __device__ __forceinline__ void based_wg_kfeatures(const typename C::T* K, unsigned char* phik, float rsc, int tid) {
   using T = typename C::T;

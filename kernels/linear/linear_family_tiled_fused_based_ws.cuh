@@ -185,9 +185,6 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
       based_wg_qfeatures<typename C::B>(reinterpret_cast<const T*>(stage(c) + C::kVBytes), PhiQ(c & 1), rsc,
                                         tid - 128);  // (256 threads)
     };
-    auto qrow = [&](int c, uint4 (&u)[2]) {  // chunk c's q row of this thread's rd(phi_q) part
-      based_wg_qrow<typename C::B>(reinterpret_cast<const T*>(stage(c) + C::kVBytes), tid - 128, u);
-    };
     auto aside = [&](int c) {
       const T* Q = reinterpret_cast<const T*>(stage(c) + C::kVBytes);
       based_wg_a<typename C::B>(p, Q, Q + kC * C::kLdQ, As(c & 1), rs(c & 1), rows, c, cwarp, lane);
@@ -205,8 +202,6 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
     for (int c = 0; c < NC; ++c) {
       const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
       wg_named_barrier(C::kFull + b, C::kThreads);
-      uint4 qn[2];  // chunk c + 1's q row (landed before kFull + b), loaded here, used after the issue
-      if (c + 1 < NC) qrow(c + 1, qn);
       uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
       based_wg_pack_state<T>(st, st2, sa);
       float acc_o[32];
@@ -243,9 +238,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
         const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
         fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
       }
-      if (c + 1 < NC) {  // while the products run (registers: sa, acc_o are live)
-        based_wg_qfeatures<typename C::B>(qn, PhiQ((c + 1) & 1), rsc, tid - 128);
-      }
+      if (c + 1 < NC) qside(c + 1);  // while the products run (registers: sa, acc_o are live)
 
       // ---- o: fused_based_wgp_fwd's epilogue (O^T / den rounded, stmatrix.trans into the warp's
       // block, 16-byte row stores)
