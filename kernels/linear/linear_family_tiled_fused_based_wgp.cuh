@@ -89,6 +89,17 @@ __device__ __forceinline__ void based_wgp_load(const EngineParams& p, unsigned c
 }
 
 // grid (1, B*H); C::kThreads (256) threads; shared memory C::kSmemBytes.
+// 1 / den of a chunk's rows 2 lane, 2 lane + 1 from its q.z and the two parts of its row sums of
+// rd(A)'s weights: den = q.z + sum_j A + eps (fp32); 1 without the normalizer.
+__device__ __forceinline__ float2 based_wgp_rden(bool normalize, const float* qz, const float* rs, int lane) {
+  if (!normalize) return make_float2(1.0f, 1.0f);
+  const int r = 2 * lane;
+  const float2 z = *reinterpret_cast<const float2*>(qz + r);
+  const float2 r0 = *reinterpret_cast<const float2*>(rs + r);
+  const float2 r1 = *reinterpret_cast<const float2*>(rs + kC + r);
+  return make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
+}
+
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EngineParams p) {
   using T = typename C::T;
@@ -166,14 +177,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
     cp_async_commit();
     // 1 / den of chunk c's rows 2 lane, 2 lane + 1 (its q.z and row sums were written before B1),
     // in every warp: shuffled to the epilogue's rows there
-    float2 fr = make_float2(1.0f, 1.0f);
-    if (p.normalize) {
-      const int r = 2 * lane;
-      const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
-      const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
-      const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
-      fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
-    }
+    const float2 fr = based_wgp_rden(p.normalize, qz(b), rs(b), lane);
 
     uint32_t sa[10][4];  // rd(S^T) as the A fragments of the 10 k-steps over f
     based_wg_pack_state<T>(st, st2, sa);

@@ -230,14 +230,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_ws_fwd(EngineParam
       wg_commit();
       // 1 / den of rows 2 lane, 2 lane + 1 (after the wgmma issue: its shared loads off the path
       // from kFull to the issue)
-      float2 fr = make_float2(1.0f, 1.0f);
-      if (p.normalize) {
-        const int r = 2 * lane;
-        const float2 z = *reinterpret_cast<const float2*>(qz(b) + r);
-        const float2 r0 = *reinterpret_cast<const float2*>(rs(b) + r);
-        const float2 r1 = *reinterpret_cast<const float2*>(rs(b) + kC + r);
-        fr = make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
-      }
+      const float2 fr = based_wgp_rden(p.normalize, qz(b), rs(b), lane);
       if (c + 1 < NC) qside(c + 1);  // while the products run (registers: sa, acc_o are live)
 
       // ---- o: fused_based_wgp_fwd's epilogue (O^T / den rounded, stmatrix.trans into the warp's
