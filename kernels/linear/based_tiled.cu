@@ -1,8 +1,8 @@
 // based, tiled: the chunkwise forward on Taylor features (Dk <= 16, F = 160 state rows), Dv <= 128.
 // On an sm_90 device the default is fused_based_ws_fwd (linear_family_tiled_fused_based_ws.cuh:
 // wgmma, warp-specialized, a producer warpgroup and two consumers; session 25: 2.71x floor_ms at
-// T = 4096 on the H200, session 26 with warp-uniform roles and descriptors: 2.43x). ATTNBENCH_BASED_FWD=wgp selects fused_based_wgp_fwd
-// (linear_family_tiled_fused_based_wgp.cuh: 8 warps, chunk c's products overlapping chunk c + 1's
+// T = 4096 on the H200, session 26 with warp-uniform roles and descriptors: 2.37x).
+// ATTNBENCH_BASED_FWD=wgp selects fused_based_wgp_fwd (linear_family_tiled_fused_based_wgp.cuh: 8 warps, chunk c's products overlapping chunk c + 1's
 // features; session 24: 3.39x, session 23's form 3.72-3.77x, the mma.sync split kernel with its
 // lean chunk 4.27x, 4.6x before). Elsewhere, or under ATTNBENCH_BASED_FWD=mma, the mma.sync
 // kernels, one block per (b, h) over all value columns (linear_family_tiled_fused_based.cuh; their

@@ -88,7 +88,6 @@ __device__ __forceinline__ void based_wgp_load(const EngineParams& p, unsigned c
   }
 }
 
-// grid (1, B*H); C::kThreads (256) threads; shared memory C::kSmemBytes.
 // 1 / den of a chunk's rows 2 lane, 2 lane + 1 from its q.z and the two parts of its row sums of
 // rd(A)'s weights: den = q.z + sum_j A + eps (fp32); 1 without the normalizer.
 __device__ __forceinline__ float2 based_wgp_rden(bool normalize, const float* qz, const float* rs, int lane) {
@@ -100,6 +99,7 @@ __device__ __forceinline__ float2 based_wgp_rden(bool normalize, const float* qz
   return make_float2(based_rcp(z.x + (r0.x + r1.x) + kBasedEps), based_rcp(z.y + (r0.y + r1.y) + kBasedEps));
 }
 
+// grid (1, B*H); C::kThreads (256) threads; shared memory C::kSmemBytes.
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EngineParams p) {
   using T = typename C::T;

@@ -22,8 +22,8 @@
 //   warpgroups 1, 2, the consumers: value columns [64 cw, 64 cw + 64) (cw = warpgroup - 1) as
 //     wgmma's M, S^T in registers; per chunk c: rd(S^T) packed, O^T = rd(S^T) rd(phi_q)^T +
 //     V^T rd(A)^T (group 1), S^T += V^T rd(phi_k) (group 2), then 1 / den of rows 2 lane (+1)
-//     (every warp, shuffled to the fragment's rows), the output by stmatrix.trans through the warp's staging block
-//     and 16-byte row stores, as fused_based_wgp_fwd's epilogue. Chunk c + 1's query-side tiles
+//     (every warp, shuffled to the fragment's rows), the output by stmatrix.trans through the
+//     warp's staging block and 16-byte row stores, as fused_based_wgp_fwd's epilogue. Chunk c + 1's query-side tiles
 //     are built while chunk c's products run: rd(phi_q) (four threads a row) right after the wgmma
 //     issue, rd(A) and its row sums (fused_based_wgp_fwd's split over 8 warps) after the epilogue,
 //     while group 2 runs.

@@ -243,8 +243,9 @@ __global__ void __launch_bounds__(256, 1) fused_vec_wg_fwd(EngineParams p) {
   using T = typename C::T;
   LIN_DYN_SMEM(unsigned char, smem_raw);
   const VecTile<C> t(LIN_WG_ALIGN1024(smem_raw));
-  const int tid = threadIdx.x, warp = warp_uniform(tid >> 5), lane = tid & 31, t4 = lane & 3;  // (uniform roles,
-  const int wg = warp >> 2, wi = warp & 3;                                                       // descriptors)
+  // (warp_uniform: uniform role branches, and wgmma descriptors in uniform registers)
+  const int tid = threadIdx.x, warp = warp_uniform(tid >> 5), lane = tid & 31, t4 = lane & 3;
+  const int wg = warp >> 2, wi = warp & 3;
   const int bh = blockIdx.y, h = bh % p.H;
   const int NC = (p.T + kC - 1) / kC;
   const Rows rows{p.T, NC, NC * kC, false, false};
