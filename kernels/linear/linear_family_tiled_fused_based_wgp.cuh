@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) fused_based_wgp_fwd(EnginePara
   auto PhiQ = [&](int b) { return bufs + b * C::kBufBytes; };
   auto PhiK = [&](int b) { return bufs + b * C::kBufBytes + C::kPhiQBytes; };
   auto As = [&](int b) { return bufs + b * C::kBufBytes + C::kPhiQBytes + C::kPhiKBytes; };
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int tid = threadIdx.x, warp = warp_uniform(tid >> 5), lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int wg = warp >> 2, wi = warp & 3;
   T* Ow = reinterpret_cast<T*>(bufs + 2 * C::kBufBytes + warp * C::kOwBytes);  // this warp's staging block
   float* fz = reinterpret_cast<float*>(bufs + 2 * C::kBufBytes + C::kWarps * C::kOwBytes);

@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(256, 1) fused_wg_fwd(EngineParams p) {
   unsigned char* As = base + C::kStages * C::kStageBytes;
   unsigned char* Phi = As + C::kABytes;
   T* Ost = reinterpret_cast<T*>(Phi + C::kPhiBytes);
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int tid = threadIdx.x, warp = warp_uniform(tid >> 5), lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int wg = warp >> 2, wi = warp & 3;
   float* bw = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(Ost) + C::kOBytes) + warp * kC;
   const int bh = blockIdx.y, h = bh % p.H;
