@@ -1,6 +1,14 @@
 // based, tiled, Dk <= 16: the chunkwise backward on the Taylor features (based_chunk_dq,
-// based_chunk_dkv; value widths 64, 128). Math in linear_family_tiled_based_bwd.cuh.
+// based_chunk_dkv; value widths 64, 128). Math in linear_family_tiled_based_bwd.cuh. On an sm_90
+// device dq is based_ws_dq (linear_family_tiled_based_ws_dq.cuh: wgmma, warp-specialized; session
+// 27) unless ATTNBENCH_BASED_DQ=mma selects based_chunk_dq (the A/B switch).
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
 #include "linear_family_tiled_based_bwd.cuh"
+#include "linear_family_tiled_based_ws_dq.cuh"
+#include "linear_family_tiled_fused_launch.h"
 #include "linear_family_tiled_launch.h"
 
 namespace attnbench::kernels::lin_tiled {
@@ -14,10 +22,28 @@ void launch_one(K kernel, int BH, cudaStream_t s, const char* name, A... args) {
   if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
 }
 
+// ATTNBENCH_BASED_DQ: ws (the default on an sm_90 device) or mma; anything else is an error.
+bool based_ws_dq_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("ATTNBENCH_BASED_DQ");
+    const std::string x = s ? s : "";
+    if (!x.empty() && x != "ws" && x != "mma") {
+      throw std::invalid_argument("ATTNBENCH_BASED_DQ: expected ws or mma, got '" + x + "'");
+    }
+    return x != "mma" && sm90_device();
+  }();
+  return on;
+}
+
 template <class T, int kDv>
 void chunk_bwd(const QuadParams& qp, void* dk, void* dv, int BH, cudaStream_t s) {
   using C = BasedBwdCfg<T, kDv>;
-  launch_one<C>(based_chunk_dq<C>, BH, s, "based_chunk_dq", qp);
+  if (based_ws_dq_enabled()) {
+    using D = BasedWsDqCfg<T>;
+    launch_one<D>(based_ws_dq<D>, BH, s, "based_ws_dq", qp);
+  } else {
+    launch_one<C>(based_chunk_dq<C>, BH, s, "based_chunk_dq", qp);
+  }
   launch_one<C>(based_chunk_dkv<C>, BH, s, "based_chunk_dkv", qp, dk, dv);
 }
 

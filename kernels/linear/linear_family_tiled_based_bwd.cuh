@@ -217,18 +217,20 @@ __device__ __forceinline__ void bb_features(const typename C::T* X, typename C::
 // Feature index of the pair (a, b), a < b (based_pair_a / based_pair_b's inverse).
 __host__ __device__ constexpr int based_pair_f(int a, int b) { return 33 + a * 15 - a * (a - 1) / 2 + (b - a - 1); }
 
-// The Jacobian of the features for row r of X (q or k), outputs a = 4 kPart .. + 3 (compile-time
-// feature indices: P^T and I^T are read at fixed offsets from column r):
-//   dx_a = sqrt(scale) (dphi_{1+a} + sqrt2 y_a dphi_{17+a} + sum_{b != a} y_b dphi_{pair(a, b)}) + I[r][a],
-// rounded to T and stored to out (the row in global memory).
-template <class C, int kPart>
-__device__ __forceinline__ void bb_jacobian_part(const BasedBwdTile<C>& t, const typename C::T* X, int r, float rsc,
-                                                 typename C::T* out) {
-  using T = typename C::T;
-  constexpr int L = C::kLdT;
+// The Jacobian of the features for row r of X (q or k; rows of kLdQ), outputs a = 4 kPart .. + 3
+// (compile-time feature indices: P^T and the kPieces pieces of I^T, rows of kLdT, are read at fixed
+// offsets from column r):
+//   dx_a = sqrt(scale) (dphi_{1+a} + sqrt2 y_a dphi_{17+a} + sum_{b != a} y_b dphi_{pair(a, b)}) + sum_n I_n[r][a],
+// rounded to T and stored to out (the row in global memory). based_chunk_dq / dkv (four pieces)
+// and based_ws_dq (two) share it.
+template <class T, int kLdQ, int kLdT, int kPieces, int kPart>
+__device__ __forceinline__ void based_jacobian_part(const float* P, const float* I, const T* X, int r, float rsc,
+                                                    T* out) {
+  static_assert(kPieces == 2 || kPieces == 4, "two or four pieces of I");
+  constexpr int L = kLdT;
   float y[16];
-  load_row16<T>(X + r * C::kLdQ, y, rsc);
-  const float *pc = t.P() + r, *ic = t.I() + r;  // I_0 .. I_3 at ic + n 16 L
+  load_row16<T>(X + r * kLdQ, y, rsc);
+  const float *pc = P + r, *ic = I + r;  // I_n at ic + n 16 L
   float res[4];
 #pragma unroll
   for (int u = 0; u < 4; ++u) {
@@ -238,11 +240,18 @@ __device__ __forceinline__ void bb_jacobian_part(const BasedBwdTile<C>& t, const
     for (int b = 0; b < 16; ++b) {
       if (b != a) d += y[b] * pc[(b < a ? based_pair_f(b, a) : based_pair_f(a, b)) * L];
     }
-    res[u] = rsc * d + ((ic[a * L] + ic[(16 + a) * L]) + (ic[(32 + a) * L] + ic[(48 + a) * L]));
+    const float in = kPieces == 4 ? (ic[a * L] + ic[(16 + a) * L]) + (ic[(32 + a) * L] + ic[(48 + a) * L])
+                                  : ic[a * L] + ic[(16 + a) * L];
+    res[u] = rsc * d + in;
   }
   uint2 o2;
   o2.x = pack2<T>(res[0], res[1]), o2.y = pack2<T>(res[2], res[3]);
   *reinterpret_cast<uint2*>(out + 4 * kPart) = o2;
+}
+template <class C, int kPart>
+__device__ __forceinline__ void bb_jacobian_part(const BasedBwdTile<C>& t, const typename C::T* X, int r, float rsc,
+                                                 typename C::T* out) {
+  based_jacobian_part<typename C::T, C::kLdQ, C::kLdT, 4, kPart>(t.P(), t.I(), X, r, rsc, out);
 }
 
 // The Jacobian's threads: warps 0-7, part = warp & 3 (uniform in a warp), row 32 (warp >> 2) + lane;

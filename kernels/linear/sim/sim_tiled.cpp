@@ -15,6 +15,7 @@
 #include "linear_family_tiled_fwd.cuh"
 #include "linear_family_tiled_quad.cuh"
 #include "linear_family_tiled_based_bwd.cuh"
+#include "linear_family_tiled_based_ws_dq.cuh"
 #include "linear_family_tiled_scan.cuh"
 #include "linear_family_tiled_scan_wg.cuh"
 #include "linear_family_tiled_gbwd.cuh"
@@ -55,6 +56,7 @@ bool g_wg = true;           // widths in (64, 128]: fused_wg_fwd (the host's def
 bool g_based_split = true;  // based: fused_based_fwd_split (else fused_based_fwd)
 int g_based_cols = 32;      // based split: value columns a warp
 bool g_based_wgp = false;   // based: fused_based_wgp_fwd (argv[2] "wgp": the host's ATTNBENCH_BASED_FWD=wgp)
+bool g_based_wsdq = false;  // based: based_ws_dq for the backward's dq (argv[2] "wsdq": ATTNBENCH_BASED_DQ=ws)
 bool g_based_ws = false;    // based: fused_based_ws_fwd (argv[2] "ws": the host's ATTNBENCH_BASED_FWD=ws)
 bool g_based_lean = true;   // based split, 32 columns: the lean chunk (argv[2] "nolean": without, ATTNBENCH_BASED_LEAN=0)
 bool g_based_wg = false;    // based: fused_based_wg_fwd ("wg", "2", "overlap", "2overlap": the host's
@@ -184,7 +186,12 @@ Tensors run_quad(const Problem& p, Pass pass, const Tensors& in) {
   qp.out = dq.p();
   if (kChunk) {  // the chunkwise backward (Dk <= 16): based_chunk_dq (with the row pre-pass), based_chunk_dkv
     using B = BasedBwdCfg<T, C::kDv>;
-    sim::launch({1u, unsigned(BH)}, {unsigned(B::kThreads)}, B::kSmemBytes, [&] { based_chunk_dq<B>(qp); });
+    if (g_based_wsdq) {
+      using D = BasedWsDqCfg<T>;
+      sim::launch({1u, unsigned(BH)}, {unsigned(D::kThreads)}, D::kSmemBytes, [&] { based_ws_dq<D>(qp); });
+    } else {
+      sim::launch({1u, unsigned(BH)}, {unsigned(B::kThreads)}, B::kSmemBytes, [&] { based_chunk_dq<B>(qp); });
+    }
     sim::launch({1u, unsigned(BH)}, {unsigned(B::kThreads)}, B::kSmemBytes,
                 [&] { based_chunk_dkv<B>(qp, dk.p(), dv.p()); });
   } else {
@@ -397,6 +404,7 @@ int main(int argc, char** argv) {
   g_based_split = !(argc > 2 && std::string(argv[2]) == "nosplit");  // based: fused_based_fwd instead
   if (argc > 2 && std::string(argv[2]) == "cols16") g_based_cols = 16;  // based: the 16-column split
   g_based_lean = sel != "nolean";
+  g_based_wsdq = sel == "wsdq";
   g_based_ws = sel == "ws";    // based: the warp-specialized wgmma forward
   g_based_wgp = sel == "wgp";  // based: the pipelined wgmma forward  // based: the 32-column split without its lean chunk
   g_based_wg = sel == "wg" || sel == "2" || sel == "overlap" || sel == "2overlap";  // based: the wgmma forward
