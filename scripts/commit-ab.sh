@@ -12,6 +12,8 @@
 #   AB_CASES      "label|ENV|harness args ..." timing cases (the args use '+' for spaces:
 #                 "lin||--algo+linear+--impl+tiled+--B+8+--H+32+--D+128+--T+4096+--pass+fwd").
 #   AB_CHECKED    "label|ENV|harness args ..." checked sweeps (new build only), after the timing.
+#   AB_NCU        "name|regex|ENV|harness args ..." Nsight Compute (scripts/ncu-source.sh) of the first
+#                 kernel matching regex in that run of the new build, last (files ncu_NAME*).
 #   AB_REPS       new and base alternating this many times (default 2).
 #   AB_BUDGET_S   the whole script (default 420); ATTNBENCH_CUDA_ARCH (default 90a).
 # Output: ab.csv (the harness columns with leading `build` (new / base) and `label`), tests.txt,
@@ -41,6 +43,15 @@ done
 for spec in ${AB_CHECKED:-}; do
   IFS='|' read -r label envs args <<<"$spec"
   run_env "$envs" sweep "checked-$label" "$out/checked-$label.csv" "$(cap 60 150)" ${args//+/ }
+done
+for spec in ${AB_NCU:-}; do
+  IFS='|' read -r name rx envs args <<<"$spec"
+  s=$(cap 50 100)
+  ((s >= 30)) || { log "skip ncu $name (no time left)"; continue; }
+  log "ncu $name ($rx, limit ${s}s)"
+  ATTNBENCH_BIN=$bin NCU_TIMEOUT_S=$((s / 2)) run_env "$envs" bash scripts/ncu-source.sh "$out" "$name" "$rx" 1 -- \
+    --dtype bf16 ${args//+/ } >"$out/ncu_run_$name.log" 2>&1
+  log "ncu $name rc $?"
 done
 grep -iE "error|fail" "$out/sweep.log" | head -10 >&2
 
