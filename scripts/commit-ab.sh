@@ -69,7 +69,8 @@ for p in sorted(glob.glob(os.path.join(out, "*.csv"))):
         fields = fields or list(r.keys())
         rows.append({"build": m.group(1), "label": m.group(2), **r})
 if not rows:
-    sys.exit("no rows")
+    print("no timed rows")
+    sys.exit(0)
 with open(os.path.join(out, "ab.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, ["build", "label"] + fields, extrasaction="ignore")
     w.writeheader()
@@ -92,3 +93,6 @@ for r in rows:
               f'err_base={r["err_base"]}')
 EOF
 cat "$out/tests.txt"
+# At most 8 files come back from a device call: the logs and the per-run CSVs (merged in ab.csv) into
+# logs.tar.gz.
+(cd "$out" && tar czf logs.tar.gz --remove-files $(ls *.log new-*.csv base-*.csv checked-*.csv nvidia-smi.txt commit.txt tests.txt 2>/dev/null) 2>/dev/null)
