@@ -1,10 +1,11 @@
 // based, tiled, Dk <= 16: the chunkwise backward on the Taylor features (based_chunk_dq,
 // based_chunk_dkv; value widths 64, 128). Math in linear_family_tiled_based_bwd.cuh. On an sm_90
-// device dq is based_ws_dq (linear_family_tiled_based_ws_dq.cuh: wgmma, warp-specialized; session
-// 27) unless ATTNBENCH_BASED_DQ=mma selects based_chunk_dq (the A/B switch).
+// device ATTNBENCH_BASED_DQ=ws selects based_ws_dq for dq (linear_family_tiled_based_ws_dq.cuh:
+// wgmma, warp-specialized; session 27, slower so far), an A/B switch.
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "linear_family_tiled_based_bwd.cuh"
 #include "linear_family_tiled_based_ws_dq.cuh"
@@ -22,7 +23,8 @@ void launch_one(K kernel, int BH, cudaStream_t s, const char* name, A... args) {
   if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
 }
 
-// ATTNBENCH_BASED_DQ: ws (the default on an sm_90 device) or mma; anything else is an error.
+// ATTNBENCH_BASED_DQ: ws (based_ws_dq on an sm_90 device) or mma (based_chunk_dq, the default:
+// session 27's c2 measured based_ws_dq 1.6x slower); anything else is an error.
 bool based_ws_dq_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_BASED_DQ");
@@ -30,7 +32,7 @@ bool based_ws_dq_enabled() {
     if (!x.empty() && x != "ws" && x != "mma") {
       throw std::invalid_argument("ATTNBENCH_BASED_DQ: expected ws or mma, got '" + x + "'");
     }
-    return x != "mma" && sm90_device();
+    return x == "ws" && sm90_device();
   }();
   return on;
 }
@@ -40,6 +42,16 @@ void chunk_bwd(const QuadParams& qp, void* dk, void* dv, int BH, cudaStream_t s)
   using C = BasedBwdCfg<T, kDv>;
   if (based_ws_dq_enabled()) {
     using D = BasedWsDqCfg<T>;
+#ifdef ATTNBENCH_BASED_WSDQ_ABL
+    if (const char* a = std::getenv("ATTNBENCH_BASED_WSDQ_ABL"); a && std::is_same_v<T, __nv_bfloat16>) {
+      switch (std::atoi(a)) {  // measurement only (wrong results): 1 no pre-pass loads, 2 no Jacobian, 3 both
+        case 1: return launch_one<D>(based_ws_dq<D, 1>, BH, s, "based_ws_dq", qp), launch_one<C>(based_chunk_dkv<C>, BH, s, "based_chunk_dkv", qp, dk, dv);
+        case 2: return launch_one<D>(based_ws_dq<D, 2>, BH, s, "based_ws_dq", qp), launch_one<C>(based_chunk_dkv<C>, BH, s, "based_chunk_dkv", qp, dk, dv);
+        case 3: return launch_one<D>(based_ws_dq<D, 3>, BH, s, "based_ws_dq", qp), launch_one<C>(based_chunk_dkv<C>, BH, s, "based_chunk_dkv", qp, dk, dv);
+        default: break;
+      }
+    }
+#endif
     launch_one<D>(based_ws_dq<D>, BH, s, "based_ws_dq", qp);
   } else {
     launch_one<C>(based_chunk_dq<C>, BH, s, "based_chunk_dq", qp);

@@ -106,7 +106,7 @@ __device__ __forceinline__ void bwq_load(const QuadParams& p, unsigned char* sta
 // tile Ws (v's layout) and, with the normalizer, to global memory (w_out, rows < T); delta = W.o
 // (fp32) into dl and global memory. Without the normalizer W = dO and delta = 0. Row pt / 16 + 8 i,
 // value columns 8 (pt % 16) ..; two batches of four rows, their global loads issued together.
-template <class C>
+template <class C, bool kNoLoads = false>
 __device__ __forceinline__ void bwq_rows(const QuadParams& p, unsigned char* Ws, float* dl, int64_t bh, int c, int pt) {
   using T = typename C::T;
   const int nrows = min(kC, p.T - kC * c);
@@ -122,11 +122,11 @@ __device__ __forceinline__ void bwq_rows(const QuadParams& p, unsigned char* Ws,
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int r = r0 + 8 * (4 * h + i);
-      const bool ok = r < nrows && col_ok;
+      const bool ok = r < nrows && col_ok && !kNoLoads;
       const int64_t off = g0 + int64_t(8 * (4 * h + i)) * p.Dv;
       d[i] = ok ? *reinterpret_cast<const uint4*>(static_cast<const T*>(p.dout) + off) : make_uint4(0, 0, 0, 0);
       ov[i] = ok && p.normalize ? *reinterpret_cast<const uint4*>(static_cast<const T*>(p.o) + off) : make_uint4(0, 0, 0, 0);
-      rd[i] = r < nrows && p.normalize ? 1.0f / p.den[row0 + r] : 1.0f;
+      rd[i] = r < nrows && p.normalize && !kNoLoads ? 1.0f / p.den[row0 + r] : 1.0f;
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -186,8 +186,10 @@ __device__ __forceinline__ void bwq_jacobian(const float* P, const float* I, con
 }
 
 // grid (1, B*H); C::kThreads (384) threads; shared memory C::kSmemBytes. Writes dq (p.out) and, with
-// the normalizer, W (p.w_out) and delta (p.delta) for based_chunk_dkv.
-template <class C>
+// the normalizer, W (p.w_out) and delta (p.delta) for based_chunk_dkv. kAbl (measurement only, wrong
+// results; instantiated under -DATTNBENCH_BASED_WSDQ_ABL): bit 0 the pre-pass without its global
+// loads, bit 1 the consumers without the Jacobian.
+template <class C, int kAbl = 0>
 __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
   using T = typename C::T;
   using B = typename C::Build;
@@ -226,7 +228,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
       cp_async_wait<1>();  // chunk j's rows
       wg_named_barrier(C::kProd, 128);
       const T* K = Qs(j) + kC * C::kLdQ;
-      bwq_rows<C>(p, Wb(b), dl(b), bh, j, tid);
+      bwq_rows<C, (kAbl & 1) != 0>(p, Wb(b), dl(b), bh, j, tid);
       based_wg_kfeatures<B>(K, PhiK(b), rsc, tid);
       bwq_zf<C>(zc(b), zf(b), rsc, p.scale, tid);
       if (warp == 0) based_z_add<T, C::kLdQ, B::kZ1, B::kZ2, B::kLdZ>(K, zc(b), zc(b ^ 1), min(kC, p.T - kC * j), lane);
@@ -363,7 +365,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
         for (int e = 0; e < 4; ++e) Icw[(8 * nt + 2 * t4 + (e & 1)) * C::kLdT + i0 + 8 * (e >> 1)] = p.scale * acc_i[nt][e];
       }
       wg_named_barrier(C::kCons, 256);  // P, I_0, I_1 complete
-      {
+      if (!(kAbl & 2)) {
         const int r = 32 * (cwarp >> 2) + lane;
         bwq_jacobian<C>(P, I, Q, r, cwarp & 3, rsc, r < valid ? dq + (int64_t(kC) * c + r) * p.Dk : nullptr, p.Dk);
       }
