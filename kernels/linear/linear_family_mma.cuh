@@ -45,6 +45,12 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(src_bytes)
                : "memory");
 }
+// (4 bytes: for per-row floats, whose rows need not be 16-byte aligned)
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem, bool valid) {
+  const int src_bytes = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(src_bytes)
+               : "memory");
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -54,6 +60,10 @@ __device__ __forceinline__ void cp_async_wait() {
 inline void cp_async16(void* smem, const void* gmem, bool valid) {
   if (valid) std::memcpy(smem, gmem, 16);
   else std::memset(smem, 0, 16);
+}
+inline void cp_async4(void* smem, const void* gmem, bool valid) {
+  if (valid) std::memcpy(smem, gmem, 4);
+  else std::memset(smem, 0, 4);
 }
 inline void cp_async_commit() {}
 template <int N>

@@ -17,24 +17,30 @@
 // Block of 384 threads per (b, h):
 //   warpgroup 0, the producer: cp.async of chunk j + 1's q, k (unpadded rows) and v (two 128-byte
 //     swizzled chunks of 64 columns), 3 stages, one chunk ahead; then for chunk j into buffers
-//     b = j % 2: W (bwq_rows: dO, o, den straight from global memory; W swizzled as v; W and delta
-//     also to global memory for based_chunk_dkv), rd(phi_k)^T (based_wg_kfeatures), z of chunks < j
-//     in feature form (bwq_zf, from the compact sums), and warp 0: the compact z of chunks <= j.
+//     b = j % 2: W (bwq_rows, from chunk j's dO, o and den in R; W swizzled as v; W and delta also
+//     to global memory for based_chunk_dkv), then chunk j + 1's dO, o, den into R by cp.async
+//     (landing while the rest is built and the producer waits at kFree), rd(phi_k)^T
+//     (based_wg_kfeatures), z of chunks < j in feature form (bwq_zf, from the compact sums), and
+//     warp 0: the compact z of chunks <= j. (c3 of session 27: with dO, o, den loaded straight from
+//     global memory in the pre-pass the kernel took 1.11 ms at T = 4096, and 0.57 ms without those
+//     loads: their latency was the producer's critical path.)
 //   warpgroups 1, 2, the consumers (cw = 0, 1; S^T rows [64 cw, 64 cw + 64) in registers, as the
 //     forward's): per chunk c:
-//       rd(S) [F][Dv] to shared memory (stmatrix.trans, K-major for wgmma's B) | consumer barrier |
+//       consumer barrier | rd(S) [F][Dv] to shared memory (stmatrix.trans, K-major for wgmma's B) |
+//       consumer barrier |
 //       wgmma group 0: dphi = W rd(S)^T (features 64 cw .. + 64, warpgroup 0 also 128 .. 159);
-//       group 1: value half cw of W V^T; group 2: S^T += V^T rd(phi_k) |
-//       P = dphi - delta z (fp32, feature-major); s = scale q k^T of the warp's 16 rows (mma.sync);
+//       group 1: value half cw of W V^T; group 2: S^T += V^T rd(phi_k) | group 0 waited, consumer
+//       barrier | P = dphi - delta z (fp32, feature-major, in rd(S)'s place); s = scale q k^T of the warp's 16 rows (mma.sync);
 //       I_cw = rd(ds_cw (1 + s)) K (mma.sync) | consumer barrier | the Jacobian (bb_jacobian's map
 //       over 8 warps) -> dq; group 2 waited; kFree.
 // Hand-offs (named barriers): kFull + b (384: the producer arrives, chunk j's buffers b and stage
 // j % 3 ready, generic stores fenced for the async proxy); kFree + b (384: the consumers arrive when
 // done with chunk c: buffers b, stage c % 3, zf and delta of b may be rewritten); kProd (the
-// producer's 128: chunk j's rows landed for every producer thread; the compact z of chunk j - 1
-// written); kCons (the consumers' 256: rd(S) staged before either warpgroup's wgmma reads it; P and
-// I complete before the Jacobian; and, through program order, the previous chunk's reads of rd(S),
-// P and I done before they are rewritten).
+// producer's 128: chunk j's rows landed for every producer thread, the compact z of chunk j - 1
+// written; then every read of R done before chunk j + 1's rows go into it); kCons (the consumers'
+// 256, four a chunk: chunk c - 1's Jacobian done with P before rd(S) goes in its place; rd(S)
+// staged before either warpgroup's wgmma reads it; both dphi products done before P goes in its
+// place; P and I complete before the Jacobian).
 #pragma once
 
 #include "linear_family_tiled_based_bwd.cuh"
@@ -61,8 +67,10 @@ struct BasedWsDqCfg {
   static constexpr int kBufBytes = kWBytes + kPhiKBytes;  // one parity's tiles
   static constexpr int kSBytes = 2 * kF * 128;           // rd(S) [f][v]: two chunks of 64 value columns
   static constexpr int kLdT = kC + 4;                    // P, I rows (fragment-order writes on 32 banks)
-  static constexpr int kPBytes = kFUsed * kLdT * 4;      // P = dphi^T [f][r], fp32
+  static constexpr int kPBytes = kFUsed * kLdT * 4;      // P = dphi^T [f][r], fp32, in rd(S)'s place
+  static constexpr int kSPBytes = (kPBytes > kSBytes ? kPBytes : kSBytes) + 1023 & ~1023;
   static constexpr int kIBytes = 2 * 16 * kLdT * 4;      // I_0, I_1 ^T [a][r], fp32
+  static constexpr int kRBytes = 2 * kVBytes + kC * 4;   // the pre-pass's dO, o (v's layout) and den
   static constexpr int kZC = Build::kZ2 + 16 * Build::kLdZ;  // compact z: n, z1, Z2 (based_z_add)
   static constexpr int kFloats = 2 * kZC + 2 * kF + 2 * kC;  // zc [2], zf [2], delta [2]
   static constexpr int kEntryRegs = 65536 / kThreads / 8 * 8;
@@ -70,7 +78,7 @@ struct BasedWsDqCfg {
   static constexpr int kConsumerRegs = (kThreads * kEntryRegs - 128 * kProducerRegs) / 256 / 8 * 8;
   static constexpr int kProd = 1, kFull = 2, kFree = 4, kCons = 6;  // named barriers (kFull + b, kFree + b)
   static constexpr int kSmemBytes =
-      1024 + kStages * kStageBytes + 2 * kBufBytes + kSBytes + kPBytes + kIBytes + 4 * kFloats;
+      1024 + kStages * kStageBytes + 2 * kBufBytes + kSPBytes + kIBytes + kRBytes + 4 * kFloats;
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kThreads * kEntryRegs, "the block's registers");
   static_assert(kStageBytes % 1024 == 0 && kBufBytes % 1024 == 0 && kWBytes % 1024 == 0, "tile alignment");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
@@ -102,12 +110,34 @@ __device__ __forceinline__ void bwq_load(const QuadParams& p, unsigned char* sta
   }
 }
 
-// The row pre-pass of chunk c by the producer's 128 threads (pt): W = rd(dO / den) into the swizzled
-// tile Ws (v's layout) and, with the normalizer, to global memory (w_out, rows < T); delta = W.o
-// (fp32) into dl and global memory. Without the normalizer W = dO and delta = 0. Row pt / 16 + 8 i,
-// value columns 8 (pt % 16) ..; two batches of four rows, their global loads issued together.
+// cp.async of chunk c's dO, o (with the normalizer) and den rows into R by the producer's 128
+// threads (pt), zero-filled past T and the widths: dO, o as v (bwq_load), den one row a thread.
+template <class C>
+__device__ __forceinline__ void bwq_load_r(const QuadParams& p, unsigned char* R, int64_t bh, int c, int pt) {
+  using T = typename C::T;
+  const int nrows = min(kC, p.T - kC * c);
+  const int64_t row0 = bh * p.T + int64_t(kC) * c;
+  const int r0 = pt >> 4, pc = pt & 15, col = 8 * pc;
+  const int sv = (pc >> 3) * (kC * 128) + r0 * 128 + 16 * ((pc & 7) ^ r0);
+  const int64_t off0 = (row0 + r0) * p.Dv + col;
+  const bool col_ok = col < p.Dv;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const bool ok = r0 + 8 * i < nrows && col_ok;
+    const int64_t off = ok ? off0 + 8 * i * p.Dv : 0;
+    cp_async16(R + sv + 1024 * i, static_cast<const T*>(p.dout) + off, ok);
+    if (p.normalize) cp_async16(R + C::kVBytes + sv + 1024 * i, static_cast<const T*>(p.o) + off, ok);
+  }
+  if (pt < kC && p.normalize) cp_async4(R + 2 * C::kVBytes + 4 * pt, p.den + (pt < nrows ? row0 + pt : 0), pt < nrows);
+}
+
+// The row pre-pass of chunk c by the producer's 128 threads (pt), from R (bwq_load_r, landed):
+// W = rd(dO / den) into the swizzled tile Ws (v's layout) and, with the normalizer, to global memory
+// (w_out, rows < T); delta = W.o (fp32) into dl and global memory. Without the normalizer W = dO and
+// delta = 0. Row pt / 16 + 8 i, value columns 8 (pt % 16) ..
 template <class C, bool kNoLoads = false>
-__device__ __forceinline__ void bwq_rows(const QuadParams& p, unsigned char* Ws, float* dl, int64_t bh, int c, int pt) {
+__device__ __forceinline__ void bwq_rows(const QuadParams& p, const unsigned char* R, unsigned char* Ws, float* dl,
+                                         int64_t bh, int c, int pt) {
   using T = typename C::T;
   const int nrows = min(kC, p.T - kC * c);
   const int64_t row0 = bh * p.T + int64_t(kC) * c;
@@ -121,12 +151,10 @@ __device__ __forceinline__ void bwq_rows(const QuadParams& p, unsigned char* Ws,
     float rd[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int r = r0 + 8 * (4 * h + i);
-      const bool ok = r < nrows && col_ok && !kNoLoads;
-      const int64_t off = g0 + int64_t(8 * (4 * h + i)) * p.Dv;
-      d[i] = ok ? *reinterpret_cast<const uint4*>(static_cast<const T*>(p.dout) + off) : make_uint4(0, 0, 0, 0);
-      ov[i] = ok && p.normalize ? *reinterpret_cast<const uint4*>(static_cast<const T*>(p.o) + off) : make_uint4(0, 0, 0, 0);
-      rd[i] = r < nrows && p.normalize && !kNoLoads ? 1.0f / p.den[row0 + r] : 1.0f;
+      const int r = r0 + 8 * (4 * h + i), so = sw + 1024 * (4 * h + i);
+      d[i] = kNoLoads ? make_uint4(0, 0, 0, 0) : *reinterpret_cast<const uint4*>(R + so);
+      ov[i] = p.normalize && !kNoLoads ? *reinterpret_cast<const uint4*>(R + C::kVBytes + so) : make_uint4(0, 0, 0, 0);
+      rd[i] = r < nrows && p.normalize ? 1.0f / reinterpret_cast<const float*>(R + 2 * C::kVBytes)[r] : 1.0f;
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -197,9 +225,10 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
   unsigned char* base = LIN_WG_ALIGN1024(smem_raw);
   unsigned char* bufs = base + C::kStages * C::kStageBytes;
   unsigned char* Sr = bufs + 2 * C::kBufBytes;  // rd(S)
-  float* P = reinterpret_cast<float*>(Sr + C::kSBytes);
-  float* I = reinterpret_cast<float*>(Sr + C::kSBytes + C::kPBytes);
-  float* fl = reinterpret_cast<float*>(Sr + C::kSBytes + C::kPBytes + C::kIBytes);
+  float* P = reinterpret_cast<float*>(Sr);  // (in rd(S)'s place once every dphi product is done)
+  float* I = reinterpret_cast<float*>(Sr + C::kSPBytes);
+  unsigned char* R = Sr + C::kSPBytes + C::kIBytes;
+  float* fl = reinterpret_cast<float*>(R + C::kRBytes);
   auto Wb = [&](int b) { return bufs + b * C::kBufBytes; };
   auto PhiK = [&](int b) { return bufs + b * C::kBufBytes + C::kWBytes; };
   auto zc = [&](int b) { return fl + b * C::kZC; };
@@ -220,15 +249,20 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
     wg_setmaxnreg_dec<C::kProducerRegs>();
     bwq_load<C>(p, stage(0), bh, 0, tid);
     cp_async_commit();
+    bwq_load_r<C>(p, R, bh, 0, tid);
+    cp_async_commit();
     for (int j = 0; j < NC; ++j) {
       const int b = j & 1;
       if (j >= 2) wg_named_barrier(C::kFree + b, C::kThreads);  // chunk j - 2 consumed
       if (j + 1 < NC) bwq_load<C>(p, stage(j + 1), bh, j + 1, tid);
       cp_async_commit();
-      cp_async_wait<1>();  // chunk j's rows
+      cp_async_wait<1>();  // chunk j's rows and R (the groups before chunk j + 1's)
       wg_named_barrier(C::kProd, 128);
       const T* K = Qs(j) + kC * C::kLdQ;
-      bwq_rows<C, (kAbl & 1) != 0>(p, Wb(b), dl(b), bh, j, tid);
+      bwq_rows<C, (kAbl & 1) != 0>(p, R, Wb(b), dl(b), bh, j, tid);
+      wg_named_barrier(C::kProd, 128);  // every read of R done: chunk j + 1's rows into it, landing
+      if (j + 1 < NC) bwq_load_r<C>(p, R, bh, j + 1, tid);  // while the tiles below are built
+      cp_async_commit();
       based_wg_kfeatures<B>(K, PhiK(b), rsc, tid);
       bwq_zf<C>(zc(b), zf(b), rsc, p.scale, tid);
       if (warp == 0) based_z_add<T, C::kLdQ, B::kZ1, B::kZ2, B::kLdZ>(K, zc(b), zc(b ^ 1), min(kC, p.T - kC * j), lane);
@@ -257,6 +291,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
     for (int c = 0; c < NC; ++c) {
       const int b = c & 1, sb = (c % C::kStages) * C::kStageBytes, bb = b * C::kBufBytes;
       wg_named_barrier(C::kFull + b, C::kThreads);
+      wg_named_barrier(C::kCons, 256);  // chunk c - 1's Jacobian done with P (rd(S)'s place)
 #pragma unroll
       for (int i0 = 0; i0 < 20; i0 += 2) {  // rd(S) [f][v] <- S^T
         uint32_t x[4];
@@ -310,6 +345,7 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
       wg_wait<2>();
       wg_fence_operands(acc_p);
       wg_fence_operands(acc_p2);
+      wg_named_barrier(C::kCons, 256);  // both warpgroups' dphi products done with rd(S): P in its place
       // P = dphi - delta z (f < 153)
 #pragma unroll
       for (int n = 0; n < 8; ++n) {
