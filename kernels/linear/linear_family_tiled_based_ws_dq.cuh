@@ -19,22 +19,24 @@
 //     swizzled chunks of 64 columns), 3 stages, one chunk ahead; then for chunk j into buffers
 //     b = j % 2: W (bwq_rows, from chunk j's dO, o and den in R; W swizzled as v; W and delta also
 //     to global memory for based_chunk_dkv), then chunk j + 1's dO, o, den into R by cp.async
-//     (landing while the rest is built and the producer waits at kFree), rd(phi_k)^T
-//     (based_wg_kfeatures), z of chunks < j in feature form (bwq_zf, from the compact sums), and
-//     warp 0: the compact z of chunks <= j. (c3 of session 27: with dO, o, den loaded straight from
-//     global memory in the pre-pass the kernel took 1.11 ms at T = 4096, and 0.57 ms without those
-//     loads: their latency was the producer's critical path.)
+//     (landing while z is built and the producer waits at kFree), z of chunks < j in feature form
+//     (bwq_zf, from the compact sums), and warp 0: the compact z of chunks <= j.
 //   warpgroups 1, 2, the consumers (cw = 0, 1; S^T rows [64 cw, 64 cw + 64) in registers, as the
 //     forward's): per chunk c:
 //       consumer barrier | rd(S) [F][Dv] to shared memory (stmatrix.trans, K-major for wgmma's B) |
-//       consumer barrier |
-//       wgmma group 0: dphi = W rd(S)^T (features 64 cw .. + 64, warpgroup 0 also 128 .. 159);
-//       group 1: value half cw of W V^T; group 2: S^T += V^T rd(phi_k) | group 0 waited, consumer
-//       barrier | P = dphi - delta z (fp32, feature-major, in rd(S)'s place); s = scale q k^T of the warp's 16 rows (mma.sync);
-//       I_cw = rd(ds_cw (1 + s)) K (mma.sync) | consumer barrier | the Jacobian (bb_jacobian's map
-//       over 8 warps) -> dq; group 2 waited; kFree.
-// Hand-offs (named barriers): kFull + b (384: the producer arrives, chunk j's buffers b and stage
-// j % 3 ready, generic stores fenced for the async proxy); kFree + b (384: the consumers arrive when
+//       consumer barrier | wgmma group 0: dphi = W rd(S)^T (features 64 cw .. + 64, and 128 ..
+//       159), group 1: value half cw of W V^T | group 0 waited, consumer barrier | P = dphi - delta z
+//       (fp32, feature-major, in rd(S)'s place); rd(phi_k)^T of chunk c (based_wg_kfeatures, 20
+//       features a warp); s = scale q k^T of the warp's 16 rows (mma.sync); group 1 waited;
+//       I_cw = rd(ds_cw (1 + s)) K (mma.sync) | consumer barrier | group 2: S^T += V^T rd(phi_k);
+//       the Jacobian (bb_jacobian's map over 8 warps) -> dq; group 2 waited; kFree.
+// Session 27: c3 (dO, o, den loaded straight from global memory by the pre-pass): 1.11 ms at
+// T = 4096, 0.57 ms without those loads (their latency was the producer's critical path); c4 (R by
+// cp.async, rd(phi_k)^T still on the producer): 0.84 ms, the consumers waiting at kFull for 22% of
+// the stall samples, the producer at 1660 instructions a warp and chunk (pre-pass ~800, features
+// ~620) against the consumers' 866; so the features moved to the consumers.
+// Hand-offs (named barriers): kFull + b (384: the producer arrives, chunk j's W, zf, delta (b) and
+// stage j % 3 ready, generic stores fenced for the async proxy); kFree + b (384: the consumers arrive when
 // done with chunk c: buffers b, stage c % 3, zf and delta of b may be rewritten); kProd (the
 // producer's 128: chunk j's rows landed for every producer thread, the compact z of chunk j - 1
 // written; then every read of R done before chunk j + 1's rows go into it); kCons (the consumers'
@@ -54,10 +56,17 @@ struct BasedWsDqBuild : BasedWgCfg<T_, 1, false> {
   static constexpr int kLdQ = kBasedDk;
 };
 
+// The consumers' rd(phi_k)^T builder (BasedWgCfg's with two warpgroups: 20 features a warp).
+template <class T_>
+struct BasedWsDqBuild2 : BasedWgCfg<T_, 2, false> {
+  static constexpr int kLdQ = kBasedDk;
+};
+
 template <class T_>
 struct BasedWsDqCfg {
   using T = T_;
   using Build = BasedWsDqBuild<T_>;
+  using Build2 = BasedWsDqBuild2<T_>;
   static constexpr int kThreads = 384, kStages = 3, kF = kBasedF, kFUsed = 153;
   static constexpr int kLdQ = kBasedDk;                  // q, k rows unpadded (32 bytes)
   static constexpr int kVBytes = 2 * kC * 128;           // v: two swizzled chunks of 64 columns
@@ -261,9 +270,8 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
       const T* K = Qs(j) + kC * C::kLdQ;
       bwq_rows<C, (kAbl & 1) != 0>(p, R, Wb(b), dl(b), bh, j, tid);
       wg_named_barrier(C::kProd, 128);  // every read of R done: chunk j + 1's rows into it, landing
-      if (j + 1 < NC) bwq_load_r<C>(p, R, bh, j + 1, tid);  // while the tiles below are built
+      if (j + 1 < NC) bwq_load_r<C>(p, R, bh, j + 1, tid);  // while z is built and at kFree
       cp_async_commit();
-      based_wg_kfeatures<B>(K, PhiK(b), rsc, tid);
       bwq_zf<C>(zc(b), zf(b), rsc, p.scale, tid);
       if (warp == 0) based_z_add<T, C::kLdQ, B::kZ1, B::kZ2, B::kLdZ>(K, zc(b), zc(b ^ 1), min(kC, p.T - kC * j), lane);
       fence_proxy_async();  // W, rd(phi_k)^T (generic stores) and chunk j's v before the consumers' wgmma
@@ -331,18 +339,11 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
         Wgmma<64, T>::template ss<0, 0>(acc_d, wg_desc_add(dW, cw * (kC * 128) + kk * 32), wg_desc_add(dVk0, sb + kk * 32));
       }
       wg_commit();
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {  // group 2: S^T += V^T rd(phi_k)
-        Wgmma<128, T>::template ss<1, 0>(st, wg_desc_add(dVm0, sb + kk * 2048), wg_desc_add(dK, kk * 32));
-        Wgmma<32, T>::template ss<1, 0>(st2, wg_desc_add(dVm0, sb + kk * 2048), wg_desc_add(dK, 128 * 128 + kk * 32));
-      }
-      wg_commit();
-
       const float* dlb = dl(b);
       const float* zfb = zf(b);
       const int i0 = 16 * wi + g;  // this thread's rows i0, i0 + 8
       const float d0 = dlb[i0], d1 = dlb[i0 + 8];
-      wg_wait<2>();
+      wg_wait<1>();
       wg_fence_operands(acc_p);
       wg_fence_operands(acc_p2);
       wg_named_barrier(C::kCons, 256);  // both warpgroups' dphi products done with rd(S): P in its place
@@ -365,15 +366,18 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
           if (f + 1 < C::kFUsed) pf[C::kLdT] = acc_p2[4 * n + 1] - d0 * z.y, pf[C::kLdT + 8] = acc_p2[4 * n + 3] - d1 * z.y;
         }
       }
-      // the intra-chunk piece of value half cw: rows 16 wi .. (keys n-tiles < 2 wi + 2)
       const T* Q = Qs(c);
       const T* K = Q + kC * C::kLdQ;
+      // rd(phi_k)^T of chunk c (20 features a warp; buffers b were last read by chunk c - 2's update)
+      based_wg_kfeatures<typename C::Build2>(K, PhiK(b), rsc, tid - 128);
+      fence_proxy_async();  // (for the update's wgmma, after the next consumer barrier)
+      // the intra-chunk piece of value half cw: rows 16 wi .. (keys n-tiles < 2 wi + 2)
       float sc[8][4];
       zero_acc(sc);
       based_qk_tiles<T, C::kLdQ>(sc, Q, K, wi, 0, 2 * wi + 2, lane);
       const int valid = min(kC, p.T - kC * c);
       const float dsub0 = cw == 0 ? d0 : 0.0f, dsub1 = cw == 0 ? d1 : 0.0f;
-      wg_wait<1>();
+      wg_wait<0>();
       wg_fence_operands(acc_d);
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
@@ -400,7 +404,17 @@ __global__ void __launch_bounds__(C::kThreads, 1) based_ws_dq(QuadParams p) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) Icw[(8 * nt + 2 * t4 + (e & 1)) * C::kLdT + i0 + 8 * (e >> 1)] = p.scale * acc_i[nt][e];
       }
-      wg_named_barrier(C::kCons, 256);  // P, I_0, I_1 complete
+      wg_named_barrier(C::kCons, 256);  // P, I_0, I_1 and rd(phi_k)^T complete
+      wg_fence();
+      wg_fence_operands(st);
+      wg_fence_operands(st2);
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {  // group 2: S^T += V^T rd(phi_k)
+        Wgmma<128, T>::template ss<1, 0>(st, wg_desc_add(dVm0, sb + kk * 2048), wg_desc_add(dK, kk * 32));
+        Wgmma<32, T>::template ss<1, 0>(st2, wg_desc_add(dVm0, sb + kk * 2048), wg_desc_add(dK, 128 * 128 + kk * 32));
+      }
+      wg_commit();  // group 2, waited after the Jacobian
+
       if (!(kAbl & 2)) {
         const int r = 32 * (cwarp >> 2) + lane;
         bwq_jacobian<C>(P, I, Q, r, cwarp & 3, rsc, r < valid ? dq + (int64_t(kC) * c + r) * p.Dk : nullptr, p.Dk);
