@@ -83,7 +83,7 @@ struct BasedWsDqCfg {
   static constexpr int kZC = Build::kZ2 + 16 * Build::kLdZ;  // compact z: n, z1, Z2 (based_z_add)
   static constexpr int kFloats = 2 * kZC + 2 * kF + 2 * kC;  // zc [2], zf [2], delta [2]
   static constexpr int kEntryRegs = 65536 / kThreads / 8 * 8;
-  static constexpr int kProducerRegs = 96;  // (88 spills 16 bytes in the row pre-pass; consumers 200)
+  static constexpr int kProducerRegs = 104;  // (consumers 200; the producer at 96 spilled 12 bytes)
   static constexpr int kConsumerRegs = (kThreads * kEntryRegs - 128 * kProducerRegs) / 256 / 8 * 8;
   static constexpr int kProd = 1, kFull = 2, kFree = 4, kCons = 6;  // named barriers (kFull + b, kFree + b)
   static constexpr int kSmemBytes =
@@ -143,52 +143,46 @@ __device__ __forceinline__ void bwq_load_r(const QuadParams& p, unsigned char* R
 // The row pre-pass of chunk c by the producer's 128 threads (pt), from R (bwq_load_r, landed):
 // W = rd(dO / den) into the swizzled tile Ws (v's layout) and, with the normalizer, to global memory
 // (w_out, rows < T); delta = W.o (fp32) into dl and global memory. Without the normalizer W = dO and
-// delta = 0. Row pt / 16 + 8 i, value columns 8 (pt % 16) ..
+// delta = 0. Rows pt / 4 and pt / 4 + 32, value columns 32 (pt % 4) .. + 32 (four 16-byte units):
+// a row's sum over two shuffles (c5 of session 27: with 8 columns a thread, four shuffles a row and
+// the per-row stores, the pre-pass was ~850 of the producer's ~1390 instructions a warp and chunk).
 template <class C, bool kNoLoads = false>
 __device__ __forceinline__ void bwq_rows(const QuadParams& p, const unsigned char* R, unsigned char* Ws, float* dl,
                                          int64_t bh, int c, int pt) {
   using T = typename C::T;
   const int nrows = min(kC, p.T - kC * c);
   const int64_t row0 = bh * p.T + int64_t(kC) * c;
-  const int r0 = pt >> 4, pc = pt & 15, col = 8 * pc;
-  const int sw = (pc >> 3) * (kC * 128) + r0 * 128 + 16 * ((pc & 7) ^ r0);
-  const bool col_ok = col < p.Dv;
-  const int64_t g0 = (row0 + r0) * p.Dv + col;  // this thread's first element
+  const int qc = pt & 3, rr = pt >> 2;
+  const float* den = reinterpret_cast<const float*>(R + 2 * C::kVBytes);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    uint4 d[4], ov[4];
-    float rd[4];
+    const int r = rr + 32 * h;
+    const float rd = r < nrows && p.normalize ? 1.0f / den[r] : 1.0f;
+    T* wg = static_cast<T*>(p.w_out) + (row0 + r) * p.Dv + 32 * qc;
+    float acc = 0.0f;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int r = r0 + 8 * (4 * h + i), so = sw + 1024 * (4 * h + i);
-      d[i] = kNoLoads ? make_uint4(0, 0, 0, 0) : *reinterpret_cast<const uint4*>(R + so);
-      ov[i] = p.normalize && !kNoLoads ? *reinterpret_cast<const uint4*>(R + C::kVBytes + so) : make_uint4(0, 0, 0, 0);
-      rd[i] = r < nrows && p.normalize ? 1.0f / reinterpret_cast<const float*>(R + 2 * C::kVBytes)[r] : 1.0f;
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int r = r0 + 8 * (4 * h + i);
-      const uint32_t dw[4] = {d[i].x, d[i].y, d[i].z, d[i].w}, ow[4] = {ov[i].x, ov[i].y, ov[i].z, ov[i].w};
+    for (int k = 0; k < 4; ++k) {
+      const int u = 4 * qc + k;  // the 16-byte unit of the row: value columns 8 u ..
+      const int so = (u >> 3) * (kC * 128) + r * 128 + 16 * ((u & 7) ^ (r & 7));
+      const uint4 d = kNoLoads ? make_uint4(0, 0, 0, 0) : *reinterpret_cast<const uint4*>(R + so);
+      const uint4 ov = p.normalize && !kNoLoads ? *reinterpret_cast<const uint4*>(R + C::kVBytes + so) : make_uint4(0, 0, 0, 0);
+      const uint32_t dw[4] = {d.x, d.y, d.z, d.w}, ow[4] = {ov.x, ov.y, ov.z, ov.w};
       uint32_t ww[4];
-      float acc = 0.0f;
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const float2 x = unpack2<T>(dw[e]), y = unpack2<T>(ow[e]);
-        ww[e] = p.normalize ? pack2<T>(x.x * rd[i], x.y * rd[i]) : dw[e];
+        ww[e] = p.normalize ? pack2<T>(x.x * rd, x.y * rd) : dw[e];
         const float2 wr = unpack2<T>(ww[e]);
         acc = fmaf(wr.x, y.x, fmaf(wr.y, y.y, acc));
       }
       const uint4 w = make_uint4(ww[0], ww[1], ww[2], ww[3]);
-      *reinterpret_cast<uint4*>(Ws + sw + 1024 * (4 * h + i)) = w;
-      const bool ok = r < nrows && col_ok;
-      if (p.normalize && ok) *reinterpret_cast<uint4*>(static_cast<T*>(p.w_out) + g0 + int64_t(8 * (4 * h + i)) * p.Dv) = w;
-#pragma unroll
-      for (int m = 8; m >= 1; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);  // the row's 16 lanes
-      if (pc == 0) {
-        dl[r] = acc;
-        if (p.normalize && r < nrows) p.delta[row0 + r] = acc;
-      }
+      *reinterpret_cast<uint4*>(Ws + so) = w;
+      if (p.normalize && r < nrows && 8 * u < p.Dv) *reinterpret_cast<uint4*>(wg + 8 * k) = w;
     }
+    acc += __shfl_xor_sync(0xffffffffu, acc, 1);  // the row's four lanes
+    acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+    if (qc == 0) dl[r] = acc;
+    if (qc == 0 && p.normalize && r < nrows) p.delta[row0 + r] = acc;
   }
 }
 
