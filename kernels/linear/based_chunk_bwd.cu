@@ -1,7 +1,7 @@
 // based, tiled, Dk <= 16: the chunkwise backward on the Taylor features (based_chunk_dq,
 // based_chunk_dkv; value widths 64, 128). Math in linear_family_tiled_based_bwd.cuh. On an sm_90
-// device ATTNBENCH_BASED_DQ=ws selects based_ws_dq for dq (linear_family_tiled_based_ws_dq.cuh:
-// wgmma, warp-specialized; session 27, slower so far), an A/B switch.
+// device dq is based_ws_dq (linear_family_tiled_based_ws_dq.cuh: wgmma, warp-specialized; session
+// 27) unless ATTNBENCH_BASED_DQ=mma selects based_chunk_dq (the A/B switch).
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -23,8 +23,9 @@ void launch_one(K kernel, int BH, cudaStream_t s, const char* name, A... args) {
   if (err != cudaSuccess) throw_cuda_error(err, name, __FILE__, __LINE__);
 }
 
-// ATTNBENCH_BASED_DQ: ws (based_ws_dq on an sm_90 device) or mma (based_chunk_dq, the default:
-// session 27's c2 measured based_ws_dq 1.6x slower); anything else is an error.
+// ATTNBENCH_BASED_DQ: ws (based_ws_dq on an sm_90 device, the default: session 27's c6 measured
+// the backward at 0.976x based_chunk_dq's time at T = 4096) or mma (based_chunk_dq); anything else
+// is an error.
 bool based_ws_dq_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("ATTNBENCH_BASED_DQ");
@@ -32,7 +33,7 @@ bool based_ws_dq_enabled() {
     if (!x.empty() && x != "ws" && x != "mma") {
       throw std::invalid_argument("ATTNBENCH_BASED_DQ: expected ws or mma, got '" + x + "'");
     }
-    return x == "ws" && sm90_device();
+    return x != "mma" && sm90_device();
   }();
   return on;
 }

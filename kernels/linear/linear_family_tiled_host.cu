@@ -334,8 +334,9 @@ void register_based_tiled(Registry& r) {
   add_tiled(r, "based",
             "Dk = Dv in {64, 128} with normalize: the tiled softmax-family flash kernels (wgmma + TMA, weight "
             "1 + s + s^2/2 as the score policy, sm_90); else forward chunkwise on Taylor features (F=160) for "
-            "Dk <= 16 or quadratic tiled; backward chunkwise on the features for Dk <= 16 (ATTNBENCH_BASED_BWD=quad: "
-            "the quadratic form), else quadratic tiled (mma.sync); bf16/fp16; Dk, Dv <= 128");
+            "Dk <= 16 or quadratic tiled; backward chunkwise on the features for Dk <= 16 (dq on wgmma on sm_90, "
+            "ATTNBENCH_BASED_DQ=mma: mma.sync; ATTNBENCH_BASED_BWD=quad: the quadratic form), else quadratic tiled "
+            "(mma.sync); bf16/fp16; Dk, Dv <= 128");
 }
 void register_gated_tiled(Registry& r) {
   add_tiled(r, "gated",
