@@ -15,6 +15,8 @@
 // points: dq_i += scale sum_j rd(ds_ij (1 + s_ij)) k_j, dk_j += scale sum_i rd(ds_ij (1 + s_ij)) q_i,
 // dv_j += sum_i rd(a_ij) W_i. The features' Jacobian takes dphi back to the inputs:
 //   dx_a = sqrt(scale) (dphi_{1+a} + sqrt2 y_a dphi_{17+a} + sum_{b != a} y_b dphi_{pair(a, b)}).
+// (On sm_90 the default dq is based_ws_dq, linear_family_tiled_based_ws_dq.cuh: the same math on
+// wgmma, warp-specialized; based_chunk_dq under ATTNBENCH_BASED_DQ=mma.)
 // Kernels: based_chunk_dq walks a (b, h)'s chunks forward, based_chunk_dkv backward; one block of
 // 10 warps per (b, h); warp w owns state rows [16w, 16w + 16) in registers (as the chunk kernels'
 // State: an accumulator tile of S is also the B fragment of S^T, so W rd(S)^T needs no shared copy).
