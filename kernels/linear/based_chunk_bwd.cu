@@ -43,17 +43,15 @@ void chunk_bwd(const QuadParams& qp, void* dk, void* dv, int BH, cudaStream_t s)
   using C = BasedBwdCfg<T, kDv>;
   if (based_ws_dq_enabled()) {
     using D = BasedWsDqCfg<T>;
+    void (*dq)(QuadParams) = based_ws_dq<D>;
 #ifdef ATTNBENCH_BASED_WSDQ_ABL
+    // measurement only (wrong results): 1 no pre-pass loads, 2 no Jacobian, 3 both (bf16)
     if (const char* a = std::getenv("ATTNBENCH_BASED_WSDQ_ABL"); a && std::is_same_v<T, __nv_bfloat16>) {
-      switch (std::atoi(a)) {  // measurement only (wrong results): 1 no pre-pass loads, 2 no Jacobian, 3 both
-        case 1: return launch_one<D>(based_ws_dq<D, 1>, BH, s, "based_ws_dq", qp), launch_one<C>(based_chunk_dkv<C>, BH, s, "based_chunk_dkv", qp, dk, dv);
-        case 2: return launch_one<D>(based_ws_dq<D, 2>, BH, s, "based_ws_dq", qp), launch_one<C>(based_chunk_dkv<C>, BH, s, "based_chunk_dkv", qp, dk, dv);
-        case 3: return launch_one<D>(based_ws_dq<D, 3>, BH, s, "based_ws_dq", qp), launch_one<C>(based_chunk_dkv<C>, BH, s, "based_chunk_dkv", qp, dk, dv);
-        default: break;
-      }
+      const int abl = std::atoi(a);
+      dq = abl == 1 ? based_ws_dq<D, 1> : abl == 2 ? based_ws_dq<D, 2> : abl == 3 ? based_ws_dq<D, 3> : dq;
     }
 #endif
-    launch_one<D>(based_ws_dq<D>, BH, s, "based_ws_dq", qp);
+    launch_one<D>(dq, BH, s, "based_ws_dq", qp);
   } else {
     launch_one<C>(based_chunk_dq<C>, BH, s, "based_chunk_dq", qp);
   }

@@ -93,8 +93,25 @@ struct BasedWsDqCfg {
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block");
 };
 
-// cp.async of chunk c's q, k rows and v rows (128 value columns) into a stage by the producer's
-// 128 threads (pt), zero-filled past T and the widths (based_ws_load's map on QuadParams).
+// cp.async of 64 rows of 128 columns from x (rows of ld elements, the chunk's first row; rows >= nrows
+// and columns >= ld zero-filled) into dst as v's tile: two 128-byte-swizzled chunks of 64 columns.
+// The producer's 128 threads (pt): rows pt / 16 + 8 i, 16-byte piece pt % 16, whose swizzled
+// offset does not depend on i.
+template <class T>
+__device__ __forceinline__ void bwq_rows128(unsigned char* dst, const T* x, int ld, int nrows, int pt) {
+  const int r0 = pt >> 4, pc = pt & 15, col = 8 * pc;
+  const int sv = (pc >> 3) * (kC * 128) + r0 * 128 + 16 * ((pc & 7) ^ r0);
+  const T* xt = x + int64_t(r0) * ld + col;
+  const bool col_ok = col < ld;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const bool ok = r0 + 8 * i < nrows && col_ok;
+    cp_async16(dst + sv + 1024 * i, ok ? xt + int64_t(8 * i) * ld : x, ok);
+  }
+}
+
+// cp.async of chunk c's q, k rows (unpadded) and v rows (bwq_rows128) into a stage by the
+// producer's 128 threads (pt), zero-filled past T and the widths (based_ws_load's map on QuadParams).
 template <class C>
 __device__ __forceinline__ void bwq_load(const QuadParams& p, unsigned char* stage, int64_t bh, int c, int pt) {
   using T = typename C::T;
@@ -108,35 +125,18 @@ __device__ __forceinline__ void bwq_load(const QuadParams& p, unsigned char* sta
     cp_async16(Q, static_cast<const T*>(p.q) + off, ok);
     cp_async16(Q + kC * C::kLdQ, static_cast<const T*>(p.k) + off, ok);
   }
-  const int r0 = pt >> 4, pc = pt & 15, col = 8 * pc;
-  const int sv = (pc >> 3) * (kC * 128) + r0 * 128 + 16 * ((pc & 7) ^ r0);
-  const T* v = static_cast<const T*>(p.v) + (row0 + r0) * p.Dv + col;
-  const bool col_ok = col < p.Dv;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const bool ok = r0 + 8 * i < nrows && col_ok;
-    cp_async16(stage + sv + 1024 * i, v + (ok ? 8 * i * p.Dv : -(r0 * p.Dv + col)), ok);  // (else: row0)
-  }
+  bwq_rows128(stage, static_cast<const T*>(p.v) + row0 * p.Dv, p.Dv, nrows, pt);
 }
 
 // cp.async of chunk c's dO, o (with the normalizer) and den rows into R by the producer's 128
-// threads (pt), zero-filled past T and the widths: dO, o as v (bwq_load), den one row a thread.
+// threads (pt), zero-filled past T and the widths: dO, o as v (bwq_rows128), den one row a thread.
 template <class C>
 __device__ __forceinline__ void bwq_load_r(const QuadParams& p, unsigned char* R, int64_t bh, int c, int pt) {
   using T = typename C::T;
   const int nrows = min(kC, p.T - kC * c);
   const int64_t row0 = bh * p.T + int64_t(kC) * c;
-  const int r0 = pt >> 4, pc = pt & 15, col = 8 * pc;
-  const int sv = (pc >> 3) * (kC * 128) + r0 * 128 + 16 * ((pc & 7) ^ r0);
-  const int64_t off0 = (row0 + r0) * p.Dv + col;
-  const bool col_ok = col < p.Dv;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const bool ok = r0 + 8 * i < nrows && col_ok;
-    const int64_t off = ok ? off0 + 8 * i * p.Dv : 0;
-    cp_async16(R + sv + 1024 * i, static_cast<const T*>(p.dout) + off, ok);
-    if (p.normalize) cp_async16(R + C::kVBytes + sv + 1024 * i, static_cast<const T*>(p.o) + off, ok);
-  }
+  bwq_rows128(R, static_cast<const T*>(p.dout) + row0 * p.Dv, p.Dv, nrows, pt);
+  if (p.normalize) bwq_rows128(R + C::kVBytes, static_cast<const T*>(p.o) + row0 * p.Dv, p.Dv, nrows, pt);
   if (pt < kC && p.normalize) cp_async4(R + 2 * C::kVBytes + 4 * pt, p.den + (pt < nrows ? row0 + pt : 0), pt < nrows);
 }
 
